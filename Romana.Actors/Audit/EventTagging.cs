@@ -1,0 +1,36 @@
+using System.Collections.Immutable;
+using Akka.Persistence.Journal;
+
+namespace Romana.Actors.Audit;
+
+/// <summary>Every persisted event: it says when it happened and why, so the journal is an audit trail.</summary>
+public interface IRomanaEvent
+{
+    DateTimeOffset At { get; }
+    string Reason { get; }
+}
+
+/// <summary>Events about addresses, blocks, reservations and topology.</summary>
+public interface IIpamEvent : IRomanaEvent;
+
+public static class EventTags
+{
+    public const string Ipam = "ipam";
+    public const string Routes = "routes";
+    public const string Health = "health";
+    public const string Policy = "policy";
+}
+
+/// <summary>The one write-event adapter: tags each event by its concern for EventsByTag audit queries.</summary>
+public sealed class EventTagger : IWriteEventAdapter
+{
+    private static readonly ImmutableHashSet<string> IpamTags = [EventTags.Ipam];
+
+    public string Manifest(object evt) => string.Empty;
+
+    public object ToJournal(object evt) => evt switch
+    {
+        IIpamEvent => new Tagged(evt, IpamTags),
+        _ => evt,
+    };
+}

@@ -1,0 +1,13 @@
+namespace Romana.Actors;
+
+/// <summary>The clock is a port: production reads the system clock, simulations and tests drive their own.</summary>
+public interface IClock
+{
+    DateTimeOffset Now { get; }
+}
+
+public sealed class SystemClock : IClock
+{
+    public static readonly SystemClock Instance = new();
+    public DateTimeOffset Now => DateTimeOffset.UtcNow;
+}

@@ -1,0 +1,37 @@
+using System.Collections.Immutable;
+using Romana.Actors.Addressing;
+
+namespace Romana.Actors.Ipam;
+
+/// <summary>The IPAM front door's language: what a daemon, the CLI or the vector runner asks.</summary>
+public static class IpamMessages
+{
+    // Commands
+    public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip);
+    public sealed record RemoveNode(NodeName Node, string Reason = "node removed");
+    public sealed record Allocate(NodeName Node, AllocationKey Key, string? Pod = null);
+    /// <summary>Release by key or by address (exactly one of them).</summary>
+    public sealed record Release(AllocationKey? Key, string? Address, string Reason = "released");
+    public sealed record Reserve(string Cidr);
+    public sealed record Unreserve(string Cidr);
+
+    // Queries
+    public sealed record GetBlocks(NodeName Node);
+    public sealed record GetPrefixes;
+    /// <summary>Replies once the front door has recovered its zones, subnets and nodes: Succeeded or Failed.</summary>
+    public sealed record AwaitReady;
+    /// <summary>Every subnet's and node's state, for tests and invariants.</summary>
+    public sealed record GetIpamState;
+
+    // Replies
+    public abstract record IpamReply;
+    public sealed record Succeeded : IpamReply
+    {
+        public static readonly Succeeded Instance = new();
+    }
+    public sealed record Failed(IpamError Error) : IpamReply;
+    public sealed record AddressAssigned(NodeName Node, AllocationKey Key, Ipv4 Address) : IpamReply;
+    public sealed record BlocksOf(NodeName Node, ImmutableArray<Ipv4Cidr> Blocks) : IpamReply;
+    public sealed record PrefixList(ImmutableArray<(string Name, Ipv4Cidr Prefix)> Prefixes) : IpamReply;
+    public sealed record IpamStateView(ImmutableArray<SubnetSnapshot> Subnets, ImmutableArray<NodeSnapshot> Nodes) : IpamReply;
+}

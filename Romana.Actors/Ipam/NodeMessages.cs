@@ -1,0 +1,43 @@
+using System.Collections.Immutable;
+using Romana.Actors.Addressing;
+using Romana.Actors.Audit;
+
+namespace Romana.Actors.Ipam;
+
+public static class NodeMessages
+{
+    // Commands from the IPAM front door
+    public sealed record AllocateAddress(NodeName Node, AllocationKey Key, string? Pod = null);
+    public sealed record ReleaseAddress(NodeName Node, AllocationKey Key, string Reason);
+    /// <summary>Releases every address and returns every block; replies <see cref="NodeRetired"/>.</summary>
+    public sealed record RetireNode(NodeName Node, string Reason);
+
+    // The subnet's side of the reclaim and reservation protocols (handled in every behaviour of the node)
+    public sealed record SurrenderBlock(Ipv4Cidr Block, NodeName ForNode);
+    public sealed record FenceRange(Ipv4Cidr Range);
+    /// <summary>Lifts a fence; <paramref name="Restore"/> are smaller reservations the fence had absorbed and that still hold.</summary>
+    public sealed record UnfenceRange(Ipv4Cidr Range, ImmutableArray<Ipv4Cidr> Restore);
+
+    // Queries
+    /// <summary>Replies the <see cref="NodeSnapshot"/> of what the journal holds, after the writes under way.</summary>
+    public sealed record GetNodeState(NodeName Node);
+
+    // Replies
+    public sealed record NodeRetired(NodeName Node, ImmutableArray<AllocationKey> Released);
+    public sealed record BlockSurrendered(NodeName Node, Ipv4Cidr Block);
+    public sealed record BlockInUse(NodeName Node, Ipv4Cidr Block, int Addresses);
+    public sealed record RangeFenceResult(NodeName Node, Ipv4Cidr Range, IpamError? Conflict);
+    public sealed record RangeUnfencedAck(NodeName Node, Ipv4Cidr Range);
+
+    // Events
+    public abstract record NodeEvent(NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;
+    public sealed record BlockAdopted(NodeName Node, Ipv4Cidr Block, ImmutableArray<Ipv4Cidr> Reserved, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
+    public sealed record AddressAllocated(NodeName Node, AllocationKey Key, Ipv4 Address, string? Pod, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
+    public sealed record AddressReleased(NodeName Node, AllocationKey Key, Ipv4 Address, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
+    public sealed record BlockReturned(NodeName Node, Ipv4Cidr Block, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
+    public sealed record RangeFenced(NodeName Node, Ipv4Cidr Range, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
+    public sealed record RangeUnfenced(NodeName Node, Ipv4Cidr Range, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
+}
+
+/// <summary>An address held by a key on a node, since a time, for a pod when the caller said which.</summary>
+public sealed record Allocation(AllocationKey Key, Ipv4 Address, string? Pod, DateTimeOffset Since);

@@ -1,0 +1,180 @@
+using System.Collections.Immutable;
+using Romana.Actors.Addressing;
+using static Romana.Actors.Ipam.NodeMessages;
+
+namespace Romana.Actors.Ipam;
+
+/// <summary>What a decide function of a node concludes: events to persist, or an answer without any.</summary>
+public abstract record NodeDecision
+{
+    public sealed record Record(ImmutableArray<NodeEvent> Events) : NodeDecision;
+    /// <summary>Already so: nothing to persist.</summary>
+    public sealed record Unchanged : NodeDecision;
+    public sealed record AlreadyHeld(Allocation Allocation) : NodeDecision;
+    /// <summary>No free address in the node's blocks: the subnet must grant one.</summary>
+    public sealed record NeedBlock : NodeDecision;
+    public sealed record Refuse(IpamError Error) : NodeDecision;
+
+    public static readonly NodeDecision Nothing = new Unchanged();
+    public static NodeDecision Of(params NodeEvent[] events) => new Record([.. events]);
+}
+
+/// <summary>
+/// The pod addresses of one node, as an immutable value: its blocks, who holds which address, and the fences that
+/// reservations put on its blocks. Decide functions are pure; <see cref="Apply"/> folds an event.
+/// </summary>
+public sealed record NodeState(
+    NodeName Node,
+    int BlockPrefixLength,
+    ImmutableSortedDictionary<Ipv4, BlockUsage> Blocks,
+    ImmutableSortedSet<Ipv4> BlocksWithRoom,
+    ImmutableDictionary<AllocationKey, Allocation> ByKey,
+    ImmutableDictionary<Ipv4, AllocationKey> ByAddress,
+    ImmutableSortedSet<Ipv4Cidr> Fences)
+{
+    public static NodeState Empty(NodeName node, int blockPrefixLength) => new(node, blockPrefixLength,
+        ImmutableSortedDictionary<Ipv4, BlockUsage>.Empty, ImmutableSortedSet<Ipv4>.Empty,
+        ImmutableDictionary<AllocationKey, Allocation>.Empty, ImmutableDictionary<Ipv4, AllocationKey>.Empty,
+        ImmutableSortedSet<Ipv4Cidr>.Empty);
+
+    public ImmutableArray<Ipv4Cidr> BlockList => [.. Blocks.Values.Select(b => b.Block)];
+
+    // ---- decisions -------------------------------------------------------------------------------------------
+
+    /// <summary>The same key again gets the same address (CNI runtimes retry ADD); otherwise the lowest free one.</summary>
+    public NodeDecision DecideAllocate(AllocationKey key, string? pod, DateTimeOffset now)
+    {
+        if (ByKey.TryGetValue(key, out var held)) return new NodeDecision.AlreadyHeld(held);
+        if (BlocksWithRoom.IsEmpty) return new NodeDecision.NeedBlock();
+        var address = Blocks[BlocksWithRoom.Min].LowestFree()!.Value;
+        return NodeDecision.Of(new AddressAllocated(Node, key, address, pod, now, pod is null ? "allocated" : $"allocated for pod {pod}"));
+    }
+
+    public NodeDecision DecideRelease(AllocationKey key, string reason, DateTimeOffset now) =>
+        ByKey.TryGetValue(key, out var held)
+            ? NodeDecision.Of(new AddressReleased(Node, key, held.Address, now, reason))
+            : new NodeDecision.Refuse(IpamError.NotFound($"key '{key}' holds no address on node {Node}"));
+
+    public NodeDecision DecideAdopt(Ipv4Cidr block, ImmutableArray<Ipv4Cidr> reserved, DateTimeOffset now)
+    {
+        if (block.PrefixLength != BlockPrefixLength)
+            return new NodeDecision.Refuse(IpamError.Invalid($"block {block} is not a /{BlockPrefixLength} block"));
+        return Blocks.ContainsKey(block.Network)
+            ? NodeDecision.Nothing
+            : NodeDecision.Of(new BlockAdopted(Node, block, reserved, now, "granted by subnet"));
+    }
+
+    /// <summary>The node's half of reclaiming: only an empty block is given up, and once given up it is never used again.</summary>
+    public NodeDecision DecideSurrender(Ipv4Cidr block, NodeName forNode, DateTimeOffset now)
+    {
+        if (!Blocks.TryGetValue(block.Network, out var usage)) return NodeDecision.Nothing;
+        if (usage.Allocated > 0)
+            return new NodeDecision.Refuse(IpamError.Conflict($"block {block} of node {Node} holds {usage.Allocated} addresses"));
+        return NodeDecision.Of(new BlockReturned(Node, block, now, $"reclaimed for node {forNode}"));
+    }
+
+    public NodeDecision DecideFence(Ipv4Cidr range, DateTimeOffset now)
+    {
+        if (Fences.Any(f => f.Contains(range))) return NodeDecision.Nothing;
+        foreach (var usage in Blocks.Values)
+        {
+            var held = usage.AllocatedIn(range).Select(a => (Ipv4?)a).FirstOrDefault();
+            if (held is { } address)
+                return new NodeDecision.Refuse(IpamError.Conflict(
+                    $"reservation {range} would cover {address}, held by key '{ByAddress[address]}' on node {Node}"));
+        }
+        return NodeDecision.Of(new RangeFenced(Node, range, now, "reservation"));
+    }
+
+    public NodeDecision DecideUnfence(Ipv4Cidr range, ImmutableArray<Ipv4Cidr> restore, DateTimeOffset now)
+    {
+        if (!Fences.Contains(range)) return NodeDecision.Nothing;
+        var events = new List<NodeEvent> { new RangeUnfenced(Node, range, now, "reservation lifted") };
+        events.AddRange(restore.Select(r => new RangeFenced(Node, r, now, "reservation kept")));
+        return new NodeDecision.Record([.. events]);
+    }
+
+    /// <summary>After recovery: fences whose reservation no longer exists (an unreserve cut short) are lifted.</summary>
+    public NodeDecision DecideSyncFences(ImmutableArray<Ipv4Cidr> reservations, DateTimeOffset now)
+    {
+        var stale = Fences.Where(f => !reservations.Contains(f)).ToList();
+        return stale.Count == 0
+            ? NodeDecision.Nothing
+            : new NodeDecision.Record([.. stale.Select(f => (NodeEvent)new RangeUnfenced(Node, f, now, "reservation no longer exists"))]);
+    }
+
+    public NodeDecision DecideRetire(string reason, DateTimeOffset now)
+    {
+        var events = new List<NodeEvent>();
+        events.AddRange(ByAddress.OrderBy(a => a.Key).Select(a => new AddressReleased(Node, a.Value, a.Key, now, reason)));
+        events.AddRange(Blocks.Values.Select(b => new BlockReturned(Node, b.Block, now, reason)));
+        return events.Count == 0 ? NodeDecision.Nothing : new NodeDecision.Record([.. events]);
+    }
+
+    // ---- events ----------------------------------------------------------------------------------------------
+
+    public NodeState Apply(NodeEvent e) => e switch
+    {
+        BlockAdopted adopted => AdoptBlock(adopted.Block, adopted.Reserved),
+        AddressAllocated allocated => WithUsage(UsageOf(allocated.Address).WithAllocated(allocated.Address, true)) with
+        {
+            ByKey = ByKey.SetItem(allocated.Key, new Allocation(allocated.Key, allocated.Address, allocated.Pod, allocated.At)),
+            ByAddress = ByAddress.SetItem(allocated.Address, allocated.Key),
+        },
+        AddressReleased released => WithUsage(UsageOf(released.Address).WithAllocated(released.Address, false)) with
+        {
+            ByKey = ByKey.Remove(released.Key),
+            ByAddress = ByAddress.Remove(released.Address),
+        },
+        BlockReturned returned => this with
+        {
+            Blocks = Blocks.Remove(returned.Block.Network),
+            BlocksWithRoom = BlocksWithRoom.Remove(returned.Block.Network),
+        },
+        RangeFenced fenced => WithFences(Fences.Where(f => !fenced.Range.Contains(f)).Append(fenced.Range), fenced.Range),
+        RangeUnfenced unfenced => WithFences(Fences.Remove(unfenced.Range), unfenced.Range),
+        _ => throw new ArgumentException($"not a node event: {e.GetType().Name}", nameof(e)),
+    };
+
+    private NodeState AdoptBlock(Ipv4Cidr block, ImmutableArray<Ipv4Cidr> reserved)
+    {
+        if (Blocks.ContainsKey(block.Network)) return this;
+        var state = this;
+        foreach (var range in reserved.Where(r => !Fences.Any(f => f.Contains(r))))
+            state = state with { Fences = state.Fences.Where(f => !range.Contains(f)).ToImmutableSortedSet().Add(range) };
+        return state.WithUsage(BlockUsage.Empty(block).WithFences(state.Fences));
+    }
+
+    private BlockUsage UsageOf(Ipv4 address) => Blocks[Ipv4Cidr.Containing(address, BlockPrefixLength).Network];
+
+    private NodeState WithUsage(BlockUsage usage) => this with
+    {
+        Blocks = Blocks.SetItem(usage.Block.Network, usage),
+        BlocksWithRoom = usage.HasRoom ? BlocksWithRoom.Add(usage.Block.Network) : BlocksWithRoom.Remove(usage.Block.Network),
+    };
+
+    private NodeState WithFences(IEnumerable<Ipv4Cidr> fences, Ipv4Cidr changed)
+    {
+        var state = this with { Fences = fences.ToImmutableSortedSet() };
+        foreach (var usage in Blocks.Values.Where(b => b.Block.Overlaps(changed)))
+            state = state.WithUsage(usage.WithFences(state.Fences));
+        return state;
+    }
+
+    // ---- snapshots -------------------------------------------------------------------------------------------
+
+    public NodeSnapshot ToSnapshot() => new(Node, BlockPrefixLength, BlockList,
+        [.. ByKey.Values.OrderBy(a => a.Address)], [.. Fences]);
+
+    public static NodeState FromSnapshot(NodeSnapshot snapshot)
+    {
+        var state = Empty(snapshot.Node, snapshot.BlockPrefixLength) with { Fences = [.. snapshot.Fences] };
+        foreach (var block in snapshot.Blocks) state = state.WithUsage(BlockUsage.Empty(block).WithFences(state.Fences));
+        foreach (var a in snapshot.Allocations)
+            state = state.Apply(new AddressAllocated(snapshot.Node, a.Key, a.Address, a.Pod, a.Since, "snapshot"));
+        return state;
+    }
+}
+
+public sealed record NodeSnapshot(NodeName Node, int BlockPrefixLength, ImmutableArray<Ipv4Cidr> Blocks,
+    ImmutableArray<Allocation> Allocations, ImmutableArray<Ipv4Cidr> Fences) : Persistence.IRomanaSnapshot;

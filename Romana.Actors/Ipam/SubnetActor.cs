@@ -1,0 +1,290 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Event;
+using Akka.Pattern;
+using Akka.Persistence;
+using Romana.Actors.Addressing;
+using Romana.Actors.Audit;
+using Romana.Actors.Configuration;
+using Romana.Actors.Topology;
+using Failed = Romana.Actors.Ipam.IpamMessages.Failed;
+using Succeeded = Romana.Actors.Ipam.IpamMessages.Succeeded;
+using static Romana.Actors.Ipam.NodeMessages;
+using static Romana.Actors.Ipam.SubnetMessages;
+
+namespace Romana.Actors.Ipam;
+
+/*
+ * Reclaiming an empty block under pressure: the protocol between SubnetActor and NodeActor.
+ *
+ *  1. Node N has no free address. It sends RequestBlock(N, the blocks it holds) and stashes further allocations,
+ *     but keeps answering its subnet's messages (SurrenderBlock, FenceRange, ...), so the two never wait on each other.
+ *  2. The subnet handles one request at a time. It grants the lowest unowned block that has a usable address:
+ *     BlockAssigned is persisted first, then BlockGranted is sent, and N persists BlockAdopted before using it.
+ *  3. If there is none, the candidates are the blocks of other nodes that have a usable address, lowest first.
+ *     The subnet becomes busy (it stashes every other command) and asks the owner M of the first candidate B:
+ *     SurrenderBlock(B).
+ *  4. M decides on its state, which already contains the allocations whose write is still under way. If B holds
+ *     any address, M answers BlockInUse. Otherwise M removes B from its state at once and persists BlockReturned(B);
+ *     only after the journal stored it does M answer BlockSurrendered. An actor handles one message at a time, so
+ *     every allocation of M is decided either before the surrender (then B is not empty and is refused) or after it
+ *     (then B is no longer M's and M cannot allocate in it).
+ *  5. Only on BlockSurrendered does the subnet persist BlockReclaimed(B, M) and BlockAssigned(B, N) and then grant
+ *     B to N. On BlockInUse, or no answer in time, it asks about the next candidate; when none is left, N answers
+ *     its requester "exhausted".
+ *
+ * Crash windows. M returned B but the subnet did not record it: the subnet still lists B under M; asking M again is
+ * answered BlockSurrendered at once, because M no longer holds B. The subnet assigned B to N but N did not adopt it:
+ * N's next RequestBlock lists the blocks N holds, and the subnet grants B to N again. So at any time at most one
+ * node's journal holds a block, and only that node hands out its addresses: never one address twice.
+ *
+ * Reservations use the same shape: the nodes owning blocks that a new range touches fence it (refusing when one of
+ * its addresses is held, persisting RangeFenced otherwise) before the subnet persists RangeReserved. Lifting a
+ * reservation persists RangeUnreserved first and then unfences, so a cut-short lift leaves a fence too many, never
+ * one too few; a node drops such stale fences when it next recovers (GetReservations).
+ */
+
+/// <summary>One VPC subnet: member nodes, block ownership and reservations; parent of its nodes' actors.</summary>
+public sealed class SubnetActor : ReceivePersistentActor
+{
+    private readonly SubnetLayout _layout;
+    private readonly IpamSettings _settings;
+    private readonly IClock _clock;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<NodeName, IActorRef> _nodes = new();
+    private SubnetState _state;
+    private int _incarnations;
+
+    public SubnetActor(SubnetLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock)
+    {
+        _layout = layout;
+        _settings = settings;
+        _clock = clock;
+        _state = SubnetState.Empty(layout.Id, layout.PodPrefix, blockPrefixLength);
+
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is SubnetSnapshot snapshot) _state = SubnetState.FromSnapshot(snapshot);
+        });
+        Recover<IIpamEvent>(e => _state = _state.Apply(e));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            foreach (var node in _state.Members.Keys) StartNode(node);
+        });
+        Ready();
+    }
+
+    public static Props Props(SubnetLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock) =>
+        Akka.Actor.Props.Create(() => new SubnetActor(layout, blockPrefixLength, settings, clock));
+
+    public override string PersistenceId => $"subnet-{_layout.Id.Value}";
+
+    private DateTimeOffset Now => _clock.Now;
+
+    private void Ready()
+    {
+        Command<AddNode>(AddNode);
+        Command<RemoveNode>(RemoveNode);
+        Command<RequestBlock>(RequestBlock);
+        Command<Reserve>(Reserve);
+        Command<Unreserve>(Unreserve);
+        Command<GetMembers>(_ => Sender.Tell(new Members(_layout.Id,
+            [.. _state.Members.Select(m => new Member(m.Key, m.Value, _nodes[m.Key]))])));
+        Command<GetReservations>(_ => Sender.Tell(new ReservationsNow([.. _state.Reservations])));
+        Command<GetSubnetState>(_ => Sender.Tell(_state.ToSnapshot()));
+        SnapshotHousekeeping();
+    }
+
+    /// <summary>During a protocol only its own steps run; every other command waits, so decisions never interleave.</summary>
+    private void Busy()
+    {
+        Command<Continue>(step => step.Run());
+        SnapshotHousekeeping();
+        CommandAny(_ => Stash.Stash());
+    }
+
+    private void EndProtocol()
+    {
+        Become(Ready);
+        Stash.UnstashAll();
+    }
+
+    private void AddNode(AddNode command)
+    {
+        var replyTo = Sender;
+        var (joined, error) = _state.DecideAddNode(command.Node, command.Ip, Now);
+        if (error is not null) replyTo.Tell(new Failed(error));
+        else if (joined is null) replyTo.Tell(new NodeAdded(command.Node, _nodes[command.Node]));
+        else Record([joined], () => replyTo.Tell(new NodeAdded(command.Node, StartNode(command.Node))));
+    }
+
+    private void RemoveNode(RemoveNode command)
+    {
+        var replyTo = Sender;
+        if (!_nodes.TryGetValue(command.Node, out var node))
+        {
+            replyTo.Tell(new Failed(IpamError.NotFound($"node {command.Node} is not a member of subnet {_layout.Id}")));
+            return;
+        }
+        Become(Busy);
+        Self.AskThen(node, new RetireNode(command.Node, command.Reason), _settings.AskTimeout, reply =>
+        {
+            if (reply is not NodeRetired retired)
+            {
+                replyTo.Tell(reply as Failed ?? new Failed(IpamError.Unavailable($"node {command.Node} did not confirm it released its addresses")));
+                EndProtocol();
+                return;
+            }
+            Record(_state.DecideNodeLeft(command.Node, command.Reason, Now), () =>
+            {
+                Context.Stop(_nodes[command.Node]);
+                _nodes.Remove(command.Node);
+                replyTo.Tell(new NodeRemoved(command.Node, retired.Released));
+                EndProtocol();
+            });
+        });
+    }
+
+    private void RequestBlock(RequestBlock command)
+    {
+        var replyTo = Sender;
+        switch (_state.DecideBlockFor(command.Node, command.Held, Now))
+        {
+            case BlockDecision.Refuse refuse:
+                replyTo.Tell(new Failed(refuse.Error));
+                break;
+            case BlockDecision.Regrant regrant:
+                replyTo.Tell(Grant(regrant.Block));
+                break;
+            case BlockDecision.Assign assign:
+                Record([assign.Event], () => replyTo.Tell(Grant(assign.Block)));
+                break;
+            case BlockDecision.Exhausted exhausted:
+                replyTo.Tell(new NoBlockAvailable(exhausted.Why));
+                break;
+            case BlockDecision.Reclaim reclaim:
+                Become(Busy);
+                TryReclaim(command.Node, replyTo, reclaim.Candidates, 0);
+                break;
+        }
+    }
+
+    private void TryReclaim(NodeName forNode, IActorRef replyTo, ImmutableArray<(Ipv4Cidr Block, NodeName Owner)> candidates, int next)
+    {
+        if (next == candidates.Length)
+        {
+            replyTo.Tell(new NoBlockAvailable($"every block of subnet {_layout.Id} ({_layout.PodPrefix}) holds addresses"));
+            EndProtocol();
+            return;
+        }
+        var (block, owner) = candidates[next];
+        Self.AskThen(_nodes[owner], new SurrenderBlock(block, forNode), _settings.AskTimeout, reply =>
+        {
+            if (reply is not BlockSurrendered)
+            {
+                TryReclaim(forNode, replyTo, candidates, next + 1);
+                return;
+            }
+            _log.Info("Subnet {0}: empty block {1} reclaimed from node {2} for node {3}", _layout.Id, block, owner, forNode);
+            Record(_state.DecideReclaimed(block, owner, forNode, Now), () =>
+            {
+                replyTo.Tell(Grant(block));
+                EndProtocol();
+            });
+        });
+    }
+
+    private void Reserve(Reserve command)
+    {
+        var replyTo = Sender;
+        var (mustFence, error, alreadyReserved) = _state.DecideReserve(command.Range);
+        if (error is not null || alreadyReserved)
+        {
+            replyTo.Tell(error is null ? Succeeded.Instance : new Failed(error));
+            return;
+        }
+        if (mustFence.IsEmpty)
+        {
+            Record([_state.Reserved(command.Range, Now)], () => replyTo.Tell(Succeeded.Instance));
+            return;
+        }
+        Become(Busy);
+        Self.AskAllThen([.. mustFence.Select(n => (_nodes[n], (object)new FenceRange(command.Range)))], _settings.AskTimeout, replies =>
+        {
+            var results = replies.OfType<RangeFenceResult>().ToList();
+            var fenced = results.Where(r => r.Conflict is null).Select(r => r.Node).ToList();
+            if (fenced.Count == mustFence.Length)
+            {
+                Record([_state.Reserved(command.Range, Now)], () =>
+                {
+                    replyTo.Tell(Succeeded.Instance);
+                    EndProtocol();
+                });
+                return;
+            }
+            // Abort: lift the fences that were put up, keeping the smaller reservations the range would have absorbed.
+            var keep = _state.Reserved(command.Range, Now).Absorbed;
+            foreach (var node in fenced) _nodes[node].Tell(new UnfenceRange(command.Range, keep));
+            var conflict = results.Select(r => r.Conflict).FirstOrDefault(c => c is not null)
+                ?? IpamError.Unavailable($"a node of subnet {_layout.Id} did not answer; reservation {command.Range} not made");
+            replyTo.Tell(new Failed(conflict));
+            EndProtocol();
+        });
+    }
+
+    private void Unreserve(Unreserve command)
+    {
+        var replyTo = Sender;
+        if (!_state.Reservations.Contains(command.Range))
+        {
+            replyTo.Tell(new Failed(IpamError.NotFound($"no reservation is exactly {command.Range} in subnet {_layout.Id}")));
+            return;
+        }
+        Become(Busy);
+        Record([new RangeUnreserved(_layout.Id, command.Range, Now, "unreserved by operator")], () =>
+        {
+            var owners = _state.Owners.Where(o => command.Range.Overlaps(new Ipv4Cidr(o.Key, _state.BlockPrefixLength)))
+                .Select(o => o.Value).Distinct()
+                .Select(n => (_nodes[n], (object)new UnfenceRange(command.Range, []))).ToList();
+            // A node that does not answer in time drops the stale fence when it next recovers.
+            Self.AskAllThen(owners, _settings.AskTimeout, _ =>
+            {
+                replyTo.Tell(Succeeded.Instance);
+                EndProtocol();
+            });
+        });
+    }
+
+    private BlockGranted Grant(Ipv4Cidr block) => new(block, _state.ReservationsIn(block));
+
+    private void Record(ImmutableArray<object> events, Action then)
+    {
+        var left = events.Length;
+        PersistAll(events, e =>
+        {
+            _state = _state.Apply(e);
+            if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state.ToSnapshot());
+            if (--left == 0) then();
+        });
+    }
+
+    /// <summary>Each node actor runs under a backoff supervisor: when a journal failure stops it, it comes back from its journal.</summary>
+    private IActorRef StartNode(NodeName node)
+    {
+        var unavailable = new Failed(IpamError.Unavailable($"node {node}'s actor is restarting after a journal failure; nothing was handed out"));
+        var options = Backoff.OnStop(NodeActor.Props(node, _state.BlockPrefixLength, Self, _settings, _clock), "ipam",
+                _settings.RestartMinBackoff, _settings.RestartMaxBackoff, 0.2, -1)
+            .WithReplyWhileStopped(unavailable);
+        var actor = Context.ActorOf(BackoffSupervisor.Props(options), $"node-{Uri.EscapeDataString(node.Value)}-{++_incarnations}");
+        _nodes[node] = actor;
+        return actor;
+    }
+
+    private void SnapshotHousekeeping()
+    {
+        Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
+        Command<SaveSnapshotFailure>(failed => _log.Warning(failed.Cause, "Subnet {0}: snapshot not saved", _layout.Id));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(_ => { });
+    }
+}

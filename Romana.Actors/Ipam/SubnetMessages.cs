@@ -1,0 +1,43 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Romana.Actors.Addressing;
+using Romana.Actors.Audit;
+
+namespace Romana.Actors.Ipam;
+
+public static class SubnetMessages
+{
+    // Commands from the IPAM front door
+    public sealed record AddNode(NodeName Node, Ipv4 Ip);
+    public sealed record RemoveNode(NodeName Node, string Reason);
+    public sealed record Reserve(Ipv4Cidr Range);
+    public sealed record Unreserve(Ipv4Cidr Range);
+
+    // Commands from a node of the subnet
+    /// <summary>The node has no free address left; <paramref name="Held"/> is what it believes it owns.</summary>
+    public sealed record RequestBlock(NodeName Node, ImmutableArray<Ipv4Cidr> Held);
+    /// <summary>Sent by a node after recovery, to drop fences whose reservation is gone.</summary>
+    public sealed record GetReservations(NodeName Node);
+
+    // Queries
+    public sealed record GetMembers;
+    /// <summary>Replies the <see cref="SubnetSnapshot"/> of the subnet's state.</summary>
+    public sealed record GetSubnetState;
+
+    // Replies
+    public sealed record NodeAdded(NodeName Node, IActorRef NodeActor);
+    public sealed record NodeRemoved(NodeName Node, ImmutableArray<AllocationKey> Released);
+    public sealed record BlockGranted(Ipv4Cidr Block, ImmutableArray<Ipv4Cidr> Reserved);
+    public sealed record NoBlockAvailable(string Why);
+    public sealed record ReservationsNow(ImmutableArray<Ipv4Cidr> Reservations);
+    public sealed record Member(NodeName Node, Ipv4 Ip, IActorRef NodeActor);
+    public sealed record Members(SubnetId Subnet, ImmutableArray<Member> Nodes);
+
+    // Events
+    public sealed record NodeJoined(SubnetId Subnet, NodeName Node, Ipv4 Ip, DateTimeOffset At, string Reason) : IIpamEvent;
+    public sealed record NodeLeft(SubnetId Subnet, NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;
+    public sealed record BlockAssigned(SubnetId Subnet, Ipv4Cidr Block, NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;
+    public sealed record BlockReclaimed(SubnetId Subnet, Ipv4Cidr Block, NodeName From, DateTimeOffset At, string Reason) : IIpamEvent;
+    public sealed record RangeReserved(SubnetId Subnet, Ipv4Cidr Range, ImmutableArray<Ipv4Cidr> Absorbed, DateTimeOffset At, string Reason) : IIpamEvent;
+    public sealed record RangeUnreserved(SubnetId Subnet, Ipv4Cidr Range, DateTimeOffset At, string Reason) : IIpamEvent;
+}

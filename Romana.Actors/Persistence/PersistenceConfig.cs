@@ -1,0 +1,79 @@
+using Akka.Configuration;
+using Akka.Persistence.Sql;
+using Microsoft.Data.Sqlite;
+using Romana.Actors.Audit;
+using Romana.Actors.Configuration;
+
+namespace Romana.Actors.Persistence;
+
+/// <summary>
+/// The Akka.Persistence.Sql journal, snapshot store and read journal for the chosen database, with Romana's
+/// serializer and its one tagging write adapter.
+/// </summary>
+public static class PersistenceConfig
+{
+    public static Config For(PersistenceSettings settings)
+    {
+        var (connection, provider, parallelism) = settings.Journal switch
+        {
+            JournalKind.Sqlite => (PrepareSqlite(settings.SqlitePath), "SQLite.MS", 1), // SQLite has one writer
+            _ => (settings.PostgreSqlConnectionString, "PostgreSQL.15", 3),
+        };
+        var quoted = Quote(connection);
+        return ConfigurationFactory.ParseString($$"""
+            akka.actor {
+              serializers.romana = "{{typeof(RomanaSerializer).AssemblyQualifiedShortName()}}"
+              serialization-bindings {
+                "{{typeof(IRomanaEvent).AssemblyQualifiedShortName()}}" = romana
+                "{{typeof(IRomanaSnapshot).AssemblyQualifiedShortName()}}" = romana
+              }
+              serialization-identifiers { "{{typeof(RomanaSerializer).AssemblyQualifiedShortName()}}" = {{RomanaSerializer.Id}} }
+            }
+            akka.persistence {
+              journal {
+                plugin = "akka.persistence.journal.sql"
+                sql {
+                  connection-string = {{quoted}}
+                  provider-name = "{{provider}}"
+                  parallelism = {{parallelism}}
+                  tag-write-mode = TagTable
+                  auto-initialize = true
+                  event-adapters { tagger = "{{typeof(EventTagger).AssemblyQualifiedShortName()}}" }
+                  event-adapter-bindings { "{{typeof(IRomanaEvent).AssemblyQualifiedShortName()}}" = tagger }
+                }
+              }
+              snapshot-store {
+                plugin = "akka.persistence.snapshot-store.sql"
+                sql {
+                  connection-string = {{quoted}}
+                  provider-name = "{{provider}}"
+                  auto-initialize = true
+                }
+              }
+              query.journal.sql {
+                connection-string = {{quoted}}
+                provider-name = "{{provider}}"
+                tag-read-mode = TagTable
+              }
+            }
+            """).WithFallback(SqlPersistence.DefaultConfiguration);
+    }
+
+    /// <summary>Creates the file's folder and switches it to write-ahead logging (readers never block the writer).</summary>
+    private static string PrepareSqlite(string path)
+    {
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var connectionString = new SqliteConnectionStringBuilder { DataSource = full }.ToString();
+        using var connection = new SqliteConnection(connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA journal_mode=WAL;";
+        pragma.ExecuteNonQuery();
+        return connectionString;
+    }
+
+    private static string Quote(string text) => "\"" + text.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
+    private static string AssemblyQualifiedShortName(this Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
+}

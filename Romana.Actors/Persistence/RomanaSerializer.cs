@@ -1,0 +1,71 @@
+using System.Runtime.Serialization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Akka.Actor;
+using Akka.Serialization;
+using Romana.Actors.Addressing;
+using Romana.Actors.Audit;
+
+namespace Romana.Actors.Persistence;
+
+/// <summary>Marks a snapshot payload, so that it is bound to <see cref="RomanaSerializer"/>.</summary>
+public interface IRomanaSnapshot;
+
+/// <summary>
+/// Events and snapshots as readable JSON (addresses and CIDRs as text, so the journal can be read with plain SQL),
+/// with the type's short name as manifest: renaming a namespace never breaks an old journal.
+/// </summary>
+public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    public const int Id = 4177;
+
+    private static readonly Dictionary<string, Type> TypesByManifest = typeof(RomanaSerializer).Assembly.GetTypes()
+        .Where(t => !t.IsAbstract && (typeof(IRomanaEvent).IsAssignableFrom(t) || typeof(IRomanaSnapshot).IsAssignableFrom(t)))
+        .ToDictionary(t => t.Name);
+
+    private static readonly Dictionary<Type, string> ManifestsByType = TypesByManifest.ToDictionary(p => p.Value, p => p.Key);
+
+    public static readonly JsonSerializerOptions Options = CreateOptions();
+
+    public override int Identifier => Id;
+
+    public override string Manifest(object o) => ManifestsByType.TryGetValue(o.GetType(), out var manifest)
+        ? manifest
+        : throw new ArgumentException($"{o.GetType()} is not a Romana event or snapshot");
+
+    public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Options);
+
+    public override object FromBinary(byte[] bytes, string manifest) => TypesByManifest.TryGetValue(manifest, out var type)
+        ? JsonSerializer.Deserialize(bytes, type, Options)!
+        : throw new SerializationException($"unknown Romana manifest '{manifest}'");
+
+    private static JsonSerializerOptions CreateOptions()
+    {
+        var options = new JsonSerializerOptions(JsonSerializerDefaults.Web)
+        {
+            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        };
+        options.Converters.Add(new TextConverter<Ipv4>(Ipv4.Parse, a => a.ToString()));
+        options.Converters.Add(new TextConverter<Ipv4Cidr>(Ipv4Cidr.Parse, c => c.ToString()));
+        options.Converters.Add(new TextConverter<ZoneName>(s => new ZoneName(s), z => z.Value));
+        options.Converters.Add(new TextConverter<SubnetId>(s => new SubnetId(s), s => s.Value));
+        options.Converters.Add(new TextConverter<NodeName>(s => new NodeName(s), n => n.Value));
+        options.Converters.Add(new TextConverter<AllocationKey>(s => new AllocationKey(s), k => k.Value));
+        return options;
+    }
+
+    /// <summary>Writes a value type as one JSON string.</summary>
+    private sealed class TextConverter<T>(Func<string, T> parse, Func<T, string> format) : JsonConverter<T>
+    {
+        public override T Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            parse(reader.GetString() ?? throw new JsonException($"{typeof(T).Name} must be a string"));
+
+        public override void Write(Utf8JsonWriter writer, T value, JsonSerializerOptions options) => writer.WriteStringValue(format(value));
+
+        public override T ReadAsPropertyName(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            parse(reader.GetString()!);
+
+        public override void WriteAsPropertyName(Utf8JsonWriter writer, T value, JsonSerializerOptions options) =>
+            writer.WritePropertyName(format(value));
+    }
+}

@@ -1,0 +1,22 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Romana.Actors.Addressing;
+using Romana.Actors.Audit;
+using Romana.Actors.Ipam;
+
+namespace Romana.Actors.Topology;
+
+public static class ZoneMessages
+{
+    // Queries
+    /// <summary>Replies <see cref="ZoneReady"/> once the zone's prefixes are persisted, or <see cref="ZoneFailed"/>.</summary>
+    public sealed record GetSubnets;
+
+    // Replies
+    public sealed record ZoneReady(ZoneName Zone, ImmutableDictionary<SubnetId, IActorRef> Subnets);
+    public sealed record ZoneFailed(ZoneName Zone, IpamError Error);
+
+    // Events
+    public sealed record ZoneDeclared(ZoneName Zone, Ipv4Cidr PodPrefix, DateTimeOffset At, string Reason) : IIpamEvent;
+    public sealed record SubnetPrefixAssigned(ZoneName Zone, SubnetId Subnet, Ipv4Cidr PodPrefix, DateTimeOffset At, string Reason) : IIpamEvent;
+}
