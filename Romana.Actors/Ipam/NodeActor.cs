@@ -14,11 +14,13 @@ namespace Romana.Actors.Ipam;
 /// The pod addresses of one node: a thin shell that persists what <see cref="NodeState"/> decides and replies only
 /// after the journal has stored it.
 ///
-/// Throughput: commands are decided on <c>_state</c>, which already holds the events whose write is under way, and
-/// persisted with PersistAllAsync, so that while one write is in flight the next commands' events gather into the
-/// following batch. <c>_confirmed</c> holds exactly what the journal stored; snapshots are taken of it. A failed
-/// write answers every requester still waiting with an error and stops the actor; its supervisor restarts it from
-/// the journal, so an address whose event was not stored was never handed out and is free again.
+/// Throughput: commands are decided on <c>_state</c>, which already holds the events whose write is under way. While
+/// a write is in flight, new allocations gather in <c>_batch</c>; when it completes they are persisted together as one
+/// <see cref="NodeMessages.AddressesAllocated"/> event (one journal row, one tag row), and each requester is answered
+/// once that event is stored. Any other write or answer first flushes the batch, so answers keep their order.
+/// <c>_confirmed</c> holds exactly what the journal stored; snapshots are taken of it. A failed write answers every
+/// requester still waiting with an error and stops the actor; its supervisor restarts it from the journal, so an
+/// address whose event was not stored was never handed out and is free again.
 /// </summary>
 public sealed class NodeActor : ReceivePersistentActor, IWithTimers
 {
@@ -27,7 +29,8 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
     private readonly IpamSettings _settings;
     private readonly IClock _clock;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Queue<IActorRef?> _awaitingWrite = new();
+    private readonly Queue<IReadOnlyList<IActorRef>> _awaitingWrite = new();
+    private readonly List<(AllocatedAddress Address, IActorRef ReplyTo)> _batch = new();
     private NodeState _confirmed;
     private NodeState _state;
     private (AllocateAddress Command, IActorRef ReplyTo, long Id)? _blockRequest;
@@ -110,6 +113,7 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         Command<GetNodeState>(_ =>
         {
             var replyTo = Sender;
+            FlushBatch();
             DeferAsync(_node, _ => replyTo.Tell(_confirmed.ToSnapshot()));
         });
         Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
@@ -123,8 +127,9 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         switch (_state.DecideAllocate(command.Key, command.Pod, Now))
         {
             case NodeDecision.Record record:
-                var address = ((AddressAllocated)record.Events[0]).Address;
-                Record(record, replyTo, new AddressAssigned(_node, command.Key, address));
+                _state = _state.Apply(record.Events[0]);
+                _batch.Add((((AddressesAllocated)record.Events[0]).Addresses[0], replyTo));
+                if (_awaitingWrite.Count == 0) FlushBatch();
                 break;
             case NodeDecision.AlreadyHeld held:
                 ReplyInOrder(replyTo, new AddressAssigned(_node, command.Key, held.Allocation.Address));
@@ -178,21 +183,48 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
 
     private void Record(NodeDecision.Record record, IActorRef? replyTo, object? reply)
     {
+        FlushBatch();
         foreach (var e in record.Events) _state = _state.Apply(e);
-        _awaitingWrite.Enqueue(replyTo);
-        var left = record.Events.Length;
-        PersistAllAsync(record.Events, e =>
+        Write(record.Events, replyTo is null ? [] : [replyTo], () =>
+        {
+            if (reply is not null) replyTo?.Tell(reply);
+        });
+    }
+
+    private void FlushBatch()
+    {
+        if (_batch.Count == 0) return;
+        var batch = _batch.ToList();
+        _batch.Clear();
+        var allocated = new AddressesAllocated(_node, [.. batch.Select(b => b.Address)], Now, "allocated");
+        Write([allocated], [.. batch.Select(b => b.ReplyTo)], () =>
+        {
+            foreach (var (address, replyTo) in batch) replyTo.Tell(new AddressAssigned(_node, address.Key, address.Address));
+        });
+    }
+
+    /// <summary>Persists, then runs <paramref name="stored"/>; when no write is left in flight, the gathered allocations follow.</summary>
+    private void Write(IReadOnlyList<NodeEvent> events, IReadOnlyList<IActorRef> requesters, Action stored)
+    {
+        _awaitingWrite.Enqueue(requesters);
+        var left = events.Count;
+        PersistAllAsync(events, e =>
         {
             _confirmed = _confirmed.Apply(e);
             if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_confirmed.ToSnapshot());
             if (--left > 0) return;
             _awaitingWrite.Dequeue();
-            if (reply is not null) replyTo?.Tell(reply);
+            stored();
+            if (_awaitingWrite.Count == 0) FlushBatch();
         });
     }
 
     /// <summary>Deferred behind the writes under way, so a requester never hears of a later command first.</summary>
-    private void ReplyInOrder(IActorRef replyTo, object reply) => DeferAsync(reply, r => replyTo.Tell(r));
+    private void ReplyInOrder(IActorRef replyTo, object reply)
+    {
+        FlushBatch();
+        DeferAsync(reply, r => replyTo.Tell(r));
+    }
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
@@ -211,7 +243,9 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
     private void FailWaitingRequesters(Exception cause)
     {
         var error = new Failed(IpamError.Unavailable($"the journal did not store node {_node}'s change ({cause.Message}); nothing was handed out"));
-        while (_awaitingWrite.TryDequeue(out var replyTo)) replyTo?.Tell(error);
+        foreach (var replyTo in _awaitingWrite.SelectMany(r => r).Concat(_batch.Select(b => b.ReplyTo))) replyTo.Tell(error);
+        _awaitingWrite.Clear();
+        _batch.Clear();
         if (_blockRequest is { } pending) pending.ReplyTo.Tell(error);
     }
 

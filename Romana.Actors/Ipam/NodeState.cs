@@ -47,7 +47,7 @@ public sealed record NodeState(
         if (ByKey.TryGetValue(key, out var held)) return new NodeDecision.AlreadyHeld(held);
         if (BlocksWithRoom.IsEmpty) return new NodeDecision.NeedBlock();
         var address = Blocks[BlocksWithRoom.Min].LowestFree()!.Value;
-        return NodeDecision.Of(new AddressAllocated(Node, key, address, pod, now, pod is null ? "allocated" : $"allocated for pod {pod}"));
+        return NodeDecision.Of(new AddressesAllocated(Node, [new AllocatedAddress(key, address, pod)], now, "allocated"));
     }
 
     public NodeDecision DecideRelease(AllocationKey key, string reason, DateTimeOffset now) =>
@@ -116,11 +116,7 @@ public sealed record NodeState(
     public NodeState Apply(NodeEvent e) => e switch
     {
         BlockAdopted adopted => AdoptBlock(adopted.Block, adopted.Reserved),
-        AddressAllocated allocated => WithUsage(UsageOf(allocated.Address).WithAllocated(allocated.Address, true)) with
-        {
-            ByKey = ByKey.SetItem(allocated.Key, new Allocation(allocated.Key, allocated.Address, allocated.Pod, allocated.At)),
-            ByAddress = ByAddress.SetItem(allocated.Address, allocated.Key),
-        },
+        AddressesAllocated allocated => allocated.Addresses.Aggregate(this, (state, a) => state.Allocate(a, allocated.At)),
         AddressReleased released => WithUsage(UsageOf(released.Address).WithAllocated(released.Address, false)) with
         {
             ByKey = ByKey.Remove(released.Key),
@@ -144,6 +140,12 @@ public sealed record NodeState(
             state = state with { Fences = state.Fences.Where(f => !range.Contains(f)).ToImmutableSortedSet().Add(range) };
         return state.WithUsage(BlockUsage.Empty(block).WithFences(state.Fences));
     }
+
+    private NodeState Allocate(AllocatedAddress a, DateTimeOffset at) => WithUsage(UsageOf(a.Address).WithAllocated(a.Address, true)) with
+    {
+        ByKey = ByKey.SetItem(a.Key, new Allocation(a.Key, a.Address, a.Pod, at)),
+        ByAddress = ByAddress.SetItem(a.Address, a.Key),
+    };
 
     private BlockUsage UsageOf(Ipv4 address) => Blocks[Ipv4Cidr.Containing(address, BlockPrefixLength).Network];
 
@@ -170,9 +172,7 @@ public sealed record NodeState(
     {
         var state = Empty(snapshot.Node, snapshot.BlockPrefixLength) with { Fences = [.. snapshot.Fences] };
         foreach (var block in snapshot.Blocks) state = state.WithUsage(BlockUsage.Empty(block).WithFences(state.Fences));
-        foreach (var a in snapshot.Allocations)
-            state = state.Apply(new AddressAllocated(snapshot.Node, a.Key, a.Address, a.Pod, a.Since, "snapshot"));
-        return state;
+        return snapshot.Allocations.Aggregate(state, (s, a) => s.Allocate(new AllocatedAddress(a.Key, a.Address, a.Pod), a.Since));
     }
 }
 

@@ -37,6 +37,8 @@ public static class PersistenceConfig
                   provider-name = "{{provider}}"
                   parallelism = {{parallelism}}
                   tag-write-mode = TagTable
+                  # Tagged rows are inserted one by one to learn their ordering; the AsQueryable path is the fastest of them.
+                  tagtable-asqueryable-insert-mode = "inline"
                   auto-initialize = true
                   event-adapters { tagger = "{{typeof(EventTagger).AssemblyQualifiedShortName()}}" }
                   event-adapter-bindings { "{{typeof(IRomanaEvent).AssemblyQualifiedShortName()}}" = tagger }
