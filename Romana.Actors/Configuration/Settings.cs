@@ -37,5 +37,8 @@ public sealed record PersistenceSettings(JournalKind Journal, string SqlitePath,
 
     public static PersistenceSettings Sqlite(string path) => new(JournalKind.Sqlite, path, "");
 
+    /// <summary>Snapshots sit beside the journal file: romana.db keeps its snapshots in romana.snapshots.db.</summary>
+    public string SqliteSnapshotPath => Path.ChangeExtension(SqlitePath, ".snapshots" + Path.GetExtension(SqlitePath));
+
     public string Describe() => Journal == JournalKind.Sqlite ? $"SQLite file {Path.GetFullPath(SqlitePath)}" : "PostgreSQL";
 }

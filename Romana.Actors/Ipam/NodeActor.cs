@@ -15,12 +15,17 @@ namespace Romana.Actors.Ipam;
 /// after the journal has stored it.
 ///
 /// Throughput: commands are decided on <c>_state</c>, which already holds the events whose write is under way. While
-/// a write is in flight, new allocations gather in <c>_batch</c>; when it completes they are persisted together as one
-/// <see cref="NodeMessages.AddressesAllocated"/> event (one journal row, one tag row), and each requester is answered
-/// once that event is stored. Any other write or answer first flushes the batch, so answers keep their order.
-/// <c>_confirmed</c> holds exactly what the journal stored; snapshots are taken of it. A failed write answers every
-/// requester still waiting with an error and stops the actor; its supervisor restarts it from the journal, so an
-/// address whose event was not stored was never handed out and is free again.
+/// a write is in flight, new allocations and releases gather in a batch; when it completes they are persisted together
+/// as one <see cref="NodeMessages.AddressesReleased"/> and one <see cref="NodeMessages.AddressesAllocated"/> event (a
+/// journal row and a tag row each, whatever the batch size), and each requester is answered once they are stored.
+/// Releases apply before allocations, so a release of a key allocated in the same batch flushes the batch first. Any
+/// other write or answer also flushes it first, so answers keep their order.
+///
+/// Snapshots and state queries need <c>_state</c> to equal what the journal holds: the actor then quiesces, stashing
+/// commands until no write is in flight (about one write), and takes them at that moment.
+///
+/// A failed write answers every requester still waiting with an error and stops the actor; its supervisor restarts it
+/// from the journal, so an address whose event was not stored was never handed out and is free again.
 /// </summary>
 public sealed class NodeActor : ReceivePersistentActor, IWithTimers
 {
@@ -30,11 +35,16 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
     private readonly IClock _clock;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Queue<IReadOnlyList<IActorRef>> _awaitingWrite = new();
-    private readonly List<(AllocatedAddress Address, IActorRef ReplyTo)> _batch = new();
-    private NodeState _confirmed;
+    private readonly List<AllocatedAddress> _allocating = new();
+    private readonly List<ReleasedAddress> _releasing = new();
+    private readonly List<(IActorRef ReplyTo, object Reply)> _batchReplies = new();
+    private readonly List<IActorRef> _stateQueries = new();
     private NodeState _state;
     private (AllocateAddress Command, IActorRef ReplyTo, long Id)? _blockRequest;
     private long _blockRequests;
+    private long _nextSnapshotAt;
+    private DateTimeOffset _batchAt;
+    private bool _quiescing;
 
     public NodeActor(NodeName node, int blockPrefixLength, IActorRef subnet, IpamSettings settings, IClock clock)
     {
@@ -42,16 +52,16 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         _subnet = subnet;
         _settings = settings;
         _clock = clock;
-        _confirmed = _state = NodeState.Empty(node, blockPrefixLength);
+        _state = NodeState.Empty(node, blockPrefixLength);
 
         Recover<SnapshotOffer>(offer =>
         {
-            if (offer.Snapshot is NodeSnapshot snapshot) _confirmed = NodeState.FromSnapshot(snapshot);
+            if (offer.Snapshot is NodeSnapshot snapshot) _state = NodeState.FromSnapshot(snapshot);
         });
-        Recover<NodeEvent>(e => _confirmed = _confirmed.Apply(e));
+        Recover<NodeEvent>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
-            _state = _confirmed;
+            _nextSnapshotAt = LastSequenceNr + _settings.SnapshotEvery;
             _subnet.Tell(new GetReservations(_node));
         });
         Serving();
@@ -65,16 +75,28 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
 
     private DateTimeOffset Now => _clock.Now;
 
+    /// <summary>Every change of a batch is decided at the time the batch opened, which is the time its events carry.</summary>
+    private DateTimeOffset BatchTime => _batchReplies.Count == 0 ? _batchAt = Now : _batchAt;
+    private bool SnapshotDue => LastSequenceNr >= _nextSnapshotAt;
+
+    // ---- behaviours ----------------------------------------------------------------------------------------------
+
     private void Serving()
     {
         Command<AllocateAddress>(command => Allocate(command, Sender));
-        Command<ReleaseAddress>(command =>
-            Conclude(_state.DecideRelease(command.Key, command.Reason, Now), Sender, Succeeded.Instance, e => new Failed(e)));
+        Command<ReleaseAddress>(Release);
         Command<RetireNode>(command =>
         {
             var decision = _state.DecideRetire(command.Reason, Now);
-            ImmutableArray<AllocationKey> released = decision is NodeDecision.Record r ? [.. r.Events.OfType<AddressReleased>().Select(e => e.Key)] : [];
+            ImmutableArray<AllocationKey> released = decision is NodeDecision.Record r
+                ? [.. r.Events.OfType<AddressesReleased>().SelectMany(e => e.Addresses).Select(a => a.Key)]
+                : [];
             Conclude(decision, Sender, new NodeRetired(_node, released), e => new Failed(e));
+        });
+        Command<GetNodeState>(_ =>
+        {
+            _stateQueries.Add(Sender);
+            Quiesce();
         });
         SubnetProtocol();
     }
@@ -97,7 +119,10 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         CommandAny(_ => Stash.Stash());
     }
 
-    /// <summary>Handled in every behaviour: a node waiting for its subnet must still answer it, or both would wait forever.</summary>
+    /// <summary>Waits for the writes under way; every command waits with it.</summary>
+    private void Quiescing() => CommandAny(_ => Stash.Stash());
+
+    /// <summary>Handled while serving and while waiting for a block: a node waiting for its subnet must still answer it.</summary>
     private void SubnetProtocol()
     {
         Command<SurrenderBlock>(command =>
@@ -110,26 +135,21 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
             Conclude(_state.DecideUnfence(command.Range, command.Restore, Now), Sender, new RangeUnfencedAck(_node, command.Range), e => new Failed(e)));
         Command<ReservationsNow>(now => Conclude(_state.DecideSyncFences(now.Reservations, Now), null, null, _ => null));
         Command<BlockGranted>(Adopt);
-        Command<GetNodeState>(_ =>
-        {
-            var replyTo = Sender;
-            FlushBatch();
-            DeferAsync(_node, _ => replyTo.Tell(_confirmed.ToSnapshot()));
-        });
         Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(failed => _log.Warning(failed.Cause, "Node {0}: snapshot at {1} not saved; recovery replays more events", _node, failed.Metadata.SequenceNr));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(failed => _log.Warning(failed.Cause, "Node {0}: older snapshots not deleted", _node));
     }
 
+    // ---- commands ------------------------------------------------------------------------------------------------
+
     private void Allocate(AllocateAddress command, IActorRef replyTo)
     {
-        switch (_state.DecideAllocate(command.Key, command.Pod, Now))
+        switch (_state.DecideAllocate(command.Key, command.Pod, BatchTime))
         {
             case NodeDecision.Record record:
-                _state = _state.Apply(record.Events[0]);
-                _batch.Add((((AddressesAllocated)record.Events[0]).Addresses[0], replyTo));
-                if (_awaitingWrite.Count == 0) FlushBatch();
+                var allocated = ((AddressesAllocated)record.Events[0]).Addresses[0];
+                AddToBatch(record, replyTo, new AddressAssigned(_node, allocated.Key, allocated.Address), () => _allocating.Add(allocated));
                 break;
             case NodeDecision.AlreadyHeld held:
                 ReplyInOrder(replyTo, new AddressAssigned(_node, command.Key, held.Allocation.Address));
@@ -144,6 +164,18 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
                 Become(AwaitingBlock);
                 break;
         }
+    }
+
+    private void Release(ReleaseAddress command)
+    {
+        if (_allocating.Any(a => a.Key == command.Key)) FlushBatch();
+        var decision = _state.DecideRelease(command.Key, command.Reason, BatchTime);
+        if (decision is not NodeDecision.Record record)
+        {
+            Conclude(decision, Sender, Succeeded.Instance, e => new Failed(e));
+            return;
+        }
+        AddToBatch(record, Sender, Succeeded.Instance, () => _releasing.Add(((AddressesReleased)record.Events[0]).Addresses[0]));
     }
 
     private void EndBlockRequest(bool retry = false, IpamError? failure = null)
@@ -164,13 +196,20 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         else Conclude(decision, null, null, _ => null);
     }
 
+    // ---- writing -------------------------------------------------------------------------------------------------
+
     /// <summary>Persists what was decided and replies <paramref name="onRecorded"/>; answers without events keep their order.</summary>
     private void Conclude(NodeDecision decision, IActorRef? replyTo, object? onRecorded, Func<IpamError, object?> onRefused)
     {
         switch (decision)
         {
             case NodeDecision.Record record:
-                Record(record, replyTo, onRecorded);
+                FlushBatch();
+                foreach (var e in record.Events) _state = _state.Apply(e);
+                Write(record.Events, replyTo is null ? [] : [replyTo], () =>
+                {
+                    if (onRecorded is not null) replyTo?.Tell(onRecorded);
+                });
                 break;
             case NodeDecision.Refuse refuse:
                 if (replyTo is not null && onRefused(refuse.Error) is { } refusal) ReplyInOrder(replyTo, refusal);
@@ -181,41 +220,44 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         }
     }
 
-    private void Record(NodeDecision.Record record, IActorRef? replyTo, object? reply)
+    private void AddToBatch(NodeDecision.Record record, IActorRef replyTo, object reply, Action add)
     {
-        FlushBatch();
-        foreach (var e in record.Events) _state = _state.Apply(e);
-        Write(record.Events, replyTo is null ? [] : [replyTo], () =>
-        {
-            if (reply is not null) replyTo?.Tell(reply);
-        });
+        _state = _state.Apply(record.Events[0]);
+        add();
+        _batchReplies.Add((replyTo, reply));
+        if (_awaitingWrite.Count == 0) FlushBatch();
     }
 
     private void FlushBatch()
     {
-        if (_batch.Count == 0) return;
-        var batch = _batch.ToList();
-        _batch.Clear();
-        var allocated = new AddressesAllocated(_node, [.. batch.Select(b => b.Address)], Now, "allocated");
-        Write([allocated], [.. batch.Select(b => b.ReplyTo)], () =>
+        if (_batchReplies.Count == 0) return;
+        var events = new List<NodeEvent>(2);
+        if (_releasing.Count > 0) events.Add(new AddressesReleased(_node, [.. _releasing], _batchAt, "released"));
+        if (_allocating.Count > 0) events.Add(new AddressesAllocated(_node, [.. _allocating], _batchAt, "allocated"));
+        var replies = _batchReplies.ToList();
+        _releasing.Clear();
+        _allocating.Clear();
+        _batchReplies.Clear();
+        Write(events, [.. replies.Select(r => r.ReplyTo)], () =>
         {
-            foreach (var (address, replyTo) in batch) replyTo.Tell(new AddressAssigned(_node, address.Key, address.Address));
+            foreach (var (replyTo, reply) in replies) replyTo.Tell(reply);
         });
     }
 
-    /// <summary>Persists, then runs <paramref name="stored"/>; when no write is left in flight, the gathered allocations follow.</summary>
+    /// <summary>Persists, then runs <paramref name="stored"/>. When no write is left in flight, the batch follows, or a due snapshot.</summary>
     private void Write(IReadOnlyList<NodeEvent> events, IReadOnlyList<IActorRef> requesters, Action stored)
     {
         _awaitingWrite.Enqueue(requesters);
         var left = events.Count;
-        PersistAllAsync(events, e =>
+        PersistAllAsync(events, _ =>
         {
-            _confirmed = _confirmed.Apply(e);
-            if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_confirmed.ToSnapshot());
             if (--left > 0) return;
             _awaitingWrite.Dequeue();
             stored();
-            if (_awaitingWrite.Count == 0) FlushBatch();
+            if (_awaitingWrite.Count > 0) return;
+            if (_quiescing) Settle();
+            else if (SnapshotDue && _blockRequest is null) Quiesce();
+            else FlushBatch();
         });
     }
 
@@ -225,6 +267,40 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         FlushBatch();
         DeferAsync(reply, r => replyTo.Tell(r));
     }
+
+    private void Quiesce()
+    {
+        FlushBatch();
+        if (_awaitingWrite.Count == 0)
+        {
+            Settle();
+            return;
+        }
+        _quiescing = true;
+        Become(Quiescing);
+    }
+
+    /// <summary>No write is in flight: <c>_state</c> is exactly what the journal holds.</summary>
+    private void Settle()
+    {
+        if (SnapshotDue)
+        {
+            SaveSnapshot(_state); // immutable: the serializer turns it into a NodeSnapshot off this thread
+            _nextSnapshotAt = LastSequenceNr + _settings.SnapshotEvery;
+        }
+        if (_stateQueries.Count > 0)
+        {
+            var view = _state.ToSnapshot();
+            foreach (var query in _stateQueries) query.Tell(view);
+            _stateQueries.Clear();
+        }
+        if (!_quiescing) return;
+        _quiescing = false;
+        Become(Serving);
+        Stash.UnstashAll();
+    }
+
+    // ---- failures ------------------------------------------------------------------------------------------------
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
@@ -243,10 +319,12 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
     private void FailWaitingRequesters(Exception cause)
     {
         var error = new Failed(IpamError.Unavailable($"the journal did not store node {_node}'s change ({cause.Message}); nothing was handed out"));
-        foreach (var replyTo in _awaitingWrite.SelectMany(r => r).Concat(_batch.Select(b => b.ReplyTo))) replyTo.Tell(error);
+        var waiting = _awaitingWrite.SelectMany(r => r).Concat(_batchReplies.Select(b => b.ReplyTo)).Concat(_stateQueries);
+        if (_blockRequest is { } pending) waiting = waiting.Append(pending.ReplyTo);
+        foreach (var replyTo in waiting) replyTo.Tell(error);
         _awaitingWrite.Clear();
-        _batch.Clear();
-        if (_blockRequest is { } pending) pending.ReplyTo.Tell(error);
+        _batchReplies.Clear();
+        _stateQueries.Clear();
     }
 
     private sealed record BlockRequestTimedOut(long Id);

@@ -37,7 +37,8 @@ public static class NodeMessages
     /// one event, because the tag table of Akka.Persistence.Sql costs one round trip per row.
     /// </summary>
     public sealed record AddressesAllocated(NodeName Node, ImmutableArray<AllocatedAddress> Addresses, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
-    public sealed record AddressReleased(NodeName Node, AllocationKey Key, Ipv4 Address, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
+    /// <summary>One or more addresses given back together, each with its own reason; batched like allocations.</summary>
+    public sealed record AddressesReleased(NodeName Node, ImmutableArray<ReleasedAddress> Addresses, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
     public sealed record BlockReturned(NodeName Node, Ipv4Cidr Block, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
     public sealed record RangeFenced(NodeName Node, Ipv4Cidr Range, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
     public sealed record RangeUnfenced(NodeName Node, Ipv4Cidr Range, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
@@ -45,6 +46,9 @@ public static class NodeMessages
 
 /// <summary>One address of an <see cref="NodeMessages.AddressesAllocated"/> event: the key, and the pod when the caller said which.</summary>
 public sealed record AllocatedAddress(AllocationKey Key, Ipv4 Address, string? Pod);
+
+/// <summary>One address of an <see cref="NodeMessages.AddressesReleased"/> event, and why it was released.</summary>
+public sealed record ReleasedAddress(AllocationKey Key, Ipv4 Address, string Reason);
 
 /// <summary>An address held by a key on a node, since a time, for a pod when the caller said which.</summary>
 public sealed record Allocation(AllocationKey Key, Ipv4 Address, string? Pod, DateTimeOffset Since);

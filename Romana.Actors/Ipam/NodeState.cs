@@ -29,13 +29,11 @@ public sealed record NodeState(
     ImmutableSortedDictionary<Ipv4, BlockUsage> Blocks,
     ImmutableSortedSet<Ipv4> BlocksWithRoom,
     ImmutableDictionary<AllocationKey, Allocation> ByKey,
-    ImmutableDictionary<Ipv4, AllocationKey> ByAddress,
-    ImmutableSortedSet<Ipv4Cidr> Fences)
+    ImmutableSortedSet<Ipv4Cidr> Fences) : Persistence.IHasSnapshot
 {
     public static NodeState Empty(NodeName node, int blockPrefixLength) => new(node, blockPrefixLength,
         ImmutableSortedDictionary<Ipv4, BlockUsage>.Empty, ImmutableSortedSet<Ipv4>.Empty,
-        ImmutableDictionary<AllocationKey, Allocation>.Empty, ImmutableDictionary<Ipv4, AllocationKey>.Empty,
-        ImmutableSortedSet<Ipv4Cidr>.Empty);
+        ImmutableDictionary<AllocationKey, Allocation>.Empty, ImmutableSortedSet<Ipv4Cidr>.Empty);
 
     public ImmutableArray<Ipv4Cidr> BlockList => [.. Blocks.Values.Select(b => b.Block)];
 
@@ -52,7 +50,7 @@ public sealed record NodeState(
 
     public NodeDecision DecideRelease(AllocationKey key, string reason, DateTimeOffset now) =>
         ByKey.TryGetValue(key, out var held)
-            ? NodeDecision.Of(new AddressReleased(Node, key, held.Address, now, reason))
+            ? NodeDecision.Of(new AddressesReleased(Node, [new ReleasedAddress(key, held.Address, reason)], now, "released"))
             : new NodeDecision.Refuse(IpamError.NotFound($"key '{key}' holds no address on node {Node}"));
 
     public NodeDecision DecideAdopt(Ipv4Cidr block, ImmutableArray<Ipv4Cidr> reserved, DateTimeOffset now)
@@ -81,7 +79,7 @@ public sealed record NodeState(
             var held = usage.AllocatedIn(range).Select(a => (Ipv4?)a).FirstOrDefault();
             if (held is { } address)
                 return new NodeDecision.Refuse(IpamError.Conflict(
-                    $"reservation {range} would cover {address}, held by key '{ByAddress[address]}' on node {Node}"));
+                    $"reservation {range} would cover {address}, held by key '{ByKey.Values.First(a => a.Address == address).Key}' on node {Node}"));
         }
         return NodeDecision.Of(new RangeFenced(Node, range, now, "reservation"));
     }
@@ -106,7 +104,8 @@ public sealed record NodeState(
     public NodeDecision DecideRetire(string reason, DateTimeOffset now)
     {
         var events = new List<NodeEvent>();
-        events.AddRange(ByAddress.OrderBy(a => a.Key).Select(a => new AddressReleased(Node, a.Value, a.Key, now, reason)));
+        if (!ByKey.IsEmpty)
+            events.Add(new AddressesReleased(Node, [.. ByKey.Values.OrderBy(a => a.Address).Select(a => new ReleasedAddress(a.Key, a.Address, reason))], now, reason));
         events.AddRange(Blocks.Values.Select(b => new BlockReturned(Node, b.Block, now, reason)));
         return events.Count == 0 ? NodeDecision.Nothing : new NodeDecision.Record([.. events]);
     }
@@ -117,11 +116,8 @@ public sealed record NodeState(
     {
         BlockAdopted adopted => AdoptBlock(adopted.Block, adopted.Reserved),
         AddressesAllocated allocated => allocated.Addresses.Aggregate(this, (state, a) => state.Allocate(a, allocated.At)),
-        AddressReleased released => WithUsage(UsageOf(released.Address).WithAllocated(released.Address, false)) with
-        {
-            ByKey = ByKey.Remove(released.Key),
-            ByAddress = ByAddress.Remove(released.Address),
-        },
+        AddressesReleased released => released.Addresses.Aggregate(this, (state, a) =>
+            state.WithUsage(state.UsageOf(a.Address).WithAllocated(a.Address, false)) with { ByKey = state.ByKey.Remove(a.Key) }),
         BlockReturned returned => this with
         {
             Blocks = Blocks.Remove(returned.Block.Network),
@@ -144,7 +140,6 @@ public sealed record NodeState(
     private NodeState Allocate(AllocatedAddress a, DateTimeOffset at) => WithUsage(UsageOf(a.Address).WithAllocated(a.Address, true)) with
     {
         ByKey = ByKey.SetItem(a.Key, new Allocation(a.Key, a.Address, a.Pod, at)),
-        ByAddress = ByAddress.SetItem(a.Address, a.Key),
     };
 
     private BlockUsage UsageOf(Ipv4 address) => Blocks[Ipv4Cidr.Containing(address, BlockPrefixLength).Network];
@@ -164,6 +159,8 @@ public sealed record NodeState(
     }
 
     // ---- snapshots -------------------------------------------------------------------------------------------
+
+    public Persistence.IRomanaSnapshot ToSnapshotRecord() => ToSnapshot();
 
     public NodeSnapshot ToSnapshot() => new(Node, BlockPrefixLength, BlockList,
         [.. ByKey.Values.OrderBy(a => a.Address)], [.. Fences]);

@@ -263,7 +263,7 @@ public sealed class SubnetActor : ReceivePersistentActor
         PersistAll(events, e =>
         {
             _state = _state.Apply(e);
-            if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state.ToSnapshot());
+            if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state); // immutable: serialized off this thread
             if (--left == 0) then();
         });
     }

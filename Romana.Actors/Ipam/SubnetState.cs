@@ -26,7 +26,7 @@ public sealed record SubnetState(
     int BlockPrefixLength,
     ImmutableSortedDictionary<NodeName, Ipv4> Members,
     ImmutableSortedDictionary<Ipv4, NodeName> Owners,
-    ImmutableSortedSet<Ipv4Cidr> Reservations)
+    ImmutableSortedSet<Ipv4Cidr> Reservations) : Persistence.IHasSnapshot
 {
     public static SubnetState Empty(SubnetId subnet, Ipv4Cidr podPrefix, int blockPrefixLength) => new(subnet, podPrefix,
         blockPrefixLength, ImmutableSortedDictionary<NodeName, Ipv4>.Empty, ImmutableSortedDictionary<Ipv4, NodeName>.Empty,
@@ -67,7 +67,8 @@ public sealed record SubnetState(
     {
         if (!Members.ContainsKey(node))
             return new BlockDecision.Refuse(IpamError.NotFound($"node {node} is not a member of subnet {Subnet}"));
-        var forgotten = BlocksOf(node).Where(b => !held.Contains(b)).Select(b => (Ipv4Cidr?)b).FirstOrDefault();
+        var heldSet = held.ToHashSet();
+        var forgotten = BlocksOf(node).Where(b => !heldSet.Contains(b)).Select(b => (Ipv4Cidr?)b).FirstOrDefault();
         if (forgotten is { } regrant) return new BlockDecision.Regrant(regrant);
 
         if (LowestFreeBlock() is { } free)
@@ -143,6 +144,8 @@ public sealed record SubnetState(
     }
 
     // ---- snapshots -------------------------------------------------------------------------------------------
+
+    public Persistence.IRomanaSnapshot ToSnapshotRecord() => ToSnapshot();
 
     public SubnetSnapshot ToSnapshot() => new(Subnet, PodPrefix, BlockPrefixLength,
         [.. Members.Select(m => new SubnetMemberSnapshot(m.Key, m.Value))],

@@ -14,10 +14,12 @@ public static class PersistenceConfig
 {
     public static Config For(PersistenceSettings settings)
     {
-        var (connection, provider, parallelism) = settings.Journal switch
+        var (connection, snapshots, provider, parallelism) = settings.Journal switch
         {
-            JournalKind.Sqlite => (PrepareSqlite(settings.SqlitePath), "SQLite.MS", 1), // SQLite has one writer
-            _ => (settings.PostgreSqlConnectionString, "PostgreSQL.15", 3),
+            // SQLite has one writer per file: the journal writes with parallelism 1, and snapshots live in a file of
+            // their own, because a writer that finds the file locked backs off for 150 ms (Microsoft.Data.Sqlite).
+            JournalKind.Sqlite => (PrepareSqlite(settings.SqlitePath), PrepareSqlite(settings.SqliteSnapshotPath), "SQLite.MS", 1),
+            _ => (settings.PostgreSqlConnectionString, settings.PostgreSqlConnectionString, "PostgreSQL.15", 3),
         };
         var quoted = Quote(connection);
         return ConfigurationFactory.ParseString($$"""
@@ -47,7 +49,7 @@ public static class PersistenceConfig
               snapshot-store {
                 plugin = "akka.persistence.snapshot-store.sql"
                 sql {
-                  connection-string = {{quoted}}
+                  connection-string = {{Quote(snapshots)}}
                   provider-name = "{{provider}}"
                   auto-initialize = true
                 }

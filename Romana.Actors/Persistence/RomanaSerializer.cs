@@ -11,6 +11,12 @@ namespace Romana.Actors.Persistence;
 /// <summary>Marks a snapshot payload, so that it is bound to <see cref="RomanaSerializer"/>.</summary>
 public interface IRomanaSnapshot;
 
+/// <summary>An immutable state that can be handed to SaveSnapshot as it is; the serializer stores its snapshot record.</summary>
+public interface IHasSnapshot : IRomanaSnapshot
+{
+    IRomanaSnapshot ToSnapshotRecord();
+}
+
 /// <summary>
 /// Events and snapshots as readable JSON (addresses and CIDRs as text, so the journal can be read with plain SQL),
 /// with the type's short name as manifest: renaming a namespace never breaks an old journal.
@@ -20,7 +26,8 @@ public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWit
     public const int Id = 4177;
 
     private static readonly Dictionary<string, Type> TypesByManifest = typeof(RomanaSerializer).Assembly.GetTypes()
-        .Where(t => !t.IsAbstract && (typeof(IRomanaEvent).IsAssignableFrom(t) || typeof(IRomanaSnapshot).IsAssignableFrom(t)))
+        .Where(t => !t.IsAbstract && !typeof(IHasSnapshot).IsAssignableFrom(t)
+            && (typeof(IRomanaEvent).IsAssignableFrom(t) || typeof(IRomanaSnapshot).IsAssignableFrom(t)))
         .ToDictionary(t => t.Name);
 
     private static readonly Dictionary<Type, string> ManifestsByType = TypesByManifest.ToDictionary(p => p.Value, p => p.Key);
@@ -29,11 +36,18 @@ public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWit
 
     public override int Identifier => Id;
 
-    public override string Manifest(object o) => ManifestsByType.TryGetValue(o.GetType(), out var manifest)
+    public override string Manifest(object o) => ManifestsByType.TryGetValue(Stored(o).GetType(), out var manifest)
         ? manifest
         : throw new ArgumentException($"{o.GetType()} is not a Romana event or snapshot");
 
-    public override byte[] ToBinary(object obj) => JsonSerializer.SerializeToUtf8Bytes(obj, obj.GetType(), Options);
+    public override byte[] ToBinary(object obj)
+    {
+        var stored = Stored(obj);
+        return JsonSerializer.SerializeToUtf8Bytes(stored, stored.GetType(), Options);
+    }
+
+    /// <summary>A state handed to SaveSnapshot is stored as its snapshot record; converting it here keeps the cost off the actor.</summary>
+    private static object Stored(object o) => o is IHasSnapshot state ? state.ToSnapshotRecord() : o;
 
     public override object FromBinary(byte[] bytes, string manifest) => TypesByManifest.TryGetValue(manifest, out var type)
         ? JsonSerializer.Deserialize(bytes, type, Options)!

@@ -4,6 +4,7 @@ using Akka.Configuration;
 using Romana.Actors;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
+using Romana.Actors.Persistence;
 using Romana.Actors.Ipam;
 using Romana.Actors.Topology;
 using static Romana.Actors.Ipam.IpamMessages;
@@ -16,9 +17,9 @@ namespace Romana.Host.Benchmarks;
 /// </summary>
 public static class IpamBenchmark
 {
-    public sealed record Options(int Requesters, int Allocations, int RecoveryEvents, int Runs);
+    public sealed record Options(int Requesters, int Allocations, int Live, int RecoveryEvents, int Runs);
     public sealed record ThroughputRun(double AllocationsPerSecond, double P50Ms, double P99Ms);
-    public sealed record Result(string Machine, int Requesters, int Allocations, double AllocationsPerSecond, double P50Ms, double P99Ms,
+    public sealed record Result(string Machine, int Requesters, int Allocations, int Live, double AllocationsPerSecond, double P50Ms, double P99Ms,
         IReadOnlyList<ThroughputRun> Runs, int RecoveryEvents, double RecoveryMs, IReadOnlyList<double> RecoveryRunsMs);
 
     private static readonly NodeName Node = new("bench-node");
@@ -39,13 +40,13 @@ public static class IpamBenchmark
         progress?.Invoke($"writing {options.RecoveryEvents:N0} events for the recovery measurement");
         var recoveries = await InFreshJournalAsync(async journal =>
         {
-            await WriteEventsAsync(journal, options.RecoveryEvents);
+            var expected = await WriteEventsAsync(journal, options.RecoveryEvents);
             var times = new List<double>();
-            for (var run = 1; run <= Math.Max(options.Runs, 5); run++) times.Add(await RecoveryAsync(journal));
+            for (var run = 1; run <= Math.Max(options.Runs, 5); run++) times.Add(await RecoveryAsync(journal, expected));
             return times;
         });
 
-        return new Result(Machine(), options.Requesters, options.Allocations,
+        return new Result(Machine(), options.Requesters, options.Allocations, options.Live,
             Median(runs.Select(r => r.AllocationsPerSecond)), Median(runs.Select(r => r.P50Ms)), Median(runs.Select(r => r.P99Ms)), runs,
             options.RecoveryEvents, Median(recoveries), recoveries);
     }
@@ -54,17 +55,19 @@ public static class IpamBenchmark
     {
         await using var ipam = await StartAsync(journal);
         // Warm-up outside the measurement: JIT, connection pool, the first blocks.
-        await AllocateAsync(ipam, options.Requesters, Math.Min(2_000, options.Allocations), "warm");
+        await AllocateAsync(ipam, options.Requesters, Math.Min(2_000, options.Allocations), "warm", live: 0);
 
         var clock = Stopwatch.StartNew();
-        var latencies = await AllocateAsync(ipam, options.Requesters, options.Allocations, "pod");
-        var seconds = clock.Elapsed.TotalSeconds;
-        Array.Sort(latencies);
-        return new ThroughputRun(options.Allocations / seconds, Percentile(latencies, 0.50), Percentile(latencies, 0.99));
+        var latencies = await AllocateAsync(ipam, options.Requesters, options.Allocations, "pod", options.Live);
+        return new ThroughputRun(options.Allocations / clock.Elapsed.TotalSeconds, Percentile(latencies, 0.50), Percentile(latencies, 0.99));
     }
 
-    /// <summary>Requesters take the next allocation number from a shared counter until all are done; returns each one's latency in ms.</summary>
-    private static async Task<double[]> AllocateAsync(IpamService ipam, int requesters, int allocations, string prefix)
+    /// <summary>
+    /// <paramref name="requesters"/> requesters each send the next allocation as soon as their previous one is answered;
+    /// returns the sorted latencies in ms. Pods churn as on a real node: once <paramref name="live"/> addresses are held,
+    /// each allocation is followed by the release of the oldest one, by the same requester (0: never release).
+    /// </summary>
+    private static async Task<double[]> AllocateAsync(IpamService ipam, int requesters, int allocations, string prefix, int live)
     {
         var latencies = new double[allocations];
         var next = -1;
@@ -77,35 +80,69 @@ public static class IpamBenchmark
                 var reply = await ipam.AskAsync(new Allocate(Node, new AllocationKey($"{prefix}-{i}")));
                 latencies[i] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
                 if (reply is Failed failed) throw new InvalidOperationException($"allocation {i} failed: {failed.Error}");
+                if (live > 0 && i >= live && await ipam.AskAsync(new Release(new AllocationKey($"{prefix}-{i - live}"), null)) is Failed notReleased)
+                    throw new InvalidOperationException($"release {i - live} failed: {notReleased.Error}");
             }
         })));
+        Array.Sort(latencies);
         return latencies;
     }
 
-    /// <summary>Allocates and releases in turn until the node's journal holds <paramref name="events"/> events.</summary>
-    private static async Task WriteEventsAsync(PersistenceSettings journal, int events)
+    /// <summary>
+    /// Allocates a new key and releases the previous one, in pairs, until the node's journal holds
+    /// <paramref name="events"/> events (a pair is stored as one release and one allocation event), then checks that
+    /// a recovered node actor holds exactly the live state.
+    /// </summary>
+    private static async Task<NodeSnapshot> WriteEventsAsync(PersistenceSettings journal, int events)
     {
         await using var ipam = await StartAsync(journal);
-        const int window = 64;
-        var written = 0;
-        for (var round = 0; written < events; round++)
+        var previous = new AllocationKey("r-0");
+        await ipam.AskAsync(new Allocate(Node, previous));
+        for (var round = 1; HighestSequenceNr(journal) < events; round++)
         {
-            var batch = Enumerable.Range(0, Math.Min(window, (events - written + 1) / 2)).Select(i => new AllocationKey($"r{round}-{i}")).ToList();
-            await Task.WhenAll(batch.Select(k => ipam.AskAsync(new Allocate(Node, k))));
-            await Task.WhenAll(batch.Select(k => ipam.AskAsync(new Release(k, null))));
-            written += batch.Count * 2;
+            for (var pair = 0; pair < 500; pair++, round++)
+            {
+                var key = new AllocationKey($"r-{round}");
+                var replies = await Task.WhenAll(ipam.AskAsync(new Release(previous, null)), ipam.AskAsync(new Allocate(Node, key)));
+                if (replies.OfType<Failed>().FirstOrDefault() is { } failed) throw new InvalidOperationException($"writing events: {failed.Error}");
+                previous = key;
+            }
         }
+        var state = (IpamStateView)await ipam.AskAsync(new GetIpamState());
+        return state.Nodes.Single();
+    }
+
+    private static long HighestSequenceNr(PersistenceSettings journal)
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={journal.SqlitePath}");
+        connection.Open();
+        using var query = connection.CreateCommand();
+        query.CommandText = "SELECT COALESCE(MAX(sequence_number), 0) FROM journal WHERE persistence_id = $id";
+        query.Parameters.AddWithValue("$id", $"node-{Node.Value}");
+        return (long)query.ExecuteScalar()!;
     }
 
     /// <summary>Time from creating a node actor on the journal to its first answer, which it gives once recovered.</summary>
-    private static async Task<double> RecoveryAsync(PersistenceSettings journal)
+    /// <summary>In an actor system of its own on the journal; the recovered state must equal <paramref name="expected"/>.</summary>
+    private static async Task<double> RecoveryAsync(PersistenceSettings journal, NodeSnapshot expected)
     {
-        await using var ipam = await StartAsync(journal);
-        var clock = Stopwatch.StartNew();
-        var node = ipam.System.ActorOf(NodeActor.Props(Node, Topology.BlockPrefixLength, ActorRefs.Nobody, ipam.Settings, SystemClock.Instance));
-        await node.Ask<NodeSnapshot>(new NodeMessages.GetNodeState(Node), TimeSpan.FromSeconds(60));
-        return clock.Elapsed.TotalMilliseconds;
+        var system = ActorSystem.Create("recovery", Quiet.WithFallback(PersistenceConfig.For(journal)).WithFallback(RomanaConfig.Reference));
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var node = system.ActorOf(NodeActor.Props(Node, Topology.BlockPrefixLength, ActorRefs.Nobody, IpamSettings.Default, SystemClock.Instance));
+            var recovered = await node.Ask<NodeSnapshot>(new NodeMessages.GetNodeState(Node), TimeSpan.FromSeconds(60));
+            var elapsed = clock.Elapsed.TotalMilliseconds;
+            if (Json(recovered) != Json(expected)) throw new InvalidOperationException("the recovered node state differs from the state before");
+            return elapsed;
+        }
+        finally
+        {
+            await system.Terminate();
+        }
     }
+
+    private static string Json(NodeSnapshot snapshot) => System.Text.Json.JsonSerializer.Serialize(snapshot, RomanaSerializer.Options);
 
     private static async Task<T> InFreshJournalAsync<T>(Func<PersistenceSettings, Task<T>> measure)
     {
