@@ -60,13 +60,14 @@ public readonly record struct Ipv4Cidr : IComparable<Ipv4Cidr>
     public static Ipv4Cidr Containing(Ipv4 address, int prefixLength) =>
         new(new Ipv4(address.Value & MaskOf(prefixLength)), prefixLength);
 
-    /// <summary>Parses "a.b.c.d/n" with System.Net.IPNetwork, which also rejects host bits beyond the prefix.</summary>
+    /// <summary>Parses "a.b.c.d/n" with System.Net.IPNetwork; an address with host bits beyond the prefix is not a CIDR.</summary>
     public static bool TryParse(string? text, out Ipv4Cidr cidr)
     {
         cidr = default;
         if (string.IsNullOrWhiteSpace(text) || !text.Contains('/')) return false;
         if (!IPNetwork.TryParse(text, out var network) || network.BaseAddress.AddressFamily != AddressFamily.InterNetwork) return false;
         if (!Ipv4.TryParse(text[..text.IndexOf('/')], out var address)) return false;
+        if ((address.Value & ~MaskOf(network.PrefixLength)) != 0) return false; // host bits set: not a network
         cidr = new Ipv4Cidr(address, network.PrefixLength);
         return true;
     }

@@ -1,0 +1,27 @@
+using Akka.Configuration;
+using Microsoft.Data.Sqlite;
+using Romana.Actors.Configuration;
+using Romana.Actors.Ipam;
+using Romana.Actors.Topology;
+
+namespace Romana.Actors.Tests.Support;
+
+/// <summary>A real SQLite journal file in a temporary folder, removed at the end.</summary>
+public sealed class TempJournal : IDisposable
+{
+    private static readonly Config Quiet = ConfigurationFactory.ParseString("akka.loglevel = WARNING");
+    private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("romana-test-");
+
+    public TempJournal() => Settings = PersistenceSettings.Sqlite(Path.Combine(_folder.FullName, "journal.db"));
+
+    public PersistenceSettings Settings { get; }
+
+    public Task<IpamService> StartAsync(ClusterTopology topology, IpamSettings? settings = null) =>
+        IpamService.StartAsync(topology, Settings, settings, Quiet);
+
+    public void Dispose()
+    {
+        SqliteConnection.ClearAllPools();
+        _folder.Delete(recursive: true);
+    }
+}
