@@ -19,6 +19,26 @@ public sealed class TempJournal : IDisposable
     public Task<IpamService> StartAsync(ClusterTopology topology, IpamSettings? settings = null) =>
         IpamService.StartAsync(topology, Settings, settings, Quiet);
 
+    /// <summary>How many events of this type the journal file holds, read with plain SQL.</summary>
+    public long CountEvents(string manifest)
+    {
+        using var connection = new SqliteConnection($"Data Source={Settings.SqlitePath}");
+        connection.Open();
+        using var query = connection.CreateCommand();
+        query.CommandText = "SELECT COUNT(*) FROM journal WHERE manifest = $manifest";
+        query.Parameters.AddWithValue("$manifest", manifest);
+        return (long)query.ExecuteScalar()!;
+    }
+
+    public long CountSnapshots()
+    {
+        using var connection = new SqliteConnection($"Data Source={Settings.SqliteSnapshotPath}");
+        connection.Open();
+        using var query = connection.CreateCommand();
+        query.CommandText = "SELECT COUNT(*) FROM snapshot";
+        return (long)query.ExecuteScalar()!;
+    }
+
     public void Dispose()
     {
         SqliteConnection.ClearAllPools();

@@ -14,7 +14,7 @@ namespace Romana.Actors.Ipam;
 /// indexes (node to subnet, key to node and address) that it rebuilds from those actors when it starts. It owns no
 /// state of its own: everything it knows can be recovered from the journal.
 /// </summary>
-public sealed class IpamActor : ReceiveActor, IWithUnboundedStash
+public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
     private readonly ClusterTopology _topology;
     private readonly IpamSettings _settings;
@@ -42,6 +42,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash
         Akka.Actor.Props.Create(() => new IpamActor(topology, settings, clock));
 
     public IStash Stash { get; set; } = null!;
+    public ITimerScheduler Timers { get; set; } = null!;
 
     protected override void PreStart()
     {
@@ -66,7 +67,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash
         if (replies.Any(r => r is not SubnetMessages.Members)) { Fail(IpamError.Unavailable("a subnet actor did not recover in time")); return; }
         foreach (var members in replies.Cast<SubnetMessages.Members>())
         foreach (var member in members.Nodes)
-            _nodes[member.Node] = (members.Subnet, member.NodeActor);
+            Track(member.Node, members.Subnet, member.NodeActor);
         var nodes = _nodes.ToList();
         Self.AskAllThen([.. nodes.Select(n => (n.Value.Actor, (object)new NodeMessages.GetNodeState(n.Key)))], _settings.StartupTimeout, views =>
         {
@@ -106,7 +107,36 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash
         Receive<GetBlocks>(GetBlocks);
         Receive<GetPrefixes>(_ => Sender.Tell(new PrefixList([.. _topology.Prefixes()])));
         Receive<GetIpamState>(_ => GetState());
+        Receive<Terminated>(terminated =>
+        {
+            foreach (var subnet in _nodes.Where(n => n.Value.Actor.Equals(terminated.ActorRef)).Select(n => n.Value.Subnet).Distinct().ToList())
+                RefreshMembers(subnet);
+        });
+        Receive<RefreshSubnet>(refresh => RefreshMembers(refresh.Subnet));
     }
+
+    /// <summary>A subnet that came back from its journal runs new node actors: learn their references.</summary>
+    private void RefreshMembers(SubnetId subnet) =>
+        Self.AskThen(_subnets[subnet], new SubnetMessages.GetMembers(), _settings.AskTimeout, reply =>
+        {
+            if (reply is not SubnetMessages.Members members)
+            {
+                Timers.StartSingleTimer($"refresh-{subnet}", new RefreshSubnet(subnet), _settings.RestartMaxBackoff);
+                return;
+            }
+            foreach (var member in members.Nodes)
+                if (_nodes.TryGetValue(member.Node, out var known) && !known.Actor.Equals(member.NodeActor))
+                    Track(member.Node, subnet, member.NodeActor);
+            _log.Info("IPAM: node actors of subnet {0} found again after a restart", subnet);
+        });
+
+    private void Track(NodeName node, SubnetId subnet, IActorRef actor)
+    {
+        _nodes[node] = (subnet, actor);
+        Context.Watch(actor);
+    }
+
+    private sealed record RefreshSubnet(SubnetId Subnet);
 
     private void AddNode(AddNode command)
     {
@@ -134,7 +164,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash
             _changing.Remove(command.Node);
             if (reply is SubnetMessages.NodeAdded added)
             {
-                _nodes[command.Node] = (command.Subnet, added.NodeActor);
+                Track(command.Node, command.Subnet, added.NodeActor);
                 replyTo.Tell(Succeeded.Instance);
             }
             else replyTo.Tell(AsFailure(reply, $"subnet {command.Subnet}"));
@@ -152,6 +182,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash
             if (reply is SubnetMessages.NodeRemoved removed)
             {
                 foreach (var key in removed.Released) Unindex(key);
+                Context.Unwatch(node.Actor);
                 _nodes.Remove(command.Node);
                 replyTo.Tell(Succeeded.Instance);
             }

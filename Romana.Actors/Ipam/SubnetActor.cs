@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
-using Akka.Pattern;
 using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
@@ -54,6 +53,7 @@ public sealed class SubnetActor : ReceivePersistentActor
     private readonly Dictionary<NodeName, IActorRef> _nodes = new();
     private SubnetState _state;
     private int _incarnations;
+    private IActorRef? _awaitingWrite;
 
     public SubnetActor(SubnetLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock)
     {
@@ -115,7 +115,7 @@ public sealed class SubnetActor : ReceivePersistentActor
         var (joined, error) = _state.DecideAddNode(command.Node, command.Ip, Now);
         if (error is not null) replyTo.Tell(new Failed(error));
         else if (joined is null) replyTo.Tell(new NodeAdded(command.Node, _nodes[command.Node]));
-        else Record([joined], () => replyTo.Tell(new NodeAdded(command.Node, StartNode(command.Node))));
+        else Record([joined], replyTo, () => replyTo.Tell(new NodeAdded(command.Node, StartNode(command.Node))));
     }
 
     private void RemoveNode(RemoveNode command)
@@ -135,7 +135,7 @@ public sealed class SubnetActor : ReceivePersistentActor
                 EndProtocol();
                 return;
             }
-            Record(_state.DecideNodeLeft(command.Node, command.Reason, Now), () =>
+            Record(_state.DecideNodeLeft(command.Node, command.Reason, Now), replyTo, () =>
             {
                 Context.Stop(_nodes[command.Node]);
                 _nodes.Remove(command.Node);
@@ -157,7 +157,7 @@ public sealed class SubnetActor : ReceivePersistentActor
                 replyTo.Tell(Grant(regrant.Block));
                 break;
             case BlockDecision.Assign assign:
-                Record([assign.Event], () => replyTo.Tell(Grant(assign.Block)));
+                Record([assign.Event], replyTo, () => replyTo.Tell(Grant(assign.Block)));
                 break;
             case BlockDecision.Exhausted exhausted:
                 replyTo.Tell(new NoBlockAvailable(exhausted.Why));
@@ -186,7 +186,7 @@ public sealed class SubnetActor : ReceivePersistentActor
                 return;
             }
             _log.Info("Subnet {0}: empty block {1} reclaimed from node {2} for node {3}", _layout.Id, block, owner, forNode);
-            Record(_state.DecideReclaimed(block, owner, forNode, Now), () =>
+            Record(_state.DecideReclaimed(block, owner, forNode, Now), replyTo, () =>
             {
                 replyTo.Tell(Grant(block));
                 EndProtocol();
@@ -205,7 +205,7 @@ public sealed class SubnetActor : ReceivePersistentActor
         }
         if (mustFence.IsEmpty)
         {
-            Record([_state.Reserved(command.Range, Now)], () => replyTo.Tell(Succeeded.Instance));
+            Record([_state.Reserved(command.Range, Now)], replyTo, () => replyTo.Tell(Succeeded.Instance));
             return;
         }
         Become(Busy);
@@ -215,7 +215,7 @@ public sealed class SubnetActor : ReceivePersistentActor
             var fenced = results.Where(r => r.Conflict is null).Select(r => r.Node).ToList();
             if (fenced.Count == mustFence.Length)
             {
-                Record([_state.Reserved(command.Range, Now)], () =>
+                Record([_state.Reserved(command.Range, Now)], replyTo, () =>
                 {
                     replyTo.Tell(Succeeded.Instance);
                     EndProtocol();
@@ -241,7 +241,7 @@ public sealed class SubnetActor : ReceivePersistentActor
             return;
         }
         Become(Busy);
-        Record([new RangeUnreserved(_layout.Id, command.Range, Now, "unreserved by operator")], () =>
+        Record([new RangeUnreserved(_layout.Id, command.Range, Now, "unreserved by operator")], replyTo, () =>
         {
             var owners = _state.Owners.Where(o => command.Range.Overlaps(new Ipv4Cidr(o.Key, _state.BlockPrefixLength)))
                 .Select(o => o.Value).Distinct()
@@ -257,25 +257,45 @@ public sealed class SubnetActor : ReceivePersistentActor
 
     private BlockGranted Grant(Ipv4Cidr block) => new(block, _state.ReservationsIn(block));
 
-    private void Record(ImmutableArray<object> events, Action then)
+    private void Record(ImmutableArray<object> events, IActorRef replyTo, Action then)
     {
+        _awaitingWrite = replyTo;
         var left = events.Length;
         PersistAll(events, e =>
         {
             _state = _state.Apply(e);
             if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state); // immutable: serialized off this thread
-            if (--left == 0) then();
+            if (--left > 0) return;
+            _awaitingWrite = null;
+            then();
         });
     }
 
-    /// <summary>Each node actor runs under a backoff supervisor: when a journal failure stops it, it comes back from its journal.</summary>
+    /// <summary>The actor stops after this; its supervisor brings it back from the journal.</summary>
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        FailWaitingRequester(cause);
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    /// <summary>Nothing was applied: the subnet answers with the failure and goes on.</summary>
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        base.OnPersistRejected(cause, @event, sequenceNr);
+        FailWaitingRequester(cause);
+        EndProtocol();
+    }
+
+    private void FailWaitingRequester(Exception cause)
+    {
+        _awaitingWrite?.Tell(new Failed(IpamError.Unavailable($"the journal did not store subnet {_layout.Id}'s change ({cause.Message}); nothing was changed")));
+        _awaitingWrite = null;
+    }
+
     private IActorRef StartNode(NodeName node)
     {
-        var unavailable = new Failed(IpamError.Unavailable($"node {node}'s actor is restarting after a journal failure; nothing was handed out"));
-        var options = Backoff.OnStop(NodeActor.Props(node, _state.BlockPrefixLength, Self, _settings, _clock), "ipam",
-                _settings.RestartMinBackoff, _settings.RestartMaxBackoff, 0.2, -1)
-            .WithReplyWhileStopped(unavailable);
-        var actor = Context.ActorOf(BackoffSupervisor.Props(options), $"node-{Uri.EscapeDataString(node.Value)}-{++_incarnations}");
+        var props = Supervision.RestartingOnStop(NodeActor.Props(node, _state.BlockPrefixLength, Self, _settings, _clock), $"node {node}'s actor", _settings);
+        var actor = Context.ActorOf(props, $"node-{Uri.EscapeDataString(node.Value)}-{++_incarnations}");
         _nodes[node] = actor;
         return actor;
     }
