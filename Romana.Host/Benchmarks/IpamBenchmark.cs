@@ -55,7 +55,7 @@ public static class IpamBenchmark
     {
         await using var ipam = await StartAsync(journal);
         // Warm-up outside the measurement: JIT, connection pool, the first blocks.
-        await AllocateAsync(ipam, options.Requesters, Math.Min(2_000, options.Allocations), "warm", live: 0);
+        await AllocateAsync(ipam, options.Requesters, Math.Min(10_000, options.Allocations), "warm", options.Live);
 
         var clock = Stopwatch.StartNew();
         var latencies = await AllocateAsync(ipam, options.Requesters, options.Allocations, "pod", options.Live);

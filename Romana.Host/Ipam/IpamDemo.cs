@@ -61,22 +61,25 @@ public static class IpamDemo
                 Check(await ipam.AskAsync(new Allocate(n.Node, new AllocationKey($"{n.Node}/pod-{p}"), $"default/pod-{p}")), $"allocate on {n.Node}");
         }));
         var allocations = nodes.Count * podsPerNode;
-        AnsiConsole.MarkupLine($"{allocations} allocations on {nodes.Count} nodes answered in {clock.ElapsedMilliseconds} ms (each persisted before its answer)");
+        var held = await CountAddressesAsync(ipam);
+        AnsiConsole.MarkupLine($"{allocations} allocations on {nodes.Count} nodes answered in {clock.ElapsedMilliseconds} ms: " +
+            $"{held - recovered} new (each persisted before its answer), {allocations - (held - recovered)} already held with the same address");
 
         var state = (IpamStateView)await ipam.AskAsync(new GetIpamState());
-        var table = new Table().AddColumns("zone", "subnet", "pod prefix", "node", "node IP", "blocks", "addresses");
+        var prefixes = new Table().Title("pod prefixes").AddColumns("zone", "subnet", "pod prefix", "VPC CIDR", "route table");
         foreach (var zone in topology.Zones)
         foreach (var subnet in zone.Subnets)
+            prefixes.AddRow(zone.Name.Value, subnet.Id.Value, subnet.PodPrefix.ToString(), subnet.VpcCidr?.ToString() ?? "-", subnet.RouteTable ?? "-");
+        AnsiConsole.Write(prefixes);
+
+        var nodeTable = new Table().Title("nodes").AddColumns("node", "node IP", "blocks", "pods");
+        foreach (var subnet in state.Subnets)
+        foreach (var member in subnet.Members)
         {
-            var members = state.Subnets.Single(s => s.Subnet == subnet.Id).Members;
-            foreach (var member in members)
-            {
-                var node = state.Nodes.Single(n => n.Node == member.Node);
-                table.AddRow(zone.Name.Value, subnet.Id.Value, subnet.PodPrefix.ToString(), member.Node.Value, member.Ip.ToString(),
-                    string.Join(' ', node.Blocks), node.Allocations.Length.ToString());
-            }
+            var node = state.Nodes.Single(n => n.Node == member.Node);
+            nodeTable.AddRow(member.Node.Value, member.Ip.ToString(), string.Join(", ", node.Blocks), node.Allocations.Length.ToString());
         }
-        AnsiConsole.Write(table);
+        AnsiConsole.Write(nodeTable);
         AnsiConsole.MarkupLine("Run it again: the nodes and keys come back from the journal and keep their addresses.");
         return CommandLineGuard.Ok;
     }
