@@ -12,9 +12,9 @@ public sealed class TempJournal : IDisposable
     private static readonly Config Quiet = ConfigurationFactory.ParseString("akka.loglevel = WARNING");
     private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("romana-test-");
 
-    public TempJournal() => Settings = PersistenceSettings.Sqlite(Path.Combine(_folder.FullName, "journal.db"));
+    public TempJournal() => Settings = JournalSettings.Sqlite(Path.Combine(_folder.FullName, "journal.db"));
 
-    public PersistenceSettings Settings { get; }
+    public JournalSettings Settings { get; }
 
     public Task<IpamService> StartAsync(ClusterTopology topology, IpamSettings? settings = null) =>
         IpamService.StartAsync(topology, Settings, settings, Quiet);

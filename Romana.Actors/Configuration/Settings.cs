@@ -21,9 +21,9 @@ public sealed record IpamSettings(int SnapshotEvery, TimeSpan AskTimeout, TimeSp
 public enum JournalKind { Sqlite, PostgreSql }
 
 /// <summary>Where events and snapshots live (romana.persistence): an embedded SQLite file, or PostgreSQL.</summary>
-public sealed record PersistenceSettings(JournalKind Journal, string SqlitePath, string PostgreSqlConnectionString)
+public sealed record JournalSettings(JournalKind Journal, string SqlitePath, string PostgreSqlConnectionString)
 {
-    public static PersistenceSettings From(Config config)
+    public static JournalSettings From(Config config)
     {
         var section = config.GetConfig("romana.persistence");
         var kind = section.GetString("journal") switch
@@ -32,10 +32,10 @@ public sealed record PersistenceSettings(JournalKind Journal, string SqlitePath,
             "postgresql" => JournalKind.PostgreSql,
             var other => throw new ConfigurationError($"romana.persistence.journal: '{other}' is neither sqlite nor postgresql"),
         };
-        return new PersistenceSettings(kind, section.GetString("sqlite.path"), section.GetString("postgresql.connection-string"));
+        return new JournalSettings(kind, section.GetString("sqlite.path"), section.GetString("postgresql.connection-string"));
     }
 
-    public static PersistenceSettings Sqlite(string path) => new(JournalKind.Sqlite, path, "");
+    public static JournalSettings Sqlite(string path) => new(JournalKind.Sqlite, path, "");
 
     /// <summary>Snapshots sit beside the journal file: romana.db keeps its snapshots in romana.snapshots.db.</summary>
     public string SqliteSnapshotPath => Path.ChangeExtension(SqlitePath, ".snapshots" + Path.GetExtension(SqlitePath));

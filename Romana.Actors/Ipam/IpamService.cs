@@ -22,7 +22,7 @@ public sealed class IpamService : IAsyncDisposable
     public IpamSettings Settings { get; }
 
     /// <summary>Starts the system; a topology that contradicts the journal or a journal that cannot be read throws <see cref="IpamStartException"/>.</summary>
-    public static async Task<IpamService> StartAsync(ClusterTopology topology, PersistenceSettings persistence,
+    public static async Task<IpamService> StartAsync(ClusterTopology topology, JournalSettings persistence,
         IpamSettings? settings = null, Config? config = null, IClock? clock = null, string name = "romana")
     {
         settings ??= IpamSettings.Default;

@@ -12,7 +12,7 @@ namespace Romana.Actors.Persistence;
 /// </summary>
 public static class PersistenceConfig
 {
-    public static Config For(PersistenceSettings settings)
+    public static Config For(JournalSettings settings)
     {
         var (connection, snapshots, provider, parallelism) = settings.Journal switch
         {

@@ -51,7 +51,7 @@ public static class IpamBenchmark
             options.RecoveryEvents, Median(recoveries), recoveries);
     }
 
-    private static async Task<ThroughputRun> ThroughputAsync(PersistenceSettings journal, Options options)
+    private static async Task<ThroughputRun> ThroughputAsync(JournalSettings journal, Options options)
     {
         await using var ipam = await StartAsync(journal);
         // Warm-up outside the measurement: JIT, connection pool, the first blocks.
@@ -93,7 +93,7 @@ public static class IpamBenchmark
     /// <paramref name="events"/> events (a pair is stored as one release and one allocation event), then checks that
     /// a recovered node actor holds exactly the live state.
     /// </summary>
-    private static async Task<NodeSnapshot> WriteEventsAsync(PersistenceSettings journal, int events)
+    private static async Task<NodeSnapshot> WriteEventsAsync(JournalSettings journal, int events)
     {
         await using var ipam = await StartAsync(journal);
         var previous = new AllocationKey("r-0");
@@ -112,7 +112,7 @@ public static class IpamBenchmark
         return state.Nodes.Single();
     }
 
-    private static long HighestSequenceNr(PersistenceSettings journal)
+    private static long HighestSequenceNr(JournalSettings journal)
     {
         using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={journal.SqlitePath}");
         connection.Open();
@@ -124,7 +124,7 @@ public static class IpamBenchmark
 
     /// <summary>Time from creating a node actor on the journal to its first answer, which it gives once recovered.</summary>
     /// <summary>In an actor system of its own on the journal; the recovered state must equal <paramref name="expected"/>.</summary>
-    private static async Task<double> RecoveryAsync(PersistenceSettings journal, NodeSnapshot expected)
+    private static async Task<double> RecoveryAsync(JournalSettings journal, NodeSnapshot expected)
     {
         var system = ActorSystem.Create("recovery", Quiet.WithFallback(PersistenceConfig.For(journal)).WithFallback(RomanaConfig.Reference));
         try
@@ -144,12 +144,12 @@ public static class IpamBenchmark
 
     private static string Json(NodeSnapshot snapshot) => System.Text.Json.JsonSerializer.Serialize(snapshot, RomanaSerializer.Options);
 
-    private static async Task<T> InFreshJournalAsync<T>(Func<PersistenceSettings, Task<T>> measure)
+    private static async Task<T> InFreshJournalAsync<T>(Func<JournalSettings, Task<T>> measure)
     {
         var folder = Directory.CreateTempSubdirectory("romana-bench-");
         try
         {
-            return await measure(PersistenceSettings.Sqlite(Path.Combine(folder.FullName, "journal.db")));
+            return await measure(JournalSettings.Sqlite(Path.Combine(folder.FullName, "journal.db")));
         }
         finally
         {
@@ -158,7 +158,7 @@ public static class IpamBenchmark
         }
     }
 
-    private static async Task<IpamService> StartAsync(PersistenceSettings journal)
+    private static async Task<IpamService> StartAsync(JournalSettings journal)
     {
         var ipam = await IpamService.StartAsync(Topology, journal, config: Quiet);
         var reply = await ipam.AskAsync(new AddNode(Node, new SubnetId("bench-subnet"), "10.0.0.10"));

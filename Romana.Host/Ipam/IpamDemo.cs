@@ -40,7 +40,7 @@ public static class IpamDemo
     {
         var config = RomanaConfig.Load(configPath);
         var topology = RomanaConfig.ReadTopology(config);
-        var persistence = PersistenceSettings.From(config);
+        var persistence = JournalSettings.From(config);
         if (journalPath is not null) persistence = persistence with { Journal = JournalKind.Sqlite, SqlitePath = journalPath };
 
         var clock = Stopwatch.StartNew();

@@ -30,7 +30,7 @@ public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = 
             return new(vector.Name, false, $"load: expected {vector.ExpectLoad}, got ok");
 
         var folder = Directory.CreateTempSubdirectory("romana-vector-");
-        var journal = PersistenceSettings.Sqlite(Path.Combine(folder.FullName, "journal.db"));
+        var journal = JournalSettings.Sqlite(Path.Combine(folder.FullName, "journal.db"));
         IpamService? ipam = null;
         try
         {
