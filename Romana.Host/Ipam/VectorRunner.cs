@@ -16,7 +16,7 @@ public sealed record VectorOutcome(string Name, bool Passed, string? Failure);
 /// compares every outcome. With <c>restartEvery</c> K, the actor system is terminated and recreated every K steps,
 /// so the remaining steps run on state recovered from the journal.
 /// </summary>
-public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = null)
+public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = null, Func<Task<FreshJournal>>? journals = null)
 {
     private static readonly Config Quiet = ConfigurationFactory.ParseString("akka.loglevel = WARNING");
 
@@ -29,8 +29,8 @@ public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = 
         if (vector.ExpectLoad != "ok")
             return new(vector.Name, false, $"load: expected {vector.ExpectLoad}, got ok");
 
-        var folder = Directory.CreateTempSubdirectory("romana-vector-");
-        var journal = JournalSettings.Sqlite(Path.Combine(folder.FullName, "journal.db"));
+        var fresh = await (journals ?? FreshJournal.SqliteAsync)();
+        var journal = fresh.Settings;
         IpamService? ipam = null;
         try
         {
@@ -58,8 +58,7 @@ public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = 
         finally
         {
             if (ipam is not null) await ipam.DisposeAsync();
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            folder.Delete(recursive: true);
+            await fresh.DisposeAsync();
         }
     }
 
@@ -89,4 +88,24 @@ public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = 
     }
 
     private static string Render(JsonNode? node) => node?.ToJsonString(new JsonSerializerOptions { WriteIndented = false }) ?? "null";
+}
+
+/// <summary>An empty journal for one run, and how to remove it afterwards.</summary>
+public sealed class FreshJournal(JournalSettings settings, Func<Task> remove) : IAsyncDisposable
+{
+    public JournalSettings Settings { get; } = settings;
+
+    /// <summary>A SQLite file in a temporary folder of its own.</summary>
+    public static Task<FreshJournal> SqliteAsync()
+    {
+        var folder = Directory.CreateTempSubdirectory("romana-vector-");
+        return Task.FromResult(new FreshJournal(JournalSettings.Sqlite(Path.Combine(folder.FullName, "journal.db")), () =>
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            folder.Delete(recursive: true);
+            return Task.CompletedTask;
+        }));
+    }
+
+    public async ValueTask DisposeAsync() => await remove();
 }
