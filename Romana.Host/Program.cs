@@ -7,4 +7,15 @@ var root = new RootCommand("""
     """);
 root.Subcommands.Add(IpamCommands.Create());
 root.Subcommands.Add(BenchCommands.Create());
-return await root.Parse(args).InvokeAsync();
+
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
+{
+    foreach (var error in parsed.Errors) Console.Error.WriteLine($"romana: {error.Message}");
+    Console.Error.WriteLine($"romana: see '{string.Join(' ', ["romana", .. CommandPath(parsed.CommandResult.Command)])} --help'");
+    return CommandLineGuard.BadInput;
+}
+return await parsed.InvokeAsync();
+
+static IEnumerable<string> CommandPath(Command command) =>
+    command.Parents.OfType<Command>().Where(c => c is not RootCommand).SelectMany(CommandPath).Append(command.Name).Where(n => n != "romana");

@@ -1,0 +1,59 @@
+using System.Diagnostics;
+using Romana.Actors.Tests.Conformance;
+using Romana.Actors.Tests.Support;
+
+namespace Romana.Actors.Tests.Cli;
+
+/// <summary>The romana executable as a user runs it: exit codes and one-line errors, never a stack trace.</summary>
+public class CommandLineTests
+{
+    private static async Task<(int Exit, string Output, string Error)> RomanaAsync(params string[] arguments)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Paths.RepositoryRoot };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "romana.dll"));
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await output, await error);
+    }
+
+    [Fact]
+    public async Task A_bad_option_value_exits_2_with_one_line_and_a_hint()
+    {
+        var (exit, _, error) = await RomanaAsync("ipam", "vectors", "--restart-every", "-1", "x");
+        Assert.Equal(2, exit);
+        Assert.Equal(["romana: --restart-every must be 0 or more", "romana: see 'romana ipam vectors --help'"], error.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public async Task A_missing_vector_path_exits_2_naming_it()
+    {
+        var (exit, _, error) = await RomanaAsync("ipam", "vectors", "/nonexistent/vectors");
+        Assert.Equal(2, exit);
+        Assert.Equal("romana: /nonexistent/vectors: no such file or folder", error.Trim());
+    }
+
+    [Fact]
+    public async Task A_malformed_vector_exits_1_with_an_error_line_and_no_stack_trace()
+    {
+        using var folder = new TempFolder();
+        var file = folder.Write("bad.json", """{ "name": "bad", "topology": { "podCidr": 7 } }""");
+        var (exit, output, error) = await RomanaAsync("ipam", "vectors", file);
+        Assert.Equal(1, exit);
+        Assert.Contains($"ERROR {file}: field 'topology.zones': missing", output);
+        Assert.DoesNotContain("   at ", output + error);
+    }
+
+    [Fact]
+    public async Task Help_explains_every_command()
+    {
+        foreach (var command in new[] { new[] { "--help" }, ["ipam", "--help"], ["ipam", "vectors", "--help"], ["ipam", "demo", "--help"], ["bench", "ipam", "--help"] })
+        {
+            var (exit, output, _) = await RomanaAsync(command);
+            Assert.Equal(0, exit);
+            Assert.Contains("Usage:", output);
+        }
+    }
+}
