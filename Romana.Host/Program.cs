@@ -6,6 +6,7 @@ var root = new RootCommand("""
     Pod addresses are carved by zone, subnet and node (topology-aware IPAM) and every change is an event in a journal.
     """);
 root.Subcommands.Add(IpamCommands.Create());
+root.Subcommands.Add(PlanCommand.Create());
 root.Subcommands.Add(BenchCommands.Create());
 
 var parsed = root.Parse(args);

@@ -1,0 +1,79 @@
+using System.Text.Json.Nodes;
+using Romana.Actors.Addressing;
+using Romana.Actors.Ipam;
+using Romana.Actors.Routing;
+using Romana.Actors.Topology;
+using static Romana.Actors.Ipam.IpamMessages;
+
+namespace Romana.Host.Routing;
+
+/// <summary>From a cluster file to a route plan: the nodes join and get their pods' addresses through the real IPAM, then the planner runs.</summary>
+public static class ClusterPlanning
+{
+    /// <summary>
+    /// Adds every node and allocates its pods' addresses, node after node in file order so that blocks are handed out
+    /// the same way on every run; a refusal is reported with the node it concerns.
+    /// </summary>
+    public static async Task LoadAsync(ClusterFile file, IpamService ipam)
+    {
+        foreach (var node in file.Nodes)
+            Check(await ipam.AskAsync(new AddNode(new NodeName(node.Name), new SubnetId(node.Subnet), node.Ip)), $"node {node.Name}");
+        foreach (var node in file.Nodes)
+        {
+            var replies = await Task.WhenAll(Enumerable.Range(0, node.Pods).Select(p =>
+                ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}")))));
+            foreach (var reply in replies) Check(reply, $"pods of node {node.Name}");
+        }
+    }
+
+    /// <summary>The planner's view: blocks with their pod counts from IPAM, ENIs and health from the file (or <paramref name="healthy"/>).</summary>
+    public static RoutingInput InputOf(ClusterFile file, ClusterTopology topology, IpamStateView state, Func<string, bool>? healthy = null)
+    {
+        var subnets = file.Subnets.Select(s => new PlanSubnet(new SubnetId(s.Id), topology.FindSubnet(new SubnetId(s.Id))!.PodPrefix, s.RouteTable));
+        var nodes = file.Nodes.Select(n => new PlanNode(new NodeName(n.Name), new SubnetId(n.Subnet), Ipv4.Parse(n.Ip), n.Eni, healthy?.Invoke(n.Name) ?? n.Healthy));
+        var blocks = state.Nodes.SelectMany(node => node.Blocks.Select(block =>
+            new PlanBlock(block, node.Node, node.Allocations.Count(a => block.Contains(a.Address)))));
+        var tables = file.RouteTables.Select(t => new PlanTable(t.Id, file.RouteLimit - t.ForeignRoutes));
+        return new RoutingInput([.. subnets], [.. nodes], [.. blocks], [.. tables]);
+    }
+
+    /// <summary>The document `romana plan --json` prints, and `romana simulate --json` as its final state.</summary>
+    public static JsonObject ToJson(ClusterFile file, ClusterTopology topology, IpamStateView state, RoutingInput input, RoutePlan plan)
+    {
+        var blocksOf = state.Nodes.ToDictionary(n => n.Node.Value, n => n.Blocks);
+        var health = input.Nodes.ToDictionary(n => n.Name.Value, n => n.Healthy);
+        return new JsonObject
+        {
+            ["subnets"] = new JsonArray([.. topology.Subnets.Select(s => (JsonNode)new JsonObject
+            {
+                ["id"] = s.Id.Value,
+                ["podPrefix"] = s.PodPrefix.ToString(),
+            })]),
+            ["nodes"] = new JsonArray([.. file.Nodes.Select(n => (JsonNode)new JsonObject
+            {
+                ["name"] = n.Name,
+                ["subnet"] = n.Subnet,
+                ["ip"] = n.Ip,
+                ["blocks"] = new JsonArray([.. blocksOf.GetValueOrDefault(n.Name, []).Select(b => (JsonNode)JsonValue.Create(b.ToString()))]),
+                ["healthy"] = health[n.Name],
+            })]),
+            ["routeTables"] = new JsonArray([.. file.RouteTables.Select(t => plan.Table(t.Id)).OfType<TablePlan>().Select(t => (JsonNode)new JsonObject
+            {
+                ["id"] = t.Table,
+                ["budget"] = t.Budget,
+                ["routes"] = new JsonArray([.. t.Routes.Select(r => (JsonNode)new JsonObject
+                {
+                    ["cidr"] = r.Cidr.ToString(),
+                    ["target"] = r.Target.Value,
+                    ["eni"] = r.Eni,
+                })]),
+            })]),
+            ["forwardedFraction"] = Math.Round(plan.ForwardedFraction, 6),
+        };
+    }
+
+    private static void Check(IpamReply reply, string what)
+    {
+        if (reply is Failed failed) throw new ClusterFileException($"{what}: {failed.Error.Message}");
+    }
+}
