@@ -30,7 +30,7 @@ public class NodeJournalFailureTests() : Akka.TestKit.Xunit2.TestKit(Configurati
         // One /29 block holds every address these tests need, so only the node writes while the journal fails.
         var layout = Topologies.OneSubnet("10.0.0.0/28", 29).Subnets.Single();
         var subnet = Sys.ActorOf(SubnetActor.Props(layout, 29, Settings, SystemClock.Instance));
-        var added = await subnet.Ask<SubnetMessages.NodeAdded>(new SubnetMessages.AddNode(Node, Ipv4.Parse("192.168.0.1")), TimeSpan.FromSeconds(3));
+        var added = await subnet.Ask<SubnetMessages.NodeAdded>(new SubnetMessages.AddNode(Node, new NodeEndpoint(Ipv4.Parse("192.168.0.1"))), TimeSpan.FromSeconds(3));
         return added.NodeActor;
     }
 

@@ -93,8 +93,8 @@ public class SubnetStateTests
     public void The_same_node_again_is_a_no_op_and_another_ip_is_a_conflict()
     {
         var state = Subnet();
-        Assert.Equal((null, null), state.DecideAddNode(N1, Ipv4.Parse("192.168.0.1"), Now));
-        Assert.Equal(IpamErrorCode.Conflict, state.DecideAddNode(N1, Ipv4.Parse("192.168.0.9"), Now).Error!.Code);
-        Assert.Contains("already belongs to node n1", state.DecideAddNode(new("n3"), Ipv4.Parse("192.168.0.1"), Now).Error!.Message);
+        Assert.Equal((null, null), state.DecideAddNode(N1, new NodeEndpoint(Ipv4.Parse("192.168.0.1")), Now));
+        Assert.Equal(IpamErrorCode.Conflict, state.DecideAddNode(N1, new NodeEndpoint(Ipv4.Parse("192.168.0.9")), Now).Error!.Code);
+        Assert.Contains("already belongs to node n1", state.DecideAddNode(new("n3"), new NodeEndpoint(Ipv4.Parse("192.168.0.1")), Now).Error!.Message);
     }
 }

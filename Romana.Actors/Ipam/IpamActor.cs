@@ -159,7 +159,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             return;
         }
         if (!_changing.Add(command.Node)) { replyTo.Tell(Busy(command.Node)); return; }
-        Self.AskThen(_subnets[command.Subnet], new SubnetMessages.AddNode(command.Node, ip), _settings.AskTimeout, reply =>
+        Self.AskThen(_subnets[command.Subnet], new SubnetMessages.AddNode(command.Node, new NodeEndpoint(ip, command.Eni, command.InstanceId)), _settings.AskTimeout, reply =>
         {
             _changing.Remove(command.Node);
             if (reply is SubnetMessages.NodeAdded added)

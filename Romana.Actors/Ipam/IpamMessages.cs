@@ -7,7 +7,8 @@ namespace Romana.Actors.Ipam;
 public static class IpamMessages
 {
     // Commands
-    public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip);
+    /// <summary>A node joins a subnet; its ENI (what VPC routes target) and instance are optional until routes are managed.</summary>
+    public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip, string? Eni = null, string? InstanceId = null);
     public sealed record RemoveNode(NodeName Node, string Reason = "node removed");
     public sealed record Allocate(NodeName Node, AllocationKey Key, string? Pod = null);
     /// <summary>Release by key or by address (exactly one of them).</summary>

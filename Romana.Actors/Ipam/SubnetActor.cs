@@ -112,7 +112,7 @@ public sealed class SubnetActor : ReceivePersistentActor
     private void AddNode(AddNode command)
     {
         var replyTo = Sender;
-        var (joined, error) = _state.DecideAddNode(command.Node, command.Ip, Now);
+        var (joined, error) = _state.DecideAddNode(command.Node, command.Endpoint, Now);
         if (error is not null) replyTo.Tell(new Failed(error));
         else if (joined is null) replyTo.Tell(new NodeAdded(command.Node, _nodes[command.Node]));
         else Record([joined], replyTo, () => replyTo.Tell(new NodeAdded(command.Node, StartNode(command.Node))));

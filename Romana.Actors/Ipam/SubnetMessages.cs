@@ -8,7 +8,7 @@ namespace Romana.Actors.Ipam;
 public static class SubnetMessages
 {
     // Commands from the IPAM front door
-    public sealed record AddNode(NodeName Node, Ipv4 Ip);
+    public sealed record AddNode(NodeName Node, NodeEndpoint Endpoint);
     public sealed record RemoveNode(NodeName Node, string Reason);
     public sealed record Reserve(Ipv4Cidr Range);
     public sealed record Unreserve(Ipv4Cidr Range);
@@ -30,14 +30,26 @@ public static class SubnetMessages
     public sealed record BlockGranted(Ipv4Cidr Block, ImmutableArray<Ipv4Cidr> Reserved);
     public sealed record NoBlockAvailable(string Why);
     public sealed record ReservationsNow(ImmutableArray<Ipv4Cidr> Reservations);
-    public sealed record Member(NodeName Node, Ipv4 Ip, IActorRef NodeActor);
+    public sealed record Member(NodeName Node, NodeEndpoint Endpoint, IActorRef NodeActor);
     public sealed record Members(SubnetId Subnet, ImmutableArray<Member> Nodes);
 
     // Events
-    public sealed record NodeJoined(SubnetId Subnet, NodeName Node, Ipv4 Ip, DateTimeOffset At, string Reason) : IIpamEvent;
+    public sealed record NodeJoined(SubnetId Subnet, NodeName Node, Ipv4 Ip, DateTimeOffset At, string Reason,
+        string? Eni = null, string? InstanceId = null) : IIpamEvent
+    {
+        public NodeEndpoint Endpoint => new(Ip, Eni, InstanceId);
+    }
     public sealed record NodeLeft(SubnetId Subnet, NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;
     public sealed record BlockAssigned(SubnetId Subnet, Ipv4Cidr Block, NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;
     public sealed record BlockReclaimed(SubnetId Subnet, Ipv4Cidr Block, NodeName From, DateTimeOffset At, string Reason) : IIpamEvent;
     public sealed record RangeReserved(SubnetId Subnet, Ipv4Cidr Range, ImmutableArray<Ipv4Cidr> Absorbed, DateTimeOffset At, string Reason) : IIpamEvent;
     public sealed record RangeUnreserved(SubnetId Subnet, Ipv4Cidr Range, DateTimeOffset At, string Reason) : IIpamEvent;
+}
+
+/// <summary>Where a node is in the VPC: its IP in the subnet and, when known, its network interface and instance (VPC routes target the ENI).</summary>
+public sealed record NodeEndpoint(Ipv4 Ip, string? Eni = null, string? InstanceId = null)
+{
+    /// <summary>The same node announced again: what it says agrees with what is known (an absent ENI or instance says nothing).</summary>
+    public bool AgreesWith(NodeEndpoint other) =>
+        Ip == other.Ip && (Eni is null || other.Eni is null || Eni == other.Eni) && (InstanceId is null || other.InstanceId is null || InstanceId == other.InstanceId);
 }

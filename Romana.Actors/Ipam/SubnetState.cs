@@ -24,12 +24,12 @@ public sealed record SubnetState(
     SubnetId Subnet,
     Ipv4Cidr PodPrefix,
     int BlockPrefixLength,
-    ImmutableSortedDictionary<NodeName, Ipv4> Members,
+    ImmutableSortedDictionary<NodeName, NodeEndpoint> Members,
     ImmutableSortedDictionary<Ipv4, NodeName> Owners,
     ImmutableSortedSet<Ipv4Cidr> Reservations) : Persistence.IHasSnapshot
 {
     public static SubnetState Empty(SubnetId subnet, Ipv4Cidr podPrefix, int blockPrefixLength) => new(subnet, podPrefix,
-        blockPrefixLength, ImmutableSortedDictionary<NodeName, Ipv4>.Empty, ImmutableSortedDictionary<Ipv4, NodeName>.Empty,
+        blockPrefixLength, ImmutableSortedDictionary<NodeName, NodeEndpoint>.Empty, ImmutableSortedDictionary<Ipv4, NodeName>.Empty,
         ImmutableSortedSet<Ipv4Cidr>.Empty);
 
     private ulong BlockSize => 1UL << (32 - BlockPrefixLength);
@@ -41,15 +41,15 @@ public sealed record SubnetState(
 
     // ---- decisions -------------------------------------------------------------------------------------------
 
-    /// <summary>Adding the same node with the same IP again is a no-op (null); with another IP it is a conflict.</summary>
-    public (NodeJoined? Event, IpamError? Error) DecideAddNode(NodeName node, Ipv4 ip, DateTimeOffset now)
+    /// <summary>Adding the same node as it is known again is a no-op (null); with another IP, ENI or instance it is a conflict.</summary>
+    public (NodeJoined? Event, IpamError? Error) DecideAddNode(NodeName node, NodeEndpoint endpoint, DateTimeOffset now)
     {
         if (Members.TryGetValue(node, out var known))
-            return known == ip ? (null, null) : (null, IpamError.Conflict($"node {node} is already in subnet {Subnet} with IP {known}, not {ip}"));
-        var clash = Members.FirstOrDefault(m => m.Value == ip);
+            return known.AgreesWith(endpoint) ? (null, null) : (null, IpamError.Conflict($"node {node} is already in subnet {Subnet} as {known}, not {endpoint}"));
+        var clash = Members.FirstOrDefault(m => m.Value.Ip == endpoint.Ip);
         if (clash.Key.Value is not null)
-            return (null, IpamError.Conflict($"IP {ip} already belongs to node {clash.Key} in subnet {Subnet}"));
-        return (new NodeJoined(Subnet, node, ip, now, "node added"), null);
+            return (null, IpamError.Conflict($"IP {endpoint.Ip} already belongs to node {clash.Key} in subnet {Subnet}"));
+        return (new NodeJoined(Subnet, node, endpoint.Ip, now, "node added", endpoint.Eni, endpoint.InstanceId), null);
     }
 
     /// <summary>Once the node has released its addresses and returned its blocks, the subnet takes them back.</summary>
@@ -105,7 +105,7 @@ public sealed record SubnetState(
 
     public SubnetState Apply(object e) => e switch
     {
-        NodeJoined joined => this with { Members = Members.SetItem(joined.Node, joined.Ip) },
+        NodeJoined joined => this with { Members = Members.SetItem(joined.Node, joined.Endpoint) },
         NodeLeft left => this with { Members = Members.Remove(left.Node) },
         BlockAssigned assigned => this with { Owners = Owners.SetItem(assigned.Block.Network, assigned.Node) },
         BlockReclaimed reclaimed => this with { Owners = Owners.Remove(reclaimed.Block.Network) },
@@ -148,19 +148,19 @@ public sealed record SubnetState(
     public Persistence.IRomanaSnapshot ToSnapshotRecord() => ToSnapshot();
 
     public SubnetSnapshot ToSnapshot() => new(Subnet, PodPrefix, BlockPrefixLength,
-        [.. Members.Select(m => new SubnetMemberSnapshot(m.Key, m.Value))],
+        [.. Members.Select(m => new SubnetMemberSnapshot(m.Key, m.Value.Ip, m.Value.Eni, m.Value.InstanceId))],
         [.. Owners.Select(o => new BlockOwnerSnapshot(new Ipv4Cidr(o.Key, BlockPrefixLength), o.Value))],
         [.. Reservations]);
 
     public static SubnetState FromSnapshot(SubnetSnapshot s) => Empty(s.Subnet, s.PodPrefix, s.BlockPrefixLength) with
     {
-        Members = s.Members.ToImmutableSortedDictionary(m => m.Node, m => m.Ip),
+        Members = s.Members.ToImmutableSortedDictionary(m => m.Node, m => new NodeEndpoint(m.Ip, m.Eni, m.InstanceId)),
         Owners = s.Owners.ToImmutableSortedDictionary(o => o.Block.Network, o => o.Node),
         Reservations = [.. s.Reservations],
     };
 }
 
-public sealed record SubnetMemberSnapshot(NodeName Node, Ipv4 Ip);
+public sealed record SubnetMemberSnapshot(NodeName Node, Ipv4 Ip, string? Eni = null, string? InstanceId = null);
 public sealed record BlockOwnerSnapshot(Ipv4Cidr Block, NodeName Node);
 public sealed record SubnetSnapshot(SubnetId Subnet, Ipv4Cidr PodPrefix, int BlockPrefixLength,
     ImmutableArray<SubnetMemberSnapshot> Members, ImmutableArray<BlockOwnerSnapshot> Owners,
