@@ -30,6 +30,16 @@ public sealed class TempJournal : IDisposable
         return (long)query.ExecuteScalar()!;
     }
 
+    /// <summary>How many events match a SQL condition on the journal table (payload is the event's JSON text).</summary>
+    public long CountEventsWhere(string condition)
+    {
+        using var connection = new SqliteConnection($"Data Source={Settings.SqlitePath}");
+        connection.Open();
+        using var query = connection.CreateCommand();
+        query.CommandText = $"SELECT COUNT(*) FROM journal WHERE {condition.Replace("payload", "CAST(message AS TEXT)")}";
+        return (long)query.ExecuteScalar()!;
+    }
+
     public long CountSnapshots()
     {
         using var connection = new SqliteConnection($"Data Source={Settings.SqliteSnapshotPath}");

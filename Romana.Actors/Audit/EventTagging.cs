@@ -25,12 +25,14 @@ public static class EventTags
 public sealed class EventTagger : IWriteEventAdapter
 {
     private static readonly ImmutableHashSet<string> IpamTags = [EventTags.Ipam];
+    private static readonly ImmutableHashSet<string> RouteTags = [EventTags.Routes];
 
     public string Manifest(object evt) => string.Empty;
 
     public object ToJournal(object evt) => evt switch
     {
         IIpamEvent => new Tagged(evt, IpamTags),
+        Routing.IRouteEvent => new Tagged(evt, RouteTags),
         _ => evt,
     };
 }

@@ -1,0 +1,135 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Configuration;
+using Amazon.EC2;
+using Amazon.Runtime;
+using Romana.Actors.Addressing;
+using Romana.Actors.Configuration;
+using Romana.Actors.Persistence;
+using Romana.Actors.Routing;
+using Romana.Actors.Tests.Ec2;
+using Romana.Actors.Tests.Support;
+using Romana.Host.Aws;
+
+namespace Romana.Actors.Tests.Routing;
+
+/// <summary>A cluster view that tests change at will.</summary>
+public sealed class StaticRoutingSource(RoutingSnapshot snapshot) : IRoutingSource
+{
+    private volatile RoutingSnapshot _snapshot = snapshot;
+
+    public RoutingSnapshot Snapshot
+    {
+        get => _snapshot;
+        set => _snapshot = value;
+    }
+
+    public Task<RoutingSnapshot> ReadAsync(CancellationToken cancellation = default) => Task.FromResult(_snapshot);
+
+    public void SetHealth(string node, bool healthy) =>
+        Snapshot = Snapshot with { Nodes = [.. Snapshot.Nodes.Select(n => n.Name.Value == node ? n with { Healthy = healthy } : n)] };
+}
+
+/// <summary>
+/// The route manager against the local EC2 endpoint through AWSSDK.EC2, on a SQLite journal: two subnets with their
+/// own route tables (rtb-a for s1, rtb-b for s2), a shared one (rtb-c for s3 and s4), and a few nodes with pods.
+/// </summary>
+public sealed class RouteLab : IAsyncDisposable
+{
+    public static readonly RoutingSnapshot Cluster = new(
+        [
+            new PlanSubnet(new("s1"), Ipv4Cidr.Parse("100.64.0.0/24"), "rtb-a"),
+            new PlanSubnet(new("s2"), Ipv4Cidr.Parse("100.64.1.0/24"), "rtb-b"),
+            new PlanSubnet(new("s3"), Ipv4Cidr.Parse("100.64.2.0/24"), "rtb-c"),
+            new PlanSubnet(new("s4"), Ipv4Cidr.Parse("100.64.3.0/24"), "rtb-c"),
+        ],
+        [
+            Node("a1", "s1", 1), Node("a2", "s1", 2), Node("b1", "s2", 3), Node("b2", "s2", 4), Node("c1", "s3", 5), Node("d1", "s4", 6),
+        ],
+        [
+            Block("100.64.0.0/26", "a1", 30), Block("100.64.0.64/26", "a2", 20), Block("100.64.0.128/26", "a1", 5),
+            Block("100.64.1.0/26", "b1", 12), Block("100.64.1.64/26", "b2", 40),
+            Block("100.64.2.0/26", "c1", 7), Block("100.64.3.0/26", "d1", 9),
+        ]);
+
+    private static PlanNode Node(string name, string subnet, int i) => new(new(name), new(subnet), new Ipv4(0x0A000000u + (uint)i), $"eni-{name}", true);
+    private static PlanBlock Block(string cidr, string owner, int pods) => new(Ipv4Cidr.Parse(cidr), new(owner), pods);
+
+    public FakeEc2Server Ec2 { get; } = FakeEc2Server.Start();
+    public TempJournal Journal { get; } = new();
+    public StaticRoutingSource Source { get; } = new(Cluster);
+    public AmazonEC2Client Client { get; }
+    public ActorSystem? System { get; private set; }
+    public IActorRef? Manager { get; private set; }
+
+    public RouteLab()
+    {
+        Client = AwsEc2RouteTables.CreateClient("us-east-1", Ec2.Url, TimeSpan.FromSeconds(10), new BasicAWSCredentials("test", "test"));
+        foreach (var (table, subnets) in new[] { ("rtb-a", new[] { "subnet-s1" }), ("rtb-b", ["subnet-s2"]), ("rtb-c", ["subnet-s3", "subnet-s4"]) })
+        {
+            Ec2.AddRouteTable(table, "vpc-1", subnetIds: subnets, tags: new Dictionary<string, string> { ["romana.io/cluster"] = "lab" });
+            Ec2.AddRoute(table, "10.0.0.0/16", "local");
+            Ec2.AddRoute(table, "0.0.0.0/0", "igw-1"); // foreign: must survive
+        }
+    }
+
+    public static RouteSettings Settings => RouteSettings.Default with
+    {
+        Tables = new RouteTableSelector([], "romana.io/cluster", "lab"),
+        ReconcileInterval = TimeSpan.FromMinutes(10),
+        RetryMinBackoff = TimeSpan.FromMilliseconds(50),
+        RetryMaxBackoff = TimeSpan.FromMilliseconds(500),
+        RetryMaxAttempts = 20,
+    };
+
+    public static Config SystemConfig(JournalSettings journal) =>
+        ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(PersistenceConfig.For(journal)).WithFallback(RomanaConfig.Reference);
+
+    /// <summary>Starts (or restarts, on the same journal) the route manager in an actor system of its own.</summary>
+    public async Task StartAsync(RouteSettings? settings = null)
+    {
+        if (System is not null) await System.Terminate();
+        System = ActorSystem.Create("routes", SystemConfig(Journal.Settings));
+        Manager = System.ActorOf(VpcRouteActor.Props(new AwsEc2RouteTables(Client), Source, settings ?? Settings, SystemClock.Instance), "vpc-routes");
+    }
+
+    public void Reconcile(string reason = "test") => Manager!.Tell(new RouteManagerMessages.Reconcile(reason));
+
+    /// <summary>The routes EC2 holds now, read as a plan: ENIs mapped back to nodes; foreign routes left out.</summary>
+    public RoutePlan PlanInEc2() => new([.. new[] { "rtb-a", "rtb-b", "rtb-c" }.Select(table => new TablePlan(table, 50,
+        [.. Ec2.RoutesOf(table).Where(r => r.Target.StartsWith("eni-", StringComparison.Ordinal))
+            .Select(r => new PlannedRoute(Ipv4Cidr.Parse(r.Cidr), new NodeName(r.Target["eni-".Length..]), r.Target))]))], 0, []);
+
+    /// <summary>Waits until EC2 carries a plan that reaches every block of the current cluster view.</summary>
+    public async Task<RoutePlan> ConvergedAsync(TimeSpan? within = null)
+    {
+        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(20));
+        var input = new RoutingInput(Source.Snapshot.Subnets, Source.Snapshot.Nodes, Source.Snapshot.Blocks, []);
+        while (true)
+        {
+            var plan = PlanInEc2();
+            var violation = ReachabilityChecker.FirstViolation(input, plan);
+            if (violation is null && await IdleAsync()) return plan;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"EC2 did not converge: {violation?.ToString() ?? "the manager is still busy"}");
+            await Task.Delay(50);
+        }
+    }
+
+    private async Task<bool> IdleAsync()
+    {
+        var before = Ec2.Calls.Count;
+        await Task.Delay(150);
+        return Ec2.Calls.Count == before;
+    }
+
+    public async Task<RouteManagerMessages.RouteManagerView> ViewAsync() =>
+        await Manager!.Ask<RouteManagerMessages.RouteManagerView>(new RouteManagerMessages.GetRouteState(), TimeSpan.FromSeconds(5));
+
+    public async ValueTask DisposeAsync()
+    {
+        if (System is not null) await System.Terminate();
+        Client.Dispose();
+        await Ec2.DisposeAsync();
+        Journal.Dispose();
+    }
+}

@@ -1,0 +1,133 @@
+using Amazon.EC2.Model;
+using Romana.Actors.Routing;
+using Romana.Actors.Tests.Support;
+
+namespace Romana.Actors.Tests.Routing;
+
+/// <summary>The route manager through the real AWSSDK.EC2 client, over HTTP, against the local EC2 endpoint.</summary>
+public class VpcRouteActorWireTests
+{
+    private static readonly string[] Mutating = ["CreateRoute", "ReplaceRoute", "DeleteRoute", "ModifyNetworkInterfaceAttribute"];
+
+    private static int MutatingCalls(RouteLab lab) => lab.Ec2.Calls.Count(c => Mutating.Contains(c.Action));
+
+    [Fact]
+    public async Task From_empty_it_converges_with_one_call_per_route_and_leaves_foreign_routes_alone()
+    {
+        await using var lab = new RouteLab();
+        await lab.StartAsync();
+        var plan = await lab.ConvergedAsync();
+
+        var routes = plan.Tables.Sum(t => t.Routes.Length);
+        Assert.Equal(routes, lab.Ec2.CountOf("CreateRoute"));
+        Assert.Equal(RouteLab.Cluster.Nodes.Length, lab.Ec2.CountOf("ModifyNetworkInterfaceAttribute"));
+        Assert.All(RouteLab.Cluster.Nodes, n => Assert.False(lab.Ec2.SourceDestCheck(n.Eni)));
+        foreach (var table in new[] { "rtb-a", "rtb-b", "rtb-c" })
+        {
+            Assert.Contains(("0.0.0.0/0", "igw-1"), lab.Ec2.RoutesOf(table));
+            Assert.Contains(("10.0.0.0/16", "local"), lab.Ec2.RoutesOf(table));
+        }
+        // A table that serves one subnet carries no route to it; the shared one carries routes to both of its subnets.
+        Assert.DoesNotContain(plan.Table("rtb-a")!.Routes, r => r.Cidr.ToString().StartsWith("100.64.0.", StringComparison.Ordinal));
+        Assert.Contains(plan.Table("rtb-c")!.Routes, r => r.Cidr.ToString() == "100.64.2.0/24");
+        var view = await lab.ViewAsync();
+        Assert.Equal(["rtb-a", "rtb-b", "rtb-c"], view.Tables);
+        Assert.Equal(routes, view.Routes.Length);
+        Assert.All(view.Routes, r => Assert.True(r.Route.Confirmed));
+    }
+
+    [Fact]
+    public async Task A_restarted_manager_recovers_from_its_journal_and_sends_nothing_when_nothing_differs()
+    {
+        await using var lab = new RouteLab();
+        await lab.StartAsync();
+        await lab.ConvergedAsync();
+        var before = MutatingCalls(lab);
+
+        await lab.StartAsync();
+        await lab.ConvergedAsync();
+        Assert.Equal(before, MutatingCalls(lab));
+        Assert.True(lab.Ec2.CountOf("DescribeRouteTables") >= 2);
+    }
+
+    [Fact]
+    public async Task Routes_changed_or_deleted_by_hand_are_repaired_and_the_journal_says_drift_repair()
+    {
+        await using var lab = new RouteLab();
+        await lab.StartAsync();
+        var plan = await lab.ConvergedAsync();
+        var deleted = plan.Table("rtb-a")!.Routes[0];
+        var changed = plan.Table("rtb-b")!.Routes[0];
+        await lab.Client.DeleteRouteAsync(new DeleteRouteRequest { RouteTableId = "rtb-a", DestinationCidrBlock = deleted.Cidr.ToString() });
+        await lab.Client.ReplaceRouteAsync(new ReplaceRouteRequest { RouteTableId = "rtb-b", DestinationCidrBlock = changed.Cidr.ToString(), NetworkInterfaceId = "eni-someone-else" });
+
+        lab.Reconcile("periodic check");
+        var repaired = await lab.ConvergedAsync();
+        Assert.Contains(deleted, repaired.Table("rtb-a")!.Routes);
+        Assert.Contains(changed, repaired.Table("rtb-b")!.Routes);
+        Assert.Equal(2, lab.Journal.CountEventsWhere("payload LIKE '%drift repair%'"));
+    }
+
+    [Fact]
+    public async Task Under_throttling_and_server_errors_it_backs_off_and_still_converges()
+    {
+        await using var lab = new RouteLab();
+        lab.Ec2.SetThrottle(burst: 3, refillPerSecond: 5);
+        lab.Ec2.SetErrorRate(0.2);
+        await lab.StartAsync();
+        await lab.ConvergedAsync(TimeSpan.FromSeconds(60));
+        lab.Ec2.SetErrorRate(0);
+        Assert.True(lab.Ec2.Calls.Count > lab.Ec2.CountOf("DescribeRouteTables") + MutatingCallsWanted(lab), "no call was retried");
+    }
+
+    private static int MutatingCallsWanted(RouteLab lab) => lab.PlanInEc2().Tables.Sum(t => t.Routes.Length) + RouteLab.Cluster.Nodes.Length;
+
+    [Fact]
+    public async Task A_smaller_real_limit_than_configured_is_learned_and_the_plan_fits_it()
+    {
+        await using var lab = new RouteLab();
+        // rtb-c serves two subnets, so it needs a route to each of the four; with room it would hold more specific ones
+        // too. Its real limit is 6, the igw route counts: five pod routes at most, where 50 are configured.
+        lab.Ec2.SetLimit("rtb-c", 6);
+        await lab.StartAsync();
+        var plan = await lab.ConvergedAsync();
+        Assert.InRange(plan.Table("rtb-c")!.Routes.Length, 4, 5);
+        Assert.Contains(lab.Ec2.Calls, c => c.Action == "CreateRoute" && c.Parameters["RouteTableId"] == "rtb-c");
+        Assert.Equal(1, lab.Journal.CountEvents("RouteLimitLearned"));
+    }
+
+    [Fact]
+    public async Task When_a_forwarder_fails_only_its_routes_move_and_the_reason_is_failover()
+    {
+        await using var lab = new RouteLab();
+        await lab.StartAsync();
+        var plan = await lab.ConvergedAsync();
+        var forwarder = plan.Table("rtb-b")!.Routes.Single(r => r.Cidr.ToString() == "100.64.0.0/24").Target;
+        var untouched = plan.Tables.SelectMany(t => t.Routes.Select(r => (t.Table, r))).Where(x => x.r.Target != forwarder).ToList();
+        var creates = lab.Ec2.CountOf("CreateRoute");
+
+        lab.Source.SetHealth(forwarder.Value, false);
+        lab.Reconcile("health changed");
+        var after = await lab.ConvergedAsync();
+        Assert.DoesNotContain(after.Tables.SelectMany(t => t.Routes), r => r.Target == forwarder);
+        Assert.All(untouched, x => Assert.Contains(x.r, after.Table(x.Table)!.Routes));
+        Assert.Equal(creates, lab.Ec2.CountOf("CreateRoute"));
+        Assert.True(lab.Journal.CountEventsWhere("manifest = 'RouteReplaced' AND payload LIKE '%failover%'") >= 1);
+
+        // The node recovers: its routes stay where they are now.
+        lab.Source.SetHealth(forwarder.Value, true);
+        lab.Reconcile("health changed");
+        Assert.Equal(after.Tables.SelectMany(t => t.Routes), (await lab.ConvergedAsync()).Tables.SelectMany(t => t.Routes));
+    }
+
+    [Fact]
+    public async Task A_route_taken_by_someone_else_at_a_wanted_destination_is_never_touched()
+    {
+        await using var lab = new RouteLab();
+        lab.Ec2.AddRoute("rtb-a", "100.64.1.0/24", "pcx-peering"); // someone routes s2's prefix to a peering connection
+        await lab.StartAsync();
+        await Task.Delay(1000);
+        Assert.Contains(("100.64.1.0/24", "pcx-peering"), lab.Ec2.RoutesOf("rtb-a"));
+        Assert.DoesNotContain(lab.Ec2.Calls, c => c.Action != "DescribeRouteTables" && c.Parameters.GetValueOrDefault("DestinationCidrBlock") == "100.64.1.0/24" && c.Parameters["RouteTableId"] == "rtb-a");
+    }
+}

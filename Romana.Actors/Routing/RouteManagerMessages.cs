@@ -1,0 +1,48 @@
+using System.Collections.Immutable;
+using Romana.Actors.Addressing;
+using Romana.Actors.Audit;
+
+namespace Romana.Actors.Routing;
+
+/// <summary>Events about VPC routes; tagged "routes".</summary>
+public interface IRouteEvent : IRomanaEvent;
+
+public static class RouteManagerMessages
+{
+    // Commands
+    /// <summary>Compare the wanted routes with EC2 and send the calls that differ; several requests during a pass make one more pass.</summary>
+    public sealed record Reconcile(string Reason);
+
+    // Queries
+    public sealed record GetRouteState;
+
+    // Replies
+    public sealed record RouteManagerView(ImmutableSortedSet<string> Tables, ImmutableArray<(string Table, OwnedRoute Route)> Routes,
+        RoutePlan? LastPlan, string? Refusal, DateTimeOffset? LastPassAt, long Passes);
+
+    // Events (reasons: plan, failover, drift repair, budget)
+    public sealed record RouteTableAdopted(string Table, DateTimeOffset At, string Reason) : IRouteEvent;
+    /// <summary>Written before CreateRoute is sent: from here the route is Romana's, so a crash cannot leave one it does not know.</summary>
+    public sealed record RouteClaimed(string Table, Ipv4Cidr Cidr, NodeName Target, string Eni, DateTimeOffset At, string Reason) : IRouteEvent;
+    public sealed record RouteCreated(string Table, Ipv4Cidr Cidr, NodeName Target, string Eni, DateTimeOffset At, string Reason) : IRouteEvent;
+    public sealed record RouteReplaced(string Table, Ipv4Cidr Cidr, NodeName PreviousTarget, NodeName Target, string Eni, DateTimeOffset At, string Reason) : IRouteEvent;
+    public sealed record RouteDeleted(string Table, Ipv4Cidr Cidr, NodeName Target, DateTimeOffset At, string Reason) : IRouteEvent;
+    /// <summary>A claimed route turned out to exist with another target: it is not Romana's and is left alone.</summary>
+    public sealed record RouteClaimDropped(string Table, Ipv4Cidr Cidr, DateTimeOffset At, string Reason) : IRouteEvent;
+    public sealed record RouteLimitLearned(string Table, int Limit, DateTimeOffset At, string Reason) : IRouteEvent;
+    public sealed record Ec2CallFailed(string Action, string Table, string Code, string Message, DateTimeOffset At, string Reason) : IRouteEvent;
+    public sealed record PlanRefused(string Shortfalls, DateTimeOffset At, string Reason) : IRouteEvent;
+    public sealed record SourceDestCheckDisabled(NodeName Node, string Eni, DateTimeOffset At, string Reason) : IRouteEvent;
+}
+
+/// <summary>A route Romana owns; unconfirmed while its CreateRoute has been sent but not seen to succeed.</summary>
+public sealed record OwnedRoute(Ipv4Cidr Cidr, NodeName Target, string Eni, bool Confirmed);
+
+/// <summary>What the planner needs from the cluster: subnets, nodes with their ENI and health, blocks with their pods.</summary>
+public sealed record RoutingSnapshot(ImmutableArray<PlanSubnet> Subnets, ImmutableArray<PlanNode> Nodes, ImmutableArray<PlanBlock> Blocks);
+
+/// <summary>Where the route manager reads the cluster from (IPAM and health in production; a fixed view in tests).</summary>
+public interface IRoutingSource
+{
+    Task<RoutingSnapshot> ReadAsync(CancellationToken cancellation = default);
+}
