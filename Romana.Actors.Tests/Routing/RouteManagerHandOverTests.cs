@@ -1,0 +1,72 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using Romana.Actors.Routing;
+using Romana.Host.Aws;
+
+namespace Romana.Actors.Tests.Routing;
+
+/// <summary>Two actor systems on loopback port 0 form a cluster; the route manager singleton moves from one to the other in the middle of a pass.</summary>
+public class RouteManagerHandOverTests
+{
+    private static readonly Config ClusterConfig = ConfigurationFactory.ParseString("""
+        akka.actor.provider = cluster
+        akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+        akka.cluster.min-nr-of-members = 1
+        akka.cluster.singleton.hand-over-retry-interval = 200ms
+        """);
+
+    private static ActorSystem Member(RouteLab lab) =>
+        ActorSystem.Create("romana", ClusterConfig.WithFallback(RouteLab.SystemConfig(lab.Journal.Settings)));
+
+    private static Props Manager(RouteLab lab) =>
+        VpcRouteActor.Props(new AwsEc2RouteTables(lab.Client), lab.Source, RouteLab.Settings, SystemClock.Instance);
+
+    private static async Task UpAsync(params ActorSystem[] members)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (members.Any(m => Cluster.Get(m).State.Members.Count(x => x.Status == MemberStatus.Up) < members.Length))
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the cluster did not form");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task The_new_singleton_recovers_and_finishes_the_pass_without_duplicates_or_deleting_wanted_routes()
+    {
+        await using var lab = new RouteLab();
+        lab.Ec2.SetLatency(TimeSpan.FromMilliseconds(150)); // a pass takes a few seconds: time to hand over in the middle
+        var first = Member(lab);
+        var second = Member(lab);
+        try
+        {
+            Cluster.Get(first).Join(Cluster.Get(first).SelfAddress);
+            Cluster.Get(second).Join(Cluster.Get(first).SelfAddress);
+            await UpAsync(first, second);
+            RouteManagerSingleton.Start(first, Manager(lab));
+            RouteManagerSingleton.Start(second, Manager(lab));
+
+            // The oldest member runs the manager; once it has created a route or two, it leaves.
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (lab.Ec2.CountOf("CreateRoute") < 2)
+            {
+                if (DateTime.UtcNow > deadline) throw new TimeoutException("the first singleton never created a route");
+                await Task.Delay(20);
+            }
+            await CoordinatedShutdown.Get(first).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
+
+            var plan = await lab.ConvergedAsync(TimeSpan.FromSeconds(60));
+            var creates = lab.Ec2.Calls.Where(c => c.Action == "CreateRoute")
+                .GroupBy(c => (c.Parameters["RouteTableId"], c.Parameters["DestinationCidrBlock"])).ToList();
+            Assert.Equal(plan.Tables.Sum(t => t.Routes.Length), creates.Count);
+            Assert.All(creates, c => Assert.Single(c));
+            Assert.Equal(0, lab.Ec2.CountOf("DeleteRoute"));
+            Assert.True(Cluster.Get(second).State.Members.All(m => m.Address == Cluster.Get(second).SelfAddress), "the first member did not leave");
+        }
+        finally
+        {
+            await Task.WhenAll(first.Terminate(), second.Terminate());
+        }
+    }
+}
