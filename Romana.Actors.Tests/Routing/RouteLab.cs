@@ -100,26 +100,30 @@ public sealed class RouteLab : IAsyncDisposable
         [.. Ec2.RoutesOf(table).Where(r => r.Target.StartsWith("eni-", StringComparison.Ordinal))
             .Select(r => new PlannedRoute(Ipv4Cidr.Parse(r.Cidr), new NodeName(r.Target["eni-".Length..]), r.Target))]))], 0, []);
 
-    /// <summary>Waits until EC2 carries a plan that reaches every block of the current cluster view.</summary>
-    public async Task<RoutePlan> ConvergedAsync(TimeSpan? within = null)
+    /// <summary>
+    /// Waits until EC2 carries a plan that reaches every block of the current cluster view, and the manager has finished
+    /// a pass since <paramref name="afterPasses"/> and is not in one (or, with <paramref name="anyManager"/>, EC2 just stays quiet).
+    /// </summary>
+    public async Task<RoutePlan> ConvergedAsync(TimeSpan? within = null, long afterPasses = 0, bool anyManager = false)
     {
         var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(20));
         var input = new RoutingInput(Source.Snapshot.Subnets, Source.Snapshot.Nodes, Source.Snapshot.Blocks, []);
         while (true)
         {
+            var calls = Ec2.Calls.Count;
             var plan = PlanInEc2();
             var violation = ReachabilityChecker.FirstViolation(input, plan);
-            if (violation is null && await IdleAsync()) return plan;
+            var settled = anyManager || await SettledAsync(afterPasses);
+            await Task.Delay(150);
+            if (violation is null && settled && Ec2.Calls.Count == calls) return plan;
             if (DateTime.UtcNow > deadline) throw new TimeoutException($"EC2 did not converge: {violation?.ToString() ?? "the manager is still busy"}");
-            await Task.Delay(50);
         }
     }
 
-    private async Task<bool> IdleAsync()
+    private async Task<bool> SettledAsync(long afterPasses)
     {
-        var before = Ec2.Calls.Count;
-        await Task.Delay(150);
-        return Ec2.Calls.Count == before;
+        var view = await ViewAsync();
+        return !view.Busy && view.Passes > afterPasses;
     }
 
     public async Task<RouteManagerMessages.RouteManagerView> ViewAsync() =>

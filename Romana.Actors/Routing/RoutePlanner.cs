@@ -27,25 +27,22 @@ public static class RoutePlanner
     {
         var subnetOf = input.Nodes.ToDictionary(n => n.Name, n => n.Subnet);
         var blocksBySubnet = input.Blocks.ToLookup(b => subnetOf[b.Owner]);
-        var refiners = input.Subnets.Select(s => new SubnetRefiner(s, blocksBySubnet[s.Id])).Where(r => r.HasBlocks).ToList();
-
-        var shortfallList = new List<BudgetShortfall>();
-        var tables = new List<TableLayout>();
-        foreach (var table in input.Tables.OrderBy(t => t.Id, StringComparer.Ordinal))
+        var withBlocks = input.Subnets.Where(s => blocksBySubnet[s.Id].Any()).ToList();
+        var tables = input.Tables.OrderBy(t => t.Id, StringComparer.Ordinal).Select(table =>
         {
             var own = input.Subnets.Where(s => s.RouteTable == table.Id).Select(s => s.Id).ToList();
-            var reached = refiners.Where(r => !(own.Count == 1 && own[0] == r.Subnet.Id)).ToList();
-            if (reached.Count > table.Budget)
-            {
-                shortfallList.Add(new BudgetShortfall(table.Id, reached.Count, table.Budget));
-                continue;
-            }
-            var steps = SpendBudget(reached, table.Budget - reached.Count);
-            var routes = reached.SelectMany((r, i) => r.Routes(steps[i])).OrderBy(r => r.Cidr).ToImmutableArray();
-            tables.Add(new TableLayout(table.Id, table.Budget, routes));
-        }
-        shortfalls = [.. shortfallList];
-        return shortfalls.IsEmpty ? new RouteLayout([.. tables]) : null;
+            return (Table: table, Reached: withBlocks.Where(s => !(own.Count == 1 && own[0] == s.Id)).Select(s => s.Id).ToHashSet());
+        }).ToList();
+        shortfalls = [.. tables.Where(t => t.Reached.Count > t.Table.Budget).Select(t => new BudgetShortfall(t.Table.Id, t.Reached.Count, t.Table.Budget))];
+        if (!shortfalls.IsEmpty) return null;
+
+        var refiners = withBlocks.Select(s => new SubnetRefiner(s, blocksBySubnet[s.Id])).ToList();
+        return new RouteLayout([.. tables.Select(t =>
+        {
+            var reached = refiners.Where(r => t.Reached.Contains(r.Subnet.Id)).ToList();
+            var steps = SpendBudget(reached, t.Table.Budget - reached.Count);
+            return new TableLayout(t.Table.Id, t.Table.Budget, [.. reached.SelectMany((r, i) => r.Routes(steps[i])).OrderBy(r => r.Cidr)]);
+        })]);
     }
 
     /// <summary>Hands out <paramref name="spare"/> routes to the subnets' refinement sequences, the largest next gain first.</summary>
@@ -77,8 +74,8 @@ public static class RoutePlanner
     public static RoutePlan AssignTargets(RouteLayout layout, RoutingInput input, RoutePlan? current)
     {
         var nodes = input.Nodes.ToDictionary(n => n.Name);
-        var healthyBySubnet = input.Nodes.Where(n => n.Healthy).GroupBy(n => n.Subnet)
-            .ToDictionary(g => g.Key, g => g.Select(n => n.Name).Order().ToList());
+        // Needed only when neither the current target, nor the preferred node, nor any owner is healthy: built on demand.
+        var healthyBySubnet = new Lazy<ILookup<SubnetId, NodeName>>(() => input.Nodes.Where(n => n.Healthy).ToLookup(n => n.Subnet, n => n.Name));
         var currentTargets = current?.Tables.ToDictionary(t => t.Table, t => t.Routes.ToDictionary(r => r.Cidr, r => r.Target))
             ?? new Dictionary<string, Dictionary<Ipv4Cidr, NodeName>>();
         var withoutHealthy = new SortedSet<SubnetId>();
@@ -101,15 +98,15 @@ public static class RoutePlanner
     }
 
     private static NodeName Target(LayoutRoute route, NodeName? previous, Dictionary<NodeName, PlanNode> nodes,
-        Dictionary<SubnetId, List<NodeName>> healthyBySubnet, SortedSet<SubnetId> withoutHealthy)
+        Lazy<ILookup<SubnetId, NodeName>> healthyBySubnet, SortedSet<SubnetId> withoutHealthy)
     {
         bool Usable(NodeName? n) => n is { } name && nodes.TryGetValue(name, out var node) && node.Healthy && node.Subnet == route.Subnet;
 
         if (Usable(previous)) return previous!.Value;
         if (Usable(route.Preferred)) return route.Preferred;
         var healthyOwners = route.Owners.Where(o => Usable(o)).ToList();
-        if (healthyOwners.Count > 0) return Rendezvous.Choose(route.Cidr.ToString(), healthyOwners);
-        if (healthyBySubnet.TryGetValue(route.Subnet, out var healthy)) return Rendezvous.Choose(route.Cidr.ToString(), healthy);
+        if (healthyOwners.Count > 0) return Rendezvous.Choose(route.Cidr, healthyOwners);
+        if (healthyBySubnet.Value[route.Subnet].Any()) return Rendezvous.Choose(route.Cidr, healthyBySubnet.Value[route.Subnet]);
         withoutHealthy.Add(route.Subnet);
         return previous ?? route.Preferred;
     }

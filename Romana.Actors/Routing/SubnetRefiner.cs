@@ -23,13 +23,12 @@ internal sealed class SubnetRefiner
         Subnet = subnet;
         _blocks = [.. blocks.OrderBy(b => b.Block)];
         _effective = Enumerable.Repeat(-1, _blocks.Length).ToArray();
-        Root = new Candidate(subnet.PodPrefix, 0, _blocks.Length, TargetOf(subnet.PodPrefix, 0, _blocks.Length), OwnersOf(0, _blocks.Length));
+        Root = CandidateOf(subnet.PodPrefix, 0, _blocks.Length);
         if (_blocks.Length > 0) AddCandidates(0, _blocks.Length);
         _taken = new bool[_candidates.Count];
     }
 
     public PlanSubnet Subnet { get; }
-    public bool HasBlocks => _blocks.Length > 0;
     public Candidate Root { get; }
 
     /// <summary>The gain of the refinement at <paramref name="step"/>, or null when no refinement that far pays off.</summary>
@@ -44,24 +43,19 @@ internal sealed class SubnetRefiner
     {
         var chosen = new List<Candidate> { Root };
         chosen.AddRange(_steps.Take(steps).Select(s => _candidates[s.Candidate]));
-        // Replay the steps to learn which blocks each route is the most specific for.
-        var effective = Enumerable.Repeat(0, _blocks.Length).ToArray();
+        // Replay the steps to learn which blocks each route is the most specific for, then sum their pods per owner.
+        var effective = new int[_blocks.Length];
         for (var c = 1; c < chosen.Count; c++)
             for (var b = chosen[c].Lo; b < chosen[c].Hi; b++)
                 if (chosen[effective[b]].Prefix.PrefixLength < chosen[c].Prefix.PrefixLength) effective[b] = c;
-        for (var c = 0; c < chosen.Count; c++)
+        var pods = chosen.Select(_ => new SortedDictionary<NodeName, int>()).ToList();
+        for (var b = 0; b < _blocks.Length; b++)
         {
-            var pods = ImmutableDictionary.CreateBuilder<NodeName, int>();
-            var owners = new SortedSet<NodeName>();
-            for (var b = 0; b < _blocks.Length; b++)
-            {
-                if (effective[b] != c) continue;
-                owners.Add(_blocks[b].Owner);
-                pods[_blocks[b].Owner] = pods.GetValueOrDefault(_blocks[b].Owner) + _blocks[b].Pods;
-            }
-            yield return new LayoutRoute(chosen[c].Prefix, Subnet.Id, chosen[c].Target,
-                owners.Count > 0 ? [.. owners] : chosen[c].Owners, pods.ToImmutable());
+            var owners = pods[effective[b]];
+            owners[_blocks[b].Owner] = owners.GetValueOrDefault(_blocks[b].Owner) + _blocks[b].Pods;
         }
+        for (var c = 0; c < chosen.Count; c++)
+            yield return new LayoutRoute(chosen[c].Prefix, Subnet.Id, chosen[c].Target, [.. pods[c].Keys], pods[c].ToImmutableDictionary(), pods[c].Values.Sum());
     }
 
     private void ChooseNext()
@@ -106,7 +100,7 @@ internal sealed class SubnetRefiner
     private void AddCandidates(int lo, int hi)
     {
         var prefix = CommonPrefix(_blocks[lo].Block, _blocks[hi - 1].Block);
-        if (prefix != Subnet.PodPrefix) _candidates.Add(new Candidate(prefix, lo, hi, TargetOf(prefix, lo, hi), OwnersOf(lo, hi)));
+        if (prefix != Subnet.PodPrefix) _candidates.Add(CandidateOf(prefix, lo, hi));
         if (hi - lo == 1) return;
         var bit = 31 - prefix.PrefixLength;
         var mid = lo;
@@ -122,13 +116,15 @@ internal sealed class SubnetRefiner
         return Ipv4Cidr.Containing(first.Network, length);
     }
 
-    private ImmutableArray<NodeName> OwnersOf(int lo, int hi) => [.. _blocks[lo..hi].Select(b => b.Owner).Distinct().Order()];
-
-    private NodeName TargetOf(Ipv4Cidr prefix, int lo, int hi)
+    /// <summary>A candidate route and its fixed target: the owner of all its blocks, or a rendezvous choice among their owners.</summary>
+    private Candidate CandidateOf(Ipv4Cidr prefix, int lo, int hi)
     {
-        var owners = OwnersOf(lo, hi);
-        return owners.Length == 1 ? owners[0] : owners.Length == 0 ? default : Rendezvous.Choose(prefix.ToString(), owners);
+        if (hi == lo) return new Candidate(prefix, lo, hi, default);
+        var first = _blocks[lo].Owner;
+        var single = true;
+        for (var b = lo + 1; b < hi && single; b++) single = _blocks[b].Owner == first;
+        return new Candidate(prefix, lo, hi, single ? first : Rendezvous.Choose(prefix, _blocks[lo..hi].Select(b => b.Owner).Distinct()));
     }
 
-    internal sealed record Candidate(Ipv4Cidr Prefix, int Lo, int Hi, NodeName Target, ImmutableArray<NodeName> Owners);
+    internal sealed record Candidate(Ipv4Cidr Prefix, int Lo, int Hi, NodeName Target);
 }

@@ -76,7 +76,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     private void Common()
     {
         Command<GetRouteState>(_ => Sender.Tell(new RouteManagerView(_state.Tables,
-            [.. _state.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r)))], _lastPlan, _lastRefusal, _lastPassAt, _passes)));
+            [.. _state.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r)))], _lastPlan, _lastRefusal, _lastPassAt, _passes, _pass is not null)));
         Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(failed => _log.Warning(failed.Cause, "Route manager: snapshot not saved"));
         Command<DeleteSnapshotsSuccess>(_ => { });

@@ -11,6 +11,7 @@ public static class BenchCommands
     {
         var bench = new Command("bench", "Benchmarks whose figures the README publishes.");
         bench.Subcommands.Add(Ipam());
+        bench.Subcommands.Add(Routes());
         return bench;
     }
 
@@ -39,6 +40,41 @@ public static class BenchCommands
             var result = await IpamBenchmark.RunAsync(options, parse.GetValue(json) ? null : m => AnsiConsole.MarkupLine(Markup.Escape(m)));
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions.Indented));
             else Print(result);
+            return CommandLineGuard.Ok;
+        }));
+        return command;
+    }
+
+    private static Command Routes()
+    {
+        var nodes = new Option<int>("--nodes") { Description = "Nodes in the generated cluster", DefaultValueFactory = _ => 5_000 };
+        var subnets = new Option<int>("--subnets") { Description = "Subnets, spread over 3 zones with one route table each", DefaultValueFactory = _ => 60 };
+        var runs = new Option<int>("--runs") { Description = "Timed runs of each measurement; the median is reported", DefaultValueFactory = _ => 21 };
+        var json = new Option<bool>("--json") { Description = "Print the figures as JSON" };
+        foreach (var positive in new[] { nodes, subnets, runs })
+            positive.Validators.Add(r =>
+            {
+                if (r.GetValueOrDefault<int>() < 1) r.AddError($"{r.Option.Name} must be at least 1");
+            });
+        var command = new Command("routes", """
+            The route planner on a generated cluster (5,000 nodes in 60 subnets by default): planning at budgets 50, 100 and
+            500, re-planning after one node's health changes, and the EC2 calls the route manager sends to move the routes
+            of a failed forwarder on an in-memory EC2 (one per differing route is the target).
+            """) { nodes, subnets, runs, json };
+        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        {
+            var result = await RouteBenchmark.RunAsync(parse.GetValue(nodes), parse.GetValue(subnets), parse.GetValue(runs),
+                parse.GetValue(json) ? null : m => AnsiConsole.MarkupLine(Markup.Escape(m)));
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions.Indented));
+                return CommandLineGuard.Ok;
+            }
+            var table = new Table().AddColumns("measure", "median (ms)", "runs", "note");
+            foreach (var figure in result.Figures) table.AddRow(figure.Measure, $"{figure.MedianMs:0.000}", figure.Runs.ToString(), figure.Note);
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine(Markup.Escape($"reconcile after a forwarder failed: {result.DifferingRoutes} routes differed, {result.MutatingCalls} EC2 calls sent"));
+            AnsiConsole.MarkupLine(Markup.Escape($"{result.Machine}; {result.Nodes:N0} nodes, {result.Subnets} subnets, {result.Blocks:N0} blocks, {result.Pods:N0} pods"));
             return CommandLineGuard.Ok;
         }));
         return command;
