@@ -26,6 +26,7 @@ public sealed class EventTagger : IWriteEventAdapter
 {
     private static readonly ImmutableHashSet<string> IpamTags = [EventTags.Ipam];
     private static readonly ImmutableHashSet<string> RouteTags = [EventTags.Routes];
+    private static readonly ImmutableHashSet<string> HealthTags = [EventTags.Health];
 
     public string Manifest(object evt) => string.Empty;
 
@@ -33,6 +34,7 @@ public sealed class EventTagger : IWriteEventAdapter
     {
         IIpamEvent => new Tagged(evt, IpamTags),
         Routing.IRouteEvent => new Tagged(evt, RouteTags),
+        Health.IHealthEvent => new Tagged(evt, HealthTags),
         _ => evt,
     };
 }

@@ -12,7 +12,8 @@ public sealed record RouteSettings(
     TimeSpan RetryMinBackoff,
     TimeSpan RetryMaxBackoff,
     int RetryMaxAttempts,
-    int SnapshotEvery)
+    int SnapshotEvery,
+    TimeSpan HoldDown)
 {
     public static RouteSettings Default => From(RomanaConfig.Reference);
 
@@ -28,7 +29,8 @@ public sealed record RouteSettings(
             routes.GetTimeSpan("retry.min-backoff"),
             routes.GetTimeSpan("retry.max-backoff"),
             routes.GetInt("retry.max-attempts"),
-            routes.GetInt("snapshot-every"));
+            routes.GetInt("snapshot-every"),
+            config.GetTimeSpan("romana.health.hold-down"));
         if (settings.RouteLimit < 1) throw new ConfigurationError($"romana.routes.route-limit: {settings.RouteLimit} must be at least 1");
         if (settings.ReconcileInterval <= TimeSpan.Zero) throw new ConfigurationError($"romana.routes.reconcile-interval: {settings.ReconcileInterval} must be positive");
         return settings;

@@ -25,10 +25,15 @@ public sealed class IpamService : IAsyncDisposable
     public static async Task<IpamService> StartAsync(ClusterTopology topology, JournalSettings persistence,
         IpamSettings? settings = null, Config? config = null, IClock? clock = null, string name = "romana")
     {
-        settings ??= IpamSettings.Default;
         var full = (config ?? Config.Empty).WithFallback(PersistenceConfig.For(persistence)).WithFallback(RomanaConfig.Reference);
-        var system = ActorSystem.Create(name, full);
-        var ipam = system.ActorOf(IpamActor.Props(topology, settings, clock ?? SystemClock.Instance), "ipam");
+        return await StartOnAsync(ActorSystem.Create(name, full), topology, settings, clock ?? SystemClock.Instance);
+    }
+
+    /// <summary>Starts the IPAM on an actor system made by the caller (a simulation's, with its virtual clock); disposing stops the system.</summary>
+    public static async Task<IpamService> StartOnAsync(ActorSystem system, ClusterTopology topology, IpamSettings? settings, IClock clock)
+    {
+        settings ??= IpamSettings.Default;
+        var ipam = system.ActorOf(IpamActor.Props(topology, settings, clock), "ipam");
         IpamReply ready;
         try
         {

@@ -21,6 +21,12 @@ public sealed class InMemoryEc2 : IEc2RouteTables
 
     public InMemoryEc2(IClock? clock = null) => _clock = clock ?? SystemClock.Instance;
 
+    /// <summary>How long each call takes; the simulation waits in virtual time through <see cref="Delay"/>.</summary>
+    public TimeSpan Latency { get; set; }
+
+    /// <summary>Waits for a duration; by default in real time.</summary>
+    public Func<TimeSpan, Task> Delay { get; set; } = d => Task.Delay(d);
+
     public void AddTable(string id, int limit = 50, IEnumerable<string>? subnets = null, IEnumerable<string>? tags = null)
     {
         lock (_gate) _tables[id] = new Table(id, limit, [.. subnets ?? []], [.. tags ?? []]);
@@ -73,8 +79,9 @@ public sealed class InMemoryEc2 : IEc2RouteTables
         lock (_gate) _calls.Clear();
     }
 
-    public Task<IReadOnlyList<Ec2RouteTable>> DescribeAsync(RouteTableSelector selector, CancellationToken cancellation = default)
+    public async Task<IReadOnlyList<Ec2RouteTable>> DescribeAsync(RouteTableSelector selector, CancellationToken cancellation = default)
     {
+        if (Latency > TimeSpan.Zero) await Delay(Latency);
         lock (_gate)
         {
             _calls.Add("DescribeRouteTables");
@@ -84,8 +91,8 @@ public sealed class InMemoryEc2 : IEc2RouteTables
                 .Select(t => new Ec2RouteTable(t.Id, t.Subnets, [.. t.Routes.Select(r => new Ec2Route(r.Key, r.Value))]))];
             var missing = selector.Ids.FirstOrDefault(id => !_tables.ContainsKey(id));
             return missing is null
-                ? Task.FromResult(tables)
-                : Task.FromException<IReadOnlyList<Ec2RouteTable>>(new Ec2Error("InvalidRouteTableID.NotFound", 400, $"The routeTable ID '{missing}' does not exist"));
+                ? tables
+                : throw new Ec2Error("InvalidRouteTableID.NotFound", 400, $"The routeTable ID '{missing}' does not exist");
         }
     }
 
@@ -115,24 +122,17 @@ public sealed class InMemoryEc2 : IEc2RouteTables
     public Task DisableSourceDestCheckAsync(string eni, CancellationToken cancellation = default) =>
         Mutate($"ModifyNetworkInterfaceAttribute {eni}", null, _ => _sourceDestCheck[eni] = false);
 
-    private Task Mutate(string call, string? table, Action<Table> change)
+    private async Task Mutate(string call, string? table, Action<Table> change)
     {
+        if (Latency > TimeSpan.Zero) await Delay(Latency);
         lock (_gate)
         {
             _calls.Add(call);
-            try
-            {
-                TakeToken();
-                Table? t = null;
-                if (table is not null && !_tables.TryGetValue(table, out t))
-                    throw new Ec2Error("InvalidRouteTableID.NotFound", 400, $"The routeTable ID '{table}' does not exist");
-                change(t!);
-                return Task.CompletedTask;
-            }
-            catch (Ec2Error e)
-            {
-                return Task.FromException(e);
-            }
+            TakeToken();
+            Table? t = null;
+            if (table is not null && !_tables.TryGetValue(table, out t))
+                throw new Ec2Error("InvalidRouteTableID.NotFound", 400, $"The routeTable ID '{table}' does not exist");
+            change(t!);
         }
     }
 

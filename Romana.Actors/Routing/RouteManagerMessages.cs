@@ -19,7 +19,8 @@ public static class RouteManagerMessages
     // Replies
     /// <summary>The manager's state; <paramref name="Busy"/> while a pass is under way, <paramref name="Passes"/> completed since it started.</summary>
     public sealed record RouteManagerView(ImmutableSortedSet<string> Tables, ImmutableArray<(string Table, OwnedRoute Route)> Routes,
-        RoutePlan? LastPlan, string? Refusal, DateTimeOffset? LastPassAt, long Passes, bool Busy);
+        RoutePlan? LastPlan, string? Refusal, DateTimeOffset? LastPassAt, long Passes, bool Busy,
+        ImmutableSortedSet<NodeName> Failed, ImmutableSortedSet<SubnetId> WithoutHealthyForwarder);
 
     // Events (reasons: plan, failover, drift repair, budget)
     public sealed record RouteTableAdopted(string Table, DateTimeOffset At, string Reason) : IRouteEvent;
@@ -34,6 +35,8 @@ public static class RouteManagerMessages
     public sealed record Ec2CallFailed(string Action, string Table, string Code, string Message, DateTimeOffset At, string Reason) : IRouteEvent;
     public sealed record PlanRefused(string Shortfalls, DateTimeOffset At, string Reason) : IRouteEvent;
     public sealed record SourceDestCheckDisabled(NodeName Node, string Eni, DateTimeOffset At, string Reason) : IRouteEvent;
+    /// <summary>Every node of a subnet is judged failed: its routes are kept where they are, and this is said loudly.</summary>
+    public sealed record NoHealthyForwarder(SubnetId Subnet, ImmutableArray<NodeName> Failed, DateTimeOffset At, string Reason) : IRouteEvent;
 }
 
 /// <summary>A route Romana owns; unconfirmed while its CreateRoute has been sent but not seen to succeed.</summary>

@@ -38,6 +38,7 @@ public sealed record RouteManagerState(
         RouteLimitLearned learned => this with { LearnedLimits = LearnedLimits.SetItem(learned.Table, learned.Limit) },
         SourceDestCheckDisabled disabled => this with { CheckedEnis = CheckedEnis.Add(disabled.Eni) },
         PlanRefused refused => this with { Refusal = refused.Shortfalls },
+        NoHealthyForwarder => this,
         Ec2CallFailed => this,
         _ => throw new ArgumentException($"not a route event: {e.GetType().Name}", nameof(e)),
     };

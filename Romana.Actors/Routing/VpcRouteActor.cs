@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using static Romana.Actors.Routing.RouteManagerMessages;
 
@@ -33,6 +34,9 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     private string? _lastRefusal;
     private DateTimeOffset? _lastPassAt;
     private long _passes;
+    private readonly Dictionary<SubnetId, ImmutableSortedSet<NodeName>> _failedBySubnet = new();
+    private readonly Dictionary<NodeName, DateTimeOffset> _recoveredAt = new();
+    private ImmutableSortedSet<SubnetId> _withoutHealthy = ImmutableSortedSet<SubnetId>.Empty;
 
     public VpcRouteActor(IEc2RouteTables ec2, IRoutingSource source, RouteSettings settings, IClock clock)
     {
@@ -76,11 +80,42 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     private void Common()
     {
         Command<GetRouteState>(_ => Sender.Tell(new RouteManagerView(_state.Tables,
-            [.. _state.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r)))], _lastPlan, _lastRefusal, _lastPassAt, _passes, _pass is not null)));
+            [.. _state.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r)))], _lastPlan, _lastRefusal, _lastPassAt, _passes, _pass is not null,
+            [.. _failedBySubnet.Values.SelectMany(f => f)], _withoutHealthy)));
+        Command<Health.HealthMessages.ForwarderFailed>(failed => HealthChanged(failed.Subnet, f => f.Add(failed.Node), "failover"));
+        Command<Health.HealthMessages.ForwarderRecovered>(recovered =>
+        {
+            _recoveredAt[recovered.Node] = recovered.At;
+            HealthChanged(recovered.Subnet, f => f.Remove(recovered.Node), "node recovered");
+        });
+        Command<Health.HealthMessages.SubnetHealth>(health => HealthChanged(health.Subnet, _ => health.Failed, "health status"));
         Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(failed => _log.Warning(failed.Cause, "Route manager: snapshot not saved"));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    /// <summary>What the subnets' health supervisors say; a change starts a pass (or one more after the current one).</summary>
+    private void HealthChanged(SubnetId subnet, Func<ImmutableSortedSet<NodeName>, ImmutableSortedSet<NodeName>> change, string reason)
+    {
+        var before = _failedBySubnet.GetValueOrDefault(subnet, ImmutableSortedSet<NodeName>.Empty);
+        var after = change(before);
+        if (before.SetEquals(after)) return;
+        _failedBySubnet[subnet] = after;
+        Self.Tell(new Reconcile(reason));
+    }
+
+    /// <summary>Judged failed, or recovered less than the hold-down ago: not eligible as a target.</summary>
+    private RoutingSnapshot WithHealth(RoutingSnapshot cluster)
+    {
+        var now = _clock.Now;
+        return cluster with
+        {
+            Nodes = [.. cluster.Nodes.Select(n => n.Healthy
+                && !(_failedBySubnet.TryGetValue(n.Subnet, out var failed) && failed.Contains(n.Name))
+                && !(_recoveredAt.TryGetValue(n.Name, out var at) && now - at < _settings.HoldDown)
+                    ? n : n with { Healthy = false })],
+        };
     }
 
     // ---- a pass ----------------------------------------------------------------------------------------------------
@@ -91,7 +126,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         Become(Reconciling);
         Self.RunThen(_source.ReadAsync(), cluster =>
         {
-            _pass.Cluster = cluster;
+            _pass.Cluster = WithHealth(cluster);
             Describe();
         }, e => EndPass($"the cluster state could not be read: {e.Message}"));
     }
@@ -120,12 +155,23 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
             }
             _lastRefusal = null;
             _lastPlan = plan;
-            foreach (var subnet in plan.WithoutHealthyNode)
-                _log.Error("Route manager: subnet {0} has no healthy node: its routes are kept where they are", subnet);
             pass.RouteCounts = tables.ToDictionary(t => t.Id, t => t.Routes.Count(r => !r.IsLocal));
             pass.Operations = Reconciler.Diff(_state, tables, plan, input, pass.Reason == "budget" ? "budget" : "plan");
-            Execute();
+            Record(ReportWithoutHealthy(plan, input), Execute);
         });
+    }
+
+    /// <summary>A subnet whose every node failed keeps its routes; that is recorded once and logged at error level on every pass.</summary>
+    private IEnumerable<IRouteEvent> ReportWithoutHealthy(RoutePlan plan, RoutingInput input)
+    {
+        foreach (var subnet in plan.WithoutHealthyNode)
+            _log.Error("Route manager: subnet {0} has no healthy node: its routes are kept where they are until one recovers", subnet);
+        foreach (var subnet in _withoutHealthy.Except(plan.WithoutHealthyNode))
+            _log.Info("Route manager: subnet {0} has a healthy node again", subnet);
+        var newly = plan.WithoutHealthyNode.Except(_withoutHealthy).ToList();
+        _withoutHealthy = [.. plan.WithoutHealthyNode];
+        return newly.Select(subnet => (IRouteEvent)new NoHealthyForwarder(subnet,
+            [.. input.Nodes.Where(n => n.Subnet == subnet).Select(n => n.Name)], _clock.Now, "every node of the subnet is judged failed"));
     }
 
     private void Execute()
@@ -248,6 +294,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         PersistAll(list, e =>
         {
             _state = _state.Apply(e);
+            Context.System.EventStream.Publish(e);
             if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state);
             if (--left == 0) then();
         });

@@ -17,13 +17,18 @@ public static class ClusterPlanning
     public static async Task LoadAsync(ClusterFile file, IpamService ipam)
     {
         foreach (var node in file.Nodes)
-            Check(await ipam.AskAsync(new AddNode(new NodeName(node.Name), new SubnetId(node.Subnet), node.Ip)), $"node {node.Name}");
-        foreach (var node in file.Nodes)
-        {
-            var replies = await Task.WhenAll(Enumerable.Range(0, node.Pods).Select(p =>
-                ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}")))));
-            foreach (var reply in replies) Check(reply, $"pods of node {node.Name}");
-        }
+            await AddNodeAsync(ipam, node);
+        foreach (var node in file.Nodes) await AllocatePodsAsync(ipam, node);
+    }
+
+    public static async Task AddNodeAsync(IpamService ipam, ClusterNode node) =>
+        Check(await ipam.AskAsync(new AddNode(new NodeName(node.Name), new SubnetId(node.Subnet), node.Ip, node.Eni, node.InstanceId)), $"node {node.Name}");
+
+    public static async Task AllocatePodsAsync(IpamService ipam, ClusterNode node)
+    {
+        var replies = await Task.WhenAll(Enumerable.Range(0, node.Pods).Select(p =>
+            ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}")))));
+        foreach (var reply in replies) Check(reply, $"pods of node {node.Name}");
     }
 
     /// <summary>The planner's view: blocks with their pod counts from IPAM, ENIs and health from the file (or <paramref name="healthy"/>).</summary>

@@ -1,0 +1,125 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Akka.Persistence;
+using Romana.Actors.Addressing;
+using Romana.Actors.Configuration;
+using static Romana.Actors.Health.HealthMessages;
+
+namespace Romana.Actors.Health;
+
+/// <summary>
+/// The forwarder supervisor of one subnet: it runs a probe per node (restarted when it crashes), judges nodes failed
+/// or recovered from their probes and, where the node is a cluster member, from Akka cluster reachability; it
+/// persists each judgement (tag "health") and tells the route manager, which moves the routes.
+/// </summary>
+public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
+{
+    private readonly SubnetId _subnet;
+    private readonly IHealthProbe _probe;
+    private readonly HealthSettings _settings;
+    private readonly IActorRef _routeManager;
+    private readonly IClock _clock;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<NodeName, (Ipv4 Ip, IActorRef Probe)> _watched = new();
+    private ImmutableSortedSet<NodeName> _failed = ImmutableSortedSet<NodeName>.Empty;
+
+    public SubnetHealthSupervisor(SubnetId subnet, IHealthProbe probe, HealthSettings settings, IActorRef routeManager, IClock clock)
+    {
+        _subnet = subnet;
+        _probe = probe;
+        _settings = settings;
+        _routeManager = routeManager;
+        _clock = clock;
+
+        Recover<ForwarderFailed>(e => _failed = _failed.Add(e.Node));
+        Recover<ForwarderRecovered>(e => _failed = _failed.Remove(e.Node));
+        Recover<RecoveryCompleted>(_ => Timers.StartPeriodicTimer("status", new SendStatus(), _settings.StatusInterval));
+
+        Command<WatchNode>(Watch);
+        Command<UnwatchNode>(command =>
+        {
+            if (!_watched.Remove(command.Node, out var watched)) return;
+            Context.Stop(watched.Probe);
+            if (_failed.Contains(command.Node))
+                Persist(new ForwarderRecovered(_subnet, command.Node, _clock.Now, "node removed from the subnet"), Judged);
+            else Status();
+        });
+        Command<ProbeJudged>(judged => Judge(judged.Node, judged.Healthy,
+            judged.Healthy ? $"{judged.Consecutive} probes in a row answered" : $"{judged.Consecutive} probes in a row unanswered"));
+        Command<ClusterEvent.UnreachableMember>(unreachable =>
+        {
+            if (NodeAt(unreachable.Member.Address.Host) is { } node) Judge(node, false, $"cluster member {unreachable.Member.Address} unreachable");
+        });
+        Command<ClusterEvent.ReachableMember>(_ => { }); // recovery is for the probes to confirm
+        Command<ClusterEvent.IMemberEvent>(_ => { });
+        Command<ClusterEvent.CurrentClusterState>(_ => { });
+        Command<SendStatus>(_ => Status());
+        Command<GetSubnetHealth>(_ => Sender.Tell(Health()));
+    }
+
+    public static Props Props(SubnetId subnet, IHealthProbe probe, HealthSettings settings, IActorRef routeManager, IClock clock) =>
+        Akka.Actor.Props.Create(() => new SubnetHealthSupervisor(subnet, probe, settings, routeManager, clock));
+
+    public override string PersistenceId => $"health-{_subnet.Value}";
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    protected override void PreStart()
+    {
+        base.PreStart();
+        if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
+            Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IReachabilityEvent));
+    }
+
+    protected override void PostStop()
+    {
+        if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal)) Cluster.Get(Context.System).Unsubscribe(Self);
+        base.PostStop();
+    }
+
+    /// <summary>A probe that throws is restarted; its counter starts again, which errs on the side of not failing a node.</summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Restart);
+
+    private void Watch(WatchNode command)
+    {
+        if (_watched.ContainsKey(command.Node)) return;
+        var probe = Context.ActorOf(NodeProbeActor.Props(command.Node, command.Ip, _probe, _settings), $"probe-{Uri.EscapeDataString(command.Node.Value)}");
+        _watched[command.Node] = (command.Ip, probe);
+        Status();
+    }
+
+    private void Judge(NodeName node, bool healthy, string reason)
+    {
+        if (!_watched.ContainsKey(node) || healthy != _failed.Contains(node)) return;
+        if (healthy) Persist(new ForwarderRecovered(_subnet, node, _clock.Now, reason), Judged);
+        else Persist(new ForwarderFailed(_subnet, node, _clock.Now, reason), Judged);
+    }
+
+    private void Judged(IHealthEvent e)
+    {
+        switch (e)
+        {
+            case ForwarderFailed failed:
+                _failed = _failed.Add(failed.Node);
+                _log.Warning("Subnet {0}: node {1} judged failed: {2}", _subnet, failed.Node, failed.Reason);
+                break;
+            case ForwarderRecovered recovered:
+                _failed = _failed.Remove(recovered.Node);
+                _log.Info("Subnet {0}: node {1} judged recovered: {2}", _subnet, recovered.Node, recovered.Reason);
+                break;
+        }
+        _routeManager.Tell(e);
+        Context.System.EventStream.Publish(e);
+        Status();
+    }
+
+    private SubnetHealth Health() => new(_subnet, [.. _watched.Keys], _failed);
+
+    private void Status() => _routeManager.Tell(Health());
+
+    private NodeName? NodeAt(string? host) =>
+        host is not null && Ipv4.TryParse(host, out var ip) ? _watched.Where(w => w.Value.Ip == ip).Select(w => (NodeName?)w.Key).FirstOrDefault() : null;
+
+    private sealed record SendStatus;
+}
