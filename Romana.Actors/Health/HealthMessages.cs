@@ -15,6 +15,8 @@ public static class HealthMessages
 
     // Queries
     public sealed record GetSubnetHealth;
+    /// <summary>Answered with <see cref="SubnetHealth"/> once every probe has handled what it was sent before: a simulation's barrier.</summary>
+    public sealed record Sync;
 
     // Replies, and what the supervisor tells the route manager
     /// <summary>The nodes of a subnet judged failed now; sent on every change and every status interval.</summary>

@@ -30,13 +30,33 @@ public sealed class NodeProbeActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    protected override void PreStart() => Timers.StartPeriodicTimer("probe", new Tick(), _settings.ProbeInterval);
+    /// <summary>
+    /// Each node probes at its own phase of the interval, from a stable hash of its name: probes of many nodes do not
+    /// all fire at once, and the moment a probe runs does not depend on when its actor happened to start.
+    /// </summary>
+    protected override void PreStart()
+    {
+        var interval = _settings.ProbeInterval.Ticks;
+        var phase = (long)(Hash(_node.Value) % (ulong)interval);
+        var now = Context.System.Scheduler.Now.UtcTicks;
+        var first = interval - ((now - phase) % interval + interval) % interval;
+        Timers.StartPeriodicTimer("probe", new Tick(), TimeSpan.FromTicks(first), _settings.ProbeInterval);
+    }
+
+    private static ulong Hash(string text)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var c in text) hash = (hash ^ c) * 1099511628211UL;
+        return hash;
+    }
 
     private void Probe()
     {
         if (_probing) return; // the previous probe is still out: its timeout will count it
         _probing = true;
-        Self.RunThen(_probe.ProbeAsync(_node, _ip, _settings.ProbeTimeout), Observe, _ => Observe(false));
+        var probe = _probe.ProbeAsync(_node, _ip, _settings.ProbeTimeout);
+        if (probe.IsCompleted) Observe(probe.IsCompletedSuccessfully && probe.Result); // simulated probes answer at once
+        else Self.RunThen(probe, Observe, _ => Observe(false));
     }
 
     private void Observe(bool answered)

@@ -24,6 +24,8 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<NodeName, (Ipv4 Ip, IActorRef Probe)> _watched = new();
     private ImmutableSortedSet<NodeName> _failed = ImmutableSortedSet<NodeName>.Empty;
+    private readonly List<(IActorRef ReplyTo, long Id, int Left)> _syncs = new();
+    private long _syncId;
 
     public SubnetHealthSupervisor(SubnetId subnet, IHealthProbe probe, HealthSettings settings, IActorRef routeManager, IClock clock)
     {
@@ -57,6 +59,28 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         Command<ClusterEvent.CurrentClusterState>(_ => { });
         Command<SendStatus>(_ => Status());
         Command<GetSubnetHealth>(_ => Sender.Tell(Health()));
+        Command<Sync>(_ =>
+        {
+            if (_watched.Count == 0)
+            {
+                Sender.Tell(Health());
+                return;
+            }
+            _syncs.Add((Sender, ++_syncId, _watched.Count));
+            foreach (var (_, probe) in _watched.Values) probe.Tell(new Identify(_syncId));
+        });
+        Command<ActorIdentity>(identity =>
+        {
+            var index = _syncs.FindIndex(s => Equals(s.Id, identity.MessageId));
+            if (index < 0) return;
+            var (replyTo, id, left) = _syncs[index];
+            if (left > 1) _syncs[index] = (replyTo, id, left - 1);
+            else
+            {
+                _syncs.RemoveAt(index);
+                replyTo.Tell(Health());
+            }
+        });
     }
 
     public static Props Props(SubnetId subnet, IHealthProbe probe, HealthSettings settings, IActorRef routeManager, IClock clock) =>

@@ -137,6 +137,9 @@ public sealed class SimulationRun : IAsyncDisposable
             """).WithFallback(PersistenceConfig.For(_journal)).WithFallback(RomanaConfig.Reference);
         var system = ActorSystem.Create("romana-simulation", config);
         _scheduler = (TestScheduler)system.Scheduler;
+        // Start on a multiple of the probe interval, so that every run sees the probes at the same moments.
+        var interval = _health.ProbeInterval.Ticks;
+        _scheduler.AdvanceTo(new DateTimeOffset((_scheduler.Now.UtcTicks / interval + 1) * interval, TimeSpan.Zero));
         _start = _scheduler.Now;
         var clock = new SchedulerClock(_scheduler);
         system.ActorOf(EventRecorder.Props(_events), "recorder");
@@ -239,7 +242,7 @@ public sealed class SimulationRun : IAsyncDisposable
         {
             var before = (_events.Count, _ec2.Calls.Count);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            await Task.WhenAll(_supervisors.Values.Select(s => s.Ask<HealthMessages.SubnetHealth>(new HealthMessages.GetSubnetHealth(), timeout.Token))
+            await Task.WhenAll(_supervisors.Values.Select(s => s.Ask<HealthMessages.SubnetHealth>(new HealthMessages.Sync(), timeout.Token))
                 .Append<Task>(_routes.Ask<RouteManagerView>(new GetRouteState(), timeout.Token)));
             await Task.Yield();
             if ((_events.Count, _ec2.Calls.Count) == before) break;
