@@ -44,6 +44,9 @@ public class SerializationTests
         new RouteManagerMessages.Ec2CallFailed("CreateRoute", "rtb-1", "InvalidParameterValue", "bad", At, "retried on the next pass"),
         new RouteManagerMessages.PlanRefused("route table rtb-1 needs 3 routes", At, "budget"),
         new RouteManagerMessages.SourceDestCheckDisabled(new("n"), "eni-1", At, "forwarding"),
+        new RouteManagerMessages.NoHealthyForwarder(new("s"), [new("n")], At, "every node of the subnet is judged failed"),
+        new Romana.Actors.Health.HealthMessages.ForwarderFailed(new("s"), new("n"), At, "3 probes in a row unanswered"),
+        new Romana.Actors.Health.HealthMessages.ForwarderRecovered(new("s"), new("n"), At, "3 probes in a row answered"),
     ];
 
     public static TheoryData<object> Events() => new(AllEvents);
@@ -58,7 +61,7 @@ public class SerializationTests
         Assert.Equal(e.GetType().Name, serializer.Manifest(e));
         Assert.Equal(System.Text.Encoding.UTF8.GetString(bytes), System.Text.Encoding.UTF8.GetString(serializer.ToBinary(back)));
         Assert.DoesNotContain("\"value\"", System.Text.Encoding.UTF8.GetString(bytes)); // addresses and names are plain strings
-        Assert.True(e is IIpamEvent or IRouteEvent);
+        Assert.True(e is IIpamEvent or IRouteEvent or Romana.Actors.Health.IHealthEvent);
     }
 
     [Fact]

@@ -20,7 +20,7 @@ public static class RouteManagerMessages
     /// <summary>The manager's state; <paramref name="Busy"/> while a pass is under way, <paramref name="Passes"/> completed since it started.</summary>
     public sealed record RouteManagerView(ImmutableSortedSet<string> Tables, ImmutableArray<(string Table, OwnedRoute Route)> Routes,
         RoutePlan? LastPlan, string? Refusal, DateTimeOffset? LastPassAt, long Passes, bool Busy,
-        ImmutableSortedSet<NodeName> Failed, ImmutableSortedSet<SubnetId> WithoutHealthyForwarder);
+        ImmutableSortedSet<NodeName> Failed, ImmutableSortedSet<SubnetId> WithoutHealthyForwarder, string? WaitingFor);
 
     // Events (reasons: plan, failover, drift repair, budget)
     public sealed record RouteTableAdopted(string Table, DateTimeOffset At, string Reason) : IRouteEvent;

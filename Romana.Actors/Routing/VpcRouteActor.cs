@@ -81,7 +81,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     {
         Command<GetRouteState>(_ => Sender.Tell(new RouteManagerView(_state.Tables,
             [.. _state.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r)))], _lastPlan, _lastRefusal, _lastPassAt, _passes, _pass is not null,
-            [.. _failedBySubnet.Values.SelectMany(f => f)], _withoutHealthy)));
+            [.. _failedBySubnet.Values.SelectMany(f => f)], _withoutHealthy, _pass?.WaitingFor)));
         Command<Health.HealthMessages.ForwarderFailed>(failed => HealthChanged(failed.Subnet, f => f.Add(failed.Node), "failover"));
         Command<Health.HealthMessages.ForwarderRecovered>(recovered =>
         {
@@ -122,7 +122,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
 
     private void StartPass(string reason)
     {
-        _pass = new Pass(reason);
+        _pass = new Pass(reason) { WaitingFor = "cluster" };
         Become(Reconciling);
         Self.RunThen(_source.ReadAsync(), cluster =>
         {
@@ -131,12 +131,16 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         }, e => EndPass($"the cluster state could not be read: {e.Message}"));
     }
 
-    private void Describe() =>
+    private void Describe()
+    {
+        _pass!.WaitingFor = "ec2";
         Self.RunThen(_ec2.DescribeAsync(_settings.Tables), Plan, e => Failed("DescribeRouteTables", "", e, Describe));
+    }
 
     private void Plan(IReadOnlyList<Ec2RouteTable> tables)
     {
         var pass = _pass!;
+        pass.WaitingFor = null;
         pass.Tables = tables;
         var adopted = tables.Where(t => !_state.Tables.Contains(t.Id))
             .Select(t => (IRouteEvent)new RouteTableAdopted(t.Id, _clock.Now, $"selected by {_settings.Tables}"));
@@ -228,18 +232,27 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         Execute();
     }
 
-    private void Call(string action, string table, Func<Task> call, Action succeeded) =>
-        Self.RunThen(call(), succeeded, e => Failed(action, table, e, () => Call(action, table, call, succeeded)));
+    private void Call(string action, string table, Func<Task> call, Action succeeded)
+    {
+        _pass!.WaitingFor = "ec2";
+        Self.RunThen(call(), () =>
+        {
+            _pass!.WaitingFor = null;
+            succeeded();
+        }, e => Failed(action, table, e, () => Call(action, table, call, succeeded)));
+    }
 
     private void Failed(string action, string table, Exception exception, Action retry)
     {
         var pass = _pass!;
+        pass.WaitingFor = null;
         var error = exception as Ec2Error ?? new Ec2Error("Unavailable", 503, exception.Message);
         var operation = pass.Next < pass.Operations.Length ? pass.Operations[pass.Next] : null;
         if (error.IsRetryable && pass.Attempt < _settings.RetryMaxAttempts)
         {
             var delay = _settings.Backoff(++pass.Attempt, _jitter);
             _log.Info("Route manager: {0} {1} answered {2}; retry {3} in {4:0} ms", action, table, error.Code, pass.Attempt, delay.TotalMilliseconds);
+            pass.WaitingFor = "retry";
             Timers.StartSingleTimer("retry", new Continue(retry), delay);
             return;
         }
@@ -309,5 +322,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         public Dictionary<string, int> RouteCounts { get; set; } = new();
         public int Next { get; set; }
         public int Attempt { get; set; }
+        /// <summary>What the pass waits for: the cluster's state, an EC2 answer, or a retry's backoff.</summary>
+        public string? WaitingFor { get; set; }
     }
 }

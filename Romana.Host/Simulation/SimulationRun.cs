@@ -56,6 +56,8 @@ public sealed class SimulationRun : IAsyncDisposable
     private IActorRef _routes = ActorRefs.Nobody;
     private DateTimeOffset _start;
     private long _passMark;
+    private RouteManagerView? _routeManager;
+    private int _pendingDelays;
     private int _checks;
 
     private SimulationRun(Scenario scenario, SimulationOptions options, FreshJournal? temporary)
@@ -78,6 +80,7 @@ public sealed class SimulationRun : IAsyncDisposable
     }
 
     private TimeSpan Ec2Latency { get; }
+    private TimeSpan FineStep => TimeSpan.FromTicks(Math.Min(_step.Ticks, Ec2Latency.Ticks > 0 ? Ec2Latency.Ticks : _step.Ticks));
     private TimeSpan Elapsed => _scheduler.Now - _start;
 
     public static async Task<SimulationResult> RunAsync(Scenario scenario, SimulationOptions options, Action<string>? progress = null)
@@ -116,7 +119,8 @@ public sealed class SimulationRun : IAsyncDisposable
                 }
             }
             if (Elapsed >= _scenario.Until) break;
-            _scheduler.Advance(_step);
+            // Fine steps while the route manager works, so that EC2's latency is not rounded up to a coarse step.
+            _scheduler.Advance(_routeManager?.Busy == true ? FineStep : _step);
             await SettleAsync();
         }
         Collect();
@@ -177,7 +181,12 @@ public sealed class SimulationRun : IAsyncDisposable
     private Task VirtualDelay(TimeSpan delay)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _scheduler.ScheduleOnce(delay, () => done.TrySetResult());
+        Interlocked.Increment(ref _pendingDelays);
+        _scheduler.ScheduleOnce(delay, () =>
+        {
+            Interlocked.Decrement(ref _pendingDelays);
+            done.TrySetResult();
+        });
         return done.Task;
     }
 
@@ -238,14 +247,18 @@ public sealed class SimulationRun : IAsyncDisposable
     /// </summary>
     private async Task SettleAsync()
     {
-        for (var round = 0; round < 100; round++)
+        for (var round = 0; round < 10_000; round++)
         {
             var before = (_events.Count, _ec2.Calls.Count);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            await Task.WhenAll(_supervisors.Values.Select(s => s.Ask<HealthMessages.SubnetHealth>(new HealthMessages.Sync(), timeout.Token))
-                .Append<Task>(_routes.Ask<RouteManagerView>(new GetRouteState(), timeout.Token)));
-            await Task.Yield();
-            if ((_events.Count, _ec2.Calls.Count) == before) break;
+            var view = _routes.Ask<RouteManagerView>(new GetRouteState(), timeout.Token);
+            await Task.WhenAll(_supervisors.Values.Select(s => s.Ask<HealthMessages.SubnetHealth>(new HealthMessages.Sync(), timeout.Token)).Append<Task>(view));
+            _routeManager = await view;
+            // Reading the cluster is real work (IPAM), and so is handling an EC2 answer that came: wait for them. An EC2
+            // call still under its latency, or a backoff, waits for virtual time.
+            var realWork = _routeManager.WaitingFor == "cluster" || (_routeManager.WaitingFor == "ec2" && Volatile.Read(ref _pendingDelays) == 0);
+            if (realWork) await Task.Delay(1);
+            else if ((_events.Count, _ec2.Calls.Count) == before) break;
         }
         Collect();
     }
