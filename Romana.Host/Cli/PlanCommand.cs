@@ -41,20 +41,17 @@ public static class PlanCommand
             return CommandLineGuard.BadInput;
         }
 
-        await using var journal = await FreshJournal.SqliteAsync();
-        await using var ipam = await IpamService.StartAsync(topology, journal.Settings, config: ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
+        (ClusterTopology Topology, IpamStateView State, RoutingInput Input, RoutePlan? Plan, System.Collections.Immutable.ImmutableArray<BudgetShortfall> Shortfalls) planned;
         try
         {
-            await ClusterPlanning.LoadAsync(file, ipam);
+            planned = await ClusterPlanning.PlanAsync(file);
         }
         catch (ClusterFileException e)
         {
             Console.Error.WriteLine($"romana: {e.Message}");
             return CommandLineGuard.BadInput;
         }
-        var state = (IpamStateView)await ipam.AskAsync(new GetIpamState());
-        var routing = ClusterPlanning.InputOf(file, topology, state);
-        var plan = RoutePlanner.Plan(routing, null, out var shortfalls);
+        var (_, state, routing, plan, shortfalls) = planned;
         if (plan is null)
         {
             Console.Error.WriteLine($"romana: the route budget is too small: {string.Join("; ", shortfalls)}");

@@ -71,11 +71,27 @@ public static class SimulateCommand
         ["final"] = result.Final.DeepClone(),
     };
 
+    /// <summary>One line a timeline entry, short enough for a terminal.</summary>
+    private static string Describe(TimelineEntry e)
+    {
+        string D(string key) => e.Details.GetValueOrDefault(key, "");
+        return e.Event switch
+        {
+            "fail" or "recover" or "removeNode" => $"{e.Event} {D("node")}",
+            "addNode" => $"addNode {D("node")} to {D("subnet")} with {D("pods")} pods",
+            "forwarderFailed" or "forwarderRecovered" => $"{e.Event} {D("node")}: {D("reason")}",
+            "routeCreated" => $"{D("table")} + {D("cidr")} -> {D("target")} ({D("reason")})",
+            "routeReplaced" => $"{D("table")} ~ {D("cidr")} {D("from")} -> {D("to")} ({D("reason")})",
+            "routeDeleted" => $"{D("table")} - {D("cidr")} -> {D("target")} ({D("reason")})",
+            "noHealthyForwarder" => $"NO HEALTHY FORWARDER in {D("subnet")}: routes kept",
+            _ => $"{e.Event} {string.Join(' ', e.Details.Select(d => $"{d.Key}={d.Value}"))}",
+        };
+    }
+
     private static void Print(SimulationResult result)
     {
         var shown = result.Timeline.Where(e => !(e.Event == "routeCreated" && e.At < 1) && e.Event is not ("invariantsHeld" or "invariantsChecked")).ToList();
-        foreach (var e in shown)
-            AnsiConsole.MarkupLine(Markup.Escape($"{e.At,8:0.000}s  {e.Event,-20} {string.Join(' ', e.Details.Select(d => $"{d.Key}={d.Value}"))}"));
+        foreach (var e in shown) Console.WriteLine($"{e.At,8:0.000}s  {Describe(e)}");
         var initial = result.Timeline.Count(e => e.Event == "routeCreated" && e.At < 1);
         if (initial > 0) AnsiConsole.MarkupLine($"[grey](and {initial} routes created in the first second)[/]");
         if (result.Failovers.Length > 0)

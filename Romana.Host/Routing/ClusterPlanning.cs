@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Text.Json.Nodes;
 using Romana.Actors.Addressing;
 using Romana.Actors.Ipam;
@@ -29,6 +30,20 @@ public static class ClusterPlanning
         var replies = await Task.WhenAll(Enumerable.Range(0, node.Pods).Select(p =>
             ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}")))));
         foreach (var reply in replies) Check(reply, $"pods of node {node.Name}");
+    }
+
+    /// <summary>Loads the cluster into an IPAM on a temporary journal and plans it: what `romana plan` does.</summary>
+    public static async Task<(ClusterTopology Topology, IpamStateView State, RoutingInput Input, RoutePlan? Plan, ImmutableArray<BudgetShortfall> Shortfalls)>
+        PlanAsync(ClusterFile file)
+    {
+        var topology = TopologyCarver.Carve(file.Topology);
+        await using var journal = await Ipam.FreshJournal.SqliteAsync();
+        await using var ipam = await IpamService.StartAsync(topology, journal.Settings, config: Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
+        await LoadAsync(file, ipam);
+        var state = (IpamStateView)await ipam.AskAsync(new GetIpamState());
+        var input = InputOf(file, topology, state);
+        var plan = RoutePlanner.Plan(input, null, out var shortfalls);
+        return (topology, state, input, plan, shortfalls);
     }
 
     /// <summary>The planner's view: blocks with their pod counts from IPAM, ENIs and health from the file (or <paramref name="healthy"/>).</summary>
