@@ -57,3 +57,35 @@ public static class ReachabilityChecker
         return null;
     }
 }
+
+public static class RouteMetrics
+{
+    /// <summary>
+    /// The share of pods reached through a forwarder, over every table and every pod of the subnets it routes to: the
+    /// longest-prefix route of the pod's block targets another node than the owner. Computed from routes alone, so it
+    /// serves replays as well as plans.
+    /// </summary>
+    public static double ForwardedFraction(RoutingInput input, RoutePlan plan)
+    {
+        var subnetOf = input.Nodes.ToDictionary(n => n.Name, n => n.Subnet);
+        long forwarded = 0, pods = 0;
+        foreach (var table in plan.Tables)
+        {
+            var own = input.Subnets.Where(s => s.RouteTable == table.Table).Select(s => s.Id).ToList();
+            var routes = table.Routes.GroupBy(r => r.Cidr.PrefixLength).OrderByDescending(g => g.Key)
+                .Select(g => (Length: g.Key, Routes: g.ToDictionary(r => r.Cidr.Network, r => r.Target))).ToList();
+            foreach (var block in input.Blocks)
+            {
+                if (!subnetOf.TryGetValue(block.Owner, out var subnet) || (own.Count == 1 && own[0] == subnet)) continue;
+                pods += block.Pods;
+                foreach (var (length, byNetwork) in routes)
+                {
+                    if (length > block.Block.PrefixLength || !byNetwork.TryGetValue(Addressing.Ipv4Cidr.Containing(block.Block.Network, length).Network, out var target)) continue;
+                    if (target != block.Owner) forwarded += block.Pods;
+                    break;
+                }
+            }
+        }
+        return pods == 0 ? 0 : (double)forwarded / pods;
+    }
+}

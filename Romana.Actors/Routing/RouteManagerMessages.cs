@@ -35,6 +35,10 @@ public static class RouteManagerMessages
     public sealed record Ec2CallFailed(string Action, string Table, string Code, string Message, DateTimeOffset At, string Reason) : IRouteEvent;
     public sealed record PlanRefused(string Shortfalls, DateTimeOffset At, string Reason) : IRouteEvent;
     public sealed record SourceDestCheckDisabled(NodeName Node, string Eni, DateTimeOffset At, string Reason) : IRouteEvent;
+    /// <summary>What each managed table may hold for pod routes (limit minus routes Romana does not own), recorded when it changes.</summary>
+    /// <summary>Also which subnets each table serves, so that a replay can tell which pods a table's routes reach.</summary>
+    public sealed record RouteBudgetsObserved(ImmutableDictionary<string, int> Budgets, DateTimeOffset At, string Reason,
+        ImmutableDictionary<string, ImmutableArray<SubnetId>>? Serves = null) : IRouteEvent;
     /// <summary>Every node of a subnet is judged failed: its routes are kept where they are, and this is said loudly.</summary>
     public sealed record NoHealthyForwarder(SubnetId Subnet, ImmutableArray<NodeName> Failed, DateTimeOffset At, string Reason) : IRouteEvent;
 }

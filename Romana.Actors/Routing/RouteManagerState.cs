@@ -10,11 +10,13 @@ public sealed record RouteManagerState(
     ImmutableDictionary<string, ImmutableSortedDictionary<Ipv4Cidr, OwnedRoute>> Owned,
     ImmutableDictionary<string, int> LearnedLimits,
     ImmutableHashSet<string> CheckedEnis,
-    string? Refusal) : Persistence.IHasSnapshot
+    string? Refusal,
+    ImmutableDictionary<string, int> Budgets,
+    ImmutableDictionary<string, ImmutableArray<SubnetId>> Serves) : Persistence.IHasSnapshot
 {
     public static readonly RouteManagerState Empty = new(ImmutableSortedSet<string>.Empty,
         ImmutableDictionary<string, ImmutableSortedDictionary<Ipv4Cidr, OwnedRoute>>.Empty, ImmutableDictionary<string, int>.Empty,
-        ImmutableHashSet<string>.Empty, null);
+        ImmutableHashSet<string>.Empty, null, ImmutableDictionary<string, int>.Empty, ImmutableDictionary<string, ImmutableArray<SubnetId>>.Empty);
 
     public ImmutableSortedDictionary<Ipv4Cidr, OwnedRoute> OwnedIn(string table) =>
         Owned.TryGetValue(table, out var routes) ? routes : ImmutableSortedDictionary<Ipv4Cidr, OwnedRoute>.Empty;
@@ -25,7 +27,7 @@ public sealed record RouteManagerState(
 
     public Persistence.IRomanaSnapshot ToSnapshotRecord() => new RouteManagerSnapshot([.. Tables],
         [.. Owned.SelectMany(t => t.Value.Values.Select(r => new OwnedRouteSnapshot(t.Key, r.Cidr, r.Target, r.Eni, r.Confirmed)))],
-        LearnedLimits, [.. CheckedEnis.Order()], Refusal);
+        LearnedLimits, [.. CheckedEnis.Order()], Refusal, Budgets, Serves);
 
     public RouteManagerState Apply(object e) => e switch
     {
@@ -39,6 +41,7 @@ public sealed record RouteManagerState(
         SourceDestCheckDisabled disabled => this with { CheckedEnis = CheckedEnis.Add(disabled.Eni) },
         PlanRefused refused => this with { Refusal = refused.Shortfalls },
         NoHealthyForwarder => this,
+        RouteBudgetsObserved observed => this with { Budgets = observed.Budgets, Serves = observed.Serves ?? Serves },
         Ec2CallFailed => this,
         _ => throw new ArgumentException($"not a route event: {e.GetType().Name}", nameof(e)),
     };
@@ -53,10 +56,12 @@ public sealed record RouteManagerState(
 public sealed record OwnedRouteSnapshot(string Table, Ipv4Cidr Cidr, NodeName Target, string Eni, bool Confirmed);
 
 public sealed record RouteManagerSnapshot(ImmutableArray<string> Tables, ImmutableArray<OwnedRouteSnapshot> Routes,
-    ImmutableDictionary<string, int> LearnedLimits, ImmutableArray<string> CheckedEnis, string? Refusal) : Persistence.IRomanaSnapshot
+    ImmutableDictionary<string, int> LearnedLimits, ImmutableArray<string> CheckedEnis, string? Refusal,
+    ImmutableDictionary<string, int>? Budgets = null, ImmutableDictionary<string, ImmutableArray<SubnetId>>? Serves = null) : Persistence.IRomanaSnapshot
 {
     public RouteManagerState ToState() => new([.. Tables],
         Routes.GroupBy(r => r.Table).ToImmutableDictionary(g => g.Key,
             g => g.ToImmutableSortedDictionary(r => r.Cidr, r => new OwnedRoute(r.Cidr, r.Target, r.Eni, r.Confirmed))),
-        LearnedLimits, [.. CheckedEnis], Refusal);
+        LearnedLimits, [.. CheckedEnis], Refusal, Budgets ?? ImmutableDictionary<string, int>.Empty,
+        Serves ?? ImmutableDictionary<string, ImmutableArray<SubnetId>>.Empty);
 }

@@ -147,6 +147,14 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         Record(adopted, () =>
         {
             var input = Reconciler.Input(pass.Cluster!, tables, _state, _settings.RouteLimit);
+            var budgets = input.Tables.ToImmutableDictionary(t => t.Id, t => t.Budget);
+            var serves = input.Tables.ToImmutableDictionary(t => t.Id, t => input.Subnets.Where(s => s.RouteTable == t.Id).Select(s => s.Id).ToImmutableArray());
+            if (!budgets.OrderBy(b => b.Key).SequenceEqual(_state.Budgets.OrderBy(b => b.Key))
+                || !serves.All(s => _state.Serves.TryGetValue(s.Key, out var known) && known.SequenceEqual(s.Value)))
+            {
+                Record([new RouteBudgetsObserved(budgets, _clock.Now, "tables described", serves)], () => Plan(tables));
+                return;
+            }
             var plan = RoutePlanner.Plan(input, _state.AsPlan(), out var shortfalls);
             if (plan is null)
             {

@@ -28,7 +28,7 @@ public static class ClusterPlanning
     public static async Task AllocatePodsAsync(IpamService ipam, ClusterNode node)
     {
         var replies = await Task.WhenAll(Enumerable.Range(0, node.Pods).Select(p =>
-            ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}")))));
+            ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}"), $"default/{node.Name}-pod-{p}"))));
         foreach (var reply in replies) Check(reply, $"pods of node {node.Name}");
     }
 
@@ -62,34 +62,9 @@ public static class ClusterPlanning
     {
         var blocksOf = state.Nodes.ToDictionary(n => n.Node.Value, n => n.Blocks);
         var health = input.Nodes.ToDictionary(n => n.Name.Value, n => n.Healthy);
-        return new JsonObject
-        {
-            ["subnets"] = new JsonArray([.. topology.Subnets.Select(s => (JsonNode)new JsonObject
-            {
-                ["id"] = s.Id.Value,
-                ["podPrefix"] = s.PodPrefix.ToString(),
-            })]),
-            ["nodes"] = new JsonArray([.. file.Nodes.Select(n => (JsonNode)new JsonObject
-            {
-                ["name"] = n.Name,
-                ["subnet"] = n.Subnet,
-                ["ip"] = n.Ip,
-                ["blocks"] = new JsonArray([.. blocksOf.GetValueOrDefault(n.Name, []).Select(b => (JsonNode)JsonValue.Create(b.ToString()))]),
-                ["healthy"] = health[n.Name],
-            })]),
-            ["routeTables"] = new JsonArray([.. file.RouteTables.Select(t => plan.Table(t.Id)).OfType<TablePlan>().Select(t => (JsonNode)new JsonObject
-            {
-                ["id"] = t.Table,
-                ["budget"] = t.Budget,
-                ["routes"] = new JsonArray([.. t.Routes.Select(r => (JsonNode)new JsonObject
-                {
-                    ["cidr"] = r.Cidr.ToString(),
-                    ["target"] = r.Target.Value,
-                    ["eni"] = r.Eni,
-                })]),
-            })]),
-            ["forwardedFraction"] = Math.Round(plan.ForwardedFraction, 6),
-        };
+        return PlanDocument.ToJson(topology.Subnets.Select(s => (s.Id.Value, s.PodPrefix)),
+            file.Nodes.Select(n => new PlanDocument.Node(n.Name, n.Subnet, n.Ip, blocksOf.GetValueOrDefault(n.Name, []), health[n.Name])),
+            file.RouteTables.Select(t => plan.Table(t.Id)).OfType<TablePlan>(), plan.ForwardedFraction);
     }
 
     private static void Check(IpamReply reply, string what)

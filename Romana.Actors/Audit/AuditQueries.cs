@@ -1,0 +1,130 @@
+using System.Collections.Immutable;
+using Romana.Actors.Addressing;
+using Romana.Actors.Routing;
+using static Romana.Actors.Health.HealthMessages;
+using static Romana.Actors.Ipam.NodeMessages;
+using static Romana.Actors.Ipam.SubnetMessages;
+using static Romana.Actors.Routing.RouteManagerMessages;
+using static Romana.Actors.Topology.ZoneMessages;
+
+namespace Romana.Actors.Audit;
+
+/// <summary>Who held an address, from when until when, and why it was let go.</summary>
+public sealed record AddressHolding(Ipv4 Address, AllocationKey Key, string? Pod, NodeName Node, DateTimeOffset From, DateTimeOffset? To, string? ReleaseReason);
+
+/// <summary>One change in a node's life: joined, left, a block adopted or returned, health judged.</summary>
+public sealed record NodeChange(DateTimeOffset At, string What, string Detail, string Reason);
+
+public sealed record NodeHistory(NodeName Node, SubnetId? Subnet, ImmutableArray<NodeChange> Changes, ImmutableArray<AddressHolding> Addresses);
+
+/// <summary>A route created, replaced or deleted, with why.</summary>
+public sealed record RouteChange(DateTimeOffset At, string Table, Ipv4Cidr Cidr, string Change, NodeName? From, NodeName? To, string Reason);
+
+/// <summary>
+/// Answers from the journal alone. Questions about one address or node read only the streams they concern (the zone
+/// streams to find the subnet, that subnet's stream to find the block's owners, those nodes' streams); route history
+/// streams the "routes" tag; a replay streams every tag once, in journal order.
+/// </summary>
+public static class AuditQueries
+{
+    public static async Task<ImmutableArray<AddressHolding>> AddressAsync(AuditJournal journal, Ipv4 address)
+    {
+        var subnet = await SubnetContainingAsync(journal, address);
+        if (subnet is null) return [];
+        var owners = (await journal.ByPersistenceIdAsync($"subnet-{subnet.Value.Value}"))
+            .OfType<BlockAssigned>().Where(b => b.Block.Contains(address)).Select(b => b.Node).Distinct().ToList();
+        var holdings = new List<AddressHolding>();
+        foreach (var owner in owners) holdings.AddRange(Holdings(owner, await journal.ByPersistenceIdAsync($"node-{owner.Value}"), address));
+        return [.. holdings.OrderBy(h => h.From)];
+    }
+
+    public static async Task<NodeHistory> NodeAsync(AuditJournal journal, NodeName node)
+    {
+        SubnetId? subnet = null;
+        var changes = new List<NodeChange>();
+        foreach (var id in (await journal.PersistenceIdsAsync()).Where(p => p.StartsWith("subnet-", StringComparison.Ordinal)))
+            foreach (var e in await journal.ByPersistenceIdAsync(id))
+                switch (e)
+                {
+                    case NodeJoined joined when joined.Node == node:
+                        subnet = joined.Subnet;
+                        changes.Add(new NodeChange(e.At, "joined", $"subnet {joined.Subnet}, IP {joined.Ip}{(joined.Eni is null ? "" : $", {joined.Eni}")}", e.Reason));
+                        break;
+                    case NodeLeft left when left.Node == node:
+                        changes.Add(new NodeChange(e.At, "left", $"subnet {left.Subnet}", e.Reason));
+                        break;
+                }
+        var events = await journal.ByPersistenceIdAsync($"node-{node.Value}");
+        foreach (var e in events)
+            switch (e)
+            {
+                case BlockAdopted adopted: changes.Add(new NodeChange(e.At, "block adopted", adopted.Block.ToString(), e.Reason)); break;
+                case BlockReturned returned: changes.Add(new NodeChange(e.At, "block returned", returned.Block.ToString(), e.Reason)); break;
+            }
+        if (subnet is { } s)
+            foreach (var e in await journal.ByPersistenceIdAsync($"health-{s.Value}"))
+                switch (e)
+                {
+                    case ForwarderFailed failed when failed.Node == node: changes.Add(new NodeChange(e.At, "judged failed", "", e.Reason)); break;
+                    case ForwarderRecovered recovered when recovered.Node == node: changes.Add(new NodeChange(e.At, "judged recovered", "", e.Reason)); break;
+                }
+        return new NodeHistory(node, subnet, [.. changes.OrderBy(c => c.At)], [.. Holdings(node, events, null).OrderBy(h => h.From)]);
+    }
+
+    public static async Task<ImmutableArray<RouteChange>> RoutesAsync(AuditJournal journal, string? table, DateTimeOffset? since)
+    {
+        var changes = new List<RouteChange>();
+        await journal.ByTagAsync(EventTags.Routes, e =>
+        {
+            if (since is { } from && e.At < from) return;
+            RouteChange? change = e switch
+            {
+                RouteCreated c => new RouteChange(c.At, c.Table, c.Cidr, "created", null, c.Target, c.Reason),
+                RouteReplaced r => new RouteChange(r.At, r.Table, r.Cidr, "replaced", r.PreviousTarget, r.Target, r.Reason),
+                RouteDeleted d => new RouteChange(d.At, d.Table, d.Cidr, "deleted", d.Target, null, d.Reason),
+                RouteClaimDropped d => new RouteChange(d.At, d.Table, d.Cidr, "left alone", null, null, d.Reason),
+                _ => null,
+            };
+            if (change is not null && (table is null || change.Table == table)) changes.Add(change);
+        });
+        return [.. changes];
+    }
+
+    /// <summary>The state at <paramref name="until"/>, from the ipam, routes and health tags.</summary>
+    public static async Task<JournalReplay> ReplayAsync(AuditJournal journal, DateTimeOffset? until)
+    {
+        var replay = new JournalReplay(until);
+        foreach (var tag in new[] { EventTags.Ipam, EventTags.Routes, EventTags.Health }) await journal.ByTagAsync(tag, replay.Apply);
+        return replay;
+    }
+
+    private static async Task<SubnetId?> SubnetContainingAsync(AuditJournal journal, Ipv4 address)
+    {
+        foreach (var id in (await journal.PersistenceIdsAsync()).Where(p => p.StartsWith("zone-", StringComparison.Ordinal)))
+            foreach (var e in (await journal.ByPersistenceIdAsync(id)).OfType<SubnetPrefixAssigned>())
+                if (e.PodPrefix.Contains(address)) return e.Subnet;
+        return null;
+    }
+
+    /// <summary>The holdings in a node's stream, of one address or of all.</summary>
+    private static IEnumerable<AddressHolding> Holdings(NodeName node, IEnumerable<IRomanaEvent> events, Ipv4? only)
+    {
+        var open = new Dictionary<Ipv4, AddressHolding>();
+        foreach (var e in events)
+            switch (e)
+            {
+                case AddressesAllocated allocated:
+                    foreach (var a in allocated.Addresses.Where(a => only is null || a.Address == only))
+                        open[a.Address] = new AddressHolding(a.Address, a.Key, a.Pod, node, allocated.At, null, null);
+                    break;
+                case AddressesReleased released:
+                    foreach (var a in released.Addresses.Where(a => open.ContainsKey(a.Address)))
+                    {
+                        yield return open[a.Address] with { To = released.At, ReleaseReason = a.Reason };
+                        open.Remove(a.Address);
+                    }
+                    break;
+            }
+        foreach (var holding in open.Values) yield return holding;
+    }
+}

@@ -1,0 +1,195 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Romana.Actors.Addressing;
+using Romana.Actors.Audit;
+using Romana.Actors.Configuration;
+using Romana.Host.Routing;
+using Spectre.Console;
+
+namespace Romana.Host.Cli;
+
+/// <summary>`romana audit ...`: questions answered from the journal, through Akka.Persistence.Query.</summary>
+public static partial class AuditCommands
+{
+    private static readonly Option<string?> Journal = new("--journal") { Description = "The SQLite journal file to read (default: romana.persistence in --config)" };
+    private static readonly Option<string?> Config = new("--config") { Description = "HOCON whose romana.persistence names the journal (SQLite or PostgreSQL); default hocon/romana.conf if present" };
+    private static readonly Option<bool> Json = new("--json") { Description = "Print JSON for scripts" };
+
+    public static Command Create()
+    {
+        var audit = new Command("audit", """
+            Answers from the journal alone (never from live actors): who held an address, what happened to a node, every
+            route change and why, and the whole state as it was at a time. Times: ISO 8601 (2026-11-28T10:00:00Z) or
+            relative to now (-5m, -2h, -30s).
+            """);
+        audit.Subcommands.Add(Address());
+        audit.Subcommands.Add(Node());
+        audit.Subcommands.Add(Routes());
+        audit.Subcommands.Add(Replay());
+        return audit;
+    }
+
+    private static Command Address()
+    {
+        var address = new Argument<string>("ADDRESS") { Description = "A pod address, such as 100.64.3.7" };
+        var at = new Option<string?>("--at") { Description = "Only the holder at this time" };
+        var command = new Command("address", "Which key (pod, container) and node held the address, from when to when.") { address, at, Journal, Config, Json };
+        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        {
+            if (!Ipv4.TryParse(parse.GetValue(address), out var ip)) return Bad($"ADDRESS: '{parse.GetValue(address)}' is not an IPv4 address");
+            var when = parse.GetValue(at) is { } text ? Time(text, "--at") : (DateTimeOffset?)null;
+            await using var journal = Open(parse);
+            var holdings = (await AuditQueries.AddressAsync(journal, ip))
+                .Where(h => when is null || (h.From <= when && (h.To is null || when < h.To))).ToList();
+            if (parse.GetValue(Json)) Print(holdings);
+            else
+            {
+                if (holdings.Count == 0) AnsiConsole.MarkupLine($"No key held {ip}{(when is null ? "" : $" at {when.Value.Stamp()}")}.");
+                else AnsiConsole.Write(HoldingsTable(holdings));
+            }
+            return CommandLineGuard.Ok;
+        }));
+        return command;
+    }
+
+    private static Command Node()
+    {
+        var name = new Argument<string>("NAME") { Description = "The node's name" };
+        var command = new Command("node", "A node's membership, blocks, addresses and health over time.") { name, Journal, Config, Json };
+        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        {
+            await using var journal = Open(parse);
+            var history = await AuditQueries.NodeAsync(journal, new NodeName(parse.GetValue(name)!));
+            if (history.Subnet is null && history.Changes.IsEmpty) return Bad($"NAME: no node '{history.Node}' in the journal");
+            if (parse.GetValue(Json)) Print(history);
+            else
+            {
+                var changes = new Table().Title($"node {history.Node} (subnet {history.Subnet})").AddColumns("at", "what", "detail", "why");
+                foreach (var c in history.Changes) changes.AddRow(c.At.Stamp(), c.What, c.Detail, c.Reason);
+                AnsiConsole.Write(changes);
+                AnsiConsole.Write(HoldingsTable(history.Addresses));
+            }
+            return CommandLineGuard.Ok;
+        }));
+        return command;
+    }
+
+    private static Command Routes()
+    {
+        var table = new Option<string?>("--table") { Description = "Only this route table" };
+        var since = new Option<string?>("--since") { Description = "Only changes from this time on" };
+        var command = new Command("routes", "Every route created, replaced or deleted, with its reason (plan, failover, drift repair, budget).") { table, since, Journal, Config, Json };
+        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        {
+            var from = parse.GetValue(since) is { } text ? Time(text, "--since") : (DateTimeOffset?)null;
+            await using var journal = Open(parse);
+            var changes = await AuditQueries.RoutesAsync(journal, parse.GetValue(table), from);
+            if (parse.GetValue(Json)) Print(changes);
+            else
+            {
+                var output = new Table().AddColumns("at", "table", "destination", "change", "from", "to", "why");
+                foreach (var c in changes) output.AddRow(c.At.Stamp(), c.Table, c.Cidr.ToString(), c.Change, c.From?.Value ?? "", c.To?.Value ?? "", c.Reason);
+                AnsiConsole.Write(output);
+                AnsiConsole.MarkupLine($"{changes.Length} changes");
+            }
+            return CommandLineGuard.Ok;
+        }));
+        return command;
+    }
+
+    private static Command Replay()
+    {
+        var until = new Option<string?>("--until") { Description = "The time to rebuild the state at (default: the end of the journal)" };
+        var command = new Command("replay", """
+            The IPAM and route state as it was at a time, rebuilt from events alone; with --json in the format of
+            `romana plan --json`.
+            """) { until, Journal, Config, Json };
+        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        {
+            var at = parse.GetValue(until) is { } text ? Time(text, "--until") : (DateTimeOffset?)null;
+            await using var journal = Open(parse);
+            var replay = await AuditQueries.ReplayAsync(journal, at);
+            var document = ReplayDocument(replay);
+            if (parse.GetValue(Json)) Console.WriteLine(document.ToJsonString(JsonOptions.Indented));
+            else
+            {
+                AnsiConsole.MarkupLine(Markup.Escape($"{replay.Applied:N0} events replayed{(at is null ? "" : $" up to {at.Value.Stamp()}")}"));
+                var nodes = new Table().AddColumns("node", "subnet", "IP", "blocks", "healthy");
+                foreach (var n in document["nodes"]!.AsArray())
+                    nodes.AddRow(n!["name"]!.GetValue<string>(), n["subnet"]!.GetValue<string>(), n["ip"]!.GetValue<string>(),
+                        string.Join(", ", n["blocks"]!.AsArray().Select(b => b!.GetValue<string>())), n["healthy"]!.GetValue<bool>() ? "yes" : "no");
+                AnsiConsole.Write(nodes);
+                foreach (var t in document["routeTables"]!.AsArray())
+                    AnsiConsole.MarkupLine(Markup.Escape($"{t!["id"]}: {t["routes"]!.AsArray().Count} routes (budget {t["budget"]})"));
+                AnsiConsole.MarkupLine($"forwarded: {document["forwardedFraction"]!.GetValue<double>():P1}");
+            }
+            return CommandLineGuard.Ok;
+        }));
+        return command;
+    }
+
+    public static JsonObject ReplayDocument(JournalReplay replay)
+    {
+        var ipam = replay.Ipam();
+        var input = replay.RoutingInput();
+        var plan = replay.RoutePlan(input);
+        var blocks = ipam.Nodes.ToDictionary(n => n.Node, n => n.Blocks);
+        return PlanDocument.ToJson(ipam.Subnets.Select(s => (s.Subnet.Value, s.PodPrefix)),
+            ipam.Subnets.SelectMany(s => s.Members.Select(m => new PlanDocument.Node(m.Node.Value, s.Subnet.Value, m.Ip.ToString(),
+                blocks.GetValueOrDefault(m.Node, []), !replay.IsFailed(m.Node)))),
+            plan.Tables, plan.ForwardedFraction);
+    }
+
+    private static AuditJournal Open(ParseResult parse)
+    {
+        if (parse.GetValue(Journal) is { } file) return AuditJournal.Open(JournalSettings.Sqlite(file));
+        var config = parse.GetValue(Config) ?? (File.Exists("hocon/romana.conf") ? "hocon/romana.conf" : null);
+        return AuditJournal.Open(JournalSettings.From(RomanaConfig.Load(config)));
+    }
+
+    /// <summary>ISO 8601, or relative to now: -30s, -5m, -2h, -1d.</summary>
+    public static DateTimeOffset Time(string text, string option)
+    {
+        var relative = RelativeTime().Match(text);
+        if (relative.Success)
+        {
+            var amount = double.Parse(relative.Groups[1].Value, CultureInfo.InvariantCulture);
+            return DateTimeOffset.UtcNow - relative.Groups[2].Value switch
+            {
+                "s" => TimeSpan.FromSeconds(amount),
+                "m" => TimeSpan.FromMinutes(amount),
+                "h" => TimeSpan.FromHours(amount),
+                _ => TimeSpan.FromDays(amount),
+            };
+        }
+        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)
+            ? time
+            : throw new ConfigurationError($"{option}: '{text}' is neither an ISO 8601 time nor a relative one such as -5m");
+    }
+
+    [GeneratedRegex(@"^-(\d+(?:\.\d+)?)(s|m|h|d)$")]
+    private static partial Regex RelativeTime();
+
+    private static Table HoldingsTable(IEnumerable<AddressHolding> holdings)
+    {
+        var table = new Table().AddColumns("address", "key", "pod", "node", "from", "to", "released because");
+        foreach (var h in holdings)
+            table.AddRow(h.Address.ToString(), h.Key.Value, h.Pod ?? "", h.Node.Value, h.From.Stamp(), h.To?.Stamp() ?? "(held)", h.ReleaseReason ?? "");
+        return table;
+    }
+
+    private static readonly JsonSerializerOptions Indented = new(Romana.Actors.Persistence.RomanaSerializer.Options) { WriteIndented = true };
+
+    private static void Print<T>(T value) => Console.WriteLine(JsonSerializer.Serialize(value, Indented));
+
+    private static string Stamp(this DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture);
+
+    private static int Bad(string message)
+    {
+        Console.Error.WriteLine($"romana: {message}");
+        return CommandLineGuard.BadInput;
+    }
+}
