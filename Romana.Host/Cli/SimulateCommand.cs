@@ -10,20 +10,25 @@ public static class SimulateCommand
 {
     public static Command Create()
     {
-        var scenario = new Option<string>("--scenario") { Description = "The scenario file (see hocon/examples/scenarios/*.json)", Required = true };
+        var scenario = new Option<string?>("--scenario") { Description = "A scenario file (see hocon/examples/scenarios/*.json); without it, the built-in 300-node run" };
         var json = new Option<bool>("--json") { Description = "Print {timeline, failovers, final} as JSON" };
-        var journal = new Option<string?>("--journal") { Description = "Keep the journal in this SQLite file (default: a temporary one)" };
+        var journal = new Option<string?>("--journal") { Description = "Keep the journal in this SQLite file (built-in run: romana-simulation.db; with --scenario: a temporary file)" };
+        var report = new Option<string?>("--report") { Description = "Write the HTML report here (built-in run: romana-simulation.html)" };
         var command = new Command("simulate", """
-            Runs a scenario on the production actors (IPAM, forwarder supervisors and probes, the VPC route manager) with an
-            in-memory EC2 and simulated nodes, in virtual time: minutes of cluster life in seconds. After every event, once
+            Runs a cluster on the production actors (IPAM, forwarder supervisors and probes, the VPC route manager) with an
+            in-memory EC2 and simulated nodes, in virtual time: minutes of cluster life in seconds. Without --scenario it
+            runs the built-in one: 3 zones, 6 subnets, 300 nodes, about 9,600 pods, route limit 50, two forwarders failing
+            and one recovering; it keeps its journal for `romana audit` and writes an HTML report. After every event, once
             the routes have converged, the invariants of DESIGN.md section 2 are checked on what EC2 holds; a violation
             fails the run (exit 1) and prints the first violating pair. A malformed scenario exits 2 naming the event.
-            """) { scenario, json, journal };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => RunAsync(parse.GetValue(scenario)!, parse.GetValue(json), parse.GetValue(journal))));
+            """) { scenario, json, journal, report };
+        command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => parse.GetValue(scenario) is { } path
+            ? RunFileAsync(path, parse.GetValue(json), parse.GetValue(journal), parse.GetValue(report))
+            : RunBuiltInAsync(parse.GetValue(json), parse.GetValue(journal) ?? "romana-simulation.db", parse.GetValue(report) ?? "romana-simulation.html")));
         return command;
     }
 
-    private static async Task<int> RunAsync(string path, bool json, string? journal)
+    private static async Task<int> RunFileAsync(string path, bool json, string? journal, string? report)
     {
         Scenario scenario;
         try
@@ -36,6 +41,7 @@ public static class SimulateCommand
             Console.Error.WriteLine($"romana: {e.Message}");
             return CommandLineGuard.BadInput;
         }
+        if (journal is not null) RemoveJournal(journal);
         SimulationResult result;
         try
         {
@@ -46,11 +52,60 @@ public static class SimulateCommand
             Console.Error.WriteLine($"romana: {e.Message}");
             return CommandLineGuard.BadInput;
         }
+        return Finish(scenario, result, json, report);
+    }
+
+    /// <summary>The main job on the embedded default: the built-in scenario, with progress, a named journal and a report.</summary>
+    private static async Task<int> RunBuiltInAsync(bool json, string journal, string report)
+    {
+        RemoveJournal(journal);
+        Scenario? scenario = null;
+        SimulationResult? result = null;
+        if (json)
+        {
+            scenario = await BuiltInScenario.DefaultAsync();
+            result = await SimulationRun.RunAsync(scenario, new SimulationOptions(journal));
+        }
+        else
+        {
+            await AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                .StartAsync(async progress =>
+                {
+                    var planning = progress.AddTask("plan the cluster to pick forwarders to fail").IsIndeterminate();
+                    scenario = await BuiltInScenario.DefaultAsync();
+                    planning.Value = planning.MaxValue;
+                    planning.StopTask();
+                    var simulating = progress.AddTask($"simulate {scenario.Until.TotalSeconds:0} s", maxValue: scenario.Until.TotalSeconds);
+                    result = await SimulationRun.RunAsync(scenario, new SimulationOptions(journal, OnTime: t => simulating.Value = t.TotalSeconds));
+                    simulating.Value = simulating.MaxValue;
+                });
+        }
+        var exit = Finish(scenario!, result!, json, report);
+        if (!json)
+            AnsiConsole.MarkupLine(Markup.Escape($"Try: dotnet run --project Romana.Host -- audit routes --journal {journal}   (also: audit node, audit address, audit replay)"));
+        return exit;
+    }
+
+    private static int Finish(Scenario scenario, SimulationResult result, bool json, string? report)
+    {
         if (json) Console.WriteLine(ToJson(result).ToJsonString(JsonOptions.Indented));
         else Print(result);
+        if (report is not null)
+        {
+            File.WriteAllText(report, HtmlReport.Render(scenario, result));
+            if (!json) AnsiConsole.MarkupLine(Markup.Escape($"Report: {Path.GetFullPath(report)}"));
+        }
         if (result.Violation is null) return CommandLineGuard.Ok;
         Console.Error.WriteLine($"romana: invariant violated at {result.ViolationAt:0.###}s: {result.Violation}");
         return CommandLineGuard.Failed;
+    }
+
+    /// <summary>A run starts from an empty journal: the file and its snapshot file are replaced.</summary>
+    private static void RemoveJournal(string journal)
+    {
+        var settings = Romana.Actors.Configuration.JournalSettings.Sqlite(journal);
+        foreach (var file in new[] { settings.SqlitePath, settings.SqliteSnapshotPath }.SelectMany(f => new[] { f, f + "-wal", f + "-shm" }))
+            File.Delete(file);
     }
 
     public static JsonObject ToJson(SimulationResult result) => new()

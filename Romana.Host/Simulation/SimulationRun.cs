@@ -19,7 +19,8 @@ using static Romana.Actors.Routing.RouteManagerMessages;
 
 namespace Romana.Host.Simulation;
 
-public sealed record SimulationOptions(string? JournalPath = null, TimeSpan? Ec2Latency = null, TimeSpan? Step = null);
+/// <summary>How to run: where the journal goes (default: a temporary file), EC2's latency, the step, and a callback as virtual time advances.</summary>
+public sealed record SimulationOptions(string? JournalPath = null, TimeSpan? Ec2Latency = null, TimeSpan? Step = null, Action<TimeSpan>? OnTime = null);
 
 public sealed record TimelineEntry(double At, string Event, ImmutableSortedDictionary<string, string> Details);
 
@@ -60,8 +61,11 @@ public sealed class SimulationRun : IAsyncDisposable
     private int _pendingDelays;
     private int _checks;
 
+    private readonly Action<TimeSpan>? _onTime;
+
     private SimulationRun(Scenario scenario, SimulationOptions options, FreshJournal? temporary)
     {
+        _onTime = options.OnTime;
         _scenario = scenario;
         _topology = TopologyCarver.Carve(scenario.Cluster.Topology);
         _temporaryJournal = temporary;
@@ -122,6 +126,7 @@ public sealed class SimulationRun : IAsyncDisposable
             // Fine steps while the route manager works, so that EC2's latency is not rounded up to a coarse step.
             _scheduler.Advance(_routeManager?.Busy == true ? FineStep : _step);
             await SettleAsync();
+            _onTime?.Invoke(Elapsed);
         }
         Collect();
         var final = await FinalAsync();
