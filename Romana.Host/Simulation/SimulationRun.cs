@@ -20,14 +20,19 @@ using static Romana.Actors.Routing.RouteManagerMessages;
 namespace Romana.Host.Simulation;
 
 /// <summary>How to run: where the journal goes (default: a temporary file), EC2's latency, the step, and a callback as virtual time advances.</summary>
-public sealed record SimulationOptions(string? JournalPath = null, TimeSpan? Ec2Latency = null, TimeSpan? Step = null, Action<TimeSpan>? OnTime = null);
+public sealed record SimulationOptions(string? JournalPath = null, TimeSpan? Ec2Latency = null, TimeSpan? Step = null, Action<TimeSpan>? OnTime = null,
+    IReadOnlyList<TimeSpan>? CaptureAt = null);
+
+/// <summary>The live state at a moment: what the IPAM actors and the route manager answered.</summary>
+public sealed record Capture(DateTimeOffset At, IpamMessages.IpamStateView Ipam, ImmutableArray<(string Table, OwnedRoute Route)> Routes);
 
 public sealed record TimelineEntry(double At, string Event, ImmutableSortedDictionary<string, string> Details);
 
 public sealed record Failover(string Node, double FailedAt, double? DetectedAt, double? RoutesRepairedAt, int RoutesMoved);
 
 public sealed record SimulationResult(ImmutableArray<TimelineEntry> Timeline, ImmutableArray<Failover> Failovers, JsonObject Final,
-    Violation? Violation, double? ViolationAt, int InvariantChecks, string Journal, TimeSpan Simulated, TimeSpan Elapsed);
+    Violation? Violation, double? ViolationAt, int InvariantChecks, string Journal, TimeSpan Simulated, TimeSpan Elapsed,
+    DateTimeOffset Start, ImmutableArray<Capture> Captures);
 
 /// <summary>
 /// Runs a scenario on the production actors — IPAM, forwarder supervisors and probes, the route manager — with an
@@ -62,10 +67,13 @@ public sealed class SimulationRun : IAsyncDisposable
     private int _checks;
 
     private readonly Action<TimeSpan>? _onTime;
+    private readonly Queue<TimeSpan> _captureAt;
+    private readonly List<Capture> _captures = new();
 
     private SimulationRun(Scenario scenario, SimulationOptions options, FreshJournal? temporary)
     {
         _onTime = options.OnTime;
+        _captureAt = new Queue<TimeSpan>((options.CaptureAt ?? []).Order());
         _scenario = scenario;
         _topology = TopologyCarver.Carve(scenario.Cluster.Topology);
         _temporaryJournal = temporary;
@@ -127,12 +135,18 @@ public sealed class SimulationRun : IAsyncDisposable
             _scheduler.Advance(_routeManager?.Busy == true ? FineStep : _step);
             await SettleAsync();
             _onTime?.Invoke(Elapsed);
+            while (_captureAt.TryPeek(out var capture) && capture <= Elapsed)
+            {
+                _captureAt.Dequeue();
+                _captures.Add(await CaptureAsync());
+            }
         }
         Collect();
         var final = await FinalAsync();
         var timeline = _timeline.OrderBy(e => e.At).ToImmutableArray();
         return new SimulationResult(timeline, Failovers(timeline), final, violation, violationAt, _checks,
-            _temporaryJournal is null ? Path.GetFullPath(_journal.SqlitePath) : "(temporary)", _scenario.Until, DateTime.UtcNow - started);
+            _temporaryJournal is null ? Path.GetFullPath(_journal.SqlitePath) : "(temporary)", _scenario.Until, DateTime.UtcNow - started,
+            _start, [.. _captures]);
     }
 
     // ---- setting up ------------------------------------------------------------------------------------------------
@@ -339,6 +353,13 @@ public sealed class SimulationRun : IAsyncDisposable
             failovers.Add(new Failover(node, fail.At, detected, moved.Count > 0 ? moved.Max(e => e.At) : detected, moved.Count));
         }
         return [.. failovers];
+    }
+
+    private async Task<Capture> CaptureAsync()
+    {
+        var ipam = (IpamMessages.IpamStateView)await _ipam.AskAsync(new IpamMessages.GetIpamState());
+        var routes = await _routes.Ask<RouteManagerView>(new GetRouteState(), TimeSpan.FromSeconds(60));
+        return new Capture(_scheduler.Now, ipam, routes.Routes);
     }
 
     private async Task<JsonObject> FinalAsync()
