@@ -45,6 +45,8 @@ public class SerializationTests
         new RouteManagerMessages.PlanRefused("route table rtb-1 needs 3 routes", At, "budget"),
         new RouteManagerMessages.SourceDestCheckDisabled(new("n"), "eni-1", At, "forwarding"),
         new RouteManagerMessages.NoHealthyForwarder(new("s"), [new("n")], At, "every node of the subnet is judged failed"),
+        new RouteManagerMessages.RouteBudgetsObserved(ImmutableDictionary<string, int>.Empty.Add("rtb-1", 50), At, "route tables read",
+            ImmutableDictionary<string, ImmutableArray<SubnetId>>.Empty.Add("rtb-1", [new SubnetId("s")])),
         new Romana.Actors.Health.HealthMessages.ForwarderFailed(new("s"), new("n"), At, "3 probes in a row unanswered"),
         new Romana.Actors.Health.HealthMessages.ForwarderRecovered(new("s"), new("n"), At, "3 probes in a row answered"),
     ];
@@ -95,11 +97,11 @@ public class SerializationTests
         using var connection = new SqliteConnection($"Data Source={journal.Settings.SqlitePath}");
         connection.Open();
         using var query = connection.CreateCommand();
-        query.CommandText = "SELECT (SELECT COUNT(*) FROM journal), (SELECT COUNT(*) FROM tags WHERE tag = 'ipam'), (SELECT COUNT(*) FROM tags)";
+        // Tags are kept in the row, between separators (tag-write-mode = Csv).
+        query.CommandText = "SELECT (SELECT COUNT(*) FROM journal), (SELECT COUNT(*) FROM journal WHERE tags = ';ipam;')";
         using var reader = query.ExecuteReader();
         reader.Read();
         Assert.True(reader.GetInt64(0) >= 8);
         Assert.Equal(reader.GetInt64(0), reader.GetInt64(1));
-        Assert.Equal(reader.GetInt64(0), reader.GetInt64(2));
     }
 }

@@ -35,11 +35,14 @@ public sealed class AuditJournal : IAsyncDisposable
         return new AuditJournal(ActorSystem.Create("romana-audit", config));
     }
 
-    /// <summary>Every event with this tag, oldest first, handed to <paramref name="each"/> as it streams in.</summary>
-    public Task ByTagAsync(string tag, Action<IRomanaEvent> each) =>
+    /// <summary>
+    /// The events with this tag in journal order (the ordering column), handed to <paramref name="each"/> as they stream
+    /// in, until it returns false: then the stream stops and no further page is read.
+    /// </summary>
+    public Task ByTagAsync(string tag, Func<IRomanaEvent, bool> each) =>
         _journal.CurrentEventsByTag(tag, Offset.NoOffset())
-            .Select(e => e.Event as IRomanaEvent).Where(e => e is not null)
-            .RunForeach(e => each(e!), _materializer);
+            .Where(e => e.Event is IRomanaEvent).Select(e => (IRomanaEvent)e.Event)
+            .TakeWhile(e => each(e)).RunWith(Sink.Ignore<IRomanaEvent>(), _materializer);
 
     public async Task<IReadOnlyList<IRomanaEvent>> ByPersistenceIdAsync(string persistenceId) =>
         [.. (await _journal.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)

@@ -21,9 +21,9 @@ public sealed record NodeHistory(NodeName Node, SubnetId? Subnet, ImmutableArray
 public sealed record RouteChange(DateTimeOffset At, string Table, Ipv4Cidr Cidr, string Change, NodeName? From, NodeName? To, string Reason);
 
 /// <summary>
-/// Answers from the journal alone. Questions about one address or node read only the streams they concern (the zone
-/// streams to find the subnet, that subnet's stream to find the block's owners, those nodes' streams); route history
-/// streams the "routes" tag; a replay streams every tag once, in journal order.
+/// Answers from the journal alone. Questions about one address or node read only the streams they concern, by
+/// persistence id (an index seek): the zone streams to find the subnet, that subnet's stream to find the block's
+/// owners, those nodes' streams; route history is the route manager's stream. A replay reads by tag, in journal order.
 /// </summary>
 public static class AuditQueries
 {
@@ -74,9 +74,9 @@ public static class AuditQueries
     public static async Task<ImmutableArray<RouteChange>> RoutesAsync(AuditJournal journal, string? table, DateTimeOffset? since)
     {
         var changes = new List<RouteChange>();
-        await journal.ByTagAsync(EventTags.Routes, e =>
+        foreach (var e in await journal.ByPersistenceIdAsync(VpcRouteActor.Id))
         {
-            if (since is { } from && e.At < from) return;
+            if (since is { } from && e.At < from) continue;
             RouteChange? change = e switch
             {
                 RouteCreated c => new RouteChange(c.At, c.Table, c.Cidr, "created", null, c.Target, c.Reason),
@@ -86,17 +86,31 @@ public static class AuditQueries
                 _ => null,
             };
             if (change is not null && (table is null || change.Table == table)) changes.Add(change);
-        });
+        }
         return [.. changes];
     }
 
-    /// <summary>The state at <paramref name="until"/>, from the ipam, routes and health tags.</summary>
-    public static async Task<JournalReplay> ReplayAsync(AuditJournal journal, DateTimeOffset? until)
+    /// <summary>
+    /// The state at <paramref name="until"/>, from the ipam, routes and health tags, each read in journal order; the three
+    /// fold into separate parts of the replay, so they are read at once. A read stops at the first event more than
+    /// <paramref name="lateWrites"/> past <paramref name="until"/>: the journal's order is the order of writing, and an
+    /// event is written within moments of its time, so nothing earlier can follow it.
+    /// </summary>
+    public static async Task<JournalReplay> ReplayAsync(AuditJournal journal, DateTimeOffset? until, TimeSpan? lateWrites = null)
     {
         var replay = new JournalReplay(until);
-        foreach (var tag in new[] { EventTags.Ipam, EventTags.Routes, EventTags.Health }) await journal.ByTagAsync(tag, replay.Apply);
+        var stopAfter = until + (lateWrites ?? DefaultLateWrites);
+        await Task.WhenAll(new[] { EventTags.Ipam, EventTags.Routes, EventTags.Health }.Select(tag => journal.ByTagAsync(tag, e =>
+        {
+            if (e.At > stopAfter) return false;
+            lock (replay) replay.Apply(e);
+            return true;
+        })));
         return replay;
     }
+
+    /// <summary>How much later than its time an event may reach the journal (a persist waits at most for its batch and its retries).</summary>
+    public static readonly TimeSpan DefaultLateWrites = TimeSpan.FromMinutes(1);
 
     private static async Task<SubnetId?> SubnetContainingAsync(AuditJournal journal, Ipv4 address)
     {

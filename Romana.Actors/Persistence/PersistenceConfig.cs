@@ -38,9 +38,10 @@ public static class PersistenceConfig
                   connection-string = {{quoted}}
                   provider-name = "{{provider}}"
                   parallelism = {{parallelism}}
-                  tag-write-mode = TagTable
-                  # Tagged rows are inserted one by one to learn their ordering; the AsQueryable path is the fastest of them.
-                  tagtable-asqueryable-insert-mode = "inline"
+                  # Tags live in the journal row (";routes;"), not in the tag table: a row is written in one insert, a
+                  # read by persistence id needs no join, and a read by tag is one pass along the ordering column.
+                  # (The tag table's reads gather each row's tags with a subquery over the whole tag table on SQLite.)
+                  tag-write-mode = Csv
                   auto-initialize = true
                   event-adapters { tagger = "{{typeof(EventTagger).AssemblyQualifiedShortName()}}" }
                   event-adapter-bindings { "{{typeof(IRomanaEvent).AssemblyQualifiedShortName()}}" = tagger }
@@ -57,7 +58,9 @@ public static class PersistenceConfig
               query.journal.sql {
                 connection-string = {{quoted}}
                 provider-name = "{{provider}}"
-                tag-read-mode = TagTable
+                tag-read-mode = Csv
+                # Audits read whole aggregates: large pages.
+                max-buffer-size = 5000
               }
             }
             """).WithFallback(SqlPersistence.DefaultConfiguration);

@@ -111,7 +111,7 @@ public static partial class AuditCommands
         {
             var at = parse.GetValue(until) is { } text ? Time(text, "--until") : (DateTimeOffset?)null;
             await using var journal = Open(parse);
-            var replay = await AuditQueries.ReplayAsync(journal, at);
+            var replay = await AuditQueries.ReplayAsync(journal, at, LoadConfig(parse).GetTimeSpan("romana.audit.late-writes"));
             var document = ReplayDocument(replay);
             if (parse.GetValue(Json)) Console.WriteLine(document.ToJsonString(JsonOptions.Indented));
             else
@@ -143,12 +143,12 @@ public static partial class AuditCommands
             plan.Tables, plan.ForwardedFraction);
     }
 
-    private static AuditJournal Open(ParseResult parse)
-    {
-        if (parse.GetValue(Journal) is { } file) return AuditJournal.Open(JournalSettings.Sqlite(file));
-        var config = parse.GetValue(Config) ?? (File.Exists("hocon/romana.conf") ? "hocon/romana.conf" : null);
-        return AuditJournal.Open(JournalSettings.From(RomanaConfig.Load(config)));
-    }
+    private static AuditJournal Open(ParseResult parse) => AuditJournal.Open(parse.GetValue(Journal) is { } file
+        ? JournalSettings.Sqlite(file)
+        : JournalSettings.From(LoadConfig(parse)));
+
+    private static Akka.Configuration.Config LoadConfig(ParseResult parse) =>
+        RomanaConfig.Load(parse.GetValue(Config) ?? (File.Exists("hocon/romana.conf") ? "hocon/romana.conf" : null));
 
     /// <summary>ISO 8601, or relative to now: -30s, -5m, -2h, -1d.</summary>
     public static DateTimeOffset Time(string text, string option)

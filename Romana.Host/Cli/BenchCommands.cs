@@ -13,6 +13,7 @@ public static class BenchCommands
         bench.Subcommands.Add(Ipam());
         bench.Subcommands.Add(Routes());
         bench.Subcommands.Add(Failover());
+        bench.Subcommands.Add(Audit());
         return bench;
     }
 
@@ -106,6 +107,34 @@ public static class BenchCommands
             AnsiConsole.MarkupLine(Markup.Escape($"failure to repaired routes: median {result.MedianMs:0} ms, max {result.MaxMs:0} ms (bound {result.BoundMs:0} ms); " +
                 $"{result.Nodes} nodes, {result.Pods:N0} pods, {result.RoutesMoved} routes moved; {result.SimulatedSeconds:0} s simulated in {result.ElapsedSeconds:0.0} s"));
             return result.MaxMs <= result.BoundMs ? CommandLineGuard.Ok : CommandLineGuard.Failed;
+        }));
+        return command;
+    }
+
+    private static Command Audit()
+    {
+        var events = new Option<long>("--events") { Description = "Events in the generated journal", DefaultValueFactory = _ => 1_000_000 };
+        var runs = new Option<int>("--runs") { Description = "Runs of each question; the median is reported", DefaultValueFactory = _ => 3 };
+        var json = new Option<bool>("--json") { Description = "Print the figures as JSON" };
+        var keep = new Option<string?>("--journal") { Description = "Write the generated journal to this new SQLite file and keep it (to try `romana audit` on)" };
+        var command = new Command("audit", """
+            Audit questions through Akka.Persistence.Query on a SQLite journal of a million events (a month of pod churn on
+            300 nodes): who held an address, and the whole state replayed to the middle and to the end of the month.
+            """) { events, runs, json, keep };
+        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        {
+            var result = await AuditBenchmark.RunAsync(parse.GetValue(events), parse.GetValue(runs), parse.GetValue(keep),
+                parse.GetValue(json) ? null : m => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(m)}[/]"));
+            if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions.Indented));
+            else
+            {
+                AnsiConsole.MarkupLine(Markup.Escape($"{result.Events:N0} events, written in {result.WriteSeconds:0.0} s"));
+                var table = new Table().AddColumns("question", "median ms", "runs ms", "found");
+                foreach (var q in result.Questions)
+                    table.AddRow(Markup.Escape(q.Name), q.MedianMs.ToString("0"), string.Join(", ", q.RunsMs.Select(r => r.ToString("0"))), Markup.Escape(q.Found));
+                AnsiConsole.Write(table);
+            }
+            return CommandLineGuard.Ok;
         }));
         return command;
     }
