@@ -1,3 +1,4 @@
+using Romana.Actors.Addressing;
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Romana.Actors.Topology;
@@ -81,9 +82,27 @@ public static class SimulateCommand
                 });
         }
         var exit = Finish(scenario!, result!, json, report);
-        if (!json)
-            AnsiConsole.MarkupLine(Markup.Escape($"Try: dotnet run --project Romana.Host -- audit routes --journal {journal}   (also: audit node, audit address, audit replay)"));
+        if (!json) PrintAuditHints(result!, journal);
         return exit;
+    }
+
+    /// <summary>Audit commands to try on this run's journal, with a node, an address and a time taken from the run.</summary>
+    private static void PrintAuditHints(SimulationResult result, string journal)
+    {
+        var run = $"dotnet run --project Romana.Host -- audit";
+        var file = journal.Contains(' ') ? $"\"{journal}\"" : journal;
+        var lines = new List<string> { $"{run} routes --journal {file}" };
+        if (result.Failovers.FirstOrDefault() is { } failover)
+        {
+            lines.Add($"{run} node {failover.Node} --journal {file}");
+            var block = result.Final["nodes"]?.AsArray().FirstOrDefault(n => n?["name"]?.GetValue<string>() == failover.Node)?["blocks"]?.AsArray().FirstOrDefault();
+            if (block is not null) lines.Add($"{run} address {new Ipv4(Ipv4Cidr.Parse(block.GetValue<string>()).Network.Value + 1)} --journal {file}");
+            var after = result.Start.AddSeconds((failover.RoutesRepairedAt ?? failover.FailedAt) + 1);
+            lines.Add($"{run} replay --until {after.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ} --journal {file}   (just after the first failover)");
+        }
+        // Plain lines, never wrapped, so that they can be copied.
+        Console.WriteLine($"Question the journal (this run's events are stamped from {result.Start.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}):");
+        foreach (var line in lines) Console.WriteLine("  " + line);
     }
 
     private static int Finish(Scenario scenario, SimulationResult result, bool json, string? report)
