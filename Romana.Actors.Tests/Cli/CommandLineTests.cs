@@ -49,11 +49,32 @@ public class CommandLineTests
     [Fact]
     public async Task Help_explains_every_command()
     {
-        foreach (var command in new[] { new[] { "--help" }, ["ipam", "--help"], ["ipam", "vectors", "--help"], ["ipam", "demo", "--help"], ["bench", "ipam", "--help"] })
+        foreach (var command in new[] { new[] { "--help" }, ["ipam", "--help"], ["ipam", "vectors", "--help"], ["ipam", "demo", "--help"], ["bench", "ipam", "--help"],
+                     ["simulate", "--help"], ["audit", "--help"], ["audit", "replay", "--help"], ["bench", "audit", "--help"] })
         {
             var (exit, output, _) = await RomanaAsync(command);
             Assert.Equal(0, exit);
             Assert.Contains("Usage:", output);
         }
+    }
+
+    [Fact]
+    public async Task An_audit_of_a_missing_journal_exits_2_naming_the_file_and_creates_nothing()
+    {
+        using var folder = new TempFolder();
+        var journal = Path.Combine(folder.Path, "none.db");
+        var (exit, _, error) = await RomanaAsync("audit", "routes", "--journal", journal);
+        Assert.Equal(2, exit);
+        Assert.Equal($"romana: {journal}: no such journal file", error.Trim());
+        Assert.False(File.Exists(journal));
+    }
+
+    [Fact]
+    public async Task An_audit_time_that_is_neither_iso_nor_relative_exits_2_naming_the_option()
+    {
+        var (exit, _, error) = await RomanaAsync("audit", "replay", "--until", "yesterday", "--journal", "none.db");
+        Assert.Equal(2, exit);
+        Assert.StartsWith("romana: --until: 'yesterday' is neither an ISO 8601 time", error.Trim());
+        Assert.DoesNotContain("   at ", error);
     }
 }

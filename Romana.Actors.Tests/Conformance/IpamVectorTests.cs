@@ -79,9 +79,11 @@ public sealed class TempFolder : IDisposable
 {
     private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("romana-test-");
 
+    public string Path => _folder.FullName;
+
     public string Write(string name, string content)
     {
-        var path = Path.Combine(_folder.FullName, name);
+        var path = System.IO.Path.Combine(_folder.FullName, name);
         File.WriteAllText(path, content);
         return path;
     }
