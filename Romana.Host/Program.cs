@@ -9,6 +9,7 @@ root.Subcommands.Add(IpamCommands.Create());
 root.Subcommands.Add(PlanCommand.Create());
 root.Subcommands.Add(SimulateCommand.Create());
 root.Subcommands.Add(AuditCommands.Create());
+root.Subcommands.Add(DaemonCommand.Create());
 root.Subcommands.Add(BenchCommands.Create());
 
 var parsed = root.Parse(args);

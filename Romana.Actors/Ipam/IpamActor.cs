@@ -105,6 +105,10 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<Reserve>(Reserve);
         Receive<Unreserve>(Unreserve);
         Receive<GetBlocks>(GetBlocks);
+        Receive<GetAddress>(query => Sender.Tell(_keys.TryGetValue(query.Key, out var held)
+            ? new AddressAssigned(held.Node, query.Key, held.Address)
+            : new Failed(IpamError.NotFound($"key '{query.Key}' holds no address"))));
+        Receive<GetSubnet>(GetSubnet);
         Receive<GetPrefixes>(_ => Sender.Tell(new PrefixList([.. _topology.Prefixes()])));
         Receive<GetIpamState>(_ => GetState());
         Receive<Terminated>(terminated =>
@@ -292,6 +296,18 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (!_nodes.TryGetValue(query.Node, out var node)) { replyTo.Tell(UnknownNode(query.Node)); return; }
         Self.AskThen(node.Actor, new NodeMessages.GetNodeState(query.Node), _settings.AskTimeout, reply =>
             replyTo.Tell(reply is NodeSnapshot view ? new BlocksOf(query.Node, view.Blocks) : AsFailure(reply, $"node {query.Node}")));
+    }
+
+    private void GetSubnet(GetSubnet query)
+    {
+        var replyTo = Sender;
+        if (!_subnets.TryGetValue(query.Subnet, out var subnet))
+        {
+            replyTo.Tell(new Failed(IpamError.NotFound($"subnet: '{query.Subnet}' is not in the topology")));
+            return;
+        }
+        Self.AskThen(subnet, new SubnetMessages.GetSubnetState(), _settings.AskTimeout,
+            reply => replyTo.Tell(reply is SubnetSnapshot snapshot ? new SubnetView(snapshot) : AsFailure(reply, $"subnet {query.Subnet}")));
     }
 
     private void GetState()

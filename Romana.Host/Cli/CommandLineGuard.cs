@@ -28,6 +28,11 @@ public static class CommandLineGuard
             Console.Error.WriteLine($"romana: cannot start: {e.Error}");
             return Failed;
         }
+        catch (Dataplane.DaemonStartException e)
+        {
+            Console.Error.WriteLine($"romana: cannot start: {e.Message}");
+            return Failed;
+        }
         catch (Exception e)
         {
             Console.Error.WriteLine($"romana: unexpected {e.GetType().Name}: {e.Message}");

@@ -1,0 +1,218 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using Akka.Configuration;
+using Romana.Actors.Addressing;
+using Romana.Actors.Configuration;
+using Romana.Actors.Ipam;
+using Romana.Actors.Tests.Conformance;
+using Romana.Actors.Tests.Support;
+using Romana.Host.Dataplane;
+using static Romana.Actors.Ipam.IpamMessages;
+
+namespace Romana.Actors.Tests.Dataplane;
+
+/// <summary>
+/// The CNI plugin (NativeAOT, installed by scripts/install-cni.sh) and the daemon (`romana daemon`) on real network
+/// namespaces: nodes on a subnet bridge, pods made by invoking the plugin exactly as a runtime does, real packets.
+/// </summary>
+[Collection(nameof(CniPluginTests))]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public class CniPluginTests
+{
+    private const string Conflist = """{"cniVersion":"1.0.0","name":"romana","plugins":[{"type":"romana","daemonSocket":"SOCKET"}]}""";
+
+    /// <summary>hocon/single-node.conf as documented, with the journal and the socket moved into the test's folder.</summary>
+    private static string DaemonConfig(TempFolder folder, string overrides = "") => folder.Write("romana.conf",
+        File.ReadAllText(Path.Combine(Paths.RepositoryRoot, "hocon", "single-node.conf"))
+            .Replace("/var/lib/romana/romana.db", Path.Combine(folder.Path, "romana.db"))
+            .Replace("/run/romana/cni.sock", Path.Combine(folder.Path, "cni.sock"))
+        + "\n" + overrides + "\n");
+
+    private static string SocketOf(TempFolder folder) => Path.Combine(folder.Path, "cni.sock");
+
+    private static void AwaitSocket(string socket, Process daemon)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!File.Exists(socket))
+        {
+            if (daemon.HasExited) throw new InvalidOperationException($"romana daemon exited {daemon.ExitCode}: {daemon.StandardError.ReadToEnd()}{daemon.StandardOutput.ReadToEnd()}");
+            if (deadline.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException($"romana daemon did not open {socket} within 60 s");
+            Thread.Sleep(50);
+        }
+    }
+
+    private static string AddressOf(CniRuntime.Outcome added) =>
+        added.Json["ips"]![0]!["address"]!.GetValue<string>().Split('/')[0];
+
+    private static string HostVethOf(CniRuntime.Outcome added) =>
+        added.Json["interfaces"]!.AsArray().Single(i => i!["sandbox"] is null)!["name"]!.GetValue<string>();
+
+    private static void AwaitTrue(Func<bool> condition, string what)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (deadline.Elapsed > TimeSpan.FromSeconds(15)) throw new TimeoutException($"{what}: not within 15 s");
+            Thread.Sleep(100);
+        }
+    }
+
+    /// <summary>A TCP connection from one pod to another: the listener and the client socket are made inside their namespaces.</summary>
+    private static async Task<string> TcpRoundTripAsync(string serverNetns, string serverIp, string clientNetns)
+    {
+        using var listener = NetnsLab.InNamespace(serverNetns, () =>
+        {
+            var l = new TcpListener(IPAddress.Parse(serverIp), 7000);
+            l.Start();
+            return l;
+        }).Server;
+        using var client = NetnsLab.InNamespace(clientNetns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        var accepting = listener.AcceptAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await client.ConnectAsync(IPAddress.Parse(serverIp), 7000, timeout.Token);
+        await client.SendAsync(Encoding.ASCII.GetBytes("hello from a pod"));
+        using var accepted = await accepting.WaitAsync(timeout.Token);
+        var buffer = new byte[64];
+        var read = await accepted.ReceiveAsync(buffer, timeout.Token);
+        return Encoding.ASCII.GetString(buffer, 0, read);
+    }
+
+    /// <summary>Routes of the host agent's table (the kernel makes the table with its first route; until then there are none).</summary>
+    private static string TableRoutes(string node) => NetnsLab.Exec(null, "ip", ["-n", node, "route", "show", "table", "100"]).Output;
+
+    [SkippableFact]
+    public async Task Pods_wired_by_the_plugin_reach_each_other_and_their_node_and_DEL_removes_everything_it_made()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        using var lab = new NetnsLab();
+        using var folder = new TempFolder();
+        var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
+        var config = DaemonConfig(folder);
+        var daemon = lab.Spawn(node, "dotnet", [Path.Combine(AppContext.BaseDirectory, "romana.dll"), "daemon", "--config", config]);
+        AwaitSocket(SocketOf(folder), daemon);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(SocketOf(folder)));
+
+        var runtime = new CniRuntime(node, Conflist.Replace("SOCKET", SocketOf(folder)));
+        var (pod1, pod2) = (lab.AddNamespace("pod1"), lab.AddNamespace("pod2"));
+        var added1 = runtime.Add("container-1", pod1);
+        Assert.True(added1.Ok, added1.ToString());
+        var added2 = runtime.Add("container-2", pod2);
+        Assert.True(added2.Ok, added2.ToString());
+        var (ip1, ip2) = (AddressOf(added1), AddressOf(added2));
+        Assert.True(Ipv4Cidr.Parse("100.64.0.0/16").Contains(Ipv4.Parse(ip1)), ip1);
+        Assert.Equal("169.254.1.1", added1.Json["ips"]![0]!["gateway"]!.GetValue<string>());
+
+        Assert.Contains($"inet {ip1}/32", NetnsLab.Ip("-n", pod1, "addr", "show", "eth0"));
+        Assert.Contains("default via 169.254.1.1 dev eth0", NetnsLab.Ip("-n", pod1, "route", "show"));
+        var hostVeth1 = HostVethOf(added1);
+        Assert.Contains($"{ip1} dev {hostVeth1} proto 82 scope link", NetnsLab.Ip("-n", node, "route", "show"));
+
+        Assert.True(NetnsLab.Pings(pod1, ip2), "pod1 -> pod2");
+        Assert.True(NetnsLab.Pings(pod2, ip1), "pod2 -> pod1");
+        Assert.True(NetnsLab.Pings(pod1, "10.99.0.11"), "pod1 -> its node");
+        Assert.True(NetnsLab.Pings(node, ip2), "node -> pod2");
+        Assert.Equal("hello from a pod", await TcpRoundTripAsync(pod2, ip2, pod1));
+
+        var checkedOk = runtime.Check("container-1", pod1, added1.Json);
+        Assert.True(checkedOk.Ok, checkedOk.ToString());
+        NetnsLab.Ip("-n", pod2, "link", "del", "eth0");
+        var checkedBroken = runtime.Check("container-2", pod2, added2.Json);
+        Assert.False(checkedBroken.Ok);
+        Assert.True(checkedBroken.Json["code"]!.GetValue<int>() > 0);
+        Assert.Contains("eth0", checkedBroken.Json["msg"]!.GetValue<string>());
+
+        var deleted = runtime.Del("container-1", pod1, added1.Json);
+        Assert.True(deleted.Ok, deleted.ToString());
+        Assert.DoesNotContain(hostVeth1, NetnsLab.Ip("-n", node, "link", "show"));
+        Assert.DoesNotContain(ip1 + " ", NetnsLab.Ip("-n", node, "route", "show"));
+        Assert.DoesNotContain("eth0", NetnsLab.Ip("-n", pod1, "link", "show"));
+        Assert.True(runtime.Del("container-1", pod1, added1.Json).Ok, "a second DEL succeeds");
+        Assert.True(runtime.Del("container-2", pod2, added2.Json).Ok, "DEL of a pod whose interface is already gone succeeds");
+
+        // The released address is the lowest free one again, so a new pod gets it: it was given back to the IPAM.
+        var added3 = runtime.Add("container-3", pod1);
+        Assert.True(added3.Ok, added3.ToString());
+        Assert.Equal(ip1, AddressOf(added3));
+        Assert.True(runtime.Del("container-3", pod1, added3.Json).Ok);
+
+        NetnsLab.Exec(null, "kill", ["-TERM", daemon.Id.ToString()]);
+        Assert.True(daemon.WaitForExit(TimeSpan.FromSeconds(20)), "the daemon stops on SIGTERM");
+        Assert.Equal(0, daemon.ExitCode);
+        Assert.False(File.Exists(SocketOf(folder)), "the socket is removed on stop");
+    }
+
+    [SkippableFact]
+    public async Task A_node_forwards_to_the_blocks_of_another_node_of_its_subnet_until_they_are_withdrawn()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        using var lab = new NetnsLab();
+        using var folder = new TempFolder();
+        var subnet = lab.AddSubnet("sub");
+        var node1 = lab.AddNode("n1", subnet, "10.99.0.11/24");
+        var node2 = lab.AddNode("n2", subnet, "10.99.0.12/24");
+        var config = RomanaConfig.Load(DaemonConfig(folder, """
+            romana.node { name = "n1", ip = "10.99.0.11" }
+            romana.health.probe-port = 0
+            romana.host-agent.refresh-interval = 200ms
+            """));
+        // The daemon runs in this process, its host agent working inside node1's namespace, so the test can speak to its IPAM.
+        await using var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node1));
+        var runtime = new CniRuntime(node1, Conflist.Replace("SOCKET", SocketOf(folder)));
+        var pod1 = lab.AddNamespace("pod1");
+        var added = runtime.Add("container-1", pod1);
+        Assert.True(added.Ok, added.ToString());
+        var ip1 = AddressOf(added);
+
+        // Node n2 joins the subnet and takes a block by allocating there; the test plays n2's pod (an address on its loopback)
+        // and n2's own host route back to n1's block.
+        Assert.IsType<Succeeded>(await daemon.Ipam.AskAsync(new AddNode(new NodeName("n2"), daemon.Node.Subnet, "10.99.0.12")));
+        var remote = Assert.IsType<AddressAssigned>(await daemon.Ipam.AskAsync(new Allocate(new NodeName("n2"), new AllocationKey("remote-pod"), "default/remote")));
+        var remoteBlock = Ipv4Cidr.Containing(remote.Address, 26);
+        NetnsLab.Ip("-n", node2, "addr", "add", $"{remote.Address}/32", "dev", "lo");
+        NetnsLab.Ip("-n", node2, "route", "add", Ipv4Cidr.Containing(Ipv4.Parse(ip1), 26).ToString(), "via", "10.99.0.11");
+
+        AwaitTrue(() => TableRoutes(node1).Contains($"{remoteBlock} via 10.99.0.12 dev eth0 proto 82"),
+            $"node1's host route to {remoteBlock}");
+        Assert.True(NetnsLab.Pings(pod1, remote.Address.ToString()), "pod on n1 -> pod address on n2, through n1's host route");
+
+        Assert.IsType<Succeeded>(await daemon.Ipam.AskAsync(new RemoveNode(new NodeName("n2"), "test: n2 leaves")));
+        AwaitTrue(() => !TableRoutes(node1).Contains(remoteBlock.ToString()), $"withdrawal of {remoteBlock}");
+        Assert.False(NetnsLab.Pings(pod1, remote.Address.ToString()), "no route once the block is withdrawn");
+        Assert.True(runtime.Del("container-1", pod1, added.Json).Ok);
+    }
+
+    [SkippableFact]
+    public async Task The_reference_plugins_tuning_and_portmap_take_Romanas_result_as_prevResult()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        Skip.If(CniRuntime.WhyNoReferencePlugins is not null, CniRuntime.WhyNoReferencePlugins);
+        using var lab = new NetnsLab();
+        using var folder = new TempFolder();
+        var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
+        var config = RomanaConfig.Load(DaemonConfig(folder, "romana.node.name = n1\nromana.health.probe-port = 0"));
+        await using var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node));
+        var runtime = new CniRuntime(node, $$$"""
+            {"cniVersion":"1.0.0","name":"romana","plugins":[
+              {"type":"romana","daemonSocket":"{{{SocketOf(folder)}}}"},
+              {"type":"tuning","sysctl":{"net.core.somaxconn":"512"}},
+              {"type":"portmap","capabilities":{"portMappings":true}}]}
+            """);
+        var pod = lab.AddNamespace("pod");
+        var mappings = JsonNode.Parse("""{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}""")!.AsObject();
+        var added = runtime.Add("container-1", pod, runtimeConfig: mappings);
+        Assert.True(added.Ok, added.ToString());
+        var ip = AddressOf(added);
+        Assert.Equal("512", NetnsLab.Exec(pod, "sysctl", ["-n", "net.core.somaxconn"]).Output.Trim());
+        Assert.Contains($"--to-destination {ip}:80", NetnsLab.Exec(node, "iptables", ["-t", "nat", "-S"]).Output);
+
+        var checkedOk = runtime.Check("container-1", pod, added.Json);
+        Assert.True(checkedOk.Ok, checkedOk.ToString());
+        var deleted = runtime.Del("container-1", pod, added.Json, runtimeConfig: mappings);
+        Assert.True(deleted.Ok, deleted.ToString());
+        Assert.DoesNotContain(ip, NetnsLab.Exec(node, "iptables", ["-t", "nat", "-S"]).Output);
+        Assert.IsType<Failed>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("container-1/eth0"))));
+    }
+}

@@ -1,0 +1,66 @@
+using System.Runtime.InteropServices;
+
+namespace Romana.Cni.Netlink;
+
+/// <summary>
+/// The few libc calls the plugin needs. Bound directly at link time (DirectPInvoke in the project file), so no library is
+/// loaded at startup; errno is read with <see cref="Marshal.GetLastPInvokeError"/>.
+/// </summary>
+internal static unsafe partial class Libc
+{
+    public const int AF_UNSPEC = 0;
+    public const int AF_INET = 2;
+    public const int AF_NETLINK = 16;
+    public const int SOCK_RAW = 3;
+    public const int SOCK_CLOEXEC = 0x80000;
+    public const int NETLINK_ROUTE = 0;
+    public const int SOL_NETLINK = 270;
+    public const int NETLINK_CAP_ACK = 10;
+    public const int NETLINK_EXT_ACK = 11;
+    public const int O_RDONLY = 0;
+    public const int O_CLOEXEC = 0x80000;
+    public const int CLONE_NEWNET = 0x40000000;
+
+    public const int ENOENT = 2;
+    public const int EINTR = 4;
+    public const int EEXIST = 17;
+    public const int ENODEV = 19;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct SockaddrNetlink
+    {
+        public ushort Family;
+        public ushort Padding;
+        public uint PortId;
+        public uint Groups;
+    }
+
+    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
+    public static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
+    public static partial int Bind(int fd, SockaddrNetlink* address, int addressLength);
+
+    [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+    public static partial int SetSockOpt(int fd, int level, int option, int* value, int valueLength);
+
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    public static partial nint Send(int fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Receive(int fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
+    public static partial int SetNs(int fd, int namespaceType);
+
+    /// <summary>errno of the last call, and its text ("File exists").</summary>
+    public static int LastErrno() => Marshal.GetLastPInvokeError();
+
+    public static string Describe(int errno) => Marshal.GetPInvokeErrorMessage(errno);
+}

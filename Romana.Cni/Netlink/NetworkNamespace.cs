@@ -1,0 +1,72 @@
+namespace Romana.Cni.Netlink;
+
+/// <summary>
+/// An open network namespace file (CNI_NETNS: /var/run/netns/NAME or /proc/PID/ns/net). Its descriptor is what the veth
+/// peer is created into (IFLA_NET_NS_FD) and what a pod-side netlink socket is opened in.
+/// </summary>
+internal sealed class NetworkNamespace : IDisposable
+{
+    private const string CurrentThreadNamespace = "/proc/thread-self/ns/net";
+
+    private NetworkNamespace(int fd, string path)
+    {
+        Fd = fd;
+        Path = path;
+    }
+
+    public int Fd { get; }
+    public string Path { get; }
+
+    public static NetworkNamespace Open(string path)
+    {
+        var fd = Libc.Open(path, Libc.O_RDONLY | Libc.O_CLOEXEC);
+        if (fd < 0)
+        {
+            var errno = Libc.LastErrno();
+            throw new NetworkNamespaceException($"cannot open network namespace {path}: {Libc.Describe(errno)}", errno);
+        }
+        return new NetworkNamespace(fd, path);
+    }
+
+    /// <summary>
+    /// A netlink socket that lives in this namespace. setns applies to the calling thread only, so the thread enters the
+    /// namespace, creates the socket (a socket stays in the namespace it was made in) and returns at once, on this thread.
+    /// </summary>
+    public NetlinkSocket OpenNetlinkSocket()
+    {
+        var home = Libc.Open(CurrentThreadNamespace, Libc.O_RDONLY | Libc.O_CLOEXEC);
+        if (home < 0)
+        {
+            var errno = Libc.LastErrno();
+            throw new NetworkNamespaceException($"cannot open {CurrentThreadNamespace}: {Libc.Describe(errno)}", errno);
+        }
+        try
+        {
+            if (Libc.SetNs(Fd, Libc.CLONE_NEWNET) < 0)
+            {
+                var errno = Libc.LastErrno();
+                throw new NetworkNamespaceException($"cannot enter network namespace {Path}: {Libc.Describe(errno)}", errno);
+            }
+            try
+            {
+                return NetlinkSocket.Open();
+            }
+            finally
+            {
+                // Sockets keep the namespace they were made in, so only sockets opened later would be misplaced; still, a
+                // thread left in the pod's namespace is an error the command must not continue past.
+                if (Libc.SetNs(home, Libc.CLONE_NEWNET) < 0)
+                {
+                    var errno = Libc.LastErrno();
+                    throw new NetworkNamespaceException($"cannot return to the host network namespace after entering {Path}: {Libc.Describe(errno)}", errno);
+                }
+            }
+        }
+        finally
+        {
+            Libc.Close(home);
+        }
+    }
+
+    public void Dispose() => Libc.Close(Fd);
+}

@@ -1,0 +1,131 @@
+using System.Text.Json.Nodes;
+using Romana.Cni.Daemon;
+using Romana.Cni.Netlink;
+
+namespace Romana.Cni.Plugin;
+
+/// <summary>
+/// One invocation: reads the environment and the configuration, runs CNI_COMMAND, returns the JSON to print (null for
+/// none). Failures are <see cref="CniException"/>s; system-call failures are turned into theirs here.
+/// </summary>
+internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStdin)
+{
+    /// <summary>The version to answer errors in: the request's when it is one we speak, else the latest.</summary>
+    public string ResponseVersion { get; private set; } = CniVersions.Latest;
+
+    public JsonObject? Run()
+    {
+        var command = environment.Command;
+        if (string.IsNullOrEmpty(command)) throw new CniException(CniErrorCode.InvalidEnvironment, "CNI_COMMAND is not set");
+        try
+        {
+            return command switch
+            {
+                "VERSION" => Version(),
+                "ADD" => Add(ReadConfig()),
+                "DEL" => Del(ReadConfig()),
+                "CHECK" => Check(ReadConfig()),
+                "STATUS" => Status(ReadConfig(anyVersion: true)),
+                _ => throw new CniException(CniErrorCode.InvalidEnvironment,
+                    $"CNI_COMMAND '{command}' is not supported: romana handles ADD, DEL, CHECK, STATUS and VERSION"),
+            };
+        }
+        catch (NetworkNamespaceException e)
+        {
+            throw new CniException(CniErrorCode.NamespaceUnavailable, e.Message);
+        }
+        catch (NetlinkException e)
+        {
+            throw new CniException(CniErrorCode.NetlinkFailed, e.Message);
+        }
+    }
+
+    private JsonObject Version()
+    {
+        var stdin = readStdin();
+        var requested = stdin.AsSpan().Trim(" \t\r\n"u8).IsEmpty ? null : NetworkConfig.PeekVersion(NetworkConfig.ParseObject(stdin));
+        if (requested is not null && CniVersions.IsSupported(requested)) ResponseVersion = requested;
+        var supported = new JsonArray();
+        foreach (var version in CniVersions.Supported) supported.Add((JsonNode)version);
+        return new JsonObject { ["cniVersion"] = ResponseVersion, ["supportedVersions"] = supported };
+    }
+
+    private NetworkConfig ReadConfig(bool anyVersion = false)
+    {
+        var json = NetworkConfig.ParseObject(readStdin());
+        if (NetworkConfig.PeekVersion(json) is { } requested && CniVersions.IsSupported(requested)) ResponseVersion = requested;
+        return NetworkConfig.From(json, anyVersion);
+    }
+
+    private JsonObject Add(NetworkConfig config)
+    {
+        var attachment = PodAttachment.For(environment.RequireContainerId(), environment.RequireIfName());
+        var netns = environment.RequireNetns();
+        var daemon = new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, netns, environment.PodName());
+        // Opened before asking the daemon: a pod whose namespace is already gone gets no address.
+        using var podNamespace = NetworkNamespace.Open(netns);
+        var address = daemon.Add();
+        var wiring = new PodWiring(attachment);
+        string podMac;
+        try
+        {
+            podMac = wiring.Wire(podNamespace, address, config.Mtu);
+        }
+        catch
+        {
+            if (wiring.CreatedHostVeth) wiring.TryUnwire();
+            daemon.TryRelease();
+            throw;
+        }
+        return CniResult.ForAdd(config.CniVersion, config.PrevResult, attachment, netns, podMac, address);
+    }
+
+    /// <summary>Idempotent: a veth, namespace or address already gone is success; CNI_NETNS is not needed at all.</summary>
+    private JsonObject? Del(NetworkConfig config)
+    {
+        var attachment = PodAttachment.For(environment.RequireContainerId(), environment.RequireIfName());
+        new PodWiring(attachment).Unwire();
+        new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, NullIfEmpty(environment.Netns), environment.PodName()).Release();
+        return null;
+    }
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+
+    private JsonObject? Check(NetworkConfig config)
+    {
+        var attachment = PodAttachment.For(environment.RequireContainerId(), environment.RequireIfName());
+        var netns = environment.RequireNetns();
+        var prevResult = config.PrevResult
+            ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, "invalid network configuration: prevResult is missing (CHECK needs the result of ADD)");
+        var expected = CniResult.RomanaAddress(prevResult, attachment);
+        var held = new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, netns, environment.PodName()).Check();
+        if (!held.Equals(expected))
+            throw new CniException(CniErrorCode.CheckAddressMismatch,
+                $"CHECK: the romana daemon holds {held} for container {attachment.ContainerId} interface {attachment.IfName}, prevResult says {expected}");
+        using var podNamespace = NetworkNamespace.Open(netns);
+        new PodWiring(attachment).Verify(podNamespace, expected);
+        return null;
+    }
+
+    /// <summary>
+    /// Spec 1.1's readiness question. STATUS carries no container, but the daemon refuses requests without containerId
+    /// and ifName, so placeholders are sent; they name no allocation and the daemon's STATUS reads none.
+    /// </summary>
+    private JsonObject? Status(NetworkConfig config)
+    {
+        var client = new DaemonClient(config.DaemonSocket);
+        Protocol.DaemonReply reply;
+        try
+        {
+            reply = client.Send(new Protocol.DaemonRequest(Protocol.DaemonProtocol.Status, "romana-status", "status"));
+        }
+        catch (Exception e) when (e is DaemonUnreachableException or DaemonProtocolException)
+        {
+            throw new CniException(CniErrorCode.PluginNotAvailable, $"plugin not available: {e.Message}");
+        }
+        if (!reply.Ok)
+            throw new CniException(CniErrorCode.PluginNotAvailable,
+                $"plugin not available: romana daemon at {config.DaemonSocket} is not ready: {reply.Error ?? reply.Code ?? "no reason given"}");
+        return null;
+    }
+}

@@ -1,0 +1,83 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Romana.Cni.Plugin;
+
+/// <summary>
+/// The plugin's entry of the network configuration list, as it arrives on stdin. Unknown fields (runtimeConfig,
+/// capabilities, args) are ignored; known ones of the wrong type are refused with the field and the value.
+/// </summary>
+internal sealed record NetworkConfig(string CniVersion, string Name, string DaemonSocket, int? Mtu, JsonObject? PrevResult)
+{
+    public const string DefaultDaemonSocket = "/run/romana/cni.sock";
+
+    /// <summary>sockaddr_un.sun_path holds 108 bytes including the terminating NUL.</summary>
+    private const int MaxSocketPathBytes = 107;
+
+    /// <summary>Parses stdin as a JSON object; a decoding failure is code 6.</summary>
+    public static JsonObject ParseObject(byte[] stdin)
+    {
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(stdin);
+        }
+        catch (JsonException e)
+        {
+            throw new CniException(CniErrorCode.DecodingFailure,
+                $"failed to decode the network configuration on stdin: invalid JSON at line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}");
+        }
+        return node as JsonObject
+            ?? throw new CniException(CniErrorCode.DecodingFailure,
+                $"failed to decode the network configuration on stdin: expected a JSON object, got {(node is null ? "null" : node.GetValueKind().ToString().ToLowerInvariant())}");
+    }
+
+    /// <summary>"cniVersion" when it is a string, for replies sent before (or despite) full validation.</summary>
+    public static string? PeekVersion(JsonObject config) =>
+        config["cniVersion"] is JsonValue value && value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : null;
+
+    /// <param name="anyVersion">STATUS only: it comes from spec 1.1 runtimes with a 1.1.0 configuration, and its answer has no format to get wrong.</param>
+    public static NetworkConfig From(JsonObject config, bool anyVersion = false)
+    {
+        var version = RequiredString(config, "cniVersion");
+        if (!anyVersion) CniVersions.RequireSupported(version);
+        var name = RequiredString(config, "name");
+        var socket = OptionalString(config, "daemonSocket") ?? DefaultDaemonSocket;
+        if (socket.Length == 0 || socket[0] != '/')
+            throw Invalid($"daemonSocket must be an absolute path, got \"{socket}\"");
+        if (System.Text.Encoding.UTF8.GetByteCount(socket) > MaxSocketPathBytes)
+            throw Invalid($"daemonSocket \"{socket}\" is longer than a Unix socket path may be ({MaxSocketPathBytes} bytes)");
+        return new NetworkConfig(version, name, socket, OptionalMtu(config), OptionalObject(config, "prevResult"));
+    }
+
+    private static string RequiredString(JsonObject config, string field) =>
+        OptionalString(config, field) is { Length: > 0 } value ? value : throw Invalid($"{field} is missing or empty");
+
+    private static string? OptionalString(JsonObject config, string field) => config[field] switch
+    {
+        null => null,
+        JsonValue value when value.GetValueKind() == JsonValueKind.String => value.GetValue<string>(),
+        var other => throw Invalid($"{field} must be a string, got {other.ToJsonString()}"),
+    };
+
+    private static JsonObject? OptionalObject(JsonObject config, string field) => config[field] switch
+    {
+        null => null,
+        JsonObject value => value,
+        var other => throw Invalid($"{field} must be an object, got {Shorten(other.ToJsonString())}"),
+    };
+
+    /// <summary>The MTU of both veth ends: an integer from 68 (IPv4's minimum) to 65535 (veth's maximum).</summary>
+    private static int? OptionalMtu(JsonObject config)
+    {
+        var node = config["mtu"];
+        if (node is null) return null;
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue(out int mtu) && mtu is >= 68 and <= 65535)
+            return mtu;
+        throw Invalid($"mtu must be an integer from 68 to 65535, got {node.ToJsonString()}");
+    }
+
+    private static CniException Invalid(string message) => new(CniErrorCode.InvalidNetworkConfig, $"invalid network configuration: {message}");
+
+    private static string Shorten(string text) => text.Length > 80 ? text[..80] + "..." : text;
+}

@@ -1,0 +1,33 @@
+using System.Net;
+using System.Text;
+
+namespace Romana.Cni.Plugin;
+
+/// <summary>
+/// The fixed shape of every Romana pod attachment (the Calico layout): the pod gets its address as a /32 and a default
+/// route via the link-local 169.254.1.1, which it reaches with a permanent neighbour entry for ee:ee:ee:ee:ee:ee, the MAC
+/// every host-side veth wears. Each veth is its own L2 segment, so the shared MAC never collides.
+/// </summary>
+internal sealed record PodAttachment(string ContainerId, string IfName, string HostVeth)
+{
+    public static readonly IPAddress Gateway = IPAddress.Parse("169.254.1.1");
+    public static readonly byte[] HostMac = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
+    public const string HostMacText = "ee:ee:ee:ee:ee:ee";
+
+    /// <summary>rtm_protocol of Romana's routes: the host /32 is marked so Romana never touches a route it did not make.</summary>
+    public const byte RouteProtocol = 82;
+
+    /// <summary>
+    /// "rmn" + 11 hex digits (44 bits) of the FNV-1a hash of the allocation key: deterministic, so a retried ADD or a DEL
+    /// finds the same veth without state, and 14 characters, within the kernel's 15. Not a cryptographic hash on purpose:
+    /// .NET's SHA-256 loads OpenSSL, which measured 3 ms of a 6 ms ADD.
+    /// </summary>
+    public static PodAttachment For(string containerId, string ifName)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var b in Encoding.UTF8.GetBytes(Protocol.DaemonProtocol.KeyOf(containerId, ifName))) hash = (hash ^ b) * 1099511628211UL;
+        return new PodAttachment(containerId, ifName, $"rmn{hash >> 20:x11}");
+    }
+
+    public static string FormatMac(byte[] mac) => string.Join(':', mac.Select(b => b.ToString("x2")));
+}

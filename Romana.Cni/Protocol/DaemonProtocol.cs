@@ -1,0 +1,54 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Romana.Cni.Protocol;
+
+/// <summary>
+/// What the CNI plugin and the Romana daemon say over the daemon's Unix socket: one request per connection, one JSON
+/// object on one line each way. The allocation key is the container id and the interface name (the CNI spec's
+/// identity of an attachment), so a repeated ADD gets the same address and a DEL finds it.
+/// </summary>
+public static class DaemonProtocol
+{
+    public const string Add = "ADD";
+    public const string Del = "DEL";
+    public const string Check = "CHECK";
+    public const string Status = "STATUS";
+
+    public static string KeyOf(string containerId, string ifName) => $"{containerId}/{ifName}";
+
+    public static byte[] Encode(DaemonRequest request) => Line(JsonSerializer.SerializeToUtf8Bytes(request, DaemonJson.Default.DaemonRequest));
+    public static byte[] Encode(DaemonReply reply) => Line(JsonSerializer.SerializeToUtf8Bytes(reply, DaemonJson.Default.DaemonReply));
+
+    /// <summary>Null when the line is not a request (the daemon answers that with an error naming what it got).</summary>
+    public static DaemonRequest? DecodeRequest(ReadOnlySpan<byte> line)
+    {
+        try { return JsonSerializer.Deserialize(line, DaemonJson.Default.DaemonRequest); }
+        catch (JsonException) { return null; }
+    }
+
+    public static DaemonReply? DecodeReply(ReadOnlySpan<byte> line)
+    {
+        try { return JsonSerializer.Deserialize(line, DaemonJson.Default.DaemonReply); }
+        catch (JsonException) { return null; }
+    }
+
+    private static byte[] Line(byte[] json) => [.. json, (byte)'\n'];
+}
+
+/// <param name="Command">ADD, DEL, CHECK or STATUS.</param>
+/// <param name="Pod">"namespace/name" from CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME) when the runtime gives them: it goes into the journal.</param>
+public sealed record DaemonRequest(string Command, string ContainerId, string IfName, string? Netns = null, string? Pod = null);
+
+/// <param name="Address">ADD and CHECK: the pod's IPv4 address (a /32).</param>
+/// <param name="Code">When not ok: invalid, not-found, conflict, exhausted or unavailable (the IPAM's error codes).</param>
+/// <param name="Error">When not ok: a sentence naming the field and the value.</param>
+public sealed record DaemonReply(bool Ok, string? Address = null, string? Code = null, string? Error = null)
+{
+    public static DaemonReply Failure(string code, string error) => new(false, Code: code, Error: error);
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(DaemonRequest))]
+[JsonSerializable(typeof(DaemonReply))]
+internal sealed partial class DaemonJson : JsonSerializerContext;

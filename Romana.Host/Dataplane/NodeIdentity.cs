@@ -1,0 +1,50 @@
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using Akka.Configuration;
+using Romana.Actors.Addressing;
+using Romana.Actors.Configuration;
+using Romana.Actors.Topology;
+
+namespace Romana.Host.Dataplane;
+
+/// <summary>Which node of which subnet this host is (romana.node), with host name and interface addresses as defaults.</summary>
+public sealed record NodeIdentity(NodeName Name, SubnetId Subnet, Ipv4 Ip)
+{
+    public static NodeIdentity Resolve(Config config, ClusterTopology topology, Func<IEnumerable<Ipv4>>? hostAddresses = null)
+    {
+        var node = config.GetConfig("romana.node");
+        var name = node.GetString("name") is { Length: > 0 } given ? given : Environment.MachineName;
+        var subnetText = node.GetString("subnet");
+        SubnetLayout subnet;
+        if (subnetText is { Length: > 0 })
+            subnet = topology.FindSubnet(new SubnetId(subnetText))
+                ?? throw new ConfigurationError($"romana.node.subnet: '{subnetText}' is not a subnet of romana.topology");
+        else if (topology.Subnets.Count() == 1)
+            subnet = topology.Subnets.First();
+        else
+            throw new ConfigurationError($"romana.node.subnet: empty, and the topology has {topology.Subnets.Count()} subnets; name this host's");
+
+        var ipText = node.GetString("ip");
+        Ipv4 ip;
+        if (ipText is { Length: > 0 })
+        {
+            if (!Ipv4.TryParse(ipText, out ip)) throw new ConfigurationError($"romana.node.ip: '{ipText}' is not an IPv4 address");
+        }
+        else
+        {
+            var candidates = (hostAddresses ?? HostAddresses)().Where(a => subnet.VpcCidr is not { } vpc || vpc.Contains(a)).ToList();
+            if (candidates.Count == 0)
+                throw new ConfigurationError($"romana.node.ip: empty, and no interface of this host has an IPv4 address{(subnet.VpcCidr is { } v ? $" inside {v}" : "")}; set it");
+            ip = candidates[0];
+        }
+        return new NodeIdentity(new NodeName(name), subnet.Id, ip);
+    }
+
+    /// <summary>This host's IPv4 addresses on interfaces that are up, loopback excluded, in interface order.</summary>
+    private static IEnumerable<Ipv4> HostAddresses() =>
+        NetworkInterface.GetAllNetworkInterfaces()
+            .Where(i => i.OperationalStatus != OperationalStatus.Down && i.NetworkInterfaceType != NetworkInterfaceType.Loopback)
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses)
+            .Where(a => a.Address.AddressFamily == AddressFamily.InterNetwork)
+            .Select(a => Ipv4.Parse(a.Address.ToString()));
+}
