@@ -50,7 +50,7 @@ public class CommandLineTests
     public async Task Help_explains_every_command()
     {
         foreach (var command in new[] { new[] { "--help" }, ["ipam", "--help"], ["ipam", "vectors", "--help"], ["ipam", "demo", "--help"], ["bench", "ipam", "--help"],
-                     ["simulate", "--help"], ["audit", "--help"], ["audit", "replay", "--help"], ["bench", "audit", "--help"] })
+                     ["simulate", "--help"], ["audit", "--help"], ["audit", "replay", "--help"], ["bench", "audit", "--help"], ["daemon", "--help"] })
         {
             var (exit, output, _) = await RomanaAsync(command);
             Assert.Equal(0, exit);
@@ -76,5 +76,19 @@ public class CommandLineTests
         Assert.Equal(2, exit);
         Assert.StartsWith("romana: --until: 'yesterday' is neither an ISO 8601 time", error.Trim());
         Assert.DoesNotContain("   at ", error);
+    }
+
+    [Fact]
+    public async Task A_daemon_whose_node_ip_is_not_an_address_exits_2_naming_the_field_and_starts_nothing()
+    {
+        using var folder = new TempFolder();
+        var config = folder.Write("romana.conf", File.ReadAllText(Path.Combine(Paths.RepositoryRoot, "hocon", "single-node.conf"))
+            .Replace("/var/lib/romana/romana.db", Path.Combine(folder.Path, "romana.db"))
+            .Replace("/run/romana/cni.sock", Path.Combine(folder.Path, "cni.sock")) + "\nromana.node.ip = \"10.0.0.300\"\n");
+        var (exit, _, error) = await RomanaAsync("daemon", "--config", config);
+        Assert.Equal(2, exit);
+        Assert.Equal("romana: romana.node.ip: '10.0.0.300' is not an IPv4 address", error.Trim());
+        Assert.False(File.Exists(Path.Combine(folder.Path, "romana.db")));
+        Assert.False(File.Exists(Path.Combine(folder.Path, "cni.sock")));
     }
 }

@@ -107,17 +107,14 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
         return null;
     }
 
-    /// <summary>
-    /// Spec 1.1's readiness question. STATUS carries no container, but the daemon refuses requests without containerId
-    /// and ifName, so placeholders are sent; they name no allocation and the daemon's STATUS reads none.
-    /// </summary>
+    /// <summary>Spec 1.1's readiness question: the daemon answers it without a container.</summary>
     private JsonObject? Status(NetworkConfig config)
     {
         var client = new DaemonClient(config.DaemonSocket);
         Protocol.DaemonReply reply;
         try
         {
-            reply = client.Send(new Protocol.DaemonRequest(Protocol.DaemonProtocol.Status, "romana-status", "status"));
+            reply = client.Send(new Protocol.DaemonRequest(Protocol.DaemonProtocol.Status, "", ""));
         }
         catch (Exception e) when (e is DaemonUnreachableException or DaemonProtocolException)
         {
