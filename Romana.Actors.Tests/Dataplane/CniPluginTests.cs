@@ -185,6 +185,29 @@ public class CniPluginTests
     }
 
     [SkippableFact]
+    public async Task An_ADD_that_fails_after_the_address_was_handed_out_gives_it_back_and_leaves_no_veth()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        using var lab = new NetnsLab();
+        using var folder = new TempFolder();
+        var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
+        var config = RomanaConfig.Load(DaemonConfig(folder, "romana.node.name = n1\nromana.health.probe-port = 0"));
+        await using var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node));
+        var runtime = new CniRuntime(node, Conflist.Replace("SOCKET", SocketOf(folder)));
+        var pod = lab.AddNamespace("pod");
+        NetnsLab.Ip("-n", pod, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer");
+
+        var failed = runtime.Add("container-1", pod);
+        Assert.False(failed.Ok);
+        Assert.Equal(105, failed.Json["code"]!.GetValue<int>());
+        Assert.Contains("eth0", failed.Json["msg"]!.GetValue<string>());
+        Assert.IsType<Failed>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("container-1/eth0"))));
+        Assert.Equal(["eth0", "lo"], NetnsLab.Ip("-n", node, "-br", "link", "show").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split(' ', '@')[0]).Order());
+        Assert.DoesNotContain("100.64.", NetnsLab.Ip("-n", node, "route", "show"));
+    }
+
+    [SkippableFact]
     public async Task The_reference_plugins_tuning_and_portmap_take_Romanas_result_as_prevResult()
     {
         Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);

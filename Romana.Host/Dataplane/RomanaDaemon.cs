@@ -174,11 +174,11 @@ public sealed class RomanaDaemon : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _log.Info("Romana daemon stopping: CNI socket closed; host routes stay in place for the next start");
         await _stop.CancelAsync();
         if (_cni is not null) await _cni.DisposeAsync();
         _healthListener.Stop();
         await _background;
         await _ipam.DisposeAsync();
-        _log.Info("Romana daemon stopped");
     }
 }
