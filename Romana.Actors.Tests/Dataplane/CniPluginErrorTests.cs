@@ -31,7 +31,7 @@ public class CniPluginErrorTests
     {
         var (exit, json, _) = Invoke("VERSION", Config());
         Assert.Equal(0, exit);
-        Assert.Equal(["0.3.0", "0.3.1", "0.4.0", "1.0.0"], json["supportedVersions"]!.AsArray().Select(v => v!.GetValue<string>()));
+        Assert.Equal(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"], json["supportedVersions"]!.AsArray().Select(v => v!.GetValue<string>()));
     }
 
     [Fact]

@@ -208,6 +208,31 @@ public class CniPluginTests
     }
 
     [SkippableFact]
+    public async Task GC_removes_what_Romana_made_for_attachments_the_runtime_no_longer_lists_and_keeps_the_rest()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        using var lab = new NetnsLab();
+        using var folder = new TempFolder();
+        var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
+        var config = RomanaConfig.Load(DaemonConfig(folder, "romana.node.name = n1\nromana.health.probe-port = 0"));
+        await using var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node));
+        var runtime = new CniRuntime(node, Conflist.Replace("SOCKET", SocketOf(folder)));
+        var (pod1, pod2) = (lab.AddNamespace("pod1"), lab.AddNamespace("pod2"));
+        var (kept, leaked) = (runtime.Add("container-1", pod1), runtime.Add("container-2", pod2));
+        Assert.True(kept.Ok && leaked.Ok, $"{kept} {leaked}");
+
+        var collected = runtime.Gc(("container-1", "eth0"));
+        Assert.True(collected.Ok, collected.ToString());
+        var links = NetnsLab.Ip("-n", node, "-br", "link", "show");
+        Assert.Contains(HostVethOf(kept), links);
+        Assert.DoesNotContain(HostVethOf(leaked), links);
+        Assert.IsType<Failed>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("container-2/eth0"))));
+        Assert.IsType<AddressAssigned>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("container-1/eth0"))));
+        Assert.True(NetnsLab.Pings(pod1, "10.99.0.11"), "the pod the runtime still lists keeps its network");
+        Assert.True(runtime.Check("container-1", pod1, kept.Json).Ok);
+    }
+
+    [SkippableFact]
     public async Task The_reference_plugins_tuning_and_portmap_take_Romanas_result_as_prevResult()
     {
         Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 
 namespace Romana.Actors.Tests.Support;
@@ -66,23 +65,32 @@ public sealed class CniRuntime(string nodeNetns, string conflist)
         return command == "ADD" ? last : new(0, "", last.Error);
     }
 
-    /// <summary>One plugin invocation, exactly as a runtime makes it.</summary>
-    public Outcome Run(string type, string command, string containerId, string podNetns, string ifName, string config)
+    /// <summary>Spec 1.1's GC of the first plugin (Romana's): only CNI_COMMAND and CNI_PATH, the attachments still valid in the config.</summary>
+    public Outcome Gc(params (string ContainerId, string IfName)[] valid)
     {
-        var watch = Stopwatch.StartNew();
-        var (exit, output, error) = NetnsLab.Exec(nodeNetns, Path.Combine(type == "romana" ? PluginFolder : "/usr/lib/cni", type), [], config,
-            new Dictionary<string, string>
-            {
-                ["CNI_COMMAND"] = command,
-                ["CNI_CONTAINERID"] = containerId,
-                ["CNI_NETNS"] = NetnsLab.PathOf(podNetns),
-                ["CNI_IFNAME"] = ifName,
-                ["CNI_PATH"] = CniPath,
-                ["CNI_ARGS"] = $"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={podNetns}",
-            });
-        LastDuration = watch.Elapsed;
-        return new Outcome(exit, output, error);
+        var list = JsonNode.Parse(conflist)!.AsObject();
+        var config = list["plugins"]![0]!.DeepClone().AsObject();
+        config["cniVersion"] = "1.1.0";
+        config["name"] = list["name"]!.GetValue<string>();
+        config["cni.dev/valid-attachments"] = new JsonArray([.. valid.Select(v => new JsonObject { ["containerID"] = v.ContainerId, ["ifname"] = v.IfName })]);
+        return Invoke("romana", config.ToJsonString(), new Dictionary<string, string> { ["CNI_COMMAND"] = "GC", ["CNI_PATH"] = CniPath });
     }
 
-    public TimeSpan LastDuration { get; private set; }
+    /// <summary>One plugin invocation, exactly as a runtime makes it.</summary>
+    public Outcome Run(string type, string command, string containerId, string podNetns, string ifName, string config) =>
+        Invoke(type, config, new Dictionary<string, string>
+        {
+            ["CNI_COMMAND"] = command,
+            ["CNI_CONTAINERID"] = containerId,
+            ["CNI_NETNS"] = NetnsLab.PathOf(podNetns),
+            ["CNI_IFNAME"] = ifName,
+            ["CNI_PATH"] = CniPath,
+            ["CNI_ARGS"] = $"IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={podNetns}",
+        });
+
+    private Outcome Invoke(string type, string config, Dictionary<string, string> environment)
+    {
+        var (exit, output, error) = NetnsLab.Exec(nodeNetns, Path.Combine(type == "romana" ? PluginFolder : "/usr/lib/cni", type), [], config, environment);
+        return new Outcome(exit, output, error);
+    }
 }

@@ -109,6 +109,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             ? new AddressAssigned(held.Node, query.Key, held.Address)
             : new Failed(IpamError.NotFound($"key '{query.Key}' holds no address"))));
         Receive<GetSubnet>(GetSubnet);
+        Receive<GetAllocations>(GetAllocations);
         Receive<GetPrefixes>(_ => Sender.Tell(new PrefixList([.. _topology.Prefixes()])));
         Receive<GetIpamState>(_ => GetState());
         Receive<Terminated>(terminated =>
@@ -296,6 +297,14 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (!_nodes.TryGetValue(query.Node, out var node)) { replyTo.Tell(UnknownNode(query.Node)); return; }
         Self.AskThen(node.Actor, new NodeMessages.GetNodeState(query.Node), _settings.AskTimeout, reply =>
             replyTo.Tell(reply is NodeSnapshot view ? new BlocksOf(query.Node, view.Blocks) : AsFailure(reply, $"node {query.Node}")));
+    }
+
+    private void GetAllocations(GetAllocations query)
+    {
+        var replyTo = Sender;
+        if (!_nodes.TryGetValue(query.Node, out var node)) { replyTo.Tell(UnknownNode(query.Node)); return; }
+        Self.AskThen(node.Actor, new NodeMessages.GetNodeState(query.Node), _settings.AskTimeout, reply =>
+            replyTo.Tell(reply is NodeSnapshot view ? new AllocationsOf(query.Node, view.Allocations) : AsFailure(reply, $"node {query.Node}")));
     }
 
     private void GetSubnet(GetSubnet query)

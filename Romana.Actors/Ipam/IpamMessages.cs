@@ -21,6 +21,8 @@ public static class IpamMessages
     public sealed record GetPrefixes;
     /// <summary>The address a key holds: AddressAssigned, or Failed not-found.</summary>
     public sealed record GetAddress(AllocationKey Key);
+    /// <summary>Every address a node holds: <see cref="AllocationsOf"/>.</summary>
+    public sealed record GetAllocations(NodeName Node);
     /// <summary>One subnet's members and block owners (what a host agent routes by): a <see cref="SubnetSnapshot"/>.</summary>
     public sealed record GetSubnet(SubnetId Subnet);
     /// <summary>Replies once the front door has recovered its zones, subnets and nodes: Succeeded or Failed.</summary>
@@ -38,6 +40,7 @@ public static class IpamMessages
     public sealed record AddressAssigned(NodeName Node, AllocationKey Key, Ipv4 Address) : IpamReply;
     public sealed record BlocksOf(NodeName Node, ImmutableArray<Ipv4Cidr> Blocks) : IpamReply;
     public sealed record SubnetView(SubnetSnapshot Subnet) : IpamReply;
+    public sealed record AllocationsOf(NodeName Node, ImmutableArray<Allocation> Allocations) : IpamReply;
     public sealed record PrefixList(ImmutableArray<(string Name, Ipv4Cidr Prefix)> Prefixes) : IpamReply;
     public sealed record IpamStateView(ImmutableArray<SubnetSnapshot> Subnets, ImmutableArray<NodeSnapshot> Nodes) : IpamReply;
 }

@@ -75,11 +75,21 @@ internal sealed class RouteNetlink(NetlinkSocket socket)
         {
             return null;
         }
-        var link = replies.FirstOrDefault(reply => reply.Type == Rtm.NEWLINK);
-        if (link is null) return null;
+        return replies.FirstOrDefault(reply => reply.Type == Rtm.NEWLINK) is { } link ? ToLinkInfo(link) : null;
+    }
+
+    /// <summary>Every link of this namespace.</summary>
+    public List<LinkInfo> ListLinks(string operation) =>
+        socket.Dump(new NetlinkMessageBuilder(Rtm.GETLINK, NlmFlags.Dump).Append(new InterfaceInfoMessage { Family = Libc.AF_UNSPEC }), operation)
+            .Where(message => message.Type == Rtm.NEWLINK)
+            .Select(ToLinkInfo)
+            .ToList();
+
+    private static LinkInfo ToLinkInfo(NetlinkMessage link)
+    {
         var header = link.FamilyHeader<InterfaceInfoMessage>();
         var attributes = link.Attributes(InterfaceInfoMessage.Size);
-        return new LinkInfo(header.Index, attributes.String(Attr.IFLA_IFNAME) ?? name, attributes.Bytes(Attr.IFLA_ADDRESS) ?? [], (header.Flags & LinkFlags.Up) != 0);
+        return new LinkInfo(header.Index, attributes.String(Attr.IFLA_IFNAME) ?? "", attributes.Bytes(Attr.IFLA_ADDRESS) ?? [], (header.Flags & LinkFlags.Up) != 0);
     }
 
     public void SetLinkUp(int index, string operation) =>

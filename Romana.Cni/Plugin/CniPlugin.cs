@@ -26,8 +26,9 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
                 "DEL" => Del(ReadConfig()),
                 "CHECK" => Check(ReadConfig()),
                 "STATUS" => Status(ReadConfig(anyVersion: true)),
+                "GC" => CollectGarbage(ReadConfig()),
                 _ => throw new CniException(CniErrorCode.InvalidEnvironment,
-                    $"CNI_COMMAND '{command}' is not supported: romana handles ADD, DEL, CHECK, STATUS and VERSION"),
+                    $"CNI_COMMAND '{command}' is not supported: romana handles ADD, DEL, CHECK, STATUS, GC and VERSION"),
             };
         }
         catch (NetworkNamespaceException e)
@@ -104,6 +105,32 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
                 $"CHECK: the romana daemon holds {held} for container {attachment.ContainerId} interface {attachment.IfName}, prevResult says {expected}");
         using var podNamespace = NetworkNamespace.Open(netns);
         new PodWiring(attachment).Verify(podNamespace, expected);
+        return null;
+    }
+
+    /// <summary>
+    /// Spec 1.1's GC: whatever Romana made for an attachment the runtime no longer lists goes, such as the leftovers of a
+    /// DEL that never came. Host veths first (their pod ends and /32 routes go with them), then the daemon releases the
+    /// addresses, in the order DEL uses: an address is never free while an interface still carries it.
+    /// </summary>
+    private JsonObject? CollectGarbage(NetworkConfig config)
+    {
+        var valid = config.ValidAttachments
+            ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, "invalid network configuration: cni.dev/valid-attachments is missing (GC needs the runtime's list of attachments)");
+        PodWiring.RemoveVethsExcept(valid.Select(v => PodAttachment.For(v.ContainerId, v.IfName).HostVeth).ToHashSet(StringComparer.Ordinal));
+        var client = new DaemonClient(config.DaemonSocket);
+        Protocol.DaemonReply reply;
+        try
+        {
+            reply = client.Send(new Protocol.DaemonRequest(Protocol.DaemonProtocol.Gc, "", "", Valid: [.. valid.Select(v => Protocol.DaemonProtocol.KeyOf(v.ContainerId, v.IfName))]));
+        }
+        catch (DaemonUnreachableException e)
+        {
+            throw new CniException(CniErrorCode.TryAgainLater, e.Message);
+        }
+        if (!reply.Ok)
+            throw new CniException(reply.Code == "unavailable" ? CniErrorCode.TryAgainLater : CniErrorCode.DaemonRefused,
+                $"GC: romana daemon at {config.DaemonSocket} released {reply.Released ?? 0} addresses, then: {reply.Error ?? reply.Code}");
         return null;
     }
 

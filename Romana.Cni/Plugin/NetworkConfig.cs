@@ -7,8 +7,12 @@ namespace Romana.Cni.Plugin;
 /// The plugin's entry of the network configuration list, as it arrives on stdin. Unknown fields (runtimeConfig,
 /// capabilities, args) are ignored; known ones of the wrong type are refused with the field and the value.
 /// </summary>
-internal sealed record NetworkConfig(string CniVersion, string Name, string DaemonSocket, int? Mtu, JsonObject? PrevResult)
+internal sealed record NetworkConfig(string CniVersion, string Name, string DaemonSocket, int? Mtu, JsonObject? PrevResult,
+    IReadOnlyList<(string ContainerId, string IfName)>? ValidAttachments = null)
 {
+    /// <summary>GC's list of attachments the runtime still has (spec 1.1); libcni also sets the draft's name, "cni.dev/gc-attachments".</summary>
+    private static readonly string[] ValidAttachmentsFields = ["cni.dev/valid-attachments", "cni.dev/gc-attachments"];
+
     public const string DefaultDaemonSocket = "/run/romana/cni.sock";
 
     /// <summary>sockaddr_un.sun_path holds 108 bytes including the terminating NUL.</summary>
@@ -47,7 +51,19 @@ internal sealed record NetworkConfig(string CniVersion, string Name, string Daem
             throw Invalid($"daemonSocket must be an absolute path, got \"{socket}\"");
         if (System.Text.Encoding.UTF8.GetByteCount(socket) > MaxSocketPathBytes)
             throw Invalid($"daemonSocket \"{socket}\" is longer than a Unix socket path may be ({MaxSocketPathBytes} bytes)");
-        return new NetworkConfig(version, name, socket, OptionalMtu(config), OptionalObject(config, "prevResult"));
+        return new NetworkConfig(version, name, socket, OptionalMtu(config), OptionalObject(config, "prevResult"), OptionalAttachments(config));
+    }
+
+    private static List<(string ContainerId, string IfName)>? OptionalAttachments(JsonObject config)
+    {
+        if (ValidAttachmentsFields.Select(field => (field, node: config[field])).FirstOrDefault(f => f.node is not null) is not ({ } field, { } node))
+            return null;
+        if (node is not JsonArray list) throw Invalid($"{field} must be an array, got {Shorten(node.ToJsonString())}");
+        return [.. list.Select((item, i) => item is JsonObject attachment
+            && OptionalString(attachment, "containerID") is { Length: > 0 } containerId
+            && OptionalString(attachment, "ifname") is { Length: > 0 } ifName
+                ? (containerId, ifName)
+                : throw Invalid($"{field}[{i}] must be an object with containerID and ifname, got {Shorten(item?.ToJsonString() ?? "null")}"))];
     }
 
     private static string RequiredString(JsonObject config, string field) =>

@@ -29,5 +29,9 @@ internal sealed record PodAttachment(string ContainerId, string IfName, string H
         return new PodAttachment(containerId, ifName, $"rmn{hash >> 20:x11}");
     }
 
+    /// <summary>"rmn" and 11 lowercase hex digits: a name <see cref="For"/> makes.</summary>
+    public static bool IsHostVethName(string name) =>
+        name.Length == 14 && name.StartsWith("rmn", StringComparison.Ordinal) && name.AsSpan(3).IndexOfAnyExcept("0123456789abcdef") < 0;
+
     public static string FormatMac(byte[] mac) => string.Join(':', mac.Select(b => b.ToString("x2")));
 }

@@ -76,6 +76,16 @@ internal sealed class PodWiring(PodAttachment attachment)
         return new RouteNetlink(hostSocket).DeleteLink(attachment.HostVeth, $"deleting veth {attachment.HostVeth} of container {attachment.ContainerId}");
     }
 
+    /// <summary>GC: deletes every host veth of Romana's (named by <see cref="PodAttachment.For"/>) that is not in <paramref name="keep"/>.</summary>
+    public static void RemoveVethsExcept(IReadOnlySet<string> keep)
+    {
+        using var hostSocket = NetlinkSocket.Open();
+        var host = new RouteNetlink(hostSocket);
+        foreach (var link in host.ListLinks("GC: listing links"))
+            if (PodAttachment.IsHostVethName(link.Name) && !keep.Contains(link.Name))
+                host.DeleteLink(link.Name, $"GC: deleting veth {link.Name}, whose attachment the runtime no longer lists");
+    }
+
     /// <summary>Rollback after a failed ADD; errors are dropped so the original one is reported.</summary>
     public void TryUnwire()
     {

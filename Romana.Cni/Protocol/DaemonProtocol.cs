@@ -14,6 +14,7 @@ public static class DaemonProtocol
     public const string Del = "DEL";
     public const string Check = "CHECK";
     public const string Status = "STATUS";
+    public const string Gc = "GC";
 
     public static string KeyOf(string containerId, string ifName) => $"{containerId}/{ifName}";
 
@@ -36,14 +37,16 @@ public static class DaemonProtocol
     private static byte[] Line(byte[] json) => [.. json, (byte)'\n'];
 }
 
-/// <param name="Command">ADD, DEL, CHECK or STATUS.</param>
+/// <param name="Command">ADD, DEL, CHECK, STATUS or GC.</param>
 /// <param name="Pod">"namespace/name" from CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME) when the runtime gives them: it goes into the journal.</param>
-public sealed record DaemonRequest(string Command, string ContainerId, string IfName, string? Netns = null, string? Pod = null);
+/// <param name="Valid">GC: the keys (see <see cref="DaemonProtocol.KeyOf"/>) of the attachments the runtime still has; every other address of this node is released.</param>
+public sealed record DaemonRequest(string Command, string ContainerId, string IfName, string? Netns = null, string? Pod = null, string[]? Valid = null);
 
 /// <param name="Address">ADD and CHECK: the pod's IPv4 address (a /32).</param>
+/// <param name="Released">GC: how many addresses were released.</param>
 /// <param name="Code">When not ok: invalid, not-found, conflict, exhausted or unavailable (the IPAM's error codes).</param>
 /// <param name="Error">When not ok: a sentence naming the field and the value.</param>
-public sealed record DaemonReply(bool Ok, string? Address = null, string? Code = null, string? Error = null)
+public sealed record DaemonReply(bool Ok, string? Address = null, string? Code = null, string? Error = null, int? Released = null)
 {
     public static DaemonReply Failure(string code, string error) => new(false, Code: code, Error: error);
 }

@@ -104,6 +104,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
     public async Task<DaemonReply> HandleAsync(DaemonRequest request)
     {
         if (request.Command == DaemonProtocol.Status) return new DaemonReply(true);
+        if (request.Command == DaemonProtocol.Gc) return await CollectGarbageAsync(request.Valid ?? []);
         if (string.IsNullOrWhiteSpace(request.ContainerId)) return DaemonReply.Failure("invalid", "containerId: empty");
         if (string.IsNullOrWhiteSpace(request.IfName)) return DaemonReply.Failure("invalid", "ifName: empty");
         var key = new AllocationKey(DaemonProtocol.KeyOf(request.ContainerId, request.IfName));
@@ -133,6 +134,27 @@ public sealed class RomanaDaemon : IAsyncDisposable
         if (reply.Ok) _log.Info("CNI {0} {1}{2}: {3} ({4:0.0} ms)", request.Command, key, request.Pod is null ? "" : $" pod {request.Pod}", reply.Address ?? "ok", millis);
         else _log.Warning("CNI {0} {1}: {2}: {3}", request.Command, key, reply.Code, reply.Error);
         return reply;
+    }
+
+    /// <summary>
+    /// CNI GC: releases every address of this node whose key is a CNI attachment (container id/interface) that the runtime
+    /// no longer lists, such as one whose DEL never came. Each release is an event saying so.
+    /// </summary>
+    private async Task<DaemonReply> CollectGarbageAsync(IReadOnlyCollection<string> valid)
+    {
+        if (await _ipam.AskAsync(new GetAllocations(_node.Name)) is not AllocationsOf held) return DaemonReply.Failure("unavailable", "GC: the node's addresses could not be read");
+        var keep = valid.ToHashSet(StringComparer.Ordinal);
+        var stale = held.Allocations.Where(a => a.Key.Value.Contains('/') && !keep.Contains(a.Key.Value)).ToList();
+        var released = 0;
+        foreach (var allocation in stale)
+        {
+            var reply = await _ipam.AskAsync(new Release(allocation.Key, null, "CNI GC: not among the runtime's valid attachments"));
+            if (reply is Succeeded) released++;
+            else if (reply is Failed { Error.Code: not IpamErrorCode.NotFound } failed) return Failure(failed) with { Released = released };
+        }
+        _log.Info("CNI GC: {0} valid attachments; released {1} of {2} addresses held by this node: {3}", keep.Count, released, held.Allocations.Length,
+            string.Join(", ", stale.Select(a => $"{a.Address} ({a.Key})")));
+        return new DaemonReply(true, Released: released);
     }
 
     private static DaemonReply Failure(IpamReply reply) => reply is Failed failed
