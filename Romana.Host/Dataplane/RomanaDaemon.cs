@@ -56,7 +56,16 @@ public sealed class RomanaDaemon : IAsyncDisposable
         var node = NodeIdentity.Resolve(config, topology);
         socketPath ??= config.GetString("romana.cni.socket");
         if (journal.Journal == JournalKind.Sqlite && Path.GetDirectoryName(Path.GetFullPath(journal.SqlitePath)) is { } folder)
-            Directory.CreateDirectory(folder);
+        {
+            try
+            {
+                Directory.CreateDirectory(folder);
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+            {
+                throw new DaemonStartException($"romana.persistence.sqlite.path: cannot create {folder}: {e.Message} (the daemon runs as root; or choose another path)");
+            }
+        }
 
         var healthListener = new TcpListener(IPAddress.Any, health.ProbePort);
         try
