@@ -32,7 +32,7 @@ internal sealed record CniEnvironment(string? Command, string? ContainerId, stri
             if (key == "K8S_POD_NAMESPACE") podNamespace = pair[(equals + 1)..];
             else if (key == "K8S_POD_NAME") podName = pair[(equals + 1)..];
         }
-        return podName is { Length: > 0 } ? $"{podNamespace ?? "default"}/{podName}" : null;
+        return podName is { Length: > 0 } ? $"{(podNamespace is { Length: > 0 } ? podNamespace : "default")}/{podName}" : null;
     }
 
     private static string Require(string variable, string? value) =>

@@ -21,10 +21,10 @@ public static class DaemonProtocol
     public static byte[] Encode(DaemonRequest request) => Line(JsonSerializer.SerializeToUtf8Bytes(request, DaemonJson.Default.DaemonRequest));
     public static byte[] Encode(DaemonReply reply) => Line(JsonSerializer.SerializeToUtf8Bytes(reply, DaemonJson.Default.DaemonReply));
 
-    /// <summary>Null when the line is not a request (the daemon answers that with an error naming what it got).</summary>
+    /// <summary>Null when the line is not a request with a command (the daemon answers that with an error naming the fields).</summary>
     public static DaemonRequest? DecodeRequest(ReadOnlySpan<byte> line)
     {
-        try { return JsonSerializer.Deserialize(line, DaemonJson.Default.DaemonRequest); }
+        try { return JsonSerializer.Deserialize(line, DaemonJson.Default.DaemonRequest) is { Command: not null } request ? request : null; }
         catch (JsonException) { return null; }
     }
 
