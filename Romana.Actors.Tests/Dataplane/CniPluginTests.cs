@@ -94,6 +94,9 @@ public class CniPluginTests
         var daemon = lab.Spawn(node, "dotnet", [Path.Combine(AppContext.BaseDirectory, "romana.dll"), "daemon", "--config", config]);
         AwaitSocket(SocketOf(folder), daemon);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(SocketOf(folder)));
+        var second = NetnsLab.Exec(node, "dotnet", [Path.Combine(AppContext.BaseDirectory, "romana.dll"), "daemon", "--config", config]);
+        Assert.Equal(1, second.Exit);
+        Assert.Equal($"romana: cannot start: romana.cni.socket: another daemon is serving {SocketOf(folder)}", second.Error.Trim());
 
         var runtime = new CniRuntime(node, Conflist.Replace("SOCKET", SocketOf(folder)));
         var (pod1, pod2) = (lab.AddNamespace("pod1"), lab.AddNamespace("pod2"));

@@ -13,22 +13,20 @@ public sealed class CniServer : IAsyncDisposable
     private const int MaxRequestBytes = 64 * 1024;
     private readonly Socket _listener;
     private readonly string _path;
-    private readonly Func<DaemonRequest, Task<DaemonReply>> _handle;
-    private readonly ILoggingAdapter _log;
     private readonly CancellationTokenSource _stop = new();
-    private readonly Task _accepting;
+    private Task _accepting = Task.CompletedTask;
 
-    private CniServer(Socket listener, string path, Func<DaemonRequest, Task<DaemonReply>> handle, ILoggingAdapter log)
+    private CniServer(Socket listener, string path)
     {
         _listener = listener;
         _path = path;
-        _handle = handle;
-        _log = log;
-        _accepting = AcceptAsync();
     }
 
-    /// <summary>Binds the socket; a live daemon already on that path is an error, a stale socket file is replaced.</summary>
-    public static CniServer Start(string path, Func<DaemonRequest, Task<DaemonReply>> handle, ILoggingAdapter log)
+    /// <summary>
+    /// Binds the socket, before the daemon starts its journal: a live daemon already on that path is an error (two daemons
+    /// must never share a node), a stale socket file is replaced. Plugins that connect before <see cref="Serve"/> wait in the backlog.
+    /// </summary>
+    public static CniServer Bind(string path)
     {
         if (!OperatingSystem.IsLinux()) throw new DaemonStartException("the Romana daemon runs on Linux only");
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
@@ -46,19 +44,26 @@ public sealed class CniServer : IAsyncDisposable
             File.Delete(path);
         }
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        // Bound under a temporary name, made owner-only, then renamed into place: the path never exists with looser rights.
+        var unguarded = $"{path}.{Environment.ProcessId}";
         try
         {
-            listener.Bind(new UnixDomainSocketEndPoint(path));
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            File.Delete(unguarded);
+            listener.Bind(new UnixDomainSocketEndPoint(unguarded));
+            File.SetUnixFileMode(unguarded, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             listener.Listen(512);
+            File.Move(unguarded, path, overwrite: true);
         }
         catch (Exception e) when (e is SocketException or UnauthorizedAccessException or IOException)
         {
             listener.Dispose();
+            File.Delete(unguarded);
             throw new DaemonStartException($"romana.cni.socket: cannot serve {path}: {e.Message}");
         }
-        return new CniServer(listener, path, handle, log);
+        return new CniServer(listener, path);
     }
+
+    public void Serve(Func<DaemonRequest, Task<DaemonReply>> handle, ILoggingAdapter log) => _accepting = AcceptAsync(handle, log);
 
     private static bool IsServed(string path)
     {
@@ -74,7 +79,7 @@ public sealed class CniServer : IAsyncDisposable
         }
     }
 
-    private async Task AcceptAsync()
+    private async Task AcceptAsync(Func<DaemonRequest, Task<DaemonReply>> handle, ILoggingAdapter log)
     {
         while (!_stop.IsCancellationRequested)
         {
@@ -89,14 +94,14 @@ public sealed class CniServer : IAsyncDisposable
             }
             catch (SocketException e)
             {
-                _log.Warning("CNI socket {0}: accept failed: {1}", _path, e.Message);
+                log.Warning("CNI socket {0}: accept failed: {1}", _path, e.Message);
                 continue;
             }
-            _ = ServeAsync(connection);
+            _ = AnswerAsync(connection, handle, log);
         }
     }
 
-    private async Task ServeAsync(Socket connection)
+    private async Task AnswerAsync(Socket connection, Func<DaemonRequest, Task<DaemonReply>> handle, ILoggingAdapter log)
     {
         using var _ = connection;
         try
@@ -105,12 +110,12 @@ public sealed class CniServer : IAsyncDisposable
             var request = line is null ? null : DaemonProtocol.DecodeRequest(line);
             var reply = request is null
                 ? DaemonReply.Failure("invalid", "request: not one JSON object on one line (fields command, containerId, ifName, netns, pod)")
-                : await _handle(request);
+                : await handle(request);
             await connection.SendAsync(DaemonProtocol.Encode(reply), SocketFlags.None, _stop.Token);
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException or IOException)
         {
-            _log.Warning("CNI socket {0}: a connection ended early: {1}", _path, e.Message);
+            log.Warning("CNI socket {0}: a connection ended early: {1}", _path, e.Message);
         }
     }
 

@@ -28,10 +28,11 @@ public sealed class RomanaDaemon : IAsyncDisposable
     private readonly TcpListener _healthListener;
     private readonly Task _background;
     private readonly TimeSpan _refreshInterval;
-    private CniServer? _cni;
+    private readonly CniServer _cni;
 
-    private RomanaDaemon(IpamService ipam, NodeIdentity node, IActorRef hostAgent, TcpListener healthListener, TimeSpan refreshInterval)
+    private RomanaDaemon(CniServer cni, IpamService ipam, NodeIdentity node, IActorRef hostAgent, TcpListener healthListener, TimeSpan refreshInterval)
     {
+        _cni = cni;
         _ipam = ipam;
         _node = node;
         _hostAgent = hostAgent;
@@ -67,43 +68,33 @@ public sealed class RomanaDaemon : IAsyncDisposable
             }
         }
 
+        var cni = CniServer.Bind(socketPath);
         var healthListener = new TcpListener(IPAddress.Any, health.ProbePort);
+        IpamService? ipam = null;
         try
         {
-            healthListener.Start();
-        }
-        catch (SocketException e)
-        {
-            throw new DaemonStartException($"romana.health.probe-port: cannot listen on TCP {health.ProbePort}: {e.Message}");
-        }
-
-        IpamService ipam;
-        try
-        {
+            try
+            {
+                healthListener.Start();
+            }
+            catch (SocketException e)
+            {
+                throw new DaemonStartException($"romana.health.probe-port: cannot listen on TCP {health.ProbePort}: {e.Message}");
+            }
             ipam = await IpamService.StartAsync(topology, journal, IpamSettings.From(config), config, name: "romana-daemon");
+            if (await ipam.AskAsync(new AddNode(node.Name, node.Subnet, node.Ip.ToString())) is Failed failed)
+                throw new DaemonStartException($"romana.node: {node.Name} ({node.Ip}) cannot join subnet {node.Subnet}: {failed.Error}");
         }
         catch
         {
             healthListener.Stop();
+            if (ipam is not null) await ipam.DisposeAsync();
+            await cni.DisposeAsync();
             throw;
-        }
-        if (await ipam.AskAsync(new AddNode(node.Name, node.Subnet, node.Ip.ToString())) is Failed failed)
-        {
-            healthListener.Stop();
-            await ipam.DisposeAsync();
-            throw new DaemonStartException($"romana.node: {node.Name} ({node.Ip}) cannot join subnet {node.Subnet}: {failed.Error}");
         }
         var agent = ipam.System.ActorOf(HostAgentActor.Props(node.Name, topology.PodCidr, hostNetwork ?? new LinuxHostNetwork(agentSettings), agentSettings), "host-agent");
-        var daemon = new RomanaDaemon(ipam, node, agent, healthListener, agentSettings.RefreshInterval);
-        try
-        {
-            daemon._cni = CniServer.Start(socketPath, daemon.HandleAsync, daemon._log);
-        }
-        catch
-        {
-            await daemon.DisposeAsync();
-            throw;
-        }
+        var daemon = new RomanaDaemon(cni, ipam, node, agent, healthListener, agentSettings.RefreshInterval);
+        cni.Serve(daemon.HandleAsync, daemon._log);
         daemon._log.Info("Romana daemon: node {0} ({1}) of subnet {2}; CNI socket {3}; health port {4}; journal {5}",
             node.Name, node.Ip, node.Subnet, socketPath, health.ProbePort, journal.Describe());
         return daemon;
@@ -207,7 +198,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
     {
         _log.Info("Romana daemon stopping: CNI socket closed; host routes stay in place for the next start");
         await _stop.CancelAsync();
-        if (_cni is not null) await _cni.DisposeAsync();
+        await _cni.DisposeAsync();
         _healthListener.Stop();
         await _background;
         await _ipam.DisposeAsync();
