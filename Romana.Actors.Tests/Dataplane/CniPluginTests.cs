@@ -33,6 +33,17 @@ public class CniPluginTests
 
     private static string SocketOf(TempFolder folder) => Path.Combine(folder.Path, "cni.sock");
 
+    /// <summary>
+    /// A daemon in this process for node n1 (the namespace <paramref name="node"/>), its host agent working inside that
+    /// namespace, so a test can speak to its IPAM; the plugin is run by a runtime with Romana's conflist (or <paramref name="conflist"/>).
+    /// </summary>
+    private static async Task<(RomanaDaemon Daemon, CniRuntime Runtime)> StartDaemonAsync(TempFolder folder, string node, string overrides = "", string? conflist = null)
+    {
+        var config = RomanaConfig.Load(DaemonConfig(folder, "romana.node.name = n1\nromana.health.probe-port = 0\n" + overrides));
+        var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node));
+        return (daemon, new CniRuntime(node, conflist ?? Conflist.Replace("SOCKET", SocketOf(folder))));
+    }
+
     private static void AwaitSocket(string socket, Process daemon)
     {
         var deadline = Stopwatch.StartNew();
@@ -156,14 +167,8 @@ public class CniPluginTests
         var subnet = lab.AddSubnet("sub");
         var node1 = lab.AddNode("n1", subnet, "10.99.0.11/24");
         var node2 = lab.AddNode("n2", subnet, "10.99.0.12/24");
-        var config = RomanaConfig.Load(DaemonConfig(folder, """
-            romana.node { name = "n1", ip = "10.99.0.11" }
-            romana.health.probe-port = 0
-            romana.host-agent.refresh-interval = 200ms
-            """));
-        // The daemon runs in this process, its host agent working inside node1's namespace, so the test can speak to its IPAM.
-        await using var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node1));
-        var runtime = new CniRuntime(node1, Conflist.Replace("SOCKET", SocketOf(folder)));
+        var (daemon, runtime) = await StartDaemonAsync(folder, node1, "romana.node.ip = 10.99.0.11\nromana.host-agent.refresh-interval = 200ms");
+        await using var _ = daemon;
         var pod1 = lab.AddNamespace("pod1");
         var added = runtime.Add("container-1", pod1);
         Assert.True(added.Ok, added.ToString());
@@ -194,9 +199,8 @@ public class CniPluginTests
         using var lab = new NetnsLab();
         using var folder = new TempFolder();
         var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
-        var config = RomanaConfig.Load(DaemonConfig(folder, "romana.node.name = n1\nromana.health.probe-port = 0"));
-        await using var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node));
-        var runtime = new CniRuntime(node, Conflist.Replace("SOCKET", SocketOf(folder)));
+        var (daemon, runtime) = await StartDaemonAsync(folder, node);
+        await using var _ = daemon;
         var pod = lab.AddNamespace("pod");
         NetnsLab.Ip("-n", pod, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0-peer");
 
@@ -217,9 +221,8 @@ public class CniPluginTests
         using var lab = new NetnsLab();
         using var folder = new TempFolder();
         var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
-        var config = RomanaConfig.Load(DaemonConfig(folder, "romana.node.name = n1\nromana.health.probe-port = 0"));
-        await using var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node));
-        var runtime = new CniRuntime(node, Conflist.Replace("SOCKET", SocketOf(folder)));
+        var (daemon, runtime) = await StartDaemonAsync(folder, node);
+        await using var _ = daemon;
         var (pod1, pod2) = (lab.AddNamespace("pod1"), lab.AddNamespace("pod2"));
         var (kept, leaked) = (runtime.Add("container-1", pod1), runtime.Add("container-2", pod2));
         Assert.True(kept.Ok && leaked.Ok, $"{kept} {leaked}");
@@ -243,14 +246,13 @@ public class CniPluginTests
         using var lab = new NetnsLab();
         using var folder = new TempFolder();
         var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
-        var config = RomanaConfig.Load(DaemonConfig(folder, "romana.node.name = n1\nromana.health.probe-port = 0"));
-        await using var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node));
-        var runtime = new CniRuntime(node, $$$"""
+        var (daemon, runtime) = await StartDaemonAsync(folder, node, conflist: $$$"""
             {"cniVersion":"1.0.0","name":"romana","plugins":[
               {"type":"romana","daemonSocket":"{{{SocketOf(folder)}}}"},
               {"type":"tuning","sysctl":{"net.core.somaxconn":"512"}},
               {"type":"portmap","capabilities":{"portMappings":true}}]}
             """);
+        await using var _ = daemon;
         var pod = lab.AddNamespace("pod");
         var mappings = JsonNode.Parse("""{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}""")!.AsObject();
         var added = runtime.Add("container-1", pod, runtimeConfig: mappings);
