@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Romana.Host.Cli;
 
+if (BatchGc.ShouldRelaunch(args)) return await BatchGc.RelaunchAsync(args);
+
 var root = new RootCommand("""
     Romana: native VPC networking for Kubernetes pods on AWS EC2, without an overlay.
     Pod addresses are carved by zone, subnet and node (topology-aware IPAM) and every change is an event in a journal.

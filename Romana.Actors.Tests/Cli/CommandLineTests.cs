@@ -92,3 +92,19 @@ public class CommandLineTests
         Assert.False(File.Exists(Path.Combine(folder.Path, "cni.sock")));
     }
 }
+
+public class BatchGcTests
+{
+    [SkippableTheory]
+    [InlineData(true, "audit", "replay", "--journal", "x.db")]
+    [InlineData(true, "bench", "audit", "--runs", "1")]
+    [InlineData(false, "audit", "replay", "--help")]
+    [InlineData(false, "bench", "ipam")]
+    [InlineData(false, "daemon", "--config", "x.conf")]
+    [InlineData(false, "simulate")]
+    public void Only_the_commands_that_read_a_whole_journal_run_again_with_the_batch_collector(bool relaunched, params string[] args)
+    {
+        Skip.If(Environment.GetEnvironmentVariable("DOTNET_GCgen0size") is not null, "DOTNET_GCgen0size is set: the user's setting wins and nothing is relaunched");
+        Assert.Equal(relaunched, Romana.Host.Cli.BatchGc.ShouldRelaunch(args));
+    }
+}

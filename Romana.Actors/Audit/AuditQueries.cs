@@ -99,11 +99,12 @@ public static class AuditQueries
     public static async Task<JournalReplay> ReplayAsync(AuditJournal journal, DateTimeOffset? until, TimeSpan? lateWrites = null)
     {
         var replay = new JournalReplay(until);
+        var gate = new object();
         var stopAfter = until + (lateWrites ?? DefaultLateWrites);
         await Task.WhenAll(new[] { EventTags.Ipam, EventTags.Routes, EventTags.Health }.Select(tag => journal.ByTagAsync(tag, e =>
         {
             if (e.At > stopAfter) return false;
-            lock (replay) replay.Apply(e);
+            lock (gate) replay.Apply(e);
             return true;
         })));
         return replay;
