@@ -7,7 +7,8 @@
 #
 #   sudo scripts/bench-cni.sh [PODS]        (default 50; needs root, iproute2, containernetworking-plugins)
 #
-# Everything it creates (namespaces prefixed rmnb-, the daemon, a temp folder) is removed when it ends.
+# Everything it creates (namespaces prefixed rmnb-, the daemon, a temp folder) is removed when it ends; with
+# KEEP_BENCH=1 the folder stays, with the daemon's log (each request's time inside the daemon).
 set -euo pipefail
 pods="${1:-50}"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
