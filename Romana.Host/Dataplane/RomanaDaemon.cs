@@ -128,7 +128,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 AddressAssigned held => new DaemonReply(true, held.Address.ToString()),
                 var other => Failure(other),
             },
-            _ => DaemonReply.Failure("invalid", $"command: '{request.Command}' is none of ADD, DEL, CHECK, STATUS"),
+            _ => DaemonReply.Failure("invalid", $"command: '{request.Command}' is none of ADD, DEL, CHECK, STATUS, GC"),
         };
         var millis = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         if (reply.Ok) _log.Info("CNI {0} {1}{2}: {3} ({4:0.0} ms)", request.Command, key, request.Pod is null ? "" : $" pod {request.Pod}", reply.Address ?? "ok", millis);
@@ -168,7 +168,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
         do
         {
             if (await _ipam.AskAsync(new GetSubnet(_node.Subnet)) is SubnetView view)
-                _hostAgent.Tell(new HostAgentMessages.ApplyOwnership(view.Subnet, "subnet ownership"));
+                _hostAgent.Tell(new HostAgentMessages.ApplyOwnership(view.Subnet, $"block ownership of subnet {_node.Subnet}"));
         } while (await Tick(timer));
     }
 
