@@ -129,6 +129,7 @@ public class CniPluginTests
         Assert.True(NetnsLab.Pings(pod1, "10.99.0.11"), "pod1 -> its node");
         Assert.True(NetnsLab.Pings(node, ip2), "node -> pod2");
         Assert.Equal("hello from a pod", await TcpRoundTripAsync(pod2, ip2, pod1));
+        Assert.Equal("hello from a pod", await TcpRoundTripAsync(node, "10.99.0.11", pod2));
 
         var checkedOk = runtime.Check("container-1", pod1, added1.Json);
         Assert.True(checkedOk.Ok, checkedOk.ToString());
