@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Romana.Actors.Tests.Conformance;
 using Romana.Actors.Tests.Support;
 
@@ -7,17 +6,8 @@ namespace Romana.Actors.Tests.Cli;
 /// <summary>The romana executable as a user runs it: exit codes and one-line errors, never a stack trace.</summary>
 public class CommandLineTests
 {
-    private static async Task<(int Exit, string Output, string Error)> RomanaAsync(params string[] arguments)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Paths.RepositoryRoot };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "romana.dll"));
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, await output, await error);
-    }
+    private static Task<(int Exit, string Output, string Error)> RomanaAsync(params string[] arguments) =>
+        Processes.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "romana.dll"), .. arguments], Paths.RepositoryRoot);
 
     [Fact]
     public async Task A_bad_option_value_exits_2_with_one_line_and_a_hint()

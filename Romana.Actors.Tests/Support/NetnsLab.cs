@@ -56,38 +56,17 @@ public sealed class NetnsLab : IDisposable
 
     /// <summary>Runs a program inside a namespace (as `ip netns exec`), collecting its output.</summary>
     public static (int Exit, string Output, string Error) Exec(string? netns, string program, IEnumerable<string> arguments,
-        string? input = null, IDictionary<string, string>? environment = null)
-    {
-        var start = Start(netns, program, arguments, environment);
-        start.RedirectStandardInput = true;
-        using var process = Process.Start(start)!;
-        process.StandardInput.Write(input ?? "");
-        process.StandardInput.Close();
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
-        {
-            process.Kill(true);
-            throw new TimeoutException($"{program} {string.Join(' ', arguments)} did not finish within 60 s");
-        }
-        return (process.ExitCode, output.Result, error.Result);
-    }
+        string? input = null, IDictionary<string, string>? environment = null) =>
+        netns is null
+            ? Processes.Run(program, arguments, input, environment)
+            : Processes.Run("ip", ["netns", "exec", netns, program, .. arguments], input, environment);
 
     /// <summary>Starts a long-running program in a namespace; it is killed when the lab is disposed.</summary>
-    public Process Spawn(string? netns, string program, IEnumerable<string> arguments)
+    public Process Spawn(string netns, string program, IEnumerable<string> arguments)
     {
-        var process = Process.Start(Start(netns, program, arguments, null))!;
+        var process = Process.Start(Processes.Describe("ip", ["netns", "exec", netns, program, .. arguments]))!;
         _processes.Add(process);
         return process;
-    }
-
-    private static ProcessStartInfo Start(string? netns, string program, IEnumerable<string> arguments, IDictionary<string, string>? environment)
-    {
-        var start = new ProcessStartInfo(netns is null ? program : "ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        if (netns is not null) foreach (var arg in (string[])["netns", "exec", netns, program]) start.ArgumentList.Add(arg);
-        foreach (var arg in arguments) start.ArgumentList.Add(arg);
-        if (environment is not null) foreach (var (key, value) in environment) start.Environment[key] = value;
-        return start;
     }
 
     /// <summary>Runs `ip ARGS`; a failure throws with what ip said.</summary>

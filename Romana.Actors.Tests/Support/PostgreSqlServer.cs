@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Npgsql;
@@ -51,16 +50,8 @@ public sealed class PostgreSqlServer : IAsyncLifetime
         if (_connectionString is not null) await RunAsync("postgres-stop.sh", _folder);
     }
 
-    private static async Task<(int Exit, string Output, string Error)> RunAsync(string script, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(Path.Combine(Paths.RepositoryRoot, "scripts", script)) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, await output, await error);
-    }
+    private static Task<(int Exit, string Output, string Error)> RunAsync(string script, params string[] arguments) =>
+        Processes.RunAsync(Path.Combine(Paths.RepositoryRoot, "scripts", script), arguments);
 
     private static int FreePort()
     {
