@@ -104,12 +104,12 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<Release>(Release);
         Receive<Reserve>(Reserve);
         Receive<Unreserve>(Unreserve);
-        Receive<GetBlocks>(GetBlocks);
+        Receive<GetBlocks>(query => AnswerFromNode(query.Node, view => new BlocksOf(query.Node, view.Blocks)));
         Receive<GetAddress>(query => Sender.Tell(_keys.TryGetValue(query.Key, out var held)
             ? new AddressAssigned(held.Node, query.Key, held.Address)
             : new Failed(IpamError.NotFound($"key '{query.Key}' holds no address"))));
         Receive<GetSubnet>(GetSubnet);
-        Receive<GetAllocations>(GetAllocations);
+        Receive<GetAllocations>(query => AnswerFromNode(query.Node, view => new AllocationsOf(query.Node, view.Allocations)));
         Receive<GetPrefixes>(_ => Sender.Tell(new PrefixList([.. _topology.Prefixes()])));
         Receive<GetIpamState>(_ => GetState());
         Receive<Terminated>(terminated =>
@@ -291,20 +291,13 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             reply => replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"subnet {subnet.Id}")));
     }
 
-    private void GetBlocks(GetBlocks query)
+    /// <summary>Answers a query about one node from its actor's state (blocks, allocations).</summary>
+    private void AnswerFromNode(NodeName node, Func<NodeSnapshot, IpamReply> answer)
     {
         var replyTo = Sender;
-        if (!_nodes.TryGetValue(query.Node, out var node)) { replyTo.Tell(UnknownNode(query.Node)); return; }
-        Self.AskThen(node.Actor, new NodeMessages.GetNodeState(query.Node), _settings.AskTimeout, reply =>
-            replyTo.Tell(reply is NodeSnapshot view ? new BlocksOf(query.Node, view.Blocks) : AsFailure(reply, $"node {query.Node}")));
-    }
-
-    private void GetAllocations(GetAllocations query)
-    {
-        var replyTo = Sender;
-        if (!_nodes.TryGetValue(query.Node, out var node)) { replyTo.Tell(UnknownNode(query.Node)); return; }
-        Self.AskThen(node.Actor, new NodeMessages.GetNodeState(query.Node), _settings.AskTimeout, reply =>
-            replyTo.Tell(reply is NodeSnapshot view ? new AllocationsOf(query.Node, view.Allocations) : AsFailure(reply, $"node {query.Node}")));
+        if (!_nodes.TryGetValue(node, out var known)) { replyTo.Tell(UnknownNode(node)); return; }
+        Self.AskThen(known.Actor, new NodeMessages.GetNodeState(node), _settings.AskTimeout, reply =>
+            replyTo.Tell(reply is NodeSnapshot view ? answer(view) : AsFailure(reply, $"node {node}")));
     }
 
     private void GetSubnet(GetSubnet query)
