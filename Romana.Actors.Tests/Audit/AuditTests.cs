@@ -1,3 +1,4 @@
+using Romana.Host.Persistence;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Romana.Actors.Addressing;
@@ -7,6 +8,7 @@ using Romana.Actors.Persistence;
 using Romana.Actors.Tests.Conformance;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Cli;
+using Romana.Host.Composition;
 using Romana.Host.Simulation;
 
 namespace Romana.Actors.Tests.Audit;
@@ -62,7 +64,8 @@ public class AuditTests(AuditFixture simulation) : IClassFixture<AuditFixture>
     public async Task A_replay_to_a_time_reproduces_exactly_the_live_state_at_that_time()
     {
         Assert.Equal(AuditFixture.Moments.Length, simulation.Result.Captures.Length);
-        await using var journal = AuditJournal.Open(simulation.Settings);
+        await using var romana = await RomanaHost.StartAuditAsync(simulation.Settings);
+        var journal = romana.Audit;
         foreach (var capture in simulation.Result.Captures)
         {
             var replay = await AuditQueries.ReplayAsync(journal, capture.At);
@@ -76,7 +79,8 @@ public class AuditTests(AuditFixture simulation) : IClassFixture<AuditFixture>
     [Fact]
     public async Task The_replay_at_the_end_is_the_final_plan_document()
     {
-        await using var journal = AuditJournal.Open(simulation.Settings);
+        await using var romana = await RomanaHost.StartAuditAsync(simulation.Settings);
+        var journal = romana.Audit;
         var document = AuditCommands.ReplayDocument(await AuditQueries.ReplayAsync(journal, null));
         var final = simulation.Result.Final;
         Assert.Equal(final["subnets"]!.ToJsonString(), document["subnets"]!.ToJsonString());
@@ -88,7 +92,8 @@ public class AuditTests(AuditFixture simulation) : IClassFixture<AuditFixture>
     [Fact]
     public async Task An_address_of_a_removed_node_was_held_by_its_pod_from_the_start_until_the_removal()
     {
-        await using var journal = AuditJournal.Open(simulation.Settings);
+        await using var romana = await RomanaHost.StartAuditAsync(simulation.Settings);
+        var journal = romana.Audit;
         var replay = await AuditQueries.ReplayAsync(journal, simulation.Result.Start.AddSeconds(19));
         var node = replay.Ipam().Nodes.Single(n => n.Node.Value == "subnet-0a2-node-03");
         var held = node.Allocations.First();
@@ -105,7 +110,8 @@ public class AuditTests(AuditFixture simulation) : IClassFixture<AuditFixture>
     [Fact]
     public async Task A_route_moved_from_the_failed_node_to_a_survivor_at_the_failover()
     {
-        await using var journal = AuditJournal.Open(simulation.Settings);
+        await using var romana = await RomanaHost.StartAuditAsync(simulation.Settings);
+        var journal = romana.Audit;
         var changes = await AuditQueries.RoutesAsync(journal, null, null);
         var failover = Assert.Single(changes, c => c.Change == "replaced");
         Assert.Equal("failover", failover.Reason);
@@ -119,7 +125,8 @@ public class AuditTests(AuditFixture simulation) : IClassFixture<AuditFixture>
     [Fact]
     public async Task A_nodes_history_has_its_join_blocks_and_health_judgements_in_order()
     {
-        await using var journal = AuditJournal.Open(simulation.Settings);
+        await using var romana = await RomanaHost.StartAuditAsync(simulation.Settings);
+        var journal = romana.Audit;
         var history = await AuditQueries.NodeAsync(journal, new NodeName("subnet-0a1-node-02"));
         Assert.Equal("subnet-0a1", history.Subnet!.Value.Value);
         Assert.Equal(["joined", "block adopted", "judged failed", "judged recovered"], history.Changes.Select(c => c.What));
@@ -131,7 +138,8 @@ public class AuditTests(AuditFixture simulation) : IClassFixture<AuditFixture>
     [Fact]
     public async Task A_node_that_joined_late_is_absent_from_a_replay_before_it_joined()
     {
-        await using var journal = AuditJournal.Open(simulation.Settings);
+        await using var romana = await RomanaHost.StartAuditAsync(simulation.Settings);
+        var journal = romana.Audit;
         Assert.DoesNotContain((await AuditQueries.ReplayAsync(journal, simulation.Result.Start.AddSeconds(7))).Ipam().Nodes, n => n.Node.Value == "late");
         Assert.Contains((await AuditQueries.ReplayAsync(journal, simulation.Result.Start.AddSeconds(9))).Ipam().Nodes, n => n.Node.Value == "late");
     }

@@ -87,7 +87,7 @@ public class SubnetHealthSupervisorTests() : Akka.TestKit.Xunit2.TestKit(Configu
         var probe = new ScriptedProbe();
         var routes = CreateTestProbe();
         var supervisor = Sys.ActorOf(SubnetHealthSupervisor.Props(new SubnetId(subnet), probe, Fast, routes, SystemClock.Instance));
-        foreach (var node in new[] { "a", "b" }) supervisor.Tell(new WatchNode(new NodeName(node), Ipv4.Parse("10.0.0.1")));
+        foreach (var node in new[] { "a", "b" }) supervisor.Tell(new WatchNode(new SubnetId(subnet), new NodeName(node), Ipv4.Parse("10.0.0.1")));
         return (supervisor, routes, probe);
     }
 
@@ -129,7 +129,7 @@ public class SubnetHealthSupervisorTests() : Akka.TestKit.Xunit2.TestKit(Configu
         ExpectTerminated(supervisor);
 
         var again = Sys.ActorOf(SubnetHealthSupervisor.Props(new SubnetId("s3"), probe, Fast, routes, SystemClock.Instance));
-        var health = await again.Ask<SubnetHealth>(new GetSubnetHealth(), TimeSpan.FromSeconds(3));
+        var health = await again.Ask<SubnetHealth>(new GetSubnetHealth(new SubnetId("s3")), TimeSpan.FromSeconds(3));
         Assert.Equal(["a"], health.Failed.Select(n => n.Value));
     }
 }

@@ -10,7 +10,7 @@ namespace Romana.Actors.Tests.Ipam;
 /// <summary>The IPAM front door on a real SQLite journal: validation, routing, and what survives a restart.</summary>
 public class IpamServiceTests
 {
-    private static async Task<IpamService> WithNodesAsync(TempJournal journal, ClusterTopology topology, params (string Node, string Subnet, string Ip)[] nodes)
+    private static async Task<StartedIpam> WithNodesAsync(TempJournal journal, ClusterTopology topology, params (string Node, string Subnet, string Ip)[] nodes)
     {
         var ipam = await journal.StartAsync(topology);
         foreach (var (node, subnet, ip) in nodes)
@@ -18,10 +18,10 @@ public class IpamServiceTests
         return ipam;
     }
 
-    private static async Task<Ipv4> AllocateAsync(IpamService ipam, string node, string key) =>
+    private static async Task<Ipv4> AllocateAsync(StartedIpam ipam, string node, string key) =>
         Assert.IsType<AddressAssigned>(await ipam.AskAsync(new Allocate(new NodeName(node), new AllocationKey(key)))).Address;
 
-    private static async Task<IpamError> FailsAsync(IpamService ipam, object command) =>
+    private static async Task<IpamError> FailsAsync(StartedIpam ipam, object command) =>
         Assert.IsType<Failed>(await ipam.AskAsync(command)).Error;
 
     [Fact]

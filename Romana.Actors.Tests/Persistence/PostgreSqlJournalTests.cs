@@ -1,3 +1,4 @@
+using Romana.Host.Composition;
 using Akka.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Actors.Tests.Ipam;
@@ -30,7 +31,7 @@ public class PostgreSqlJournalTests(PostgreSqlServer server)
         await using var journal = await server.CreateJournalAsync();
         var quiet = ConfigurationFactory.ParseString("akka.loglevel = WARNING");
         var settings = Configuration.IpamSettings.Default with { SnapshotEvery = 5 };
-        var ipam = await IpamService.StartAsync(Topologies.TwoZones(), journal.Settings, settings, quiet);
+        var ipam = new StartedIpam(await RomanaHost.StartIpamAsync(Topologies.TwoZones(), journal.Settings, quiet, settings));
         Assert.IsType<Succeeded>(await ipam.AskAsync(new AddNode(new("a"), new("s1"), "10.1.0.1")));
         Assert.IsType<Succeeded>(await ipam.AskAsync(new AddNode(new("b"), new("s3"), "10.1.0.2")));
         for (var i = 0; i < 30; i++) Assert.IsType<AddressAssigned>(await ipam.AskAsync(new Allocate(new(i % 2 == 0 ? "a" : "b"), new($"k{i}"))));
@@ -38,7 +39,7 @@ public class PostgreSqlJournalTests(PostgreSqlServer server)
         var before = (IpamStateView)await ipam.AskAsync(new GetIpamState());
         await ipam.DisposeAsync();
 
-        ipam = await IpamService.StartAsync(Topologies.TwoZones(), journal.Settings, settings, quiet);
+        ipam = new StartedIpam(await RomanaHost.StartIpamAsync(Topologies.TwoZones(), journal.Settings, quiet, settings));
         var after = (IpamStateView)await ipam.AskAsync(new GetIpamState());
         await ipam.DisposeAsync();
         IpamInvariants.Check(after);

@@ -1,3 +1,4 @@
+using Romana.Host.Persistence;
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Configuration;
@@ -10,6 +11,9 @@ using Romana.Actors.Routing;
 using Romana.Actors.Tests.Ec2;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Aws;
+using Romana.Host.Composition;
+using Microsoft.Extensions.DependencyInjection;
+using Akka.Hosting;
 
 namespace Romana.Actors.Tests.Routing;
 
@@ -59,7 +63,7 @@ public sealed class RouteLab : IAsyncDisposable
     public TempJournal Journal { get; } = new();
     public StaticRoutingSource Source { get; } = new(Cluster);
     public AmazonEC2Client Client { get; }
-    public ActorSystem? System { get; private set; }
+    private RomanaHost? _host;
     public IActorRef? Manager { get; private set; }
 
     public RouteLab()
@@ -82,15 +86,24 @@ public sealed class RouteLab : IAsyncDisposable
         RetryMaxAttempts = 20,
     };
 
-    public static Config SystemConfig(JournalSettings journal) =>
-        ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(PersistenceConfig.For(journal)).WithFallback(RomanaConfig.Reference);
+    /// <summary>
+    /// The route manager composed as production composes it, on this lab's journal, with AWSSDK.EC2 against the lab's
+    /// endpoint and the lab's cluster view; <paramref name="extra"/> is more HOCON (a cluster member's, say).
+    /// </summary>
+    public Task<RomanaHost> ComposeAsync(RouteSettings? settings = null, Config? extra = null,
+        RouteManagerPlacement placement = RouteManagerPlacement.Local) =>
+        RomanaHost.StartAsync((extra ?? Config.Empty).WithFallback(TempJournal.Quiet),
+            akka => akka.AddRomanaPersistence(Journal.Settings).AddRomanaRoutes(null, placement), services => services
+                .AddSingleton<IEc2RouteTables>(new AwsEc2RouteTables(Client))
+                .AddSingleton<IRoutingSource>(Source)
+                .AddSingleton(settings ?? Settings));
 
-    /// <summary>Starts (or restarts, on the same journal) the route manager in an actor system of its own.</summary>
+    /// <summary>Starts (or restarts, on the same journal) the route manager in a host of its own.</summary>
     public async Task StartAsync(RouteSettings? settings = null)
     {
-        if (System is not null) await System.Terminate();
-        System = ActorSystem.Create("routes", SystemConfig(Journal.Settings));
-        Manager = System.ActorOf(VpcRouteActor.Props(new AwsEc2RouteTables(Client), Source, settings ?? Settings, SystemClock.Instance), "vpc-routes");
+        if (_host is not null) await _host.DisposeAsync();
+        _host = await ComposeAsync(settings);
+        Manager = _host.Registry.Get<VpcRouteActor>();
     }
 
     public void Reconcile(string reason = "test") => Manager!.Tell(new RouteManagerMessages.Reconcile(reason));
@@ -131,7 +144,7 @@ public sealed class RouteLab : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (System is not null) await System.Terminate();
+        if (_host is not null) await _host.DisposeAsync();
         Client.Dispose();
         await Ec2.DisposeAsync();
         Journal.Dispose();

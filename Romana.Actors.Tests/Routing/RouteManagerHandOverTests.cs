@@ -2,7 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
 using Romana.Actors.Routing;
-using Romana.Host.Aws;
+using Romana.Host.Composition;
 
 namespace Romana.Actors.Tests.Routing;
 
@@ -16,11 +16,9 @@ public class RouteManagerHandOverTests
         akka.cluster.singleton.hand-over-retry-interval = 200ms
         """);
 
-    private static ActorSystem Member(RouteLab lab) =>
-        ActorSystem.Create("romana", ClusterConfig.WithFallback(RouteLab.SystemConfig(lab.Journal.Settings)));
-
-    private static Props Manager(RouteLab lab) =>
-        VpcRouteActor.Props(new AwsEc2RouteTables(lab.Client), lab.Source, RouteLab.Settings, SystemClock.Instance);
+    /// <summary>A member composed as a daemon composes it, the route manager a cluster singleton; it does not join yet.</summary>
+    private static Task<RomanaHost> MemberAsync(RouteLab lab) =>
+        lab.ComposeAsync(extra: ClusterConfig, placement: RouteManagerPlacement.ClusterSingleton);
 
     private static async Task UpAsync(params ActorSystem[] members)
     {
@@ -37,36 +35,28 @@ public class RouteManagerHandOverTests
     {
         await using var lab = new RouteLab();
         lab.Ec2.SetLatency(TimeSpan.FromMilliseconds(150)); // a pass takes a few seconds: time to hand over in the middle
-        var first = Member(lab);
-        var second = Member(lab);
-        try
-        {
-            Cluster.Get(first).Join(Cluster.Get(first).SelfAddress);
-            Cluster.Get(second).Join(Cluster.Get(first).SelfAddress);
-            await UpAsync(first, second);
-            RouteManagerSingleton.Start(first, Manager(lab));
-            RouteManagerSingleton.Start(second, Manager(lab));
+        await using var firstHost = await MemberAsync(lab);
+        await using var secondHost = await MemberAsync(lab);
+        var (first, second) = (firstHost.System, secondHost.System);
+        Cluster.Get(first).Join(Cluster.Get(first).SelfAddress);
+        Cluster.Get(second).Join(Cluster.Get(first).SelfAddress);
+        await UpAsync(first, second);
 
-            // The oldest member runs the manager; once it has created a route or two, it leaves.
-            var deadline = DateTime.UtcNow.AddSeconds(20);
-            while (lab.Ec2.CountOf("CreateRoute") < 2)
-            {
-                if (DateTime.UtcNow > deadline) throw new TimeoutException("the first singleton never created a route");
-                await Task.Delay(20);
-            }
-            await CoordinatedShutdown.Get(first).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
-
-            var plan = await lab.ConvergedAsync(TimeSpan.FromSeconds(60), anyManager: true);
-            var creates = lab.Ec2.Calls.Where(c => c.Action == "CreateRoute")
-                .GroupBy(c => (c.Parameters["RouteTableId"], c.Parameters["DestinationCidrBlock"])).ToList();
-            Assert.Equal(plan.Tables.Sum(t => t.Routes.Length), creates.Count);
-            Assert.All(creates, c => Assert.Single(c));
-            Assert.Equal(0, lab.Ec2.CountOf("DeleteRoute"));
-            Assert.True(Cluster.Get(second).State.Members.All(m => m.Address == Cluster.Get(second).SelfAddress), "the first member did not leave");
-        }
-        finally
+        // The oldest member runs the manager; once it has created a route or two, it leaves.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (lab.Ec2.CountOf("CreateRoute") < 2)
         {
-            await Task.WhenAll(first.Terminate(), second.Terminate());
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the first singleton never created a route");
+            await Task.Delay(20);
         }
+        await CoordinatedShutdown.Get(first).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
+
+        var plan = await lab.ConvergedAsync(TimeSpan.FromSeconds(60), anyManager: true);
+        var creates = lab.Ec2.Calls.Where(c => c.Action == "CreateRoute")
+            .GroupBy(c => (c.Parameters["RouteTableId"], c.Parameters["DestinationCidrBlock"])).ToList();
+        Assert.Equal(plan.Tables.Sum(t => t.Routes.Length), creates.Count);
+        Assert.All(creates, c => Assert.Single(c));
+        Assert.Equal(0, lab.Ec2.CountOf("DeleteRoute"));
+        Assert.True(Cluster.Get(second).State.Members.All(m => m.Address == Cluster.Get(second).SelfAddress), "the first member did not leave");
     }
 }

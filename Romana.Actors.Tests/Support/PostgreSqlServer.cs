@@ -1,3 +1,4 @@
+using Romana.Host.Persistence;
 using System.Net;
 using System.Net.Sockets;
 using Npgsql;

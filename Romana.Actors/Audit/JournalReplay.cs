@@ -25,7 +25,7 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
     private readonly Dictionary<SubnetId, SubnetState> _subnets = new();
     private readonly Dictionary<NodeName, NodeState> _nodes = new();
     private readonly List<IRomanaEvent> _waitingForBlockSize = new();
-    private readonly Dictionary<SubnetId, ImmutableSortedSet<NodeName>> _failed = new();
+    private readonly Dictionary<SubnetId, SubnetHealthState> _health = new();
     private int? _blockPrefixLength;
 
     public RouteManagerState Routes { get; private set; } = RouteManagerState.Empty;
@@ -47,11 +47,8 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
             case IRouteEvent route:
                 Routes = Routes.Apply(route);
                 break;
-            case ForwarderFailed failed:
-                _failed[failed.Subnet] = _failed.GetValueOrDefault(failed.Subnet, []).Add(failed.Node);
-                break;
-            case ForwarderRecovered recovered:
-                _failed[recovered.Subnet] = _failed.GetValueOrDefault(recovered.Subnet, []).Remove(recovered.Node);
+            case IHealthEvent health:
+                _health[health.Subnet] = _health.GetValueOrDefault(health.Subnet, SubnetHealthState.Empty(health.Subnet)).Apply(health);
                 break;
             default:
                 ApplySized(e);
@@ -117,7 +114,7 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
 
     public IReadOnlyList<SubnetId> SubnetOrder => _subnetOrder;
     public Ipv4Cidr PrefixOf(SubnetId subnet) => _subnetPrefixes[subnet];
-    public bool IsFailed(NodeName node) => _failed.Values.Any(f => f.Contains(node));
+    public bool IsFailed(NodeName node) => _health.Values.Any(h => h.IsFailed(node));
 
     /// <summary>The routing view of the state: subnets with the table that serves them, nodes with health, blocks with pods.</summary>
     public RoutingInput RoutingInput()

@@ -17,28 +17,3 @@ public sealed record IpamSettings(int SnapshotEvery, TimeSpan AskTimeout, TimeSp
         return settings;
     }
 }
-
-public enum JournalKind { Sqlite, PostgreSql }
-
-/// <summary>Where events and snapshots live (romana.persistence): an embedded SQLite file, or PostgreSQL.</summary>
-public sealed record JournalSettings(JournalKind Journal, string SqlitePath, string PostgreSqlConnectionString)
-{
-    public static JournalSettings From(Config config)
-    {
-        var section = config.GetConfig("romana.persistence");
-        var kind = section.GetString("journal") switch
-        {
-            "sqlite" => JournalKind.Sqlite,
-            "postgresql" => JournalKind.PostgreSql,
-            var other => throw new ConfigurationError($"romana.persistence.journal: '{other}' is neither sqlite nor postgresql"),
-        };
-        return new JournalSettings(kind, section.GetString("sqlite.path"), section.GetString("postgresql.connection-string"));
-    }
-
-    public static JournalSettings Sqlite(string path) => new(JournalKind.Sqlite, path, "");
-
-    /// <summary>Snapshots sit beside the journal file: romana.db keeps its snapshots in romana.snapshots.db.</summary>
-    public string SqliteSnapshotPath => Path.ChangeExtension(SqlitePath, ".snapshots" + Path.GetExtension(SqlitePath));
-
-    public string Describe() => Journal == JournalKind.Sqlite ? $"SQLite file {Path.GetFullPath(SqlitePath)}" : "PostgreSQL";
-}

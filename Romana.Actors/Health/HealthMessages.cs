@@ -5,18 +5,28 @@ using Romana.Actors.Audit;
 namespace Romana.Actors.Health;
 
 /// <summary>Events about node health; tagged "health".</summary>
-public interface IHealthEvent : IRomanaEvent;
+public interface IHealthEvent : IRomanaEvent
+{
+    SubnetId Subnet { get; }
+    NodeName Node { get; }
+}
 
 public static class HealthMessages
 {
+    /// <summary>What is addressed to one subnet's supervisor; <see cref="ForwarderHealth"/> routes it by subnet.</summary>
+    public interface ISubnetHealthCommand
+    {
+        SubnetId Subnet { get; }
+    }
+
     // Commands to a subnet's health supervisor
-    public sealed record WatchNode(NodeName Node, Ipv4 Ip);
-    public sealed record UnwatchNode(NodeName Node);
+    public sealed record WatchNode(SubnetId Subnet, NodeName Node, Ipv4 Ip) : ISubnetHealthCommand;
+    public sealed record UnwatchNode(SubnetId Subnet, NodeName Node) : ISubnetHealthCommand;
 
     // Queries
-    public sealed record GetSubnetHealth;
+    public sealed record GetSubnetHealth(SubnetId Subnet) : ISubnetHealthCommand;
     /// <summary>Answered with <see cref="SubnetHealth"/> once every probe has handled what it was sent before: a simulation's barrier.</summary>
-    public sealed record Sync;
+    public sealed record Sync(SubnetId Subnet) : ISubnetHealthCommand;
 
     // Replies, and what the supervisor tells the route manager
     /// <summary>The nodes of a subnet judged failed now; sent on every change and every status interval.</summary>

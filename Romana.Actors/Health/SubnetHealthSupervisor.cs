@@ -23,7 +23,7 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
     private readonly IClock _clock;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<NodeName, (Ipv4 Ip, IActorRef Probe)> _watched = new();
-    private ImmutableSortedSet<NodeName> _failed = ImmutableSortedSet<NodeName>.Empty;
+    private SubnetHealthState _state;
     private readonly List<(IActorRef ReplyTo, long Id, int Left)> _syncs = new();
     private long _syncId;
 
@@ -34,9 +34,9 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         _settings = settings;
         _routeManager = routeManager;
         _clock = clock;
+        _state = SubnetHealthState.Empty(subnet);
 
-        Recover<ForwarderFailed>(e => _failed = _failed.Add(e.Node));
-        Recover<ForwarderRecovered>(e => _failed = _failed.Remove(e.Node));
+        Recover<IHealthEvent>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ => Timers.StartPeriodicTimer("status", new SendStatus(), _settings.StatusInterval));
 
         Command<WatchNode>(Watch);
@@ -44,8 +44,7 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         {
             if (!_watched.Remove(command.Node, out var watched)) return;
             Context.Stop(watched.Probe);
-            if (_failed.Contains(command.Node))
-                Persist(new ForwarderRecovered(_subnet, command.Node, _clock.Now, "node removed from the subnet"), Judged);
+            if (_state.DecideUnwatch(command.Node, _clock.Now) is { } recovered) Persist(recovered, Judged);
             else Status();
         });
         Command<ProbeJudged>(judged => Judge(judged.Node, judged.Healthy,
@@ -115,30 +114,20 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
 
     private void Judge(NodeName node, bool healthy, string reason)
     {
-        if (!_watched.ContainsKey(node) || healthy != _failed.Contains(node)) return;
-        if (healthy) Persist(new ForwarderRecovered(_subnet, node, _clock.Now, reason), Judged);
-        else Persist(new ForwarderFailed(_subnet, node, _clock.Now, reason), Judged);
+        if (_state.DecideJudgement(node, _watched.ContainsKey(node), healthy, reason, _clock.Now) is { } judgement) Persist(judgement, Judged);
     }
 
     private void Judged(IHealthEvent e)
     {
-        switch (e)
-        {
-            case ForwarderFailed failed:
-                _failed = _failed.Add(failed.Node);
-                _log.Warning("Subnet {0}: node {1} judged failed: {2}", _subnet, failed.Node, failed.Reason);
-                break;
-            case ForwarderRecovered recovered:
-                _failed = _failed.Remove(recovered.Node);
-                _log.Info("Subnet {0}: node {1} judged recovered: {2}", _subnet, recovered.Node, recovered.Reason);
-                break;
-        }
+        _state = _state.Apply(e);
+        if (e is ForwarderFailed) _log.Warning("Subnet {0}: node {1} judged failed: {2}", _subnet, e.Node, e.Reason);
+        else _log.Info("Subnet {0}: node {1} judged recovered: {2}", _subnet, e.Node, e.Reason);
         _routeManager.Tell(e);
         Context.System.EventStream.Publish(e);
         Status();
     }
 
-    private SubnetHealth Health() => new(_subnet, [.. _watched.Keys], _failed);
+    private SubnetHealth Health() => new(_subnet, [.. _watched.Keys], _state.Failed);
 
     private void Status() => _routeManager.Tell(Health());
 

@@ -7,6 +7,9 @@ using Romana.Actors.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Actors.Persistence;
 using Romana.Host.Ipam;
+using Romana.Actors.Topology;
+using Romana.Host.Composition;
+using Romana.Host.Persistence;
 using static Romana.Actors.Ipam.NodeMessages;
 using static Romana.Actors.Ipam.SubnetMessages;
 using static Romana.Actors.Topology.ZoneMessages;
@@ -30,16 +33,16 @@ public static class AuditBenchmark
     {
         await using var fresh = keep is null ? await FreshJournal.SqliteAsync() : new FreshJournal(JournalSettings.Sqlite(keep), () => Task.CompletedTask);
         // Akka.Persistence.Sql creates its tables on first use: open the journal once through it.
-        await (await IpamService.StartAsync(Romana.Actors.Topology.TopologyCarver.Carve(new Romana.Actors.Topology.TopologySpec("100.64.0.0/16", 26,
-            [new Romana.Actors.Topology.ZoneSpec("z", [new Romana.Actors.Topology.SubnetSpec("s")])])), fresh.Settings,
-            config: Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING"))).DisposeAsync();
+        await (await RomanaHost.StartIpamAsync(TopologyCarver.Carve(new TopologySpec("100.64.0.0/16", 26, [new ZoneSpec("z", [new SubnetSpec("s")])])),
+            fresh.Settings, Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING"))).DisposeAsync();
 
         progress?.Invoke($"writing {events:N0} events");
         var clock = Stopwatch.StartNew();
         var (written, start, probe) = Write(fresh.Settings.SqlitePath, events);
         var writeSeconds = clock.Elapsed.TotalSeconds;
 
-        await using var journal = AuditJournal.Open(fresh.Settings);
+        await using var romana = await RomanaHost.StartAuditAsync(fresh.Settings);
+        var journal = romana.Audit;
         async Task<Question> Measure(string name, Func<Task<string>> ask)
         {
             var times = new List<double>();

@@ -7,6 +7,8 @@ using Romana.Actors.Configuration;
 using Romana.Actors.Persistence;
 using Romana.Actors.Ipam;
 using Romana.Actors.Topology;
+using Romana.Host.Composition;
+using Romana.Host.Persistence;
 using static Romana.Actors.Ipam.IpamMessages;
 
 namespace Romana.Host.Benchmarks;
@@ -53,7 +55,8 @@ public static class IpamBenchmark
 
     private static async Task<ThroughputRun> ThroughputAsync(JournalSettings journal, Options options)
     {
-        await using var ipam = await StartAsync(journal);
+        await using var romana = await StartAsync(journal);
+        var ipam = romana.Ipam;
         // Warm-up outside the measurement: JIT, connection pool, the first blocks.
         await AllocateAsync(ipam, options.Requesters, Math.Min(10_000, options.Allocations), "warm", options.Live);
 
@@ -67,7 +70,7 @@ public static class IpamBenchmark
     /// returns the sorted latencies in ms. Pods churn as on a real node: once <paramref name="live"/> addresses are held,
     /// each allocation is followed by the release of the oldest one, by the same requester (0: never release).
     /// </summary>
-    private static async Task<double[]> AllocateAsync(IpamService ipam, int requesters, int allocations, string prefix, int live)
+    private static async Task<double[]> AllocateAsync(IpamClient ipam, int requesters, int allocations, string prefix, int live)
     {
         var latencies = new double[allocations];
         var next = -1;
@@ -95,7 +98,8 @@ public static class IpamBenchmark
     /// </summary>
     private static async Task<NodeSnapshot> WriteEventsAsync(JournalSettings journal, int events)
     {
-        await using var ipam = await StartAsync(journal);
+        await using var romana = await StartAsync(journal);
+        var ipam = romana.Ipam;
         var previous = new AllocationKey("r-0");
         await ipam.AskAsync(new Allocate(Node, previous));
         for (var round = 1; HighestSequenceNr(journal) < events; round++)
@@ -126,20 +130,13 @@ public static class IpamBenchmark
     /// <summary>In an actor system of its own on the journal; the recovered state must equal <paramref name="expected"/>.</summary>
     private static async Task<double> RecoveryAsync(JournalSettings journal, NodeSnapshot expected)
     {
-        var system = ActorSystem.Create("recovery", Quiet.WithFallback(PersistenceConfig.For(journal)).WithFallback(RomanaConfig.Reference));
-        try
-        {
-            var clock = Stopwatch.StartNew();
-            var node = system.ActorOf(NodeActor.Props(Node, Topology.BlockPrefixLength, ActorRefs.Nobody, IpamSettings.Default, SystemClock.Instance));
-            var recovered = await node.Ask<NodeSnapshot>(new NodeMessages.GetNodeState(Node), TimeSpan.FromSeconds(60));
-            var elapsed = clock.Elapsed.TotalMilliseconds;
-            if (Json(recovered) != Json(expected)) throw new InvalidOperationException("the recovered node state differs from the state before");
-            return elapsed;
-        }
-        finally
-        {
-            await system.Terminate();
-        }
+        await using var romana = await RomanaHost.StartAsync(Quiet, akka => akka.AddRomanaPersistence(journal), name: "recovery");
+        var clock = Stopwatch.StartNew();
+        var node = romana.System.ActorOf(NodeActor.Props(Node, Topology.BlockPrefixLength, ActorRefs.Nobody, IpamSettings.Default, SystemClock.Instance));
+        var recovered = await node.Ask<NodeSnapshot>(new NodeMessages.GetNodeState(Node), TimeSpan.FromSeconds(60));
+        var elapsed = clock.Elapsed.TotalMilliseconds;
+        if (Json(recovered) != Json(expected)) throw new InvalidOperationException("the recovered node state differs from the state before");
+        return elapsed;
     }
 
     private static string Json(NodeSnapshot snapshot) => System.Text.Json.JsonSerializer.Serialize(snapshot, RomanaSerializer.Options);
@@ -158,12 +155,12 @@ public static class IpamBenchmark
         }
     }
 
-    private static async Task<IpamService> StartAsync(JournalSettings journal)
+    private static async Task<RomanaHost> StartAsync(JournalSettings journal)
     {
-        var ipam = await IpamService.StartAsync(Topology, journal, config: Quiet);
-        var reply = await ipam.AskAsync(new AddNode(Node, new SubnetId("bench-subnet"), "10.0.0.10"));
+        var romana = await RomanaHost.StartIpamAsync(Topology, journal, Quiet);
+        var reply = await romana.Ipam.AskAsync(new AddNode(Node, new SubnetId("bench-subnet"), "10.0.0.10"));
         if (reply is Failed failed) throw new InvalidOperationException($"add node: {failed.Error}");
-        return ipam;
+        return romana;
     }
 
     private static double Percentile(double[] sorted, double p) => sorted[(int)Math.Min(sorted.Length - 1, Math.Ceiling(p * sorted.Length) - 1)];

@@ -5,9 +5,11 @@ using Akka.Configuration;
 using Romana.Actors;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
-using Romana.Actors.Persistence;
 using Romana.Actors.Routing;
 using Romana.Host.Ipam;
+using Romana.Host.Composition;
+using Romana.Host.Persistence;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Romana.Host.Benchmarks;
 
@@ -58,23 +60,17 @@ public static class RouteBenchmark
         var source = new Source(new RoutingSnapshot(input.Subnets, input.Nodes, input.Blocks));
         var settings = RouteSettings.Default with { Tables = new RouteTableSelector([], "romana.io/cluster", "bench"), RouteLimit = 500, ReconcileInterval = TimeSpan.FromHours(1) };
         await using var journal = await FreshJournal.SqliteAsync();
-        var system = ActorSystem.Create("bench", ConfigurationFactory.ParseString("akka.loglevel = WARNING")
-            .WithFallback(PersistenceConfig.For(journal.Settings)).WithFallback(RomanaConfig.Reference));
-        try
-        {
-            var manager = system.ActorOf(VpcRouteActor.Props(ec2, source, settings, SystemClock.Instance));
-            var before = await SettledAsync(manager);
-            ec2.ClearCalls();
-            source.Snapshot = source.Snapshot with { Nodes = [.. source.Snapshot.Nodes.Select(n => n.Name == forwarder ? n with { Healthy = false } : n)] };
-            manager.Tell(new RouteManagerMessages.Reconcile("health changed"));
-            var after = await SettledAsync(manager, before.Passes);
-            var differing = after.Routes.Count(r => !before.Routes.Contains(r));
-            return (differing, ec2.Calls.Count(c => !c.StartsWith("Describe", StringComparison.Ordinal)));
-        }
-        finally
-        {
-            await system.Terminate();
-        }
+        await using var romana = await RomanaHost.StartAsync(ConfigurationFactory.ParseString("akka.loglevel = WARNING"),
+            akka => akka.AddRomanaPersistence(journal.Settings).AddRomanaRoutes(null), services => services
+                .AddSingleton<IEc2RouteTables>(ec2).AddSingleton<IRoutingSource>(source).AddSingleton(settings), "bench");
+        var manager = romana.Registry.Get<VpcRouteActor>();
+        var before = await SettledAsync(manager);
+        ec2.ClearCalls();
+        source.Snapshot = source.Snapshot with { Nodes = [.. source.Snapshot.Nodes.Select(n => n.Name == forwarder ? n with { Healthy = false } : n)] };
+        manager.Tell(new RouteManagerMessages.Reconcile("health changed"));
+        var after = await SettledAsync(manager, before.Passes);
+        var differing = after.Routes.Count(r => !before.Routes.Contains(r));
+        return (differing, ec2.Calls.Count(c => !c.StartsWith("Describe", StringComparison.Ordinal)));
     }
 
     private static async Task<RouteManagerMessages.RouteManagerView> SettledAsync(IActorRef manager, long afterPasses = 0)

@@ -6,6 +6,8 @@ using System.Text.RegularExpressions;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
 using Romana.Actors.Configuration;
+using Romana.Host.Composition;
+using Romana.Host.Persistence;
 using Romana.Host.Routing;
 using Spectre.Console;
 
@@ -41,7 +43,8 @@ public static partial class AuditCommands
         {
             if (!Ipv4.TryParse(parse.GetValue(address), out var ip)) return Bad($"ADDRESS: '{parse.GetValue(address)}' is not an IPv4 address");
             var when = parse.GetValue(at) is { } text ? Time(text, "--at") : (DateTimeOffset?)null;
-            await using var journal = Open(parse);
+            await using var romana = await OpenAsync(parse);
+            var journal = romana.Audit;
             var holdings = (await AuditQueries.AddressAsync(journal, ip))
                 .Where(h => when is null || (h.From <= when && (h.To is null || when < h.To))).ToList();
             if (parse.GetValue(Json)) Print(holdings);
@@ -61,7 +64,8 @@ public static partial class AuditCommands
         var command = new Command("node", "A node's membership, blocks, addresses and health over time.") { name, Journal, Config, Json };
         command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
         {
-            await using var journal = Open(parse);
+            await using var romana = await OpenAsync(parse);
+            var journal = romana.Audit;
             var history = await AuditQueries.NodeAsync(journal, new NodeName(parse.GetValue(name)!));
             if (history.Subnet is null && history.Changes.IsEmpty) return Bad($"NAME: no node '{history.Node}' in the journal");
             if (parse.GetValue(Json)) Print(history);
@@ -85,7 +89,8 @@ public static partial class AuditCommands
         command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
         {
             var from = parse.GetValue(since) is { } text ? Time(text, "--since") : (DateTimeOffset?)null;
-            await using var journal = Open(parse);
+            await using var romana = await OpenAsync(parse);
+            var journal = romana.Audit;
             var changes = await AuditQueries.RoutesAsync(journal, parse.GetValue(table), from);
             if (parse.GetValue(Json)) Print(changes);
             else
@@ -110,7 +115,8 @@ public static partial class AuditCommands
         command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
         {
             var at = parse.GetValue(until) is { } text ? Time(text, "--until") : (DateTimeOffset?)null;
-            await using var journal = Open(parse);
+            await using var romana = await OpenAsync(parse);
+            var journal = romana.Audit;
             var replay = await AuditQueries.ReplayAsync(journal, at, LoadConfig(parse).GetTimeSpan("romana.audit.late-writes"));
             var document = ReplayDocument(replay);
             if (parse.GetValue(Json)) Console.WriteLine(document.ToJsonString(JsonOptions.Indented));
@@ -143,7 +149,7 @@ public static partial class AuditCommands
             plan.Tables, plan.ForwardedFraction);
     }
 
-    private static AuditJournal Open(ParseResult parse) => AuditJournal.Open(parse.GetValue(Journal) is { } file
+    private static Task<RomanaHost> OpenAsync(ParseResult parse) => RomanaHost.StartAuditAsync(parse.GetValue(Journal) is { } file
         ? JournalSettings.Sqlite(file)
         : JournalSettings.From(LoadConfig(parse)));
 

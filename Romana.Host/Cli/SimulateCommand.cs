@@ -1,3 +1,4 @@
+using Romana.Host.Persistence;
 using Romana.Actors.Addressing;
 using System.CommandLine;
 using System.Text.Json.Nodes;
@@ -122,7 +123,7 @@ public static class SimulateCommand
     /// <summary>A run starts from an empty journal: the file and its snapshot file are replaced.</summary>
     private static void RemoveJournal(string journal)
     {
-        var settings = Romana.Actors.Configuration.JournalSettings.Sqlite(journal);
+        var settings = Persistence.JournalSettings.Sqlite(journal);
         foreach (var file in new[] { settings.SqlitePath, settings.SqliteSnapshotPath }.SelectMany(f => new[] { f, f + "-wal", f + "-shm" }))
             File.Delete(file);
     }

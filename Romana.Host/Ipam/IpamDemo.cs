@@ -5,6 +5,8 @@ using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Host.Cli;
+using Romana.Host.Composition;
+using Romana.Host.Persistence;
 using Spectre.Console;
 using static Romana.Actors.Ipam.IpamMessages;
 
@@ -44,8 +46,9 @@ public static class IpamDemo
         if (journalPath is not null) persistence = persistence with { Journal = JournalKind.Sqlite, SqlitePath = journalPath };
 
         var clock = Stopwatch.StartNew();
-        await using var ipam = await IpamService.StartAsync(topology, persistence, IpamSettings.From(config),
+        await using var romana = await RomanaHost.StartIpamAsync(topology, persistence,
             ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(config));
+        var ipam = romana.Ipam;
         var recovered = await CountAddressesAsync(ipam);
         AnsiConsole.MarkupLine($"Journal: [bold]{Markup.Escape(persistence.Describe())}[/] — recovered {recovered} addresses in {clock.ElapsedMilliseconds} ms");
 
@@ -87,7 +90,7 @@ public static class IpamDemo
     private static Ipv4 NodeIp(Ipv4Cidr? vpc, int index) =>
         new((vpc?.Network.Value ?? Ipv4.Parse("192.168.0.0").Value) + 10 + (uint)index);
 
-    private static async Task<int> CountAddressesAsync(IpamService ipam) =>
+    private static async Task<int> CountAddressesAsync(IpamClient ipam) =>
         await ipam.AskAsync(new GetIpamState()) is IpamStateView view ? view.Nodes.Sum(n => n.Allocations.Length) : 0;
 
     private static void Check(IpamReply reply, string what)

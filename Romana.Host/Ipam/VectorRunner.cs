@@ -3,6 +3,8 @@ using System.Text.Json.Nodes;
 using Akka.Configuration;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
+using Romana.Host.Composition;
+using Romana.Host.Persistence;
 using Romana.Actors.Ipam;
 using Romana.Actors.Topology;
 using static Romana.Actors.Ipam.IpamMessages;
@@ -31,20 +33,20 @@ public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = 
 
         var fresh = await (journals ?? FreshJournal.SqliteAsync)();
         var journal = fresh.Settings;
-        IpamService? ipam = null;
+        RomanaHost? romana = null;
         try
         {
-            ipam = await IpamService.StartAsync(topology, journal, settings, Quiet);
+            romana = await RomanaHost.StartIpamAsync(topology, journal, Quiet, settings);
             for (var i = 0; i < vector.Steps.Count; i++)
             {
                 if (restartEvery > 0 && i > 0 && i % restartEvery == 0)
                 {
-                    await ipam.DisposeAsync();
-                    ipam = null;
-                    ipam = await IpamService.StartAsync(topology, journal, settings, Quiet);
+                    await romana.DisposeAsync();
+                    romana = null;
+                    romana = await RomanaHost.StartIpamAsync(topology, journal, Quiet, settings);
                 }
                 var step = vector.Steps[i];
-                var actual = await ExecuteAsync(ipam, step);
+                var actual = await ExecuteAsync(romana.Ipam, step);
                 if (!JsonNode.DeepEquals(step.Expect, actual))
                     return new(vector.Name, false,
                         $"step {step.Number}: expected {Render(step.Expect)}, got {Render(actual)} ({step.Describe()})");
@@ -57,12 +59,12 @@ public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = 
         }
         finally
         {
-            if (ipam is not null) await ipam.DisposeAsync();
+            if (romana is not null) await romana.DisposeAsync();
             await fresh.DisposeAsync();
         }
     }
 
-    private static async Task<JsonNode> ExecuteAsync(IpamService ipam, VectorStep step)
+    private static async Task<JsonNode> ExecuteAsync(IpamClient ipam, VectorStep step)
     {
         string F(string name) => step.Fields[name];
         object message = step.Op switch

@@ -4,6 +4,8 @@ using Romana.Actors.Addressing;
 using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
 using Romana.Actors.Topology;
+using Akka.Configuration;
+using Romana.Host.Composition;
 using static Romana.Actors.Ipam.IpamMessages;
 
 namespace Romana.Host.Routing;
@@ -15,17 +17,17 @@ public static class ClusterPlanning
     /// Adds every node and allocates its pods' addresses, node after node in file order so that blocks are handed out
     /// the same way on every run; a refusal is reported with the node it concerns.
     /// </summary>
-    public static async Task LoadAsync(ClusterFile file, IpamService ipam)
+    public static async Task LoadAsync(ClusterFile file, IpamClient ipam)
     {
         foreach (var node in file.Nodes)
             await AddNodeAsync(ipam, node);
         foreach (var node in file.Nodes) await AllocatePodsAsync(ipam, node);
     }
 
-    public static async Task AddNodeAsync(IpamService ipam, ClusterNode node) =>
+    public static async Task AddNodeAsync(IpamClient ipam, ClusterNode node) =>
         Check(await ipam.AskAsync(new AddNode(new NodeName(node.Name), new SubnetId(node.Subnet), node.Ip, node.Eni, node.InstanceId)), $"node {node.Name}");
 
-    public static async Task AllocatePodsAsync(IpamService ipam, ClusterNode node)
+    public static async Task AllocatePodsAsync(IpamClient ipam, ClusterNode node)
     {
         var replies = await Task.WhenAll(Enumerable.Range(0, node.Pods).Select(p =>
             ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}"), $"default/{node.Name}-pod-{p}"))));
@@ -38,9 +40,9 @@ public static class ClusterPlanning
     {
         var topology = TopologyCarver.Carve(file.Topology);
         await using var journal = await Ipam.FreshJournal.SqliteAsync();
-        await using var ipam = await IpamService.StartAsync(topology, journal.Settings, config: Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
-        await LoadAsync(file, ipam);
-        var state = (IpamStateView)await ipam.AskAsync(new GetIpamState());
+        await using var romana = await RomanaHost.StartIpamAsync(topology, journal.Settings, ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
+        await LoadAsync(file, romana.Ipam);
+        var state = (IpamStateView)await romana.Ipam.AskAsync(new GetIpamState());
         var input = InputOf(file, topology, state);
         var plan = RoutePlanner.Plan(input, null, out var shortfalls);
         return (topology, state, input, plan, shortfalls);

@@ -20,52 +20,6 @@ public sealed class SimulatedNodes : IHealthProbe
         Task.FromResult(!_down.ContainsKey(node));
 }
 
-/// <summary>
-/// Hosts the route manager's current incarnation and forwards to it, as the cluster singleton proxy does in
-/// production; "restart" stops the incarnation and starts a new one, which recovers from the journal.
-/// </summary>
-public sealed class RouteManagerHost : ReceiveActor, IWithUnboundedStash
-{
-    private readonly Props _manager;
-    private IActorRef _current;
-    private int _incarnation;
-
-    public RouteManagerHost(Props manager)
-    {
-        _manager = manager;
-        _current = Start();
-        Serving();
-    }
-
-    public IStash Stash { get; set; } = null!;
-
-    public static Props Props(Props manager) => Akka.Actor.Props.Create(() => new RouteManagerHost(manager));
-
-    private IActorRef Start() => Context.Watch(Context.ActorOf(_manager, $"vpc-routes-{++_incarnation}"));
-
-    private void Serving()
-    {
-        Receive<Restart>(_ =>
-        {
-            Context.Stop(_current);
-            Become(() =>
-            {
-                Receive<Terminated>(t => t.ActorRef.Equals(_current), _ =>
-                {
-                    _current = Start();
-                    Become(Serving);
-                    Stash.UnstashAll();
-                });
-                ReceiveAny(_ => Stash.Stash());
-            });
-        });
-        Receive<Terminated>(_ => { });
-        ReceiveAny(message => _current.Forward(message));
-    }
-
-    public sealed record Restart;
-}
-
 /// <summary>Collects every persisted event the actors publish, in order, for the timeline.</summary>
 public sealed class EventRecorder : ReceiveActor
 {

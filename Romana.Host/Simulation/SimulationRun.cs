@@ -3,6 +3,7 @@ using System.Collections.Immutable;
 using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Hosting;
 using Akka.TestKit;
 using Romana.Actors;
 using Romana.Actors.Addressing;
@@ -10,10 +11,12 @@ using Romana.Actors.Audit;
 using Romana.Actors.Configuration;
 using Romana.Actors.Health;
 using Romana.Actors.Ipam;
-using Romana.Actors.Persistence;
 using Romana.Actors.Routing;
 using Romana.Actors.Topology;
 using Romana.Host.Ipam;
+using Romana.Host.Composition;
+using Romana.Host.Persistence;
+using Microsoft.Extensions.DependencyInjection;
 using Romana.Host.Routing;
 using static Romana.Actors.Routing.RouteManagerMessages;
 
@@ -55,9 +58,9 @@ public sealed class SimulationRun : IAsyncDisposable
     private readonly ConcurrentQueue<IRomanaEvent> _events = new();
     private readonly List<TimelineEntry> _timeline = new();
     private readonly List<ClusterNode> _members;
-    private readonly Dictionary<SubnetId, IActorRef> _supervisors = new();
     private InMemoryEc2 _ec2 = null!;
-    private IpamService _ipam = null!;
+    private RomanaHost _romana = null!;
+    private IActorRef _forwarderHealth = ActorRefs.Nobody;
     private TestScheduler _scheduler = null!;
     private IActorRef _routes = ActorRefs.Nobody;
     private DateTimeOffset _start;
@@ -151,26 +154,52 @@ public sealed class SimulationRun : IAsyncDisposable
 
     // ---- setting up ------------------------------------------------------------------------------------------------
 
+    /// <summary>
+    /// The production composition with the simulation's adapters: virtual time (Akka's test scheduler, and a clock that
+    /// reads it), the in-memory EC2 with its latency in virtual time, and simulated nodes answering probes.
+    /// </summary>
     private async Task StartAsync(Action<string>? progress)
     {
         var config = ConfigurationFactory.ParseString("""
             akka.scheduler.implementation = "Akka.TestKit.TestScheduler, Akka.TestKit"
             akka.loglevel = OFF
             akka.stdout-loglevel = OFF
-            """).WithFallback(PersistenceConfig.For(_journal)).WithFallback(RomanaConfig.Reference);
-        var system = ActorSystem.Create("romana-simulation", config);
-        _scheduler = (TestScheduler)system.Scheduler;
+            """);
+        var routeSettings = RouteSettings.Default with
+        {
+            Tables = new RouteTableSelector([], "romana.io/cluster", "simulation"),
+            RouteLimit = _scenario.Cluster.RouteLimit,
+        };
+        progress?.Invoke($"IPAM: {_members.Count} nodes join, {_members.Sum(n => n.Pods):N0} pods get addresses");
+        _romana = await RomanaHost.StartAsync(config, akka => akka
+            .AddRomanaPersistence(_journal)
+            .AddRomanaIpam(_topology)
+            .AddRomanaRoutes(_topology)
+            .AddRomanaHealth(_topology)
+            .WithActors((system, _) => system.ActorOf(EventRecorder.Props(_events), "recorder")), services => services
+            .AddSingleton<IClock>(sp => new SchedulerClock(sp.GetRequiredService<ActorSystem>().Scheduler))
+            .AddSingleton<IEc2RouteTables>(sp => CreateEc2(sp.GetRequiredService<ActorSystem>(), sp.GetRequiredService<IClock>()))
+            .AddSingleton<IHealthProbe>(_nodes)
+            .AddSingleton(routeSettings)
+            .AddSingleton(_health), "romana-simulation");
         // Start on a multiple of the probe interval, so that every run sees the probes at the same moments.
         var interval = _health.ProbeInterval.Ticks;
         _scheduler.AdvanceTo(new DateTimeOffset((_scheduler.Now.UtcTicks / interval + 1) * interval, TimeSpan.Zero));
         _start = _scheduler.Now;
-        var clock = new SchedulerClock(_scheduler);
-        system.ActorOf(EventRecorder.Props(_events), "recorder");
+        _routes = _romana.Registry.Get<VpcRouteActor>();
+        _forwarderHealth = _romana.Registry.Get<ForwarderHealth>();
 
-        progress?.Invoke($"IPAM: {_members.Count} nodes join, {_members.Sum(n => n.Pods):N0} pods get addresses");
-        _ipam = await IpamService.StartOnAsync(system, _topology, IpamSettings.Default, clock);
-        await ClusterPlanning.LoadAsync(_scenario.Cluster with { Nodes = _members }, _ipam);
+        await ClusterPlanning.LoadAsync(_scenario.Cluster with { Nodes = _members }, _romana.Ipam);
+        foreach (var node in _members) Watch(node);
+        _routes.Tell(new Reconcile("cluster loaded"));
+        await SettleAsync();
+        progress?.Invoke("route manager: first pass");
+    }
 
+    /// <summary>EC2 in memory, its latency in the virtual time of <paramref name="system"/>'s test scheduler.</summary>
+    private InMemoryEc2 CreateEc2(ActorSystem system, IClock clock)
+    {
+        _scheduler = (TestScheduler)system.Scheduler;
         _ec2 = new InMemoryEc2(clock) { Latency = Ec2Latency, Delay = VirtualDelay };
         var foreign = 0;
         foreach (var table in _scenario.Cluster.RouteTables)
@@ -179,22 +208,11 @@ public sealed class SimulationRun : IAsyncDisposable
             _ec2.AddRoute(table.Id, "10.0.0.0/8", "local");
             for (var f = 0; f < table.ForeignRoutes; f++) _ec2.AddRoute(table.Id, $"192.168.{foreign++ % 256}.{f % 64 * 4}/30", $"pcx-foreign-{f}");
         }
-        var routeSettings = RouteSettings.Default with
-        {
-            Tables = new RouteTableSelector([], "romana.io/cluster", "simulation"),
-            RouteLimit = _scenario.Cluster.RouteLimit,
-        };
-        var source = new IpamRoutingSource(_ipam.Ipam, _topology, TimeSpan.FromSeconds(30));
-        _routes = system.ActorOf(RouteManagerHost.Props(VpcRouteActor.Props(_ec2, source, routeSettings, clock)), "route-manager");
-        foreach (var subnet in _topology.Subnets)
-            _supervisors[subnet.Id] = system.ActorOf(SubnetHealthSupervisor.Props(subnet.Id, _nodes, _health, _routes, clock), $"health-{Uri.EscapeDataString(subnet.Id.Value)}");
-        foreach (var node in _members) Watch(node);
-        await SettleAsync();
-        progress?.Invoke("route manager: first pass");
+        return _ec2;
     }
 
     private void Watch(ClusterNode node) =>
-        _supervisors[new SubnetId(node.Subnet)].Tell(new HealthMessages.WatchNode(new NodeName(node.Name), Ipv4.Parse(node.Ip)));
+        _forwarderHealth.Tell(new HealthMessages.WatchNode(new SubnetId(node.Subnet), new NodeName(node.Name), Ipv4.Parse(node.Ip)));
 
     /// <summary>EC2's latency, in virtual time: the call completes when the scheduler passes its due time.</summary>
     private Task VirtualDelay(TimeSpan delay)
@@ -225,8 +243,8 @@ public sealed class SimulationRun : IAsyncDisposable
                 _timeline.Add(Entry(at, "recover", ("node", recover.Node)));
                 break;
             case ScenarioEvent.AddNode add:
-                await ClusterPlanning.AddNodeAsync(_ipam, add.Node);
-                await ClusterPlanning.AllocatePodsAsync(_ipam, add.Node);
+                await ClusterPlanning.AddNodeAsync(_romana.Ipam, add.Node);
+                await ClusterPlanning.AllocatePodsAsync(_romana.Ipam, add.Node);
                 _members.Add(add.Node);
                 Watch(add.Node);
                 _routes.Tell(new Reconcile("node added"));
@@ -234,11 +252,11 @@ public sealed class SimulationRun : IAsyncDisposable
                 break;
             case ScenarioEvent.RemoveNode remove:
                 var member = _members.Single(m => m.Name == remove.Node);
-                var reply = await _ipam.AskAsync(new IpamMessages.RemoveNode(new NodeName(remove.Node)));
+                var reply = await _romana.Ipam.AskAsync(new IpamMessages.RemoveNode(new NodeName(remove.Node)));
                 if (reply is IpamMessages.Failed failed) throw new ScenarioException($"events[{remove.Index}].removeNode: {failed.Error.Message}");
                 _members.Remove(member);
                 _nodes.Recover(new NodeName(remove.Node)); // gone, not down
-                _supervisors[new SubnetId(member.Subnet)].Tell(new HealthMessages.UnwatchNode(new NodeName(remove.Node)));
+                _forwarderHealth.Tell(new HealthMessages.UnwatchNode(new SubnetId(member.Subnet), new NodeName(remove.Node)));
                 _routes.Tell(new Reconcile("node removed"));
                 _timeline.Add(Entry(at, "removeNode", ("node", remove.Node)));
                 break;
@@ -252,7 +270,7 @@ public sealed class SimulationRun : IAsyncDisposable
                 _timeline.Add(Entry(at, "ec2Throttle", ("for", $"{throttle.For.TotalSeconds:0.###}s")));
                 break;
             case ScenarioEvent.RestartRouteManager:
-                _routes.Tell(new RouteManagerHost.Restart());
+                _routes.Tell(new RouteManagerSupervisor.Restart());
                 _timeline.Add(Entry(at, "restartRouteManager"));
                 break;
         }
@@ -271,7 +289,8 @@ public sealed class SimulationRun : IAsyncDisposable
             var before = (_events.Count, _ec2.Calls.Count);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             var view = _routes.Ask<RouteManagerView>(new GetRouteState(), timeout.Token);
-            await Task.WhenAll(_supervisors.Values.Select(s => s.Ask<HealthMessages.SubnetHealth>(new HealthMessages.Sync(), timeout.Token)).Append<Task>(view));
+            await Task.WhenAll(_topology.Subnets.Select(s => _forwarderHealth.Ask<HealthMessages.SubnetHealth>(new HealthMessages.Sync(s.Id), timeout.Token))
+                .Append<Task>(view));
             _routeManager = await view;
             // Reading the cluster is real work (IPAM), and so is handling an EC2 answer that came: wait for them. An EC2
             // call still under its latency, or a backoff, waits for virtual time.
@@ -299,7 +318,7 @@ public sealed class SimulationRun : IAsyncDisposable
     /// <summary>DESIGN.md section 2 on what EC2 holds, with the true health (subnets whose every node is down cannot be reached and are left out).</summary>
     private async Task<Violation?> CheckAsync()
     {
-        var cluster = await new IpamRoutingSource(_ipam.Ipam, _topology, TimeSpan.FromSeconds(30)).ReadAsync();
+        var cluster = await new IpamRoutingSource(_romana.Ipam.FrontDoor, _topology, TimeSpan.FromSeconds(30)).ReadAsync();
         var nodes = cluster.Nodes.Select(n => n with { Healthy = n.Healthy && !_nodes.IsDown(n.Name) }).ToList();
         var dark = nodes.GroupBy(n => n.Subnet).Where(g => g.All(n => !n.Healthy)).Select(g => g.Key).ToHashSet();
         var owners = nodes.ToDictionary(n => n.Name);
@@ -357,14 +376,14 @@ public sealed class SimulationRun : IAsyncDisposable
 
     private async Task<Capture> CaptureAsync()
     {
-        var ipam = (IpamMessages.IpamStateView)await _ipam.AskAsync(new IpamMessages.GetIpamState());
+        var ipam = (IpamMessages.IpamStateView)await _romana.Ipam.AskAsync(new IpamMessages.GetIpamState());
         var routes = await _routes.Ask<RouteManagerView>(new GetRouteState(), TimeSpan.FromSeconds(60));
         return new Capture(_scheduler.Now, ipam, routes.Routes);
     }
 
     private async Task<JsonObject> FinalAsync()
     {
-        var state = (IpamMessages.IpamStateView)await _ipam.AskAsync(new IpamMessages.GetIpamState());
+        var state = (IpamMessages.IpamStateView)await _romana.Ipam.AskAsync(new IpamMessages.GetIpamState());
         var view = await _routes.Ask<RouteManagerView>(new GetRouteState(), TimeSpan.FromSeconds(60));
         var file = _scenario.Cluster with { Nodes = [.. _members.Select(m => m with { Healthy = !view.Failed.Contains(new NodeName(m.Name)) })] };
         var input = ClusterPlanning.InputOf(file, _topology, state);
@@ -377,7 +396,7 @@ public sealed class SimulationRun : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (_ipam is not null) await _ipam.DisposeAsync();
+        if (_romana is not null) await _romana.DisposeAsync();
         if (_temporaryJournal is not null) await _temporaryJournal.DisposeAsync();
     }
 }

@@ -1,0 +1,162 @@
+using System.Net;
+using System.Net.Sockets;
+using Akka.Actor;
+using Akka.Event;
+using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Romana.Actors.Configuration;
+using Romana.Actors.Dataplane;
+using Romana.Actors.Ipam;
+using static Romana.Actors.Ipam.IpamMessages;
+
+namespace Romana.Host.Dataplane;
+
+/// <summary>
+/// The CNI plugin's Unix socket. It is bound before anything else starts (a second daemon on the node is refused before
+/// it touches the journal), served once the daemon has started (plugins that connect earlier wait in the backlog), and
+/// closed before the actor system stops, so no request is taken that could not be answered.
+/// </summary>
+public sealed class CniSocketService(string path, IServiceProvider services) : IHostedLifecycleService
+{
+    private CniServer? _server;
+
+    public Task StartingAsync(CancellationToken cancellationToken)
+    {
+        _server = CniServer.Bind(path);
+        return Task.CompletedTask;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        var log = services.DaemonLog();
+        var handler = new CniRequestHandler(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(), log);
+        _server!.Serve(handler.HandleAsync, log);
+        return Task.CompletedTask;
+    }
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        if (_server is not null) await _server.DisposeAsync();
+        _server = null;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>
+/// The TCP port forwarder health probes connect to: a node is alive while its daemon accepts connections there. Bound
+/// before the journal starts (a port in use is a start-up error naming the setting); nothing is read or written.
+/// </summary>
+public sealed class HealthProbeListener(int port) : IHostedLifecycleService
+{
+    private readonly TcpListener _listener = new(IPAddress.Any, port);
+    private readonly CancellationTokenSource _stop = new();
+    private Task _accepting = Task.CompletedTask;
+
+    public Task StartingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            _listener.Start();
+        }
+        catch (SocketException e)
+        {
+            throw new DaemonStartException($"romana.health.probe-port: cannot listen on TCP {port}: {e.Message}");
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _accepting = AcceptAsync();
+        return Task.CompletedTask;
+    }
+
+    private async Task AcceptAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                using var probe = await _listener.AcceptSocketAsync(_stop.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                if (_stop.IsCancellationRequested) return;
+            }
+        }
+    }
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        await _accepting;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>Once the IPAM has recovered, this host joins its subnet as a node; a refusal stops the start with the reason.</summary>
+public sealed class NodeMembership(IServiceProvider services) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var ipam = services.GetRequiredService<IpamClient>();
+        var node = services.GetRequiredService<NodeIdentity>();
+        await ipam.AwaitReadyAsync(cancellationToken);
+        if (await ipam.AskAsync(new AddNode(node.Name, node.Subnet, node.Ip.ToString())) is Failed failed)
+            throw new DaemonStartException($"romana.node: {node.Name} ({node.Ip}) cannot join subnet {node.Subnet}: {failed.Error}");
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>Hands the subnet's block ownership to the host agent every refresh interval; the agent applies only differences.</summary>
+public sealed class HostAgentService(IServiceProvider services) : IHostedService
+{
+    private readonly CancellationTokenSource _stop = new();
+    private Task _refreshing = Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _refreshing = RefreshAsync(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(),
+            services.GetRequiredService<ActorRegistry>().Get<HostAgentActor>(), services.GetRequiredService<HostAgentSettings>().RefreshInterval);
+        return Task.CompletedTask;
+    }
+
+    private async Task RefreshAsync(IpamClient ipam, NodeIdentity node, IActorRef agent, TimeSpan interval)
+    {
+        using var timer = new PeriodicTimer(interval);
+        do
+        {
+            if (await ipam.AskAsync(new GetSubnet(node.Subnet)) is SubnetView view)
+                agent.Tell(new HostAgentMessages.ApplyOwnership(view.Subnet, $"block ownership of subnet {node.Subnet}"));
+        } while (await TickAsync(timer));
+    }
+
+    private async Task<bool> TickAsync(PeriodicTimer timer)
+    {
+        try { return await timer.WaitForNextTickAsync(_stop.Token); }
+        catch (OperationCanceledException) { return false; }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stop.CancelAsync();
+        await _refreshing;
+    }
+}
+
+internal static class DaemonLogging
+{
+    public static ILoggingAdapter DaemonLog(this IServiceProvider services) =>
+        Logging.GetLogger(services.GetRequiredService<ActorSystem>(), "romana.daemon");
+}

@@ -1,0 +1,114 @@
+using System.Text;
+using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Persistence.Hosting;
+using Akka.Persistence.Sql;
+using Microsoft.Data.Sqlite;
+using Romana.Actors.Audit;
+using Romana.Actors.Persistence;
+
+namespace Romana.Host.Persistence;
+
+/// <summary>
+/// Akka.Persistence.Sql as typed options on Akka.Persistence.Hosting (its own Sql.Hosting package is served only at an
+/// older patch level): the journal, the snapshot store and the read journal for the chosen database, with Romana's
+/// serializer and its one tagging write adapter.
+/// </summary>
+public static class PersistenceHosting
+{
+    /// <summary>The read journal that audits query (Akka.Persistence.Query).</summary>
+    public const string ReadJournalId = "akka.persistence.query.journal.sql";
+
+    /// <summary>The journal and snapshot store of Romana's events, on the database <paramref name="settings"/> names.</summary>
+    public static AkkaConfigurationBuilder AddRomanaPersistence(this AkkaConfigurationBuilder builder, JournalSettings settings)
+    {
+        var database = SqlDatabase.For(settings);
+        return builder
+            .WithCustomSerializer("romana", [typeof(IRomanaEvent), typeof(IRomanaSnapshot)], system => new RomanaSerializer(system))
+            .WithJournalAndSnapshot(new RomanaSqlJournalOptions(database), new RomanaSqlSnapshotOptions(database),
+                journal => journal.AddWriteEventAdapter<EventTagger>("tagger", [typeof(IRomanaEvent)]), _ => { })
+            .AddHocon(SqlPersistence.DefaultConfiguration, HoconAddMode.Append);
+    }
+
+    /// <summary>The read journal, tuned for audits that read whole aggregates and whole tags.</summary>
+    public static AkkaConfigurationBuilder AddRomanaAudit(this AkkaConfigurationBuilder builder, JournalSettings settings)
+    {
+        var database = SqlDatabase.For(settings);
+        return builder.AddHocon(ConfigurationFactory.ParseString($$"""
+            {{ReadJournalId}} {
+              connection-string = {{Hocon.Quote(database.JournalConnection)}}
+              provider-name = {{Hocon.Quote(database.Provider)}}
+              tag-read-mode = Csv
+              # Audits read whole aggregates: large pages.
+              max-buffer-size = 5000
+            }
+            """), HoconAddMode.Prepend);
+    }
+
+    /// <summary>Where the journal and the snapshots go, and through which linq2db provider.</summary>
+    private sealed record SqlDatabase(string Provider, string JournalConnection, string SnapshotConnection, int Parallelism)
+    {
+        public static SqlDatabase For(JournalSettings settings) => settings.Journal switch
+        {
+            // SQLite has one writer per file: the journal writes with parallelism 1, and snapshots live in a file of their
+            // own, because a writer that finds the file locked backs off for 150 ms (Microsoft.Data.Sqlite).
+            JournalKind.Sqlite => new("SQLite.MS", PrepareSqlite(settings.SqlitePath), PrepareSqlite(settings.SqliteSnapshotPath), 1),
+            _ => new("PostgreSQL.15", settings.PostgreSqlConnectionString, settings.PostgreSqlConnectionString, 3),
+        };
+
+        /// <summary>Creates the file's folder and switches it to write-ahead logging (readers never block the writer).</summary>
+        private static string PrepareSqlite(string path)
+        {
+            var full = Path.GetFullPath(path);
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            var connectionString = new SqliteConnectionStringBuilder { DataSource = full }.ToString();
+            using var connection = new SqliteConnection(connectionString);
+            connection.Open();
+            using var pragma = connection.CreateCommand();
+            pragma.CommandText = "PRAGMA journal_mode=WAL;";
+            pragma.ExecuteNonQuery();
+            return connectionString;
+        }
+    }
+
+    private sealed class RomanaSqlJournalOptions(SqlDatabase database) : JournalOptions(true)
+    {
+        public override string Identifier { get; set; } = "sql";
+
+        protected override Config InternalDefaultConfig => SqlPersistence.DefaultConfiguration.GetConfig("akka.persistence.journal.sql");
+
+        protected override StringBuilder Build(StringBuilder sb)
+        {
+            sb.AppendLine($"connection-string = {Hocon.Quote(database.JournalConnection)}");
+            sb.AppendLine($"provider-name = {Hocon.Quote(database.Provider)}");
+            sb.AppendLine($"parallelism = {database.Parallelism}");
+            // Tags live in the journal row (";routes;"), not in the tag table: a row is written in one insert, a read by
+            // persistence id needs no join, and a read by tag is one pass along the ordering column. (The tag table's
+            // reads gather each row's tags with a subquery over the whole tag table on SQLite.)
+            sb.AppendLine("tag-write-mode = Csv");
+            AutoInitialize = true;
+            return base.Build(sb);
+        }
+    }
+
+    private sealed class RomanaSqlSnapshotOptions(SqlDatabase database) : SnapshotOptions(true)
+    {
+        public override string Identifier { get; set; } = "sql";
+
+        protected override Config InternalDefaultConfig => SqlPersistence.DefaultConfiguration.GetConfig("akka.persistence.snapshot-store.sql");
+
+        protected override StringBuilder Build(StringBuilder sb)
+        {
+            sb.AppendLine($"connection-string = {Hocon.Quote(database.SnapshotConnection)}");
+            sb.AppendLine($"provider-name = {Hocon.Quote(database.Provider)}");
+            AutoInitialize = true;
+            return base.Build(sb);
+        }
+    }
+}
+
+/// <summary>HOCON text values, quoted and escaped (a connection string may hold '=' ';' '"' or '\').</summary>
+public static class Hocon
+{
+    public static string Quote(string text) => "\"" + text.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+}
