@@ -7,6 +7,7 @@ using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Persistence;
 using Romana.Actors.Routing;
+using Romana.Host.Ec2;
 using Romana.Host.Ipam;
 
 namespace Romana.Host.Benchmarks;
@@ -53,8 +54,8 @@ public static class RouteBenchmark
     /// <summary>Converges on an in-memory EC2, fails one forwarder, and counts the mutating calls of the next pass.</summary>
     private static async Task<(int Differing, int Calls)> ReconcileCallsAsync(RoutingInput input, NodeName forwarder)
     {
-        var ec2 = new InMemoryEc2();
-        foreach (var table in input.Tables) ec2.AddTable(table.Id, 500, tags: ["romana.io/cluster=bench"]);
+        var ec2 = new Ec2Lab();
+        foreach (var table in input.Tables) ec2.AddRouteTable(table.Id, routeLimit: 500, tags: [new("romana.io/cluster", "bench")]);
         var source = new Source(new RoutingSnapshot(input.Subnets, input.Nodes, input.Blocks));
         var settings = RouteSettings.Default with { Tables = new RouteTableSelector([], "romana.io/cluster", "bench"), RouteLimit = 500, ReconcileInterval = TimeSpan.FromHours(1) };
         await using var journal = await FreshJournal.SqliteAsync();
@@ -62,14 +63,14 @@ public static class RouteBenchmark
             .WithFallback(PersistenceConfig.For(journal.Settings)).WithFallback(RomanaConfig.Reference));
         try
         {
-            var manager = system.ActorOf(VpcRouteActor.Props(ec2, source, settings, SystemClock.Instance));
+            var manager = system.ActorOf(VpcRouteActor.Props(new Ec2LabRouteTables(ec2), source, settings, SystemClock.Instance));
             var before = await SettledAsync(manager);
             ec2.ClearCalls();
             source.Snapshot = source.Snapshot with { Nodes = [.. source.Snapshot.Nodes.Select(n => n.Name == forwarder ? n with { Healthy = false } : n)] };
             manager.Tell(new RouteManagerMessages.Reconcile("health changed"));
             var after = await SettledAsync(manager, before.Passes);
             var differing = after.Routes.Count(r => !before.Routes.Contains(r));
-            return (differing, ec2.Calls.Count(c => !c.StartsWith("Describe", StringComparison.Ordinal)));
+            return (differing, ec2.Calls.Count(c => !c.Action.StartsWith("Describe", StringComparison.Ordinal)));
         }
         finally
         {

@@ -13,6 +13,7 @@ using Romana.Actors.Ipam;
 using Romana.Actors.Persistence;
 using Romana.Actors.Routing;
 using Romana.Actors.Topology;
+using Romana.Host.Ec2;
 using Romana.Host.Ipam;
 using Romana.Host.Routing;
 using static Romana.Actors.Routing.RouteManagerMessages;
@@ -56,7 +57,7 @@ public sealed class SimulationRun : IAsyncDisposable
     private readonly List<TimelineEntry> _timeline = new();
     private readonly List<ClusterNode> _members;
     private readonly Dictionary<SubnetId, IActorRef> _supervisors = new();
-    private InMemoryEc2 _ec2 = null!;
+    private Ec2Lab _ec2 = null!;
     private IpamService _ipam = null!;
     private TestScheduler _scheduler = null!;
     private IActorRef _routes = ActorRefs.Nobody;
@@ -171,13 +172,12 @@ public sealed class SimulationRun : IAsyncDisposable
         _ipam = await IpamService.StartOnAsync(system, _topology, IpamSettings.Default, clock);
         await ClusterPlanning.LoadAsync(_scenario.Cluster with { Nodes = _members }, _ipam);
 
-        _ec2 = new InMemoryEc2(clock) { Latency = Ec2Latency, Delay = VirtualDelay };
+        _ec2 = new Ec2Lab(clock) { Latency = Ec2Latency, Delay = VirtualDelay };
         var foreign = 0;
         foreach (var table in _scenario.Cluster.RouteTables)
         {
-            _ec2.AddTable(table.Id, _scenario.Cluster.RouteLimit, tags: ["romana.io/cluster=simulation"]);
-            _ec2.AddRoute(table.Id, "10.0.0.0/8", "local");
-            for (var f = 0; f < table.ForeignRoutes; f++) _ec2.AddRoute(table.Id, $"192.168.{foreign++ % 256}.{f % 64 * 4}/30", $"pcx-foreign-{f}");
+            _ec2.AddRouteTable(table.Id, routeLimit: _scenario.Cluster.RouteLimit, tags: [new("romana.io/cluster", "simulation")], vpcCidr: "10.0.0.0/8");
+            for (var f = 0; f < table.ForeignRoutes; f++) _ec2.PutRoute(table.Id, $"192.168.{foreign++ % 256}.{f % 64 * 4}/30", $"pcx-foreign-{f}");
         }
         var routeSettings = RouteSettings.Default with
         {
@@ -185,7 +185,7 @@ public sealed class SimulationRun : IAsyncDisposable
             RouteLimit = _scenario.Cluster.RouteLimit,
         };
         var source = new IpamRoutingSource(_ipam.Ipam, _topology, TimeSpan.FromSeconds(30));
-        _routes = system.ActorOf(RouteManagerHost.Props(VpcRouteActor.Props(_ec2, source, routeSettings, clock)), "route-manager");
+        _routes = system.ActorOf(RouteManagerHost.Props(VpcRouteActor.Props(new Ec2LabRouteTables(_ec2), source, routeSettings, clock)), "route-manager");
         foreach (var subnet in _topology.Subnets)
             _supervisors[subnet.Id] = system.ActorOf(SubnetHealthSupervisor.Props(subnet.Id, _nodes, _health, _routes, clock), $"health-{Uri.EscapeDataString(subnet.Id.Value)}");
         foreach (var node in _members) Watch(node);
@@ -243,10 +243,10 @@ public sealed class SimulationRun : IAsyncDisposable
                 _timeline.Add(Entry(at, "removeNode", ("node", remove.Node)));
                 break;
             case ScenarioEvent.ThrottleEc2 throttle:
-                _ec2.Throttle(0);
+                _ec2.Throttle = new Ec2Throttle(0, 0); // an empty bucket that never refills: every mutating call is throttled
                 _scheduler.ScheduleOnce(throttle.For, () =>
                 {
-                    _ec2.Throttle(null);
+                    _ec2.Throttle = null;
                     lock (_timeline) _timeline.Add(Entry(Elapsed, "ec2ThrottleEnded"));
                 });
                 _timeline.Add(Entry(at, "ec2Throttle", ("for", $"{throttle.For.TotalSeconds:0.###}s")));
@@ -313,8 +313,8 @@ public sealed class SimulationRun : IAsyncDisposable
     {
         var byEni = nodes.Where(n => n.Eni.Length > 0).ToDictionary(n => n.Eni, n => n.Name);
         return new RoutePlan([.. _scenario.Cluster.RouteTables.Select(t => new TablePlan(t.Id, 0,
-            [.. _ec2.RoutesOf(t.Id).Where(r => byEni.ContainsKey(r.Value))
-                .Select(r => new PlannedRoute(Ipv4Cidr.Parse(r.Key), byEni[r.Value], r.Value))]))], 0, []);
+            [.. _ec2.RoutesOf(t.Id).Where(r => byEni.ContainsKey(r.Target))
+                .Select(r => new PlannedRoute(Ipv4Cidr.Parse(r.Destination), byEni[r.Target], r.Target))]))], 0, []);
     }
 
     // ---- what happened ---------------------------------------------------------------------------------------------
