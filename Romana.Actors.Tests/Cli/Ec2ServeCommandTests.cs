@@ -64,14 +64,20 @@ public class Ec2ServeCommandTests
         {
             var url = await ServiceUrlAsync(server, TimeSpan.FromSeconds(60));
             Assert.Equal($"http://127.0.0.1:{port}/", url);
-            using var ec2 = AwsEc2RouteTables.CreateClient("us-east-1", url, TimeSpan.FromSeconds(10), new BasicAWSCredentials("any", "any"));
+            using var ec2 = AwsEc2RouteTables.CreateClient("us-east-1", url, TimeSpan.FromSeconds(10), new BasicAWSCredentials("a", "b"));
 
-            var before = await ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest { Filters = [new Filter("tag:romana.io/cluster", ["lab"])] });
+            var before = await ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest
+            {
+                Filters = [new Filter("tag:romana.io/cluster", ["lab"])],
+            });
             var table = Assert.Single(before.RouteTables);
             Assert.Equal("rtb-lab", table.RouteTableId);
             Assert.Equal("local", table.Routes.Single(r => r.DestinationCidrBlock == "10.0.0.0/16").GatewayId);
 
-            await ec2.CreateRouteAsync(new CreateRouteRequest { RouteTableId = "rtb-lab", DestinationCidrBlock = "100.64.0.0/24", NetworkInterfaceId = "eni-1" });
+            await ec2.CreateRouteAsync(new CreateRouteRequest
+            {
+                RouteTableId = "rtb-lab", DestinationCidrBlock = "100.64.0.0/24", NetworkInterfaceId = "eni-1",
+            });
             var after = await ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest { RouteTableIds = ["rtb-lab"] });
             Assert.Equal("eni-1", after.RouteTables[0].Routes.Single(r => r.DestinationCidrBlock == "100.64.0.0/24").NetworkInterfaceId);
             var again = await Assert.ThrowsAsync<Amazon.EC2.AmazonEC2Exception>(() => ec2.CreateRouteAsync(new CreateRouteRequest

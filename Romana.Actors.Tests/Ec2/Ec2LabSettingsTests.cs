@@ -59,19 +59,22 @@ public class Ec2LabSettingsTests
     }
 
     [Theory]
-    [InlineData("romana.ec2-lab.tables = [{ id = rtb-a, route-limit = many }]", "romana.ec2-lab.tables[0].route-limit: 'many' is not a whole number")]
+    [InlineData("romana.ec2-lab.tables = [{ id = rtb-a, route-limit = many }]",
+        "romana.ec2-lab.tables[0].route-limit: 'many' is not a whole number")]
     [InlineData("romana.ec2-lab.tables = [{ subnets = [s] }]", "romana.ec2-lab.tables[0].id: missing")]
     [InlineData("romana.ec2-lab.tables = [{ id = a }, { id = a }]", "romana.ec2-lab.tables[1].id: 'a' names a table twice")]
     [InlineData("romana.ec2-lab.tables = [{ id = a, tags = [solo] }]", "romana.ec2-lab.tables[0].tags[0]: 'solo' is not KEY=VALUE")]
     [InlineData("romana.ec2-lab.tables = [{ id = a, routes = [{ destination = \"10.0.0.1/8\", target = igw-1 }] }]",
         "romana.ec2-lab.tables[0].routes[0].destination: '10.0.0.1/8' is not an IPv4 CIDR such as 10.0.0.0/16")]
     [InlineData("romana.ec2-lab.tables = [rtb-a]", "romana.ec2-lab.tables[0]: expected an object { ... }")]
-    [InlineData("romana.ec2-lab.listen = \"localhost:80\"", "romana.ec2-lab.listen: 'localhost:80' is not ADDR:PORT (for example 127.0.0.1:9607, or [::1]:9607)")]
+    [InlineData("romana.ec2-lab.listen = \"localhost:80\"",
+        "romana.ec2-lab.listen: 'localhost:80' is not ADDR:PORT (for example 127.0.0.1:9607, or [::1]:9607)")]
     [InlineData("romana.ec2-lab.error-rate = 2", "romana.ec2-lab.error-rate: 2 must lie between 0 and 1")]
     [InlineData("romana.ec2-lab.latency = soon", "romana.ec2-lab.latency: 'soon' is not a duration such as 20ms or 1s")]
     [InlineData("romana.ec2-lab.throttle.enabled = maybe", "romana.ec2-lab.throttle.enabled: 'maybe' is neither on nor off")]
     [InlineData("romana.ec2-lab.throttle.burst = 0", "romana.ec2-lab.throttle.burst: 0 must be at least 1")]
-    [InlineData("romana.ec2-lab.vpc.cidr = \"10.0.0.0/33\"", "romana.ec2-lab.vpc.cidr: '10.0.0.0/33' is not an IPv4 CIDR such as 10.0.0.0/16")]
+    [InlineData("romana.ec2-lab.vpc.cidr = \"10.0.0.0/33\"",
+        "romana.ec2-lab.vpc.cidr: '10.0.0.0/33' is not an IPv4 CIDR such as 10.0.0.0/16")]
     public void A_bad_field_is_refused_naming_it_and_its_value(string hocon, string error) => Assert.Equal(error, Refused(hocon));
 
     [Theory]

@@ -67,10 +67,11 @@ public sealed class RouteLab : IAsyncDisposable
     public RouteLab()
     {
         Endpoint = Ec2QueryApiServer.Start(Ec2);
-        Client = AwsEc2RouteTables.CreateClient("us-east-1", Endpoint.Url, TimeSpan.FromSeconds(10), new BasicAWSCredentials("test", "test"));
+        Client = AwsEc2RouteTables.CreateClient("us-east-1", Endpoint.Url, TimeSpan.FromSeconds(10),
+            new BasicAWSCredentials("test", "test"));
         foreach (var (table, subnets) in new[] { ("rtb-a", new[] { "subnet-s1" }), ("rtb-b", ["subnet-s2"]), ("rtb-c", ["subnet-s3", "subnet-s4"]) })
         {
-            Ec2.AddRouteTable(table, "vpc-1", subnetIds: subnets, tags: new Dictionary<string, string> { ["romana.io/cluster"] = "lab" }, vpcCidr: "10.0.0.0/16");
+            Ec2.AddRouteTable(table, "vpc-1", subnetIds: subnets, tags: [new("romana.io/cluster", "lab")], vpcCidr: "10.0.0.0/16");
             Ec2.PutRoute(table, "0.0.0.0/0", "igw-1"); // foreign: must survive
         }
     }

@@ -25,7 +25,10 @@ public static class Ec2Commands
         {
             Description = "ADDR:PORT to listen on (default romana.ec2-lab.listen: 127.0.0.1:9607; port 0: any free port)",
         };
-        var config = new Option<string?>("--config") { Description = "A HOCON file whose romana.ec2-lab section sets the tables and faults" };
+        var config = new Option<string?>("--config")
+        {
+            Description = "A HOCON file whose romana.ec2-lab section sets the tables and faults",
+        };
         var command = new Command("serve", """
             Serves EC2's VPC route tables from memory over the EC2 Query API (version 2016-11-15), until SIGTERM or Ctrl-C:
             DescribeRouteTables (by id, or filters such as tag:KEY, tag-key, association.subnet-id, vpc-id; MaxResults and
@@ -47,7 +50,7 @@ public static class Ec2Commands
         var listen = listenText is null ? null : Ec2LabSettings.ParseListen(listenText, "--listen");
         var settings = Ec2LabSettings.From(RomanaConfig.Load(configPath));
         var endPoint = listen ?? settings.Listen;
-        var stopped = new TaskCompletionSource();
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         Ec2QueryApiServer server;
@@ -78,7 +81,7 @@ public static class Ec2Commands
     {
         Console.WriteLine($"EC2 Query API on {server.EndPoint}");
         Console.WriteLine($"ServiceURL: {server.Url}");
-        Console.WriteLine($"VPC {settings.VpcId} {settings.VpcCidr}, {settings.Tables.Length} route tables:");
+        Console.WriteLine($"VPC {settings.VpcId} {settings.VpcCidr}; route tables:");
         foreach (var table in server.Lab.RouteTables)
         {
             var tags = table.Tags.Count == 0 ? "" : $", tags {string.Join(' ', table.Tags.Select(t => $"{t.Key}={t.Value}"))}";

@@ -73,17 +73,18 @@ public sealed class Ec2Lab
     // ---- arrange ---------------------------------------------------------------------------------------------------
 
     /// <summary>A table; with <paramref name="vpcCidr"/> it starts with the VPC's local route, as EC2 creates every table.</summary>
-    public void AddRouteTable(string id, string vpcId = DefaultVpcId, int routeLimit = DefaultRouteLimit, IEnumerable<string>? subnetIds = null,
-        IEnumerable<KeyValuePair<string, string>>? tags = null, string? vpcCidr = null)
+    public void AddRouteTable(string id, string vpcId = DefaultVpcId, int routeLimit = DefaultRouteLimit,
+        IEnumerable<string>? subnetIds = null, IEnumerable<KeyValuePair<string, string>>? tags = null, string? vpcCidr = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(id);
         ArgumentOutOfRangeException.ThrowIfNegative(routeLimit);
-        var local = vpcCidr is null ? null : CanonicalCidr(vpcCidr) ?? throw new ArgumentException($"'{vpcCidr}' is not an IPv4 CIDR", nameof(vpcCidr));
+        var local = vpcCidr is null ? null : Cidr(vpcCidr, nameof(vpcCidr));
         lock (_gate)
         {
             if (_tables.ContainsKey(id)) throw new InvalidOperationException($"route table {id} already exists");
             var table = new Table(id, vpcId) { Limit = routeLimit };
-            foreach (var subnet in subnetIds ?? []) table.Associations.Add(new Ec2LabAssociation($"rtbassoc-{++_associationCounter:x17}", subnet));
+            foreach (var subnet in subnetIds ?? [])
+                table.Associations.Add(new Ec2LabAssociation($"rtbassoc-{++_associationCounter:x17}", subnet));
             foreach (var (key, value) in tags ?? []) table.Tags[key] = value;
             _tables.Add(id, table);
             if (local is not null) Put(table, local, LocalTarget);
@@ -96,13 +97,13 @@ public sealed class Ec2Lab
     /// </summary>
     public void PutRoute(string table, string destination, string target)
     {
-        var cidr = CanonicalCidr(destination) ?? throw new ArgumentException($"'{destination}' is not an IPv4 CIDR", nameof(destination));
+        var cidr = Cidr(destination, nameof(destination));
         lock (_gate) Put(Existing(table), cidr, target);
     }
 
     public void RemoveRoute(string table, string destination)
     {
-        var cidr = CanonicalCidr(destination) ?? throw new ArgumentException($"'{destination}' is not an IPv4 CIDR", nameof(destination));
+        var cidr = Cidr(destination, nameof(destination));
         lock (_gate)
         {
             if (Existing(table).Routes.Remove(cidr)) Changed(table, cidr, null);
@@ -118,7 +119,10 @@ public sealed class Ec2Lab
 
     // ---- faults ----------------------------------------------------------------------------------------------------
 
-    /// <summary>The token bucket of mutating calls (null: no limit); setting one starts it full. An empty bucket answers 503 RequestLimitExceeded.</summary>
+    /// <summary>
+    /// The token bucket of mutating calls (null: no limit); setting one starts it full. An empty bucket answers 503
+    /// RequestLimitExceeded.
+    /// </summary>
     public Ec2Throttle? Throttle
     {
         get { lock (_gate) return _throttle; }
@@ -138,7 +142,7 @@ public sealed class Ec2Lab
         }
     }
 
-    /// <summary>The share of calls (0 to 1) answered 503 Unavailable, drawn from the seeded generator: the same seed fails the same calls.</summary>
+    /// <summary>The share of calls (0 to 1) answered 503 Unavailable, by the seeded generator: one seed fails the same calls.</summary>
     public double ErrorRate
     {
         get { lock (_gate) return _errorRate; }
@@ -258,7 +262,8 @@ public sealed class Ec2Lab
         if (maxResults is not null && ids.Count > 0)
             throw Fault("InvalidParameterCombination", "The parameter routeTableIds cannot be used with the parameter maxResults");
         if (maxResults is < 5 or > 100)
-            throw Fault("InvalidParameterValue", $"Value ( {maxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 100.");
+            throw Fault("InvalidParameterValue",
+                $"Value ( {maxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 100.");
         if (ids.FirstOrDefault(id => !_tables.ContainsKey(id)) is { } missing) throw TableNotFound(missing);
         var filters = p.Filters().Select(ToTableFilter).ToList();
         var matching = _tables.Values.Where(t => ids.Count == 0 || ids.Contains(t.Id)).Where(t => filters.All(f => f.Matches(t))).ToList();
@@ -346,11 +351,15 @@ public sealed class Ec2Lab
     {
         var raw = p.Require("DestinationCidrBlock");
         return CanonicalCidr(raw)
-            ?? throw Fault("InvalidParameterValue", $"Value ({raw}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block.");
+            ?? throw Fault("InvalidParameterValue",
+                $"Value ({raw}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block.");
     }
 
     // EC2 refuses host bits beyond the prefix, and so does Ipv4Cidr (IPNetwork would clear them).
     private static string? CanonicalCidr(string raw) => Ipv4Cidr.TryParse(raw, out var cidr) ? cidr.ToString() : null;
+
+    private static string Cidr(string raw, string parameter) =>
+        CanonicalCidr(raw) ?? throw new ArgumentException($"'{raw}' is not an IPv4 CIDR", parameter);
 
     private static int PageOffset(string? token)
     {
@@ -362,7 +371,8 @@ public sealed class Ec2Lab
 
     internal static Ec2Error Fault(string code, string message) => new(code, 400, message);
 
-    internal static Ec2Error InvalidValue(string value, string parameter) => Fault("InvalidParameterValue", $"Value ({value}) for parameter {parameter} is invalid.");
+    internal static Ec2Error InvalidValue(string value, string parameter) =>
+        Fault("InvalidParameterValue", $"Value ({value}) for parameter {parameter} is invalid.");
 
     private static Ec2Error TableNotFound(string id) => Fault("InvalidRouteTableID.NotFound", $"The routeTable ID '{id}' does not exist");
 
@@ -410,8 +420,8 @@ public sealed class Ec2Lab
     private static Func<string, bool> Pattern(string value)
     {
         if (value.IndexOfAny(['*', '?']) < 0) return candidate => candidate == value;
-        var regex = new Regex("^" + Regex.Escape(value).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal) + "$",
-            RegexOptions.Singleline);
+        var escaped = Regex.Escape(value).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal);
+        var regex = new Regex($"^{escaped}$", RegexOptions.Singleline);
         return regex.IsMatch;
     }
 

@@ -46,5 +46,6 @@ public sealed class Ec2LabRouteTables(Ec2Lab lab) : IEc2RouteTables
         Lab.CallAsync(Ec2Call.Of("DeleteRoute", ("RouteTableId", table), ("DestinationCidrBlock", destination.ToString())), cancellation);
 
     public Task DisableSourceDestCheckAsync(string eni, CancellationToken cancellation = default) =>
-        Lab.CallAsync(Ec2Call.Of("ModifyNetworkInterfaceAttribute", ("NetworkInterfaceId", eni), ("SourceDestCheck.Value", "false")), cancellation);
+        Lab.CallAsync(Ec2Call.Of("ModifyNetworkInterfaceAttribute",
+            ("NetworkInterfaceId", eni), ("SourceDestCheck.Value", "false")), cancellation);
 }

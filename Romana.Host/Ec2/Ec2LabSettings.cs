@@ -30,7 +30,8 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
         var routeLimit = Int(lab, "route-limit", $"{Root}.route-limit", min: 0);
         var tables = new List<Ec2LabTableSettings>();
         var values = lab.HasPath("tables") ? lab.GetValue("tables") : null;
-        if (values is not null && !values.IsArray()) throw new ConfigurationError($"{Root}.tables: expected a list [ {{ id = ... }}, ... ]");
+        if (values is not null && !values.IsArray())
+            throw new ConfigurationError($"{Root}.tables: expected a list [ {{ id = ... }}, ... ]");
         var items = values?.GetArray() ?? [];
         for (var i = 0; i < items.Count; i++)
         {
@@ -50,7 +51,7 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
             Int(lab, "error-seed", $"{Root}.error-seed", min: int.MinValue));
     }
 
-    /// <summary>ADDR:PORT, an IPv4 address or a bracketed IPv6 one (port 0: any free port); <paramref name="field"/> names it in the error.</summary>
+    /// <summary>ADDR:PORT, IPv4 or bracketed IPv6 (port 0: any free port); <paramref name="field"/> names it in the error.</summary>
     public static IPEndPoint ParseListen(string text, string field)
     {
         var portAt = text.LastIndexOf(':');
@@ -59,7 +60,8 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
         if (portAt > 0 && (bracketed || !address.Contains(':'))
             && IPAddress.TryParse(bracketed ? address[1..^1] : address, out var ip)
             && (ip.AddressFamily == AddressFamily.InterNetwork || bracketed)
-            && int.TryParse(text[(portAt + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port <= IPEndPoint.MaxPort)
+            && int.TryParse(text[(portAt + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port)
+            && port <= IPEndPoint.MaxPort)
             return new IPEndPoint(ip, port);
         throw new ConfigurationError($"{field}: '{text}' is not ADDR:PORT (for example 127.0.0.1:9607, or [::1]:9607)");
     }
@@ -88,7 +90,8 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
     {
         if (!table.HasPath("routes")) return [];
         var value = table.GetValue("routes");
-        if (!value.IsArray()) throw new ConfigurationError($"{path}.routes: expected a list [ {{ destination = ..., target = ... }}, ... ]");
+        if (!value.IsArray())
+            throw new ConfigurationError($"{path}.routes: expected a list [ {{ destination = ..., target = ... }}, ... ]");
         var items = value.GetArray();
         var routes = new List<(string, string)>();
         for (var r = 0; r < items.Count; r++)
@@ -114,7 +117,8 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
     {
         if (!config.HasPath(key)) return [];
         var value = config.GetValue(key);
-        if (!value.IsArray() || value.GetArray().Any(v => !v.IsString())) throw new ConfigurationError($"{path}: expected a list of strings");
+        if (!value.IsArray() || value.GetArray().Any(v => !v.IsString()))
+            throw new ConfigurationError($"{path}: expected a list of strings");
         return [.. value.GetArray().Select(v => v.GetString())];
     }
 

@@ -27,7 +27,9 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
         Lab = lab;
         _listener = listener;
         EndPoint = endPoint;
-        var host = endPoint.Address.Equals(IPAddress.Any) ? IPAddress.Loopback : endPoint.Address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : endPoint.Address;
+        var host = endPoint.Address.Equals(IPAddress.Any) ? IPAddress.Loopback
+            : endPoint.Address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback
+            : endPoint.Address;
         Url = $"http://{new IPEndPoint(host, endPoint.Port)}/";
         _acceptLoop = Task.Run(AcceptLoopAsync);
     }
@@ -44,7 +46,7 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
         {
             var endPoint = listen.Port == 0 ? new IPEndPoint(listen.Address, FreePort(listen.Address)) : listen;
             var listener = new HttpListener();
-            listener.Prefixes.Add(Prefix(endPoint));
+            foreach (var prefix in Prefixes(endPoint)) listener.Prefixes.Add(prefix);
             try
             {
                 listener.Start();
@@ -79,9 +81,15 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
         await _acceptLoop.ConfigureAwait(false);
     }
 
-    // The listener answers only requests whose Host matches the prefix; "+" takes any host, and binds every address.
-    private static string Prefix(IPEndPoint endPoint) =>
-        endPoint.Address.Equals(IPAddress.Any) || endPoint.Address.Equals(IPAddress.IPv6Any) ? $"http://+:{endPoint.Port}/" : $"http://{endPoint}/";
+    // The listener answers only requests whose Host header matches a prefix: "+" takes any host (and binds every address);
+    // on loopback, http://localhost:PORT/ is as good a ServiceURL as the address.
+    private static IEnumerable<string> Prefixes(IPEndPoint endPoint)
+    {
+        if (endPoint.Address.Equals(IPAddress.Any) || endPoint.Address.Equals(IPAddress.IPv6Any)) return [$"http://+:{endPoint.Port}/"];
+        return IPAddress.IsLoopback(endPoint.Address)
+            ? [$"http://{endPoint}/", $"http://localhost:{endPoint.Port}/"]
+            : [$"http://{endPoint}/"];
+    }
 
     private static int FreePort(IPAddress address)
     {

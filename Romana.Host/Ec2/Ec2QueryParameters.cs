@@ -6,7 +6,9 @@ internal sealed class Ec2QueryParameters(IReadOnlyDictionary<string, string> val
     public string? Get(string name) => values.TryGetValue(name, out var value) ? value : null;
 
     public string Require(string name) =>
-        Get(name) is { Length: > 0 } value ? value : throw Ec2Lab.Fault("MissingParameter", $"The request must contain the parameter {name}");
+        Get(name) is { Length: > 0 } value
+            ? value
+            : throw Ec2Lab.Fault("MissingParameter", $"The request must contain the parameter {name}");
 
     public int? Int(string name)
     {
@@ -39,7 +41,9 @@ public static class Ec2Targets
     public static readonly IReadOnlyList<string> Parameters =
         ["NetworkInterfaceId", "InstanceId", "VpcPeeringConnectionId", "NatGatewayId", "TransitGatewayId", "GatewayId"];
 
-    /// <summary>eni- a network interface, i- an instance, pcx- a peering, nat- a NAT gateway, tgw- a transit gateway; others a gateway.</summary>
+    /// <summary>
+    /// eni- a network interface, i- an instance, pcx- a peering, nat- a NAT gateway, tgw- a transit gateway; else a gateway.
+    /// </summary>
     public static string ParameterOf(string target) => target switch
     {
         _ when target.StartsWith("eni-", StringComparison.Ordinal) => "NetworkInterfaceId",
@@ -56,7 +60,7 @@ public static class Ec2Targets
         return given.Count switch
         {
             1 => given[0],
-            0 => throw Ec2Lab.Fault("MissingParameter", "The request must contain exactly one route target (gatewayId, networkInterfaceId, ...)"),
+            0 => throw Ec2Lab.Fault("MissingParameter", "The request must contain one route target (gatewayId, networkInterfaceId, ...)"),
             _ => throw Ec2Lab.Fault("InvalidParameterCombination", "The request must contain exactly one route target, not several"),
         };
     }

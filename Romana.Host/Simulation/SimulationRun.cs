@@ -176,8 +176,10 @@ public sealed class SimulationRun : IAsyncDisposable
         var foreign = 0;
         foreach (var table in _scenario.Cluster.RouteTables)
         {
-            _ec2.AddRouteTable(table.Id, routeLimit: _scenario.Cluster.RouteLimit, tags: [new("romana.io/cluster", "simulation")], vpcCidr: "10.0.0.0/8");
-            for (var f = 0; f < table.ForeignRoutes; f++) _ec2.PutRoute(table.Id, $"192.168.{foreign++ % 256}.{f % 64 * 4}/30", $"pcx-foreign-{f}");
+            _ec2.AddRouteTable(table.Id, routeLimit: _scenario.Cluster.RouteLimit, tags: [new("romana.io/cluster", "simulation")],
+                vpcCidr: "10.0.0.0/8");
+            for (var f = 0; f < table.ForeignRoutes; f++)
+                _ec2.PutRoute(table.Id, $"192.168.{foreign++ % 256}.{f % 64 * 4}/30", $"pcx-foreign-{f}");
         }
         var routeSettings = RouteSettings.Default with
         {
@@ -185,7 +187,8 @@ public sealed class SimulationRun : IAsyncDisposable
             RouteLimit = _scenario.Cluster.RouteLimit,
         };
         var source = new IpamRoutingSource(_ipam.Ipam, _topology, TimeSpan.FromSeconds(30));
-        _routes = system.ActorOf(RouteManagerHost.Props(VpcRouteActor.Props(new Ec2LabRouteTables(_ec2), source, routeSettings, clock)), "route-manager");
+        var manager = VpcRouteActor.Props(new Ec2LabRouteTables(_ec2), source, routeSettings, clock);
+        _routes = system.ActorOf(RouteManagerHost.Props(manager), "route-manager");
         foreach (var subnet in _topology.Subnets)
             _supervisors[subnet.Id] = system.ActorOf(SubnetHealthSupervisor.Props(subnet.Id, _nodes, _health, _routes, clock), $"health-{Uri.EscapeDataString(subnet.Id.Value)}");
         foreach (var node in _members) Watch(node);
