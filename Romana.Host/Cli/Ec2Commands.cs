@@ -23,11 +23,13 @@ public static class Ec2Commands
     {
         var listen = new Option<string?>("--listen")
         {
-            Description = "ADDR:PORT to listen on (default romana.ec2-lab.listen: 127.0.0.1:9607; port 0: any free port)",
+            Description = "Where to listen (default romana.ec2-lab.listen: 127.0.0.1:9607; port 0: any free port)",
+            HelpName = "ADDR:PORT",
         };
         var config = new Option<string?>("--config")
         {
             Description = "A HOCON file whose romana.ec2-lab section sets the tables and faults",
+            HelpName = "FILE",
         };
         var command = new Command("serve", """
             Serves EC2's VPC route tables from memory over the EC2 Query API (version 2016-11-15), until SIGTERM or Ctrl-C:
@@ -36,10 +38,10 @@ public static class Ec2Commands
             check), answered with EC2's error codes (RouteAlreadyExists, InvalidRoute.NotFound, RouteLimitExceeded,
             InvalidRouteTableID.NotFound, RequestLimitExceeded, ...). It prints the URL to give AWSSDK.EC2 as
             AmazonEC2Config.ServiceURL; it accepts any credentials and checks no signature, so it listens on loopback
-            unless --listen says otherwise. The tables it starts with, their route
-            limits, EC2's token bucket for mutating calls (on by default: a burst of 50, refilled 5 per second), latency
-            and a rate of random 503s come from the romana.ec2-lab section of hocon/reference.conf, overridden by --config.
-            Nothing is kept: every start begins from the configured tables.
+            unless --listen says otherwise. The tables it starts with (one VPC; ids, subnets, tags, route limits, routes
+            made by others), EC2's token bucket for mutating calls (on by default: a burst of 50, refilled 5 per second),
+            latency and a rate of random 503s come from the romana.ec2-lab section of hocon/reference.conf, overridden by
+            --config. Nothing is kept: every start begins from the configured tables.
             """) { listen, config };
         command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => ServeAsync(parse.GetValue(listen), parse.GetValue(config))));
         return command;
