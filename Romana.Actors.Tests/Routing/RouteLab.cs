@@ -8,12 +8,12 @@ using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Persistence;
 using Romana.Actors.Routing;
-using Romana.Actors.Tests.Ec2;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Aws;
 using Romana.Host.Composition;
 using Microsoft.Extensions.DependencyInjection;
 using Akka.Hosting;
+using Romana.Host.Ec2;
 
 namespace Romana.Actors.Tests.Routing;
 
@@ -35,7 +35,7 @@ public sealed class StaticRoutingSource(RoutingSnapshot snapshot) : IRoutingSour
 }
 
 /// <summary>
-/// The route manager against the local EC2 endpoint through AWSSDK.EC2, on a SQLite journal: two subnets with their
+/// The route manager against the EC2 model's Query API server through AWSSDK.EC2, on a SQLite journal: two subnets with their
 /// own route tables (rtb-a for s1, rtb-b for s2), a shared one (rtb-c for s3 and s4), and a few nodes with pods.
 /// </summary>
 public sealed class RouteLab : IAsyncDisposable
@@ -59,7 +59,9 @@ public sealed class RouteLab : IAsyncDisposable
     private static PlanNode Node(string name, string subnet, int i) => new(new(name), new(subnet), new Ipv4(0x0A000000u + (uint)i), $"eni-{name}", true);
     private static PlanBlock Block(string cidr, string owner, int pods) => new(Ipv4Cidr.Parse(cidr), new(owner), pods);
 
-    public FakeEc2Server Ec2 { get; } = FakeEc2Server.Start();
+    /// <summary>EC2 itself: arrange its tables and faults, read its routes and calls.</summary>
+    public Ec2Lab Ec2 { get; } = new();
+    public Ec2QueryApiServer Endpoint { get; }
     public TempJournal Journal { get; } = new();
     public StaticRoutingSource Source { get; } = new(Cluster);
     public AmazonEC2Client Client { get; }
@@ -68,12 +70,13 @@ public sealed class RouteLab : IAsyncDisposable
 
     public RouteLab()
     {
-        Client = AwsEc2RouteTables.CreateClient("us-east-1", Ec2.Url, TimeSpan.FromSeconds(10), new BasicAWSCredentials("test", "test"));
+        Endpoint = Ec2QueryApiServer.Start(Ec2);
+        Client = AwsEc2RouteTables.CreateClient("us-east-1", Endpoint.Url, TimeSpan.FromSeconds(10),
+            new BasicAWSCredentials("test", "test"));
         foreach (var (table, subnets) in new[] { ("rtb-a", new[] { "subnet-s1" }), ("rtb-b", ["subnet-s2"]), ("rtb-c", ["subnet-s3", "subnet-s4"]) })
         {
-            Ec2.AddRouteTable(table, "vpc-1", subnetIds: subnets, tags: new Dictionary<string, string> { ["romana.io/cluster"] = "lab" });
-            Ec2.AddRoute(table, "10.0.0.0/16", "local");
-            Ec2.AddRoute(table, "0.0.0.0/0", "igw-1"); // foreign: must survive
+            Ec2.AddRouteTable(table, "vpc-1", subnetIds: subnets, tags: [new("romana.io/cluster", "lab")], vpcCidr: "10.0.0.0/16");
+            Ec2.PutRoute(table, "0.0.0.0/0", "igw-1"); // foreign: must survive
         }
     }
 
@@ -111,7 +114,7 @@ public sealed class RouteLab : IAsyncDisposable
     /// <summary>The routes EC2 holds now, read as a plan: ENIs mapped back to nodes; foreign routes left out.</summary>
     public RoutePlan PlanInEc2() => new([.. new[] { "rtb-a", "rtb-b", "rtb-c" }.Select(table => new TablePlan(table, 50,
         [.. Ec2.RoutesOf(table).Where(r => r.Target.StartsWith("eni-", StringComparison.Ordinal))
-            .Select(r => new PlannedRoute(Ipv4Cidr.Parse(r.Cidr), new NodeName(r.Target["eni-".Length..]), r.Target))]))], 0, []);
+            .Select(r => new PlannedRoute(Ipv4Cidr.Parse(r.Destination), new NodeName(r.Target["eni-".Length..]), r.Target))]))], 0, []);
 
     /// <summary>
     /// Waits until EC2 carries a plan that reaches every block of the current cluster view, and the manager has finished
@@ -146,7 +149,7 @@ public sealed class RouteLab : IAsyncDisposable
     {
         if (_host is not null) await _host.DisposeAsync();
         Client.Dispose();
-        await Ec2.DisposeAsync();
+        await Endpoint.DisposeAsync();
         Journal.Dispose();
     }
 }

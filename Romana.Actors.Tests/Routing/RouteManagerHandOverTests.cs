@@ -34,7 +34,7 @@ public class RouteManagerHandOverTests
     public async Task The_new_singleton_recovers_and_finishes_the_pass_without_duplicates_or_deleting_wanted_routes()
     {
         await using var lab = new RouteLab();
-        lab.Ec2.SetLatency(TimeSpan.FromMilliseconds(150)); // a pass takes a few seconds: time to hand over in the middle
+        lab.Ec2.Latency = TimeSpan.FromMilliseconds(150); // a pass takes a few seconds: time to hand over in the middle
         await using var firstHost = await MemberAsync(lab);
         await using var secondHost = await MemberAsync(lab);
         var (first, second) = (firstHost.System, secondHost.System);

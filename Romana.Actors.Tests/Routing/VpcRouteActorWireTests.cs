@@ -1,10 +1,11 @@
 using Amazon.EC2.Model;
 using Romana.Actors.Routing;
 using Romana.Actors.Tests.Support;
+using Romana.Host.Ec2;
 
 namespace Romana.Actors.Tests.Routing;
 
-/// <summary>The route manager through the real AWSSDK.EC2 client, over HTTP, against the local EC2 endpoint.</summary>
+/// <summary>The route manager through the real AWSSDK.EC2 client, over HTTP, against the EC2 model's Query API server.</summary>
 public class VpcRouteActorWireTests
 {
     private static readonly string[] Mutating = ["CreateRoute", "ReplaceRoute", "DeleteRoute", "ModifyNetworkInterfaceAttribute"];
@@ -73,11 +74,11 @@ public class VpcRouteActorWireTests
     public async Task Under_throttling_and_server_errors_it_backs_off_and_still_converges()
     {
         await using var lab = new RouteLab();
-        lab.Ec2.SetThrottle(burst: 3, refillPerSecond: 5);
-        lab.Ec2.SetErrorRate(0.2);
+        lab.Ec2.Throttle = new Ec2Throttle(Burst: 3, RefillPerSecond: 5);
+        lab.Ec2.ErrorRate = 0.2;
         await lab.StartAsync();
         await lab.ConvergedAsync(TimeSpan.FromSeconds(60));
-        lab.Ec2.SetErrorRate(0);
+        lab.Ec2.ErrorRate = 0;
         Assert.True(lab.Ec2.Calls.Count > lab.Ec2.CountOf("DescribeRouteTables") + MutatingCallsWanted(lab), "no call was retried");
     }
 
@@ -89,7 +90,7 @@ public class VpcRouteActorWireTests
         await using var lab = new RouteLab();
         // rtb-c serves two subnets, so it needs a route to each of the four; with room it would hold more specific ones
         // too. Its real limit is 6, the igw route counts: five pod routes at most, where 50 are configured.
-        lab.Ec2.SetLimit("rtb-c", 6);
+        lab.Ec2.SetRouteLimit("rtb-c", 6);
         await lab.StartAsync();
         var plan = await lab.ConvergedAsync();
         Assert.InRange(plan.Table("rtb-c")!.Routes.Length, 4, 5);
@@ -127,7 +128,7 @@ public class VpcRouteActorWireTests
     public async Task A_route_taken_by_someone_else_at_a_wanted_destination_is_never_touched()
     {
         await using var lab = new RouteLab();
-        lab.Ec2.AddRoute("rtb-a", "100.64.1.0/24", "pcx-peering"); // someone routes s2's prefix to a peering connection
+        lab.Ec2.PutRoute("rtb-a", "100.64.1.0/24", "pcx-peering"); // someone routes s2's prefix to a peering connection
         await lab.StartAsync();
         while ((await lab.ViewAsync()) is { Passes: 0 } or { Busy: true }) await Task.Delay(50);
         Assert.Contains(("100.64.1.0/24", "pcx-peering"), lab.Ec2.RoutesOf("rtb-a"));

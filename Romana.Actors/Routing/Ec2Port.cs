@@ -27,6 +27,8 @@ public sealed class Ec2Error(string code, int statusCode, string message) : Exce
 {
     public string Code { get; } = code;
     public int StatusCode { get; } = statusCode;
+    /// <summary>The message as EC2 worded it, without the code.</summary>
+    public string Detail { get; } = message;
     public bool IsThrottling => Code is "RequestLimitExceeded" or "Throttling" or "ThrottlingException";
     public bool IsRetryable => IsThrottling || StatusCode >= 500;
     public bool IsRouteLimit => Code == "RouteLimitExceeded";
@@ -34,7 +36,7 @@ public sealed class Ec2Error(string code, int statusCode, string message) : Exce
     public bool IsRouteNotFound => Code == "InvalidRoute.NotFound";
 }
 
-/// <summary>The EC2 calls the route manager makes. The real adapter uses AWSSDK.EC2; simulations use an in-memory one.</summary>
+/// <summary>The EC2 calls the route manager makes: AWSSDK.EC2 in production, the in-memory EC2 of Romana.Host/Ec2 in simulations.</summary>
 public interface IEc2RouteTables
 {
     /// <summary>Every selected table with its routes and subnet associations, all pages; throws <see cref="Ec2Error"/>.</summary>

@@ -6,6 +6,7 @@ using Romana.Actors;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Routing;
+using Romana.Host.Ec2;
 using Romana.Host.Ipam;
 using Romana.Host.Composition;
 using Romana.Host.Persistence;
@@ -55,14 +56,14 @@ public static class RouteBenchmark
     /// <summary>Converges on an in-memory EC2, fails one forwarder, and counts the mutating calls of the next pass.</summary>
     private static async Task<(int Differing, int Calls)> ReconcileCallsAsync(RoutingInput input, NodeName forwarder)
     {
-        var ec2 = new InMemoryEc2();
-        foreach (var table in input.Tables) ec2.AddTable(table.Id, 500, tags: ["romana.io/cluster=bench"]);
+        var ec2 = new Ec2Lab();
+        foreach (var table in input.Tables) ec2.AddRouteTable(table.Id, routeLimit: 500, tags: [new("romana.io/cluster", "bench")]);
         var source = new Source(new RoutingSnapshot(input.Subnets, input.Nodes, input.Blocks));
         var settings = RouteSettings.Default with { Tables = new RouteTableSelector([], "romana.io/cluster", "bench"), RouteLimit = 500, ReconcileInterval = TimeSpan.FromHours(1) };
         await using var journal = await FreshJournal.SqliteAsync();
         await using var romana = await RomanaHost.StartAsync(ConfigurationFactory.ParseString("akka.loglevel = WARNING"),
             akka => akka.AddRomanaPersistence(journal.Settings).AddRomanaRoutes(null), services => services
-                .AddSingleton<IEc2RouteTables>(ec2).AddSingleton<IRoutingSource>(source).AddSingleton(settings), "bench");
+                .AddSingleton<IEc2RouteTables>(new Ec2LabRouteTables(ec2)).AddSingleton<IRoutingSource>(source).AddSingleton(settings), "bench");
         var manager = romana.Registry.Get<VpcRouteActor>();
         var before = await SettledAsync(manager);
         ec2.ClearCalls();
@@ -70,7 +71,7 @@ public static class RouteBenchmark
         manager.Tell(new RouteManagerMessages.Reconcile("health changed"));
         var after = await SettledAsync(manager, before.Passes);
         var differing = after.Routes.Count(r => !before.Routes.Contains(r));
-        return (differing, ec2.Calls.Count(c => !c.StartsWith("Describe", StringComparison.Ordinal)));
+        return (differing, ec2.Calls.Count(c => !c.Action.StartsWith("Describe", StringComparison.Ordinal)));
     }
 
     private static async Task<RouteManagerMessages.RouteManagerView> SettledAsync(IActorRef manager, long afterPasses = 0)

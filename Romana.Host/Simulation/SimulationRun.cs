@@ -13,6 +13,7 @@ using Romana.Actors.Health;
 using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
 using Romana.Actors.Topology;
+using Romana.Host.Ec2;
 using Romana.Host.Ipam;
 using Romana.Host.Composition;
 using Romana.Host.Persistence;
@@ -58,7 +59,7 @@ public sealed class SimulationRun : IAsyncDisposable
     private readonly ConcurrentQueue<IRomanaEvent> _events = new();
     private readonly List<TimelineEntry> _timeline = new();
     private readonly List<ClusterNode> _members;
-    private InMemoryEc2 _ec2 = null!;
+    private Ec2Lab _ec2 = null!;
     private RomanaHost _romana = null!;
     private IActorRef _forwarderHealth = ActorRefs.Nobody;
     private TestScheduler _scheduler = null!;
@@ -197,18 +198,19 @@ public sealed class SimulationRun : IAsyncDisposable
     }
 
     /// <summary>EC2 in memory, its latency in the virtual time of <paramref name="system"/>'s test scheduler.</summary>
-    private InMemoryEc2 CreateEc2(ActorSystem system, IClock clock)
+    private IEc2RouteTables CreateEc2(ActorSystem system, IClock clock)
     {
         _scheduler = (TestScheduler)system.Scheduler;
-        _ec2 = new InMemoryEc2(clock) { Latency = Ec2Latency, Delay = VirtualDelay };
+        _ec2 = new Ec2Lab(clock) { Latency = Ec2Latency, Delay = VirtualDelay };
         var foreign = 0;
         foreach (var table in _scenario.Cluster.RouteTables)
         {
-            _ec2.AddTable(table.Id, _scenario.Cluster.RouteLimit, tags: ["romana.io/cluster=simulation"]);
-            _ec2.AddRoute(table.Id, "10.0.0.0/8", "local");
-            for (var f = 0; f < table.ForeignRoutes; f++) _ec2.AddRoute(table.Id, $"192.168.{foreign++ % 256}.{f % 64 * 4}/30", $"pcx-foreign-{f}");
+            _ec2.AddRouteTable(table.Id, routeLimit: _scenario.Cluster.RouteLimit, tags: [new("romana.io/cluster", "simulation")],
+                vpcCidr: "10.0.0.0/8");
+            for (var f = 0; f < table.ForeignRoutes; f++)
+                _ec2.PutRoute(table.Id, $"192.168.{foreign++ % 256}.{f % 64 * 4}/30", $"pcx-foreign-{f}");
         }
-        return _ec2;
+        return new Ec2LabRouteTables(_ec2);
     }
 
     private void Watch(ClusterNode node) =>
@@ -261,10 +263,10 @@ public sealed class SimulationRun : IAsyncDisposable
                 _timeline.Add(Entry(at, "removeNode", ("node", remove.Node)));
                 break;
             case ScenarioEvent.ThrottleEc2 throttle:
-                _ec2.Throttle(0);
+                _ec2.Throttle = new Ec2Throttle(0, 0); // an empty bucket that never refills: every mutating call is throttled
                 _scheduler.ScheduleOnce(throttle.For, () =>
                 {
-                    _ec2.Throttle(null);
+                    _ec2.Throttle = null;
                     lock (_timeline) _timeline.Add(Entry(Elapsed, "ec2ThrottleEnded"));
                 });
                 _timeline.Add(Entry(at, "ec2Throttle", ("for", $"{throttle.For.TotalSeconds:0.###}s")));
@@ -332,8 +334,8 @@ public sealed class SimulationRun : IAsyncDisposable
     {
         var byEni = nodes.Where(n => n.Eni.Length > 0).ToDictionary(n => n.Eni, n => n.Name);
         return new RoutePlan([.. _scenario.Cluster.RouteTables.Select(t => new TablePlan(t.Id, 0,
-            [.. _ec2.RoutesOf(t.Id).Where(r => byEni.ContainsKey(r.Value))
-                .Select(r => new PlannedRoute(Ipv4Cidr.Parse(r.Key), byEni[r.Value], r.Value))]))], 0, []);
+            [.. _ec2.RoutesOf(t.Id).Where(r => byEni.ContainsKey(r.Target))
+                .Select(r => new PlannedRoute(Ipv4Cidr.Parse(r.Destination), byEni[r.Target], r.Target))]))], 0, []);
     }
 
     // ---- what happened ---------------------------------------------------------------------------------------------

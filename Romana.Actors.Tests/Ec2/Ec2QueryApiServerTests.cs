@@ -3,15 +3,25 @@ using System.Net;
 using Amazon.EC2;
 using Amazon.EC2.Model;
 using Amazon.Runtime;
-using Xunit;
+using Romana.Host.Ec2;
 
 namespace Romana.Actors.Tests.Ec2;
 
-public sealed class FakeEc2ServerTests : IAsyncLifetime
+/// <summary>The EC2 model through its Query API server, driven by the real AWSSDK.EC2 client.</summary>
+public sealed class Ec2QueryApiServerTests : IAsyncLifetime
 {
     private const string Vpc = "vpc-1";
-    private readonly FakeEc2Server _server = FakeEc2Server.Start();
+    // The token bucket runs on this clock: a burst is judged by the tokens it finds, however slowly the machine serves it.
+    private readonly ManualClock _clock = new();
+    private readonly Ec2Lab _lab;
+    private readonly Ec2QueryApiServer _server;
     private AmazonEC2Client _ec2 = null!;
+
+    public Ec2QueryApiServerTests()
+    {
+        _lab = new Ec2Lab(_clock);
+        _server = Ec2QueryApiServer.Start(_lab);
+    }
 
     public Task InitializeAsync()
     {
@@ -25,7 +35,7 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
         await _server.DisposeAsync();
     }
 
-    private static AmazonEC2Client ClientFor(FakeEc2Server server, int maxErrorRetry = 0) =>
+    private static AmazonEC2Client ClientFor(Ec2QueryApiServer server, int maxErrorRetry = 0) =>
         new(new BasicAWSCredentials("test", "test"), new AmazonEC2Config
         {
             ServiceURL = server.Url,
@@ -53,14 +63,14 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Describe_by_ids_returns_those_tables_with_full_shape()
     {
-        _server.AddRouteTable("rtb-a", Vpc, subnetIds: ["subnet-1", "subnet-2"],
+        _lab.AddRouteTable("rtb-a", Vpc, subnetIds: ["subnet-1", "subnet-2"],
             tags: new Dictionary<string, string> { ["Name"] = "main", ["romana"] = "managed" });
-        _server.AddRouteTable("rtb-b", Vpc);
-        _server.AddRouteTable("rtb-c", "vpc-2");
-        _server.AddRoute("rtb-a", "10.0.0.0/16", "local");
-        _server.AddRoute("rtb-a", "0.0.0.0/0", "igw-1");
-        _server.AddRoute("rtb-a", "10.1.0.0/24", "eni-1");
-        _server.AddRoute("rtb-a", "10.2.0.0/24", "i-1");
+        _lab.AddRouteTable("rtb-b", Vpc);
+        _lab.AddRouteTable("rtb-c", "vpc-2");
+        _lab.PutRoute("rtb-a", "10.0.0.0/16", "local");
+        _lab.PutRoute("rtb-a", "0.0.0.0/0", "igw-1");
+        _lab.PutRoute("rtb-a", "10.1.0.0/24", "eni-1");
+        _lab.PutRoute("rtb-a", "10.2.0.0/24", "i-1");
 
         var response = await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest { RouteTableIds = ["rtb-a", "rtb-c"] });
 
@@ -68,7 +78,7 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
         Assert.Null(response.NextToken);
         var table = response.RouteTables[0];
         Assert.Equal(Vpc, table.VpcId);
-        Assert.Equal(FakeEc2Server.OwnerId, table.OwnerId);
+        Assert.Equal(Ec2Lab.AccountId, table.OwnerId);
 
         var local = table.Routes.Single(r => r.DestinationCidrBlock == "10.0.0.0/16");
         Assert.Equal("local", local.GatewayId);
@@ -96,7 +106,7 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Describe_unknown_id_is_InvalidRouteTableID_NotFound()
     {
-        _server.AddRouteTable("rtb-a", Vpc);
+        _lab.AddRouteTable("rtb-a", Vpc);
 
         var error = await ThrowsEc2("InvalidRouteTableID.NotFound", HttpStatusCode.BadRequest,
             () => _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest { RouteTableIds = ["rtb-a", "rtb-nope"] }));
@@ -107,9 +117,9 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Describe_with_tag_filters()
     {
-        _server.AddRouteTable("rtb-a", Vpc, tags: new Dictionary<string, string> { ["romana"] = "managed" });
-        _server.AddRouteTable("rtb-b", Vpc, tags: new Dictionary<string, string> { ["romana"] = "ignored" });
-        _server.AddRouteTable("rtb-c", Vpc, tags: new Dictionary<string, string> { ["other"] = "x" });
+        _lab.AddRouteTable("rtb-a", Vpc, tags: new Dictionary<string, string> { ["romana"] = "managed" });
+        _lab.AddRouteTable("rtb-b", Vpc, tags: new Dictionary<string, string> { ["romana"] = "ignored" });
+        _lab.AddRouteTable("rtb-c", Vpc, tags: new Dictionary<string, string> { ["other"] = "x" });
 
         Assert.Equal(["rtb-a"], await DescribeIds(new() { Filters = [new Filter("tag:romana", ["managed"])] }));
         Assert.Equal(["rtb-a", "rtb-b"], await DescribeIds(new() { Filters = [new Filter("tag-key", ["romana"])] }));
@@ -120,9 +130,9 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Describe_with_subnet_association_and_vpc_filters()
     {
-        _server.AddRouteTable("rtb-a", Vpc, subnetIds: ["subnet-1"]);
-        _server.AddRouteTable("rtb-b", Vpc, subnetIds: ["subnet-2", "subnet-3"]);
-        _server.AddRouteTable("rtb-c", "vpc-2", subnetIds: ["subnet-3"]);
+        _lab.AddRouteTable("rtb-a", Vpc, subnetIds: ["subnet-1"]);
+        _lab.AddRouteTable("rtb-b", Vpc, subnetIds: ["subnet-2", "subnet-3"]);
+        _lab.AddRouteTable("rtb-c", "vpc-2", subnetIds: ["subnet-3"]);
 
         Assert.Equal(["rtb-b", "rtb-c"], await DescribeIds(new() { Filters = [new Filter("association.subnet-id", ["subnet-3"])] }));
         Assert.Equal(["rtb-b"], await DescribeIds(new()
@@ -144,7 +154,7 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     public async Task Describe_paginates_with_MaxResults_and_NextToken()
     {
         for (var i = 1; i <= 7; i++)
-            _server.AddRouteTable($"rtb-{i}", Vpc);
+            _lab.AddRouteTable($"rtb-{i}", Vpc);
 
         var first = await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest { MaxResults = 5 });
         var second = await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest { MaxResults = 5, NextToken = first.NextToken });
@@ -153,29 +163,29 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
         Assert.NotNull(first.NextToken);
         Assert.Equal(["rtb-6", "rtb-7"], second.RouteTables.Select(t => t.RouteTableId));
         Assert.Null(second.NextToken);
-        Assert.Equal("5", _server.Calls[0].Parameters["MaxResults"]);
-        Assert.Equal(first.NextToken, _server.Calls[1].Parameters["NextToken"]);
+        Assert.Equal("5", _lab.Calls[0].Parameters["MaxResults"]);
+        Assert.Equal(first.NextToken, _lab.Calls[1].Parameters["NextToken"]);
     }
 
     [Fact]
     public async Task Describe_paginator_walks_all_pages()
     {
         for (var i = 1; i <= 7; i++)
-            _server.AddRouteTable($"rtb-{i}", Vpc);
+            _lab.AddRouteTable($"rtb-{i}", Vpc);
 
         var ids = new List<string>();
         await foreach (var table in _ec2.Paginators.DescribeRouteTables(new DescribeRouteTablesRequest { MaxResults = 5 }).RouteTables)
             ids.Add(table.RouteTableId);
 
         Assert.Equal(Enumerable.Range(1, 7).Select(i => $"rtb-{i}"), ids);
-        Assert.Equal(2, _server.CountOf("DescribeRouteTables"));
+        Assert.Equal(2, _lab.CountOf("DescribeRouteTables"));
     }
 
     [Fact]
     public async Task Describe_without_MaxResults_returns_everything()
     {
         for (var i = 1; i <= 7; i++)
-            _server.AddRouteTable($"rtb-{i}", Vpc);
+            _lab.AddRouteTable($"rtb-{i}", Vpc);
 
         var response = await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest());
 
@@ -188,42 +198,42 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Create_replace_delete_happy_path()
     {
-        _server.AddRouteTable("rtb-a", Vpc);
-        _server.AddRoute("rtb-a", "10.0.0.0/16", "local");
+        _lab.AddRouteTable("rtb-a", Vpc);
+        _lab.PutRoute("rtb-a", "10.0.0.0/16", "local");
 
         var created = await Create("rtb-a", "10.1.0.0/24", "eni-1");
         Assert.True(created.Return);
-        Assert.Contains(("10.1.0.0/24", "eni-1"), _server.RoutesOf("rtb-a"));
+        Assert.Contains(("10.1.0.0/24", "eni-1"), _lab.RoutesOf("rtb-a"));
 
         var replaced = await _ec2.ReplaceRouteAsync(new ReplaceRouteRequest
         {
             RouteTableId = "rtb-a", DestinationCidrBlock = "10.1.0.0/24", NetworkInterfaceId = "eni-2",
         });
         Assert.Equal(HttpStatusCode.OK, replaced.HttpStatusCode);
-        Assert.Contains(("10.1.0.0/24", "eni-2"), _server.RoutesOf("rtb-a"));
+        Assert.Contains(("10.1.0.0/24", "eni-2"), _lab.RoutesOf("rtb-a"));
 
         var described = await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest { RouteTableIds = ["rtb-a"] });
         Assert.Equal("eni-2", described.RouteTables[0].Routes.Single(r => r.DestinationCidrBlock == "10.1.0.0/24").NetworkInterfaceId);
 
         await _ec2.DeleteRouteAsync(new DeleteRouteRequest { RouteTableId = "rtb-a", DestinationCidrBlock = "10.1.0.0/24" });
-        Assert.Equal([("10.0.0.0/16", "local")], _server.RoutesOf("rtb-a"));
+        Assert.Equal([("10.0.0.0/16", "local")], _lab.RoutesOf("rtb-a"));
     }
 
     [Fact]
     public async Task Create_existing_cidr_is_RouteAlreadyExists()
     {
-        _server.AddRouteTable("rtb-a", Vpc);
-        _server.AddRoute("rtb-a", "10.1.0.0/24", "eni-foreign");
+        _lab.AddRouteTable("rtb-a", Vpc);
+        _lab.PutRoute("rtb-a", "10.1.0.0/24", "eni-foreign");
 
         await ThrowsEc2("RouteAlreadyExists", HttpStatusCode.BadRequest, () => Create("rtb-a", "10.1.0.0/24", "eni-1"));
 
-        Assert.Equal([("10.1.0.0/24", "eni-foreign")], _server.RoutesOf("rtb-a"));
+        Assert.Equal([("10.1.0.0/24", "eni-foreign")], _lab.RoutesOf("rtb-a"));
     }
 
     [Fact]
     public async Task Replace_and_delete_of_missing_route_are_InvalidRoute_NotFound()
     {
-        _server.AddRouteTable("rtb-a", Vpc);
+        _lab.AddRouteTable("rtb-a", Vpc);
 
         var replace = await ThrowsEc2("InvalidRoute.NotFound", HttpStatusCode.BadRequest,
             () => _ec2.ReplaceRouteAsync(new ReplaceRouteRequest
@@ -239,17 +249,17 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Create_at_the_limit_is_RouteLimitExceeded_counting_foreign_but_not_local_routes()
     {
-        _server.AddRouteTable("rtb-a", Vpc, limit: 3);
-        _server.AddRoute("rtb-a", "10.0.0.0/16", "local");
-        _server.AddRoute("rtb-a", "0.0.0.0/0", "igw-1");
-        _server.AddRoute("rtb-a", "10.5.0.0/24", "eni-foreign");
+        _lab.AddRouteTable("rtb-a", Vpc, routeLimit: 3);
+        _lab.PutRoute("rtb-a", "10.0.0.0/16", "local");
+        _lab.PutRoute("rtb-a", "0.0.0.0/0", "igw-1");
+        _lab.PutRoute("rtb-a", "10.5.0.0/24", "eni-foreign");
 
         await Create("rtb-a", "10.1.0.0/24", "eni-1");
         await ThrowsEc2("RouteLimitExceeded", HttpStatusCode.BadRequest, () => Create("rtb-a", "10.2.0.0/24", "eni-1"));
 
-        _server.SetLimit("rtb-a", 4);
+        _lab.SetRouteLimit("rtb-a", 4);
         await Create("rtb-a", "10.2.0.0/24", "eni-1");
-        Assert.Equal(5, _server.RoutesOf("rtb-a").Count);
+        Assert.Equal(5, _lab.RoutesOf("rtb-a").Count);
     }
 
     [Fact]
@@ -263,11 +273,11 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Create_with_malformed_cidr_is_InvalidParameterValue()
     {
-        _server.AddRouteTable("rtb-a", Vpc);
+        _lab.AddRouteTable("rtb-a", Vpc);
 
         await ThrowsEc2("InvalidParameterValue", HttpStatusCode.BadRequest, () => Create("rtb-a", "10.1.0.300/24", "eni-1"));
         await ThrowsEc2("InvalidParameterValue", HttpStatusCode.BadRequest, () => Create("rtb-a", "10.1.0.0/33", "eni-1"));
-        Assert.Empty(_server.RoutesOf("rtb-a"));
+        Assert.Empty(_lab.RoutesOf("rtb-a"));
     }
 
     // ---------------------------------------------------------------- ModifyNetworkInterfaceAttribute
@@ -275,7 +285,7 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Modify_network_interface_sets_source_dest_check()
     {
-        Assert.Null(_server.SourceDestCheck("eni-1"));
+        Assert.Null(_lab.SourceDestCheck("eni-1"));
 
         var response = await _ec2.ModifyNetworkInterfaceAttributeAsync(new ModifyNetworkInterfaceAttributeRequest
         {
@@ -283,9 +293,9 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
         });
 
         Assert.Equal(HttpStatusCode.OK, response.HttpStatusCode);
-        Assert.False(_server.SourceDestCheck("eni-1"));
-        Assert.Equal("false", _server.Calls.Single().Parameters["SourceDestCheck.Value"]);
-        Assert.Null(_server.SourceDestCheck("eni-2"));
+        Assert.False(_lab.SourceDestCheck("eni-1"));
+        Assert.Equal("false", _lab.Calls.Single().Parameters["SourceDestCheck.Value"]);
+        Assert.Null(_lab.SourceDestCheck("eni-2"));
     }
 
     // ---------------------------------------------------------------- fault injection
@@ -293,27 +303,27 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Throttle_gives_burst_successes_then_RequestLimitExceeded_on_first_try_then_refills()
     {
-        _server.AddRouteTable("rtb-a", Vpc);
-        _server.SetThrottle(burst: 3, refillPerSecond: 1);
+        _lab.AddRouteTable("rtb-a", Vpc);
+        _lab.Throttle = new Ec2Throttle(Burst: 3, RefillPerSecond: 1);
 
         for (var i = 1; i <= 3; i++)
             await Create("rtb-a", $"10.{i}.0.0/24", "eni-1");
         var error = await ThrowsEc2("RequestLimitExceeded", HttpStatusCode.ServiceUnavailable, () => Create("rtb-a", "10.4.0.0/24", "eni-1"));
         Assert.Equal("Request limit exceeded.", error.Message);
-        Assert.Equal(4, _server.CountOf("CreateRoute")); // MaxErrorRetry = 0: no hidden SDK retry
+        Assert.Equal(4, _lab.CountOf("CreateRoute")); // MaxErrorRetry = 0: no hidden SDK retry
 
         await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest()); // reads are never throttled
 
-        await Task.Delay(TimeSpan.FromSeconds(1.1));
+        _clock.Advance(TimeSpan.FromSeconds(1.1));
         await Create("rtb-a", "10.4.0.0/24", "eni-1");
-        Assert.Equal(4, _server.RoutesOf("rtb-a").Count);
+        Assert.Equal(4, _lab.RoutesOf("rtb-a").Count);
     }
 
     [Fact]
     public async Task Concurrent_burst_is_served_and_throttled_consistently()
     {
-        _server.AddRouteTable("rtb-a", Vpc, limit: 100);
-        _server.SetThrottle(burst: 50, refillPerSecond: 5);
+        _lab.AddRouteTable("rtb-a", Vpc, routeLimit: 100);
+        _lab.Throttle = Ec2Throttle.Ec2Default;
 
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 60).Select(async i =>
         {
@@ -329,20 +339,20 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
         }));
 
         var succeeded = outcomes.Count(o => o == "ok");
-        Assert.InRange(succeeded, 50, 51); // a token may refill while the burst is in flight
-        Assert.Equal(succeeded, _server.RoutesOf("rtb-a").Count);
-        Assert.Equal(60, _server.CountOf("CreateRoute"));
+        Assert.Equal(50, succeeded); // the clock stands still: no token refills while the burst is in flight
+        Assert.Equal(succeeded, _lab.RoutesOf("rtb-a").Count);
+        Assert.Equal(60, _lab.CountOf("CreateRoute"));
     }
 
     [Fact]
     public async Task Throttle_can_be_disabled_again()
     {
-        _server.AddRouteTable("rtb-a", Vpc);
-        _server.SetThrottle(burst: 1, refillPerSecond: 0);
+        _lab.AddRouteTable("rtb-a", Vpc);
+        _lab.Throttle = new Ec2Throttle(Burst: 1, RefillPerSecond: 0);
         await Create("rtb-a", "10.1.0.0/24", "eni-1");
         await ThrowsEc2("RequestLimitExceeded", HttpStatusCode.ServiceUnavailable, () => Create("rtb-a", "10.2.0.0/24", "eni-1"));
 
-        _server.DisableThrottle();
+        _lab.Throttle = null;
 
         await Create("rtb-a", "10.2.0.0/24", "eni-1");
     }
@@ -350,11 +360,11 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Error_rate_one_fails_every_call_with_503_Unavailable()
     {
-        _server.SetErrorRate(1.0);
+        _lab.ErrorRate = 1.0;
 
         await ThrowsEc2("Unavailable", HttpStatusCode.ServiceUnavailable, () => _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest()));
 
-        _server.SetErrorRate(0);
+        _lab.ErrorRate = 0;
         await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest());
     }
 
@@ -363,9 +373,8 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     {
         async Task<string> Pattern()
         {
-            await using var server = FakeEc2Server.Start(seed: 7);
+            await using var server = Ec2QueryApiServer.Start(new Ec2Lab(seed: 7) { ErrorRate = 0.5 });
             using var ec2 = ClientFor(server);
-            server.SetErrorRate(0.5);
             var outcome = "";
             for (var i = 0; i < 12; i++)
             {
@@ -392,18 +401,18 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     public async Task Sdk_retries_are_visible_in_the_call_log_when_enabled()
     {
         using var retrying = ClientFor(_server, maxErrorRetry: 1); // the SDK backs off up to ~1 s before the retry
-        _server.SetErrorRate(1.0);
+        _lab.ErrorRate = 1.0;
 
         await ThrowsEc2("Unavailable", HttpStatusCode.ServiceUnavailable, () => retrying.DescribeRouteTablesAsync(new DescribeRouteTablesRequest()));
 
-        Assert.Equal(2, _server.CountOf("DescribeRouteTables"));
+        Assert.Equal(2, _lab.CountOf("DescribeRouteTables"));
     }
 
     [Fact]
     public async Task Latency_delays_each_answer()
     {
         await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest()); // warm up the connection
-        _server.SetLatency(TimeSpan.FromMilliseconds(300));
+        _lab.Latency = TimeSpan.FromMilliseconds(300);
 
         var clock = Stopwatch.StartNew();
         await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest());
@@ -416,7 +425,7 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Call_log_records_actions_in_order_with_parameters_and_counts()
     {
-        _server.AddRouteTable("rtb-a", Vpc);
+        _lab.AddRouteTable("rtb-a", Vpc);
 
         await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest { RouteTableIds = ["rtb-a"] });
         await Create("rtb-a", "10.1.0.0/24", "eni-1");
@@ -427,19 +436,19 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
 
         Assert.Equal(
             ["DescribeRouteTables", "CreateRoute", "ReplaceRoute", "CreateRoute", "DeleteRoute", "ModifyNetworkInterfaceAttribute"],
-            _server.Calls.Select(c => c.Action));
-        var create = _server.Calls[1].Parameters;
+            _lab.Calls.Select(c => c.Action));
+        var create = _lab.Calls[1].Parameters;
         Assert.Equal("2016-11-15", create["Version"]);
         Assert.Equal("rtb-a", create["RouteTableId"]);
         Assert.Equal("10.1.0.0/24", create["DestinationCidrBlock"]);
         Assert.Equal("eni-1", create["NetworkInterfaceId"]);
-        Assert.Equal("rtb-a", _server.Calls[0].Parameters["RouteTableId.1"]);
-        Assert.Equal(2, _server.CallCounts["CreateRoute"]);
-        Assert.Equal(1, _server.CountOf("DeleteRoute"));
+        Assert.Equal("rtb-a", _lab.Calls[0].Parameters["RouteTableId.1"]);
+        Assert.Equal(2, _lab.CallCounts["CreateRoute"]);
+        Assert.Equal(1, _lab.CountOf("DeleteRoute"));
 
-        _server.ClearCalls();
-        Assert.Empty(_server.Calls);
-        Assert.Equal(0, _server.CountOf("CreateRoute"));
+        _lab.ClearCalls();
+        Assert.Empty(_lab.Calls);
+        Assert.Equal(0, _lab.CountOf("CreateRoute"));
     }
 
     [Fact]
@@ -453,13 +462,13 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.StartsWith("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>InvalidAction</Code>", body);
         Assert.Contains("<RequestID>", body);
-        Assert.Equal("RunInstances", _server.Calls.Single().Action);
+        Assert.Equal("RunInstances", _lab.Calls.Single().Action);
     }
 
     [Fact]
     public async Task Success_responses_carry_the_ec2_namespace()
     {
-        _server.AddRouteTable("rtb-a", Vpc);
+        _lab.AddRouteTable("rtb-a", Vpc);
         using var http = new HttpClient();
         var response = await http.PostAsync(_server.Url, new FormUrlEncodedContent(new Dictionary<string, string>
         {
@@ -475,7 +484,7 @@ public sealed class FakeEc2ServerTests : IAsyncLifetime
     [Fact]
     public async Task Dispose_stops_listening()
     {
-        var server = FakeEc2Server.Start();
+        var server = Ec2QueryApiServer.Start(new Ec2Lab());
         var url = server.Url;
         await server.DisposeAsync();
         server.Dispose(); // idempotent

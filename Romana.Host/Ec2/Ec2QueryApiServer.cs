@@ -1,0 +1,222 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Web;
+using System.Xml.Linq;
+using Romana.Actors.Routing;
+
+namespace Romana.Host.Ec2;
+
+/// <summary>
+/// An <see cref="Ec2Lab"/> behind HTTP, speaking the EC2 Query API (version 2016-11-15) that AWSSDK.EC2 uses: form-encoded
+/// requests in, EC2's XML answers and error bodies out, with EC2's status codes. Accepts any credentials and checks no
+/// signature, so it listens on loopback unless told otherwise. All behaviour is the model's; this is transport only.
+/// </summary>
+public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
+{
+    public const string ApiVersion = "2016-11-15";
+    public const string XmlNamespace = "http://ec2.amazonaws.com/doc/2016-11-15/";
+
+    private static readonly XNamespace Ns = XmlNamespace;
+    private readonly HttpListener _listener;
+    private readonly Task _acceptLoop;
+    private int _disposed;
+
+    private Ec2QueryApiServer(Ec2Lab lab, HttpListener listener, IPEndPoint endPoint)
+    {
+        Lab = lab;
+        _listener = listener;
+        EndPoint = endPoint;
+        var host = endPoint.Address.Equals(IPAddress.Any) ? IPAddress.Loopback
+            : endPoint.Address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback
+            : endPoint.Address;
+        Url = $"http://{new IPEndPoint(host, endPoint.Port)}/";
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+    }
+
+    /// <summary>
+    /// Serves <paramref name="lab"/> on <paramref name="listen"/> (default 127.0.0.1 on a free port; port 0 picks a free one).
+    /// Throws <see cref="HttpListenerException"/> when the address cannot be bound.
+    /// </summary>
+    public static Ec2QueryApiServer Start(Ec2Lab lab, IPEndPoint? listen = null)
+    {
+        listen ??= new IPEndPoint(IPAddress.Loopback, 0);
+        // HttpListener cannot bind port 0: probe for a free port, and try again if someone takes it first.
+        for (var attempt = 1; ; attempt++)
+        {
+            var endPoint = listen.Port == 0 ? new IPEndPoint(listen.Address, FreePort(listen.Address)) : listen;
+            var listener = new HttpListener();
+            foreach (var prefix in Prefixes(endPoint)) listener.Prefixes.Add(prefix);
+            try
+            {
+                listener.Start();
+                return new Ec2QueryApiServer(lab, listener, endPoint);
+            }
+            catch (HttpListenerException) when (listen.Port == 0 && attempt < 10)
+            {
+                listener.Close();
+            }
+            catch
+            {
+                listener.Close();
+                throw;
+            }
+        }
+    }
+
+    public Ec2Lab Lab { get; }
+
+    /// <summary>Where it listens.</summary>
+    public IPEndPoint EndPoint { get; }
+
+    /// <summary>The URL for AmazonEC2Config.ServiceURL, e.g. http://127.0.0.1:41234/ (loopback when listening on every address).</summary>
+    public string Url { get; }
+
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
+        _listener.Close();
+        await _acceptLoop.ConfigureAwait(false);
+    }
+
+    // The listener answers only requests whose Host header matches a prefix: "+" takes any host (and binds every address);
+    // on loopback, http://localhost:PORT/ is as good a ServiceURL as the address.
+    private static IEnumerable<string> Prefixes(IPEndPoint endPoint)
+    {
+        if (endPoint.Address.Equals(IPAddress.Any) || endPoint.Address.Equals(IPAddress.IPv6Any)) return [$"http://+:{endPoint.Port}/"];
+        return IPAddress.IsLoopback(endPoint.Address)
+            ? [$"http://{endPoint}/", $"http://localhost:{endPoint.Port}/"]
+            : [$"http://{endPoint}/"];
+    }
+
+    private static int FreePort(IPAddress address)
+    {
+        using var probe = new TcpListener(address, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (true)
+        {
+            HttpListenerContext context;
+            try
+            {
+                context = await _listener.GetContextAsync().ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+            {
+                return; // closed
+            }
+            _ = Task.Run(() => ServeAsync(context));
+        }
+    }
+
+    private async Task ServeAsync(HttpListenerContext context)
+    {
+        try
+        {
+            var parameters = await ReadParametersAsync(context.Request).ConfigureAwait(false);
+            var call = new Ec2Call(parameters.GetValueOrDefault("Action", ""), parameters.AsReadOnly());
+            var requestId = Guid.NewGuid().ToString();
+            var (status, body) = await AnswerAsync(call, requestId).ConfigureAwait(false);
+            await WriteAsync(context.Response, status, body).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or IOException)
+        {
+            // The client went away or the server is closing: nobody is left to answer.
+        }
+    }
+
+    private async Task<(int Status, XElement Body)> AnswerAsync(Ec2Call call, string requestId)
+    {
+        try
+        {
+            var answer = await Lab.CallAsync(call).ConfigureAwait(false);
+            return (200, new XElement(Ns + call.Action + "Response", El("requestId", requestId), Content(answer)));
+        }
+        catch (Ec2Error error)
+        {
+            return (error.StatusCode, ErrorBody(error.Code, error.Detail, requestId));
+        }
+        catch (Exception bug)
+        {
+            // A bug must still be answered, or the SDK would wait for its timeout.
+            return (500, ErrorBody("InternalError", $"{bug.GetType().Name}: {bug.Message}", requestId));
+        }
+    }
+
+    private static async Task<Dictionary<string, string>> ReadParametersAsync(HttpListenerRequest request)
+    {
+        using var reader = new StreamReader(request.InputStream, Encoding.UTF8);
+        var body = await reader.ReadToEndAsync().ConfigureAwait(false);
+        var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var source in new[] { request.Url?.Query.TrimStart('?') ?? "", body })
+        {
+            var parsed = HttpUtility.ParseQueryString(source);
+            foreach (var key in parsed.AllKeys.OfType<string>()) parameters[key] = parsed[key] ?? "";
+        }
+        return parameters;
+    }
+
+    private static async Task WriteAsync(HttpListenerResponse response, int status, XElement body)
+    {
+        var bytes = Encoding.UTF8.GetBytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?>" + body.ToString(SaveOptions.DisableFormatting));
+        response.StatusCode = status;
+        response.ContentType = "text/xml;charset=UTF-8";
+        response.ContentLength64 = bytes.Length;
+        await response.OutputStream.WriteAsync(bytes).ConfigureAwait(false);
+        response.Close();
+    }
+
+    // ---- EC2's XML -------------------------------------------------------------------------------------------------
+
+    private static IEnumerable<XElement> Content(Ec2Answer answer) => answer switch
+    {
+        Ec2Answer.RouteTables page => page.NextToken is null
+            ? [El("routeTableSet", page.Tables.Select(RouteTableXml))]
+            : [El("routeTableSet", page.Tables.Select(RouteTableXml)), El("nextToken", page.NextToken)],
+        _ => [El("return", "true")],
+    };
+
+    // Errors are not namespaced, and say RequestID where successes say requestId: as EC2 writes them.
+    private static XElement ErrorBody(string code, string message, string requestId) =>
+        new("Response",
+            new XElement("Errors", new XElement("Error", new XElement("Code", code), new XElement("Message", message))),
+            new XElement("RequestID", requestId));
+
+    private static XElement RouteTableXml(Ec2LabRouteTable table) =>
+        El("item",
+            El("routeTableId", table.Id),
+            El("vpcId", table.VpcId),
+            El("ownerId", Ec2Lab.AccountId),
+            El("routeSet", table.Routes.Select(RouteXml)),
+            El("associationSet", table.Associations.Select(a => El("item",
+                El("routeTableAssociationId", a.Id),
+                El("routeTableId", table.Id),
+                El("subnetId", a.SubnetId),
+                El("main", "false"),
+                El("associationState", El("state", "associated"))))),
+            El("propagatingVgwSet"),
+            El("tagSet", table.Tags.Select(t => El("item", El("key", t.Key), El("value", t.Value)))));
+
+    private static XElement RouteXml(Ec2LabRoute route) =>
+        El("item",
+            El("destinationCidrBlock", route.Destination),
+            TargetXml(route.Target),
+            El("state", "active"),
+            El("origin", route.Origin));
+
+    // The element is the target's Query parameter in camel case: networkInterfaceId, gatewayId, ...
+    private static IEnumerable<XElement> TargetXml(string target)
+    {
+        var parameter = Ec2Targets.ParameterOf(target);
+        var element = El(char.ToLowerInvariant(parameter[0]) + parameter[1..], target);
+        return parameter == "InstanceId" ? [element, El("instanceOwnerId", Ec2Lab.AccountId)] : [element];
+    }
+
+    private static XElement El(string name, params object?[] content) => new(Ns + name, content);
+}

@@ -1,0 +1,68 @@
+namespace Romana.Host.Ec2;
+
+/// <summary>Reads EC2 Query parameters: flat names, lists as Name.N, filters as Filter.N.Name / Filter.N.Value.M.</summary>
+internal sealed class Ec2QueryParameters(IReadOnlyDictionary<string, string> values)
+{
+    public string? Get(string name) => values.TryGetValue(name, out var value) ? value : null;
+
+    public string Require(string name) =>
+        Get(name) is { Length: > 0 } value
+            ? value
+            : throw Ec2Lab.Fault("MissingParameter", $"The request must contain the parameter {name}");
+
+    public int? Int(string name)
+    {
+        var raw = Get(name);
+        if (raw is null) return null;
+        return int.TryParse(raw, out var value) ? value : throw Ec2Lab.InvalidValue(raw, name);
+    }
+
+    public List<string> List(string prefix) => [.. Indexed(prefix).Select(i => values[$"{prefix}.{i}"])];
+
+    public List<(string Name, List<string> Values)> Filters() =>
+        [.. Indexed("Filter", ".Name").Select(i => (values[$"Filter.{i}.Name"], List($"Filter.{i}.Value")))];
+
+    // Indices N for which "{prefix}.N{suffix}" is present, in numeric order.
+    private IEnumerable<int> Indexed(string prefix, string suffix = "") =>
+        values.Keys
+            .Where(k => k.Length > prefix.Length + 1 + suffix.Length
+                && k.StartsWith(prefix + ".", StringComparison.Ordinal)
+                && k.EndsWith(suffix, StringComparison.Ordinal))
+            .Select(k => k[(prefix.Length + 1)..(k.Length - suffix.Length)])
+            .Select(n => int.TryParse(n, out var i) ? i : -1)
+            .Where(i => i >= 0)
+            .Order();
+}
+
+/// <summary>What a route points at, told by the target id's prefix, and the Query parameter that names it.</summary>
+public static class Ec2Targets
+{
+    /// <summary>The CreateRoute/ReplaceRoute parameters that name a target; exactly one is given.</summary>
+    public static readonly IReadOnlyList<string> Parameters =
+        ["NetworkInterfaceId", "InstanceId", "VpcPeeringConnectionId", "NatGatewayId", "TransitGatewayId", "GatewayId"];
+
+    /// <summary>
+    /// eni- a network interface, i- an instance, pcx- a peering, nat- a NAT gateway, tgw- a transit gateway; else a gateway.
+    /// </summary>
+    public static string ParameterOf(string target) => target switch
+    {
+        _ when target.StartsWith("eni-", StringComparison.Ordinal) => "NetworkInterfaceId",
+        _ when target.StartsWith("i-", StringComparison.Ordinal) => "InstanceId",
+        _ when target.StartsWith("pcx-", StringComparison.Ordinal) => "VpcPeeringConnectionId",
+        _ when target.StartsWith("nat-", StringComparison.Ordinal) => "NatGatewayId",
+        _ when target.StartsWith("tgw-", StringComparison.Ordinal) => "TransitGatewayId",
+        _ => "GatewayId",
+    };
+
+    internal static string Require(Ec2QueryParameters parameters)
+    {
+        var given = Parameters.Select(parameters.Get).OfType<string>().ToList();
+        return given.Count switch
+        {
+            1 => given[0],
+            0 => throw Ec2Lab.Fault("MissingParameter", "The request must contain one route target (gatewayId, networkInterfaceId, ...)"),
+            _ => throw Ec2Lab.Fault("InvalidParameterCombination", "The request must contain exactly one route target, not several"),
+        };
+    }
+}
+
