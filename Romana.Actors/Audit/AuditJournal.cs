@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Persistence.Query;
 using Akka.Streams;
 using Akka.Streams.Dsl;
+using Romana.Actors.Persistence;
 
 namespace Romana.Actors.Audit;
 
@@ -33,11 +34,14 @@ public sealed class AuditJournal
     public Task ByTagAsync(string tag, Func<IRomanaEvent, bool> each) =>
         // One stage does the filtering and the folding: each stage an element passes costs, and a replay passes a million.
         _byTag.CurrentEventsByTag(tag, Offset.NoOffset())
-            .TakeWhile(e => e.Event is not IRomanaEvent romana || each(romana)).RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
+            .TakeWhile(e => Upgraded(e.Event) is not IRomanaEvent romana || each(romana)).RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
 
     public async Task<IReadOnlyList<IRomanaEvent>> ByPersistenceIdAsync(string persistenceId) =>
         [.. (await _byPersistenceId.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)
-            .Select(e => e.Event).RunWith(Sink.Seq<object>(), _materializer)).OfType<IRomanaEvent>()];
+            .Select(e => Upgraded(e.Event)).RunWith(Sink.Seq<object>(), _materializer)).OfType<IRomanaEvent>()];
+
+    /// <summary>The query side applies no read adapter: an event of an older shape is upgraded here, as recovery upgrades it.</summary>
+    private static object Upgraded(object e) => e is IUpgradable legacy ? EventUpgrader.UpgradeFully(legacy) : e;
 
     public async Task<IReadOnlyList<string>> PersistenceIdsAsync() =>
         [.. await _persistenceIds.CurrentPersistenceIds().RunWith(Sink.Seq<string>(), _materializer)];

@@ -19,26 +19,18 @@ public interface IHasSnapshot : IRomanaSnapshot
 
 /// <summary>
 /// Events and snapshots as readable JSON (addresses and CIDRs as text, so the journal can be read with plain SQL),
-/// with the type's short name as manifest: renaming a namespace never breaks an old journal.
+/// with the type's short name and version as manifest (<see cref="EventVersions"/>): renaming a namespace never breaks
+/// an old journal, and an old shape is read as its legacy record.
 /// </summary>
 public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
 {
     public const int Id = 4177;
 
-    private static readonly Dictionary<string, Type> TypesByManifest = typeof(RomanaSerializer).Assembly.GetTypes()
-        .Where(t => !t.IsAbstract && !typeof(IHasSnapshot).IsAssignableFrom(t)
-            && (typeof(IRomanaEvent).IsAssignableFrom(t) || typeof(IRomanaSnapshot).IsAssignableFrom(t)))
-        .ToDictionary(t => t.Name);
-
-    private static readonly Dictionary<Type, string> ManifestsByType = TypesByManifest.ToDictionary(p => p.Value, p => p.Key);
-
     public static readonly JsonSerializerOptions Options = CreateOptions();
 
     public override int Identifier => Id;
 
-    public override string Manifest(object o) => ManifestsByType.TryGetValue(Stored(o).GetType(), out var manifest)
-        ? manifest
-        : throw new ArgumentException($"{o.GetType()} is not a Romana event or snapshot");
+    public override string Manifest(object o) => EventVersions.ManifestOf(Stored(o).GetType());
 
     public override byte[] ToBinary(object obj)
     {
@@ -49,9 +41,14 @@ public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWit
     /// <summary>A state handed to SaveSnapshot is stored as its snapshot record; converting it here keeps the cost off the actor.</summary>
     private static object Stored(object o) => o is IHasSnapshot state ? state.ToSnapshotRecord() : o;
 
-    public override object FromBinary(byte[] bytes, string manifest) => TypesByManifest.TryGetValue(manifest, out var type)
-        ? JsonSerializer.Deserialize(bytes, type, Options)!
-        : throw new SerializationException($"unknown Romana manifest '{manifest}'");
+    /// <summary>A legacy shape (an older manifest) is read as its legacy record; snapshots are upgraded here, events by the read adapter.</summary>
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        var type = EventVersions.TypeOf(manifest)
+            ?? throw new SerializationException($"unknown Romana manifest '{manifest}' (written by a newer build?)");
+        var value = JsonSerializer.Deserialize(bytes, type, Options)!;
+        return value is IUpgradable legacy and IRomanaSnapshot ? EventUpgrader.UpgradeFully(legacy) : value;
+    }
 
     private static JsonSerializerOptions CreateOptions()
     {

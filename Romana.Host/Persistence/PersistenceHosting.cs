@@ -12,7 +12,7 @@ namespace Romana.Host.Persistence;
 /// <summary>
 /// Akka.Persistence.Sql as typed options on Akka.Persistence.Hosting (its own Sql.Hosting package is served only at an
 /// older patch level): the journal, the snapshot store and the read journal for the chosen database, with Romana's
-/// serializer and its one tagging write adapter.
+/// serializer, its one tagging write adapter and the read adapter that upgrades older event shapes.
 /// </summary>
 public static class PersistenceHosting
 {
@@ -24,9 +24,12 @@ public static class PersistenceHosting
     {
         var database = SqlDatabase.For(settings);
         return builder
-            .WithCustomSerializer("romana", [typeof(IRomanaEvent), typeof(IRomanaSnapshot)], system => new RomanaSerializer(system))
+            .WithCustomSerializer("romana", [typeof(IRomanaEvent), typeof(IRomanaSnapshot), typeof(IUpgradable)],
+                system => new RomanaSerializer(system))
             .WithJournalAndSnapshot(new RomanaSqlJournalOptions(database), new RomanaSqlSnapshotOptions(database),
-                journal => journal.AddWriteEventAdapter<EventTagger>("tagger", [typeof(IRomanaEvent)]), _ => { })
+                journal => journal
+                    .AddWriteEventAdapter<EventTagger>("tagger", [typeof(IRomanaEvent)])
+                    .AddReadEventAdapter<EventUpgrader>("upgrader", [typeof(IUpgradable)]), _ => { })
             .AddHocon(SqlPersistence.DefaultConfiguration, HoconAddMode.Append);
     }
 
