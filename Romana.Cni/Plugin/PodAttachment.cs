@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using Romana.Contracts.Cni;
 
 namespace Romana.Cni.Plugin;
 
@@ -25,7 +26,7 @@ internal sealed record PodAttachment(string ContainerId, string IfName, string H
     public static PodAttachment For(string containerId, string ifName)
     {
         var hash = 14695981039346656037UL;
-        foreach (var b in Encoding.UTF8.GetBytes(Protocol.DaemonProtocol.KeyOf(containerId, ifName))) hash = (hash ^ b) * 1099511628211UL;
+        foreach (var b in Encoding.UTF8.GetBytes(DaemonProtocol.KeyOf(containerId, ifName))) hash = (hash ^ b) * 1099511628211UL;
         return new PodAttachment(containerId, ifName, $"rmn{hash >> 20:x11}");
     }
 

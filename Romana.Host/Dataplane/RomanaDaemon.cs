@@ -8,7 +8,7 @@ using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Dataplane;
 using Romana.Actors.Ipam;
-using Romana.Cni.Protocol;
+using Romana.Contracts.Cni;
 using static Romana.Actors.Ipam.IpamMessages;
 
 namespace Romana.Host.Dataplane;
