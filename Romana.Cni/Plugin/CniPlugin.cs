@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Romana.Cni.Daemon;
-using Romana.Cni.Netlink;
+using Romana.Netlink;
 using Romana.Contracts.Cni;
 
 namespace Romana.Cni.Plugin;

@@ -15,9 +15,6 @@ internal sealed record PodAttachment(string ContainerId, string IfName, string H
     public static readonly byte[] HostMac = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
     public const string HostMacText = "ee:ee:ee:ee:ee:ee";
 
-    /// <summary>rtm_protocol of Romana's routes: the host /32 is marked so Romana never touches a route it did not make.</summary>
-    public const byte RouteProtocol = 82;
-
     /// <summary>
     /// "rmn" + 11 hex digits (44 bits) of the FNV-1a hash of the allocation key: deterministic, so a retried ADD or a DEL
     /// finds the same veth without state, and 14 characters, within the kernel's 15. Not a cryptographic hash on purpose:
