@@ -82,7 +82,12 @@ public class LinuxHostNetworkTests
         var node = lab.AddNode("n1", subnet, "10.99.0.11/24");
         var neighbour = lab.AddNode("n2", subnet, "10.99.0.12/24");
         foreach (var each in new[] { node, neighbour })
-            NetnsLab.Exec(each, "sysctl", ["-qw", .. ForwardingSysctls.Select(key => $"{key}=0")]);
+        {
+            // A new namespace starts with the host's IPv4 values: set them apart from what Prepare writes.
+            var (exit, _, error) = NetnsLab.Exec(each, "sysctl", ["-qw", .. ForwardingSysctls.Select(key => $"{key}=0")]);
+            Assert.True(exit == 0, error);
+            Assert.Equal("0\n0\n0", SysctlsOf(each));
+        }
         var host = HostSysctls();
 
         await new LinuxHostNetwork(HostAgentSettings.Default, node).PrepareAsync(PodCidr);
