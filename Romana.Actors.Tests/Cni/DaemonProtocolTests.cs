@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
-using Romana.Cni.Protocol;
+using Romana.Contracts.Cni;
 
 namespace Romana.Actors.Tests.Cni;
 

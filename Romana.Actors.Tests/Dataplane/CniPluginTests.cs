@@ -10,6 +10,7 @@ using Romana.Actors.Ipam;
 using Romana.Actors.Tests.Conformance;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Dataplane;
+using Romana.Netlink;
 using static Romana.Actors.Ipam.IpamMessages;
 
 namespace Romana.Actors.Tests.Dataplane;
@@ -122,7 +123,7 @@ public class CniPluginTests
         Assert.Contains($"inet {ip1}/32", NetnsLab.Ip("-n", pod1, "addr", "show", "eth0"));
         Assert.Contains("default via 169.254.1.1 dev eth0", NetnsLab.Ip("-n", pod1, "route", "show"));
         var hostVeth1 = HostVethOf(added1);
-        Assert.Contains($"{ip1} dev {hostVeth1} proto 82 scope link", NetnsLab.Ip("-n", node, "route", "show"));
+        Assert.Contains($"{ip1} dev {hostVeth1} proto {RomanaRoutes.Protocol} scope link", NetnsLab.Ip("-n", node, "route", "show"));
 
         Assert.True(NetnsLab.Pings(pod1, ip2), "pod1 -> pod2");
         Assert.True(NetnsLab.Pings(pod2, ip1), "pod2 -> pod1");
@@ -183,7 +184,7 @@ public class CniPluginTests
         NetnsLab.Ip("-n", node2, "addr", "add", $"{remote.Address}/32", "dev", "lo");
         NetnsLab.Ip("-n", node2, "route", "add", Ipv4Cidr.Containing(Ipv4.Parse(ip1), 26).ToString(), "via", "10.99.0.11");
 
-        AwaitTrue(() => TableRoutes(node1).Contains($"{remoteBlock} via 10.99.0.12 dev eth0 proto 82"),
+        AwaitTrue(() => TableRoutes(node1).Contains($"{remoteBlock} via 10.99.0.12 dev eth0 proto {RomanaRoutes.Protocol}"),
             $"node1's host route to {remoteBlock}");
         Assert.True(NetnsLab.Pings(pod1, remote.Address.ToString()), "pod on n1 -> pod address on n2, through n1's host route");
 

@@ -1,5 +1,5 @@
 using System.Net.Sockets;
-using Romana.Cni.Protocol;
+using Romana.Contracts.Cni;
 
 namespace Romana.Cni.Daemon;
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Romana.Cni.Daemon;
-using Romana.Cni.Netlink;
+using Romana.Netlink;
+using Romana.Contracts.Cni;
 
 namespace Romana.Cni.Plugin;
 
@@ -119,10 +120,11 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
             ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, "invalid network configuration: cni.dev/valid-attachments is missing (GC needs the runtime's list of attachments)");
         PodWiring.RemoveVethsExcept(valid.Select(v => PodAttachment.For(v.ContainerId, v.IfName).HostVeth).ToHashSet(StringComparer.Ordinal));
         var client = new DaemonClient(config.DaemonSocket);
-        Protocol.DaemonReply reply;
+        DaemonReply reply;
         try
         {
-            reply = client.Send(new Protocol.DaemonRequest(Protocol.DaemonProtocol.Gc, "", "", Valid: [.. valid.Select(v => Protocol.DaemonProtocol.KeyOf(v.ContainerId, v.IfName))]));
+            var keys = valid.Select(v => DaemonProtocol.KeyOf(v.ContainerId, v.IfName));
+            reply = client.Send(new DaemonRequest(DaemonProtocol.Gc, "", "", Valid: [.. keys]));
         }
         catch (DaemonUnreachableException e)
         {
@@ -138,10 +140,10 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
     private JsonObject? Status(NetworkConfig config)
     {
         var client = new DaemonClient(config.DaemonSocket);
-        Protocol.DaemonReply reply;
+        DaemonReply reply;
         try
         {
-            reply = client.Send(new Protocol.DaemonRequest(Protocol.DaemonProtocol.Status, "", ""));
+            reply = client.Send(new DaemonRequest(DaemonProtocol.Status, "", ""));
         }
         catch (Exception e) when (e is DaemonUnreachableException or DaemonProtocolException)
         {

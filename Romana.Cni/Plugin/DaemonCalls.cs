@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Romana.Cni.Daemon;
-using Romana.Cni.Protocol;
+using Romana.Contracts.Cni;
 
 namespace Romana.Cni.Plugin;
 

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using Romana.Contracts.Cni;
 
 namespace Romana.Cni.Plugin;
 
@@ -14,9 +15,6 @@ internal sealed record PodAttachment(string ContainerId, string IfName, string H
     public static readonly byte[] HostMac = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
     public const string HostMacText = "ee:ee:ee:ee:ee:ee";
 
-    /// <summary>rtm_protocol of Romana's routes: the host /32 is marked so Romana never touches a route it did not make.</summary>
-    public const byte RouteProtocol = 82;
-
     /// <summary>
     /// "rmn" + 11 hex digits (44 bits) of the FNV-1a hash of the allocation key: deterministic, so a retried ADD or a DEL
     /// finds the same veth without state, and 14 characters, within the kernel's 15. Not a cryptographic hash on purpose:
@@ -25,7 +23,7 @@ internal sealed record PodAttachment(string ContainerId, string IfName, string H
     public static PodAttachment For(string containerId, string ifName)
     {
         var hash = 14695981039346656037UL;
-        foreach (var b in Encoding.UTF8.GetBytes(Protocol.DaemonProtocol.KeyOf(containerId, ifName))) hash = (hash ^ b) * 1099511628211UL;
+        foreach (var b in Encoding.UTF8.GetBytes(DaemonProtocol.KeyOf(containerId, ifName))) hash = (hash ^ b) * 1099511628211UL;
         return new PodAttachment(containerId, ifName, $"rmn{hash >> 20:x11}");
     }
 

@@ -1,5 +1,5 @@
 using System.Net;
-using Romana.Cni.Netlink;
+using Romana.Netlink;
 
 namespace Romana.Cni.Plugin;
 
@@ -28,7 +28,7 @@ internal sealed class PodWiring(PodAttachment attachment)
         CreateVeth(host, podNamespace, mtu);
 
         var podLink = pod.FindLink(ifName, $"looking up {ifName} in {netns}")
-            ?? throw new NetlinkException($"looking up {ifName} in {netns} after creating it", Libc.ENODEV);
+            ?? throw new NetlinkException($"looking up {ifName} in {netns} after creating it", Errno.ENODEV);
         // The loopback plugin may not be in the chain; setting lo up when it already is changes nothing.
         pod.SetLinkUp("lo", $"setting lo up in {netns}");
         pod.AddAddress(podLink.Index, address, 32, $"adding address {address}/32 to {ifName} in {netns}");
@@ -41,10 +41,10 @@ internal sealed class PodWiring(PodAttachment attachment)
             $"adding default route via {PodAttachment.Gateway} dev {ifName} in {netns}");
 
         var hostLink = host.FindLink(hostVeth, $"looking up {hostVeth}")
-            ?? throw new NetlinkException($"looking up {hostVeth} after creating it", Libc.ENODEV);
+            ?? throw new NetlinkException($"looking up {hostVeth} after creating it", Errno.ENODEV);
         host.SetLinkUp(hostLink.Index, $"setting {hostVeth} up");
-        host.AddRoute(new RouteSpec(address, 32, null, hostLink.Index, PodAttachment.RouteProtocol),
-            $"adding route {address}/32 dev {hostVeth} proto {PodAttachment.RouteProtocol}");
+        host.AddRoute(new RouteSpec(address, 32, null, hostLink.Index, RomanaRoutes.Protocol),
+            $"adding route {address}/32 dev {hostVeth} proto {RomanaRoutes.Protocol}");
         return PodAttachment.FormatMac(podLink.HardwareAddress);
     }
 
@@ -59,10 +59,10 @@ internal sealed class PodWiring(PodAttachment attachment)
         {
             host.CreateVethPair(attachment.HostVeth, PodAttachment.HostMac, attachment.IfName, podNamespace.Fd, mtu, operation);
         }
-        catch (NetlinkException e) when (e.Errno == Libc.EEXIST)
+        catch (NetlinkException e) when (e.Errno == Errno.EEXIST)
         {
             if (host.FindLink(attachment.HostVeth, $"looking up {attachment.HostVeth}") is null)
-                throw new NetlinkException($"{operation}: interface {attachment.IfName} already exists in {podNamespace.Path}", Libc.EEXIST);
+                throw new NetlinkException($"{operation}: interface {attachment.IfName} already exists in {podNamespace.Path}", Errno.EEXIST);
             host.DeleteLink(attachment.HostVeth, $"deleting the stale veth {attachment.HostVeth} of an earlier ADD");
             host.CreateVethPair(attachment.HostVeth, PodAttachment.HostMac, attachment.IfName, podNamespace.Fd, mtu, operation);
         }

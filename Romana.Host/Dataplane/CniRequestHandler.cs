@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Akka.Event;
 using Romana.Actors.Addressing;
 using Romana.Actors.Ipam;
-using Romana.Cni.Protocol;
+using Romana.Contracts.Cni;
 using static Romana.Actors.Ipam.IpamMessages;
 
 namespace Romana.Host.Dataplane;

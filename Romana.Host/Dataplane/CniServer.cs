@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using Akka.Event;
-using Romana.Cni.Protocol;
+using Romana.Contracts.Cni;
 
 namespace Romana.Host.Dataplane;
 

@@ -1,99 +1,135 @@
-using System.Diagnostics;
-using System.Text.Json.Nodes;
+using System.Buffers.Binary;
+using System.Net;
+using System.Text;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Dataplane;
+using Romana.Netlink;
 
 namespace Romana.Host.Dataplane;
 
 /// <summary>
-/// The host network port on Linux, through iproute2: routes in Romana's table marked <c>proto 82</c>, one <c>ip rule</c>
-/// for the pod CIDR, and the forwarding sysctls. With <paramref name="netns"/> every command runs inside that named
-/// network namespace (a node of the namespace lab, or an agent in a container that manages its host's namespace).
+/// The host network port on Linux, over rtnetlink: routes in Romana's table marked with <see cref="RomanaRoutes.Protocol"/>,
+/// one policy rule for the pod CIDR, and the forwarding sysctls through /proc/sys. With <paramref name="netns"/> (a name
+/// under /var/run/netns, or a path) every operation runs inside that network namespace: a node of the namespace lab, or an
+/// agent in a container that manages its host's namespace. Netlink calls block, so no operation runs on the caller's
+/// (an actor's) thread.
 /// </summary>
 public sealed class LinuxHostNetwork(HostAgentSettings settings, string? netns = null) : IHostNetwork
 {
-    /// <summary>rtm_protocol of every route Romana makes (the CNI plugin's pod routes too); unassigned in iproute2's rt_protos.</summary>
-    public const int RouteProtocol = 82;
-
     /// <summary>Forwarding on; reverse-path filtering loose (2): the kernel applies the larger of "all" and the interface's value, so
     /// "all" = 2 accepts a pod packet that arrives on one interface while its source is routed through another.</summary>
     private static readonly (string Key, string Value)[] Sysctls =
         [("net.ipv4.ip_forward", "1"), ("net.ipv4.conf.all.rp_filter", "2"), ("net.ipv4.conf.default.rp_filter", "2")];
 
-    public async Task PrepareAsync(Ipv4Cidr podCidr, CancellationToken cancel = default)
-    {
-        foreach (var (key, value) in Sysctls) await RunAsync("sysctl", ["-qw", $"{key}={value}"], cancel: cancel);
-        var rules = JsonNode.Parse(await RunAsync("ip", ["-j", "rule", "show"], cancel: cancel))?.AsArray() ?? [];
-        var present = rules.Any(rule => rule?["priority"]?.GetValue<int>() == settings.RulePriority
-            && rule["table"]?.ToString() == settings.RouteTable.ToString()
-            && Cidr(rule["dst"]?.ToString(), rule["dstlen"]?.GetValue<int>()) == podCidr);
-        if (!present)
-            await RunAsync("ip", ["rule", "add", "to", podCidr.ToString(), "lookup", settings.RouteTable.ToString(), "priority", settings.RulePriority.ToString()], cancel: cancel);
-    }
+    private uint Table => (uint)settings.RouteTable;
 
-    public async Task<IReadOnlyDictionary<Ipv4Cidr, Ipv4>> ReadRoutesAsync(CancellationToken cancel = default)
+    public Task PrepareAsync(Ipv4Cidr podCidr, CancellationToken cancel = default) => RunAsync(() =>
     {
-        var routes = new Dictionary<Ipv4Cidr, Ipv4>();
-        string output;
-        try
-        {
-            output = await RunAsync("ip", ["-j", "route", "show", "table", settings.RouteTable.ToString(), "proto", RouteProtocol.ToString()], cancel: cancel);
-        }
-        catch (HostNetworkException e) when (e.Message.Contains("table does not exist"))
-        {
-            return routes; // the kernel makes a table with its first route
-        }
-        foreach (var route in JsonNode.Parse(output)?.AsArray() ?? [])
-        {
-            var dst = route?["dst"]?.ToString();
-            if (dst is null || !Ipv4.TryParse(route!["gateway"]?.ToString(), out var via)) continue;
-            if (Cidr(dst, null) is { } block) routes[block] = via;
-        }
-        return routes;
-    }
+        foreach (var (key, value) in Sysctls) WriteSysctl(key, value);
+        using var socket = NetlinkSocket.Open();
+        var kernel = new RouteNetlink(socket);
+        var rule = new LookupRule(podCidr.Network.ToIPAddress(), podCidr.PrefixLength, Table, (uint)settings.RulePriority);
+        if (!kernel.ListIPv4Rules("listing rules").Contains(rule))
+            kernel.AddRule(rule, $"adding rule to {podCidr} lookup {Table} priority {settings.RulePriority}");
+        return true;
+    }, cancel);
 
+    public Task<IReadOnlyDictionary<Ipv4Cidr, Ipv4>> ReadRoutesAsync(CancellationToken cancel = default) =>
+        RunAsync<IReadOnlyDictionary<Ipv4Cidr, Ipv4>>(() =>
+        {
+            using var socket = NetlinkSocket.Open();
+            var routes = new Dictionary<Ipv4Cidr, Ipv4>();
+            foreach (var route in new RouteNetlink(socket).ListIPv4Routes(Table, $"listing routes of table {Table}"))
+                if (route.Protocol == RomanaRoutes.Protocol && route.Gateway is { } gateway)
+                    routes[BlockOf(route)] = ToIpv4(gateway);
+            return routes;
+        }, cancel);
+
+    /// <summary>
+    /// Puts, then removes, one route at a time. A destination that already has a route of someone else's in the table is
+    /// left alone (replacing it would take it over) and reported once the other changes are made.
+    /// </summary>
     public async Task ApplyAsync(HostRouteChanges changes, CancellationToken cancel = default)
     {
         if (changes.IsEmpty) return;
-        var table = $"table {settings.RouteTable} proto {RouteProtocol}";
-        var batch = changes.Put.Select(r => $"route replace {r.Block} via {r.Via} {table}")
-            .Concat(changes.Remove.Select(block => $"route del {block} {table}"));
-        await RunAsync("ip", ["-batch", "-"], string.Join('\n', batch) + "\n", cancel);
+        var refused = await RunAsync(() => Apply(changes), cancel);
+        if (refused.Count > 0) throw new HostNetworkException($"not adding {string.Join("; ", refused)}{Where}");
     }
 
-    private static Ipv4Cidr? Cidr(string? text, int? length)
+    /// <summary>The destinations not put because of someone else's route, each with the reason.</summary>
+    private List<string> Apply(HostRouteChanges changes)
     {
-        if (text is null) return null;
-        if (length is { } l) text = $"{text}/{l}";
-        else if (!text.Contains('/')) text += "/32";
-        return Ipv4Cidr.TryParse(text, out var cidr) ? cidr : null;
-    }
-
-    private async Task<string> RunAsync(string program, string[] arguments, string? input = null, CancellationToken cancel = default)
-    {
-        var start = new ProcessStartInfo(netns is null ? program : "ip")
+        using var socket = NetlinkSocket.Open();
+        var kernel = new RouteNetlink(socket);
+        var foreign = kernel.ListIPv4Routes(Table, $"listing routes of table {Table}")
+            .Where(route => route.Protocol != RomanaRoutes.Protocol)
+            .ToLookup(BlockOf);
+        var refused = new List<string>();
+        foreach (var route in changes.Put)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = input is not null,
-            UseShellExecute = false,
-        };
-        if (netns is not null) foreach (var arg in (string[])["netns", "exec", netns, program]) start.ArgumentList.Add(arg);
-        foreach (var arg in arguments) start.ArgumentList.Add(arg);
-        using var process = Process.Start(start) ?? throw new HostNetworkException($"{program}: could not be started");
-        if (input is not null)
-        {
-            await process.StandardInput.WriteAsync(input);
-            process.StandardInput.Close();
+            if (foreign[route.Block].FirstOrDefault() is { } other)
+            {
+                refused.Add($"route {route} in table {Table}: the table has a route to {route.Block} of protocol {other.Protocol}, "
+                    + $"not Romana's ({RomanaRoutes.Protocol})");
+                continue;
+            }
+            var spec = new RouteSpec(route.Block.Network.ToIPAddress(), route.Block.PrefixLength, route.Via.ToIPAddress(),
+                OutputInterface: 0, RomanaRoutes.Protocol, Table);
+            kernel.ReplaceRoute(spec, $"adding route {route.Block} via {route.Via} in table {Table}");
         }
-        var output = process.StandardOutput.ReadToEndAsync(cancel);
-        var error = process.StandardError.ReadToEndAsync(cancel);
-        await process.WaitForExitAsync(cancel);
-        if (process.ExitCode != 0)
-            throw new HostNetworkException($"{program} {string.Join(' ', arguments)}{(netns is null ? "" : $" (netns {netns})")}: {(await error).Trim()}");
-        return await output;
+        // A route already gone is what removing it wanted, so the kernel's "no such route" is not an error.
+        foreach (var block in changes.Remove)
+            kernel.DeleteRoute(block.Network.ToIPAddress(), block.PrefixLength, Table, RomanaRoutes.Protocol,
+                $"deleting route {block} from table {Table}");
+        return refused;
     }
+
+    private static Ipv4Cidr BlockOf(RouteInfo route) =>
+        new(ToIpv4(route.Destination ?? IPAddress.Any), route.DestinationLength);
+
+    private static Ipv4 ToIpv4(IPAddress address) => new(BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes()));
+
+    /// <summary>
+    /// Sets net.ipv4.X through /proc/sys/net/ipv4/X, which shows the network namespace of the thread that opens it (so
+    /// inside <see cref="RunAsync{T}"/> that of <c>netns</c>). A value already right is not written again, which also
+    /// lets the agent run where /proc/sys is read-only but already set up.
+    /// </summary>
+    private static void WriteSysctl(string key, string value)
+    {
+        var path = $"/proc/sys/{key.Replace('.', '/')}";
+        try
+        {
+            if (File.ReadAllText(path).Trim() == value) return;
+            using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Write);
+            RandomAccess.Write(file, Encoding.ASCII.GetBytes(value), 0);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"setting {key} to {value} ({path}): {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Runs a blocking operation on a pool thread, or with <c>netns</c> on a thread of its own inside that namespace, and
+    /// turns the kernel's refusals into <see cref="HostNetworkException"/>s that name the operation and the reason.
+    /// </summary>
+    private async Task<T> RunAsync<T>(Func<T> operation, CancellationToken cancel)
+    {
+        cancel.ThrowIfCancellationRequested();
+        try
+        {
+            if (netns is null) return await Task.Run(operation, cancel);
+            using var space = NetworkNamespace.Open(netns.StartsWith('/') ? netns : $"/var/run/netns/{netns}");
+            return await space.RunAsync(operation);
+        }
+        catch (Exception e) when (e is NetlinkException or NetworkNamespaceException or IOException or UnauthorizedAccessException)
+        {
+            throw new HostNetworkException($"{e.Message}{Where}", e);
+        }
+    }
+
+    private string Where => netns is null ? "" : $" (netns {netns})";
 }
 
-public sealed class HostNetworkException(string message) : Exception(message);
+public sealed class HostNetworkException(string message, Exception? cause = null) : Exception(message, cause);

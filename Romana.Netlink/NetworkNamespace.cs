@@ -1,10 +1,11 @@
-namespace Romana.Cni.Netlink;
+namespace Romana.Netlink;
 
 /// <summary>
 /// An open network namespace file (CNI_NETNS: /var/run/netns/NAME or /proc/PID/ns/net). Its descriptor is what the veth
-/// peer is created into (IFLA_NET_NS_FD) and what a pod-side netlink socket is opened in.
+/// peer is created into (IFLA_NET_NS_FD), what a pod-side netlink socket is opened in, and what a thread enters to work
+/// in the namespace.
 /// </summary>
-internal sealed class NetworkNamespace : IDisposable
+public sealed class NetworkNamespace : IDisposable
 {
     private const string CurrentThreadNamespace = "/proc/thread-self/ns/net";
 
@@ -58,7 +59,8 @@ internal sealed class NetworkNamespace : IDisposable
                 if (Libc.SetNs(home, Libc.CLONE_NEWNET) < 0)
                 {
                     var errno = Libc.LastErrno();
-                    throw new NetworkNamespaceException($"cannot return to the host network namespace after entering {Path}: {Libc.Describe(errno)}", errno);
+                    throw new NetworkNamespaceException(
+                        $"cannot return to the host network namespace after entering {Path}: {Libc.Describe(errno)}", errno);
                 }
             }
         }
@@ -66,6 +68,36 @@ internal sealed class NetworkNamespace : IDisposable
         {
             Libc.Close(home);
         }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> on a new thread that has entered this namespace, for work that takes its namespace from
+    /// the calling thread: netlink sockets opened there, and /proc/sys/net files (they show the namespace of the thread that
+    /// opens them). The thread ends with the body, so no pooled thread is ever left in another namespace. Keep this object
+    /// undisposed until the task completes.
+    /// </summary>
+    public Task<T> RunAsync<T>(Func<T> body)
+    {
+        var outcome = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                if (Libc.SetNs(Fd, Libc.CLONE_NEWNET) < 0)
+                {
+                    var errno = Libc.LastErrno();
+                    throw new NetworkNamespaceException($"cannot enter network namespace {Path}: {Libc.Describe(errno)}", errno);
+                }
+                outcome.SetResult(body());
+            }
+            catch (Exception e)
+            {
+                outcome.SetException(e);
+            }
+        })
+        { IsBackground = true, Name = "romana netns" };
+        thread.Start();
+        return outcome.Task;
     }
 
     public void Dispose() => Libc.Close(Fd);

@@ -2,7 +2,7 @@ using System.Net;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Romana.Cni.Netlink;
+namespace Romana.Netlink;
 
 /// <summary>One message the kernel sent back (a link, an address, a route), its payload copied out of the receive buffer.</summary>
 internal sealed record NetlinkMessage(ushort Type, ushort Flags, byte[] Payload)
@@ -10,7 +10,8 @@ internal sealed record NetlinkMessage(ushort Type, ushort Flags, byte[] Payload)
     public T FamilyHeader<T>() where T : unmanaged => MemoryMarshal.Read<T>(Payload);
 
     /// <summary>The attributes after the fixed family header of <paramref name="familyHeaderSize"/> bytes.</summary>
-    public NetlinkAttributes Attributes(int familyHeaderSize) => NetlinkAttributes.Parse(Payload.AsSpan(NetlinkMessageBuilder.Align(familyHeaderSize)));
+    public NetlinkAttributes Attributes(int familyHeaderSize) =>
+        NetlinkAttributes.Parse(Payload.AsSpan(NetlinkMessageBuilder.Align(familyHeaderSize)));
 }
 
 /// <summary>The attributes of one level (nested ones are parsed again from their value); a later duplicate wins.</summary>

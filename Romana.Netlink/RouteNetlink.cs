@@ -1,24 +1,36 @@
 using System.Net;
 
-namespace Romana.Cni.Netlink;
+namespace Romana.Netlink;
 
 /// <summary>A link as RTM_GETLINK reports it.</summary>
-internal sealed record LinkInfo(int Index, string Name, byte[] HardwareAddress, bool IsUp);
+public sealed record LinkInfo(int Index, string Name, byte[] HardwareAddress, bool IsUp);
 
 /// <summary>An IPv4 address as RTM_GETADDR reports it.</summary>
-internal sealed record AddressInfo(int InterfaceIndex, IPAddress Local, int PrefixLength);
+public sealed record AddressInfo(int InterfaceIndex, IPAddress Local, int PrefixLength);
 
 /// <summary>An IPv4 route as RTM_GETROUTE reports it; Destination is null for a default route.</summary>
-internal sealed record RouteInfo(IPAddress? Destination, int DestinationLength, IPAddress? Gateway, int OutputInterface, uint Table, byte Protocol, byte Scope);
-
-/// <summary>A route to add: on-link when Gateway is null (scope link), else via Gateway (scope universe).</summary>
-internal sealed record RouteSpec(IPAddress Destination, int DestinationLength, IPAddress? Gateway, int OutputInterface, byte Protocol);
+public sealed record RouteInfo(
+    IPAddress? Destination, int DestinationLength, IPAddress? Gateway, int OutputInterface, uint Table, byte Protocol, byte Scope);
 
 /// <summary>
-/// The rtnetlink operations the plugin needs, over one socket (so in one namespace). Each takes the sentence that names
+/// A route to add: on-link when Gateway is null (scope link), else via Gateway (scope universe). OutputInterface 0 lets the
+/// kernel pick the link that reaches the gateway, as <c>ip route add ... via</c> does. Protocol marks whose route it is.
+/// </summary>
+public sealed record RouteSpec(
+    IPAddress Destination, int DestinationLength, IPAddress? Gateway, int OutputInterface, byte Protocol,
+    uint Table = RouteValues.TableMain);
+
+/// <summary>
+/// A policy rule "to Destination/DestinationLength lookup Table priority Priority"; Destination is null for "all", Table 0
+/// for a rule that looks up no table (blackhole, goto, ...).
+/// </summary>
+public sealed record LookupRule(IPAddress? Destination, int DestinationLength, uint Table, uint Priority);
+
+/// <summary>
+/// The rtnetlink operations Romana needs, over one socket (so in one namespace). Each takes the sentence that names
 /// the operation for error messages ("adding address 100.64.0.5/32 to eth0 in /var/run/netns/x").
 /// </summary>
-internal sealed class RouteNetlink(NetlinkSocket socket)
+public sealed class RouteNetlink(NetlinkSocket socket)
 {
     /// <summary>
     /// Creates a veth pair in one request: this end named <paramref name="hostName"/> with <paramref name="hostMac"/> here,
@@ -54,7 +66,7 @@ internal sealed class RouteNetlink(NetlinkSocket socket)
             socket.Execute(request, operation);
             return true;
         }
-        catch (NetlinkException e) when (e.Errno == Libc.ENODEV)
+        catch (NetlinkException e) when (e.Errno == Errno.ENODEV)
         {
             return false;
         }
@@ -71,7 +83,7 @@ internal sealed class RouteNetlink(NetlinkSocket socket)
         {
             replies = socket.Get(request, operation);
         }
-        catch (NetlinkException e) when (e.Errno == Libc.ENODEV)
+        catch (NetlinkException e) when (e.Errno == Errno.ENODEV)
         {
             return null;
         }
@@ -80,7 +92,8 @@ internal sealed class RouteNetlink(NetlinkSocket socket)
 
     /// <summary>Every link of this namespace.</summary>
     public List<LinkInfo> ListLinks(string operation) =>
-        socket.Dump(new NetlinkMessageBuilder(Rtm.GETLINK, NlmFlags.Dump).Append(new InterfaceInfoMessage { Family = Libc.AF_UNSPEC }), operation)
+        socket.Dump(new NetlinkMessageBuilder(Rtm.GETLINK, NlmFlags.Dump)
+                .Append(new InterfaceInfoMessage { Family = Libc.AF_UNSPEC }), operation)
             .Where(message => message.Type == Rtm.NEWLINK)
             .Select(ToLinkInfo)
             .ToList();
@@ -89,12 +102,16 @@ internal sealed class RouteNetlink(NetlinkSocket socket)
     {
         var header = link.FamilyHeader<InterfaceInfoMessage>();
         var attributes = link.Attributes(InterfaceInfoMessage.Size);
-        return new LinkInfo(header.Index, attributes.String(Attr.IFLA_IFNAME) ?? "", attributes.Bytes(Attr.IFLA_ADDRESS) ?? [], (header.Flags & LinkFlags.Up) != 0);
+        var name = attributes.String(Attr.IFLA_IFNAME) ?? "";
+        return new LinkInfo(header.Index, name, attributes.Bytes(Attr.IFLA_ADDRESS) ?? [], (header.Flags & LinkFlags.Up) != 0);
     }
 
     public void SetLinkUp(int index, string operation) =>
         socket.Execute(new NetlinkMessageBuilder(Rtm.NEWLINK, NlmFlags.Ack)
-            .Append(new InterfaceInfoMessage { Family = Libc.AF_UNSPEC, Index = index, Flags = LinkFlags.Up, Change = LinkFlags.Up }), operation);
+            .Append(new InterfaceInfoMessage
+            {
+                Family = Libc.AF_UNSPEC, Index = index, Flags = LinkFlags.Up, Change = LinkFlags.Up,
+            }), operation);
 
     /// <summary>Sets a link up by name (no NLM_F_CREATE: an existing link is changed, a missing one is ENODEV).</summary>
     public void SetLinkUp(string name, string operation) =>
@@ -104,27 +121,74 @@ internal sealed class RouteNetlink(NetlinkSocket socket)
 
     public void AddAddress(int index, IPAddress address, int prefixLength, string operation) =>
         socket.Execute(new NetlinkMessageBuilder(Rtm.NEWADDR, NlmFlags.Ack | NlmFlags.Create | NlmFlags.Excl)
-            .Append(new InterfaceAddressMessage { Family = Libc.AF_INET, PrefixLength = (byte)prefixLength, Scope = RouteValues.ScopeUniverse, Index = index })
+            .Append(new InterfaceAddressMessage
+            {
+                Family = Libc.AF_INET, PrefixLength = (byte)prefixLength, Scope = RouteValues.ScopeUniverse, Index = index,
+            })
             .Attribute(Attr.IFA_LOCAL, address)
             .Attribute(Attr.IFA_ADDRESS, address), operation);
 
-    public void AddRoute(RouteSpec route, string operation)
+    /// <summary>Adds a route; EEXIST when the table already has one to that destination.</summary>
+    public void AddRoute(RouteSpec route, string operation) =>
+        socket.Execute(RouteRequest(NlmFlags.Ack | NlmFlags.Create | NlmFlags.Excl, route), operation);
+
+    /// <summary>
+    /// Adds a route, or replaces the one to the same destination (and metric) in its table, as <c>ip route replace</c>: at no
+    /// moment is there no route. The kernel replaces whatever route is there, whoever made it.
+    /// </summary>
+    public void ReplaceRoute(RouteSpec route, string operation) =>
+        socket.Execute(RouteRequest(NlmFlags.Ack | NlmFlags.Create | NlmFlags.Replace, route), operation);
+
+    private static NetlinkMessageBuilder RouteRequest(ushort flags, RouteSpec route)
     {
-        var request = new NetlinkMessageBuilder(Rtm.NEWROUTE, NlmFlags.Ack | NlmFlags.Create | NlmFlags.Excl)
+        var request = new NetlinkMessageBuilder(Rtm.NEWROUTE, flags)
             .Append(new RouteMessage
             {
                 Family = Libc.AF_INET,
                 DestinationLength = (byte)route.DestinationLength,
-                Table = RouteValues.TableMain,
+                Table = TableField(route.Table),
                 Protocol = route.Protocol,
                 Scope = route.Gateway is null ? RouteValues.ScopeLink : RouteValues.ScopeUniverse,
                 Type = RouteValues.TypeUnicast,
-            });
+            })
+            .Attribute(Attr.RTA_TABLE, route.Table);
         if (route.DestinationLength > 0) request.Attribute(Attr.RTA_DST, route.Destination);
         if (route.Gateway is { } gateway) request.Attribute(Attr.RTA_GATEWAY, gateway);
-        request.Attribute(Attr.RTA_OIF, (uint)route.OutputInterface);
-        socket.Execute(request, operation);
+        if (route.OutputInterface != 0) request.Attribute(Attr.RTA_OIF, (uint)route.OutputInterface);
+        return request;
     }
+
+    /// <summary>
+    /// Deletes the route to <paramref name="destination"/>/<paramref name="destinationLength"/> in <paramref name="table"/>
+    /// only if its protocol is <paramref name="protocol"/> (the kernel matches it), so a route someone else made to the same
+    /// destination stays. False when there was no such route (ESRCH).
+    /// </summary>
+    public bool DeleteRoute(IPAddress destination, int destinationLength, uint table, byte protocol, string operation)
+    {
+        var request = new NetlinkMessageBuilder(Rtm.DELROUTE, NlmFlags.Ack)
+            .Append(new RouteMessage
+            {
+                Family = Libc.AF_INET,
+                DestinationLength = (byte)destinationLength,
+                Table = TableField(table),
+                Protocol = protocol,
+                Scope = RouteValues.ScopeNowhere,
+            })
+            .Attribute(Attr.RTA_TABLE, table);
+        if (destinationLength > 0) request.Attribute(Attr.RTA_DST, destination);
+        try
+        {
+            socket.Execute(request, operation);
+            return true;
+        }
+        catch (NetlinkException e) when (e.Errno == Errno.ESRCH)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The byte-sized table field of rtmsg and fib_rule_hdr; the full id always goes in RTA_TABLE/FRA_TABLE too.</summary>
+    private static byte TableField(uint table) => table < 256 ? (byte)table : RouteValues.TableUnspecified;
 
     /// <summary>A PERMANENT neighbour entry (replacing any), so the address is never ARPed for.</summary>
     public void AddPermanentNeighbour(int index, IPAddress address, byte[] hardwareAddress, string operation) =>
@@ -146,6 +210,11 @@ internal sealed class RouteNetlink(NetlinkSocket socket)
             })
             .ToList();
 
+    /// <summary>The IPv4 routes of one table. The dump brings every table; the kernel filters only for strict-checking sockets.</summary>
+    public List<RouteInfo> ListIPv4Routes(uint table, string operation) =>
+        ListIPv4Routes(operation).Where(route => route.Table == table).ToList();
+
+    /// <summary>Every IPv4 route of every table.</summary>
     public List<RouteInfo> ListIPv4Routes(string operation) =>
         socket.Dump(new NetlinkMessageBuilder(Rtm.GETROUTE, NlmFlags.Dump)
                 .Append(new RouteMessage { Family = Libc.AF_INET }), operation)
@@ -164,4 +233,36 @@ internal sealed class RouteNetlink(NetlinkSocket socket)
                     header.Scope);
             })
             .ToList();
+
+    /// <summary>Every IPv4 policy rule (<c>ip rule show</c>).</summary>
+    public List<LookupRule> ListIPv4Rules(string operation) =>
+        socket.Dump(new NetlinkMessageBuilder(Rtm.GETRULE, NlmFlags.Dump).Append(new FibRuleHeader { Family = Libc.AF_INET }), operation)
+            .Where(message => message.Type == Rtm.NEWRULE)
+            .Select(message =>
+            {
+                var header = message.FamilyHeader<FibRuleHeader>();
+                var attributes = message.Attributes(FibRuleHeader.Size);
+                var table = header.Action == RouteValues.RuleActionToTable ? attributes.UInt32(Attr.FRA_TABLE) ?? header.Table : 0;
+                // The kernel leaves FRA_PRIORITY out for priority 0 (the "lookup local" rule).
+                var priority = attributes.UInt32(Attr.FRA_PRIORITY) ?? 0;
+                return new LookupRule(attributes.Address(Attr.FRA_DST), header.DestinationLength, table, priority);
+            })
+            .ToList();
+
+    /// <summary>Adds the rule (<c>ip rule add to D/L lookup T priority P</c>); EEXIST when the kernel already has that very rule.</summary>
+    public void AddRule(LookupRule rule, string operation)
+    {
+        var request = new NetlinkMessageBuilder(Rtm.NEWRULE, NlmFlags.Ack | NlmFlags.Create | NlmFlags.Excl)
+            .Append(new FibRuleHeader
+            {
+                Family = Libc.AF_INET,
+                DestinationLength = (byte)rule.DestinationLength,
+                Table = TableField(rule.Table),
+                Action = RouteValues.RuleActionToTable,
+            })
+            .Attribute(Attr.FRA_TABLE, rule.Table)
+            .Attribute(Attr.FRA_PRIORITY, rule.Priority);
+        if (rule.Destination is { } destination && rule.DestinationLength > 0) request.Attribute(Attr.FRA_DST, destination);
+        socket.Execute(request, operation);
+    }
 }

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Romana.Cni.Netlink;
+namespace Romana.Netlink;
 
 /// <summary>
 /// One rtnetlink request: the netlink header, one fixed family header (ifinfomsg, rtmsg, ...) and attributes, nested

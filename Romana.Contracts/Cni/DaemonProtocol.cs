@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Romana.Cni.Protocol;
+namespace Romana.Contracts.Cni;
 
 /// <summary>
 /// What the CNI plugin and the Romana daemon say over the daemon's Unix socket: one request per connection, one JSON
@@ -18,7 +18,9 @@ public static class DaemonProtocol
 
     public static string KeyOf(string containerId, string ifName) => $"{containerId}/{ifName}";
 
-    public static byte[] Encode(DaemonRequest request) => Line(JsonSerializer.SerializeToUtf8Bytes(request, DaemonJson.Default.DaemonRequest));
+    public static byte[] Encode(DaemonRequest request) =>
+        Line(JsonSerializer.SerializeToUtf8Bytes(request, DaemonJson.Default.DaemonRequest));
+
     public static byte[] Encode(DaemonReply reply) => Line(JsonSerializer.SerializeToUtf8Bytes(reply, DaemonJson.Default.DaemonReply));
 
     /// <summary>Null when the line is not a request with a command (the daemon answers that with an error naming the fields).</summary>
@@ -38,9 +40,15 @@ public static class DaemonProtocol
 }
 
 /// <param name="Command">ADD, DEL, CHECK, STATUS or GC.</param>
-/// <param name="Pod">"namespace/name" from CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME) when the runtime gives them: it goes into the journal.</param>
-/// <param name="Valid">GC: the keys (see <see cref="DaemonProtocol.KeyOf"/>) of the attachments the runtime still has; every other address of this node is released.</param>
-public sealed record DaemonRequest(string Command, string ContainerId, string IfName, string? Netns = null, string? Pod = null, string[]? Valid = null);
+/// <param name="Pod">
+/// "namespace/name" from CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME) when the runtime gives them: it goes into the journal.
+/// </param>
+/// <param name="Valid">
+/// GC: the keys (see <see cref="DaemonProtocol.KeyOf"/>) of the attachments the runtime still has; every other address of
+/// this node is released.
+/// </param>
+public sealed record DaemonRequest(
+    string Command, string ContainerId, string IfName, string? Netns = null, string? Pod = null, string[]? Valid = null);
 
 /// <param name="Address">ADD and CHECK: the pod's IPv4 address (a /32).</param>
 /// <param name="Released">GC: how many addresses were released.</param>
@@ -51,7 +59,8 @@ public sealed record DaemonReply(bool Ok, string? Address = null, string? Code =
     public static DaemonReply Failure(string code, string error) => new(false, Code: code, Error: error);
 }
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(DaemonRequest))]
 [JsonSerializable(typeof(DaemonReply))]
 internal sealed partial class DaemonJson : JsonSerializerContext;

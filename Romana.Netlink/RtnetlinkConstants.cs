@@ -1,8 +1,11 @@
 using System.Runtime.InteropServices;
 
-namespace Romana.Cni.Netlink;
+namespace Romana.Netlink;
 
-/// <summary>Message types, flags and attribute numbers from linux/netlink.h, rtnetlink.h, if_link.h, veth.h, neighbour.h.</summary>
+/// <summary>
+/// Message types, flags and attribute numbers from linux/netlink.h, rtnetlink.h, if_link.h, veth.h, neighbour.h,
+/// fib_rules.h.
+/// </summary>
 internal static class Rtm
 {
     public const ushort NLMSG_ERROR = 2;
@@ -14,8 +17,11 @@ internal static class Rtm
     public const ushort NEWADDR = 20;
     public const ushort GETADDR = 22;
     public const ushort NEWROUTE = 24;
+    public const ushort DELROUTE = 25;
     public const ushort GETROUTE = 26;
     public const ushort NEWNEIGH = 28;
+    public const ushort NEWRULE = 32;
+    public const ushort GETRULE = 34;
 }
 
 internal static class NlmFlags
@@ -54,19 +60,32 @@ internal static class Attr
     public const ushort RTA_GATEWAY = 5;
     public const ushort RTA_TABLE = 15;
 
+    public const ushort FRA_DST = 1;
+    public const ushort FRA_PRIORITY = 6;
+    public const ushort FRA_TABLE = 15;
+
     public const ushort NDA_DST = 1;
     public const ushort NDA_LLADDR = 2;
 
     public const ushort NLMSGERR_ATTR_MSG = 1;
 }
 
-internal static class RouteValues
+/// <summary>Values of rtmsg and fib_rule_hdr fields (linux/rtnetlink.h, fib_rules.h).</summary>
+public static class RouteValues
 {
+    /// <summary>rtm_table when the table is given by RTA_TABLE alone (ids above 255 do not fit the byte).</summary>
+    public const byte TableUnspecified = 0;
     public const byte TableMain = 254;
     public const byte ProtocolBoot = 3;
     public const byte ScopeUniverse = 0;
     public const byte ScopeLink = 253;
+
+    /// <summary>In a deletion: match a route of any scope.</summary>
+    public const byte ScopeNowhere = 255;
     public const byte TypeUnicast = 1;
+
+    /// <summary>FR_ACT_TO_TBL: a rule that looks up a table ("ip rule ... lookup N").</summary>
+    public const byte RuleActionToTable = 1;
 }
 
 internal static class LinkFlags
@@ -125,6 +144,22 @@ internal struct RouteMessage
     public byte Protocol;
     public byte Scope;
     public byte Type;
+    public uint Flags;
+}
+
+/// <summary>struct fib_rule_hdr: the fixed header of RTM_*RULE messages.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct FibRuleHeader
+{
+    public const int Size = 12;
+    public byte Family;
+    public byte DestinationLength;
+    public byte SourceLength;
+    public byte Tos;
+    public byte Table;
+    public byte Reserved1;
+    public byte Reserved2;
+    public byte Action;
     public uint Flags;
 }
 

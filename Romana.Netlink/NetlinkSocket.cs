@@ -1,12 +1,13 @@
 using System.Runtime.InteropServices;
 
-namespace Romana.Cni.Netlink;
+namespace Romana.Netlink;
 
 /// <summary>
 /// A NETLINK_ROUTE socket bound to the network namespace that was current when it was opened. Requests are synchronous:
 /// send one, read until its acknowledgement (or NLMSG_DONE for a dump), throw <see cref="NetlinkException"/> on an errno.
+/// Blocking, and not for two threads at once: <see cref="RouteNetlink"/> speaks over it.
 /// </summary>
-internal sealed unsafe class NetlinkSocket : IDisposable
+public sealed unsafe class NetlinkSocket : IDisposable
 {
     private const int ReceiveBufferSize = 64 * 1024;
     private readonly int _fd;
@@ -28,7 +29,8 @@ internal sealed unsafe class NetlinkSocket : IDisposable
         try
         {
             var address = new Libc.SockaddrNetlink { Family = Libc.AF_NETLINK };
-            if (Libc.Bind(fd, &address, sizeof(Libc.SockaddrNetlink)) < 0) throw new NetlinkException("binding a netlink socket", Libc.LastErrno());
+            if (Libc.Bind(fd, &address, sizeof(Libc.SockaddrNetlink)) < 0)
+                throw new NetlinkException("binding a netlink socket", Libc.LastErrno());
             // Best effort: the kernel's own sentence in errors ("Nexthop device is not up"), without echoing our request back.
             var on = 1;
             Libc.SetSockOpt(fd, Libc.SOL_NETLINK, Libc.NETLINK_CAP_ACK, &on, sizeof(int));
@@ -43,10 +45,10 @@ internal sealed unsafe class NetlinkSocket : IDisposable
     }
 
     /// <summary>Sends a change (NEWLINK, NEWADDR, ...) with NLM_F_ACK and waits for the kernel to accept it.</summary>
-    public void Execute(NetlinkMessageBuilder request, string operation) => Exchange(request, operation, dump: false, replies: null);
+    internal void Execute(NetlinkMessageBuilder request, string operation) => Exchange(request, operation, dump: false, replies: null);
 
     /// <summary>A single GET with NLM_F_ACK: the reply message(s), then the acknowledgement.</summary>
-    public List<NetlinkMessage> Get(NetlinkMessageBuilder request, string operation)
+    internal List<NetlinkMessage> Get(NetlinkMessageBuilder request, string operation)
     {
         var replies = new List<NetlinkMessage>();
         Exchange(request, operation, dump: false, replies);
@@ -54,7 +56,7 @@ internal sealed unsafe class NetlinkSocket : IDisposable
     }
 
     /// <summary>An NLM_F_DUMP request: every message until NLMSG_DONE. Dumps end with DONE rather than an acknowledgement.</summary>
-    public List<NetlinkMessage> Dump(NetlinkMessageBuilder request, string operation)
+    internal List<NetlinkMessage> Dump(NetlinkMessageBuilder request, string operation)
     {
         var replies = new List<NetlinkMessage>();
         Exchange(request, operation, dump: true, replies);
@@ -101,7 +103,8 @@ internal sealed unsafe class NetlinkSocket : IDisposable
     {
         if ((flags & NlmFlags.AckTlvs) == 0 || payload.Length < 4 + NetlinkHeader.Size) return null;
         var echoedRequest = MemoryMarshal.Read<NetlinkHeader>(payload[4..]);
-        var attributesStart = 4 + ((flags & NlmFlags.Capped) != 0 ? NetlinkHeader.Size : NetlinkMessageBuilder.Align((int)echoedRequest.Length));
+        var echoedLength = (flags & NlmFlags.Capped) != 0 ? NetlinkHeader.Size : NetlinkMessageBuilder.Align((int)echoedRequest.Length);
+        var attributesStart = 4 + echoedLength;
         if (attributesStart >= payload.Length) return null;
         return NetlinkAttributes.Parse(payload[attributesStart..]).String(Attr.NLMSGERR_ATTR_MSG);
     }
@@ -115,7 +118,7 @@ internal sealed unsafe class NetlinkSocket : IDisposable
                 var sent = Libc.Send(_fd, bytes, message.Length, 0);
                 if (sent >= 0) return;
                 var errno = Libc.LastErrno();
-                if (errno != Libc.EINTR) throw new NetlinkException($"{operation} (sending the netlink request)", errno);
+                if (errno != Errno.EINTR) throw new NetlinkException($"{operation} (sending the netlink request)", errno);
             }
         }
     }
@@ -129,7 +132,7 @@ internal sealed unsafe class NetlinkSocket : IDisposable
                 var received = Libc.Receive(_fd, bytes, _receiveBuffer.Length, 0);
                 if (received > 0) return (int)received;
                 var errno = received == 0 ? 104 /* ECONNRESET */ : Libc.LastErrno();
-                if (errno != Libc.EINTR) throw new NetlinkException($"{operation} (reading the netlink reply)", errno);
+                if (errno != Errno.EINTR) throw new NetlinkException($"{operation} (reading the netlink reply)", errno);
             }
         }
     }

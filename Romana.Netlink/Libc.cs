@@ -1,10 +1,10 @@
 using System.Runtime.InteropServices;
 
-namespace Romana.Cni.Netlink;
+namespace Romana.Netlink;
 
 /// <summary>
-/// The few libc calls the plugin needs. Bound directly at link time (DirectPInvoke in the project file), so no library is
-/// loaded at startup; errno is read with <see cref="Marshal.GetLastPInvokeError"/>.
+/// The few libc calls netlink needs. The NativeAOT plugin binds them at link time (DirectPInvoke in its project file), so
+/// no library is loaded at startup; errno is read with <see cref="Marshal.GetLastPInvokeError"/>.
 /// </summary>
 internal static unsafe partial class Libc
 {
@@ -20,11 +20,6 @@ internal static unsafe partial class Libc
     public const int O_RDONLY = 0;
     public const int O_CLOEXEC = 0x80000;
     public const int CLONE_NEWNET = 0x40000000;
-
-    public const int ENOENT = 2;
-    public const int EINTR = 4;
-    public const int EEXIST = 17;
-    public const int ENODEV = 19;
 
     [StructLayout(LayoutKind.Sequential)]
     public struct SockaddrNetlink
@@ -63,4 +58,14 @@ internal static unsafe partial class Libc
     public static int LastErrno() => Marshal.GetLastPInvokeError();
 
     public static string Describe(int errno) => Marshal.GetPInvokeErrorMessage(errno);
+}
+
+/// <summary>The errno values callers tell apart in a <see cref="NetlinkException"/> (asm-generic/errno-base.h).</summary>
+public static class Errno
+{
+    public const int ENOENT = 2;
+    public const int ESRCH = 3;
+    public const int EINTR = 4;
+    public const int EEXIST = 17;
+    public const int ENODEV = 19;
 }

@@ -1,9 +1,9 @@
 using System.Net;
 using System.Runtime.CompilerServices;
 using System.Text;
-using Romana.Cni.Netlink;
+using Romana.Netlink;
 
-namespace Romana.Actors.Tests.Cni;
+namespace Romana.Actors.Tests.Netlink;
 
 /// <summary>
 /// The bytes of an rtnetlink request, checked against the kernel's format: a 16-byte nlmsghdr whose length covers the
@@ -24,11 +24,13 @@ public class NetlinkMessageTests
         Assert.Equal(8, Unsafe.SizeOf<InterfaceAddressMessage>());
         Assert.Equal(12, Unsafe.SizeOf<RouteMessage>());
         Assert.Equal(12, Unsafe.SizeOf<NeighbourMessage>());
+        Assert.Equal(12, Unsafe.SizeOf<FibRuleHeader>());
         Assert.Equal(NetlinkHeader.Size, Unsafe.SizeOf<NetlinkHeader>());
         Assert.Equal(InterfaceInfoMessage.Size, Unsafe.SizeOf<InterfaceInfoMessage>());
         Assert.Equal(InterfaceAddressMessage.Size, Unsafe.SizeOf<InterfaceAddressMessage>());
         Assert.Equal(RouteMessage.Size, Unsafe.SizeOf<RouteMessage>());
         Assert.Equal(NeighbourMessage.Size, Unsafe.SizeOf<NeighbourMessage>());
+        Assert.Equal(FibRuleHeader.Size, Unsafe.SizeOf<FibRuleHeader>());
     }
 
     [Theory]
