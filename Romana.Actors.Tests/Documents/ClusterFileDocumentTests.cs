@@ -125,6 +125,17 @@ public class ClusterFileDocumentTests
     }
 
     [Fact]
+    public void A_syntax_error_early_in_a_long_file_is_still_one_short_line()
+    {
+        var example = File.ReadAllText(Path.Combine(Paths.RepositoryRoot, "hocon", "examples", "three-zones.json"));
+        var at = example.IndexOf("\"healthy\": true", StringComparison.Ordinal);
+        var error = ErrorOf(example[..at] + "\"healthy\": tru" + example[(at + "\"healthy\": true".Length)..]);
+        Assert.StartsWith("cluster.json: $.nodes[0].healthy: not valid JSON at line ", error);
+        Assert.DoesNotContain("\n", error);
+        Assert.True(error.Length < 200, error);
+    }
+
+    [Fact]
     public void The_text_near_a_syntax_error_shows_the_bad_token()
     {
         var error = ErrorOf("{\n  \"podCidr\": \"100.64.0.0/16\",\n  \"blockPrefixLength\": tru\n}");

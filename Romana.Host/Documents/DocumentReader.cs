@@ -89,9 +89,11 @@ public static partial class DocumentReader
         var value = Find(parsed.RootElement, segments);
         var (parent, expected) = Walk(type, segments);
         string problem;
-        if (segments.Count > 0 && segments[^1] is string name && parent is { Kind: JsonTypeInfoKind.Object }
-            && parent.Properties.All(p => p.Name != name))
-            problem = $"unknown field (known: {string.Join(", ", parent.Properties.Select(p => p.Name))})";
+        var known = parent is { Kind: JsonTypeInfoKind.Object }
+            ? parent.Properties.Where(p => !p.IsExtensionData).Select(p => p.Name).ToList()
+            : null;
+        if (segments.Count > 0 && segments[^1] is string name && known is not null && !known.Contains(name))
+            problem = $"unknown field (known: {string.Join(", ", known)})";
         else if (segments.Count > 0 && Occurrences(parsed.RootElement, segments) > 1)
             problem = "appears twice in its object";
         else if (expected is not null)
@@ -115,7 +117,8 @@ public static partial class DocumentReader
             parent = info;
             current = segment switch
             {
-                string name when info.Kind == JsonTypeInfoKind.Object => info.Properties.FirstOrDefault(p => p.Name == name)?.PropertyType,
+                string name when info.Kind == JsonTypeInfoKind.Object =>
+                    info.Properties.FirstOrDefault(p => p.Name == name && !p.IsExtensionData)?.PropertyType,
                 int when info.Kind == JsonTypeInfoKind.Enumerable => info.ElementType,
                 _ => null,
             };
@@ -161,17 +164,22 @@ public static partial class DocumentReader
     }
 
     /// <summary>
-    /// The parser's own words on one line (it quotes the text it choked on, newlines included), without the position
-    /// (given once, in characters) and its advice to programmers.
+    /// The parser's own words on one line (it quotes the text it choked on, newlines included, shortened here), without
+    /// the position (given once, in characters) and its advice to programmers.
     /// </summary>
     private static string ParserMessage(JsonException e)
     {
         var message = e.Message;
         foreach (var tail in new[] { " Path: ", " LineNumber: " })
             if (message.IndexOf(tail, StringComparison.Ordinal) is var at and >= 0) message = message[..at];
+        message = Quoted().Replace(message, quote => quote.Groups[1].Length <= 20 ? quote.Value : $"'{quote.Groups[1].Value[..20]}...'");
         return message.Replace(" Change the reader options.", "", StringComparison.Ordinal)
             .Replace("\r", "\\r", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal).Trim();
     }
+
+    /// <summary>Text the parser quotes; it may quote all the rest of the document.</summary>
+    [GeneratedRegex("'([^']*)'")]
+    private static partial Regex Quoted();
 
     private sealed class Frame(bool isArray)
     {
