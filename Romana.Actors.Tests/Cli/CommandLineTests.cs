@@ -32,7 +32,22 @@ public class CommandLineTests
         var file = folder.Write("bad.json", """{ "name": "bad", "topology": { "podCidr": 7 } }""");
         var (exit, output, error) = await RomanaAsync("ipam", "vectors", file);
         Assert.Equal(1, exit);
-        Assert.Contains($"ERROR {file}: field 'topology.zones': missing", output);
+        Assert.Contains($"ERROR {file}: $.topology.podCidr = 7: expected a string", output);
+        Assert.DoesNotContain("   at ", output + error);
+    }
+
+    [Fact]
+    public async Task A_malformed_scenario_exits_2_with_one_line_naming_the_path_and_the_value()
+    {
+        using var folder = new TempFolder();
+        var cluster = File.ReadAllText(Path.Combine(Paths.RepositoryRoot, "hocon", "examples", "small-single-zone.json"));
+        var file = folder.Write("bad.json", $$"""
+            {"cluster": {{cluster}}, "events": [{"at": "5s", "fail": "subnet-0a1-node-01", "pods": 3}], "until": "30s"}
+            """);
+        var (exit, output, error) = await RomanaAsync("simulate", "--scenario", file);
+        Assert.Equal(2, exit);
+        Assert.StartsWith($"romana: {file}: $.events[0].pods = 3: unknown field (known: at, fail, ", error.Trim());
+        Assert.Single(error.Trim().Split('\n'));
         Assert.DoesNotContain("   at ", output + error);
     }
 

@@ -77,11 +77,23 @@ public class PlanCommandTests
     }
 
     [Theory]
-    [InlineData("""{"podCidr": "100.64.0.0/16", "zones": [], "nodes": []}""", "field 'blockPrefixLength': missing")]
-    [InlineData("""{"podCidr": "100.64.0.0/16", "blockPrefixLength": 26, "zones": [{"name": "z", "subnets": [{"id": "s", "cidr": "10.0.0.0/33", "routeTable": "r"}]}], "nodes": []}""", "field 'zones[0].subnets[0].cidr': '10.0.0.0/33' is not an IPv4 CIDR")]
-    [InlineData("""{"podCidr": "100.64.0.0/16", "blockPrefixLength": 26, "zones": [{"name": "z", "subnets": [{"id": "s", "cidr": "10.0.0.0/24", "routeTable": "r"}]}], "nodes": [{"name": "n", "subnet": "x", "ip": "10.0.0.5", "eni": "eni-1"}]}""", "field 'nodes[0].subnet': 'x' is not a subnet of any zone")]
-    [InlineData("""{"podCidr": "100.64.0.0/16", "blockPrefixLength": 26, "zones": [{"name": "z", "subnets": [{"id": "s", "cidr": "10.0.0.0/24", "routeTable": "r"}]}], "nodes": [{"name": "n", "subnet": "s", "ip": "10.0.9.5", "eni": "eni-1"}]}""", "node n: ip: 10.0.9.5 is not inside subnet s's VPC CIDR 10.0.0.0/24")]
-    [InlineData("""{"podCidr": "100.64.0.0/16", "blockPrefixLength": 26, "routeLimit": "fifty", "zones": [], "nodes": []}""", "field 'routeLimit': expected an integer")]
+    [InlineData("""{"podCidr": "100.64.0.0/16", "zones": [], "nodes": []}""", "$.blockPrefixLength: missing")]
+    [InlineData("""
+        {"podCidr": "100.64.0.0/16", "blockPrefixLength": 26,
+         "zones": [{"name": "z", "subnets": [{"id": "s", "cidr": "10.0.0.0/33", "routeTable": "r"}]}], "nodes": []}
+        """, "$.zones[0].subnets[0].cidr = \"10.0.0.0/33\": not an IPv4 CIDR")]
+    [InlineData("""
+        {"podCidr": "100.64.0.0/16", "blockPrefixLength": 26,
+         "zones": [{"name": "z", "subnets": [{"id": "s", "cidr": "10.0.0.0/24", "routeTable": "r"}]}],
+         "nodes": [{"name": "n", "subnet": "x", "ip": "10.0.0.5", "eni": "eni-1"}]}
+        """, "$.nodes[0].subnet = \"x\": not a subnet of any zone")]
+    [InlineData("""
+        {"podCidr": "100.64.0.0/16", "blockPrefixLength": 26,
+         "zones": [{"name": "z", "subnets": [{"id": "s", "cidr": "10.0.0.0/24", "routeTable": "r"}]}],
+         "nodes": [{"name": "n", "subnet": "s", "ip": "10.0.9.5", "eni": "eni-1"}]}
+        """, "$.nodes[0].ip = \"10.0.9.5\": not inside subnet s's CIDR 10.0.0.0/24")]
+    [InlineData("""{"podCidr": "100.64.0.0/16", "blockPrefixLength": 26, "routeLimit": "fifty", "zones": [], "nodes": []}""",
+        "$.routeLimit = \"fifty\": expected an integer")]
     public async Task Malformed_input_exits_2_with_one_line_naming_the_field(string json, string expected)
     {
         using var folder = new TempFolder();

@@ -57,11 +57,18 @@ public class IpamVectorTests
     }
 
     [Theory]
-    [InlineData("""{ "name": "x", "steps": [] }""", "field 'topology': missing")]
-    [InlineData("""{ "name": "x", "topology": { "podCidr": "10.0.0.0/30", "blockPrefixLength": "30", "zones": [] } }""", "field 'topology.blockPrefixLength': expected an integer")]
-    [InlineData("""{ "name": "x", "topology": { "podCidr": "10.0.0.0/30", "blockPrefixLength": 30, "zones": [] }, "steps": [ { "op": "fly", "expect": "ok" } ] }""", "field 'steps[0].op': unknown op 'fly'")]
-    [InlineData("""{ "name": "x", "topology": { "podCidr": "10.0.0.0/30", "blockPrefixLength": 30, "zones": [] }, "steps": [ { "op": "allocate", "node": "n", "expect": "ok" } ] }""", "field 'steps[0].key': missing")]
-    [InlineData("""{ "name": """, "field '(document)': not valid JSON")]
+    [InlineData("""{ "name": "x", "steps": [] }""", "$.topology: missing")]
+    [InlineData("""{ "name": "x", "topology": { "podCidr": "10.0.0.0/30", "blockPrefixLength": "30", "zones": [] } }""",
+        "$.topology.blockPrefixLength = \"30\": expected an integer")]
+    [InlineData("""
+        { "name": "x", "topology": { "podCidr": "10.0.0.0/30", "blockPrefixLength": 30, "zones": [] },
+          "steps": [ { "op": "fly", "expect": "ok" } ] }
+        """, "$.steps[0].op = \"fly\": unknown op")]
+    [InlineData("""
+        { "name": "x", "topology": { "podCidr": "10.0.0.0/30", "blockPrefixLength": 30, "zones": [] },
+          "steps": [ { "op": "allocate", "node": "n", "expect": "ok" } ] }
+        """, "$.steps[0].key: missing")]
+    [InlineData("""{ "name": """, "$.name: not valid JSON at line 1")]
     public async Task A_malformed_vector_gets_one_line_naming_the_file_and_the_field(string json, string expected)
     {
         using var folder = new TempFolder();

@@ -94,8 +94,8 @@ public sealed class JournalFixtureTests : IDisposable
         await using var romana = await RomanaHost.StartAuditAsync(_journal);
         var replay = await AuditQueries.ReplayAsync(romana.Audit, null);
         Assert.Equal(_expected["eventCounts"]!.AsObject().Sum(c => c.Value!.GetValue<long>()), replay.Applied);
-        Assert.True(JsonNode.DeepEquals(_expected["replay"], JsonNode.Parse(AuditCommands.ReplayDocument(replay).ToJsonString())),
-            $"replay differs:\n{AuditCommands.ReplayDocument(replay).ToJsonString()}");
+        Assert.True(JsonNode.DeepEquals(_expected["replay"], JsonNode.Parse(AuditCommands.ReplayDocument(replay).ToJson())),
+            $"replay differs:\n{AuditCommands.ReplayDocument(replay).ToJson()}");
 
         var holdings = await AuditQueries.AddressAsync(romana.Audit, Ipv4.Parse("100.64.0.32"));
         Assert.NotEmpty(holdings);

@@ -45,15 +45,15 @@ public class SimulationScenarioTests
         var failover = Assert.Single(result.Failovers);
         RepairedInTime(failover);
         Assert.Contains(result.Timeline, e => e.Event == "routeReplaced" && e.Details["from"] == "subnet-0a1-node-02" && e.Details["reason"] == "failover");
-        Assert.DoesNotContain(result.Final["routeTables"]!.AsArray().SelectMany(t => t!["routes"]!.AsArray()), r => r!["target"]!.GetValue<string>() == "subnet-0a1-node-02");
+        Assert.DoesNotContain(result.Final.RouteTables.SelectMany(t => t.Routes), r => r.Target == "subnet-0a1-node-02");
     }
 
     [Fact]
     public async Task One_zone_over_fifty_nodes_fits_and_fails_over()
     {
         var result = await RunAsync(Cluster("one-zone-60-nodes.json"), "25s", At("5s", "fail", "subnet-0a2-node-07"), At("6s", "fail", "subnet-0a1-node-12"));
-        Assert.Equal(60, result.Final["nodes"]!.AsArray().Count);
-        Assert.All(result.Final["routeTables"]!.AsArray(), t => Assert.True(t!["routes"]!.AsArray().Count <= 47));
+        Assert.Equal(60, result.Final.Nodes.Count);
+        Assert.All(result.Final.RouteTables, t => Assert.True(t.Routes.Count <= 47));
         Assert.All(result.Failovers, RepairedInTime);
     }
 
@@ -63,8 +63,8 @@ public class SimulationScenarioTests
         var cluster = Cluster("three-zones.json");
         var result = await RunAsync(cluster, "20s", At("5s", "fail", "subnet-0b1-node-01"));
         var budgets = cluster["routeTables"]!.AsArray().ToDictionary(t => t!["id"]!.GetValue<string>(), t => 50 - t!["foreignRoutes"]!.GetValue<int>());
-        foreach (var table in result.Final["routeTables"]!.AsArray())
-            Assert.InRange(table!["routes"]!.AsArray().Count, 1, budgets[table["id"]!.GetValue<string>()]);
+        foreach (var table in result.Final.RouteTables)
+            Assert.InRange(table.Routes.Count, 1, budgets[table.Id]);
         Assert.All(result.Failovers, RepairedInTime);
     }
 
@@ -74,8 +74,8 @@ public class SimulationScenarioTests
         var result = await RunAsync(Cluster("small-single-zone.json"), "30s",
             At("5s", "fail", "subnet-0a1-node-01"), At("5.3s", "fail", "subnet-0a1-node-02"));
         Assert.All(result.Failovers, RepairedInTime);
-        var targets = result.Final["routeTables"]!.AsArray().SelectMany(t => t!["routes"]!.AsArray())
-            .Where(r => r!["cidr"]!.GetValue<string>().StartsWith("100.64.0.", StringComparison.Ordinal)).Select(r => r!["target"]!.GetValue<string>()).Distinct();
+        var targets = result.Final.RouteTables.SelectMany(t => t.Routes)
+            .Where(r => r.Cidr.ToString().StartsWith("100.64.0.", StringComparison.Ordinal)).Select(r => r.Target).Distinct();
         Assert.Equal(["subnet-0a1-node-03"], targets);
     }
 
@@ -86,8 +86,8 @@ public class SimulationScenarioTests
             At("5s", "fail", "subnet-0a2-node-01"), At("5s", "fail", "subnet-0a2-node-02"), At("5s", "fail", "subnet-0a2-node-03"));
         var alarm = Assert.Single(result.Timeline, e => e.Event == "noHealthyForwarder");
         Assert.Equal("subnet-0a2", alarm.Details["subnet"]);
-        var routesToDarkSubnet = result.Final["routeTables"]!.AsArray().SelectMany(t => t!["routes"]!.AsArray())
-            .Count(r => r!["cidr"]!.GetValue<string>().StartsWith("100.64.128.", StringComparison.Ordinal));
+        var routesToDarkSubnet = result.Final.RouteTables.SelectMany(t => t.Routes)
+            .Count(r => r.Cidr.ToString().StartsWith("100.64.128.", StringComparison.Ordinal));
         Assert.Equal(3, routesToDarkSubnet);
         Assert.DoesNotContain(result.Timeline, e => e.Event == "routeDeleted");
     }
@@ -137,17 +137,20 @@ public class SimulationScenarioTests
         var node = new JsonObject { ["name"] = "late-node", ["subnet"] = "subnet-0a2", ["ip"] = "10.0.1.50", ["eni"] = "eni-late", ["instanceId"] = "i-late", ["pods"] = 70, ["healthy"] = true };
         var result = await RunAsync(Cluster("small-single-zone.json"), "30s",
             At("5s", "addNode", node), At("15s", "removeNode", "subnet-0a1-node-03"));
-        Assert.Contains(result.Final["nodes"]!.AsArray(), n => n!["name"]!.GetValue<string>() == "late-node");
-        Assert.DoesNotContain(result.Final["nodes"]!.AsArray(), n => n!["name"]!.GetValue<string>() == "subnet-0a1-node-03");
-        Assert.DoesNotContain(result.Final["routeTables"]!.AsArray().SelectMany(t => t!["routes"]!.AsArray()), r => r!["target"]!.GetValue<string>() == "subnet-0a1-node-03");
+        Assert.Contains(result.Final.Nodes, n => n.Name == "late-node");
+        Assert.DoesNotContain(result.Final.Nodes, n => n.Name == "subnet-0a1-node-03");
+        Assert.DoesNotContain(result.Final.RouteTables.SelectMany(t => t.Routes), r => r.Target == "subnet-0a1-node-03");
     }
 
     [Theory]
-    [InlineData("""{"at": "5s", "fail": "nobody"}""", "events[0].fail: unknown node 'nobody'")]
-    [InlineData("""{"at": "soon", "fail": "subnet-0a1-node-01"}""", "events[0].at: 'soon' is not a time such as 500ms, 20s or 2m")]
-    [InlineData("""{"at": "5s", "explode": true}""", "events[0]: expected one of fail, recover, addNode, removeNode, ec2, restartRouteManager")]
-    [InlineData("""{"at": "5s", "ec2": "melt", "for": "1s"}""", "events[0].ec2: 'melt' is not a known EC2 fault (throttle)")]
-    [InlineData("""{"at": "5s", "addNode": {"name": "x", "subnet": "nope", "ip": "10.0.0.9", "eni": "eni-x"}}""", "events[0].addNode: field 'subnet': 'nope' is not a subnet of any zone")]
+    [InlineData("""{"at": "5s", "fail": "nobody"}""",
+        """$.events[0].fail = "nobody": unknown node (not in the cluster, or removed by an earlier event)""")]
+    [InlineData("""{"at": "soon", "fail": "subnet-0a1-node-01"}""", """$.events[0].at = "soon": not a time such as 500ms, 20s or 2m""")]
+    [InlineData("""{"at": "5s", "explode": true}""",
+        "$.events[0].explode = true: unknown field (known: at, fail, recover, addNode, removeNode, ec2, for, restartRouteManager)")]
+    [InlineData("""{"at": "5s", "ec2": "melt", "for": "1s"}""", """$.events[0].ec2 = "melt": not a known EC2 fault (throttle)""")]
+    [InlineData("""{"at": "5s", "addNode": {"name": "x", "subnet": "nope", "ip": "10.0.0.9", "eni": "eni-x"}}""",
+        """$.events[0].addNode.subnet = "nope": not a subnet of any zone (subnets: subnet-0a1, subnet-0a2)""")]
     public void A_malformed_event_is_refused_naming_it(string json, string expected)
     {
         var error = Assert.Throws<ScenarioException>(() => ScenarioReader.Parse(new JsonObject

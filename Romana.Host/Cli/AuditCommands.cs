@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
@@ -9,6 +8,7 @@ using Romana.Actors.Configuration;
 using Romana.Host.Composition;
 using Romana.Host.Persistence;
 using Romana.Host.Routing;
+using Romana.Host.Documents;
 using Spectre.Console;
 
 namespace Romana.Host.Cli;
@@ -119,31 +119,30 @@ public static partial class AuditCommands
             var journal = romana.Audit;
             var replay = await AuditQueries.ReplayAsync(journal, at, LoadConfig(parse).GetTimeSpan("romana.audit.late-writes"));
             var document = ReplayDocument(replay);
-            if (parse.GetValue(Json)) Console.WriteLine(document.ToJsonString(JsonOptions.Indented));
+            if (parse.GetValue(Json)) Console.WriteLine(document.ToJson());
             else
             {
                 AnsiConsole.MarkupLine(Markup.Escape($"{replay.Applied:N0} events replayed{(at is null ? "" : $" up to {at.Value.Stamp()}")}"));
                 var nodes = new Table().AddColumns("node", "subnet", "IP", "blocks", "healthy");
-                foreach (var n in document["nodes"]!.AsArray())
-                    nodes.AddRow(n!["name"]!.GetValue<string>(), n["subnet"]!.GetValue<string>(), n["ip"]!.GetValue<string>(),
-                        string.Join(", ", n["blocks"]!.AsArray().Select(b => b!.GetValue<string>())), n["healthy"]!.GetValue<bool>() ? "yes" : "no");
+                foreach (var n in document.Nodes)
+                    nodes.AddRow(n.Name, n.Subnet, n.Ip, string.Join(", ", n.Blocks), n.Healthy ? "yes" : "no");
                 AnsiConsole.Write(nodes);
-                foreach (var t in document["routeTables"]!.AsArray())
-                    AnsiConsole.MarkupLine(Markup.Escape($"{t!["id"]}: {t["routes"]!.AsArray().Count} routes (budget {t["budget"]})"));
-                AnsiConsole.MarkupLine($"forwarded: {document["forwardedFraction"]!.GetValue<double>():P1}");
+                foreach (var t in document.RouteTables)
+                    AnsiConsole.MarkupLine(Markup.Escape($"{t.Id}: {t.Routes.Count} routes (budget {t.Budget})"));
+                AnsiConsole.MarkupLine($"forwarded: {document.ForwardedFraction:P1}");
             }
             return CommandLineGuard.Ok;
         }));
         return command;
     }
 
-    public static JsonObject ReplayDocument(JournalReplay replay)
+    public static PlanDocument ReplayDocument(JournalReplay replay)
     {
         var ipam = replay.Ipam();
         var input = replay.RoutingInput();
         var plan = replay.RoutePlan(input);
         var blocks = ipam.Nodes.ToDictionary(n => n.Node, n => n.Blocks);
-        return PlanDocument.ToJson(ipam.Subnets.Select(s => (s.Subnet.Value, s.PodPrefix)),
+        return PlanDocument.Of(ipam.Subnets.Select(s => (s.Subnet.Value, s.PodPrefix)),
             ipam.Subnets.SelectMany(s => s.Members.Select(m => new PlanDocument.Node(m.Node.Value, s.Subnet.Value, m.Ip.ToString(),
                 blocks.GetValueOrDefault(m.Node, []), !replay.IsFailed(m.Node)))),
             plan.Tables, plan.ForwardedFraction);

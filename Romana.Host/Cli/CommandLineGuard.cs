@@ -1,7 +1,7 @@
 using Romana.Actors.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Actors.Topology;
-using Romana.Host.Ipam;
+using Romana.Host.Documents;
 
 namespace Romana.Host.Cli;
 
@@ -18,7 +18,7 @@ public static class CommandLineGuard
         {
             return await action();
         }
-        catch (Exception e) when (e is ConfigurationError or TopologyException or VectorFormatException or FileNotFoundException)
+        catch (Exception e) when (e is ConfigurationError or TopologyException or DocumentException or FileNotFoundException)
         {
             Console.Error.WriteLine($"romana: {e.Message}");
             return BadInput;

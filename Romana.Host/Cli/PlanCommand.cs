@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using Akka.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
@@ -62,7 +61,7 @@ public static class PlanCommand
             Console.Error.WriteLine($"romana: the plan breaks an invariant: {violation}");
             return CommandLineGuard.Failed;
         }
-        if (json) output.WriteLine(ClusterPlanning.ToJson(file, topology, state, routing, plan).ToJsonString(JsonOptions.Indented));
+        if (json) output.WriteLine(ClusterPlanning.Document(file, topology, state, routing, plan).ToJson());
         else Print(file, routing, plan);
         return CommandLineGuard.Ok;
     }

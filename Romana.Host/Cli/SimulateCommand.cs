@@ -1,8 +1,8 @@
 using Romana.Host.Persistence;
 using Romana.Actors.Addressing;
 using System.CommandLine;
-using System.Text.Json.Nodes;
 using Romana.Actors.Topology;
+using Romana.Host.Documents;
 using Romana.Host.Simulation;
 using Spectre.Console;
 
@@ -96,8 +96,8 @@ public static class SimulateCommand
         if (result.Failovers.FirstOrDefault() is { } failover)
         {
             lines.Add($"{run} node {failover.Node} --journal {file}");
-            var block = result.Final["nodes"]?.AsArray().FirstOrDefault(n => n?["name"]?.GetValue<string>() == failover.Node)?["blocks"]?.AsArray().FirstOrDefault();
-            if (block is not null) lines.Add($"{run} address {new Ipv4(Ipv4Cidr.Parse(block.GetValue<string>()).Network.Value + 1)} --journal {file}");
+            if (result.Final.Nodes.FirstOrDefault(n => n.Name == failover.Node) is { Blocks: [var block, ..] })
+                lines.Add($"{run} address {new Ipv4(block.Network.Value + 1)} --journal {file}");
             var after = result.Start.AddSeconds((failover.RoutesRepairedAt ?? failover.FailedAt) + 1);
             lines.Add($"{run} replay --until {after.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ} --journal {file}   (just after the first failover)");
         }
@@ -108,7 +108,7 @@ public static class SimulateCommand
 
     private static int Finish(Scenario scenario, SimulationResult result, bool json, string? report)
     {
-        if (json) Console.WriteLine(ToJson(result).ToJsonString(JsonOptions.Indented));
+        if (json) Console.WriteLine(SimulationDocument.Of(result).ToJson());
         else Print(result);
         if (report is not null)
         {
@@ -127,24 +127,6 @@ public static class SimulateCommand
         foreach (var file in new[] { settings.SqlitePath, settings.SqliteSnapshotPath }.SelectMany(f => new[] { f, f + "-wal", f + "-shm" }))
             File.Delete(file);
     }
-
-    public static JsonObject ToJson(SimulationResult result) => new()
-    {
-        ["timeline"] = new JsonArray([.. result.Timeline.Select(e =>
-        {
-            var entry = new JsonObject { ["at"] = e.At, ["event"] = e.Event };
-            foreach (var (key, value) in e.Details) entry[key] = value;
-            return (JsonNode)entry;
-        })]),
-        ["failovers"] = new JsonArray([.. result.Failovers.Select(f => (JsonNode)new JsonObject
-        {
-            ["node"] = f.Node,
-            ["failedAt"] = f.FailedAt,
-            ["detectedAt"] = f.DetectedAt,
-            ["routesRepairedAt"] = f.RoutesRepairedAt,
-        })]),
-        ["final"] = result.Final.DeepClone(),
-    };
 
     /// <summary>One line a timeline entry, short enough for a terminal.</summary>
     private static string Describe(TimelineEntry e)
@@ -180,6 +162,7 @@ public static class SimulateCommand
         var final = result.Final;
         AnsiConsole.MarkupLine(Markup.Escape($"{result.Simulated.TotalSeconds:0.#} s simulated in {result.Elapsed.TotalSeconds:0.0} s; " +
             $"{result.InvariantChecks} invariant checks, {(result.Violation is null ? "all held" : "one failed")}; " +
-            $"final: {final["routeTables"]!.AsArray().Sum(t => t!["routes"]!.AsArray().Count)} routes, {final["forwardedFraction"]!.GetValue<double>():P1} of pods forwarded; journal: {result.Journal}"));
+            $"final: {final.RouteTables.Sum(t => t.Routes.Count)} routes, {final.ForwardedFraction:P1} of pods forwarded; " +
+            $"journal: {result.Journal}"));
     }
 }

@@ -1,6 +1,7 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Romana.Actors.Topology;
+using Romana.Host.Documents;
+using static Romana.Host.Documents.DocumentChecks;
 
 namespace Romana.Host.Ipam;
 
@@ -13,10 +14,13 @@ public sealed record VectorStep(int Number, string Op, IReadOnlyDictionary<strin
     public string Describe() => Fields.Count == 0 ? Op : $"{Op} {string.Join(' ', Fields.Select(f => $"{f.Key}={f.Value}"))}";
 }
 
-/// <summary>A vector file that cannot be read; the message names the file and the field.</summary>
-public sealed class VectorFormatException(string file, string field, string problem)
-    : Exception($"{file}: field '{field}': {problem}");
+/// <summary>A vector file that cannot be read; the message names the file, the JSON path and the value.</summary>
+public sealed class VectorFormatException(DocumentError error) : DocumentException(error);
 
+/// <summary>
+/// Reads a <see cref="ConformanceVectorDocument"/>. Only the shape is checked (the fields each op takes, and no
+/// others): whether the topology or a step makes sense is the outcome the vector expects from the run.
+/// </summary>
 public static class ConformanceVectorReader
 {
     private static readonly Dictionary<string, string[]> FieldsByOp = new()
@@ -37,83 +41,52 @@ public static class ConformanceVectorReader
         : File.Exists(path) ? [path]
         : throw new FileNotFoundException($"{path}: no such file or folder")).ToList();
 
-    public static ConformanceVector Read(string file)
+    public static ConformanceVector Read(string file) => Parse(File.ReadAllText(file), file);
+
+    /// <summary>The text of a vector; <paramref name="file"/> names it in errors and in the vector.</summary>
+    public static ConformanceVector Parse(string json, string file) =>
+        DocumentReader.Read(json, file, DocumentJson.Default.ConformanceVectorDocument, d => Check(d, file),
+            error => new VectorFormatException(error));
+
+    private static ConformanceVector Check(ConformanceVectorDocument vector, string file)
     {
-        JsonNode? root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(file));
-        }
-        catch (JsonException e)
-        {
-            throw new VectorFormatException(file, "(document)", $"not valid JSON: {e.Message}");
-        }
-        if (root is not JsonObject vector) throw new VectorFormatException(file, "(document)", "expected a JSON object");
+        var name = Present(vector.Name, "$.name");
+        var topology = Present(vector.Topology, "$.topology");
+        var zones = Objects(topology.Zones, "$.topology.zones").Select(z => new ZoneSpec(
+            Present(z.Item.Name, $"{z.Path}.name"),
+            [.. Objects(z.Item.Subnets, $"{z.Path}.subnets")
+                .Select(s => new SubnetSpec(Present(s.Item.Id, $"{s.Path}.id"), s.Item.PodPrefix))],
+            z.Item.PodPrefix)).ToList();
+        var spec = new TopologySpec(Present(topology.PodCidr, "$.topology.podCidr"),
+            Present(topology.BlockPrefixLength, "$.topology.blockPrefixLength"), zones);
 
-        var topology = Object(file, vector, "topology");
-        var zones = Array(file, topology, "zones", "topology.zones").Select((z, i) =>
-        {
-            var at = $"topology.zones[{i}]";
-            var zone = z as JsonObject ?? throw new VectorFormatException(file, at, "expected an object");
-            var subnets = Array(file, zone, "subnets", $"{at}.subnets").Select((s, j) =>
-            {
-                var subnet = s as JsonObject ?? throw new VectorFormatException(file, $"{at}.subnets[{j}]", "expected an object");
-                return new SubnetSpec(Text(file, subnet, "id", $"{at}.subnets[{j}].id"),
-                    OptionalText(file, subnet, "podPrefix", $"{at}.subnets[{j}].podPrefix"));
-            }).ToList();
-            return new ZoneSpec(Text(file, zone, "name", $"{at}.name"), subnets, OptionalText(file, zone, "podPrefix", $"{at}.podPrefix"));
-        }).ToList();
-        var spec = new TopologySpec(Text(file, topology, "podCidr", "topology.podCidr"),
-            Number(file, topology, "blockPrefixLength", "topology.blockPrefixLength"), zones);
+        var expectLoad = vector.ExpectLoad ?? "ok";
+        if (expectLoad is not ("ok" or "error:invalid")) throw Problem("$.expectLoad", "neither \"ok\" nor \"error:invalid\"");
 
-        var expectLoad = OptionalText(file, vector, "expectLoad", "expectLoad") ?? "ok";
-        if (expectLoad is not ("ok" or "error:invalid"))
-            throw new VectorFormatException(file, "expectLoad", $"'{expectLoad}' is neither \"ok\" nor \"error:invalid\"");
-
-        var steps = vector["steps"] is null ? [] : Array(file, vector, "steps", "steps").Select((s, i) => Step(file, s, i)).ToList();
-        return new ConformanceVector(Text(file, vector, "name", "name"), file, spec, expectLoad, steps);
+        var steps = vector.Steps is null ? [] : Objects(vector.Steps, "$.steps").Select((s, i) => Step(s.Item, s.Path, i)).ToList();
+        return new ConformanceVector(name, file, spec, expectLoad, steps);
     }
 
-    private static VectorStep Step(string file, JsonNode? node, int index)
+    private static VectorStep Step(VectorStepDocument step, string at, int index)
     {
-        var at = $"steps[{index}]";
-        var step = node as JsonObject ?? throw new VectorFormatException(file, at, "expected an object");
-        var op = Text(file, step, "op", $"{at}.op");
+        var op = Present(step.Op, $"{at}.op");
         if (!FieldsByOp.TryGetValue(op, out var required))
-            throw new VectorFormatException(file, $"{at}.op", $"unknown op '{op}' (known: {string.Join(", ", FieldsByOp.Keys)})");
-        var fields = required.ToDictionary(f => f, f => Text(file, step, f, $"{at}.{f}"));
+            throw Problem($"{at}.op", $"unknown op (known: {string.Join(", ", FieldsByOp.Keys)})");
+        var given = new Dictionary<string, string?>
+        {
+            ["node"] = step.Node, ["subnet"] = step.Subnet, ["ip"] = step.Ip, ["key"] = step.Key, ["address"] = step.Address,
+            ["cidr"] = step.Cidr,
+        };
+        var fields = required.ToDictionary(f => f, f => Present(given[f], $"{at}.{f}"));
+        string[] takes = op == "release" ? ["key", "address"] : required;
+        if (given.FirstOrDefault(g => g.Value is not null && !takes.Contains(g.Key)) is { Key: { } extra })
+            throw Problem($"{at}.{extra}", $"not a field of {op} (it takes: {(takes.Length == 0 ? "none" : string.Join(", ", takes))})");
         if (op == "release")
         {
-            var key = OptionalText(file, step, "key", $"{at}.key");
-            var address = OptionalText(file, step, "address", $"{at}.address");
-            if ((key is null) == (address is null))
-                throw new VectorFormatException(file, $"{at}.key", "release needs exactly one of 'key' and 'address'");
-            fields[key is null ? "address" : "key"] = (key ?? address)!;
+            if ((step.Key is null) == (step.Address is null))
+                throw Problem(at, "release needs exactly one of 'key' and 'address'");
+            fields[step.Key is null ? "address" : "key"] = (step.Key ?? step.Address)!;
         }
-        var expect = step["expect"] ?? throw new VectorFormatException(file, $"{at}.expect", "missing");
-        return new VectorStep(index + 1, op, fields, expect.DeepClone());
+        return new VectorStep(index + 1, op, fields, Present(step.Expect, $"{at}.expect"));
     }
-
-    private static JsonObject Object(string file, JsonObject parent, string name) =>
-        parent[name] as JsonObject ?? throw new VectorFormatException(file, name, parent[name] is null ? "missing" : "expected an object");
-
-    private static JsonArray Array(string file, JsonObject parent, string name, string path) =>
-        parent[name] as JsonArray ?? throw new VectorFormatException(file, path, parent[name] is null ? "missing" : "expected an array");
-
-    private static string Text(string file, JsonObject parent, string name, string path) =>
-        OptionalText(file, parent, name, path) ?? throw new VectorFormatException(file, path, "missing");
-
-    private static string? OptionalText(string file, JsonObject parent, string name, string path) => parent[name] switch
-    {
-        null => null,
-        JsonValue value when value.TryGetValue<string>(out var text) => text,
-        _ => throw new VectorFormatException(file, path, "expected a string"),
-    };
-
-    private static int Number(string file, JsonObject parent, string name, string path) => parent[name] switch
-    {
-        null => throw new VectorFormatException(file, path, "missing"),
-        JsonValue value when value.TryGetValue<int>(out var number) => number,
-        _ => throw new VectorFormatException(file, path, "expected an integer"),
-    };
 }

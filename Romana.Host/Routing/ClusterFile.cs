@@ -1,7 +1,8 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Romana.Actors.Addressing;
 using Romana.Actors.Topology;
+using Romana.Host.Documents;
+using static Romana.Host.Documents.DocumentChecks;
 
 namespace Romana.Host.Routing;
 
@@ -15,107 +16,109 @@ public sealed record ClusterRouteTable(string Id, int ForeignRoutes);
 
 public sealed record ClusterNode(string Name, string Subnet, string Ip, string Eni, string InstanceId, int Pods, bool Healthy);
 
-/// <summary>A cluster file that cannot be used; the message names the field and the value.</summary>
-public sealed class ClusterFileException(string message) : Exception(message);
+/// <summary>A cluster file that cannot be used; the message names the JSON path and the value.</summary>
+public sealed class ClusterFileException : DocumentException
+{
+    public ClusterFileException(DocumentError error) : base(error)
+    {
+    }
 
+    /// <summary>A refusal with no place in the file: the file is missing, or the IPAM refused a node while loading.</summary>
+    public ClusterFileException(string message) : base(message)
+    {
+    }
+}
+
+/// <summary>
+/// Reads a <see cref="ClusterFileDocument"/> and checks it: fields of the right types and no others, the CIDRs and
+/// addresses well formed, every node in a known subnet and inside its CIDR. Carving the pod CIDR is left to
+/// <see cref="TopologyCarver"/>.
+/// </summary>
 public static class ClusterFileReader
 {
-    public static ClusterFile Read(string path)
-    {
-        if (!File.Exists(path)) throw new ClusterFileException($"{path}: no such file");
-        JsonNode? root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(path));
-        }
-        catch (JsonException e)
-        {
-            throw new ClusterFileException($"{path}: not valid JSON: {e.Message}");
-        }
-        return Parse(root as JsonObject ?? throw new ClusterFileException($"{path}: expected a JSON object"));
-    }
+    public const int DefaultRouteLimit = 50;
 
-    public static ClusterFile Parse(JsonObject root)
+    public static ClusterFile Read(string path) =>
+        File.Exists(path) ? Parse(File.ReadAllText(path), path) : throw new ClusterFileException($"{path}: no such file");
+
+    /// <summary>The text of a cluster file; <paramref name="source"/> names it in errors.</summary>
+    public static ClusterFile Parse(string json, string? source = null) =>
+        DocumentReader.Read(json, source, DocumentJson.Default.ClusterFileDocument, d => Check(d, "$"), Fail);
+
+    public static ClusterFile Parse(JsonObject root) => Parse(root.ToJsonString());
+
+    /// <summary>A cluster file built in code (the built-in scenario), checked as if it had been read.</summary>
+    public static ClusterFile FromDocument(ClusterFileDocument document) =>
+        DocumentReader.Check(document, DocumentJson.Default.ClusterFileDocument, d => Check(d, "$"), Fail);
+
+    private static ClusterFileException Fail(DocumentError error) => new(error);
+
+    /// <summary>The cluster at <paramref name="at"/>: "$" in a cluster file, "$.cluster" in a scenario.</summary>
+    internal static ClusterFile Check(ClusterFileDocument document, string at)
     {
+        var podCidr = Cidr(document.PodCidr, $"{at}.podCidr");
+        var blockPrefixLength = Present(document.BlockPrefixLength, $"{at}.blockPrefixLength");
+        if (blockPrefixLength is < 0 or > 32) throw Problem($"{at}.blockPrefixLength", "not a prefix length (0 to 32)");
+
         var zones = new List<ZoneSpec>();
         var subnets = new List<ClusterSubnet>();
-        foreach (var (zone, z) in Array(root, "zones", "zones").Select((v, i) => (v, i)))
+        var subnetPaths = new Dictionary<string, string>();
+        var zonePaths = new Dictionary<string, string>();
+        foreach (var (zone, zoneAt) in Objects(document.Zones, $"{at}.zones"))
         {
-            var zoneObject = Object(zone, $"zones[{z}]");
-            var zoneName = Text(zoneObject, "name", $"zones[{z}].name");
+            var zoneName = Text(zone.Name, $"{zoneAt}.name");
+            if (!zonePaths.TryAdd(zoneName, $"{zoneAt}.name")) throw Twice($"{zoneAt}.name", zonePaths[zoneName]);
             var specs = new List<SubnetSpec>();
-            foreach (var (subnet, s) in Array(zoneObject, "subnets", $"zones[{z}].subnets").Select((v, i) => (v, i)))
+            foreach (var (subnet, subnetAt) in Objects(zone.Subnets, $"{zoneAt}.subnets"))
             {
-                var at = $"zones[{z}].subnets[{s}]";
-                var subnetObject = Object(subnet, at);
-                var id = Text(subnetObject, "id", $"{at}.id");
-                var cidr = Text(subnetObject, "cidr", $"{at}.cidr");
-                if (!Ipv4Cidr.TryParse(cidr, out _)) throw Field($"{at}.cidr", $"'{cidr}' is not an IPv4 CIDR");
-                var table = Text(subnetObject, "routeTable", $"{at}.routeTable");
-                specs.Add(new SubnetSpec(id, OptionalText(subnetObject, "podPrefix", $"{at}.podPrefix"), cidr, table));
+                var id = Text(subnet.Id, $"{subnetAt}.id");
+                if (!subnetPaths.TryAdd(id, $"{subnetAt}.id")) throw Twice($"{subnetAt}.id", subnetPaths[id]);
+                var cidr = Cidr(subnet.Cidr, $"{subnetAt}.cidr");
+                var table = Text(subnet.RouteTable, $"{subnetAt}.routeTable");
+                specs.Add(new SubnetSpec(id, OptionalCidr(subnet.PodPrefix, $"{subnetAt}.podPrefix"), cidr, table));
                 subnets.Add(new ClusterSubnet(id, zoneName, cidr, table));
             }
-            zones.Add(new ZoneSpec(zoneName, specs, OptionalText(zoneObject, "podPrefix", $"zones[{z}].podPrefix")));
+            zones.Add(new ZoneSpec(zoneName, specs, OptionalCidr(zone.PodPrefix, $"{zoneAt}.podPrefix")));
         }
-        var topology = new TopologySpec(Text(root, "podCidr", "podCidr"), Number(root, "blockPrefixLength", "blockPrefixLength") ?? throw Field("blockPrefixLength", "missing"), zones);
 
-        var routeLimit = Number(root, "routeLimit", "routeLimit") ?? 50;
-        if (routeLimit < 1) throw Field("routeLimit", $"{routeLimit} must be at least 1");
-        var tables = root["routeTables"] is null ? [] : Array(root, "routeTables", "routeTables").Select((t, i) =>
+        var routeLimit = AtLeast(document.RouteLimit ?? DefaultRouteLimit, 1, $"{at}.routeLimit");
+        var tables = new List<ClusterRouteTable>();
+        var tablePaths = new Dictionary<string, string>();
+        foreach (var (table, tableAt) in document.RouteTables is null ? [] : Objects(document.RouteTables, $"{at}.routeTables"))
         {
-            var table = Object(t, $"routeTables[{i}]");
-            var foreign = Number(table, "foreignRoutes", $"routeTables[{i}].foreignRoutes") ?? 0;
-            if (foreign < 0) throw Field($"routeTables[{i}].foreignRoutes", $"{foreign} must be 0 or more");
-            return new ClusterRouteTable(Text(table, "id", $"routeTables[{i}].id"), foreign);
-        }).ToList();
-        foreach (var table in subnets.Select(s => s.RouteTable).Distinct().Where(id => tables.All(t => t.Id != id)))
+            var id = Text(table.Id, $"{tableAt}.id");
+            if (!tablePaths.TryAdd(id, $"{tableAt}.id")) throw Twice($"{tableAt}.id", tablePaths[id]);
+            tables.Add(new ClusterRouteTable(id, AtLeast(table.ForeignRoutes ?? 0, 0, $"{tableAt}.foreignRoutes")));
+        }
+        foreach (var table in subnets.Select(s => s.RouteTable).Distinct().Where(id => !tablePaths.ContainsKey(id)))
             tables.Add(new ClusterRouteTable(table, 0)); // referenced by a subnet and not listed: no foreign routes
 
-        var names = new HashSet<string>();
-        var nodes = Array(root, "nodes", "nodes").Select((n, i) =>
-        {
-            var at = $"nodes[{i}]";
-            var node = Object(n, at);
-            var name = Text(node, "name", $"{at}.name");
-            if (!names.Add(name)) throw Field($"{at}.name", $"'{name}' appears twice");
-            var subnet = Text(node, "subnet", $"{at}.subnet");
-            if (subnets.All(s => s.Id != subnet)) throw Field($"{at}.subnet", $"'{subnet}' is not a subnet of any zone");
-            var pods = Number(node, "pods", $"{at}.pods") ?? 0;
-            if (pods < 0) throw Field($"{at}.pods", $"{pods} must be 0 or more");
-            return new ClusterNode(name, subnet, Text(node, "ip", $"{at}.ip"), Text(node, "eni", $"{at}.eni"),
-                OptionalText(node, "instanceId", $"{at}.instanceId") ?? "", pods, Bool(node, "healthy", $"{at}.healthy") ?? true);
-        }).ToList();
-        return new ClusterFile(topology, routeLimit, subnets, tables, nodes);
+        var nodePaths = new Dictionary<string, string>();
+        var nodes = Objects(document.Nodes, $"{at}.nodes").Select(n => Node(n.Item, n.Path, subnets, nodePaths)).ToList();
+        return new ClusterFile(new TopologySpec(podCidr, blockPrefixLength, zones), routeLimit, subnets, tables, nodes);
     }
 
-    private static ClusterFileException Field(string field, string problem) => new($"field '{field}': {problem}");
-
-    private static JsonObject Object(JsonNode? node, string path) => node as JsonObject ?? throw Field(path, "expected an object");
-
-    private static JsonArray Array(JsonObject parent, string name, string path) =>
-        parent[name] as JsonArray ?? throw Field(path, parent[name] is null ? "missing" : "expected an array");
-
-    private static string Text(JsonObject parent, string name, string path) =>
-        OptionalText(parent, name, path) ?? throw Field(path, "missing");
-
-    private static string? OptionalText(JsonObject parent, string name, string path) => parent[name] switch
+    /// <summary>
+    /// A node of the file, or of a scenario's addNode event; <paramref name="names"/> holds the names taken so far and
+    /// where, and receives this one.
+    /// </summary>
+    internal static ClusterNode Node(ClusterNodeDocument node, string at, IReadOnlyList<ClusterSubnet> subnets,
+        Dictionary<string, string> names)
     {
-        null => null,
-        JsonValue value when value.TryGetValue<string>(out var text) => text,
-        _ => throw Field(path, "expected a string"),
-    };
+        var name = Text(node.Name, $"{at}.name");
+        if (names.TryGetValue(name, out var first)) throw Twice($"{at}.name", first);
+        var subnetId = Text(node.Subnet, $"{at}.subnet");
+        var subnet = subnets.FirstOrDefault(s => s.Id == subnetId)
+            ?? throw Problem($"{at}.subnet", $"not a subnet of any zone (subnets: {string.Join(", ", subnets.Select(s => s.Id))})");
+        var ip = Text(node.Ip, $"{at}.ip");
+        if (!Ipv4.TryParse(ip, out var address)) throw Problem($"{at}.ip", "not an IPv4 address");
+        if (!Ipv4Cidr.Parse(subnet.Cidr).Contains(address))
+            throw Problem($"{at}.ip", $"not inside subnet {subnet.Id}'s CIDR {subnet.Cidr}");
+        var eni = Text(node.Eni, $"{at}.eni");
+        var pods = AtLeast(node.Pods ?? 0, 0, $"{at}.pods");
+        names[name] = $"{at}.name";
+        return new ClusterNode(name, subnetId, ip, eni, node.InstanceId ?? "", pods, node.Healthy ?? true);
+    }
 
-    private static int? Number(JsonObject parent, string name, string path) => parent[name] switch
-    {
-        null => null,
-        JsonValue value when value.TryGetValue<int>(out var number) => number,
-        _ => throw Field(path, "expected an integer"),
-    };
-
-    private static bool? Bool(JsonObject parent, string name, string path) => parent[name] switch
-    {
-        null => null,
-        JsonValue value when value.TryGetValue<bool>(out var flag) => flag,
-        _ => throw Field(path, "expected true or false"),
-    };
+    private static DocumentProblem Twice(string path, string first) => Problem(path, $"appears twice (first at {first})");
 }

@@ -1,11 +1,11 @@
 using System.Collections.Immutable;
-using System.Text.Json.Nodes;
 using Romana.Actors.Addressing;
 using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
 using Romana.Actors.Topology;
 using Akka.Configuration;
 using Romana.Host.Composition;
+using Romana.Host.Documents;
 using static Romana.Actors.Ipam.IpamMessages;
 
 namespace Romana.Host.Routing;
@@ -60,11 +60,11 @@ public static class ClusterPlanning
     }
 
     /// <summary>The document `romana plan --json` prints, and `romana simulate --json` as its final state.</summary>
-    public static JsonObject ToJson(ClusterFile file, ClusterTopology topology, IpamStateView state, RoutingInput input, RoutePlan plan)
+    public static PlanDocument Document(ClusterFile file, ClusterTopology topology, IpamStateView state, RoutingInput input, RoutePlan plan)
     {
         var blocksOf = state.Nodes.ToDictionary(n => n.Node.Value, n => n.Blocks);
         var health = input.Nodes.ToDictionary(n => n.Name.Value, n => n.Healthy);
-        return PlanDocument.ToJson(topology.Subnets.Select(s => (s.Id.Value, s.PodPrefix)),
+        return PlanDocument.Of(topology.Subnets.Select(s => (s.Id.Value, s.PodPrefix)),
             file.Nodes.Select(n => new PlanDocument.Node(n.Name, n.Subnet, n.Ip, blocksOf.GetValueOrDefault(n.Name, []), health[n.Name])),
             file.RouteTables.Select(t => plan.Table(t.Id)).OfType<TablePlan>(), plan.ForwardedFraction);
     }

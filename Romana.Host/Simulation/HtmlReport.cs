@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
-using System.Text.Json.Nodes;
 using Romana.Actors.Addressing;
 using Romana.Actors.Topology;
 
@@ -25,25 +24,26 @@ public static class HtmlReport
             </style></head><body>
             """);
         var final = result.Final;
-        var routes = final["routeTables"]!.AsArray().Sum(t => t!["routes"]!.AsArray().Count);
+        var routes = final.RouteTables.Sum(t => t.Routes.Count);
         html.Append($"<h1>Romana simulation</h1><p>{scenario.Cluster.Nodes.Count} nodes at start, {scenario.Cluster.Nodes.Sum(n => n.Pods):N0} pods, " +
                     $"{topology.Zones.Length} zones, {topology.Subnets.Count()} subnets, route limit {scenario.Cluster.RouteLimit}. " +
                     $"{result.Simulated.TotalSeconds:0.#} s of cluster life simulated in {result.Elapsed.TotalSeconds:0.0} s. " +
                     $"{result.InvariantChecks} invariant checks: " +
                     (result.Violation is null ? "<b class=ok>all held</b>." : $"<b class=bad>violated: {E(result.Violation.ToString())}</b>.") +
-                    $" Final: {routes} routes, {final["forwardedFraction"]!.GetValue<double>():P1} of pods reached through a forwarder. Journal: <code>{E(result.Journal)}</code>.</p>");
+                    $" Final: {routes} routes, {final.ForwardedFraction:P1} of pods reached through a forwarder." +
+                    $" Journal: <code>{E(result.Journal)}</code>.</p>");
 
         html.Append("<h2>Layout: pod CIDR by zone, subnet and block</h2>");
         html.Append(LayoutPicture(topology));
         html.Append("<table><tr><th>zone</th><th>zone prefix</th><th>subnet</th><th>pod prefix</th><th>VPC CIDR</th><th>route table</th><th class=num>nodes</th><th class=num>blocks</th></tr>");
-        var nodes = final["nodes"]!.AsArray();
+        var nodes = final.Nodes;
         foreach (var zone in topology.Zones)
         foreach (var subnet in zone.Subnets)
         {
-            var members = nodes.Where(n => n!["subnet"]!.GetValue<string>() == subnet.Id.Value).ToList();
+            var members = nodes.Where(n => n.Subnet == subnet.Id.Value).ToList();
             html.Append($"<tr><td>{E(zone.Name.Value)}</td><td>{zone.PodPrefix}</td><td>{E(subnet.Id.Value)}</td><td>{subnet.PodPrefix}</td>" +
                         $"<td>{subnet.VpcCidr}</td><td>{E(subnet.RouteTable ?? "")}</td><td class=num>{members.Count}</td>" +
-                        $"<td class=num>{members.Sum(n => n!["blocks"]!.AsArray().Count)}</td></tr>");
+                        $"<td class=num>{members.Sum(n => n.Blocks.Length)}</td></tr>");
         }
         html.Append("</table>");
 
@@ -59,13 +59,13 @@ public static class HtmlReport
         }
 
         html.Append("<h2>Route tables at the end</h2>");
-        foreach (var table in final["routeTables"]!.AsArray())
+        foreach (var table in final.RouteTables)
         {
-            var list = table!["routes"]!.AsArray();
-            html.Append($"<details open><summary><b>{E(table["id"]!.GetValue<string>())}</b>: {list.Count} routes, budget {table["budget"]}</summary>");
+            var list = table.Routes;
+            html.Append($"<details open><summary><b>{E(table.Id)}</b>: {list.Count} routes, budget {table.Budget}</summary>");
             html.Append("<table><tr><th>destination</th><th>target node</th><th>ENI</th></tr>");
             foreach (var route in list)
-                html.Append($"<tr><td>{route!["cidr"]}</td><td>{E(route["target"]!.GetValue<string>())}</td><td>{E(route["eni"]!.GetValue<string>())}</td></tr>");
+                html.Append($"<tr><td>{route.Cidr}</td><td>{E(route.Target)}</td><td>{E(route.Eni)}</td></tr>");
             html.Append("</table></details>");
         }
 

@@ -1,8 +1,9 @@
 using System.Globalization;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Romana.Host.Documents;
 using Romana.Host.Routing;
+using static Romana.Host.Documents.DocumentChecks;
 
 namespace Romana.Host.Simulation;
 
@@ -21,141 +22,122 @@ public abstract record ScenarioEvent(TimeSpan At, int Index)
     public sealed record RestartRouteManager(TimeSpan At, int Index) : ScenarioEvent(At, Index);
 }
 
-/// <summary>A scenario that cannot be run; the message names the event or field.</summary>
-public sealed class ScenarioException(string message) : Exception(message);
-
-public static partial class ScenarioReader
+/// <summary>A scenario that cannot be run; the message names the JSON path (the event) and the value.</summary>
+public sealed class ScenarioException : DocumentException
 {
-    public static Scenario Read(string path)
+    public ScenarioException(DocumentError error) : base(error)
     {
-        if (!File.Exists(path)) throw new ScenarioException($"{path}: no such file");
-        JsonNode? root;
-        try
-        {
-            root = JsonNode.Parse(File.ReadAllText(path));
-        }
-        catch (JsonException e)
-        {
-            throw new ScenarioException($"{path}: not valid JSON: {e.Message}");
-        }
-        return Parse(root as JsonObject ?? throw new ScenarioException($"{path}: expected a JSON object"));
     }
 
-    public static Scenario Parse(JsonObject root)
+    public ScenarioException(string message) : base(message)
     {
-        ClusterFile cluster;
-        try
-        {
-            cluster = ClusterFileReader.Parse(root["cluster"] as JsonObject ?? throw new ScenarioException("field 'cluster': missing or not an object"));
-        }
-        catch (ClusterFileException e)
-        {
-            throw new ScenarioException($"cluster: {e.Message}");
-        }
-        var health = root["health"] is JsonObject h
-            ? new ScenarioHealth(Milliseconds(h, "probeIntervalMs"), Integer(h, "failureThreshold"), Integer(h, "recoveryThreshold"))
-            : null;
-        var until = Time(Text(root, "until", "until"), "until");
+    }
+}
 
-        var known = cluster.Nodes.Select(n => n.Name).ToHashSet();
+/// <summary>
+/// Reads a <see cref="ScenarioDocument"/> and checks it: the cluster as a cluster file is checked (at $.cluster), each
+/// event names exactly one thing that happens, to a node that exists at that point of the list, no later than "until".
+/// </summary>
+public static partial class ScenarioReader
+{
+    private static readonly string[] Kinds = ["fail", "recover", "addNode", "removeNode", "ec2", "restartRouteManager"];
+
+    public static Scenario Read(string path) =>
+        File.Exists(path) ? Parse(File.ReadAllText(path), path) : throw new ScenarioException($"{path}: no such file");
+
+    /// <summary>The text of a scenario; <paramref name="source"/> names it in errors.</summary>
+    public static Scenario Parse(string json, string? source = null) =>
+        DocumentReader.Read(json, source, DocumentJson.Default.ScenarioDocument, Check, error => new ScenarioException(error));
+
+    public static Scenario Parse(JsonObject root) => Parse(root.ToJsonString());
+
+    /// <summary>A scenario built in code (the built-in one, benchmarks), checked as if it had been read.</summary>
+    public static Scenario FromDocument(ScenarioDocument document) =>
+        DocumentReader.Check(document, DocumentJson.Default.ScenarioDocument, Check, error => new ScenarioException(error));
+
+    private static Scenario Check(ScenarioDocument document)
+    {
+        var cluster = ClusterFileReader.Check(Present(document.Cluster, "$.cluster"), "$.cluster");
+        var health = document.Health is { } h
+            ? new ScenarioHealth(
+                h.ProbeIntervalMs is { } ms ? TimeSpan.FromMilliseconds(AtLeast(ms, 1, "$.health.probeIntervalMs")) : null,
+                h.FailureThreshold is { } failures ? AtLeast(failures, 1, "$.health.failureThreshold") : null,
+                h.RecoveryThreshold is { } recoveries ? AtLeast(recoveries, 1, "$.health.recoveryThreshold") : null)
+            : null;
+        var until = Time(document.Until, "$.until");
+
+        // Nodes are known in list order: an event may name a node added by an earlier entry, not one removed by it.
+        var known = cluster.Nodes.Select((n, i) => (n.Name, Path: $"$.cluster.nodes[{i}].name")).ToDictionary(n => n.Name, n => n.Path);
         var events = new List<ScenarioEvent>();
-        var list = root["events"] as JsonArray ?? throw new ScenarioException("field 'events': missing or not an array");
-        for (var i = 0; i < list.Count; i++)
+        foreach (var (e, at) in Objects(document.Events, "$.events"))
         {
-            var at = $"events[{i}]";
-            var e = list[i] as JsonObject ?? throw new ScenarioException($"{at}: expected an object");
-            var time = Time(Text(e, "at", $"{at}.at"), $"{at}.at");
-            if (time > until) throw new ScenarioException($"{at}.at: {Text(e, "at", "")} is after until ({Text(root, "until", "")})");
-            events.Add(e switch
+            var index = events.Count;
+            var time = Time(e.At, $"{at}.at");
+            if (time > until) throw Problem($"{at}.at", $"after until ({document.Until})");
+            var named = new (string Kind, bool Given)[]
             {
-                _ when e["fail"] is not null => new ScenarioEvent.Fail(time, i, Node(e, "fail", at, known)),
-                _ when e["recover"] is not null => new ScenarioEvent.Recover(time, i, Node(e, "recover", at, known)),
-                _ when e["removeNode"] is not null => RemoveNode(e, time, i, at, known),
-                _ when e["addNode"] is not null => AddNode(e, time, i, at, cluster, known),
-                _ when e["ec2"] is not null => Ec2(e, time, i, at),
-                _ when e["restartRouteManager"] is JsonValue v && v.TryGetValue<bool>(out var restart) && restart => new ScenarioEvent.RestartRouteManager(time, i),
-                _ => throw new ScenarioException($"{at}: expected one of fail, recover, addNode, removeNode, ec2, restartRouteManager"),
+                ("fail", e.Fail is not null), ("recover", e.Recover is not null), ("addNode", e.AddNode is not null),
+                ("removeNode", e.RemoveNode is not null), ("ec2", e.Ec2 is not null),
+                ("restartRouteManager", e.RestartRouteManager is not null),
+            }.Where(k => k.Given).Select(k => k.Kind).ToList();
+            if (named.Count == 0) throw Problem(at, $"names no event: expected one of {string.Join(", ", Kinds)}");
+            if (named.Count > 1) throw Problem(at, $"names {string.Join(" and ", named)}: one event per entry");
+            if (e.For is not null && e.Ec2 is null) throw Problem($"{at}.for", "only an ec2 event lasts for a time");
+            events.Add(named[0] switch
+            {
+                "fail" => new ScenarioEvent.Fail(time, index, Known(e.Fail, $"{at}.fail", known)),
+                "recover" => new ScenarioEvent.Recover(time, index, Known(e.Recover, $"{at}.recover", known)),
+                "removeNode" => RemoveNode(time, index, Known(e.RemoveNode, $"{at}.removeNode", known), known),
+                "addNode" => AddNode(time, index, e.AddNode!, $"{at}.addNode", cluster, known),
+                "ec2" => Ec2(time, index, e, at),
+                _ => e.RestartRouteManager == true
+                    ? new ScenarioEvent.RestartRouteManager(time, index)
+                    : throw Problem($"{at}.restartRouteManager", "must be true"),
             });
         }
         return new Scenario(cluster, health, [.. events.OrderBy(e => e.At).ThenBy(e => e.Index)], until);
     }
 
-    private static ScenarioEvent RemoveNode(JsonObject e, TimeSpan time, int i, string at, HashSet<string> known)
+    private static ScenarioEvent RemoveNode(TimeSpan time, int index, string node, Dictionary<string, string> known)
     {
-        var node = Node(e, "removeNode", at, known);
         known.Remove(node);
-        return new ScenarioEvent.RemoveNode(time, i, node);
+        return new ScenarioEvent.RemoveNode(time, index, node);
     }
 
-    private static ScenarioEvent AddNode(JsonObject e, TimeSpan time, int i, string at, ClusterFile cluster, HashSet<string> known)
-    {
-        // The node is written as in the cluster file: read it with the cluster file's own rules.
-        var probe = new JsonObject
-        {
-            ["podCidr"] = "0.0.0.0/0", ["blockPrefixLength"] = 32,
-            ["zones"] = new JsonArray([.. cluster.Subnets.GroupBy(s => s.Zone).Select(z => (JsonNode)new JsonObject
-            {
-                ["name"] = z.Key,
-                ["subnets"] = new JsonArray([.. z.Select(s => (JsonNode)new JsonObject { ["id"] = s.Id, ["cidr"] = s.Cidr, ["routeTable"] = s.RouteTable })]),
-            })]),
-            ["nodes"] = new JsonArray(e["addNode"]!.DeepClone()),
-        };
-        ClusterNode node;
-        try
-        {
-            node = ClusterFileReader.Parse(probe).Nodes.Single();
-        }
-        catch (ClusterFileException error)
-        {
-            throw new ScenarioException($"{at}.addNode: {error.Message.Replace("nodes[0].", "")}");
-        }
-        if (!known.Add(node.Name)) throw new ScenarioException($"{at}.addNode: node '{node.Name}' already exists");
-        return new ScenarioEvent.AddNode(time, i, node);
-    }
+    /// <summary>The node is written as in the cluster file, and checked by the cluster file's own rules.</summary>
+    private static ScenarioEvent AddNode(TimeSpan time, int index, ClusterNodeDocument node, string at, ClusterFile cluster,
+        Dictionary<string, string> known) =>
+        new ScenarioEvent.AddNode(time, index, ClusterFileReader.Node(node, at, cluster.Subnets, known));
 
-    private static ScenarioEvent Ec2(JsonObject e, TimeSpan time, int i, string at)
-    {
-        var what = Text(e, "ec2", $"{at}.ec2");
-        if (what != "throttle") throw new ScenarioException($"{at}.ec2: '{what}' is not a known EC2 fault (throttle)");
-        return new ScenarioEvent.ThrottleEc2(time, i, Time(Text(e, "for", $"{at}.for"), $"{at}.for"));
-    }
+    private static ScenarioEvent Ec2(TimeSpan time, int index, ScenarioEventDocument e, string at) =>
+        e.Ec2 == "throttle"
+            ? new ScenarioEvent.ThrottleEc2(time, index, Time(e.For, $"{at}.for"))
+            : throw Problem($"{at}.ec2", "not a known EC2 fault (throttle)");
 
-    private static string Node(JsonObject e, string field, string at, HashSet<string> known)
-    {
-        var node = Text(e, field, $"{at}.{field}");
-        return known.Contains(node) ? node : throw new ScenarioException($"{at}.{field}: unknown node '{node}'");
-    }
+    private static string Known(string? node, string path, Dictionary<string, string> known) =>
+        known.ContainsKey(Text(node, path))
+            ? node!
+            : throw Problem(path, "unknown node (not in the cluster, or removed by an earlier event)");
 
     /// <summary>"90s", "500ms", "1.5s", "2m".</summary>
-    public static TimeSpan Time(string text, string field)
+    public static bool TryParseTime(string text, out TimeSpan time)
     {
         var match = TimePattern().Match(text);
-        if (!match.Success) throw new ScenarioException($"{field}: '{text}' is not a time such as 500ms, 20s or 2m");
+        time = default;
+        if (!match.Success) return false;
         var value = double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
-        return match.Groups[2].Value switch
+        time = match.Groups[2].Value switch
         {
             "ms" => TimeSpan.FromMilliseconds(value),
             "s" => TimeSpan.FromSeconds(value),
             _ => TimeSpan.FromMinutes(value),
         };
+        return true;
     }
+
+    private static TimeSpan Time(string? text, string path) =>
+        TryParseTime(Text(text, path), out var time) ? time : throw Problem(path, "not a time such as 500ms, 20s or 2m");
 
     [GeneratedRegex(@"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)\s*$")]
     private static partial Regex TimePattern();
-
-    private static string Text(JsonObject e, string name, string field) => e[name] switch
-    {
-        JsonValue value when value.TryGetValue<string>(out var text) => text,
-        null => throw new ScenarioException($"{field}: missing"),
-        _ => throw new ScenarioException($"{field}: expected a string"),
-    };
-
-    private static int? Integer(JsonObject e, string name) => e[name] switch
-    {
-        null => null,
-        JsonValue value when value.TryGetValue<int>(out var n) && n > 0 => n,
-        _ => throw new ScenarioException($"health.{name}: expected a positive integer"),
-    };
-
-    private static TimeSpan? Milliseconds(JsonObject e, string name) => Integer(e, name) is { } ms ? TimeSpan.FromMilliseconds(ms) : null;
 }

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
-using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Hosting;
@@ -14,6 +13,7 @@ using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
 using Romana.Actors.Topology;
 using Romana.Host.Ec2;
+using Romana.Host.Documents;
 using Romana.Host.Ipam;
 using Romana.Host.Composition;
 using Romana.Host.Persistence;
@@ -34,7 +34,7 @@ public sealed record TimelineEntry(double At, string Event, ImmutableSortedDicti
 
 public sealed record Failover(string Node, double FailedAt, double? DetectedAt, double? RoutesRepairedAt, int RoutesMoved);
 
-public sealed record SimulationResult(ImmutableArray<TimelineEntry> Timeline, ImmutableArray<Failover> Failovers, JsonObject Final,
+public sealed record SimulationResult(ImmutableArray<TimelineEntry> Timeline, ImmutableArray<Failover> Failovers, PlanDocument Final,
     Violation? Violation, double? ViolationAt, int InvariantChecks, string Journal, TimeSpan Simulated, TimeSpan Elapsed,
     DateTimeOffset Start, ImmutableArray<Capture> Captures);
 
@@ -255,7 +255,9 @@ public sealed class SimulationRun : IAsyncDisposable
             case ScenarioEvent.RemoveNode remove:
                 var member = _members.Single(m => m.Name == remove.Node);
                 var reply = await _romana.Ipam.AskAsync(new IpamMessages.RemoveNode(new NodeName(remove.Node)));
-                if (reply is IpamMessages.Failed failed) throw new ScenarioException($"events[{remove.Index}].removeNode: {failed.Error.Message}");
+                if (reply is IpamMessages.Failed failed)
+                    throw new ScenarioException(new DocumentError(null, $"$.events[{remove.Index}].removeNode",
+                        DocumentReader.Render(remove.Node), failed.Error.Message));
                 _members.Remove(member);
                 _nodes.Recover(new NodeName(remove.Node)); // gone, not down
                 _forwarderHealth.Tell(new HealthMessages.UnwatchNode(new SubnetId(member.Subnet), new NodeName(remove.Node)));
@@ -383,14 +385,14 @@ public sealed class SimulationRun : IAsyncDisposable
         return new Capture(_scheduler.Now, ipam, routes.Routes);
     }
 
-    private async Task<JsonObject> FinalAsync()
+    private async Task<PlanDocument> FinalAsync()
     {
         var state = (IpamMessages.IpamStateView)await _romana.Ipam.AskAsync(new IpamMessages.GetIpamState());
         var view = await _routes.Ask<RouteManagerView>(new GetRouteState(), TimeSpan.FromSeconds(60));
         var file = _scenario.Cluster with { Nodes = [.. _members.Select(m => m with { Healthy = !view.Failed.Contains(new NodeName(m.Name)) })] };
         var input = ClusterPlanning.InputOf(file, _topology, state);
         var plan = view.LastPlan ?? new RoutePlan([], 0, []);
-        return ClusterPlanning.ToJson(file, _topology, state, input, plan);
+        return ClusterPlanning.Document(file, _topology, state, input, plan);
     }
 
     private TimelineEntry Entry(TimeSpan at, string name, params (string Key, string Value)[] details) =>
