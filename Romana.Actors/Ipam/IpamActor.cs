@@ -13,6 +13,12 @@ namespace Romana.Actors.Ipam;
 /// The IPAM front door: validates requests, routes them to the zone, subnet and node actors, and keeps two derived
 /// indexes (node to subnet, key to node and address) that it rebuilds from those actors when it starts. It owns no
 /// state of its own: everything it knows can be recovered from the journal.
+///
+/// Protocol. Starting, it asks every zone for its subnets, every subnet for its members, and every node for its
+/// addresses, in three rounds (<see cref="Startup"/> holds who has not answered yet); commands wait meanwhile. Serving,
+/// a command that needs a child's answer sends it and goes on; the answer comes back as <see cref="Answered"/> naming
+/// the <see cref="Step"/> it answers, which says whom to reply to and what the answer changes in the indexes. Whatever
+/// the child answers, or a timeout (no answer), the requester gets exactly one reply.
 /// </summary>
 public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
@@ -28,14 +34,14 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<AllocationKey, (NodeName Node, int Count)> _pending = new();
     /// <summary>Nodes being added or removed: a second change to them waits for the first to finish.</summary>
     private readonly HashSet<NodeName> _changing = new();
+    private Startup _startup = Startup.Nobody;
 
     public IpamActor(ClusterTopology topology, IpamSettings settings, IClock clock)
     {
         _topology = topology;
         _settings = settings;
         _clock = clock;
-        Receive<Continue>(step => step.Run());
-        ReceiveAny(_ => Stash.Stash());
+        Starting();
     }
 
     public static Props Props(ClusterTopology topology, IpamSettings settings, IClock clock) =>
@@ -44,49 +50,102 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
 
-    protected override void PreStart()
+    // ---- the protocol's own messages -----------------------------------------------------------------------------
+
+    /// <summary>Who has not answered yet in the start-up round under way.</summary>
+    private sealed record Startup(ImmutableHashSet<ZoneName> Zones, ImmutableHashSet<SubnetId> Subnets, ImmutableHashSet<NodeName> Nodes)
     {
-        var zones = _topology.Zones.Select(zone =>
-            Context.ActorOf(ZoneActor.Props(zone, _topology.BlockPrefixLength, _settings, _clock), $"zone-{Uri.EscapeDataString(zone.Name.Value)}"))
-            .ToList();
-        Self.AskAllThen([.. zones.Select(z => (z, (object)new GetSubnets()))], _settings.StartupTimeout, OnZonesReady);
+        public static readonly Startup Nobody = new([], [], []);
+        public bool Done => Zones.IsEmpty && Subnets.IsEmpty && Nodes.IsEmpty;
     }
+
+    private sealed record StartupTimedOut;
+
+    /// <summary>A request to a child under way: what it was for, and whom to answer.</summary>
+    private abstract record Step
+    {
+        public sealed record AddingNode(AddNode Command, IActorRef ReplyTo) : Step;
+        public sealed record RemovingNode(RemoveNode Command, SubnetId Subnet, IActorRef NodeActor, IActorRef ReplyTo) : Step;
+        public sealed record Allocating(Allocate Command, IActorRef ReplyTo) : Step;
+        public sealed record Releasing(AllocationKey Key, NodeName Node, IActorRef ReplyTo) : Step;
+        /// <summary>A query about one node or subnet: the child's view becomes the reply.</summary>
+        public sealed record Relaying(string Who, Func<object, IpamReply?> Reply, IActorRef ReplyTo) : Step;
+        /// <summary>A subnet came back from its journal with new node actors.</summary>
+        public sealed record RefreshingMembers(SubnetId Subnet) : Step;
+        public sealed record GatheringState(IActorRef ReplyTo) : Step;
+    }
+
+    /// <summary>A child's answer to a step; null when none came in time.</summary>
+    private sealed record Answered(Step Step, object? Reply);
+
+    private sealed record RefreshSubnet(SubnetId Subnet);
+
+    private void Send(IActorRef child, object request, Step step) =>
+        child.Ask<object>(request, _settings.AskTimeout).PipeTo(Self, success: reply => new Answered(step, reply), failure: _ => new Answered(step, null));
 
     // ---- start-up: rebuild the indexes from the actors -----------------------------------------------------------
 
-    private void OnZonesReady(IReadOnlyList<object?> replies)
+    protected override void PreStart()
     {
-        if (replies.OfType<ZoneFailed>().FirstOrDefault() is { } failed) { Fail(failed.Error); return; }
-        if (replies.Any(r => r is not ZoneReady)) { Fail(IpamError.Unavailable("a zone actor did not recover in time")); return; }
-        foreach (var (id, subnet) in replies.Cast<ZoneReady>().SelectMany(r => r.Subnets)) _subnets[id] = subnet;
-        Self.AskAllThen([.. _subnets.Values.Select(s => (s, (object)new SubnetMessages.GetMembers()))], _settings.StartupTimeout, OnMembers);
+        foreach (var zone in _topology.Zones)
+            Context.ActorOf(ZoneActor.Props(zone, _topology.BlockPrefixLength, _settings, _clock), $"zone-{Uri.EscapeDataString(zone.Name.Value)}")
+                .Tell(new GetSubnets());
+        _startup = Startup.Nobody with { Zones = [.. _topology.Zones.Select(z => z.Name)] };
+        Timers.StartSingleTimer("startup", new StartupTimedOut(), _settings.StartupTimeout);
     }
 
-    private void OnMembers(IReadOnlyList<object?> replies)
+    private void Starting()
     {
-        if (replies.Any(r => r is not SubnetMessages.Members)) { Fail(IpamError.Unavailable("a subnet actor did not recover in time")); return; }
-        foreach (var members in replies.Cast<SubnetMessages.Members>())
-        foreach (var member in members.Nodes)
-            Track(member.Node, members.Subnet, member.NodeActor);
-        var nodes = _nodes.ToList();
-        Self.AskAllThen([.. nodes.Select(n => (n.Value.Actor, (object)new NodeMessages.GetNodeState(n.Key)))], _settings.StartupTimeout, views =>
+        Receive<ZoneFailed>(failed => Fail(failed.Error));
+        Receive<ZoneReady>(ready =>
         {
-            if (views.Any(v => v is not NodeSnapshot)) { Fail(IpamError.Unavailable("a node actor did not recover in time")); return; }
-            foreach (var view in views.Cast<NodeSnapshot>())
-            foreach (var allocation in view.Allocations)
-                Index(view.Node, allocation.Key, allocation.Address);
-            _log.Info("IPAM ready: {0} zones, {1} subnets, {2} nodes, {3} addresses held", _topology.Zones.Length, _subnets.Count, _nodes.Count, _keys.Count);
-            Become(Ready);
-            Stash.UnstashAll();
+            foreach (var (id, subnet) in ready.Subnets) _subnets[id] = subnet;
+            _startup = _startup with { Zones = _startup.Zones.Remove(ready.Zone) };
+            if (!_startup.Zones.IsEmpty) return;
+            foreach (var subnet in _subnets.Values) subnet.Tell(new SubnetMessages.GetMembers());
+            _startup = _startup with { Subnets = [.. _subnets.Keys] };
+            ContinueStartup();
         });
+        Receive<SubnetMessages.Members>(members =>
+        {
+            foreach (var member in members.Nodes) Track(member.Node, members.Subnet, member.NodeActor);
+            _startup = _startup with { Subnets = _startup.Subnets.Remove(members.Subnet) };
+            if (!_startup.Subnets.IsEmpty) return;
+            foreach (var (node, known) in _nodes) known.Actor.Tell(new NodeMessages.GetNodeState(node));
+            _startup = _startup with { Nodes = [.. _nodes.Keys] };
+            ContinueStartup();
+        });
+        Receive<NodeSnapshot>(view =>
+        {
+            foreach (var allocation in view.Allocations) Index(view.Node, allocation.Key, allocation.Address);
+            _startup = _startup with { Nodes = _startup.Nodes.Remove(view.Node) };
+            ContinueStartup();
+        });
+        Receive<Failed>(failed => Fail(failed.Error)); // a zone, subnet or node restarting after a journal failure
+        Receive<StartupTimedOut>(_ => Fail(IpamError.Unavailable(
+            _startup.Zones.IsEmpty ? _startup.Subnets.IsEmpty ? "a node actor did not recover in time" : "a subnet actor did not recover in time"
+                : "a zone actor did not recover in time")));
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    private void ContinueStartup()
+    {
+        if (!_startup.Done) return;
+        Timers.Cancel("startup");
+        _log.Info("IPAM ready: {0} zones, {1} subnets, {2} nodes, {3} addresses held", _topology.Zones.Length, _subnets.Count, _nodes.Count, _keys.Count);
+        Become(Ready);
+        Stash.UnstashAll();
     }
 
     private void Fail(IpamError error)
     {
+        Timers.Cancel("startup");
         _log.Error("IPAM cannot start: {0}", error.Message);
         Become(() =>
         {
-            Receive<Continue>(_ => { });
+            Receive<ZoneReady>(_ => { });
+            Receive<SubnetMessages.Members>(_ => { });
+            Receive<NodeSnapshot>(_ => { });
             ReceiveAny(_ => Sender.Tell(new Failed(error)));
         });
         Stash.UnstashAll();
@@ -96,7 +155,6 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void Ready()
     {
-        Receive<Continue>(step => step.Run());
         Receive<AwaitReady>(_ => Sender.Tell(Succeeded.Instance));
         Receive<AddNode>(AddNode);
         Receive<RemoveNode>(RemoveNode);
@@ -112,6 +170,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<GetAllocations>(query => AnswerFromNode(query.Node, view => new AllocationsOf(query.Node, view.Allocations)));
         Receive<GetPrefixes>(_ => Sender.Tell(new PrefixList([.. _topology.Prefixes()])));
         Receive<GetIpamState>(_ => GetState());
+        Receive<Answered>(Answer);
         Receive<Terminated>(terminated =>
         {
             foreach (var subnet in _nodes.Where(n => n.Value.Actor.Equals(terminated.ActorRef)).Select(n => n.Value.Subnet).Distinct().ToList())
@@ -121,19 +180,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     }
 
     /// <summary>A subnet that came back from its journal runs new node actors: learn their references.</summary>
-    private void RefreshMembers(SubnetId subnet) =>
-        Self.AskThen(_subnets[subnet], new SubnetMessages.GetMembers(), _settings.AskTimeout, reply =>
-        {
-            if (reply is not SubnetMessages.Members members)
-            {
-                Timers.StartSingleTimer($"refresh-{subnet}", new RefreshSubnet(subnet), _settings.RestartMaxBackoff);
-                return;
-            }
-            foreach (var member in members.Nodes)
-                if (_nodes.TryGetValue(member.Node, out var known) && !known.Actor.Equals(member.NodeActor))
-                    Track(member.Node, subnet, member.NodeActor);
-            _log.Info("IPAM: node actors of subnet {0} found again after a restart", subnet);
-        });
+    private void RefreshMembers(SubnetId subnet) => Send(_subnets[subnet], new SubnetMessages.GetMembers(), new Step.RefreshingMembers(subnet));
 
     private void Track(NodeName node, SubnetId subnet, IActorRef actor)
     {
@@ -141,187 +188,195 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Context.Watch(actor);
     }
 
-    private sealed record RefreshSubnet(SubnetId Subnet);
-
     private void AddNode(AddNode command)
     {
-        var replyTo = Sender;
-        if (string.IsNullOrWhiteSpace(command.Node.Value)) { replyTo.Tell(Invalid("node: a node needs a name")); return; }
-        if (!Ipv4.TryParse(command.Ip, out var ip)) { replyTo.Tell(Invalid($"ip: '{command.Ip}' is not an IPv4 address")); return; }
+        if (string.IsNullOrWhiteSpace(command.Node.Value)) { Sender.Tell(Invalid("node: a node needs a name")); return; }
+        if (!Ipv4.TryParse(command.Ip, out var ip)) { Sender.Tell(Invalid($"ip: '{command.Ip}' is not an IPv4 address")); return; }
         if (_topology.FindSubnet(command.Subnet) is not { } layout)
         {
-            replyTo.Tell(new Failed(IpamError.NotFound($"subnet: '{command.Subnet}' is not in the topology")));
+            Sender.Tell(new Failed(IpamError.NotFound($"subnet: '{command.Subnet}' is not in the topology")));
             return;
         }
         if (layout.VpcCidr is { } vpc && !vpc.Contains(ip))
         {
-            replyTo.Tell(Invalid($"ip: {ip} is not inside subnet {layout.Id}'s VPC CIDR {vpc}"));
+            Sender.Tell(Invalid($"ip: {ip} is not inside subnet {layout.Id}'s VPC CIDR {vpc}"));
             return;
         }
         if (_nodes.TryGetValue(command.Node, out var known) && known.Subnet != command.Subnet)
         {
-            replyTo.Tell(new Failed(IpamError.Conflict($"node {command.Node} is already a member of subnet {known.Subnet}")));
+            Sender.Tell(new Failed(IpamError.Conflict($"node {command.Node} is already a member of subnet {known.Subnet}")));
             return;
         }
-        if (!_changing.Add(command.Node)) { replyTo.Tell(Busy(command.Node)); return; }
-        Self.AskThen(_subnets[command.Subnet], new SubnetMessages.AddNode(command.Node, new NodeEndpoint(ip, command.Eni, command.InstanceId)), _settings.AskTimeout, reply =>
-        {
-            _changing.Remove(command.Node);
-            if (reply is SubnetMessages.NodeAdded added)
-            {
-                Track(command.Node, command.Subnet, added.NodeActor);
-                replyTo.Tell(Succeeded.Instance);
-            }
-            else replyTo.Tell(AsFailure(reply, $"subnet {command.Subnet}"));
-        });
+        if (!_changing.Add(command.Node)) { Sender.Tell(Busy(command.Node)); return; }
+        Send(_subnets[command.Subnet], new SubnetMessages.AddNode(command.Node, new NodeEndpoint(ip, command.Eni, command.InstanceId)),
+            new Step.AddingNode(command, Sender));
     }
 
     private void RemoveNode(RemoveNode command)
     {
-        var replyTo = Sender;
-        if (!_nodes.TryGetValue(command.Node, out var node)) { replyTo.Tell(UnknownNode(command.Node)); return; }
-        if (!_changing.Add(command.Node)) { replyTo.Tell(Busy(command.Node)); return; }
-        Self.AskThen(_subnets[node.Subnet], new SubnetMessages.RemoveNode(command.Node, command.Reason), _settings.AskTimeout, reply =>
-        {
-            _changing.Remove(command.Node);
-            if (reply is SubnetMessages.NodeRemoved removed)
-            {
-                foreach (var key in removed.Released) Unindex(key);
-                Context.Unwatch(node.Actor);
-                _nodes.Remove(command.Node);
-                replyTo.Tell(Succeeded.Instance);
-            }
-            else replyTo.Tell(AsFailure(reply, $"subnet {node.Subnet}"));
-        });
+        if (!_nodes.TryGetValue(command.Node, out var node)) { Sender.Tell(UnknownNode(command.Node)); return; }
+        if (!_changing.Add(command.Node)) { Sender.Tell(Busy(command.Node)); return; }
+        Send(_subnets[node.Subnet], new SubnetMessages.RemoveNode(command.Node, command.Reason), new Step.RemovingNode(command, node.Subnet, node.Actor, Sender));
     }
 
     private void Allocate(Allocate command)
     {
-        var replyTo = Sender;
         var key = command.Key;
-        if (string.IsNullOrWhiteSpace(key.Value)) { replyTo.Tell(Invalid("key: an allocation needs a key")); return; }
-        if (!_nodes.TryGetValue(command.Node, out var node)) { replyTo.Tell(UnknownNode(command.Node)); return; }
+        if (string.IsNullOrWhiteSpace(key.Value)) { Sender.Tell(Invalid("key: an allocation needs a key")); return; }
+        if (!_nodes.TryGetValue(command.Node, out var node)) { Sender.Tell(UnknownNode(command.Node)); return; }
         if (_keys.TryGetValue(key, out var held) && held.Node != command.Node)
         {
-            replyTo.Tell(new Failed(IpamError.Conflict($"key '{key}' already holds {held.Address} on node {held.Node}")));
+            Sender.Tell(new Failed(IpamError.Conflict($"key '{key}' already holds {held.Address} on node {held.Node}")));
             return;
         }
         if (_pending.TryGetValue(key, out var pending) && pending.Node != command.Node)
         {
-            replyTo.Tell(new Failed(IpamError.Conflict($"key '{key}' is being allocated on node {pending.Node}")));
+            Sender.Tell(new Failed(IpamError.Conflict($"key '{key}' is being allocated on node {pending.Node}")));
             return;
         }
         _pending[key] = (command.Node, pending.Count + 1);
-        Self.AskThen(node.Actor, new NodeMessages.AllocateAddress(command.Node, key, command.Pod), _settings.AskTimeout, reply =>
-        {
-            var (_, count) = _pending[key];
-            if (count == 1) _pending.Remove(key);
-            else _pending[key] = (command.Node, count - 1);
-            if (reply is AddressAssigned assigned) Index(command.Node, key, assigned.Address);
-            replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"node {command.Node}"));
-        });
+        Send(node.Actor, new NodeMessages.AllocateAddress(command.Node, key, command.Pod), new Step.Allocating(command, Sender));
     }
 
     private void Release(Release command)
     {
-        var replyTo = Sender;
         AllocationKey key;
         if (command.Key.HasValue == command.Address is not null)
         {
-            replyTo.Tell(Invalid("release: give either a key or an address"));
+            Sender.Tell(Invalid("release: give either a key or an address"));
             return;
         }
         if (command.Address is { } text)
         {
-            if (!Ipv4.TryParse(text, out var address)) { replyTo.Tell(Invalid($"address: '{text}' is not an IPv4 address")); return; }
+            if (!Ipv4.TryParse(text, out var address)) { Sender.Tell(Invalid($"address: '{text}' is not an IPv4 address")); return; }
             if (!_addresses.TryGetValue(address, out key))
             {
-                replyTo.Tell(new Failed(IpamError.NotFound($"address {address} is not allocated")));
+                Sender.Tell(new Failed(IpamError.NotFound($"address {address} is not allocated")));
                 return;
             }
         }
         else key = command.Key!.Value;
         if (!_keys.TryGetValue(key, out var held))
         {
-            replyTo.Tell(new Failed(IpamError.NotFound($"key '{key}' holds no address")));
+            Sender.Tell(new Failed(IpamError.NotFound($"key '{key}' holds no address")));
             return;
         }
-        Self.AskThen(_nodes[held.Node].Actor, new NodeMessages.ReleaseAddress(held.Node, key, command.Reason), _settings.AskTimeout, reply =>
-        {
-            if (reply is Succeeded) Unindex(key);
-            replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"node {held.Node}"));
-        });
+        Send(_nodes[held.Node].Actor, new NodeMessages.ReleaseAddress(held.Node, key, command.Reason), new Step.Releasing(key, held.Node, Sender));
     }
 
     /// <summary>A reservation lies strictly inside the pod CIDR and inside one subnet's pod prefix.</summary>
     private void Reserve(Reserve command)
     {
-        var replyTo = Sender;
-        if (!Ipv4Cidr.TryParse(command.Cidr, out var range)) { replyTo.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR")); return; }
+        if (!Ipv4Cidr.TryParse(command.Cidr, out var range)) { Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR")); return; }
         if (!_topology.PodCidr.Contains(range) || range == _topology.PodCidr)
         {
-            replyTo.Tell(Invalid($"cidr: {range} must lie strictly inside the pod CIDR {_topology.PodCidr}"));
+            Sender.Tell(Invalid($"cidr: {range} must lie strictly inside the pod CIDR {_topology.PodCidr}"));
             return;
         }
         var subnets = _topology.SubnetsOverlapping(range);
         if (subnets.Count == 0)
         {
-            replyTo.Tell(Invalid($"cidr: {range} lies in no subnet's pod prefix (padding slots are never handed out)"));
+            Sender.Tell(Invalid($"cidr: {range} lies in no subnet's pod prefix (padding slots are never handed out)"));
             return;
         }
         if (subnets.Count > 1 || !subnets[0].PodPrefix.Contains(range))
         {
-            replyTo.Tell(Invalid($"cidr: {range} spans beyond subnet {subnets[0].Id}'s pod prefix {subnets[0].PodPrefix}; reserve each subnet's part separately"));
+            Sender.Tell(Invalid($"cidr: {range} spans beyond subnet {subnets[0].Id}'s pod prefix {subnets[0].PodPrefix}; reserve each subnet's part separately"));
             return;
         }
-        Self.AskThen(_subnets[subnets[0].Id], new SubnetMessages.Reserve(range), _settings.AskTimeout,
-            reply => replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"subnet {subnets[0].Id}")));
+        Relay(_subnets[subnets[0].Id], new SubnetMessages.Reserve(range), $"subnet {subnets[0].Id}", reply => reply as IpamReply);
     }
 
     private void Unreserve(Unreserve command)
     {
-        var replyTo = Sender;
-        if (!Ipv4Cidr.TryParse(command.Cidr, out var range)) { replyTo.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR")); return; }
+        if (!Ipv4Cidr.TryParse(command.Cidr, out var range)) { Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR")); return; }
         if (_topology.Subnets.FirstOrDefault(s => s.PodPrefix.Contains(range)) is not { } subnet)
         {
-            replyTo.Tell(new Failed(IpamError.NotFound($"no reservation is exactly {range}")));
+            Sender.Tell(new Failed(IpamError.NotFound($"no reservation is exactly {range}")));
             return;
         }
-        Self.AskThen(_subnets[subnet.Id], new SubnetMessages.Unreserve(range), _settings.AskTimeout,
-            reply => replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"subnet {subnet.Id}")));
+        Relay(_subnets[subnet.Id], new SubnetMessages.Unreserve(range), $"subnet {subnet.Id}", reply => reply as IpamReply);
     }
 
     /// <summary>Answers a query about one node from its actor's state (blocks, allocations).</summary>
     private void AnswerFromNode(NodeName node, Func<NodeSnapshot, IpamReply> answer)
     {
-        var replyTo = Sender;
-        if (!_nodes.TryGetValue(node, out var known)) { replyTo.Tell(UnknownNode(node)); return; }
-        Self.AskThen(known.Actor, new NodeMessages.GetNodeState(node), _settings.AskTimeout, reply =>
-            replyTo.Tell(reply is NodeSnapshot view ? answer(view) : AsFailure(reply, $"node {node}")));
+        if (!_nodes.TryGetValue(node, out var known)) { Sender.Tell(UnknownNode(node)); return; }
+        Relay(known.Actor, new NodeMessages.GetNodeState(node), $"node {node}", reply => reply is NodeSnapshot view ? answer(view) : null);
     }
 
     private void GetSubnet(GetSubnet query)
     {
-        var replyTo = Sender;
         if (!_subnets.TryGetValue(query.Subnet, out var subnet))
         {
-            replyTo.Tell(new Failed(IpamError.NotFound($"subnet: '{query.Subnet}' is not in the topology")));
+            Sender.Tell(new Failed(IpamError.NotFound($"subnet: '{query.Subnet}' is not in the topology")));
             return;
         }
-        Self.AskThen(subnet, new SubnetMessages.GetSubnetState(), _settings.AskTimeout,
-            reply => replyTo.Tell(reply is SubnetSnapshot snapshot ? new SubnetView(snapshot) : AsFailure(reply, $"subnet {query.Subnet}")));
+        Relay(subnet, new SubnetMessages.GetSubnetState(), $"subnet {query.Subnet}", reply => reply is SubnetSnapshot snapshot ? new SubnetView(snapshot) : null);
     }
 
-    private void GetState()
+    private void Relay(IActorRef child, object request, string who, Func<object, IpamReply?> reply) =>
+        Send(child, request, new Step.Relaying(who, reply, Sender));
+
+    /// <summary>Every subnet's and node's state, gathered by a child of its own so the front door keeps serving.</summary>
+    private void GetState() => Context.ActorOf(StateGatherer.Props(
+        [.. _subnets.OrderBy(s => s.Key).Select(s => (s.Value, (object)new SubnetMessages.GetSubnetState())),
+         .. _nodes.OrderBy(n => n.Key).Select(n => (n.Value.Actor, (object)new NodeMessages.GetNodeState(n.Key)))],
+        Sender, _settings.AskTimeout));
+
+    // ---- answers -------------------------------------------------------------------------------------------------
+
+    private void Answer(Answered answered)
     {
-        var replyTo = Sender;
-        var subnets = _subnets.OrderBy(s => s.Key).Select(s => (s.Value, (object)new SubnetMessages.GetSubnetState()));
-        var nodes = _nodes.OrderBy(n => n.Key).Select(n => (n.Value.Actor, (object)new NodeMessages.GetNodeState(n.Key)));
-        Self.AskAllThen([.. subnets, .. nodes], _settings.AskTimeout, replies =>
+        var reply = answered.Reply;
+        switch (answered.Step)
         {
-            if (replies.Any(r => r is null)) { replyTo.Tell(new Failed(IpamError.Unavailable("an actor did not answer"))); return; }
-            replyTo.Tell(new IpamStateView([.. replies.OfType<SubnetSnapshot>()], [.. replies.OfType<NodeSnapshot>()]));
-        });
+            case Step.AddingNode(var command, var replyTo):
+                _changing.Remove(command.Node);
+                if (reply is SubnetMessages.NodeAdded added)
+                {
+                    Track(command.Node, command.Subnet, added.NodeActor);
+                    replyTo.Tell(Succeeded.Instance);
+                }
+                else replyTo.Tell(AsFailure(reply, $"subnet {command.Subnet}"));
+                break;
+            case Step.RemovingNode(var command, var subnet, var nodeActor, var replyTo):
+                _changing.Remove(command.Node);
+                if (reply is SubnetMessages.NodeRemoved removed)
+                {
+                    foreach (var key in removed.Released) Unindex(key);
+                    Context.Unwatch(nodeActor);
+                    _nodes.Remove(command.Node);
+                    replyTo.Tell(Succeeded.Instance);
+                }
+                else replyTo.Tell(AsFailure(reply, $"subnet {subnet}"));
+                break;
+            case Step.Allocating(var command, var replyTo):
+                var (_, count) = _pending[command.Key];
+                if (count == 1) _pending.Remove(command.Key);
+                else _pending[command.Key] = (command.Node, count - 1);
+                if (reply is AddressAssigned assigned) Index(command.Node, command.Key, assigned.Address);
+                replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"node {command.Node}"));
+                break;
+            case Step.Releasing(var key, var node, var replyTo):
+                if (reply is Succeeded) Unindex(key);
+                replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"node {node}"));
+                break;
+            case Step.Relaying(var who, var toReply, var replyTo):
+                replyTo.Tell((reply is null ? null : reply as Failed ?? toReply(reply)) ?? AsFailure(reply, who));
+                break;
+            case Step.RefreshingMembers(var subnet):
+                if (reply is not SubnetMessages.Members members)
+                {
+                    Timers.StartSingleTimer($"refresh-{subnet}", new RefreshSubnet(subnet), _settings.RestartMaxBackoff);
+                    break;
+                }
+                foreach (var member in members.Nodes)
+                    if (_nodes.TryGetValue(member.Node, out var known) && !known.Actor.Equals(member.NodeActor))
+                        Track(member.Node, subnet, member.NodeActor);
+                _log.Info("IPAM: node actors of subnet {0} found again after a restart", subnet);
+                break;
+        }
     }
 
     // ---- indexes and errors --------------------------------------------------------------------------------------
@@ -343,4 +398,46 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private Failed AsFailure(object? reply, string who) => reply as Failed
         ?? new Failed(IpamError.Unavailable($"{who} did not answer within {_settings.AskTimeout.TotalSeconds:0.#}s; the outcome is unknown, and retrying is safe"));
+}
+
+/// <summary>
+/// Asks every subnet and node for its state at once and answers <see cref="IpamStateView"/> when all have answered, or
+/// "unavailable" when one has not within the timeout; then stops. The replies keep the order of the questions.
+/// </summary>
+internal sealed class StateGatherer : ReceiveActor
+{
+    private sealed record Reply(int Slot, object? Answer);
+
+    public StateGatherer(IReadOnlyList<(IActorRef Target, object Query)> queries, IActorRef replyTo, TimeSpan timeout)
+    {
+        var replies = new object?[queries.Count];
+        var missing = queries.Count;
+        for (var i = 0; i < queries.Count; i++)
+        {
+            var slot = i;
+            queries[i].Target.Ask<object>(queries[i].Query, timeout)
+                .PipeTo(Self, success: answer => new Reply(slot, answer), failure: _ => new Reply(slot, null));
+        }
+        Receive<Reply>(reply =>
+        {
+            if (reply.Answer is null)
+            {
+                replyTo.Tell(new IpamMessages.Failed(IpamError.Unavailable("an actor did not answer")));
+                Context.Stop(Self);
+                return;
+            }
+            replies[reply.Slot] = reply.Answer;
+            if (--missing == 0) Finish(replies, replyTo);
+        });
+        if (missing == 0) Finish(replies, replyTo);
+    }
+
+    private void Finish(object?[] replies, IActorRef replyTo)
+    {
+        replyTo.Tell(new IpamMessages.IpamStateView([.. replies.OfType<SubnetSnapshot>()], [.. replies.OfType<NodeSnapshot>()]));
+        Context.Stop(Self);
+    }
+
+    public static Props Props(IReadOnlyList<(IActorRef Target, object Query)> queries, IActorRef replyTo, TimeSpan timeout) =>
+        Akka.Actor.Props.Create(() => new StateGatherer(queries, replyTo, timeout));
 }

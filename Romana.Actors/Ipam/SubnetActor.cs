@@ -95,16 +95,56 @@ public sealed class SubnetActor : ReceivePersistentActor
         SnapshotHousekeeping();
     }
 
+    /// <summary>A protocol with the subnet's nodes under way (<see cref="Protocol"/>); its answers come back as <see cref="Answered"/>.</summary>
+    private abstract record Protocol(IActorRef ReplyTo)
+    {
+        /// <summary>RemoveNode: the node releases its addresses and returns its blocks before the subnet lets it go.</summary>
+        public sealed record Retiring(RemoveNode Command, IActorRef Requester) : Protocol(Requester);
+        /// <summary>RequestBlock under pressure: candidates' owners are asked one after another to surrender an empty block.</summary>
+        public sealed record Reclaiming(NodeName ForNode, ImmutableArray<(Ipv4Cidr Block, NodeName Owner)> Candidates, int Next, IActorRef Requester)
+            : Protocol(Requester);
+        /// <summary>Reserve: every node owning a block the range touches fences it; all must agree before the reservation is stored.</summary>
+        public sealed record Fencing(Ipv4Cidr Range, int Asked, ImmutableHashSet<NodeName> Waiting, ImmutableArray<RangeFenceResult> Results, IActorRef Requester)
+            : Protocol(Requester);
+        /// <summary>Unreserve, once stored: the owners lift their fences (a node that does not answer drops it when it recovers).</summary>
+        public sealed record Unfencing(Ipv4Cidr Range, ImmutableHashSet<NodeName> Waiting, IActorRef Requester) : Protocol(Requester);
+    }
+
+    /// <summary>A node's answer to the protocol under way; null when none came in time.</summary>
+    private sealed record Answered(NodeName Node, object? Reply);
+
+    private Protocol? _protocol;
+
+    private void Ask(NodeName node, object request) =>
+        _nodes[node].Ask<object>(request, _settings.AskTimeout)
+            .PipeTo(Self, success: reply => new Answered(node, reply), failure: _ => new Answered(node, null));
+
     /// <summary>During a protocol only its own steps run; every other command waits, so decisions never interleave.</summary>
     private void Busy()
     {
-        Command<Continue>(step => step.Run());
+        Command<Answered>(answered =>
+        {
+            switch (_protocol)
+            {
+                case Protocol.Retiring retiring: Retired(retiring, answered.Reply); break;
+                case Protocol.Reclaiming reclaiming: Surrendered(reclaiming, answered.Reply); break;
+                case Protocol.Fencing fencing: Fenced(fencing, answered); break;
+                case Protocol.Unfencing unfencing: Unfenced(unfencing, answered.Node); break;
+            }
+        });
         SnapshotHousekeeping();
         CommandAny(_ => Stash.Stash());
     }
 
+    private void BeginProtocol(Protocol protocol)
+    {
+        _protocol = protocol;
+        Become(Busy);
+    }
+
     private void EndProtocol()
     {
+        _protocol = null;
         Become(Ready);
         Stash.UnstashAll();
     }
@@ -120,28 +160,30 @@ public sealed class SubnetActor : ReceivePersistentActor
 
     private void RemoveNode(RemoveNode command)
     {
-        var replyTo = Sender;
-        if (!_nodes.TryGetValue(command.Node, out var node))
+        if (!_nodes.ContainsKey(command.Node))
         {
-            replyTo.Tell(new Failed(IpamError.NotFound($"node {command.Node} is not a member of subnet {_layout.Id}")));
+            Sender.Tell(new Failed(IpamError.NotFound($"node {command.Node} is not a member of subnet {_layout.Id}")));
             return;
         }
-        Become(Busy);
-        Self.AskThen(node, new RetireNode(command.Node, command.Reason), _settings.AskTimeout, reply =>
+        BeginProtocol(new Protocol.Retiring(command, Sender));
+        Ask(command.Node, new RetireNode(command.Node, command.Reason));
+    }
+
+    private void Retired(Protocol.Retiring retiring, object? reply)
+    {
+        var (command, replyTo) = (retiring.Command, retiring.ReplyTo);
+        if (reply is not NodeRetired retired)
         {
-            if (reply is not NodeRetired retired)
-            {
-                replyTo.Tell(reply as Failed ?? new Failed(IpamError.Unavailable($"node {command.Node} did not confirm it released its addresses")));
-                EndProtocol();
-                return;
-            }
-            Record(_state.DecideNodeLeft(command.Node, command.Reason, Now), replyTo, () =>
-            {
-                Context.Stop(_nodes[command.Node]);
-                _nodes.Remove(command.Node);
-                replyTo.Tell(new NodeRemoved(command.Node, retired.Released));
-                EndProtocol();
-            });
+            replyTo.Tell(reply as Failed ?? new Failed(IpamError.Unavailable($"node {command.Node} did not confirm it released its addresses")));
+            EndProtocol();
+            return;
+        }
+        Record(_state.DecideNodeLeft(command.Node, command.Reason, Now), replyTo, () =>
+        {
+            Context.Stop(_nodes[command.Node]);
+            _nodes.Remove(command.Node);
+            replyTo.Tell(new NodeRemoved(command.Node, retired.Released));
+            EndProtocol();
         });
     }
 
@@ -163,34 +205,37 @@ public sealed class SubnetActor : ReceivePersistentActor
                 replyTo.Tell(new NoBlockAvailable(exhausted.Why));
                 break;
             case BlockDecision.Reclaim reclaim:
-                Become(Busy);
-                TryReclaim(command.Node, replyTo, reclaim.Candidates, 0);
+                TryReclaim(new Protocol.Reclaiming(command.Node, reclaim.Candidates, 0, replyTo));
                 break;
         }
     }
 
-    private void TryReclaim(NodeName forNode, IActorRef replyTo, ImmutableArray<(Ipv4Cidr Block, NodeName Owner)> candidates, int next)
+    private void TryReclaim(Protocol.Reclaiming reclaiming)
     {
-        if (next == candidates.Length)
+        if (reclaiming.Next == reclaiming.Candidates.Length)
         {
-            replyTo.Tell(new NoBlockAvailable($"every block of subnet {_layout.Id} ({_layout.PodPrefix}) holds addresses"));
+            reclaiming.ReplyTo.Tell(new NoBlockAvailable($"every block of subnet {_layout.Id} ({_layout.PodPrefix}) holds addresses"));
             EndProtocol();
             return;
         }
-        var (block, owner) = candidates[next];
-        Self.AskThen(_nodes[owner], new SurrenderBlock(block, forNode), _settings.AskTimeout, reply =>
+        BeginProtocol(reclaiming);
+        var (block, owner) = reclaiming.Candidates[reclaiming.Next];
+        Ask(owner, new SurrenderBlock(block, reclaiming.ForNode));
+    }
+
+    private void Surrendered(Protocol.Reclaiming reclaiming, object? reply)
+    {
+        if (reply is not BlockSurrendered)
         {
-            if (reply is not BlockSurrendered)
-            {
-                TryReclaim(forNode, replyTo, candidates, next + 1);
-                return;
-            }
-            _log.Info("Subnet {0}: empty block {1} reclaimed from node {2} for node {3}", _layout.Id, block, owner, forNode);
-            Record(_state.DecideReclaimed(block, owner, forNode, Now), replyTo, () =>
-            {
-                replyTo.Tell(Grant(block));
-                EndProtocol();
-            });
+            TryReclaim(reclaiming with { Next = reclaiming.Next + 1 });
+            return;
+        }
+        var (block, owner) = reclaiming.Candidates[reclaiming.Next];
+        _log.Info("Subnet {0}: empty block {1} reclaimed from node {2} for node {3}", _layout.Id, block, owner, reclaiming.ForNode);
+        Record(_state.DecideReclaimed(block, owner, reclaiming.ForNode, Now), reclaiming.ReplyTo, () =>
+        {
+            reclaiming.ReplyTo.Tell(Grant(block));
+            EndProtocol();
         });
     }
 
@@ -208,28 +253,33 @@ public sealed class SubnetActor : ReceivePersistentActor
             Record([_state.Reserved(command.Range, Now)], replyTo, () => replyTo.Tell(Succeeded.Instance));
             return;
         }
-        Become(Busy);
-        Self.AskAllThen([.. mustFence.Select(n => (_nodes[n], (object)new FenceRange(command.Range)))], _settings.AskTimeout, replies =>
+        BeginProtocol(new Protocol.Fencing(command.Range, mustFence.Length, [.. mustFence], [], replyTo));
+        foreach (var node in mustFence) Ask(node, new FenceRange(command.Range));
+    }
+
+    private void Fenced(Protocol.Fencing fencing, Answered answered)
+    {
+        var results = answered.Reply is RangeFenceResult result ? fencing.Results.Add(result) : fencing.Results;
+        fencing = fencing with { Waiting = fencing.Waiting.Remove(answered.Node), Results = results };
+        _protocol = fencing;
+        if (!fencing.Waiting.IsEmpty) return;
+        var fenced = fencing.Results.Where(r => r.Conflict is null).Select(r => r.Node).ToList();
+        if (fenced.Count == fencing.Asked)
         {
-            var results = replies.OfType<RangeFenceResult>().ToList();
-            var fenced = results.Where(r => r.Conflict is null).Select(r => r.Node).ToList();
-            if (fenced.Count == mustFence.Length)
+            Record([_state.Reserved(fencing.Range, Now)], fencing.ReplyTo, () =>
             {
-                Record([_state.Reserved(command.Range, Now)], replyTo, () =>
-                {
-                    replyTo.Tell(Succeeded.Instance);
-                    EndProtocol();
-                });
-                return;
-            }
-            // Abort: lift the fences that were put up, keeping the smaller reservations the range would have absorbed.
-            var keep = _state.Reserved(command.Range, Now).Absorbed;
-            foreach (var node in fenced) _nodes[node].Tell(new UnfenceRange(command.Range, keep));
-            var conflict = results.Select(r => r.Conflict).FirstOrDefault(c => c is not null)
-                ?? IpamError.Unavailable($"a node of subnet {_layout.Id} did not answer; reservation {command.Range} not made");
-            replyTo.Tell(new Failed(conflict));
-            EndProtocol();
-        });
+                fencing.ReplyTo.Tell(Succeeded.Instance);
+                EndProtocol();
+            });
+            return;
+        }
+        // Abort: lift the fences that were put up, keeping the smaller reservations the range would have absorbed.
+        var keep = _state.Reserved(fencing.Range, Now).Absorbed;
+        foreach (var node in fenced) _nodes[node].Tell(new UnfenceRange(fencing.Range, keep));
+        var conflict = fencing.Results.Select(r => r.Conflict).FirstOrDefault(c => c is not null)
+            ?? IpamError.Unavailable($"a node of subnet {_layout.Id} did not answer; reservation {fencing.Range} not made");
+        fencing.ReplyTo.Tell(new Failed(conflict));
+        EndProtocol();
     }
 
     private void Unreserve(Unreserve command)
@@ -240,19 +290,24 @@ public sealed class SubnetActor : ReceivePersistentActor
             replyTo.Tell(new Failed(IpamError.NotFound($"no reservation is exactly {command.Range} in subnet {_layout.Id}")));
             return;
         }
-        Become(Busy);
+        BeginProtocol(new Protocol.Unfencing(command.Range, [], replyTo));
         Record([new RangeUnreserved(_layout.Id, command.Range, Now, "unreserved by operator")], replyTo, () =>
         {
             var owners = _state.Owners.Where(o => command.Range.Overlaps(new Ipv4Cidr(o.Key, _state.BlockPrefixLength)))
-                .Select(o => o.Value).Distinct()
-                .Select(n => (_nodes[n], (object)new UnfenceRange(command.Range, []))).ToList();
-            // A node that does not answer in time drops the stale fence when it next recovers.
-            Self.AskAllThen(owners, _settings.AskTimeout, _ =>
-            {
-                replyTo.Tell(Succeeded.Instance);
-                EndProtocol();
-            });
+                .Select(o => o.Value).ToImmutableHashSet();
+            _protocol = new Protocol.Unfencing(command.Range, owners, replyTo);
+            foreach (var node in owners) Ask(node, new UnfenceRange(command.Range, []));
+            if (owners.IsEmpty) Unfenced((Protocol.Unfencing)_protocol, null);
         });
+    }
+
+    private void Unfenced(Protocol.Unfencing unfencing, NodeName? node)
+    {
+        unfencing = unfencing with { Waiting = node is { } answered ? unfencing.Waiting.Remove(answered) : unfencing.Waiting };
+        _protocol = unfencing;
+        if (!unfencing.Waiting.IsEmpty) return;
+        unfencing.ReplyTo.Tell(Succeeded.Instance);
+        EndProtocol();
     }
 
     private BlockGranted Grant(Ipv4Cidr block) => new(block, _state.ReservationsIn(block));
