@@ -21,21 +21,3 @@ internal static class Continuations
             .ContinueWith(t => new Continue(() => then(t.Result)), TaskContinuationOptions.ExecuteSynchronously)
             .PipeTo(self);
 }
-
-internal static class TaskContinuations
-{
-    /// <summary>Runs <paramref name="onSuccess"/> or <paramref name="onFailure"/> as a later message to <paramref name="self"/>, once the task is done.</summary>
-    public static void RunThen<T>(this IActorRef self, Task<T> task, Action<T> onSuccess, Action<Exception> onFailure) =>
-        task.ContinueWith(t => new Continue(t.IsCompletedSuccessfully ? () => onSuccess(t.Result) : () => onFailure(Unwrap(t))),
-            TaskContinuationOptions.ExecuteSynchronously).PipeTo(self);
-
-    public static void RunThen(this IActorRef self, Task task, Action onSuccess, Action<Exception> onFailure) =>
-        self.RunThen(task.ContinueWith(t =>
-        {
-            t.GetAwaiter().GetResult();
-            return true;
-        }, TaskContinuationOptions.ExecuteSynchronously), _ => onSuccess(), onFailure);
-
-    private static Exception Unwrap(Task task) =>
-        task.Exception?.InnerExceptions.Count == 1 ? task.Exception.InnerException! : task.Exception ?? (Exception)new TaskCanceledException(task);
-}

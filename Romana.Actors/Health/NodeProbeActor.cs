@@ -22,7 +22,7 @@ public sealed class NodeProbeActor : ReceiveActor, IWithTimers
         _probe = probe;
         _settings = settings;
         Receive<Tick>(_ => Probe());
-        Receive<Continue>(step => step.Run());
+        Receive<ProbeAnswered>(probe => Observe(probe.Answered));
     }
 
     public static Props Props(NodeName node, Ipv4 ip, IHealthProbe probe, HealthSettings settings) =>
@@ -56,7 +56,7 @@ public sealed class NodeProbeActor : ReceiveActor, IWithTimers
         _probing = true;
         var probe = _probe.ProbeAsync(_node, _ip, _settings.ProbeTimeout);
         if (probe.IsCompleted) Observe(probe.IsCompletedSuccessfully && probe.Result); // simulated probes answer at once
-        else Self.RunThen(probe, Observe, _ => Observe(false));
+        else probe.PipeTo(Self, success: answered => new ProbeAnswered(answered), failure: _ => new ProbeAnswered(false));
     }
 
     private void Observe(bool answered)
@@ -68,4 +68,7 @@ public sealed class NodeProbeActor : ReceiveActor, IWithTimers
     }
 
     private sealed record Tick;
+
+    /// <summary>How a probe that took its time ended; one that failed counts as unanswered.</summary>
+    private sealed record ProbeAnswered(bool Answered);
 }

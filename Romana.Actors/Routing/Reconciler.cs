@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Romana.Actors.Addressing;
+using static Romana.Actors.Routing.RouteManagerMessages;
 
 namespace Romana.Actors.Routing;
 
@@ -33,6 +34,25 @@ public static class Reconciler
             var limit = Math.Min(configuredLimit, state.LearnedLimits.GetValueOrDefault(t.Id, int.MaxValue));
             return new PlanTable(t.Id, Math.Max(0, limit - foreign));
         })]);
+
+    /// <summary>The described tables the journal does not know yet: from now on they are managed.</summary>
+    public static ImmutableArray<IRouteEvent> Adopted(RouteManagerState state, IReadOnlyList<Ec2RouteTable> tables,
+        RouteTableSelector selector, DateTimeOffset now) =>
+        [.. tables.Where(t => !state.Tables.Contains(t.Id)).Select(t => new RouteTableAdopted(t.Id, now, $"selected by {selector}"))];
+
+    /// <summary>
+    /// The tables' budgets and the subnets each serves, when they differ from what the journal says (so a replay can
+    /// tell what each table could hold and whom it reached); null when nothing changed.
+    /// </summary>
+    public static RouteBudgetsObserved? BudgetsObserved(RouteManagerState state, RoutingInput input, DateTimeOffset now)
+    {
+        var budgets = input.Tables.ToImmutableDictionary(t => t.Id, t => t.Budget);
+        var serves = input.Tables.ToImmutableDictionary(t => t.Id,
+            t => input.Subnets.Where(s => s.RouteTable == t.Id).Select(s => s.Id).ToImmutableArray());
+        var unchanged = budgets.OrderBy(b => b.Key).SequenceEqual(state.Budgets.OrderBy(b => b.Key))
+            && serves.All(s => state.Serves.TryGetValue(s.Key, out var known) && known.SequenceEqual(s.Value));
+        return unchanged ? null : new RouteBudgetsObserved(budgets, now, "tables described", serves);
+    }
 
     /// <summary>Steps in the order they matter: new nodes may forward, failed targets are replaced, unwanted routes make room, then new routes.</summary>
     public static ImmutableArray<RouteOperation> Diff(RouteManagerState state, IReadOnlyList<Ec2RouteTable> actual, RoutePlan desired,

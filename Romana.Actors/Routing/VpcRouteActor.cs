@@ -18,6 +18,10 @@ namespace Romana.Actors.Routing;
 /// EC2 errors never stop it: throttling and 5xx answers are retried with exponential backoff and jitter (then the pass
 /// ends and the next tries again); RouteLimitExceeded teaches it a smaller limit and it re-plans; other errors are
 /// recorded and retried on the next pass, which comes on every change and every reconcile-interval.
+///
+/// A pass is a <see cref="ReconcilePass"/> value; the outcome of each piece of outside work it starts (reading the
+/// cluster, an EC2 call, a retry's backoff) comes back as one of the messages below, and the pure steps of
+/// <see cref="ReconcilePass"/>, <see cref="FailedCallDecision"/> and <see cref="Reconciler"/> decide what follows.
 /// </summary>
 public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
 {
@@ -28,7 +32,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Random _jitter = new();
     private RouteManagerState _state = RouteManagerState.Empty;
-    private Pass? _pass;
+    private ReconcilePass? _pass;
     private string? _again;
     private RoutePlan? _lastPlan;
     private string? _lastRefusal;
@@ -64,16 +68,45 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     public override string PersistenceId => Id;
     public ITimerScheduler Timers { get; set; } = null!;
 
+    // ---- what comes back from the work a pass starts: one piece at a time, as a message to itself ------------------
+
+    private sealed record ClusterRead(RoutingSnapshot Cluster);
+    private sealed record ClusterReadFailed(Exception Cause);
+    private sealed record TablesDescribed(IReadOnlyList<Ec2RouteTable> Tables);
+    private sealed record Ec2CallSucceeded(Ec2Request.Operate Request);
+    /// <summary>An EC2 call that threw; not the journal's <see cref="Ec2CallFailed"/>, which records what came of it.</summary>
+    private sealed record Ec2CallFaulted(Ec2Request Request, Exception Cause);
+    private sealed record RetryDue(Ec2Request Request);
+
     private void Idle()
     {
         Command<Reconcile>(command => StartPass(command.Reason));
         Common();
     }
 
+    /// <summary>
+    /// A pass under way (<see cref="_pass"/>): it reads the cluster, describes the tables, then carries out the planned
+    /// operations one by one; between two, it waits for the journal (commands are stashed meanwhile) or for the answer
+    /// to the one piece of outside work it started. Requests for another pass make one more after this one.
+    /// </summary>
     private void Reconciling()
     {
         Command<Reconcile>(command => _again ??= command.Reason);
-        Command<Continue>(step => step.Run());
+        Command<ClusterRead>(read =>
+        {
+            _pass = _pass! with { Cluster = WithHealth(read.Cluster) };
+            Send(new Ec2Request.DescribeTables());
+        });
+        Command<ClusterReadFailed>(failed => EndPass($"the cluster state could not be read: {failed.Cause.Message}"));
+        Command<TablesDescribed>(described => Plan(described.Tables));
+        Command<Ec2CallSucceeded>(succeeded =>
+        {
+            var (pass, done) = _pass!.Succeeded(succeeded.Request.Operation, _clock.Now);
+            _pass = pass;
+            Record([done], Advance);
+        });
+        Command<Ec2CallFaulted>(faulted => Failed(faulted.Request, faulted.Cause));
+        Command<RetryDue>(due => Send(due.Request));
         Common();
     }
 
@@ -81,7 +114,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     {
         Command<GetRouteState>(_ => Sender.Tell(new RouteManagerView(_state.Tables,
             [.. _state.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r)))], _lastPlan, _lastRefusal, _lastPassAt, _passes, _pass is not null,
-            [.. _failedBySubnet.Values.SelectMany(f => f)], _withoutHealthy, _pass?.WaitingFor)));
+            [.. _failedBySubnet.Values.SelectMany(f => f)], _withoutHealthy, _pass?.WaitingForName)));
         Command<Health.HealthMessages.ForwarderFailed>(failed => HealthChanged(failed.Subnet, f => f.Add(failed.Node), "failover"));
         Command<Health.HealthMessages.ForwarderRecovered>(recovered =>
         {
@@ -122,55 +155,67 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
 
     private void StartPass(string reason)
     {
-        _pass = new Pass(reason) { WaitingFor = "cluster" };
+        _pass = ReconcilePass.Start(reason);
         Become(Reconciling);
-        Self.RunThen(_source.ReadAsync(), cluster =>
-        {
-            _pass.Cluster = WithHealth(cluster);
-            Describe();
-        }, e => EndPass($"the cluster state could not be read: {e.Message}"));
+        _source.ReadAsync().PipeTo(Self, success: cluster => new ClusterRead(cluster), failure: e => new ClusterReadFailed(e));
     }
 
-    private void Describe()
+    /// <summary>Sends an EC2 call of the pass; its answer comes back as a message.</summary>
+    private void Send(Ec2Request request)
     {
-        _pass!.WaitingFor = "ec2";
-        Self.RunThen(_ec2.DescribeAsync(_settings.Tables), Plan, e => Failed("DescribeRouteTables", "", e, Describe));
+        _pass = _pass! with { WaitingFor = PassWait.Ec2 };
+        switch (request)
+        {
+            case Ec2Request.DescribeTables:
+                _ec2.DescribeAsync(_settings.Tables)
+                    .PipeTo(Self, success: tables => new TablesDescribed(tables), failure: e => new Ec2CallFaulted(request, e));
+                break;
+            case Ec2Request.Operate operate:
+                Call(operate.Operation)
+                    .PipeTo(Self, success: () => new Ec2CallSucceeded(operate), failure: e => new Ec2CallFaulted(request, e));
+                break;
+        }
     }
+
+    private Task Call(RouteOperation operation) => operation switch
+    {
+        RouteOperation.DisableSourceDestCheck check => _ec2.DisableSourceDestCheckAsync(check.Eni),
+        RouteOperation.Create create => _ec2.CreateRouteAsync(create.Table, create.Cidr, create.Eni),
+        RouteOperation.Replace replace => _ec2.ReplaceRouteAsync(replace.Table, replace.Cidr, replace.Eni),
+        RouteOperation.Delete delete => _ec2.DeleteRouteAsync(delete.Table, delete.Cidr),
+        _ => throw new ArgumentException($"{operation} makes no EC2 call", nameof(operation)),
+    };
 
     private void Plan(IReadOnlyList<Ec2RouteTable> tables)
     {
+        _pass = _pass!.Described(tables);
+        Record(Reconciler.Adopted(_state, tables, _settings.Tables, _clock.Now), PlanWithinBudgets);
+    }
+
+    /// <summary>Plans within each table's budget, once the journal knows the budgets, and lists the operations that differ.</summary>
+    private void PlanWithinBudgets()
+    {
         var pass = _pass!;
-        pass.WaitingFor = null;
-        pass.Tables = tables;
-        var adopted = tables.Where(t => !_state.Tables.Contains(t.Id))
-            .Select(t => (IRouteEvent)new RouteTableAdopted(t.Id, _clock.Now, $"selected by {_settings.Tables}"));
-        Record(adopted, () =>
+        var input = Reconciler.Input(pass.Cluster!, pass.Tables, _state, _settings.RouteLimit);
+        if (Reconciler.BudgetsObserved(_state, input, _clock.Now) is { } observed)
         {
-            var input = Reconciler.Input(pass.Cluster!, tables, _state, _settings.RouteLimit);
-            var budgets = input.Tables.ToImmutableDictionary(t => t.Id, t => t.Budget);
-            var serves = input.Tables.ToImmutableDictionary(t => t.Id, t => input.Subnets.Where(s => s.RouteTable == t.Id).Select(s => s.Id).ToImmutableArray());
-            if (!budgets.OrderBy(b => b.Key).SequenceEqual(_state.Budgets.OrderBy(b => b.Key))
-                || !serves.All(s => _state.Serves.TryGetValue(s.Key, out var known) && known.SequenceEqual(s.Value)))
-            {
-                Record([new RouteBudgetsObserved(budgets, _clock.Now, "tables described", serves)], () => Plan(tables));
-                return;
-            }
-            var plan = RoutePlanner.Plan(input, _state.AsPlan(), out var shortfalls);
-            if (plan is null)
-            {
-                var refusal = string.Join("; ", shortfalls);
-                _log.Error("Route manager: no change made: the route budget is too small: {0}", refusal);
-                if (refusal == _lastRefusal) EndPass(null);
-                else Record([new PlanRefused(refusal, _clock.Now, "budget")], () => EndPass(null));
-                _lastRefusal = refusal;
-                return;
-            }
-            _lastRefusal = null;
-            _lastPlan = plan;
-            pass.RouteCounts = tables.ToDictionary(t => t.Id, t => t.Routes.Count(r => !r.IsLocal));
-            pass.Operations = Reconciler.Diff(_state, tables, plan, input, pass.Reason == "budget" ? "budget" : "plan");
-            Record(ReportWithoutHealthy(plan, input), Execute);
-        });
+            Record([observed], PlanWithinBudgets);
+            return;
+        }
+        var plan = RoutePlanner.Plan(input, _state.AsPlan(), out var shortfalls);
+        if (plan is null)
+        {
+            var refusal = string.Join("; ", shortfalls);
+            _log.Error("Route manager: no change made: the route budget is too small: {0}", refusal);
+            if (refusal == _lastRefusal) EndPass(null);
+            else Record([new PlanRefused(refusal, _clock.Now, "budget")], () => EndPass(null));
+            _lastRefusal = refusal;
+            return;
+        }
+        _lastRefusal = null;
+        _lastPlan = plan;
+        _pass = pass.Planned(Reconciler.Diff(_state, pass.Tables, plan, input, pass.OperationReason));
+        Record(ReportWithoutHealthy(plan, input), Execute);
     }
 
     /// <summary>A subnet whose every node failed keeps its routes; that is recorded once and logged at error level on every pass.</summary>
@@ -186,109 +231,71 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
             [.. input.Nodes.Where(n => n.Subnet == subnet).Select(n => n.Name)], _clock.Now, "every node of the subnet is judged failed"));
     }
 
+    /// <summary>Carries out the operation under way, or ends the pass after the last.</summary>
     private void Execute()
     {
         var pass = _pass!;
-        if (pass.Next == pass.Operations.Length)
+        switch (pass.NextStep(_clock.Now))
         {
-            EndPass(null);
-            return;
-        }
-        var now = _clock.Now;
-        switch (pass.Operations[pass.Next])
-        {
-            case RouteOperation.Confirm confirm:
-                Record([new RouteCreated(confirm.Table, confirm.Cidr, confirm.Target, confirm.Eni, now, confirm.Reason)], Advance);
+            case PassStep.Finish:
+                EndPass(null);
                 break;
-            case RouteOperation.DropClaim drop:
-                _log.Warning("Route manager: {0} in {1} {2}; left alone", drop.Cidr, drop.Table, drop.Reason);
-                Record([new RouteClaimDropped(drop.Table, drop.Cidr, now, drop.Reason)], Advance);
+            case PassStep.RecordThenAdvance record:
+                if (pass.Current is RouteOperation.DropClaim drop)
+                    _log.Warning("Route manager: {0} in {1} {2}; left alone", drop.Cidr, drop.Table, drop.Reason);
+                Record(record.Events, Advance);
                 break;
-            case RouteOperation.Delete { Call: false } gone:
-                Record([new RouteDeleted(gone.Table, gone.Cidr, gone.Target, now, gone.Reason)], Advance);
-                break;
-            case RouteOperation.DisableSourceDestCheck check:
-                Call("ModifyNetworkInterfaceAttribute", "", () => _ec2.DisableSourceDestCheckAsync(check.Eni),
-                    () => Record([new SourceDestCheckDisabled(check.Node, check.Eni, _clock.Now, check.Reason)], Advance));
-                break;
-            case RouteOperation.Create create:
-                Record(create.Claimed ? [] : [new RouteClaimed(create.Table, create.Cidr, create.Target, create.Eni, now, create.Reason)], () =>
-                    Call("CreateRoute", create.Table, () => _ec2.CreateRouteAsync(create.Table, create.Cidr, create.Eni), () =>
-                    {
-                        pass.RouteCounts[create.Table]++;
-                        Record([new RouteCreated(create.Table, create.Cidr, create.Target, create.Eni, _clock.Now, create.Reason)], Advance);
-                    }));
-                break;
-            case RouteOperation.Replace replace:
-                Call("ReplaceRoute", replace.Table, () => _ec2.ReplaceRouteAsync(replace.Table, replace.Cidr, replace.Eni), () =>
-                    Record([new RouteReplaced(replace.Table, replace.Cidr, replace.Previous, replace.Target, replace.Eni, _clock.Now, replace.Reason)], Advance));
-                break;
-            case RouteOperation.Delete delete:
-                Call("DeleteRoute", delete.Table, () => _ec2.DeleteRouteAsync(delete.Table, delete.Cidr), () =>
-                {
-                    pass.RouteCounts[delete.Table]--;
-                    Record([new RouteDeleted(delete.Table, delete.Cidr, delete.Target, _clock.Now, delete.Reason)], Advance);
-                });
+            case PassStep.CallEc2 call:
+                Record(call.RecordFirst, () => Send(call.Request));
                 break;
         }
     }
 
     private void Advance()
     {
-        _pass!.Attempt = 0;
-        _pass.Next++;
+        _pass = _pass!.Advanced();
         Execute();
     }
 
-    private void Call(string action, string table, Func<Task> call, Action succeeded)
+    private void Failed(Ec2Request request, Exception exception)
     {
-        _pass!.WaitingFor = "ec2";
-        Self.RunThen(call(), () =>
+        _pass = _pass! with { WaitingFor = PassWait.Nothing };
+        var decision = FailedCallDecision.For(_pass, request, exception, _settings.RetryMaxAttempts, _clock.Now);
+        var error = decision.Error;
+        switch (decision)
         {
-            _pass!.WaitingFor = null;
-            succeeded();
-        }, e => Failed(action, table, e, () => Call(action, table, call, succeeded)));
+            case FailedCallDecision.RetryAfterBackoff retry:
+                var delay = _settings.Backoff(retry.Attempt, _jitter);
+                _log.Info("Route manager: {0} {1} answered {2}; retry {3} in {4:0} ms",
+                    request.Action, request.Table, error.Code, retry.Attempt, delay.TotalMilliseconds);
+                _pass = _pass.RetryScheduled(retry.Attempt);
+                Timers.StartSingleTimer("retry", new RetryDue(request), delay);
+                break;
+            case FailedCallDecision.LearnRouteLimit learn:
+                _log.Warning("Route manager: {0} holds no more than {1} routes; planning again within that",
+                    learn.Learned.Table, learn.Learned.Limit);
+                Record([learn.Learned], () => EndPass(null, again: "budget"));
+                break;
+            case FailedCallDecision.SkipOperation:
+                Advance();
+                break;
+            case FailedCallDecision.RecordAlreadyGone gone:
+                Record([gone.Deleted], Advance);
+                break;
+            case FailedCallDecision.RecordFailureAndAdvance failed:
+                LogRecordedFailure(request, error);
+                Record([failed.Failed], Advance);
+                break;
+            case FailedCallDecision.RecordFailureAndEndPass failed:
+                LogRecordedFailure(request, error);
+                Record([failed.Failed], () => EndPass(failed.Problem));
+                break;
+        }
     }
 
-    private void Failed(string action, string table, Exception exception, Action retry)
-    {
-        var pass = _pass!;
-        pass.WaitingFor = null;
-        var error = exception as Ec2Error ?? new Ec2Error("Unavailable", 503, exception.Message);
-        var operation = pass.Next < pass.Operations.Length ? pass.Operations[pass.Next] : null;
-        if (error.IsRetryable && pass.Attempt < _settings.RetryMaxAttempts)
-        {
-            var delay = _settings.Backoff(++pass.Attempt, _jitter);
-            _log.Info("Route manager: {0} {1} answered {2}; retry {3} in {4:0} ms", action, table, error.Code, pass.Attempt, delay.TotalMilliseconds);
-            pass.WaitingFor = "retry";
-            Timers.StartSingleTimer("retry", new Continue(retry), delay);
-            return;
-        }
-        if (error.IsRouteLimit && operation is RouteOperation.Create create)
-        {
-            var limit = pass.RouteCounts[create.Table];
-            _log.Warning("Route manager: {0} holds no more than {1} routes; planning again within that", create.Table, limit);
-            Record([new RouteLimitLearned(create.Table, limit, _clock.Now, "budget")], () => EndPass(null, again: "budget"));
-            return;
-        }
-        if (error.IsAlreadyExists && operation is RouteOperation.Create)
-        {
-            // Claimed and not confirmed: the next describe tells whether the route that is there is Romana's.
-            Advance();
-            return;
-        }
-        if (error.IsRouteNotFound && operation is RouteOperation.Delete delete)
-        {
-            Record([new RouteDeleted(delete.Table, delete.Cidr, delete.Target, _clock.Now, "already gone from EC2")], Advance);
-            return;
-        }
-        _log.Warning("Route manager: {0} {1} failed: {2}; recorded, and tried again on the next pass", action, table, error.Message);
-        Record([new Ec2CallFailed(action, table, error.Code, error.Message, _clock.Now, "retried on the next pass")], () =>
-        {
-            if (error.IsRetryable) EndPass($"EC2 kept answering {error.Code}");
-            else Advance();
-        });
-    }
+    private void LogRecordedFailure(Ec2Request request, Ec2Error error) =>
+        _log.Warning("Route manager: {0} {1} failed: {2}; recorded, and tried again on the next pass",
+            request.Action, request.Table, error.Message);
 
     private void EndPass(string? problem, string? again = null)
     {
@@ -303,6 +310,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         if (next is not null) Self.Tell(new Reconcile(next));
     }
 
+    /// <summary>Persists the events, then runs <paramref name="then"/>: at once when there are none, else once all are written.</summary>
     private void Record(IEnumerable<IRouteEvent> events, Action then)
     {
         var list = events.ToList();
@@ -319,18 +327,5 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
             if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state);
             if (--left == 0) then();
         });
-    }
-
-    private sealed class Pass(string reason)
-    {
-        public string Reason { get; } = reason;
-        public RoutingSnapshot? Cluster { get; set; }
-        public IReadOnlyList<Ec2RouteTable>? Tables { get; set; }
-        public ImmutableArray<RouteOperation> Operations { get; set; } = [];
-        public Dictionary<string, int> RouteCounts { get; set; } = new();
-        public int Next { get; set; }
-        public int Attempt { get; set; }
-        /// <summary>What the pass waits for: the cluster's state, an EC2 answer, or a retry's backoff.</summary>
-        public string? WaitingFor { get; set; }
     }
 }
