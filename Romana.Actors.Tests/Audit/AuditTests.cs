@@ -1,4 +1,3 @@
-using Romana.Host.Persistence;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Romana.Actors.Addressing;
@@ -9,6 +8,7 @@ using Romana.Actors.Tests.Conformance;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Cli;
 using Romana.Host.Composition;
+using Romana.Host.Persistence;
 using Romana.Host.Simulation;
 
 namespace Romana.Actors.Tests.Audit;

@@ -11,8 +11,8 @@ public class IpamVectorTests
     {
         var data = new TheoryData<string, int>();
         foreach (var file in Directory.GetFiles(Paths.IpamVectors, "*.json").Order())
-        foreach (var restartEvery in new[] { 0, 3 })
-            data.Add(Path.GetFileName(file), restartEvery);
+            foreach (var restartEvery in new[] { 0, 3 })
+                data.Add(Path.GetFileName(file), restartEvery);
         return data;
     }
 

@@ -70,7 +70,9 @@ public class SubnetHealthSupervisorTests() : Akka.TestKit.Xunit2.TestKit(Configu
 {
     private static readonly HealthSettings Fast = HealthSettings.Default with
     {
-        ProbeInterval = TimeSpan.FromMilliseconds(50), ProbeTimeout = TimeSpan.FromMilliseconds(40), StatusInterval = TimeSpan.FromMinutes(1),
+        ProbeInterval = TimeSpan.FromMilliseconds(50),
+        ProbeTimeout = TimeSpan.FromMilliseconds(40),
+        StatusInterval = TimeSpan.FromMinutes(1),
     };
 
     private sealed class ScriptedProbe : IHealthProbe

@@ -22,7 +22,9 @@ public class NodeJournalFailureTests() : Akka.TestKit.Xunit2.TestKit(Configurati
     private static readonly NodeName Node = new("n1");
     private static readonly IpamSettings Settings = IpamSettings.Default with
     {
-        AskTimeout = TimeSpan.FromSeconds(3), RestartMinBackoff = TimeSpan.FromMilliseconds(50), RestartMaxBackoff = TimeSpan.FromMilliseconds(200),
+        AskTimeout = TimeSpan.FromSeconds(3),
+        RestartMinBackoff = TimeSpan.FromMilliseconds(50),
+        RestartMaxBackoff = TimeSpan.FromMilliseconds(200),
     };
 
     private async Task<IActorRef> StartNodeAsync()

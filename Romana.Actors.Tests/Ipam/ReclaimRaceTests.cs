@@ -25,53 +25,53 @@ public class ReclaimRaceTests
         var granted = 0;
         // Rounds until enough blocks were reclaimed under load (how many a round reclaims depends on timing).
         for (var round = 0; round < 10 && journal.CountEvents("BlockReclaimed") <= 10; round++)
-        await Task.WhenAll(nodes.Select(node => Task.Run(async () =>
-        {
-            // Each node fills up to a random number of addresses (often more than one block holds), then drains to
-            // zero: its blocks go empty while the others are short of addresses and reclaim them.
-            var random = new Random(nodes.IndexOf(node) + 10 * round);
-            var mine = new List<(AllocationKey Key, Ipv4 Address)>();
-            var target = random.Next(1, 8);
-            var draining = false;
-            for (var i = 0; i < 200; i++)
+            await Task.WhenAll(nodes.Select(node => Task.Run(async () =>
             {
-                if (draining && mine.Count == 0)
+                // Each node fills up to a random number of addresses (often more than one block holds), then drains to
+                // zero: its blocks go empty while the others are short of addresses and reclaim them.
+                var random = new Random(nodes.IndexOf(node) + 10 * round);
+                var mine = new List<(AllocationKey Key, Ipv4 Address)>();
+                var target = random.Next(1, 8);
+                var draining = false;
+                for (var i = 0; i < 200; i++)
                 {
-                    draining = false;
-                    target = random.Next(1, 8);
+                    if (draining && mine.Count == 0)
+                    {
+                        draining = false;
+                        target = random.Next(1, 8);
+                    }
+                    if (draining)
+                    {
+                        var (key, address) = mine[random.Next(mine.Count)];
+                        holders.TryRemove(address, out _); // before the release is sent: the address may be handed out as soon as it is stored
+                        Assert.IsType<Succeeded>(await ipam.AskAsync(new Release(key, null)));
+                        mine.Remove((key, address));
+                        continue;
+                    }
+                    var newKey = new AllocationKey($"{node}-{round}-{i}");
+                    switch (await ipam.AskAsync(new Allocate(node, newKey)))
+                    {
+                        case AddressAssigned assigned:
+                            if (!holders.TryAdd(assigned.Address, newKey))
+                                violations.Enqueue($"{assigned.Address} handed to {newKey} while {holders[assigned.Address]} holds it");
+                            mine.Add((newKey, assigned.Address));
+                            Interlocked.Increment(ref granted);
+                            draining = mine.Count >= target;
+                            break;
+                        case Failed { Error.Code: Romana.Actors.Ipam.IpamErrorCode.Exhausted }:
+                            draining = true; // the subnet is full: drain from here
+                            break;
+                        case var other:
+                            violations.Enqueue($"unexpected reply {other}");
+                            break;
+                    }
                 }
-                if (draining)
+                foreach (var (key, address) in mine)
                 {
-                    var (key, address) = mine[random.Next(mine.Count)];
-                    holders.TryRemove(address, out _); // before the release is sent: the address may be handed out as soon as it is stored
+                    holders.TryRemove(address, out _);
                     Assert.IsType<Succeeded>(await ipam.AskAsync(new Release(key, null)));
-                    mine.Remove((key, address));
-                    continue;
                 }
-                var newKey = new AllocationKey($"{node}-{round}-{i}");
-                switch (await ipam.AskAsync(new Allocate(node, newKey)))
-                {
-                    case AddressAssigned assigned:
-                        if (!holders.TryAdd(assigned.Address, newKey))
-                            violations.Enqueue($"{assigned.Address} handed to {newKey} while {holders[assigned.Address]} holds it");
-                        mine.Add((newKey, assigned.Address));
-                        Interlocked.Increment(ref granted);
-                        draining = mine.Count >= target;
-                        break;
-                    case Failed { Error.Code: Romana.Actors.Ipam.IpamErrorCode.Exhausted }:
-                        draining = true; // the subnet is full: drain from here
-                        break;
-                    case var other:
-                        violations.Enqueue($"unexpected reply {other}");
-                        break;
-                }
-            }
-            foreach (var (key, address) in mine)
-            {
-                holders.TryRemove(address, out _);
-                Assert.IsType<Succeeded>(await ipam.AskAsync(new Release(key, null)));
-            }
-        })));
+            })));
 
         Assert.Empty(violations);
         var state = (IpamStateView)await ipam.AskAsync(new GetIpamState());

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Akka.Actor;
 using Akka.Hosting;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
 using Romana.Actors.Configuration;
@@ -14,7 +15,6 @@ using Romana.Host.Cli;
 using Romana.Host.Composition;
 using Romana.Host.Ec2;
 using Romana.Host.Persistence;
-using Microsoft.Extensions.DependencyInjection;
 using static Romana.Actors.Ipam.IpamMessages;
 using static Romana.Actors.Routing.RouteManagerMessages;
 

@@ -1,8 +1,8 @@
-using Romana.Host.Composition;
 using Akka.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Actors.Tests.Ipam;
 using Romana.Actors.Tests.Support;
+using Romana.Host.Composition;
 using Romana.Host.Ipam;
 using static Romana.Actors.Ipam.IpamMessages;
 

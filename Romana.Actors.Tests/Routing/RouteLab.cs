@@ -1,9 +1,10 @@
-using Romana.Host.Persistence;
 using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Hosting;
 using Amazon.EC2;
 using Amazon.Runtime;
+using Microsoft.Extensions.DependencyInjection;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Persistence;
@@ -11,9 +12,8 @@ using Romana.Actors.Routing;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Aws;
 using Romana.Host.Composition;
-using Microsoft.Extensions.DependencyInjection;
-using Akka.Hosting;
 using Romana.Host.Ec2;
+using Romana.Host.Persistence;
 
 namespace Romana.Actors.Tests.Routing;
 

@@ -1,9 +1,9 @@
-using Romana.Host.Persistence;
 using System.Net;
 using System.Net.Sockets;
 using Npgsql;
 using Romana.Actors.Configuration;
 using Romana.Host.Ipam;
+using Romana.Host.Persistence;
 
 namespace Romana.Actors.Tests.Support;
 

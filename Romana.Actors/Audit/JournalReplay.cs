@@ -90,8 +90,13 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
 
     private static SubnetId? SubnetOf(IIpamEvent e) => e switch
     {
-        NodeJoined x => x.Subnet, NodeLeft x => x.Subnet, BlockAssigned x => x.Subnet, BlockReclaimed x => x.Subnet,
-        RangeReserved x => x.Subnet, RangeUnreserved x => x.Subnet, _ => null,
+        NodeJoined x => x.Subnet,
+        NodeLeft x => x.Subnet,
+        BlockAssigned x => x.Subnet,
+        BlockReclaimed x => x.Subnet,
+        RangeReserved x => x.Subnet,
+        RangeUnreserved x => x.Subnet,
+        _ => null,
     };
 
     private void Flush()

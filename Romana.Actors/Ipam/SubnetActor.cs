@@ -6,10 +6,10 @@ using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
 using Romana.Actors.Configuration;
 using Romana.Actors.Topology;
-using Failed = Romana.Actors.Ipam.IpamMessages.Failed;
-using Succeeded = Romana.Actors.Ipam.IpamMessages.Succeeded;
 using static Romana.Actors.Ipam.NodeMessages;
 using static Romana.Actors.Ipam.SubnetMessages;
+using Failed = Romana.Actors.Ipam.IpamMessages.Failed;
+using Succeeded = Romana.Actors.Ipam.IpamMessages.Succeeded;
 
 namespace Romana.Actors.Ipam;
 

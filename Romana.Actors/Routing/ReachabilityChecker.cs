@@ -21,14 +21,14 @@ public static class ReachabilityChecker
         var subnets = input.Subnets.ToDictionary(s => s.Id);
 
         foreach (var table in plan.Tables)
-        foreach (var route in table.Routes)
-        {
-            var holder = input.Subnets.Where(s => s.PodPrefix.Contains(route.Cidr)).ToList();
-            if (holder.Count != 1)
-                return new Violation(default, route.Cidr, route.Target, $"route {route.Cidr} in table {table.Table} lies in no single subnet's pod prefix");
-            if (!nodes.TryGetValue(route.Target, out var target) || target.Subnet != holder[0].Id)
-                return new Violation(holder[0].Id, route.Cidr, route.Target, $"route {route.Cidr} in table {table.Table} targets {route.Target}, not a node of subnet {holder[0].Id}");
-        }
+            foreach (var route in table.Routes)
+            {
+                var holder = input.Subnets.Where(s => s.PodPrefix.Contains(route.Cidr)).ToList();
+                if (holder.Count != 1)
+                    return new Violation(default, route.Cidr, route.Target, $"route {route.Cidr} in table {table.Table} lies in no single subnet's pod prefix");
+                if (!nodes.TryGetValue(route.Target, out var target) || target.Subnet != holder[0].Id)
+                    return new Violation(holder[0].Id, route.Cidr, route.Target, $"route {route.Cidr} in table {table.Table} targets {route.Target}, not a node of subnet {holder[0].Id}");
+            }
 
         foreach (var source in input.Subnets)
         {

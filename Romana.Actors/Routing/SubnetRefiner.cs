@@ -15,7 +15,7 @@ internal sealed class SubnetRefiner
     private readonly List<Candidate> _candidates = new();
     private readonly int[] _effective;          // index of the most specific chosen candidate per block; -1: the subnet route
     private readonly List<(int Candidate, int Gain)> _steps = new();
-    private bool[] _taken = [];
+    private readonly bool[] _taken = [];
     private bool _exhausted;
 
     public SubnetRefiner(PlanSubnet subnet, IEnumerable<PlanBlock> blocks)

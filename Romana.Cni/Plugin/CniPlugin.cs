@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Romana.Cni.Daemon;
-using Romana.Netlink;
 using Romana.Contracts.Cni;
+using Romana.Netlink;
 
 namespace Romana.Cni.Plugin;
 

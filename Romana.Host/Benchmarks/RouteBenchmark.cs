@@ -2,15 +2,15 @@ using System.Collections.Immutable;
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Romana.Actors;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Routing;
+using Romana.Host.Composition;
 using Romana.Host.Ec2;
 using Romana.Host.Ipam;
-using Romana.Host.Composition;
 using Romana.Host.Persistence;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Romana.Host.Benchmarks;
 

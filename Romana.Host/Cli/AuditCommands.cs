@@ -6,9 +6,9 @@ using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
 using Romana.Actors.Configuration;
 using Romana.Host.Composition;
+using Romana.Host.Documents;
 using Romana.Host.Persistence;
 using Romana.Host.Routing;
-using Romana.Host.Documents;
 using Spectre.Console;
 
 namespace Romana.Host.Cli;

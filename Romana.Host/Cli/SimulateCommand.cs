@@ -1,8 +1,8 @@
-using Romana.Host.Persistence;
-using Romana.Actors.Addressing;
 using System.CommandLine;
+using Romana.Actors.Addressing;
 using Romana.Actors.Topology;
 using Romana.Host.Documents;
+using Romana.Host.Persistence;
 using Romana.Host.Simulation;
 using Spectre.Console;
 

@@ -1,6 +1,7 @@
 using Akka.Actor;
-using Akka.Hosting;
 using Akka.Cluster.Hosting;
+using Akka.DependencyInjection;
+using Akka.Hosting;
 using Romana.Actors;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
@@ -9,7 +10,6 @@ using Romana.Actors.Health;
 using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
 using Romana.Actors.Topology;
-using Akka.DependencyInjection;
 
 namespace Romana.Host.Composition;
 

@@ -78,7 +78,7 @@ public static class ConformanceVectorReader
             ["cidr"] = step.Cidr,
         };
         var fields = required.ToDictionary(f => f, f => Present(given[f], $"{at}.{f}"));
-        string[] takes = op == "release" ? ["key", "address"] : required;
+        var takes = op == "release" ? ["key", "address"] : required;
         if (given.FirstOrDefault(g => g.Value is not null && !takes.Contains(g.Key)) is { Key: { } extra })
             throw Problem($"{at}.{extra}", $"not a field of {op} (it takes: {(takes.Length == 0 ? "none" : string.Join(", ", takes))})");
         if (op == "release")

@@ -71,17 +71,17 @@ public static class IpamDemo
         var state = (IpamStateView)await ipam.AskAsync(new GetIpamState());
         var prefixes = new Table().Title("pod prefixes").AddColumns("zone", "subnet", "pod prefix", "VPC CIDR", "route table");
         foreach (var zone in topology.Zones)
-        foreach (var subnet in zone.Subnets)
-            prefixes.AddRow(zone.Name.Value, subnet.Id.Value, subnet.PodPrefix.ToString(), subnet.VpcCidr?.ToString() ?? "-", subnet.RouteTable ?? "-");
+            foreach (var subnet in zone.Subnets)
+                prefixes.AddRow(zone.Name.Value, subnet.Id.Value, subnet.PodPrefix.ToString(), subnet.VpcCidr?.ToString() ?? "-", subnet.RouteTable ?? "-");
         AnsiConsole.Write(prefixes);
 
         var nodeTable = new Table().Title("nodes").AddColumns("node", "node IP", "blocks", "pods");
         foreach (var subnet in state.Subnets)
-        foreach (var member in subnet.Members)
-        {
-            var node = state.Nodes.Single(n => n.Node == member.Node);
-            nodeTable.AddRow(member.Node.Value, member.Ip.ToString(), string.Join(", ", node.Blocks), node.Allocations.Length.ToString());
-        }
+            foreach (var member in subnet.Members)
+            {
+                var node = state.Nodes.Single(n => n.Node == member.Node);
+                nodeTable.AddRow(member.Node.Value, member.Ip.ToString(), string.Join(", ", node.Blocks), node.Allocations.Length.ToString());
+            }
         AnsiConsole.Write(nodeTable);
         AnsiConsole.MarkupLine("Run it again: the nodes and keys come back from the journal and keep their addresses.");
         return CommandLineGuard.Ok;

@@ -3,10 +3,10 @@ using System.Text.Json.Nodes;
 using Akka.Configuration;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
-using Romana.Host.Composition;
-using Romana.Host.Persistence;
 using Romana.Actors.Ipam;
 using Romana.Actors.Topology;
+using Romana.Host.Composition;
+using Romana.Host.Persistence;
 using static Romana.Actors.Ipam.IpamMessages;
 
 namespace Romana.Host.Ipam;

@@ -1,9 +1,9 @@
 using System.Collections.Immutable;
+using Akka.Configuration;
 using Romana.Actors.Addressing;
 using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
 using Romana.Actors.Topology;
-using Akka.Configuration;
 using Romana.Host.Composition;
 using Romana.Host.Documents;
 using static Romana.Actors.Ipam.IpamMessages;

@@ -38,13 +38,13 @@ public static class HtmlReport
         html.Append("<table><tr><th>zone</th><th>zone prefix</th><th>subnet</th><th>pod prefix</th><th>VPC CIDR</th><th>route table</th><th class=num>nodes</th><th class=num>blocks</th></tr>");
         var nodes = final.Nodes;
         foreach (var zone in topology.Zones)
-        foreach (var subnet in zone.Subnets)
-        {
-            var members = nodes.Where(n => n.Subnet == subnet.Id.Value).ToList();
-            html.Append($"<tr><td>{E(zone.Name.Value)}</td><td>{zone.PodPrefix}</td><td>{E(subnet.Id.Value)}</td><td>{subnet.PodPrefix}</td>" +
-                        $"<td>{subnet.VpcCidr}</td><td>{E(subnet.RouteTable ?? "")}</td><td class=num>{members.Count}</td>" +
-                        $"<td class=num>{members.Sum(n => n.Blocks.Length)}</td></tr>");
-        }
+            foreach (var subnet in zone.Subnets)
+            {
+                var members = nodes.Where(n => n.Subnet == subnet.Id.Value).ToList();
+                html.Append($"<tr><td>{E(zone.Name.Value)}</td><td>{zone.PodPrefix}</td><td>{E(subnet.Id.Value)}</td><td>{subnet.PodPrefix}</td>" +
+                            $"<td>{subnet.VpcCidr}</td><td>{E(subnet.RouteTable ?? "")}</td><td class=num>{members.Count}</td>" +
+                            $"<td class=num>{members.Sum(n => n.Blocks.Length)}</td></tr>");
+            }
         html.Append("</table>");
 
         html.Append("<h2>Failover timeline</h2>");
