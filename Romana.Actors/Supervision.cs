@@ -13,5 +13,6 @@ public static class Supervision
     /// </summary>
     public static Props RestartingOnStop(Props child, string what, IpamSettings settings) =>
         BackoffSupervisor.Props(Backoff.OnStop(child, "actor", settings.RestartMinBackoff, settings.RestartMaxBackoff, 0.2, -1)
-            .WithReplyWhileStopped(new IpamMessages.Failed(IpamError.Unavailable($"{what} is restarting after a journal failure; nothing was changed"))));
+            .WithReplyWhileStopped(new IpamMessages.Failed(IpamError.Unavailable(
+                $"{what} is restarting after a journal failure; nothing was changed"))));
 }

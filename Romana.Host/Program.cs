@@ -25,4 +25,5 @@ if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
 return await parsed.InvokeAsync();
 
 static IEnumerable<string> CommandPath(Command command) =>
-    command.Parents.OfType<Command>().Where(c => c is not RootCommand).SelectMany(CommandPath).Append(command.Name).Where(n => n != "romana");
+    command.Parents.OfType<Command>().Where(c => c is not RootCommand).SelectMany(CommandPath).Append(command.Name)
+        .Where(n => n != "romana");

@@ -24,17 +24,26 @@ public sealed class AuditFixture : IAsyncLifetime
     public JournalSettings Settings { get; private set; } = null!;
     public SimulationResult Result { get; private set; } = null!;
 
-    public static readonly TimeSpan[] Moments = [TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(6), TimeSpan.FromSeconds(9), TimeSpan.FromSeconds(16), TimeSpan.FromSeconds(23)];
+    public static readonly TimeSpan[] Moments = [TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(6), TimeSpan.FromSeconds(9),
+        TimeSpan.FromSeconds(16), TimeSpan.FromSeconds(23)];
 
     public async Task InitializeAsync()
     {
-        var cluster = JsonNode.Parse(File.ReadAllText(Path.Combine(Paths.RepositoryRoot, "hocon", "examples", "small-single-zone.json")))!.AsObject();
+        var cluster = JsonNode.Parse(File.ReadAllText(Path.Combine(Paths.RepositoryRoot, "hocon", "examples",
+            "small-single-zone.json")))!.AsObject();
         var scenario = ScenarioReader.Parse(new JsonObject
         {
             ["cluster"] = cluster,
             ["events"] = new JsonArray(
                 new JsonObject { ["at"] = "5s", ["fail"] = "subnet-0a1-node-02" },
-                new JsonObject { ["at"] = "8s", ["addNode"] = new JsonObject { ["name"] = "late", ["subnet"] = "subnet-0a2", ["ip"] = "10.0.1.77", ["eni"] = "eni-late", ["pods"] = 5 } },
+                new JsonObject
+                {
+                    ["at"] = "8s",
+                    ["addNode"] = new JsonObject
+                    {
+                        ["name"] = "late", ["subnet"] = "subnet-0a2", ["ip"] = "10.0.1.77", ["eni"] = "eni-late", ["pods"] = 5
+                    }
+                },
                 new JsonObject { ["at"] = "12s", ["recover"] = "subnet-0a1-node-02" },
                 new JsonObject { ["at"] = "20s", ["removeNode"] = "subnet-0a2-node-03" }),
             ["until"] = "25s",
@@ -70,7 +79,8 @@ public class AuditTests(AuditFixture simulation) : IClassFixture<AuditFixture>
         {
             var replay = await AuditQueries.ReplayAsync(journal, capture.At);
             Assert.Equal(Json(capture.Ipam), Json(replay.Ipam()));
-            var replayed = replay.Routes.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r))).OrderBy(x => x.Key).ThenBy(x => x.r.Cidr);
+            var replayed = replay.Routes.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r))).OrderBy(x => x.Key)
+                .ThenBy(x => x.r.Cidr);
             Assert.Equal(Json(capture.Routes.OrderBy(x => x.Table).ThenBy(x => x.Route.Cidr).Select(x => new { x.Table, x.Route })),
                 Json(replayed.Select(x => new { Table = x.Key, Route = x.r })));
         }
@@ -121,7 +131,8 @@ public class AuditTests(AuditFixture simulation) : IClassFixture<AuditFixture>
         Assert.StartsWith("subnet-0a1-node-0", failover.To!.Value.Value);
         var repaired = simulation.Result.Failovers.Single().RoutesRepairedAt!.Value;
         Assert.Equal(repaired, Seconds(failover.At), 2);
-        Assert.Empty(await AuditQueries.RoutesAsync(journal, null, failover.At.AddSeconds(1)).ContinueWith(t => t.Result.Where(c => c.Change == "replaced")));
+        Assert.Empty(await AuditQueries.RoutesAsync(journal, null, failover.At.AddSeconds(1))
+            .ContinueWith(t => t.Result.Where(c => c.Change == "replaced")));
     }
 
     [Fact]
@@ -142,8 +153,10 @@ public class AuditTests(AuditFixture simulation) : IClassFixture<AuditFixture>
     {
         await using var romana = await RomanaHost.StartAuditAsync(simulation.Settings);
         var journal = romana.Audit;
-        Assert.DoesNotContain((await AuditQueries.ReplayAsync(journal, simulation.Result.Start.AddSeconds(7))).Ipam().Nodes, n => n.Node.Value == "late");
-        Assert.Contains((await AuditQueries.ReplayAsync(journal, simulation.Result.Start.AddSeconds(9))).Ipam().Nodes, n => n.Node.Value == "late");
+        Assert.DoesNotContain((await AuditQueries.ReplayAsync(journal, simulation.Result.Start.AddSeconds(7))).Ipam().Nodes,
+            n => n.Node.Value == "late");
+        Assert.Contains((await AuditQueries.ReplayAsync(journal, simulation.Result.Start.AddSeconds(9))).Ipam().Nodes,
+            n => n.Node.Value == "late");
     }
 
     [Theory]

@@ -54,8 +54,9 @@ public class CommandLineTests
     [Fact]
     public async Task Help_explains_every_command()
     {
-        foreach (var command in new[] { new[] { "--help" }, ["ipam", "--help"], ["ipam", "vectors", "--help"], ["ipam", "demo", "--help"], ["bench", "ipam", "--help"],
-                     ["simulate", "--help"], ["audit", "--help"], ["audit", "replay", "--help"], ["bench", "audit", "--help"], ["daemon", "--help"] })
+        foreach (var command in new[] { new[] { "--help" }, ["ipam", "--help"], ["ipam", "vectors", "--help"], ["ipam", "demo", "--help"],
+                     ["bench", "ipam", "--help"], ["simulate", "--help"], ["audit", "--help"], ["audit", "replay", "--help"],
+                     ["bench", "audit", "--help"], ["daemon", "--help"] })
         {
             var (exit, output, _) = await RomanaAsync(command);
             Assert.Equal(0, exit);
@@ -109,7 +110,8 @@ public class BatchGcTests
     [InlineData(false, "simulate")]
     public void Only_the_commands_that_read_a_whole_journal_run_again_with_the_batch_collector(bool relaunched, params string[] args)
     {
-        Skip.If(Environment.GetEnvironmentVariable("DOTNET_GCgen0size") is not null, "DOTNET_GCgen0size is set: the user's setting wins and nothing is relaunched");
+        Skip.If(Environment.GetEnvironmentVariable("DOTNET_GCgen0size") is not null,
+            "DOTNET_GCgen0size is set: the user's setting wins and nothing is relaunched");
         Assert.Equal(relaunched, Romana.Host.Cli.BatchGc.ShouldRelaunch(args));
     }
 }

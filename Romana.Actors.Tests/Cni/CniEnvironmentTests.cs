@@ -5,7 +5,8 @@ namespace Romana.Actors.Tests.Cni;
 /// <summary>The CNI_* variables: required ones are code 4 naming the variable; CNI_ARGS gives the pod's "namespace/name".</summary>
 public class CniEnvironmentTests
 {
-    private static CniEnvironment With(string? containerId = "c1", string? netns = "/var/run/netns/x", string? ifName = "eth0", string? args = null) =>
+    private static CniEnvironment With(string? containerId = "c1", string? netns = "/var/run/netns/x", string? ifName = "eth0",
+        string? args = null) =>
         new("ADD", containerId, netns, ifName, args, "/opt/cni/bin");
 
     private static void AssertCode4(string mentions, Action action)
@@ -61,7 +62,8 @@ public class CniEnvironmentTests
     [InlineData("K8S_POD_NAMESPACE=;K8S_POD_NAME=solo", "default/solo")]
     [InlineData(";;K8S_POD_NAMESPACE=a;;K8S_POD_NAME=b;", "a/b")]
     [InlineData("K8S_POD_NAMESPACE=a;K8S_POD_NAME=b=c", "a/b=c")]
-    public void CNI_ARGS_give_the_pod_as_namespace_slash_name(string args, string expected) => Assert.Equal(expected, With(args: args).PodName());
+    public void CNI_ARGS_give_the_pod_as_namespace_slash_name(string args, string expected) =>
+        Assert.Equal(expected, With(args: args).PodName());
 
     [Theory]
     [InlineData(null)]

@@ -175,7 +175,8 @@ public class CniResultTests
     [Fact]
     public void CHECK_without_our_host_veth_in_prevResult_is_code_7_naming_the_veth()
     {
-        var prevResult = Json("""{"cniVersion":"1.0.0","interfaces":[{"name":"eth0"}],"ips":[{"address":"100.64.0.5/32","interface":0}]}""");
+        var prevResult = Json(
+            """{"cniVersion":"1.0.0","interfaces":[{"name":"eth0"}],"ips":[{"address":"100.64.0.5/32","interface":0}]}""");
         var error = Assert.Throws<CniException>(() => CniResult.RomanaAddress(prevResult, Attachment));
         Assert.Equal(CniErrorCode.InvalidNetworkConfig, error.Code);
         Assert.Contains($"no entry for the host veth {Attachment.HostVeth}", error.Message);
@@ -184,7 +185,8 @@ public class CniResultTests
     [Fact]
     public void CHECK_with_the_pod_interface_only_before_our_host_veth_is_code_7()
     {
-        var prevResult = Json($$"""{"cniVersion":"1.0.0","interfaces":[{"name":"eth0"},{"name":"{{Attachment.HostVeth}}"}],"ips":[{"address":"100.64.0.5/32","interface":0}]}""");
+        var prevResult = Json($$"""{"cniVersion":"1.0.0","interfaces":[{"name":"eth0"},{"name":"{{Attachment.HostVeth}}"}],"ips":""" +
+            $$"""[{"address":"100.64.0.5/32","interface":0}]}""");
         var error = Assert.Throws<CniException>(() => CniResult.RomanaAddress(prevResult, Attachment));
         Assert.Equal(CniErrorCode.InvalidNetworkConfig, error.Code);
         Assert.Contains($"no entry for eth0 after {Attachment.HostVeth}", error.Message);
@@ -198,7 +200,8 @@ public class CniResultTests
     [InlineData("""[{"address":"fd00::5/128","interface":1}]""")]
     public void CHECK_without_an_IPv4_address_on_our_pod_interface_is_code_7_naming_the_index(string ips)
     {
-        var prevResult = Json($$"""{"cniVersion":"1.0.0","interfaces":[{"name":"{{Attachment.HostVeth}}"},{"name":"eth0"}],"ips":{{ips}}}""");
+        var prevResult = Json(
+            $$"""{"cniVersion":"1.0.0","interfaces":[{"name":"{{Attachment.HostVeth}}"},{"name":"eth0"}],"ips":{{ips}}}""");
         var error = Assert.Throws<CniException>(() => CniResult.RomanaAddress(prevResult, Attachment));
         Assert.Equal(CniErrorCode.InvalidNetworkConfig, error.Code);
         Assert.Contains("no IPv4 address for interface 1 (eth0)", error.Message);

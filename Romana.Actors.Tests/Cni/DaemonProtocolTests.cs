@@ -56,7 +56,8 @@ public class DaemonProtocolTests
         var request = new DaemonRequest(command, "0123456789abcdef", "net1", Netns: netns, Pod: pod);
         var decoded = DaemonProtocol.DecodeRequest(DaemonProtocol.Encode(request));
         Assert.NotNull(decoded);
-        Assert.Equal((command, "0123456789abcdef", "net1", netns, pod), (decoded.Command, decoded.ContainerId, decoded.IfName, decoded.Netns, decoded.Pod));
+        Assert.Equal((command, "0123456789abcdef", "net1", netns, pod),
+            (decoded.Command, decoded.ContainerId, decoded.IfName, decoded.Netns, decoded.Pod));
     }
 
     [Fact]
@@ -66,9 +67,11 @@ public class DaemonProtocolTests
         Assert.NotNull(ok);
         Assert.Equal((true, "100.64.0.5", (string?)null, (string?)null), (ok.Ok, ok.Address, ok.Code, ok.Error));
 
-        var failed = DaemonProtocol.DecodeReply(DaemonProtocol.Encode(DaemonReply.Failure("exhausted", "subnet 100.64.0.0/24: no address left")));
+        var failed = DaemonProtocol.DecodeReply(DaemonProtocol.Encode(DaemonReply.Failure("exhausted",
+            "subnet 100.64.0.0/24: no address left")));
         Assert.NotNull(failed);
-        Assert.Equal((false, (string?)null, "exhausted", "subnet 100.64.0.0/24: no address left"), (failed.Ok, failed.Address, failed.Code, failed.Error));
+        Assert.Equal((false, (string?)null, "exhausted", "subnet 100.64.0.0/24: no address left"),
+            (failed.Ok, failed.Address, failed.Code, failed.Error));
     }
 
     [Fact]
@@ -88,7 +91,8 @@ public class DaemonProtocolTests
     [InlineData("GET / HTTP/1.1")]
     [InlineData("{}")]
     [InlineData("{\"containerId\":\"c1\",\"ifName\":\"eth0\"}")]
-    public void A_malformed_request_line_decodes_to_null(string line) => Assert.Null(DaemonProtocol.DecodeRequest(Encoding.UTF8.GetBytes(line)));
+    public void A_malformed_request_line_decodes_to_null(string line) =>
+        Assert.Null(DaemonProtocol.DecodeRequest(Encoding.UTF8.GetBytes(line)));
 
     [Theory]
     [InlineData("")]
@@ -96,7 +100,8 @@ public class DaemonProtocolTests
     [InlineData("{\"ok\":true,\"address\":5}")]
     [InlineData("<html>")]
     [InlineData("null")]
-    public void A_malformed_reply_line_decodes_to_null(string line) => Assert.Null(DaemonProtocol.DecodeReply(Encoding.UTF8.GetBytes(line)));
+    public void A_malformed_reply_line_decodes_to_null(string line) =>
+        Assert.Null(DaemonProtocol.DecodeReply(Encoding.UTF8.GetBytes(line)));
 
     [Fact]
     public void Invalid_utf8_decodes_to_null() => Assert.Null(DaemonProtocol.DecodeRequest([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]));

@@ -4,7 +4,10 @@ using Romana.Cni.Plugin;
 
 namespace Romana.Actors.Tests.Cni;
 
-/// <summary>The plugin's network configuration as it arrives on stdin: decoding (code 6), then field by field validation (codes 1 and 7).</summary>
+/// <summary>
+/// The plugin's network configuration as it arrives on stdin:
+/// decoding (code 6), then field by field validation (codes 1 and 7).
+/// </summary>
 public class NetworkConfigTests
 {
     private static JsonObject Json(string text) => JsonNode.Parse(text)!.AsObject();
@@ -17,7 +20,8 @@ public class NetworkConfigTests
     [Fact]
     public void Stdin_that_is_not_json_is_code_6_with_the_line_of_the_error()
     {
-        var error = Assert.Throws<CniException>(() => NetworkConfig.ParseObject(Encoding.UTF8.GetBytes("{\"cniVersion\":\"1.0.0\",\n  oops}")));
+        var error = Assert.Throws<CniException>(() => NetworkConfig.ParseObject(Encoding.UTF8.GetBytes(
+            "{\"cniVersion\":\"1.0.0\",\n  oops}")));
         Assert.Equal(CniErrorCode.DecodingFailure, error.Code);
         Assert.Contains("line 2", error.Message);
     }
@@ -71,7 +75,8 @@ public class NetworkConfigTests
     [InlineData("0.3.1")]
     [InlineData("0.4.0")]
     [InlineData("1.0.0")]
-    public void Each_version_the_plugin_has_always_spoken_is_accepted_and_kept(string version) => Assert.Equal(version, From(version: version).CniVersion);
+    public void Each_version_the_plugin_has_always_spoken_is_accepted_and_kept(string version) =>
+        Assert.Equal(version, From(version: version).CniVersion);
 
     [Theory]
     [InlineData("0.2.0")]

@@ -3,7 +3,10 @@ using Romana.Cni.Plugin;
 
 namespace Romana.Actors.Tests.Cni;
 
-/// <summary>The host veth name is derived from the attachment alone, so ADD, a retried ADD and DEL all find the same link without state.</summary>
+/// <summary>
+/// The host veth name is derived from the attachment alone, so ADD,
+/// a retried ADD and DEL all find the same link without state.
+/// </summary>
 public partial class PodAttachmentTests
 {
     [GeneratedRegex("^rmn[0-9a-f]{11}$")]

@@ -4,12 +4,19 @@ using Romana.Actors.Tests.Support;
 
 namespace Romana.Actors.Tests.Dataplane;
 
-/// <summary>The plugin binary's answers to bad input and to a missing daemon: the spec's error JSON on stdout, exit 1, never a stack trace.</summary>
+/// <summary>
+/// The plugin binary's answers to bad input and to a missing daemon:
+/// the spec's error JSON on stdout, exit 1, never a stack trace.
+/// </summary>
 public class CniPluginErrorTests
 {
-    private static (int Exit, JsonObject Json, string Error) Invoke(string command, string config, string? containerId = "c1", string netns = "/proc/self/ns/net")
+    private static (int Exit, JsonObject Json, string Error) Invoke(string command, string config, string? containerId = "c1",
+        string netns = "/proc/self/ns/net")
     {
-        var environment = new Dictionary<string, string> { ["CNI_COMMAND"] = command, ["CNI_IFNAME"] = "eth0", ["CNI_NETNS"] = netns, ["CNI_PATH"] = CniRuntime.PluginFolder };
+        var environment = new Dictionary<string, string>
+        {
+            ["CNI_COMMAND"] = command, ["CNI_IFNAME"] = "eth0", ["CNI_NETNS"] = netns, ["CNI_PATH"] = CniRuntime.PluginFolder
+        };
         if (containerId is not null) environment["CNI_CONTAINERID"] = containerId;
         var (exit, output, error) = NetnsLab.Exec(null, Path.Combine(CniRuntime.PluginFolder, "romana"), [], config, environment);
         Assert.DoesNotContain("   at ", output + error);
@@ -31,7 +38,8 @@ public class CniPluginErrorTests
     {
         var (exit, json, _) = Invoke("VERSION", Config());
         Assert.Equal(0, exit);
-        Assert.Equal(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"], json["supportedVersions"]!.AsArray().Select(v => v!.GetValue<string>()));
+        Assert.Equal(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+            json["supportedVersions"]!.AsArray().Select(v => v!.GetValue<string>()));
     }
 
     [Fact]
@@ -41,7 +49,8 @@ public class CniPluginErrorTests
     public void Stdin_that_is_not_json_is_code_6() => AssertError(6, "", Invoke("ADD", "{not json"));
 
     [Fact]
-    public void A_field_of_the_wrong_type_is_code_7_naming_field_and_value() => AssertError(7, "mtu", Invoke("ADD", Config(""","mtu":"abc" """)));
+    public void A_field_of_the_wrong_type_is_code_7_naming_field_and_value() =>
+        AssertError(7, "mtu", Invoke("ADD", Config(""","mtu":"abc" """)));
 
     [Fact]
     public void An_unknown_spec_version_is_code_1() => AssertError(1, "0.2.0", Invoke("ADD", Config(version: "0.2.0")));

@@ -38,7 +38,8 @@ public class CniPluginTests
     /// A daemon in this process for node n1 (the namespace <paramref name="node"/>), its host agent working inside that
     /// namespace, so a test can speak to its IPAM; the plugin is run by a runtime with Romana's conflist (or <paramref name="conflist"/>).
     /// </summary>
-    private static async Task<(RomanaDaemon Daemon, CniRuntime Runtime)> StartDaemonAsync(TempFolder folder, string node, string overrides = "", string? conflist = null)
+    private static async Task<(RomanaDaemon Daemon, CniRuntime Runtime)> StartDaemonAsync(TempFolder folder, string node,
+        string overrides = "", string? conflist = null)
     {
         var config = RomanaConfig.Load(DaemonConfig(folder, "romana.node.name = n1\nromana.health.probe-port = 0\n" + overrides));
         var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node));
@@ -50,7 +51,9 @@ public class CniPluginTests
         var deadline = Stopwatch.StartNew();
         while (!File.Exists(socket))
         {
-            if (daemon.HasExited) throw new InvalidOperationException($"romana daemon exited {daemon.ExitCode}: {daemon.StandardError.ReadToEnd()}{daemon.StandardOutput.ReadToEnd()}");
+            if (daemon.HasExited)
+                throw new InvalidOperationException($"romana daemon exited {daemon.ExitCode}: " +
+                    $"{daemon.StandardError.ReadToEnd()}{daemon.StandardOutput.ReadToEnd()}");
             if (deadline.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException($"romana daemon did not open {socket} within 60 s");
             Thread.Sleep(50);
         }
@@ -81,7 +84,8 @@ public class CniPluginTests
             l.Start();
             return l;
         }).Server;
-        using var client = NetnsLab.InNamespace(clientNetns, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        using var client = NetnsLab.InNamespace(clientNetns,
+            () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
         var accepting = listener.AcceptAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await client.ConnectAsync(IPAddress.Parse(serverIp), 7000, timeout.Token);
@@ -169,7 +173,8 @@ public class CniPluginTests
         var subnet = lab.AddSubnet("sub");
         var node1 = lab.AddNode("n1", subnet, "10.99.0.11/24");
         var node2 = lab.AddNode("n2", subnet, "10.99.0.12/24");
-        var (daemon, runtime) = await StartDaemonAsync(folder, node1, "romana.node.ip = 10.99.0.11\nromana.host-agent.refresh-interval = 200ms");
+        var (daemon, runtime) = await StartDaemonAsync(folder, node1,
+            "romana.node.ip = 10.99.0.11\nromana.host-agent.refresh-interval = 200ms");
         await using var _ = daemon;
         var pod1 = lab.AddNamespace("pod1");
         var added = runtime.Add("container-1", pod1);
@@ -179,7 +184,8 @@ public class CniPluginTests
         // Node n2 joins the subnet and takes a block by allocating there; the test plays n2's pod (an address on its loopback)
         // and n2's own host route back to n1's block.
         Assert.IsType<Succeeded>(await daemon.Ipam.AskAsync(new AddNode(new NodeName("n2"), daemon.Node.Subnet, "10.99.0.12")));
-        var remote = Assert.IsType<AddressAssigned>(await daemon.Ipam.AskAsync(new Allocate(new NodeName("n2"), new AllocationKey("remote-pod"), "default/remote")));
+        var remote = Assert.IsType<AddressAssigned>(await daemon.Ipam.AskAsync(new Allocate(new NodeName("n2"),
+            new AllocationKey("remote-pod"), "default/remote")));
         var remoteBlock = Ipv4Cidr.Containing(remote.Address, 26);
         NetnsLab.Ip("-n", node2, "addr", "add", $"{remote.Address}/32", "dev", "lo");
         NetnsLab.Ip("-n", node2, "route", "add", Ipv4Cidr.Containing(Ipv4.Parse(ip1), 26).ToString(), "via", "10.99.0.11");

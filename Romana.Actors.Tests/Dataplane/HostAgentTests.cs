@@ -19,7 +19,8 @@ internal static class Ownership
         [.. new[] { "n1", "n2", "n3" }.Select((n, i) => new SubnetMemberSnapshot(new NodeName(n), Ipv4.Parse($"10.0.0.{i + 1}")))],
         [.. owners.Select(o => new BlockOwnerSnapshot(Ipv4Cidr.Parse(o.Block), new NodeName(o.Node)))], []);
 
-    public static KeyValuePair<Ipv4Cidr, Ipv4> Route(string block, string via) => KeyValuePair.Create(Ipv4Cidr.Parse(block), Ipv4.Parse(via));
+    public static KeyValuePair<Ipv4Cidr, Ipv4> Route(string block, string via) =>
+        KeyValuePair.Create(Ipv4Cidr.Parse(block), Ipv4.Parse(via));
 }
 
 public class HostRoutesTests
@@ -28,17 +29,21 @@ public class HostRoutesTests
     public void A_node_routes_every_other_nodes_blocks_via_that_nodes_ip_and_never_its_own()
     {
         var subnet = Ownership.Of(("100.64.0.0/26", "n1"), ("100.64.0.64/26", "n2"), ("100.64.0.128/26", "n3"), ("100.64.0.192/26", "n2"));
-        Assert.Equal([Ownership.Route("100.64.0.64/26", "10.0.0.2"), Ownership.Route("100.64.0.128/26", "10.0.0.3"), Ownership.Route("100.64.0.192/26", "10.0.0.2")],
+        Assert.Equal([Ownership.Route("100.64.0.64/26", "10.0.0.2"), Ownership.Route("100.64.0.128/26", "10.0.0.3"),
+            Ownership.Route("100.64.0.192/26", "10.0.0.2")],
             HostRoutes.Wanted(subnet, new NodeName("n1")));
     }
 
     [Fact]
     public void The_difference_puts_new_and_repointed_routes_and_removes_withdrawn_ones_only()
     {
-        var current = new Dictionary<Ipv4Cidr, Ipv4>([Ownership.Route("100.64.0.64/26", "10.0.0.2"), Ownership.Route("100.64.0.128/26", "10.0.0.3"), Ownership.Route("100.64.1.0/26", "10.0.0.3")]);
-        var wanted = new Dictionary<Ipv4Cidr, Ipv4>([Ownership.Route("100.64.0.64/26", "10.0.0.2"), Ownership.Route("100.64.0.128/26", "10.0.0.2"), Ownership.Route("100.64.0.192/26", "10.0.0.3")]);
+        var current = new Dictionary<Ipv4Cidr, Ipv4>([Ownership.Route("100.64.0.64/26", "10.0.0.2"),
+            Ownership.Route("100.64.0.128/26", "10.0.0.3"), Ownership.Route("100.64.1.0/26", "10.0.0.3")]);
+        var wanted = new Dictionary<Ipv4Cidr, Ipv4>([Ownership.Route("100.64.0.64/26", "10.0.0.2"),
+            Ownership.Route("100.64.0.128/26", "10.0.0.2"), Ownership.Route("100.64.0.192/26", "10.0.0.3")]);
         var changes = HostRoutes.Diff(current, wanted);
-        Assert.Equal([new HostRoute(Ipv4Cidr.Parse("100.64.0.128/26"), Ipv4.Parse("10.0.0.2")), new HostRoute(Ipv4Cidr.Parse("100.64.0.192/26"), Ipv4.Parse("10.0.0.3"))], changes.Put.ToArray());
+        Assert.Equal([new HostRoute(Ipv4Cidr.Parse("100.64.0.128/26"), Ipv4.Parse("10.0.0.2")),
+            new HostRoute(Ipv4Cidr.Parse("100.64.0.192/26"), Ipv4.Parse("10.0.0.3"))], changes.Put.ToArray());
         Assert.Equal([Ipv4Cidr.Parse("100.64.1.0/26")], changes.Remove.ToArray());
         Assert.True(HostRoutes.Diff(wanted, wanted).IsEmpty);
     }
@@ -77,7 +82,8 @@ public class HostAgentActorTests : TestKit
     private static readonly HostAgentSettings Settings = HostAgentSettings.Default with { ResyncInterval = TimeSpan.FromMilliseconds(200) };
     private readonly InMemoryHostNetwork _kernel = new();
 
-    private IActorRef Agent(string self = "n1") => Sys.ActorOf(HostAgentActor.Props(new NodeName(self), Ownership.PodCidr, _kernel, Settings));
+    private IActorRef Agent(string self = "n1") =>
+        Sys.ActorOf(HostAgentActor.Props(new NodeName(self), Ownership.PodCidr, _kernel, Settings));
 
     private HostRoutesNow Routes(IActorRef agent) => agent.Ask<HostRoutesNow>(new GetHostRoutes(), TimeSpan.FromSeconds(5)).Result;
 

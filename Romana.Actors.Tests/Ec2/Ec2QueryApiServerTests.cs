@@ -308,7 +308,8 @@ public sealed class Ec2QueryApiServerTests : IAsyncLifetime
 
         for (var i = 1; i <= 3; i++)
             await Create("rtb-a", $"10.{i}.0.0/24", "eni-1");
-        var error = await ThrowsEc2("RequestLimitExceeded", HttpStatusCode.ServiceUnavailable, () => Create("rtb-a", "10.4.0.0/24", "eni-1"));
+        var error = await ThrowsEc2("RequestLimitExceeded", HttpStatusCode.ServiceUnavailable,
+            () => Create("rtb-a", "10.4.0.0/24", "eni-1"));
         Assert.Equal("Request limit exceeded.", error.Message);
         Assert.Equal(4, _lab.CountOf("CreateRoute")); // MaxErrorRetry = 0: no hidden SDK retry
 
@@ -362,7 +363,8 @@ public sealed class Ec2QueryApiServerTests : IAsyncLifetime
     {
         _lab.ErrorRate = 1.0;
 
-        await ThrowsEc2("Unavailable", HttpStatusCode.ServiceUnavailable, () => _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest()));
+        await ThrowsEc2("Unavailable", HttpStatusCode.ServiceUnavailable,
+            () => _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest()));
 
         _lab.ErrorRate = 0;
         await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest());
@@ -403,7 +405,8 @@ public sealed class Ec2QueryApiServerTests : IAsyncLifetime
         using var retrying = ClientFor(_server, maxErrorRetry: 1); // the SDK backs off up to ~1 s before the retry
         _lab.ErrorRate = 1.0;
 
-        await ThrowsEc2("Unavailable", HttpStatusCode.ServiceUnavailable, () => retrying.DescribeRouteTablesAsync(new DescribeRouteTablesRequest()));
+        await ThrowsEc2("Unavailable", HttpStatusCode.ServiceUnavailable,
+            () => retrying.DescribeRouteTablesAsync(new DescribeRouteTablesRequest()));
 
         Assert.Equal(2, _lab.CountOf("DescribeRouteTables"));
     }
@@ -429,10 +432,16 @@ public sealed class Ec2QueryApiServerTests : IAsyncLifetime
 
         await _ec2.DescribeRouteTablesAsync(new DescribeRouteTablesRequest { RouteTableIds = ["rtb-a"] });
         await Create("rtb-a", "10.1.0.0/24", "eni-1");
-        await _ec2.ReplaceRouteAsync(new ReplaceRouteRequest { RouteTableId = "rtb-a", DestinationCidrBlock = "10.1.0.0/24", NetworkInterfaceId = "eni-2" });
+        await _ec2.ReplaceRouteAsync(new ReplaceRouteRequest
+        {
+            RouteTableId = "rtb-a", DestinationCidrBlock = "10.1.0.0/24", NetworkInterfaceId = "eni-2"
+        });
         await ThrowsEc2("RouteAlreadyExists", HttpStatusCode.BadRequest, () => Create("rtb-a", "10.1.0.0/24", "eni-1"));
         await _ec2.DeleteRouteAsync(new DeleteRouteRequest { RouteTableId = "rtb-a", DestinationCidrBlock = "10.1.0.0/24" });
-        await _ec2.ModifyNetworkInterfaceAttributeAsync(new ModifyNetworkInterfaceAttributeRequest { NetworkInterfaceId = "eni-1", SourceDestCheck = false });
+        await _ec2.ModifyNetworkInterfaceAttributeAsync(new ModifyNetworkInterfaceAttributeRequest
+        {
+            NetworkInterfaceId = "eni-1", SourceDestCheck = false
+        });
 
         Assert.Equal(
             ["DescribeRouteTables", "CreateRoute", "ReplaceRoute", "CreateRoute", "DeleteRoute", "ModifyNetworkInterfaceAttribute"],
@@ -478,7 +487,9 @@ public sealed class Ec2QueryApiServerTests : IAsyncLifetime
         var body = await response.Content.ReadAsStringAsync();
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Matches("^<\\?xml version=\"1.0\" encoding=\"UTF-8\"\\?><CreateRouteResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>[0-9a-f-]{36}</requestId><return>true</return></CreateRouteResponse>$", body);
+        Assert.Matches("^<\\?xml version=\"1.0\" encoding=\"UTF-8\"\\?>" +
+            "<CreateRouteResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">" +
+            "<requestId>[0-9a-f-]{36}</requestId><return>true</return></CreateRouteResponse>$", body);
     }
 
     [Fact]

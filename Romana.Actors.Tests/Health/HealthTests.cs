@@ -89,7 +89,8 @@ public class SubnetHealthSupervisorTests() : Akka.TestKit.Xunit2.TestKit(Configu
         var probe = new ScriptedProbe();
         var routes = CreateTestProbe();
         var supervisor = Sys.ActorOf(SubnetHealthSupervisor.Props(new SubnetId(subnet), probe, Fast, routes, SystemClock.Instance));
-        foreach (var node in new[] { "a", "b" }) supervisor.Tell(new WatchNode(new SubnetId(subnet), new NodeName(node), Ipv4.Parse("10.0.0.1")));
+        foreach (var node in new[] { "a", "b" })
+            supervisor.Tell(new WatchNode(new SubnetId(subnet), new NodeName(node), Ipv4.Parse("10.0.0.1")));
         return (supervisor, routes, probe);
     }
 

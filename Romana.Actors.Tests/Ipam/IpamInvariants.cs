@@ -16,13 +16,15 @@ public static class IpamInvariants
             var subnet = state.Subnets.Single(s => s.Members.Any(m => m.Node == node.Node));
             foreach (var block in node.Blocks)
             {
-                Assert.True(subnet.PodPrefix.Contains(block), $"block {block} of {node.Node} is outside {subnet.Subnet}'s prefix {subnet.PodPrefix}");
+                Assert.True(subnet.PodPrefix.Contains(block),
+                    $"block {block} of {node.Node} is outside {subnet.Subnet}'s prefix {subnet.PodPrefix}");
                 Assert.Equal(subnet.BlockPrefixLength, block.PrefixLength);
                 Assert.Contains(subnet.Owners, o => o.Block == block && o.Node == node.Node);
             }
             foreach (var allocation in node.Allocations)
             {
-                Assert.True(node.Blocks.Any(b => b.Contains(allocation.Address)), $"{allocation.Address} of {node.Node} is outside its blocks");
+                Assert.True(node.Blocks.Any(b => b.Contains(allocation.Address)),
+                    $"{allocation.Address} of {node.Node} is outside its blocks");
                 Assert.DoesNotContain(subnet.Reservations, r => r.Contains(allocation.Address));
             }
         }

@@ -40,7 +40,8 @@ public class IpamPropertyTests
                 {
                     var reply = await ipam.AskAsync(op switch
                     {
-                        AddNodeOp a => new AddNode(new NodeName($"n{a.Node}"), new SubnetId(Subnets[a.Subnet]), $"192.168.{a.Subnet}.{a.Node + 1}"),
+                        AddNodeOp a => new AddNode(new NodeName($"n{a.Node}"), new SubnetId(Subnets[a.Subnet]),
+                            $"192.168.{a.Subnet}.{a.Node + 1}"),
                         RemoveNodeOp r => new RemoveNode(new NodeName($"n{r.Node}")),
                         AllocateOp a => new Allocate(new NodeName($"n{a.Node}"), new AllocationKey($"k{a.Key}")),
                         ReleaseOp r => new Release(new AllocationKey($"k{r.Key}"), null),

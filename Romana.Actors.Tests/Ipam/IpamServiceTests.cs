@@ -10,7 +10,8 @@ namespace Romana.Actors.Tests.Ipam;
 /// <summary>The IPAM front door on a real SQLite journal: validation, routing, and what survives a restart.</summary>
 public class IpamServiceTests
 {
-    private static async Task<StartedIpam> WithNodesAsync(TempJournal journal, ClusterTopology topology, params (string Node, string Subnet, string Ip)[] nodes)
+    private static async Task<StartedIpam> WithNodesAsync(TempJournal journal, ClusterTopology topology,
+        params (string Node, string Subnet, string Ip)[] nodes)
     {
         var ipam = await journal.StartAsync(topology);
         foreach (var (node, subnet, ip) in nodes)
@@ -28,7 +29,8 @@ public class IpamServiceTests
     public async Task Nodes_of_different_subnets_allocate_from_their_own_prefixes()
     {
         using var journal = new TempJournal();
-        await using var ipam = await WithNodesAsync(journal, Topologies.TwoZones(), ("a", "s1", "10.1.0.1"), ("b", "s2", "10.1.0.2"), ("c", "s3", "10.1.0.3"));
+        await using var ipam = await WithNodesAsync(journal, Topologies.TwoZones(), ("a", "s1", "10.1.0.1"), ("b", "s2", "10.1.0.2"),
+            ("c", "s3", "10.1.0.3"));
         Assert.Equal("10.0.0.0", (await AllocateAsync(ipam, "a", "pa")).ToString());
         Assert.Equal("10.0.0.64", (await AllocateAsync(ipam, "b", "pb")).ToString());
         Assert.Equal("10.0.0.128", (await AllocateAsync(ipam, "c", "pc")).ToString());
@@ -53,10 +55,12 @@ public class IpamServiceTests
     [Fact]
     public async Task A_node_ip_outside_the_subnets_vpc_cidr_is_invalid()
     {
-        var topology = TopologyCarver.Carve(new TopologySpec("100.64.0.0/16", 26, [new ZoneSpec("z", [new SubnetSpec("s", VpcCidr: "10.0.0.0/24")])]));
+        var topology = TopologyCarver.Carve(new TopologySpec("100.64.0.0/16", 26,
+            [new ZoneSpec("z", [new SubnetSpec("s", VpcCidr: "10.0.0.0/24")])]));
         using var journal = new TempJournal();
         await using var ipam = await journal.StartAsync(topology);
-        Assert.Equal("ip: 10.0.1.5 is not inside subnet s's VPC CIDR 10.0.0.0/24", (await FailsAsync(ipam, new AddNode(new("n"), new("s"), "10.0.1.5"))).Message);
+        Assert.Equal("ip: 10.0.1.5 is not inside subnet s's VPC CIDR 10.0.0.0/24",
+            (await FailsAsync(ipam, new AddNode(new("n"), new("s"), "10.0.1.5"))).Message);
         Assert.IsType<Succeeded>(await ipam.AskAsync(new AddNode(new("n"), new("s"), "10.0.0.5")));
     }
 
@@ -77,7 +81,8 @@ public class IpamServiceTests
     public async Task A_reservation_in_a_padding_slot_is_refused()
     {
         var topology = TopologyCarver.Carve(new TopologySpec("10.0.0.0/24", 28,
-            [new ZoneSpec("a", [new SubnetSpec("a1")]), new ZoneSpec("b", [new SubnetSpec("b1")]), new ZoneSpec("c", [new SubnetSpec("c1")])]));
+            [new ZoneSpec("a", [new SubnetSpec("a1")]), new ZoneSpec("b", [new SubnetSpec("b1")]),
+                new ZoneSpec("c", [new SubnetSpec("c1")])]));
         using var journal = new TempJournal();
         await using var ipam = await journal.StartAsync(topology);
         Assert.Contains("lies in no subnet's pod prefix", (await FailsAsync(ipam, new Reserve("10.0.0.192/28"))).Message);
@@ -87,7 +92,8 @@ public class IpamServiceTests
     public async Task Removing_a_node_frees_its_keys_and_blocks_for_others()
     {
         using var journal = new TempJournal();
-        await using var ipam = await WithNodesAsync(journal, Topologies.OneSubnet("10.0.0.0/30", 30), ("a", "s1", "10.1.0.1"), ("b", "s1", "10.1.0.2"));
+        await using var ipam = await WithNodesAsync(journal, Topologies.OneSubnet("10.0.0.0/30", 30), ("a", "s1", "10.1.0.1"),
+            ("b", "s1", "10.1.0.2"));
         Assert.Equal("10.0.0.0", (await AllocateAsync(ipam, "a", "k")).ToString());
         Assert.Equal(IpamErrorCode.Exhausted, (await FailsAsync(ipam, new Allocate(new("b"), new("other")))).Code);
         Assert.IsType<Succeeded>(await ipam.AskAsync(new RemoveNode(new("a"))));
@@ -101,7 +107,8 @@ public class IpamServiceTests
         using var journal = new TempJournal();
         await (await WithNodesAsync(journal, Topologies.TwoZones(), ("a", "s1", "10.1.0.1"))).DisposeAsync();
         var moved = TopologyCarver.Carve(new TopologySpec("10.0.0.0/24", 29,
-            [new ZoneSpec("z1", [new SubnetSpec("s1"), new SubnetSpec("s2"), new SubnetSpec("s4")]), new ZoneSpec("z2", [new SubnetSpec("s3")])]));
+            [new ZoneSpec("z1", [new SubnetSpec("s1"), new SubnetSpec("s2"), new SubnetSpec("s4")]),
+                new ZoneSpec("z2", [new SubnetSpec("s3")])]));
         var error = await Assert.ThrowsAsync<IpamStartException>(() => journal.StartAsync(moved));
         Assert.Contains("subnet s1 of zone z1 was carved as 10.0.0.0/26; the configuration now gives 10.0.0.0/27", error.Message);
     }

@@ -10,7 +10,10 @@ using static Romana.Actors.Ipam.IpamMessages;
 
 namespace Romana.Actors.Tests.Ipam;
 
-/// <summary>Journal failures injected with Akka.Persistence.TestKit, on the production wiring: a subnet whose node runs under a backoff supervisor.</summary>
+/// <summary>
+/// Journal failures injected with Akka.Persistence.TestKit, on the production wiring:
+/// a subnet whose node runs under a backoff supervisor.
+/// </summary>
 public class NodeJournalFailureTests() : Akka.TestKit.Xunit2.TestKit(ConfigurationFactory.ParseString("""
     akka.loglevel = WARNING
     akka.persistence {
@@ -32,7 +35,8 @@ public class NodeJournalFailureTests() : Akka.TestKit.Xunit2.TestKit(Configurati
         // One /29 block holds every address these tests need, so only the node writes while the journal fails.
         var layout = Topologies.OneSubnet("10.0.0.0/28", 29).Subnets.Single();
         var subnet = Sys.ActorOf(SubnetActor.Props(layout, 29, Settings, SystemClock.Instance));
-        var added = await subnet.Ask<SubnetMessages.NodeAdded>(new SubnetMessages.AddNode(Node, new NodeEndpoint(Ipv4.Parse("192.168.0.1"))), TimeSpan.FromSeconds(3));
+        var added = await subnet.Ask<SubnetMessages.NodeAdded>(new SubnetMessages.AddNode(Node,
+            new NodeEndpoint(Ipv4.Parse("192.168.0.1"))), TimeSpan.FromSeconds(3));
         return added.NodeActor;
     }
 
@@ -85,15 +89,19 @@ public class NodeJournalFailureTests() : Akka.TestKit.Xunit2.TestKit(Configurati
         var topology = Topologies.OneSubnet("10.0.0.0/28", 30);
         var ipam = Sys.ActorOf(IpamActor.Props(topology, Settings, SystemClock.Instance));
         Assert.IsType<Succeeded>(await ipam.Ask<IpamReply>(new AddNode(Node, new SubnetId("s1"), "192.168.0.1"), TimeSpan.FromSeconds(5)));
-        for (var i = 0; i < 4; i++) Assert.IsType<AddressAssigned>(await ipam.Ask<IpamReply>(new Allocate(Node, new AllocationKey($"k{i}")), TimeSpan.FromSeconds(5)));
+        for (var i = 0; i < 4; i++)
+            Assert.IsType<AddressAssigned>(await ipam.Ask<IpamReply>(new Allocate(Node, new AllocationKey($"k{i}")),
+                TimeSpan.FromSeconds(5)));
 
         await Journal.OnWrite.Fail();
         // The node's block is full: the next allocation needs the subnet to persist a new block, which fails.
-        Assert.Equal(IpamErrorCode.Unavailable, Assert.IsType<Failed>(await ipam.Ask<IpamReply>(new Allocate(Node, new AllocationKey("k4")), TimeSpan.FromSeconds(10))).Error.Code);
+        Assert.Equal(IpamErrorCode.Unavailable, Assert.IsType<Failed>(
+            await ipam.Ask<IpamReply>(new Allocate(Node, new AllocationKey("k4")), TimeSpan.FromSeconds(10))).Error.Code);
         await Journal.OnWrite.Pass();
 
         await AwaitAssertAsync(async () =>
-            Assert.Equal("10.0.0.4", Assert.IsType<AddressAssigned>(await ipam.Ask<IpamReply>(new Allocate(Node, new AllocationKey("k4")), TimeSpan.FromSeconds(5))).Address.ToString()),
+            Assert.Equal("10.0.0.4", Assert.IsType<AddressAssigned>(
+                await ipam.Ask<IpamReply>(new Allocate(Node, new AllocationKey("k4")), TimeSpan.FromSeconds(5))).Address.ToString()),
             TimeSpan.FromSeconds(15), TimeSpan.FromMilliseconds(200));
         var blocks = Assert.IsType<BlocksOf>(await ipam.Ask<IpamReply>(new GetBlocks(Node), TimeSpan.FromSeconds(5)));
         Assert.Equal(["10.0.0.0/30", "10.0.0.4/30"], blocks.Blocks.Select(b => b.ToString()));

@@ -60,7 +60,8 @@ public class NodeStateTests
     {
         var state = WithBlocks("10.0.0.0/30", "10.0.0.4/30");
         (state, _) = Allocate(state, "a");
-        Assert.Equal(IpamErrorCode.Conflict, Assert.IsType<NodeDecision.Refuse>(state.DecideSurrender(Ipv4Cidr.Parse("10.0.0.0/30"), new("n2"), Now)).Error.Code);
+        Assert.Equal(IpamErrorCode.Conflict,
+            Assert.IsType<NodeDecision.Refuse>(state.DecideSurrender(Ipv4Cidr.Parse("10.0.0.0/30"), new("n2"), Now)).Error.Code);
         state = Apply(state, state.DecideSurrender(Ipv4Cidr.Parse("10.0.0.4/30"), new("n2"), Now));
         Assert.Equal(["10.0.0.0/30"], state.BlockList.Select(b => b.ToString()));
         Assert.IsType<NodeDecision.Unchanged>(state.DecideSurrender(Ipv4Cidr.Parse("10.0.0.4/30"), new("n2"), Now));
@@ -145,7 +146,9 @@ public class NodeStateTests
                     AllocateOp a => state.DecideAllocate(new AllocationKey($"k{a.Key}"), null, Now),
                     ReleaseOp r => state.DecideRelease(new AllocationKey($"k{r.Key}"), "test", Now),
                     FenceOp f => state.DecideFence(Ipv4Cidr.Containing(new Ipv4(0x0A000000u + (uint)f.Offset), f.Prefix), Now),
-                    UnfenceOp u => state.Fences.Count > u.Index ? state.DecideUnfence(state.Fences[u.Index], [], Now) : NodeDecision.Nothing,
+                    UnfenceOp u => state.Fences.Count > u.Index
+                        ? state.DecideUnfence(state.Fences[u.Index], [], Now)
+                        : NodeDecision.Nothing,
                     SurrenderOp s => state.DecideSurrender(Block(s.Block), new("other"), Now),
                     _ => throw new InvalidOperationException(),
                 };

@@ -43,7 +43,8 @@ public class ReclaimRaceTests
                     if (draining)
                     {
                         var (key, address) = mine[random.Next(mine.Count)];
-                        holders.TryRemove(address, out _); // before the release is sent: the address may be handed out as soon as it is stored
+                        // before the release is sent: the address may be handed out as soon as it is stored
+                        holders.TryRemove(address, out _);
                         Assert.IsType<Succeeded>(await ipam.AskAsync(new Release(key, null)));
                         mine.Remove((key, address));
                         continue;

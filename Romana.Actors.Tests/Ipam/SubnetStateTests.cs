@@ -95,6 +95,7 @@ public class SubnetStateTests
         var state = Subnet();
         Assert.Equal((null, null), state.DecideAddNode(N1, new NodeEndpoint(Ipv4.Parse("192.168.0.1")), Now));
         Assert.Equal(IpamErrorCode.Conflict, state.DecideAddNode(N1, new NodeEndpoint(Ipv4.Parse("192.168.0.9")), Now).Error!.Code);
-        Assert.Contains("already belongs to node n1", state.DecideAddNode(new("n3"), new NodeEndpoint(Ipv4.Parse("192.168.0.1")), Now).Error!.Message);
+        Assert.Contains("already belongs to node n1",
+            state.DecideAddNode(new("n3"), new NodeEndpoint(Ipv4.Parse("192.168.0.1")), Now).Error!.Message);
     }
 }

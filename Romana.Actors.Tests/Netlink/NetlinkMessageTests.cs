@@ -138,7 +138,8 @@ public class NetlinkMessageTests
             Assert.True(end - offset >= 4, $"a partial rtattr header at {offset}");
             Assert.Equal(0, offset % 4);
             int length = U16(message, offset);
-            Assert.True(length >= 4 && offset + length <= end, $"rtattr at {offset} of length {length} overruns its parent ending at {end}");
+            Assert.True(length >= 4 && offset + length <= end,
+                $"rtattr at {offset} of length {length} overruns its parent ending at {end}");
             found.Add((offset, length, U16(message, offset + 2)));
             offset += NetlinkMessageBuilder.Align(length);
         }
@@ -176,7 +177,9 @@ public class NetlinkMessageTests
 
         // VETH_INFO_PEER holds an ifinfomsg, then the peer's attributes.
         var peerAttributes = Walk(message, peer.Offset + 4 + 16, peer.Offset + peer.Length);
-        ushort[] expectedPeer = mtu is null ? [Attr.IFLA_IFNAME, Attr.IFLA_NET_NS_FD] : [Attr.IFLA_IFNAME, Attr.IFLA_NET_NS_FD, Attr.IFLA_MTU];
+        ushort[] expectedPeer = mtu is null
+            ? [Attr.IFLA_IFNAME, Attr.IFLA_NET_NS_FD]
+            : [Attr.IFLA_IFNAME, Attr.IFLA_NET_NS_FD, Attr.IFLA_MTU];
         Assert.Equal(expectedPeer, peerAttributes.Select(a => a.Type));
         Assert.Equal(9u, U32(message, peerAttributes[1].Offset + 4));
         if (mtu is not null) Assert.Equal((uint)mtu, U32(message, peerAttributes[2].Offset + 4));
@@ -219,7 +222,8 @@ public class NetlinkMessageTests
         // The nested flag is masked off the type, so IFLA_LINKINFO is found by its number.
         var linkInfo = NetlinkAttributes.Parse(attributes.Bytes(Attr.IFLA_LINKINFO));
         Assert.Equal("veth", linkInfo.String(Attr.IFLA_INFO_KIND));
-        var peer = NetlinkAttributes.Parse(NetlinkAttributes.Parse(linkInfo.Bytes(Attr.IFLA_INFO_DATA)).Bytes(Attr.VETH_INFO_PEER).AsSpan(16));
+        var peer = NetlinkAttributes.Parse(NetlinkAttributes.Parse(linkInfo.Bytes(Attr.IFLA_INFO_DATA)).Bytes(Attr.VETH_INFO_PEER)
+            .AsSpan(16));
         Assert.Equal("eth0", peer.String(Attr.IFLA_IFNAME));
         Assert.Equal(9u, peer.UInt32(Attr.IFLA_NET_NS_FD));
     }

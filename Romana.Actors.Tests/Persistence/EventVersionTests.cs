@@ -57,22 +57,27 @@ public class EventVersionTests
         await using (var older = await RomanaHost.StartAsync(TempJournal.Quiet, akka => akka.AddRomanaPersistence(journal.Settings)))
         {
             var keeper = older.System.ActorOf(Props.Create<NoteKeeper>());
-            Assert.Equal("stored", await keeper.Ask<string>(new NoteWrittenV1("written by an older build", At, "test"), TimeSpan.FromSeconds(10)));
+            Assert.Equal("stored",
+                await keeper.Ask<string>(new NoteWrittenV1("written by an older build", At, "test"), TimeSpan.FromSeconds(10)));
             Assert.Equal("stored", await keeper.Ask<string>(new NoteWritten("written today", 3, At, "test"), TimeSpan.FromSeconds(10)));
         }
         Assert.Equal(1, journal.CountEvents("NoteWritten"));
         Assert.Equal(1, journal.CountEvents("NoteWritten.v2"));
 
-        await using var newer = await RomanaHost.StartAsync(TempJournal.Quiet, akka => akka.AddRomanaPersistence(journal.Settings).AddRomanaAudit(journal.Settings));
-        var recovered = await newer.System.ActorOf(Props.Create<NoteKeeper>()).Ask<List<object>>("what do you hold", TimeSpan.FromSeconds(10));
-        Assert.Equal([new NoteWritten("written by an older build", 0, At, "test"), new NoteWritten("written today", 3, At, "test")], recovered);
+        await using var newer = await RomanaHost.StartAsync(TempJournal.Quiet,
+            akka => akka.AddRomanaPersistence(journal.Settings).AddRomanaAudit(journal.Settings));
+        var recovered = await newer.System.ActorOf(Props.Create<NoteKeeper>())
+            .Ask<List<object>>("what do you hold", TimeSpan.FromSeconds(10));
+        Assert.Equal([new NoteWritten("written by an older build", 0, At, "test"), new NoteWritten("written today", 3, At, "test")],
+            recovered);
         Assert.Equal(recovered, await newer.Audit.ByPersistenceIdAsync("notes-1"));
     }
 
     [Fact]
     public void A_manifest_from_a_newer_build_is_an_error_that_says_so()
     {
-        var error = Assert.Throws<System.Runtime.Serialization.SerializationException>(() => new RomanaSerializer(null!).FromBinary("{}"u8.ToArray(), "NoteWritten.v9"));
+        var error = Assert.Throws<System.Runtime.Serialization.SerializationException>(() => new RomanaSerializer(null!)
+            .FromBinary("{}"u8.ToArray(), "NoteWritten.v9"));
         Assert.Contains("NoteWritten.v9", error.Message);
         Assert.Contains("newer build", error.Message);
     }

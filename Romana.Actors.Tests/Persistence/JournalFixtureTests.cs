@@ -29,7 +29,9 @@ public sealed class JournalFixtureTests : IDisposable
     private static readonly string Fixture = Path.Combine(Paths.RepositoryRoot, "Romana.Actors.Tests", "Fixtures", "journal-2282ad0");
     private static readonly ClusterTopology Topology = TopologyCarver.Carve(new TopologySpec("100.64.0.0/24", 28,
     [
-        new ZoneSpec("z1", [new SubnetSpec("s1", VpcCidr: "10.0.1.0/24", RouteTable: "rtb-1"), new SubnetSpec("s2", VpcCidr: "10.0.2.0/24", RouteTable: "rtb-1")]),
+        new ZoneSpec("z1",
+            [new SubnetSpec("s1", VpcCidr: "10.0.1.0/24", RouteTable: "rtb-1"),
+                new SubnetSpec("s2", VpcCidr: "10.0.2.0/24", RouteTable: "rtb-1")]),
         new ZoneSpec("z2", [new SubnetSpec("s3", VpcCidr: "10.0.3.0/24", RouteTable: "rtb-2")]),
     ]));
 
@@ -39,7 +41,8 @@ public sealed class JournalFixtureTests : IDisposable
 
     public JournalFixtureTests()
     {
-        foreach (var file in new[] { "journal.db", "journal.snapshots.db" }) File.Copy(Path.Combine(Fixture, file), Path.Combine(_folder.Path, file));
+        foreach (var file in new[] { "journal.db", "journal.snapshots.db" })
+            File.Copy(Path.Combine(Fixture, file), Path.Combine(_folder.Path, file));
         _journal = JournalSettings.Sqlite(Path.Combine(_folder.Path, "journal.db"));
     }
 
@@ -48,7 +51,8 @@ public sealed class JournalFixtureTests : IDisposable
     {
         await using var romana = await RomanaHost.StartIpamAsync(Topology, _journal, TempJournal.Quiet);
         var state = (IpamStateView)await romana.Ipam.AskAsync(new GetIpamState());
-        var nodes = state.Subnets.SelectMany(s => s.Members.Select(m => (Subnet: s.Subnet, Member: m))).ToDictionary(x => x.Member.Node.Value);
+        var nodes = state.Subnets.SelectMany(s => s.Members.Select(m => (Subnet: s.Subnet, Member: m)))
+            .ToDictionary(x => x.Member.Node.Value);
         var expectedNodes = _expected["nodes"]!.AsArray();
         Assert.Equal(expectedNodes.Select(n => n!["name"]!.GetValue<string>()).Order(), nodes.Keys.Order());
         foreach (var expected in expectedNodes)
@@ -60,14 +64,16 @@ public sealed class JournalFixtureTests : IDisposable
             Assert.Equal(expected["eni"]!.GetValue<string>(), member.Eni);
             var node = state.Nodes.Single(n => n.Node.Value == name);
             Assert.Equal(expected["blocks"]!.AsArray().Select(b => b!.GetValue<string>()), node.Blocks.Select(b => b.ToString()));
-            Assert.Equal(expected["addresses"]!.AsArray().Select(a => (a!["key"]!.GetValue<string>(), a["address"]!.GetValue<string>(), a["pod"]?.GetValue<string>())),
+            Assert.Equal(expected["addresses"]!.AsArray()
+                .Select(a => (a!["key"]!.GetValue<string>(), a["address"]!.GetValue<string>(), a["pod"]?.GetValue<string>())),
                 node.Allocations.OrderBy(a => a.Address).Select(a => (a.Key.Value, a.Address.ToString(), a.Pod)));
         }
         Assert.Equal(_expected["reservations"]!.AsArray().Select(r => r!.GetValue<string>()),
             state.Subnets.SelectMany(s => s.Reservations).Select(r => r.ToString()));
 
         // And it goes on from there: the next address of a recovered node is the lowest free one.
-        var next = Assert.IsType<AddressAssigned>(await romana.Ipam.AskAsync(new Allocate(new NodeName("b1"), new AllocationKey("after-upgrade/eth0"))));
+        var next = Assert.IsType<AddressAssigned>(await romana.Ipam.AskAsync(new Allocate(new NodeName("b1"),
+            new AllocationKey("after-upgrade/eth0"))));
         Assert.Equal("100.64.0.76", next.Address.ToString());
     }
 
@@ -82,8 +88,9 @@ public sealed class JournalFixtureTests : IDisposable
         var view = await romana.Registry.Get<VpcRouteActor>().Ask<RouteManagerView>(new GetRouteState(), TimeSpan.FromSeconds(10));
         Assert.Equal(["rtb-1", "rtb-2"], view.Tables);
         Assert.Equal(
-            _expected["routes"]!.AsArray().Select(r => (r!["table"]!.GetValue<string>(), r["cidr"]!.GetValue<string>(), r["target"]!.GetValue<string>(),
-                r["eni"]!.GetValue<string>(), r["confirmed"]!.GetValue<bool>())),
+            _expected["routes"]!.AsArray()
+                .Select(r => (r!["table"]!.GetValue<string>(), r["cidr"]!.GetValue<string>(), r["target"]!.GetValue<string>(),
+                    r["eni"]!.GetValue<string>(), r["confirmed"]!.GetValue<bool>())),
             view.Routes.OrderBy(r => r.Table).ThenBy(r => r.Route.Cidr)
                 .Select(r => (r.Table, r.Route.Cidr.ToString(), r.Route.Target.Value, r.Route.Eni, r.Route.Confirmed)));
     }
@@ -106,7 +113,8 @@ public sealed class JournalFixtureTests : IDisposable
     public void Every_event_and_snapshot_deserializes_with_this_build()
     {
         var serializer = new Romana.Actors.Persistence.RomanaSerializer(null!);
-        foreach (var (file, table, column) in new[] { ("journal.db", "journal", "message"), ("journal.snapshots.db", "snapshot", "snapshot") })
+        foreach (var (file, table, column) in new[] { ("journal.db", "journal", "message"),
+            ("journal.snapshots.db", "snapshot", "snapshot") })
         {
             using var connection = new SqliteConnection($"Data Source={Path.Combine(_folder.Path, file)};Mode=ReadOnly");
             connection.Open();
@@ -117,7 +125,8 @@ public sealed class JournalFixtureTests : IDisposable
             while (reader.Read())
             {
                 var value = serializer.FromBinary((byte[])reader[1], reader.GetString(0));
-                Assert.True(value is IRomanaEvent or Romana.Actors.Persistence.IRomanaSnapshot, $"{reader.GetString(0)} read as {value.GetType()}");
+                Assert.True(value is IRomanaEvent or Romana.Actors.Persistence.IRomanaSnapshot,
+                    $"{reader.GetString(0)} read as {value.GetType()}");
                 read++;
             }
             Assert.True(read > 0, $"{file} holds no rows");

@@ -34,7 +34,8 @@ public class PostgreSqlJournalTests(PostgreSqlServer server)
         var ipam = new StartedIpam(await RomanaHost.StartIpamAsync(Topologies.TwoZones(), journal.Settings, quiet, settings));
         Assert.IsType<Succeeded>(await ipam.AskAsync(new AddNode(new("a"), new("s1"), "10.1.0.1")));
         Assert.IsType<Succeeded>(await ipam.AskAsync(new AddNode(new("b"), new("s3"), "10.1.0.2")));
-        for (var i = 0; i < 30; i++) Assert.IsType<AddressAssigned>(await ipam.AskAsync(new Allocate(new(i % 2 == 0 ? "a" : "b"), new($"k{i}"))));
+        for (var i = 0; i < 30; i++)
+            Assert.IsType<AddressAssigned>(await ipam.AskAsync(new Allocate(new(i % 2 == 0 ? "a" : "b"), new($"k{i}"))));
         Assert.IsType<Succeeded>(await ipam.AskAsync(new Release(new("k4"), null)));
         var before = (IpamStateView)await ipam.AskAsync(new GetIpamState());
         await ipam.DisposeAsync();

@@ -29,8 +29,10 @@ public class SerializationTests
         new SubnetMessages.RangeReserved(new("s"), Ipv4Cidr.Parse("10.0.0.0/30"), Ranges, At, "reserved by operator"),
         new SubnetMessages.RangeUnreserved(new("s"), Ipv4Cidr.Parse("10.0.0.0/30"), At, "unreserved by operator"),
         new NodeMessages.BlockAdopted(new("n"), Ipv4Cidr.Parse("10.0.0.0/26"), Ranges, At, "granted"),
-        new NodeMessages.AddressesAllocated(new("n"), [new AllocatedAddress(new("c1/eth0"), Ipv4.Parse("10.0.0.1"), "default/web-1"), new AllocatedAddress(new("c2/eth0"), Ipv4.Parse("10.0.0.2"), null)], At, "allocated"),
-        new NodeMessages.AddressesReleased(new("n"), [new ReleasedAddress(new("c1/eth0"), Ipv4.Parse("10.0.0.1"), "CNI DEL")], At, "released"),
+        new NodeMessages.AddressesAllocated(new("n"), [new AllocatedAddress(new("c1/eth0"), Ipv4.Parse("10.0.0.1"), "default/web-1"),
+            new AllocatedAddress(new("c2/eth0"), Ipv4.Parse("10.0.0.2"), null)], At, "allocated"),
+        new NodeMessages.AddressesReleased(new("n"), [new ReleasedAddress(new("c1/eth0"), Ipv4.Parse("10.0.0.1"), "CNI DEL")], At,
+            "released"),
         new NodeMessages.BlockReturned(new("n"), Ipv4Cidr.Parse("10.0.0.0/26"), At, "reclaimed for node m"),
         new NodeMessages.RangeFenced(new("n"), Ipv4Cidr.Parse("10.0.0.0/30"), At, "reservation"),
         new NodeMessages.RangeUnfenced(new("n"), Ipv4Cidr.Parse("10.0.0.0/30"), At, "reservation lifted"),
@@ -78,7 +80,8 @@ public class SerializationTests
     public void A_state_handed_to_save_snapshot_is_stored_as_its_snapshot_record()
     {
         var serializer = new RomanaSerializer(null!);
-        var state = NodeState.Empty(new("n"), 30).Apply(new NodeMessages.BlockAdopted(new("n"), Ipv4Cidr.Parse("10.0.0.0/30"), [], At, "x"));
+        var state = NodeState.Empty(new("n"), 30)
+            .Apply(new NodeMessages.BlockAdopted(new("n"), Ipv4Cidr.Parse("10.0.0.0/30"), [], At, "x"));
         Assert.Equal(nameof(NodeSnapshot), serializer.Manifest(state));
         var back = Assert.IsType<NodeSnapshot>(serializer.FromBinary(serializer.ToBinary(state), nameof(NodeSnapshot)));
         Assert.Equal(["10.0.0.0/30"], back.Blocks.Select(b => b.ToString()));

@@ -12,7 +12,8 @@ public class ReconcilerTests
 
     private static readonly RoutingInput Input = new(
         [new PlanSubnet(new("s1"), S1, "rtb-a")],
-        [new PlanNode(new("a1"), new("s1"), Ipv4.Parse("10.0.0.1"), "eni-a1", true), new PlanNode(new("a2"), new("s1"), Ipv4.Parse("10.0.0.2"), "eni-a2", false)],
+        [new PlanNode(new("a1"), new("s1"), Ipv4.Parse("10.0.0.1"), "eni-a1", true),
+            new PlanNode(new("a2"), new("s1"), Ipv4.Parse("10.0.0.2"), "eni-a2", false)],
         [new PlanBlock(Ipv4Cidr.Parse("100.64.0.0/26"), new("a1"), 3)], []);
 
     private static RoutePlan Wanted(string target) =>
@@ -102,7 +103,8 @@ public class ReconcilerTests
     [Fact]
     public void The_budget_counts_every_route_romana_does_not_own_and_the_smaller_of_the_limits()
     {
-        var state = Owning(new RouteCreated("rtb-x", S1, new("a1"), "eni-a1", Now, "plan"), new RouteLimitLearned("rtb-x", 8, Now, "budget"));
+        var state = Owning(new RouteCreated("rtb-x", S1, new("a1"), "eni-a1", Now, "plan"),
+            new RouteLimitLearned("rtb-x", 8, Now, "budget"));
         var snapshot = new RoutingSnapshot(Input.Subnets, Input.Nodes, Input.Blocks);
         var table = Table(("100.64.0.0/24", "eni-a1"), ("0.0.0.0/0", "igw-1"), ("192.168.0.0/16", "pcx-1"));
         Assert.Equal(6, Reconciler.Input(snapshot, [table], state, 50).Tables.Single().Budget);

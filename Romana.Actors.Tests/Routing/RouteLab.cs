@@ -56,7 +56,8 @@ public sealed class RouteLab : IAsyncDisposable
             Block("100.64.2.0/26", "c1", 7), Block("100.64.3.0/26", "d1", 9),
         ]);
 
-    private static PlanNode Node(string name, string subnet, int i) => new(new(name), new(subnet), new Ipv4(0x0A000000u + (uint)i), $"eni-{name}", true);
+    private static PlanNode Node(string name, string subnet, int i) =>
+        new(new(name), new(subnet), new Ipv4(0x0A000000u + (uint)i), $"eni-{name}", true);
     private static PlanBlock Block(string cidr, string owner, int pods) => new(Ipv4Cidr.Parse(cidr), new(owner), pods);
 
     /// <summary>EC2 itself: arrange its tables and faults, read its routes and calls.</summary>
@@ -73,7 +74,8 @@ public sealed class RouteLab : IAsyncDisposable
         Endpoint = Ec2QueryApiServer.Start(Ec2);
         Client = AwsEc2RouteTables.CreateClient("us-east-1", Endpoint.Url, TimeSpan.FromSeconds(10),
             new BasicAWSCredentials("test", "test"));
-        foreach (var (table, subnets) in new[] { ("rtb-a", new[] { "subnet-s1" }), ("rtb-b", ["subnet-s2"]), ("rtb-c", ["subnet-s3", "subnet-s4"]) })
+        foreach (var (table, subnets) in new[] { ("rtb-a", new[] { "subnet-s1" }), ("rtb-b", ["subnet-s2"]),
+            ("rtb-c", ["subnet-s3", "subnet-s4"]) })
         {
             Ec2.AddRouteTable(table, "vpc-1", subnetIds: subnets, tags: [new("romana.io/cluster", "lab")], vpcCidr: "10.0.0.0/16");
             Ec2.PutRoute(table, "0.0.0.0/0", "igw-1"); // foreign: must survive
@@ -132,7 +134,8 @@ public sealed class RouteLab : IAsyncDisposable
             var settled = anyManager || await SettledAsync(afterPasses);
             await Task.Delay(150);
             if (violation is null && settled && Ec2.Calls.Count == calls) return plan;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"EC2 did not converge: {violation?.ToString() ?? "the manager is still busy"}");
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"EC2 did not converge: {violation?.ToString() ?? "the manager is still busy"}");
         }
     }
 

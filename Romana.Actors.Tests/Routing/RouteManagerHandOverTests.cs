@@ -6,7 +6,10 @@ using Romana.Host.Composition;
 
 namespace Romana.Actors.Tests.Routing;
 
-/// <summary>Two actor systems on loopback port 0 form a cluster; the route manager singleton moves from one to the other in the middle of a pass.</summary>
+/// <summary>
+/// Two actor systems on loopback port 0 form a cluster;
+/// the route manager singleton moves from one to the other in the middle of a pass.
+/// </summary>
 public class RouteManagerHandOverTests
 {
     private static readonly Config ClusterConfig = ConfigurationFactory.ParseString("""
@@ -57,6 +60,7 @@ public class RouteManagerHandOverTests
         Assert.Equal(plan.Tables.Sum(t => t.Routes.Length), creates.Count);
         Assert.All(creates, c => Assert.Single(c));
         Assert.Equal(0, lab.Ec2.CountOf("DeleteRoute"));
-        Assert.True(Cluster.Get(second).State.Members.All(m => m.Address == Cluster.Get(second).SelfAddress), "the first member did not leave");
+        Assert.True(Cluster.Get(second).State.Members.All(m => m.Address == Cluster.Get(second).SelfAddress),
+            "the first member did not leave");
     }
 }

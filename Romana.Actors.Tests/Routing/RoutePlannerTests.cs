@@ -11,7 +11,8 @@ public class RoutePlannerTests
     private static RoutingInput Cluster((string Id, string Prefix, string Table)[] subnets, (string Name, string Subnet)[] nodes,
         (string Block, string Owner, int Pods)[] blocks, params (string Id, int Budget)[] tables) =>
         new([.. subnets.Select(s => new PlanSubnet(new SubnetId(s.Id), Ipv4Cidr.Parse(s.Prefix), s.Table))],
-            [.. nodes.Select((n, i) => new PlanNode(new NodeName(n.Name), new SubnetId(n.Subnet), new Ipv4(0xC0A80000u + (uint)i + 1), $"eni-{n.Name}", true))],
+            [.. nodes.Select((n, i) => new PlanNode(new NodeName(n.Name), new SubnetId(n.Subnet), new Ipv4(0xC0A80000u + (uint)i + 1),
+                $"eni-{n.Name}", true))],
             [.. blocks.Select(b => new PlanBlock(Ipv4Cidr.Parse(b.Block), new NodeName(b.Owner), b.Pods))],
             [.. tables.Select(t => new PlanTable(t.Id, t.Budget))]);
 
@@ -46,7 +47,8 @@ public class RoutePlannerTests
     public void With_room_each_node_gets_its_own_route_down_to_one_per_block()
     {
         var input = Cluster(TwoSubnets, [("a1", "s1"), ("a2", "s1"), ("b1", "s2")],
-            [("10.0.0.0/26", "a1", 10), ("10.0.0.64/26", "a2", 7), ("10.0.0.128/26", "a1", 3), ("10.0.1.0/26", "b1", 5)], ("rtb-a", 10), ("rtb-b", 10));
+            [("10.0.0.0/26", "a1", 10), ("10.0.0.64/26", "a2", 7), ("10.0.0.128/26", "a1", 3), ("10.0.1.0/26", "b1", 5)], ("rtb-a", 10),
+            ("rtb-b", 10));
         var plan = PlanOf(input);
         var rtbB = plan.Table("rtb-b")!.Routes;
         Assert.Equal(0, plan.ForwardedFraction);
@@ -59,7 +61,8 @@ public class RoutePlannerTests
     public void The_budget_is_spent_where_most_pods_turn_direct()
     {
         var input = Cluster(TwoSubnets, [("a1", "s1"), ("a2", "s1"), ("a3", "s1"), ("b1", "s2")],
-            [("10.0.0.0/26", "a1", 1), ("10.0.0.64/26", "a2", 40), ("10.0.0.128/26", "a3", 2), ("10.0.1.0/26", "b1", 5)], ("rtb-a", 1), ("rtb-b", 2));
+            [("10.0.0.0/26", "a1", 1), ("10.0.0.64/26", "a2", 40), ("10.0.0.128/26", "a3", 2), ("10.0.1.0/26", "b1", 5)], ("rtb-a", 1),
+            ("rtb-b", 2));
         var plan = PlanOf(input);
         var routes = plan.Table("rtb-b")!.Routes;
         Assert.Equal(2, routes.Length);
@@ -85,7 +88,8 @@ public class RoutePlannerTests
     public void An_unhealthy_node_is_never_a_target_and_a_healthy_current_target_is_kept()
     {
         var input = Cluster(TwoSubnets, [("a1", "s1"), ("a2", "s1"), ("a3", "s1"), ("b1", "s2")],
-            [("10.0.0.0/26", "a1", 5), ("10.0.0.64/26", "a2", 5), ("10.0.0.128/26", "a3", 5), ("10.0.1.0/26", "b1", 5)], ("rtb-a", 1), ("rtb-b", 1));
+            [("10.0.0.0/26", "a1", 5), ("10.0.0.64/26", "a2", 5), ("10.0.0.128/26", "a3", 5), ("10.0.1.0/26", "b1", 5)], ("rtb-a", 1),
+            ("rtb-b", 1));
         var first = PlanOf(input);
         var forwarder = first.Table("rtb-b")!.Routes.Single().Target;
         Assert.Equal(Routes(first, "rtb-b"), Routes(PlanOf(input, first), "rtb-b")); // nothing changed: nothing moves
@@ -102,7 +106,8 @@ public class RoutePlannerTests
     [Fact]
     public void A_subnet_without_a_healthy_node_keeps_its_routes_and_is_reported()
     {
-        var input = Cluster(TwoSubnets, [("a1", "s1"), ("b1", "s2")], [("10.0.0.0/26", "a1", 5), ("10.0.1.0/26", "b1", 5)], ("rtb-a", 1), ("rtb-b", 1));
+        var input = Cluster(TwoSubnets, [("a1", "s1"), ("b1", "s2")], [("10.0.0.0/26", "a1", 5), ("10.0.1.0/26", "b1", 5)], ("rtb-a", 1),
+            ("rtb-b", 1));
         var first = PlanOf(input);
         var down = input with { Nodes = [.. input.Nodes.Select(n => n.Name.Value == "a1" ? n with { Healthy = false } : n)] };
         var plan = RoutePlanner.Plan(down, first, out _)!;
@@ -114,7 +119,8 @@ public class RoutePlannerTests
     [Fact]
     public void The_checker_finds_a_loop_a_missing_route_and_an_invalid_target()
     {
-        var input = Cluster(TwoSubnets, [("a1", "s1"), ("b1", "s2")], [("10.0.0.0/26", "a1", 5), ("10.0.1.0/26", "b1", 5)], ("rtb-a", 2), ("rtb-b", 2));
+        var input = Cluster(TwoSubnets, [("a1", "s1"), ("b1", "s2")], [("10.0.0.0/26", "a1", 5), ("10.0.1.0/26", "b1", 5)], ("rtb-a", 2),
+            ("rtb-b", 2));
         var good = PlanOf(input);
         PlannedRoute Route(string cidr, string target) => new(Ipv4Cidr.Parse(cidr), new NodeName(target), "");
         RoutePlan With(params PlannedRoute[] rtbB) => good with { Tables = [good.Table("rtb-a")!, new TablePlan("rtb-b", 2, [.. rtbB])] };
@@ -137,19 +143,23 @@ public class RoutePlannerTests
         select Build(subnetCount, tableOfSubnet, nodeSubnets, blockOwners, pods, health, budgets);
 
     /// <summary>Subnet i has pod prefix 10.i.0.0/24 with /28 blocks, handed to owners in order, lowest first.</summary>
-    private static RoutingInput Build(int subnetCount, int[] tableOfSubnet, int[] nodeSubnets, int[] blockOwners, int[] pods, bool[] health, int[] budgets)
+    private static RoutingInput Build(int subnetCount, int[] tableOfSubnet, int[] nodeSubnets, int[] blockOwners, int[] pods, bool[] health,
+        int[] budgets)
     {
-        var nodes = nodeSubnets.Select((s, i) => new PlanNode(new NodeName($"n{i}"), new SubnetId($"s{s}"), new Ipv4(0xC0A80000u + (uint)i), $"eni-{i}", health[i] || i == 0)).ToList();
+        var nodes = nodeSubnets.Select((s, i) => new PlanNode(new NodeName($"n{i}"), new SubnetId($"s{s}"), new Ipv4(0xC0A80000u + (uint)i),
+            $"eni-{i}", health[i] || i == 0)).ToList();
         var nextBlock = new int[subnetCount];
         var blocks = new List<PlanBlock>();
         foreach (var (owner, i) in blockOwners.Select((o, i) => (o % nodes.Count, i)))
         {
             var subnet = nodeSubnets[owner];
             if (nextBlock[subnet] == 16) continue;
-            blocks.Add(new PlanBlock(new Ipv4Cidr(new Ipv4((10u << 24) | ((uint)subnet << 16) | (uint)(nextBlock[subnet]++ * 16)), 28), nodes[owner].Name, pods[i]));
+            blocks.Add(new PlanBlock(new Ipv4Cidr(new Ipv4((10u << 24) | ((uint)subnet << 16) | (uint)(nextBlock[subnet]++ * 16)), 28),
+                nodes[owner].Name, pods[i]));
         }
         return new RoutingInput(
-            [.. Enumerable.Range(0, subnetCount).Select(i => new PlanSubnet(new SubnetId($"s{i}"), new Ipv4Cidr(new Ipv4((10u << 24) | ((uint)i << 16)), 24), $"rtb-{tableOfSubnet[i]}"))],
+            [.. Enumerable.Range(0, subnetCount).Select(i => new PlanSubnet(new SubnetId($"s{i}"),
+                new Ipv4Cidr(new Ipv4((10u << 24) | ((uint)i << 16)), 24), $"rtb-{tableOfSubnet[i]}"))],
             [.. nodes], [.. blocks],
             [.. Enumerable.Range(0, 3).Select(t => new PlanTable($"rtb-{t}", budgets[t]))]);
     }
@@ -167,8 +177,18 @@ public class RoutePlannerTests
             }
             foreach (var table in plan.Tables) Assert.True(table.Routes.Length <= table.Budget, $"{table.Table} over budget");
             // Subnets whose every node is down cannot be reached; everything else must be.
-            var reachable = input with { Blocks = [.. input.Blocks.Where(b => !plan.WithoutHealthyNode.Contains(input.Nodes.First(n => n.Name == b.Owner).Subnet))] };
-            var violation = ReachabilityChecker.FirstViolation(reachable, plan with { Tables = [.. plan.Tables.Select(t => t with { Routes = [.. t.Routes.Where(r => !plan.WithoutHealthyNode.Any(s => input.Subnets.First(x => x.Id == s).PodPrefix.Contains(r.Cidr)))] })] });
+            var reachable = input with
+            {
+                Blocks = [.. input.Blocks.Where(b => !plan.WithoutHealthyNode.Contains(input.Nodes.First(n => n.Name == b.Owner).Subnet))]
+            };
+            var violation = ReachabilityChecker.FirstViolation(reachable, plan with
+            {
+                Tables = [.. plan.Tables.Select(t => t with
+                {
+                    Routes = [.. t.Routes.Where(r =>
+                        !plan.WithoutHealthyNode.Any(s => input.Subnets.First(x => x.Id == s).PodPrefix.Contains(r.Cidr)))]
+                })]
+            });
             Assert.True(violation is null, violation?.ToString());
             Assert.InRange(plan.ForwardedFraction, 0, 1);
             // Re-planning what did not change moves nothing.
@@ -183,10 +203,12 @@ public class RoutePlannerTests
         {
             var all = input with { Nodes = [.. input.Nodes.Select(n => n with { Healthy = true })] };
             var small = RoutePlanner.Plan(all, null, out _);
-            var large = RoutePlanner.Plan(all with { Tables = [.. all.Tables.Select(t => t with { Budget = t.Budget + 10 })] }, null, out _);
+            var large = RoutePlanner.Plan(all with { Tables = [.. all.Tables.Select(t => t with { Budget = t.Budget + 10 })] }, null,
+                out _);
             if (small is null) return;
             Assert.NotNull(large);
-            Assert.True(large!.ForwardedFraction <= small.ForwardedFraction + 1e-9, $"{large.ForwardedFraction} > {small.ForwardedFraction}");
+            Assert.True(large!.ForwardedFraction <= small.ForwardedFraction + 1e-9,
+                $"{large.ForwardedFraction} > {small.ForwardedFraction}");
         }, iter: 300);
     }
 

@@ -59,8 +59,14 @@ public class VpcRouteActorWireTests
         var plan = await lab.ConvergedAsync();
         var deleted = plan.Table("rtb-a")!.Routes[0];
         var changed = plan.Table("rtb-b")!.Routes[0];
-        await lab.Client.DeleteRouteAsync(new DeleteRouteRequest { RouteTableId = "rtb-a", DestinationCidrBlock = deleted.Cidr.ToString() });
-        await lab.Client.ReplaceRouteAsync(new ReplaceRouteRequest { RouteTableId = "rtb-b", DestinationCidrBlock = changed.Cidr.ToString(), NetworkInterfaceId = "eni-someone-else" });
+        await lab.Client.DeleteRouteAsync(new DeleteRouteRequest
+        {
+            RouteTableId = "rtb-a", DestinationCidrBlock = deleted.Cidr.ToString()
+        });
+        await lab.Client.ReplaceRouteAsync(new ReplaceRouteRequest
+        {
+            RouteTableId = "rtb-b", DestinationCidrBlock = changed.Cidr.ToString(), NetworkInterfaceId = "eni-someone-else"
+        });
 
         var passes = (await lab.ViewAsync()).Passes;
         lab.Reconcile("periodic check");
@@ -82,7 +88,8 @@ public class VpcRouteActorWireTests
         Assert.True(lab.Ec2.Calls.Count > lab.Ec2.CountOf("DescribeRouteTables") + MutatingCallsWanted(lab), "no call was retried");
     }
 
-    private static int MutatingCallsWanted(RouteLab lab) => lab.PlanInEc2().Tables.Sum(t => t.Routes.Length) + RouteLab.Cluster.Nodes.Length;
+    private static int MutatingCallsWanted(RouteLab lab) => lab.PlanInEc2().Tables.Sum(t => t.Routes.Length)
+        + RouteLab.Cluster.Nodes.Length;
 
     [Fact]
     public async Task A_smaller_real_limit_than_configured_is_learned_and_the_plan_fits_it()
@@ -121,7 +128,8 @@ public class VpcRouteActorWireTests
         lab.Source.SetHealth(forwarder.Value, true);
         passes = (await lab.ViewAsync()).Passes;
         lab.Reconcile("health changed");
-        Assert.Equal(after.Tables.SelectMany(t => t.Routes), (await lab.ConvergedAsync(afterPasses: passes)).Tables.SelectMany(t => t.Routes));
+        Assert.Equal(after.Tables.SelectMany(t => t.Routes),
+            (await lab.ConvergedAsync(afterPasses: passes)).Tables.SelectMany(t => t.Routes));
     }
 
     [Fact]
@@ -132,6 +140,8 @@ public class VpcRouteActorWireTests
         await lab.StartAsync();
         while ((await lab.ViewAsync()) is { Passes: 0 } or { Busy: true }) await Task.Delay(50);
         Assert.Contains(("100.64.1.0/24", "pcx-peering"), lab.Ec2.RoutesOf("rtb-a"));
-        Assert.DoesNotContain(lab.Ec2.Calls, c => c.Action != "DescribeRouteTables" && c.Parameters.GetValueOrDefault("DestinationCidrBlock") == "100.64.1.0/24" && c.Parameters["RouteTableId"] == "rtb-a");
+        Assert.DoesNotContain(lab.Ec2.Calls,
+            c => c.Action != "DescribeRouteTables" && c.Parameters.GetValueOrDefault("DestinationCidrBlock") == "100.64.1.0/24"
+            && c.Parameters["RouteTableId"] == "rtb-a");
     }
 }

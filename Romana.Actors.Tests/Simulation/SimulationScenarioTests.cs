@@ -44,14 +44,16 @@ public class SimulationScenarioTests
         var result = await RunAsync(Cluster("small-single-zone.json"), "30s", At("5s", "fail", "subnet-0a1-node-02"));
         var failover = Assert.Single(result.Failovers);
         RepairedInTime(failover);
-        Assert.Contains(result.Timeline, e => e.Event == "routeReplaced" && e.Details["from"] == "subnet-0a1-node-02" && e.Details["reason"] == "failover");
+        Assert.Contains(result.Timeline,
+            e => e.Event == "routeReplaced" && e.Details["from"] == "subnet-0a1-node-02" && e.Details["reason"] == "failover");
         Assert.DoesNotContain(result.Final.RouteTables.SelectMany(t => t.Routes), r => r.Target == "subnet-0a1-node-02");
     }
 
     [Fact]
     public async Task One_zone_over_fifty_nodes_fits_and_fails_over()
     {
-        var result = await RunAsync(Cluster("one-zone-60-nodes.json"), "25s", At("5s", "fail", "subnet-0a2-node-07"), At("6s", "fail", "subnet-0a1-node-12"));
+        var result = await RunAsync(Cluster("one-zone-60-nodes.json"), "25s", At("5s", "fail", "subnet-0a2-node-07"),
+            At("6s", "fail", "subnet-0a1-node-12"));
         Assert.Equal(60, result.Final.Nodes.Count);
         Assert.All(result.Final.RouteTables, t => Assert.True(t.Routes.Count <= 47));
         Assert.All(result.Failovers, RepairedInTime);
@@ -62,7 +64,8 @@ public class SimulationScenarioTests
     {
         var cluster = Cluster("three-zones.json");
         var result = await RunAsync(cluster, "20s", At("5s", "fail", "subnet-0b1-node-01"));
-        var budgets = cluster["routeTables"]!.AsArray().ToDictionary(t => t!["id"]!.GetValue<string>(), t => 50 - t!["foreignRoutes"]!.GetValue<int>());
+        var budgets = cluster["routeTables"]!.AsArray()
+            .ToDictionary(t => t!["id"]!.GetValue<string>(), t => 50 - t!["foreignRoutes"]!.GetValue<int>());
         foreach (var table in result.Final.RouteTables)
             Assert.InRange(table.Routes.Count, 1, budgets[table.Id]);
         Assert.All(result.Failovers, RepairedInTime);
@@ -126,7 +129,8 @@ public class SimulationScenarioTests
     [Fact]
     public async Task A_flapping_node_does_not_move_a_route_per_flap()
     {
-        var flaps = Enumerable.Range(0, 20).Select(i => At($"{5 + i * 0.5:0.0}s", i % 2 == 0 ? "fail" : "recover", "subnet-0a1-node-02")).ToArray();
+        var flaps = Enumerable.Range(0, 20).Select(i => At($"{5 + i * 0.5:0.0}s", i % 2 == 0 ? "fail" : "recover", "subnet-0a1-node-02"))
+            .ToArray();
         var result = await RunAsync(Cluster("small-single-zone.json"), "30s", flaps);
         Assert.DoesNotContain(result.Timeline, e => e.Event is "forwarderFailed" or "routeReplaced");
     }
@@ -134,7 +138,11 @@ public class SimulationScenarioTests
     [Fact]
     public async Task Nodes_added_and_removed_are_routed_and_unrouted()
     {
-        var node = new JsonObject { ["name"] = "late-node", ["subnet"] = "subnet-0a2", ["ip"] = "10.0.1.50", ["eni"] = "eni-late", ["instanceId"] = "i-late", ["pods"] = 70, ["healthy"] = true };
+        var node = new JsonObject
+        {
+            ["name"] = "late-node", ["subnet"] = "subnet-0a2", ["ip"] = "10.0.1.50", ["eni"] = "eni-late", ["instanceId"] = "i-late",
+            ["pods"] = 70, ["healthy"] = true
+        };
         var result = await RunAsync(Cluster("small-single-zone.json"), "30s",
             At("5s", "addNode", node), At("15s", "removeNode", "subnet-0a1-node-03"));
         Assert.Contains(result.Final.Nodes, n => n.Name == "late-node");

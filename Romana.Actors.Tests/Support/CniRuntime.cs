@@ -56,7 +56,8 @@ public sealed class CniRuntime(string nodeNetns, string conflist)
             config["cniVersion"] = list["cniVersion"]!.GetValue<string>();
             config["name"] = list["name"]!.GetValue<string>();
             if (runtimeConfig is not null && config["capabilities"] is JsonObject capabilities)
-                config["runtimeConfig"] = new JsonObject(runtimeConfig.Where(r => capabilities.ContainsKey(r.Key)).Select(r => KeyValuePair.Create(r.Key, r.Value?.DeepClone())));
+                config["runtimeConfig"] = new JsonObject(runtimeConfig.Where(r => capabilities.ContainsKey(r.Key))
+                    .Select(r => KeyValuePair.Create(r.Key, r.Value?.DeepClone())));
             if (result is not null) config["prevResult"] = result.DeepClone();
             last = Run(plugin["type"]!.GetValue<string>(), command, containerId, podNetns, ifName, config.ToJsonString());
             if (!last.Ok) return last;
@@ -65,14 +66,18 @@ public sealed class CniRuntime(string nodeNetns, string conflist)
         return command == "ADD" ? last : new(0, "", last.Error);
     }
 
-    /// <summary>Spec 1.1's GC of the first plugin (Romana's): only CNI_COMMAND and CNI_PATH, the attachments still valid in the config.</summary>
+    /// <summary>
+    /// Spec 1.1's GC of the first plugin (Romana's):
+    /// only CNI_COMMAND and CNI_PATH, the attachments still valid in the config.
+    /// </summary>
     public Outcome Gc(params (string ContainerId, string IfName)[] valid)
     {
         var list = JsonNode.Parse(conflist)!.AsObject();
         var config = list["plugins"]![0]!.DeepClone().AsObject();
         config["cniVersion"] = "1.1.0";
         config["name"] = list["name"]!.GetValue<string>();
-        config["cni.dev/valid-attachments"] = new JsonArray([.. valid.Select(v => new JsonObject { ["containerID"] = v.ContainerId, ["ifname"] = v.IfName })]);
+        config["cni.dev/valid-attachments"] =
+            new JsonArray([.. valid.Select(v => new JsonObject { ["containerID"] = v.ContainerId, ["ifname"] = v.IfName })]);
         return Invoke("romana", config.ToJsonString(), new Dictionary<string, string> { ["CNI_COMMAND"] = "GC", ["CNI_PATH"] = CniPath });
     }
 
@@ -90,7 +95,8 @@ public sealed class CniRuntime(string nodeNetns, string conflist)
 
     private Outcome Invoke(string type, string config, Dictionary<string, string> environment)
     {
-        var (exit, output, error) = NetnsLab.Exec(nodeNetns, Path.Combine(type == "romana" ? PluginFolder : "/usr/lib/cni", type), [], config, environment);
+        var (exit, output, error) = NetnsLab.Exec(nodeNetns, Path.Combine(type == "romana" ? PluginFolder : "/usr/lib/cni", type), [],
+            config, environment);
         return new Outcome(exit, output, error);
     }
 }

@@ -80,7 +80,10 @@ public sealed class NetnsLab : IDisposable
     public static bool Pings(string netns, string address) =>
         Exec(netns, "ping", ["-c", "1", "-W", "2", address]).Exit == 0;
 
-    /// <summary>Runs <paramref name="body"/> on a thread that has entered <paramref name="netns"/>: sockets it creates live there.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> on a thread that has entered <paramref name="netns"/>:
+    /// sockets it creates live there.
+    /// </summary>
     public static T InNamespace<T>(string netns, Func<T> body)
     {
         T result = default!;

@@ -15,7 +15,8 @@ public static class Paths
             var folder = Path.Combine(Shared, "conformance", "ipam");
             return Directory.Exists(folder)
                 ? folder
-                : throw new DirectoryNotFoundException($"{folder} is missing: the conformance vectors are expected in ../shared beside the clone");
+                : throw new DirectoryNotFoundException(
+                    $"{folder} is missing: the conformance vectors are expected in ../shared beside the clone");
         }
     }
 

@@ -37,7 +37,8 @@ public sealed class PostgreSqlServer : IAsyncLifetime
             await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
             await create.ExecuteNonQueryAsync();
         }
-        var settings = new JournalSettings(JournalKind.PostgreSql, "", new NpgsqlConnectionStringBuilder(_connectionString) { Database = name }.ToString());
+        var settings = new JournalSettings(JournalKind.PostgreSql, "",
+            new NpgsqlConnectionStringBuilder(_connectionString) { Database = name }.ToString());
         return new FreshJournal(settings, () =>
         {
             NpgsqlConnection.ClearAllPools();

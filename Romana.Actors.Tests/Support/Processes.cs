@@ -22,12 +22,14 @@ public static class Processes
         if (!process.WaitForExit(Timeout))
         {
             process.Kill(true);
-            throw new TimeoutException($"{program} {string.Join(' ', start.ArgumentList)} did not finish within {Timeout.TotalSeconds:0} s");
+            throw new TimeoutException(
+                $"{program} {string.Join(' ', start.ArgumentList)} did not finish within {Timeout.TotalSeconds:0} s");
         }
         return (process.ExitCode, output.Result, error.Result);
     }
 
-    public static Task<(int Exit, string Output, string Error)> RunAsync(string program, IEnumerable<string> arguments, string? workingDirectory = null) =>
+    public static Task<(int Exit, string Output, string Error)> RunAsync(string program, IEnumerable<string> arguments,
+        string? workingDirectory = null) =>
         Task.Run(() => Run(program, arguments, workingDirectory: workingDirectory));
 
     /// <summary>A start with output and error redirected, for <see cref="Run"/> or for a program left running.</summary>

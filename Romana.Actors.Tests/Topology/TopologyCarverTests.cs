@@ -12,7 +12,8 @@ public class TopologyCarverTests
     [Fact]
     public void Three_zones_take_three_of_four_slots_and_subnets_split_their_zone()
     {
-        var topology = TopologyCarver.Carve(new TopologySpec("100.96.0.0/11", 26, [Zone("a", "a1", "a2"), Zone("b", "b1"), Zone("c", "c1", "c2", "c3")]));
+        var topology = TopologyCarver.Carve(new TopologySpec("100.96.0.0/11", 26,
+            [Zone("a", "a1", "a2"), Zone("b", "b1"), Zone("c", "c1", "c2", "c3")]));
         var prefixes = topology.Prefixes().ToDictionary(p => p.Name, p => p.Prefix.ToString());
         Assert.Equal("100.96.0.0/13", prefixes["a"]);
         Assert.Equal("100.100.0.0/14", prefixes["a2"]);
@@ -25,7 +26,8 @@ public class TopologyCarverTests
     public void Named_prefixes_are_kept_as_given()
     {
         var topology = TopologyCarver.Carve(new TopologySpec("10.0.0.0/16", 26,
-            [new ZoneSpec("z1", [new SubnetSpec("s1", "10.0.64.0/18")], "10.0.0.0/17"), new ZoneSpec("z2", [new SubnetSpec("s2")], "10.0.128.0/17")]));
+            [new ZoneSpec("z1", [new SubnetSpec("s1", "10.0.64.0/18")], "10.0.0.0/17"),
+                new ZoneSpec("z2", [new SubnetSpec("s2")], "10.0.128.0/17")]));
         Assert.Equal("10.0.64.0/18", topology.FindSubnet(new("s1"))!.PodPrefix.ToString());
         Assert.Equal("10.0.128.0/17", topology.FindSubnet(new("s2"))!.PodPrefix.ToString());
     }
@@ -46,7 +48,8 @@ public class TopologyCarverTests
     [Fact]
     public void A_subnet_in_two_zones_is_refused_naming_both()
     {
-        Assert.False(TopologyCarver.TryCarve(new TopologySpec("10.0.0.0/16", 26, [Zone("z1", "s1"), Zone("z2", "s1")]), out _, out var error));
+        Assert.False(TopologyCarver.TryCarve(new TopologySpec("10.0.0.0/16", 26, [Zone("z1", "s1"), Zone("z2", "s1")]), out _,
+            out var error));
         Assert.Contains("zones[1] (z2).subnets[0].id: subnet 's1' is already in zone 'z1'", error.Message);
     }
 
@@ -64,14 +67,16 @@ public class TopologyCarverTests
     public void Named_prefixes_must_lie_inside_the_parent_and_apart(string second, string expected)
     {
         Assert.False(TopologyCarver.TryCarve(new TopologySpec("10.0.0.0/16", 26,
-            [new ZoneSpec("z1", [new SubnetSpec("s1")], "10.0.0.0/17"), new ZoneSpec("z2", [new SubnetSpec("s2")], second)]), out _, out var error));
+            [new ZoneSpec("z1", [new SubnetSpec("s1")], "10.0.0.0/17"), new ZoneSpec("z2", [new SubnetSpec("s2")], second)]), out _,
+                out var error));
         Assert.Contains(expected, error.Message);
     }
 
     [Fact]
     public void A_subnet_smaller_than_a_block_is_refused()
     {
-        Assert.False(TopologyCarver.TryCarve(new TopologySpec("10.0.0.0/24", 26, [Zone("z", "s0", "s1", "s2", "s3", "s4")]), out _, out var error));
+        Assert.False(TopologyCarver.TryCarve(new TopologySpec("10.0.0.0/24", 26, [Zone("z", "s0", "s1", "s2", "s3", "s4")]), out _,
+            out var error));
         Assert.Contains("is smaller than one block (/26)", error.Message);
     }
 
@@ -89,9 +94,12 @@ public class TopologyCarverTests
 
     [Theory]
     [InlineData("romana.topology { pod-cidr = \"10.0.0.0/8\", zones = [] }", "topology field 'block-prefix-length' is missing")]
-    [InlineData("romana.topology { pod-cidr = \"10.0.0.0/8\", block-prefix-length = big, zones = [] }", "block-prefix-length: 'big' is not a number")]
-    [InlineData("romana.topology { pod-cidr = \"10.0.0.0/8\", block-prefix-length = 26, zones = [ \"a\" ] }", "romana.topology.zones[0]: expected an object")]
-    [InlineData("romana.topology { pod-cidr = \"10.0.0.0/8\", block-prefix-length = 26, zones = [ { name = a, subnets = [ { id = s, vpc-cidr = nope } ] } ] }", "vpc-cidr: 'nope' is not an IPv4 CIDR")]
+    [InlineData("romana.topology { pod-cidr = \"10.0.0.0/8\", block-prefix-length = big, zones = [] }",
+        "block-prefix-length: 'big' is not a number")]
+    [InlineData("romana.topology { pod-cidr = \"10.0.0.0/8\", block-prefix-length = 26, zones = [ \"a\" ] }",
+        "romana.topology.zones[0]: expected an object")]
+    [InlineData("romana.topology { pod-cidr = \"10.0.0.0/8\", block-prefix-length = 26, " +
+        "zones = [ { name = a, subnets = [ { id = s, vpc-cidr = nope } ] } ] }", "vpc-cidr: 'nope' is not an IPv4 CIDR")]
     public void Hocon_errors_name_the_field(string hocon, string expected)
     {
         using var folder = new Conformance.TempFolder();

@@ -34,7 +34,8 @@ public sealed class AuditJournal
     public Task ByTagAsync(string tag, Func<IRomanaEvent, bool> each) =>
         // One stage does the filtering and the folding: each stage an element passes costs, and a replay passes a million.
         _byTag.CurrentEventsByTag(tag, Offset.NoOffset())
-            .TakeWhile(e => Upgraded(e.Event) is not IRomanaEvent romana || each(romana)).RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
+            .TakeWhile(e => Upgraded(e.Event) is not IRomanaEvent romana || each(romana))
+                .RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
 
     public async Task<IReadOnlyList<IRomanaEvent>> ByPersistenceIdAsync(string persistenceId) =>
         [.. (await _byPersistenceId.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)

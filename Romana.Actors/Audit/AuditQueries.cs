@@ -10,15 +10,18 @@ using static Romana.Actors.Topology.ZoneMessages;
 namespace Romana.Actors.Audit;
 
 /// <summary>Who held an address, from when until when, and why it was let go.</summary>
-public sealed record AddressHolding(Ipv4 Address, AllocationKey Key, string? Pod, NodeName Node, DateTimeOffset From, DateTimeOffset? To, string? ReleaseReason);
+public sealed record AddressHolding(Ipv4 Address, AllocationKey Key, string? Pod, NodeName Node, DateTimeOffset From, DateTimeOffset? To,
+    string? ReleaseReason);
 
 /// <summary>One change in a node's life: joined, left, a block adopted or returned, health judged.</summary>
 public sealed record NodeChange(DateTimeOffset At, string What, string Detail, string Reason);
 
-public sealed record NodeHistory(NodeName Node, SubnetId? Subnet, ImmutableArray<NodeChange> Changes, ImmutableArray<AddressHolding> Addresses);
+public sealed record NodeHistory(NodeName Node, SubnetId? Subnet, ImmutableArray<NodeChange> Changes,
+    ImmutableArray<AddressHolding> Addresses);
 
 /// <summary>A route created, replaced or deleted, with why.</summary>
-public sealed record RouteChange(DateTimeOffset At, string Table, Ipv4Cidr Cidr, string Change, NodeName? From, NodeName? To, string Reason);
+public sealed record RouteChange(DateTimeOffset At, string Table, Ipv4Cidr Cidr, string Change, NodeName? From, NodeName? To,
+    string Reason);
 
 /// <summary>
 /// Answers from the journal alone. Questions about one address or node read only the streams they concern, by
@@ -34,7 +37,8 @@ public static class AuditQueries
         var owners = (await journal.ByPersistenceIdAsync($"subnet-{subnet.Value.Value}"))
             .OfType<BlockAssigned>().Where(b => b.Block.Contains(address)).Select(b => b.Node).Distinct().ToList();
         var holdings = new List<AddressHolding>();
-        foreach (var owner in owners) holdings.AddRange(Holdings(owner, await journal.ByPersistenceIdAsync($"node-{owner.Value}"), address));
+        foreach (var owner in owners)
+            holdings.AddRange(Holdings(owner, await journal.ByPersistenceIdAsync($"node-{owner.Value}"), address));
         return [.. holdings.OrderBy(h => h.From)];
     }
 
@@ -48,7 +52,8 @@ public static class AuditQueries
                 {
                     case NodeJoined joined when joined.Node == node:
                         subnet = joined.Subnet;
-                        changes.Add(new NodeChange(e.At, "joined", $"subnet {joined.Subnet}, IP {joined.Ip}{(joined.Eni is null ? "" : $", {joined.Eni}")}", e.Reason));
+                        changes.Add(new NodeChange(e.At, "joined",
+                            $"subnet {joined.Subnet}, IP {joined.Ip}{(joined.Eni is null ? "" : $", {joined.Eni}")}", e.Reason));
                         break;
                     case NodeLeft left when left.Node == node:
                         changes.Add(new NodeChange(e.At, "left", $"subnet {left.Subnet}", e.Reason));
@@ -59,14 +64,20 @@ public static class AuditQueries
             switch (e)
             {
                 case BlockAdopted adopted: changes.Add(new NodeChange(e.At, "block adopted", adopted.Block.ToString(), e.Reason)); break;
-                case BlockReturned returned: changes.Add(new NodeChange(e.At, "block returned", returned.Block.ToString(), e.Reason)); break;
+                case BlockReturned returned:
+                    changes.Add(new NodeChange(e.At, "block returned", returned.Block.ToString(), e.Reason));
+                    break;
             }
         if (subnet is { } s)
             foreach (var e in await journal.ByPersistenceIdAsync($"health-{s.Value}"))
                 switch (e)
                 {
-                    case ForwarderFailed failed when failed.Node == node: changes.Add(new NodeChange(e.At, "judged failed", "", e.Reason)); break;
-                    case ForwarderRecovered recovered when recovered.Node == node: changes.Add(new NodeChange(e.At, "judged recovered", "", e.Reason)); break;
+                    case ForwarderFailed failed when failed.Node == node:
+                        changes.Add(new NodeChange(e.At, "judged failed", "", e.Reason));
+                        break;
+                    case ForwarderRecovered recovered when recovered.Node == node:
+                        changes.Add(new NodeChange(e.At, "judged recovered", "", e.Reason));
+                        break;
                 }
         return new NodeHistory(node, subnet, [.. changes.OrderBy(c => c.At)], [.. Holdings(node, events, null).OrderBy(h => h.From)]);
     }
@@ -110,7 +121,10 @@ public static class AuditQueries
         return replay;
     }
 
-    /// <summary>How much later than its time an event may reach the journal (a persist waits at most for its batch and its retries).</summary>
+    /// <summary>
+    /// How much later than its time an event may reach the journal
+    /// (a persist waits at most for its batch and its retries).
+    /// </summary>
     public static readonly TimeSpan DefaultLateWrites = TimeSpan.FromMinutes(1);
 
     private static async Task<SubnetId?> SubnetContainingAsync(AuditJournal journal, Ipv4 address)

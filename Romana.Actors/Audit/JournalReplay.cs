@@ -83,7 +83,8 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
                 _nodes[node.Node] = _nodes.GetValueOrDefault(node.Node, NodeState.Empty(node.Node, blockPrefixLength)).Apply(node);
                 break;
             case IIpamEvent subnetEvent when SubnetOf(subnetEvent) is { } subnet:
-                _subnets[subnet] = _subnets.GetValueOrDefault(subnet, SubnetState.Empty(subnet, _subnetPrefixes[subnet], blockPrefixLength)).Apply(subnetEvent);
+                _subnets[subnet] = _subnets.GetValueOrDefault(subnet, SubnetState.Empty(subnet, _subnetPrefixes[subnet], blockPrefixLength))
+                    .Apply(subnetEvent);
                 break;
         }
     }
@@ -111,7 +112,8 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
         Flush();
         var subnets = _subnetOrder.Where(_subnets.ContainsKey).Select(id => _subnets[id].ToSnapshot()).ToImmutableArray();
         var members = subnets.SelectMany(s => s.Members.Select(m => m.Node)).ToHashSet();
-        return new IpamStateView(subnets, [.. _nodes.Values.Where(n => members.Contains(n.Node)).OrderBy(n => n.Node).Select(n => n.ToSnapshot())]);
+        return new IpamStateView(subnets,
+            [.. _nodes.Values.Where(n => members.Contains(n.Node)).OrderBy(n => n.Node).Select(n => n.ToSnapshot())]);
     }
 
     public IReadOnlyList<(string Name, Ipv4Cidr Prefix)> Prefixes() =>
@@ -125,11 +127,13 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
     public RoutingInput RoutingInput()
     {
         var ipam = Ipam();
-        var tableOf = Routes.Serves.SelectMany(t => t.Value.Select(s => (Subnet: s, Table: t.Key))).ToDictionary(x => x.Subnet, x => x.Table);
+        var tableOf = Routes.Serves.SelectMany(t => t.Value.Select(s => (Subnet: s, Table: t.Key)))
+            .ToDictionary(x => x.Subnet, x => x.Table);
         return new RoutingInput(
             [.. ipam.Subnets.Select(s => new PlanSubnet(s.Subnet, s.PodPrefix, tableOf.GetValueOrDefault(s.Subnet, "")))],
             [.. ipam.Subnets.SelectMany(s => s.Members.Select(m => new PlanNode(m.Node, s.Subnet, m.Ip, m.Eni ?? "", !IsFailed(m.Node))))],
-            [.. ipam.Nodes.SelectMany(n => n.Blocks.Select(b => new PlanBlock(b, n.Node, n.Allocations.Count(a => b.Contains(a.Address)))))],
+            [.. ipam.Nodes.SelectMany(n => n.Blocks.Select(b => new PlanBlock(b, n.Node,
+                n.Allocations.Count(a => b.Contains(a.Address)))))],
             [.. Routes.Budgets.Select(b => new PlanTable(b.Key, b.Value))]);
     }
 

@@ -20,9 +20,12 @@ public sealed record HealthSettings(
         var settings = new HealthSettings(health.GetTimeSpan("probe-interval"), health.GetInt("failure-threshold"),
             health.GetInt("recovery-threshold"), health.GetTimeSpan("probe-timeout"), health.GetInt("probe-port"),
             health.GetTimeSpan("hold-down"), health.GetTimeSpan("status-interval"));
-        if (settings.FailureThreshold < 1) throw new ConfigurationError($"romana.health.failure-threshold: {settings.FailureThreshold} must be at least 1");
-        if (settings.RecoveryThreshold < 1) throw new ConfigurationError($"romana.health.recovery-threshold: {settings.RecoveryThreshold} must be at least 1");
-        if (settings.ProbeInterval <= TimeSpan.Zero) throw new ConfigurationError($"romana.health.probe-interval: {settings.ProbeInterval} must be positive");
+        if (settings.FailureThreshold < 1)
+            throw new ConfigurationError($"romana.health.failure-threshold: {settings.FailureThreshold} must be at least 1");
+        if (settings.RecoveryThreshold < 1)
+            throw new ConfigurationError($"romana.health.recovery-threshold: {settings.RecoveryThreshold} must be at least 1");
+        if (settings.ProbeInterval <= TimeSpan.Zero)
+            throw new ConfigurationError($"romana.health.probe-interval: {settings.ProbeInterval} must be positive");
         return settings;
     }
 

@@ -16,7 +16,8 @@ public sealed record HostAgentSettings(int RouteTable, int RulePriority, TimeSpa
         if (settings.RouteTable is < 1 or > 252 and < 256)
             throw new ConfigurationError($"romana.host-agent.route-table: {settings.RouteTable} is reserved; use 1-252 or above 255");
         if (settings.RulePriority is < 1 or >= 32766)
-            throw new ConfigurationError($"romana.host-agent.rule-priority: {settings.RulePriority} must lie between 1 and 32765 (before the main table's rule)");
+            throw new ConfigurationError(
+                $"romana.host-agent.rule-priority: {settings.RulePriority} must lie between 1 and 32765 (before the main table's rule)");
         if (settings.ResyncInterval <= TimeSpan.Zero)
             throw new ConfigurationError($"romana.host-agent.resync-interval: {settings.ResyncInterval} must be positive");
         if (settings.RefreshInterval <= TimeSpan.Zero)

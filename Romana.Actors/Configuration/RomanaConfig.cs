@@ -18,7 +18,10 @@ public static class RomanaConfig
 
     public static Config Reference => ReferenceConfig.Value;
 
-    /// <summary>Parses a HOCON file over the defaults; a missing or malformed file is a <see cref="ConfigurationError"/> naming it.</summary>
+    /// <summary>
+    /// Parses a HOCON file over the defaults;
+    /// a missing or malformed file is a <see cref="ConfigurationError"/> naming it.
+    /// </summary>
     public static Config Load(string? path)
     {
         if (path is null) return Reference;

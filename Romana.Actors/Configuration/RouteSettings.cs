@@ -32,7 +32,8 @@ public sealed record RouteSettings(
             routes.GetInt("snapshot-every"),
             config.GetTimeSpan("romana.health.hold-down"));
         if (settings.RouteLimit < 1) throw new ConfigurationError($"romana.routes.route-limit: {settings.RouteLimit} must be at least 1");
-        if (settings.ReconcileInterval <= TimeSpan.Zero) throw new ConfigurationError($"romana.routes.reconcile-interval: {settings.ReconcileInterval} must be positive");
+        if (settings.ReconcileInterval <= TimeSpan.Zero)
+            throw new ConfigurationError($"romana.routes.reconcile-interval: {settings.ReconcileInterval} must be positive");
         return settings;
     }
 

@@ -3,7 +3,8 @@ using Akka.Configuration;
 namespace Romana.Actors.Configuration;
 
 /// <summary>Tunables of the IPAM actors (romana.ipam).</summary>
-public sealed record IpamSettings(int SnapshotEvery, TimeSpan AskTimeout, TimeSpan StartupTimeout, TimeSpan RestartMinBackoff, TimeSpan RestartMaxBackoff)
+public sealed record IpamSettings(int SnapshotEvery, TimeSpan AskTimeout, TimeSpan StartupTimeout, TimeSpan RestartMinBackoff,
+    TimeSpan RestartMaxBackoff)
 {
     public static IpamSettings Default => From(RomanaConfig.Reference);
 

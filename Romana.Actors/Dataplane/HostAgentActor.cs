@@ -57,7 +57,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             _prepared = true;
             _lastError = null;
             _kernel = prepared.Kernel.ToImmutableSortedDictionary();
-            _log.Info("Host agent of {0} ready: forwarding on, rule for {1} installed, {2} routes found in its table", _self, _podCidr, _kernel.Count);
+            _log.Info("Host agent of {0} ready: forwarding on, rule for {1} installed, {2} routes found in its table", _self, _podCidr,
+                _kernel.Count);
             Next();
         });
         Receive<KernelRead>(read =>
@@ -65,7 +66,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             _busy = false;
             var kernel = read.Kernel.ToImmutableSortedDictionary();
             if (!kernel.SequenceEqual(_kernel))
-                _log.Warning("Host routes differ from what the agent applied ({0} found, {1} expected): repairing", kernel.Count, _kernel.Count);
+                _log.Warning("Host routes differ from what the agent applied ({0} found, {1} expected): repairing", kernel.Count,
+                    _kernel.Count);
             _kernel = kernel;
             _reason = "drift repair";
             Next();
@@ -75,10 +77,12 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             _busy = false;
             _lastError = null;
             foreach (var route in applied.Changes.Put)
-                _log.Info("Host route {0} via {1} {2} ({3})", route.Block, route.Via, _kernel.ContainsKey(route.Block) ? "re-pointed" : "added", applied.Reason);
+                _log.Info("Host route {0} via {1} {2} ({3})", route.Block, route.Via,
+                    _kernel.ContainsKey(route.Block) ? "re-pointed" : "added", applied.Reason);
             foreach (var block in applied.Changes.Remove)
                 _log.Info("Host route {0} via {1} removed ({2})", block, _kernel[block], applied.Reason);
-            _kernel = _kernel.SetItems(applied.Changes.Put.Select(r => KeyValuePair.Create(r.Block, r.Via))).RemoveRange(applied.Changes.Remove);
+            _kernel = _kernel.SetItems(applied.Changes.Put.Select(r => KeyValuePair.Create(r.Block, r.Via)))
+                .RemoveRange(applied.Changes.Remove);
             Next();
         });
         Receive<AttemptFailed>(failed =>
@@ -93,7 +97,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
             if (_busy) return;
             _busy = true;
             if (!_prepared) Prepare();
-            else _network.ReadRoutesAsync().PipeTo(Self, success: kernel => new KernelRead(kernel), failure: e => new AttemptFailed("reading host routes", e));
+            else _network.ReadRoutesAsync()
+                .PipeTo(Self, success: kernel => new KernelRead(kernel), failure: e => new AttemptFailed("reading host routes", e));
         });
         Timers.StartPeriodicTimer("resync", new Resync(), settings.ResyncInterval);
     }
@@ -125,7 +130,8 @@ public sealed class HostAgentActor : ReceiveActor, IWithTimers
         }
         _busy = true;
         var reason = _reason;
-        _network.ApplyAsync(changes).PipeTo(Self, success: () => new Applied(changes, reason), failure: e => new AttemptFailed($"applying {changes}", e));
+        _network.ApplyAsync(changes)
+            .PipeTo(Self, success: () => new Applied(changes, reason), failure: e => new AttemptFailed($"applying {changes}", e));
     }
 
     private void Answer()

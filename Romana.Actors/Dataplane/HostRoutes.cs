@@ -34,6 +34,7 @@ public static class HostRoutes
 
     /// <summary>The smallest change from what the kernel holds to what is wanted: new and re-pointed routes, then withdrawn ones.</summary>
     public static HostRouteChanges Diff(IReadOnlyDictionary<Ipv4Cidr, Ipv4> current, IReadOnlyDictionary<Ipv4Cidr, Ipv4> wanted) => new(
-        [.. wanted.Where(w => !current.TryGetValue(w.Key, out var via) || via != w.Value).Select(w => new HostRoute(w.Key, w.Value)).OrderBy(r => r.Block)],
+        [.. wanted.Where(w => !current.TryGetValue(w.Key, out var via) || via != w.Value).Select(w => new HostRoute(w.Key, w.Value))
+            .OrderBy(r => r.Block)],
         [.. current.Keys.Where(block => !wanted.ContainsKey(block)).Order()]);
 }

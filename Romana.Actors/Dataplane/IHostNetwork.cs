@@ -8,7 +8,10 @@ namespace Romana.Actors.Dataplane;
 /// </summary>
 public interface IHostNetwork
 {
-    /// <summary>Turns forwarding on, makes reverse-path filtering accept forwarded pod traffic, and installs the rule. Idempotent.</summary>
+    /// <summary>
+    /// Turns forwarding on, makes reverse-path filtering accept forwarded pod traffic,
+    /// and installs the rule. Idempotent.
+    /// </summary>
     Task PrepareAsync(Ipv4Cidr podCidr, CancellationToken cancel = default);
 
     /// <summary>Romana's routes now in its table (the kernel's truth, not a cache).</summary>

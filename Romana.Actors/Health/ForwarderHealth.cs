@@ -16,7 +16,8 @@ public sealed class ForwarderHealth : ReceiveActor
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
-    public ForwarderHealth(ImmutableArray<SubnetId> subnets, IHealthProbe probe, HealthSettings settings, IActorRef routeManager, IClock clock)
+    public ForwarderHealth(ImmutableArray<SubnetId> subnets, IHealthProbe probe, HealthSettings settings, IActorRef routeManager,
+        IClock clock)
     {
         var supervisors = subnets.ToImmutableDictionary(subnet => subnet, subnet => Context.ActorOf(
             BackoffSupervisor.Props(Backoff.OnStop(SubnetHealthSupervisor.Props(subnet, probe, settings, routeManager, clock),
@@ -25,10 +26,12 @@ public sealed class ForwarderHealth : ReceiveActor
         Receive<ISubnetHealthCommand>(command =>
         {
             if (supervisors.TryGetValue(command.Subnet, out var supervisor)) supervisor.Forward(command);
-            else _log.Warning("Forwarder health: {0} names subnet {1}, which is not in the topology", command.GetType().Name, command.Subnet);
+            else _log.Warning("Forwarder health: {0} names subnet {1}, which is not in the topology", command.GetType().Name,
+                command.Subnet);
         });
     }
 
-    public static Props Props(ImmutableArray<SubnetId> subnets, IHealthProbe probe, HealthSettings settings, IActorRef routeManager, IClock clock) =>
+    public static Props Props(ImmutableArray<SubnetId> subnets, IHealthProbe probe, HealthSettings settings, IActorRef routeManager,
+        IClock clock) =>
         Akka.Actor.Props.Create(() => new ForwarderHealth(subnets, probe, settings, routeManager, clock));
 }

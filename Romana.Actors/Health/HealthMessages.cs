@@ -25,7 +25,10 @@ public static class HealthMessages
 
     // Queries
     public sealed record GetSubnetHealth(SubnetId Subnet) : ISubnetHealthCommand;
-    /// <summary>Answered with <see cref="SubnetHealth"/> once every probe has handled what it was sent before: a simulation's barrier.</summary>
+    /// <summary>
+    /// Answered with <see cref="SubnetHealth"/> once every probe has handled what it was sent before:
+    /// a simulation's barrier.
+    /// </summary>
     public sealed record Sync(SubnetId Subnet) : ISubnetHealthCommand;
 
     // Replies, and what the supervisor tells the route manager

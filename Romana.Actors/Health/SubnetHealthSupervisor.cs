@@ -51,7 +51,8 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
             judged.Healthy ? $"{judged.Consecutive} probes in a row answered" : $"{judged.Consecutive} probes in a row unanswered"));
         Command<ClusterEvent.UnreachableMember>(unreachable =>
         {
-            if (NodeAt(unreachable.Member.Address.Host) is { } node) Judge(node, false, $"cluster member {unreachable.Member.Address} unreachable");
+            if (NodeAt(unreachable.Member.Address.Host) is { } node)
+                Judge(node, false, $"cluster member {unreachable.Member.Address} unreachable");
         });
         Command<ClusterEvent.ReachableMember>(_ => { }); // recovery is for the probes to confirm
         Command<ClusterEvent.IMemberEvent>(_ => { });
@@ -92,12 +93,14 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
     {
         base.PreStart();
         if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
-            Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IReachabilityEvent));
+            Cluster.Get(Context.System)
+                .Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.IReachabilityEvent));
     }
 
     protected override void PostStop()
     {
-        if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal)) Cluster.Get(Context.System).Unsubscribe(Self);
+        if (Context.System.Settings.ProviderClass.Contains("Cluster", StringComparison.Ordinal))
+            Cluster.Get(Context.System).Unsubscribe(Self);
         base.PostStop();
     }
 
@@ -107,14 +110,16 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
     private void Watch(WatchNode command)
     {
         if (_watched.ContainsKey(command.Node)) return;
-        var probe = Context.ActorOf(NodeProbeActor.Props(command.Node, command.Ip, _probe, _settings), $"probe-{Uri.EscapeDataString(command.Node.Value)}");
+        var probe = Context.ActorOf(NodeProbeActor.Props(command.Node, command.Ip, _probe, _settings),
+            $"probe-{Uri.EscapeDataString(command.Node.Value)}");
         _watched[command.Node] = (command.Ip, probe);
         Status();
     }
 
     private void Judge(NodeName node, bool healthy, string reason)
     {
-        if (_state.DecideJudgement(node, _watched.ContainsKey(node), healthy, reason, _clock.Now) is { } judgement) Persist(judgement, Judged);
+        if (_state.DecideJudgement(node, _watched.ContainsKey(node), healthy, reason, _clock.Now) is { } judgement)
+            Persist(judgement, Judged);
     }
 
     private void Judged(IHealthEvent e)
@@ -132,7 +137,9 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
     private void Status() => _routeManager.Tell(Health());
 
     private NodeName? NodeAt(string? host) =>
-        host is not null && Ipv4.TryParse(host, out var ip) ? _watched.Where(w => w.Value.Ip == ip).Select(w => (NodeName?)w.Key).FirstOrDefault() : null;
+        host is not null && Ipv4.TryParse(host, out var ip)
+            ? _watched.Where(w => w.Value.Ip == ip).Select(w => (NodeName?)w.Key).FirstOrDefault()
+            : null;
 
     private sealed record SendStatus;
 }

@@ -81,14 +81,16 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private sealed record RefreshSubnet(SubnetId Subnet);
 
     private void Send(IActorRef child, object request, Step step) =>
-        child.Ask<object>(request, _settings.AskTimeout).PipeTo(Self, success: reply => new Answered(step, reply), failure: _ => new Answered(step, null));
+        child.Ask<object>(request, _settings.AskTimeout)
+            .PipeTo(Self, success: reply => new Answered(step, reply), failure: _ => new Answered(step, null));
 
     // ---- start-up: rebuild the indexes from the actors -----------------------------------------------------------
 
     protected override void PreStart()
     {
         foreach (var zone in _topology.Zones)
-            Context.ActorOf(ZoneActor.Props(zone, _topology.BlockPrefixLength, _settings, _clock), $"zone-{Uri.EscapeDataString(zone.Name.Value)}")
+            Context.ActorOf(ZoneActor.Props(zone, _topology.BlockPrefixLength, _settings, _clock),
+                $"zone-{Uri.EscapeDataString(zone.Name.Value)}")
                 .Tell(new GetSubnets());
         _startup = Startup.Nobody with { Zones = [.. _topology.Zones.Select(z => z.Name)] };
         Timers.StartSingleTimer("startup", new StartupTimedOut(), _settings.StartupTimeout);
@@ -123,7 +125,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         Receive<Failed>(failed => Fail(failed.Error)); // a zone, subnet or node restarting after a journal failure
         Receive<StartupTimedOut>(_ => Fail(IpamError.Unavailable(
-            _startup.Zones.IsEmpty ? _startup.Subnets.IsEmpty ? "a node actor did not recover in time" : "a subnet actor did not recover in time"
+            _startup.Zones.IsEmpty
+                ? _startup.Subnets.IsEmpty ? "a node actor did not recover in time" : "a subnet actor did not recover in time"
                 : "a zone actor did not recover in time")));
         ReceiveAny(_ => Stash.Stash());
     }
@@ -132,7 +135,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         if (!_startup.Done) return;
         Timers.Cancel("startup");
-        _log.Info("IPAM ready: {0} zones, {1} subnets, {2} nodes, {3} addresses held", _topology.Zones.Length, _subnets.Count, _nodes.Count, _keys.Count);
+        _log.Info("IPAM ready: {0} zones, {1} subnets, {2} nodes, {3} addresses held", _topology.Zones.Length, _subnets.Count, _nodes.Count,
+            _keys.Count);
         Become(Ready);
         Stash.UnstashAll();
     }
@@ -173,14 +177,16 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<Answered>(Answer);
         Receive<Terminated>(terminated =>
         {
-            foreach (var subnet in _nodes.Where(n => n.Value.Actor.Equals(terminated.ActorRef)).Select(n => n.Value.Subnet).Distinct().ToList())
+            foreach (var subnet in _nodes.Where(n => n.Value.Actor.Equals(terminated.ActorRef)).Select(n => n.Value.Subnet).Distinct()
+                .ToList())
                 RefreshMembers(subnet);
         });
         Receive<RefreshSubnet>(refresh => RefreshMembers(refresh.Subnet));
     }
 
     /// <summary>A subnet that came back from its journal runs new node actors: learn their references.</summary>
-    private void RefreshMembers(SubnetId subnet) => Send(_subnets[subnet], new SubnetMessages.GetMembers(), new Step.RefreshingMembers(subnet));
+    private void RefreshMembers(SubnetId subnet) =>
+        Send(_subnets[subnet], new SubnetMessages.GetMembers(), new Step.RefreshingMembers(subnet));
 
     private void Track(NodeName node, SubnetId subnet, IActorRef actor)
     {
@@ -216,7 +222,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         if (!_nodes.TryGetValue(command.Node, out var node)) { Sender.Tell(UnknownNode(command.Node)); return; }
         if (!_changing.Add(command.Node)) { Sender.Tell(Busy(command.Node)); return; }
-        Send(_subnets[node.Subnet], new SubnetMessages.RemoveNode(command.Node, command.Reason), new Step.RemovingNode(command, node.Subnet, node.Actor, Sender));
+        Send(_subnets[node.Subnet], new SubnetMessages.RemoveNode(command.Node, command.Reason),
+            new Step.RemovingNode(command, node.Subnet, node.Actor, Sender));
     }
 
     private void Allocate(Allocate command)
@@ -261,13 +268,18 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             Sender.Tell(new Failed(IpamError.NotFound($"key '{key}' holds no address")));
             return;
         }
-        Send(_nodes[held.Node].Actor, new NodeMessages.ReleaseAddress(held.Node, key, command.Reason), new Step.Releasing(key, held.Node, Sender));
+        Send(_nodes[held.Node].Actor, new NodeMessages.ReleaseAddress(held.Node, key, command.Reason),
+            new Step.Releasing(key, held.Node, Sender));
     }
 
     /// <summary>A reservation lies strictly inside the pod CIDR and inside one subnet's pod prefix.</summary>
     private void Reserve(Reserve command)
     {
-        if (!Ipv4Cidr.TryParse(command.Cidr, out var range)) { Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR")); return; }
+        if (!Ipv4Cidr.TryParse(command.Cidr, out var range))
+        {
+            Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR"));
+            return;
+        }
         if (!_topology.PodCidr.Contains(range) || range == _topology.PodCidr)
         {
             Sender.Tell(Invalid($"cidr: {range} must lie strictly inside the pod CIDR {_topology.PodCidr}"));
@@ -281,7 +293,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         }
         if (subnets.Count > 1 || !subnets[0].PodPrefix.Contains(range))
         {
-            Sender.Tell(Invalid($"cidr: {range} spans beyond subnet {subnets[0].Id}'s pod prefix {subnets[0].PodPrefix}; reserve each subnet's part separately"));
+            Sender.Tell(Invalid($"cidr: {range} spans beyond subnet {subnets[0].Id}'s pod prefix {subnets[0].PodPrefix}; " +
+                $"reserve each subnet's part separately"));
             return;
         }
         Relay(_subnets[subnets[0].Id], new SubnetMessages.Reserve(range), $"subnet {subnets[0].Id}", reply => reply as IpamReply);
@@ -289,7 +302,11 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void Unreserve(Unreserve command)
     {
-        if (!Ipv4Cidr.TryParse(command.Cidr, out var range)) { Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR")); return; }
+        if (!Ipv4Cidr.TryParse(command.Cidr, out var range))
+        {
+            Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR"));
+            return;
+        }
         if (_topology.Subnets.FirstOrDefault(s => s.PodPrefix.Contains(range)) is not { } subnet)
         {
             Sender.Tell(new Failed(IpamError.NotFound($"no reservation is exactly {range}")));
@@ -312,7 +329,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             Sender.Tell(new Failed(IpamError.NotFound($"subnet: '{query.Subnet}' is not in the topology")));
             return;
         }
-        Relay(subnet, new SubnetMessages.GetSubnetState(), $"subnet {query.Subnet}", reply => reply is SubnetSnapshot snapshot ? new SubnetView(snapshot) : null);
+        Relay(subnet, new SubnetMessages.GetSubnetState(), $"subnet {query.Subnet}",
+            reply => reply is SubnetSnapshot snapshot ? new SubnetView(snapshot) : null);
     }
 
     private void Relay(IActorRef child, object request, string who, Func<object, IpamReply?> reply) =>
@@ -397,7 +415,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private static Failed Busy(NodeName node) => new(IpamError.Conflict($"node {node} is being added or removed; try again"));
 
     private Failed AsFailure(object? reply, string who) => reply as Failed
-        ?? new Failed(IpamError.Unavailable($"{who} did not answer within {_settings.AskTimeout.TotalSeconds:0.#}s; the outcome is unknown, and retrying is safe"));
+        ?? new Failed(IpamError.Unavailable(
+            $"{who} did not answer within {_settings.AskTimeout.TotalSeconds:0.#}s; the outcome is unknown, and retrying is safe"));
 }
 
 /// <summary>

@@ -108,12 +108,14 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
             Adopt(granted);
             EndBlockRequest(retry: true);
         });
-        Command<NoBlockAvailable>(none => EndBlockRequest(failure: IpamError.Exhausted($"node {_node} has no free address, and {none.Why}")));
+        Command<NoBlockAvailable>(none => EndBlockRequest(failure: IpamError.Exhausted(
+            $"node {_node} has no free address, and {none.Why}")));
         Command<Failed>(failed => EndBlockRequest(failure: failed.Error));
         Command<BlockRequestTimedOut>(timeout =>
         {
             if (_blockRequest?.Id == timeout.Id)
-                EndBlockRequest(failure: IpamError.Unavailable($"subnet of node {_node} did not grant a block within {_settings.AskTimeout.TotalSeconds:0.#}s"));
+                EndBlockRequest(failure: IpamError.Unavailable(
+                    $"subnet of node {_node} did not grant a block within {_settings.AskTimeout.TotalSeconds:0.#}s"));
         });
         SubnetProtocol();
         CommandAny(_ => Stash.Stash());
@@ -132,11 +134,13 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
             Conclude(_state.DecideFence(command.Range, Now), Sender, new RangeFenceResult(_node, command.Range, null),
                 e => new RangeFenceResult(_node, command.Range, e)));
         Command<UnfenceRange>(command =>
-            Conclude(_state.DecideUnfence(command.Range, command.Restore, Now), Sender, new RangeUnfencedAck(_node, command.Range), e => new Failed(e)));
+            Conclude(_state.DecideUnfence(command.Range, command.Restore, Now), Sender, new RangeUnfencedAck(_node, command.Range),
+                e => new Failed(e)));
         Command<ReservationsNow>(now => Conclude(_state.DecideSyncFences(now.Reservations, Now), null, null, _ => null));
         Command<BlockGranted>(Adopt);
         Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
-        Command<SaveSnapshotFailure>(failed => _log.Warning(failed.Cause, "Node {0}: snapshot at {1} not saved; recovery replays more events", _node, failed.Metadata.SequenceNr));
+        Command<SaveSnapshotFailure>(failed => _log.Warning(failed.Cause,
+            "Node {0}: snapshot at {1} not saved; recovery replays more events", _node, failed.Metadata.SequenceNr));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(failed => _log.Warning(failed.Cause, "Node {0}: older snapshots not deleted", _node));
     }
@@ -244,7 +248,10 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    /// <summary>Persists, then runs <paramref name="stored"/>. When no write is left in flight, the batch follows, or a due snapshot.</summary>
+    /// <summary>
+    /// Persists, then runs <paramref name="stored"/>.
+    /// When no write is left in flight, the batch follows, or a due snapshot.
+    /// </summary>
     private void Write(IReadOnlyList<NodeEvent> events, IReadOnlyList<IActorRef> requesters, Action stored)
     {
         _awaitingWrite.Enqueue(requesters);
@@ -318,7 +325,8 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
 
     private void FailWaitingRequesters(Exception cause)
     {
-        var error = new Failed(IpamError.Unavailable($"the journal did not store node {_node}'s change ({cause.Message}); nothing was handed out"));
+        var error = new Failed(IpamError.Unavailable(
+            $"the journal did not store node {_node}'s change ({cause.Message}); nothing was handed out"));
         var waiting = _awaitingWrite.SelectMany(r => r).Concat(_batchReplies.Select(b => b.ReplyTo)).Concat(_stateQueries);
         if (_blockRequest is { } pending) waiting = waiting.Append(pending.ReplyTo);
         foreach (var replyTo in waiting) replyTo.Tell(error);

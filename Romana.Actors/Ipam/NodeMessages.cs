@@ -31,20 +31,26 @@ public static class NodeMessages
 
     // Events
     public abstract record NodeEvent(NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;
-    public sealed record BlockAdopted(NodeName Node, Ipv4Cidr Block, ImmutableArray<Ipv4Cidr> Reserved, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
+    public sealed record BlockAdopted(NodeName Node, Ipv4Cidr Block, ImmutableArray<Ipv4Cidr> Reserved, DateTimeOffset At, string Reason)
+        : NodeEvent(Node, At, Reason);
     /// <summary>
     /// One or more addresses handed out together: allocations decided while a journal write is under way are stored as
     /// one event, because the tag table of Akka.Persistence.Sql costs one round trip per row.
     /// </summary>
-    public sealed record AddressesAllocated(NodeName Node, ImmutableArray<AllocatedAddress> Addresses, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
+    public sealed record AddressesAllocated(NodeName Node, ImmutableArray<AllocatedAddress> Addresses, DateTimeOffset At, string Reason)
+        : NodeEvent(Node, At, Reason);
     /// <summary>One or more addresses given back together, each with its own reason; batched like allocations.</summary>
-    public sealed record AddressesReleased(NodeName Node, ImmutableArray<ReleasedAddress> Addresses, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
+    public sealed record AddressesReleased(NodeName Node, ImmutableArray<ReleasedAddress> Addresses, DateTimeOffset At, string Reason)
+        : NodeEvent(Node, At, Reason);
     public sealed record BlockReturned(NodeName Node, Ipv4Cidr Block, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
     public sealed record RangeFenced(NodeName Node, Ipv4Cidr Range, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
     public sealed record RangeUnfenced(NodeName Node, Ipv4Cidr Range, DateTimeOffset At, string Reason) : NodeEvent(Node, At, Reason);
 }
 
-/// <summary>One address of an <see cref="NodeMessages.AddressesAllocated"/> event: the key, and the pod when the caller said which.</summary>
+/// <summary>
+/// One address of an <see cref="NodeMessages.AddressesAllocated"/> event:
+/// the key, and the pod when the caller said which.
+/// </summary>
 public sealed record AllocatedAddress(AllocationKey Key, Ipv4 Address, string? Pod);
 
 /// <summary>One address of an <see cref="NodeMessages.AddressesReleased"/> event, and why it was released.</summary>

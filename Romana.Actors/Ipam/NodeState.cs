@@ -79,7 +79,8 @@ public sealed record NodeState(
             var held = usage.AllocatedIn(range).Select(a => (Ipv4?)a).FirstOrDefault();
             if (held is { } address)
                 return new NodeDecision.Refuse(IpamError.Conflict(
-                    $"reservation {range} would cover {address}, held by key '{ByKey.Values.First(a => a.Address == address).Key}' on node {Node}"));
+                    $"reservation {range} would cover {address}, " +
+                    $"held by key '{ByKey.Values.First(a => a.Address == address).Key}' on node {Node}"));
         }
         return NodeDecision.Of(new RangeFenced(Node, range, now, "reservation"));
     }
@@ -105,7 +106,8 @@ public sealed record NodeState(
     {
         var events = new List<NodeEvent>();
         if (!ByKey.IsEmpty)
-            events.Add(new AddressesReleased(Node, [.. ByKey.Values.OrderBy(a => a.Address).Select(a => new ReleasedAddress(a.Key, a.Address, reason))], now, reason));
+            events.Add(new AddressesReleased(Node,
+                [.. ByKey.Values.OrderBy(a => a.Address).Select(a => new ReleasedAddress(a.Key, a.Address, reason))], now, reason));
         events.AddRange(Blocks.Values.Select(b => new BlockReturned(Node, b.Block, now, reason)));
         return events.Count == 0 ? NodeDecision.Nothing : new NodeDecision.Record([.. events]);
     }

@@ -95,16 +95,24 @@ public sealed class SubnetActor : ReceivePersistentActor
         SnapshotHousekeeping();
     }
 
-    /// <summary>A protocol with the subnet's nodes under way (<see cref="Protocol"/>); its answers come back as <see cref="Answered"/>.</summary>
+    /// <summary>
+    /// A protocol with the subnet's nodes under way (<see cref="Protocol"/>);
+    /// its answers come back as <see cref="Answered"/>.
+    /// </summary>
     private abstract record Protocol(IActorRef ReplyTo)
     {
         /// <summary>RemoveNode: the node releases its addresses and returns its blocks before the subnet lets it go.</summary>
         public sealed record Retiring(RemoveNode Command, IActorRef Requester) : Protocol(Requester);
         /// <summary>RequestBlock under pressure: candidates' owners are asked one after another to surrender an empty block.</summary>
-        public sealed record Reclaiming(NodeName ForNode, ImmutableArray<(Ipv4Cidr Block, NodeName Owner)> Candidates, int Next, IActorRef Requester)
+        public sealed record Reclaiming(NodeName ForNode, ImmutableArray<(Ipv4Cidr Block, NodeName Owner)> Candidates, int Next,
+            IActorRef Requester)
             : Protocol(Requester);
-        /// <summary>Reserve: every node owning a block the range touches fences it; all must agree before the reservation is stored.</summary>
-        public sealed record Fencing(Ipv4Cidr Range, int Asked, ImmutableHashSet<NodeName> Waiting, ImmutableArray<RangeFenceResult> Results, IActorRef Requester)
+        /// <summary>
+        /// Reserve: every node owning a block the range touches fences it;
+        /// all must agree before the reservation is stored.
+        /// </summary>
+        public sealed record Fencing(Ipv4Cidr Range, int Asked, ImmutableHashSet<NodeName> Waiting,
+            ImmutableArray<RangeFenceResult> Results, IActorRef Requester)
             : Protocol(Requester);
         /// <summary>Unreserve, once stored: the owners lift their fences (a node that does not answer drops it when it recovers).</summary>
         public sealed record Unfencing(Ipv4Cidr Range, ImmutableHashSet<NodeName> Waiting, IActorRef Requester) : Protocol(Requester);
@@ -174,7 +182,8 @@ public sealed class SubnetActor : ReceivePersistentActor
         var (command, replyTo) = (retiring.Command, retiring.ReplyTo);
         if (reply is not NodeRetired retired)
         {
-            replyTo.Tell(reply as Failed ?? new Failed(IpamError.Unavailable($"node {command.Node} did not confirm it released its addresses")));
+            replyTo.Tell(reply as Failed
+                ?? new Failed(IpamError.Unavailable($"node {command.Node} did not confirm it released its addresses")));
             EndProtocol();
             return;
         }
@@ -343,13 +352,15 @@ public sealed class SubnetActor : ReceivePersistentActor
 
     private void FailWaitingRequester(Exception cause)
     {
-        _awaitingWrite?.Tell(new Failed(IpamError.Unavailable($"the journal did not store subnet {_layout.Id}'s change ({cause.Message}); nothing was changed")));
+        _awaitingWrite?.Tell(new Failed(IpamError.Unavailable(
+            $"the journal did not store subnet {_layout.Id}'s change ({cause.Message}); nothing was changed")));
         _awaitingWrite = null;
     }
 
     private IActorRef StartNode(NodeName node)
     {
-        var props = Supervision.RestartingOnStop(NodeActor.Props(node, _state.BlockPrefixLength, Self, _settings, _clock), $"node {node}'s actor", _settings);
+        var props = Supervision.RestartingOnStop(NodeActor.Props(node, _state.BlockPrefixLength, Self, _settings, _clock),
+            $"node {node}'s actor", _settings);
         var actor = Context.ActorOf(props, $"node-{Uri.EscapeDataString(node.Value)}-{++_incarnations}");
         _nodes[node] = actor;
         return actor;

@@ -42,14 +42,19 @@ public static class SubnetMessages
     public sealed record NodeLeft(SubnetId Subnet, NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;
     public sealed record BlockAssigned(SubnetId Subnet, Ipv4Cidr Block, NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;
     public sealed record BlockReclaimed(SubnetId Subnet, Ipv4Cidr Block, NodeName From, DateTimeOffset At, string Reason) : IIpamEvent;
-    public sealed record RangeReserved(SubnetId Subnet, Ipv4Cidr Range, ImmutableArray<Ipv4Cidr> Absorbed, DateTimeOffset At, string Reason) : IIpamEvent;
+    public sealed record RangeReserved(SubnetId Subnet, Ipv4Cidr Range, ImmutableArray<Ipv4Cidr> Absorbed, DateTimeOffset At, string Reason)
+        : IIpamEvent;
     public sealed record RangeUnreserved(SubnetId Subnet, Ipv4Cidr Range, DateTimeOffset At, string Reason) : IIpamEvent;
 }
 
-/// <summary>Where a node is in the VPC: its IP in the subnet and, when known, its network interface and instance (VPC routes target the ENI).</summary>
+/// <summary>
+/// Where a node is in the VPC:
+/// its IP in the subnet and, when known, its network interface and instance (VPC routes target the ENI).
+/// </summary>
 public sealed record NodeEndpoint(Ipv4 Ip, string? Eni = null, string? InstanceId = null)
 {
     /// <summary>The same node announced again: what it says agrees with what is known (an absent ENI or instance says nothing).</summary>
     public bool AgreesWith(NodeEndpoint other) =>
-        Ip == other.Ip && (Eni is null || other.Eni is null || Eni == other.Eni) && (InstanceId is null || other.InstanceId is null || InstanceId == other.InstanceId);
+        Ip == other.Ip && (Eni is null || other.Eni is null || Eni == other.Eni)
+            && (InstanceId is null || other.InstanceId is null || InstanceId == other.InstanceId);
 }

@@ -45,7 +45,9 @@ public sealed record SubnetState(
     public (NodeJoined? Event, IpamError? Error) DecideAddNode(NodeName node, NodeEndpoint endpoint, DateTimeOffset now)
     {
         if (Members.TryGetValue(node, out var known))
-            return known.AgreesWith(endpoint) ? (null, null) : (null, IpamError.Conflict($"node {node} is already in subnet {Subnet} as {known}, not {endpoint}"));
+            return known.AgreesWith(endpoint)
+                ? (null, null)
+                : (null, IpamError.Conflict($"node {node} is already in subnet {Subnet} as {known}, not {endpoint}"));
         var clash = Members.FirstOrDefault(m => m.Value.Ip == endpoint.Ip);
         if (clash.Key.Value is not null)
             return (null, IpamError.Conflict($"IP {endpoint.Ip} already belongs to node {clash.Key} in subnet {Subnet}"));

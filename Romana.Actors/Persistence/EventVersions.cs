@@ -49,11 +49,15 @@ public static class EventVersions
         return version == 1 ? type.Name : $"{type.Name}.v{version}";
     }
 
-    /// <summary>Adds the persisted shapes of an assembly (Romana.Actors' own are there from the start); a manifest claimed twice is an error.</summary>
+    /// <summary>
+    /// Adds the persisted shapes of an assembly (Romana.Actors' own are there from the start);
+    /// a manifest claimed twice is an error.
+    /// </summary>
     public static void Register(Assembly assembly)
     {
         var found = assembly.GetTypes().Where(t => !t.IsAbstract && !typeof(IHasSnapshot).IsAssignableFrom(t) && (
-            typeof(Audit.IRomanaEvent).IsAssignableFrom(t) || typeof(IRomanaSnapshot).IsAssignableFrom(t) || typeof(IUpgradable).IsAssignableFrom(t)));
+            typeof(Audit.IRomanaEvent).IsAssignableFrom(t) || typeof(IRomanaSnapshot).IsAssignableFrom(t)
+                || typeof(IUpgradable).IsAssignableFrom(t)));
         lock (Gate)
         {
             var types = new Dictionary<string, Type>(_typesByManifest);
@@ -72,7 +76,10 @@ public static class EventVersions
     }
 }
 
-/// <summary>The read side of versioning: a legacy shape from an old journal reaches the actors, replays and audits in today's shape.</summary>
+/// <summary>
+/// The read side of versioning:
+/// a legacy shape from an old journal reaches the actors, replays and audits in today's shape.
+/// </summary>
 public sealed class EventUpgrader : IReadEventAdapter
 {
     public IEventSequence FromJournal(object evt, string manifest) =>

@@ -41,7 +41,10 @@ public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWit
     /// <summary>A state handed to SaveSnapshot is stored as its snapshot record; converting it here keeps the cost off the actor.</summary>
     private static object Stored(object o) => o is IHasSnapshot state ? state.ToSnapshotRecord() : o;
 
-    /// <summary>A legacy shape (an older manifest) is read as its legacy record; snapshots are upgraded here, events by the read adapter.</summary>
+    /// <summary>
+    /// A legacy shape (an older manifest) is read as its legacy record;
+    /// snapshots are upgraded here, events by the read adapter.
+    /// </summary>
     public override object FromBinary(byte[] bytes, string manifest)
     {
         var type = EventVersions.TypeOf(manifest)

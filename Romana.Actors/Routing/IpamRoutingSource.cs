@@ -19,7 +19,8 @@ public sealed class IpamRoutingSource(IActorRef ipam, ClusterTopology topology, 
         var subnets = topology.Subnets.Where(s => s.RouteTable is not null).Select(s => new PlanSubnet(s.Id, s.PodPrefix, s.RouteTable!));
         var nodes = state.Subnets.SelectMany(s => s.Members.Select(m =>
             new PlanNode(m.Node, s.Subnet, m.Ip, m.Eni ?? "", m.Eni is not null)));
-        var blocks = state.Nodes.SelectMany(n => n.Blocks.Select(b => new PlanBlock(b, n.Node, n.Allocations.Count(a => b.Contains(a.Address)))));
+        var blocks = state.Nodes.SelectMany(n => n.Blocks.Select(b => new PlanBlock(b, n.Node,
+            n.Allocations.Count(a => b.Contains(a.Address)))));
         return new RoutingSnapshot([.. subnets], [.. nodes], [.. blocks]);
     }
 }

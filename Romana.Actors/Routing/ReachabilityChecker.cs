@@ -25,9 +25,11 @@ public static class ReachabilityChecker
             {
                 var holder = input.Subnets.Where(s => s.PodPrefix.Contains(route.Cidr)).ToList();
                 if (holder.Count != 1)
-                    return new Violation(default, route.Cidr, route.Target, $"route {route.Cidr} in table {table.Table} lies in no single subnet's pod prefix");
+                    return new Violation(default, route.Cidr, route.Target,
+                        $"route {route.Cidr} in table {table.Table} lies in no single subnet's pod prefix");
                 if (!nodes.TryGetValue(route.Target, out var target) || target.Subnet != holder[0].Id)
-                    return new Violation(holder[0].Id, route.Cidr, route.Target, $"route {route.Cidr} in table {table.Table} targets {route.Target}, not a node of subnet {holder[0].Id}");
+                    return new Violation(holder[0].Id, route.Cidr, route.Target,
+                        $"route {route.Cidr} in table {table.Table} targets {route.Target}, not a node of subnet {holder[0].Id}");
             }
 
         foreach (var source in input.Subnets)
@@ -39,7 +41,8 @@ public static class ReachabilityChecker
                     return new Violation(source.Id, block.Block, block.Owner, "the owner is not a known node");
                 if (owner.Subnet == source.Id) continue; // host routes
                 if (table is null)
-                    return new Violation(source.Id, block.Block, block.Owner, $"the subnet's route table {source.RouteTable} is not managed");
+                    return new Violation(source.Id, block.Block, block.Owner,
+                        $"the subnet's route table {source.RouteTable} is not managed");
                 var route = table.Routes.Where(r => r.Cidr.Contains(block.Block.Network)).MaxBy(r => r.Cidr.PrefixLength);
                 if (route is null)
                     return new Violation(source.Id, block.Block, block.Owner, $"no route in table {table.Table}");
@@ -47,10 +50,12 @@ public static class ReachabilityChecker
                     return new Violation(source.Id, block.Block, block.Owner, $"route {route.Cidr} is more specific than the block");
                 var target = nodes[route.Target];
                 if (!target.Healthy)
-                    return new Violation(source.Id, block.Block, block.Owner, $"route {route.Cidr} targets {target.Name}, which is not healthy");
+                    return new Violation(source.Id, block.Block, block.Owner,
+                        $"route {route.Cidr} targets {target.Name}, which is not healthy");
                 if (target.Subnet != owner.Subnet)
                     return new Violation(source.Id, block.Block, block.Owner,
-                        $"route {route.Cidr} leads to {target.Name} in subnet {target.Subnet}, which would need a second VPC lookup (a loop)");
+                        $"route {route.Cidr} leads to {target.Name} in subnet {target.Subnet}, " +
+                        $"which would need a second VPC lookup (a loop)");
                 // Same subnet: the target is the owner, or its host route to the owner's block hands the packet on.
             }
         }
@@ -80,7 +85,9 @@ public static class RouteMetrics
                 pods += block.Pods;
                 foreach (var (length, byNetwork) in routes)
                 {
-                    if (length > block.Block.PrefixLength || !byNetwork.TryGetValue(Addressing.Ipv4Cidr.Containing(block.Block.Network, length).Network, out var target)) continue;
+                    if (length > block.Block.PrefixLength
+                        || !byNetwork.TryGetValue(Addressing.Ipv4Cidr.Containing(block.Block.Network, length).Network, out var target))
+                        continue;
                     if (target != block.Owner) forwarded += block.Pods;
                     break;
                 }

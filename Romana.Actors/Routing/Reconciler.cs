@@ -8,8 +8,10 @@ namespace Romana.Actors.Routing;
 public abstract record RouteOperation(string Table, string Reason)
 {
     /// <summary>CreateRoute; <paramref name="Claimed"/> when the route is already Romana's (a claim, or drift repair).</summary>
-    public sealed record Create(string Table, Ipv4Cidr Cidr, NodeName Target, string Eni, bool Claimed, string Reason) : RouteOperation(Table, Reason);
-    public sealed record Replace(string Table, Ipv4Cidr Cidr, NodeName Previous, NodeName Target, string Eni, string Reason) : RouteOperation(Table, Reason);
+    public sealed record Create(string Table, Ipv4Cidr Cidr, NodeName Target, string Eni, bool Claimed, string Reason)
+        : RouteOperation(Table, Reason);
+    public sealed record Replace(string Table, Ipv4Cidr Cidr, NodeName Previous, NodeName Target, string Eni, string Reason)
+        : RouteOperation(Table, Reason);
     /// <summary>DeleteRoute; without <paramref name="Call"/> the route is already gone from EC2 and only the record is closed.</summary>
     public sealed record Delete(string Table, Ipv4Cidr Cidr, NodeName Target, bool Call, string Reason) : RouteOperation(Table, Reason);
     /// <summary>A claimed route found in EC2 with its target: the create went through.</summary>
@@ -25,8 +27,12 @@ public abstract record RouteOperation(string Table, string Reason)
 /// </summary>
 public static class Reconciler
 {
-    /// <summary>The planner's input: the cluster, and every managed table found in EC2 with its budget (its limit minus the routes Romana does not own).</summary>
-    public static RoutingInput Input(RoutingSnapshot cluster, IReadOnlyList<Ec2RouteTable> tables, RouteManagerState state, int configuredLimit) =>
+    /// <summary>
+    /// The planner's input: the cluster,
+    /// and every managed table found in EC2 with its budget (its limit minus the routes Romana does not own).
+    /// </summary>
+    public static RoutingInput Input(RoutingSnapshot cluster, IReadOnlyList<Ec2RouteTable> tables, RouteManagerState state,
+        int configuredLimit) =>
         new(cluster.Subnets, cluster.Nodes, cluster.Blocks, [.. tables.Select(t =>
         {
             var owned = state.OwnedIn(t.Id);
@@ -54,7 +60,10 @@ public static class Reconciler
         return unchanged ? null : new RouteBudgetsObserved(budgets, now, "tables described", serves);
     }
 
-    /// <summary>Steps in the order they matter: new nodes may forward, failed targets are replaced, unwanted routes make room, then new routes.</summary>
+    /// <summary>
+    /// Steps in the order they matter:
+    /// new nodes may forward, failed targets are replaced, unwanted routes make room, then new routes.
+    /// </summary>
     public static ImmutableArray<RouteOperation> Diff(RouteManagerState state, IReadOnlyList<Ec2RouteTable> actual, RoutePlan desired,
         RoutingInput input, string passReason)
     {
@@ -77,10 +86,13 @@ public static class Reconciler
             foreach (var route in owned.Values.Where(r => !r.Confirmed))
             {
                 if (!inEc2.TryGetValue(route.Cidr, out var target)) continue; // the create did not happen: it is sent again below
-                if (target == route.Eni) claims.Add(new RouteOperation.Confirm(table.Id, route.Cidr, route.Target, route.Eni, "created before the manager restarted"));
+                if (target == route.Eni)
+                    claims.Add(new RouteOperation.Confirm(table.Id, route.Cidr, route.Target, route.Eni,
+                        "created before the manager restarted"));
                 else
                 {
-                    claims.Add(new RouteOperation.DropClaim(table.Id, route.Cidr, $"exists with target {target}, which Romana did not set"));
+                    claims.Add(new RouteOperation.DropClaim(table.Id, route.Cidr,
+                        $"exists with target {target}, which Romana did not set"));
                     dropped.Add(route.Cidr);
                 }
             }
@@ -96,7 +108,8 @@ public static class Reconciler
                     continue;
                 }
                 if (!present)
-                    creates.Add(new RouteOperation.Create(table.Id, cidr, route.Target, route.Eni, true, mine.Confirmed ? "drift repair" : passReason));
+                    creates.Add(new RouteOperation.Create(table.Id, cidr, route.Target, route.Eni, true,
+                        mine.Confirmed ? "drift repair" : passReason));
                 else if (target != route.Eni)
                 {
                     var reason = mine.Eni == route.Eni ? "drift repair" : unhealthy.Contains(mine.Target) ? "failover" : passReason;

@@ -18,7 +18,10 @@ public sealed record TableLayout(string Table, int Budget, ImmutableArray<Layout
 public sealed record LayoutRoute(Ipv4Cidr Cidr, SubnetId Subnet, NodeName Preferred, ImmutableArray<NodeName> Owners,
     ImmutableDictionary<NodeName, int> PodsByOwner, int Pods);
 
-/// <summary>Rendezvous (highest random weight) hashing: every chooser picks the same node for a key, and removing one node moves only its keys.</summary>
+/// <summary>
+/// Rendezvous (highest random weight) hashing:
+/// every chooser picks the same node for a key, and removing one node moves only its keys.
+/// </summary>
 public static class Rendezvous
 {
     /// <summary>The node that ranks first for this prefix.</summary>

@@ -16,7 +16,8 @@ public sealed record RouteManagerState(
 {
     public static readonly RouteManagerState Empty = new(ImmutableSortedSet<string>.Empty,
         ImmutableDictionary<string, ImmutableSortedDictionary<Ipv4Cidr, OwnedRoute>>.Empty, ImmutableDictionary<string, int>.Empty,
-        ImmutableHashSet<string>.Empty, null, ImmutableDictionary<string, int>.Empty, ImmutableDictionary<string, ImmutableArray<SubnetId>>.Empty);
+        ImmutableHashSet<string>.Empty, null, ImmutableDictionary<string, int>.Empty,
+            ImmutableDictionary<string, ImmutableArray<SubnetId>>.Empty);
 
     public ImmutableSortedDictionary<Ipv4Cidr, OwnedRoute> OwnedIn(string table) =>
         Owned.TryGetValue(table, out var routes) ? routes : ImmutableSortedDictionary<Ipv4Cidr, OwnedRoute>.Empty;
@@ -57,7 +58,8 @@ public sealed record OwnedRouteSnapshot(string Table, Ipv4Cidr Cidr, NodeName Ta
 
 public sealed record RouteManagerSnapshot(ImmutableArray<string> Tables, ImmutableArray<OwnedRouteSnapshot> Routes,
     ImmutableDictionary<string, int> LearnedLimits, ImmutableArray<string> CheckedEnis, string? Refusal,
-    ImmutableDictionary<string, int>? Budgets = null, ImmutableDictionary<string, ImmutableArray<SubnetId>>? Serves = null) : Persistence.IRomanaSnapshot
+    ImmutableDictionary<string, int>? Budgets = null, ImmutableDictionary<string, ImmutableArray<SubnetId>>? Serves = null)
+        : Persistence.IRomanaSnapshot
 {
     public RouteManagerState ToState() => new([.. Tables],
         Routes.GroupBy(r => r.Table).ToImmutableDictionary(g => g.Key,

@@ -33,7 +33,8 @@ public static class RoutePlanner
             var own = input.Subnets.Where(s => s.RouteTable == table.Id).Select(s => s.Id).ToList();
             return (Table: table, Reached: withBlocks.Where(s => !(own.Count == 1 && own[0] == s.Id)).Select(s => s.Id).ToHashSet());
         }).ToList();
-        shortfalls = [.. tables.Where(t => t.Reached.Count > t.Table.Budget).Select(t => new BudgetShortfall(t.Table.Id, t.Reached.Count, t.Table.Budget))];
+        shortfalls = [.. tables.Where(t => t.Reached.Count > t.Table.Budget)
+            .Select(t => new BudgetShortfall(t.Table.Id, t.Reached.Count, t.Table.Budget))];
         if (!shortfalls.IsEmpty) return null;
 
         var refiners = withBlocks.Select(s => new SubnetRefiner(s, blocksBySubnet[s.Id])).ToList();
@@ -75,7 +76,8 @@ public static class RoutePlanner
     {
         var nodes = input.Nodes.ToDictionary(n => n.Name);
         // Needed only when neither the current target, nor the preferred node, nor any owner is healthy: built on demand.
-        var healthyBySubnet = new Lazy<ILookup<SubnetId, NodeName>>(() => input.Nodes.Where(n => n.Healthy).ToLookup(n => n.Subnet, n => n.Name));
+        var healthyBySubnet = new Lazy<ILookup<SubnetId, NodeName>>(() => input.Nodes.Where(n => n.Healthy)
+            .ToLookup(n => n.Subnet, n => n.Name));
         var currentTargets = current?.Tables.ToDictionary(t => t.Table, t => t.Routes.ToDictionary(r => r.Cidr, r => r.Target))
             ?? new Dictionary<string, Dictionary<Ipv4Cidr, NodeName>>();
         var withoutHealthy = new SortedSet<SubnetId>();

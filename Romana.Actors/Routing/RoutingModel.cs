@@ -38,5 +38,6 @@ public sealed record RoutePlan(ImmutableArray<TablePlan> Tables, double Forwarde
 /// <summary>A table that cannot hold even one route per subnet it must reach.</summary>
 public sealed record BudgetShortfall(string Table, int Needed, int Budget)
 {
-    public override string ToString() => $"route table {Table} needs {Needed} routes (one per subnet with pods it must reach) but its budget is {Budget}";
+    public override string ToString() =>
+        $"route table {Table} needs {Needed} routes (one per subnet with pods it must reach) but its budget is {Budget}";
 }

@@ -55,7 +55,8 @@ internal sealed class SubnetRefiner
             owners[_blocks[b].Owner] = owners.GetValueOrDefault(_blocks[b].Owner) + _blocks[b].Pods;
         }
         for (var c = 0; c < chosen.Count; c++)
-            yield return new LayoutRoute(chosen[c].Prefix, Subnet.Id, chosen[c].Target, [.. pods[c].Keys], pods[c].ToImmutableDictionary(), pods[c].Values.Sum());
+            yield return new LayoutRoute(chosen[c].Prefix, Subnet.Id, chosen[c].Target, [.. pods[c].Keys], pods[c].ToImmutableDictionary(),
+                pods[c].Values.Sum());
     }
 
     private void ChooseNext()
@@ -75,7 +76,8 @@ internal sealed class SubnetRefiner
                 gain += _blocks[b].Pods * ((owner == candidate.Target ? 1 : 0) - (owner == current.Target ? 1 : 0));
             }
             // Larger gain first; on a tie the shorter prefix, then the lower address: deterministic.
-            if (gain > bestGain || (gain == bestGain && gain > 0 && best >= 0 && candidate.Prefix.PrefixLength < _candidates[best].Prefix.PrefixLength))
+            if (gain > bestGain
+                || (gain == bestGain && gain > 0 && best >= 0 && candidate.Prefix.PrefixLength < _candidates[best].Prefix.PrefixLength))
             {
                 best = c;
                 bestGain = gain;

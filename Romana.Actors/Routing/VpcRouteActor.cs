@@ -113,7 +113,8 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     private void Common()
     {
         Command<GetRouteState>(_ => Sender.Tell(new RouteManagerView(_state.Tables,
-            [.. _state.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r)))], _lastPlan, _lastRefusal, _lastPassAt, _passes, _pass is not null,
+            [.. _state.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r)))], _lastPlan, _lastRefusal, _lastPassAt, _passes,
+            _pass is not null,
             [.. _failedBySubnet.Values.SelectMany(f => f)], _withoutHealthy, _pass?.WaitingForName)));
         Command<Health.HealthMessages.ForwarderFailed>(failed => HealthChanged(failed.Subnet, f => f.Add(failed.Node), "failover"));
         Command<Health.HealthMessages.ForwarderRecovered>(recovered =>

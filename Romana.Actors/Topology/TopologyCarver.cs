@@ -56,7 +56,8 @@ public static class TopologyCarver
                 var at = $"zones[{z}] ({zone.Name}).subnets[{s}]";
                 if (string.IsNullOrWhiteSpace(subnet.Id)) return Invalid($"{at}.id: a subnet needs an id");
                 if (!subnetIds.TryAdd(subnet.Id, zone.Name))
-                    return Invalid($"{at}.id: subnet '{subnet.Id}' is already in zone '{subnetIds[subnet.Id]}'; a subnet belongs to one zone");
+                    return Invalid(
+                        $"{at}.id: subnet '{subnet.Id}' is already in zone '{subnetIds[subnet.Id]}'; a subnet belongs to one zone");
                 if (subnet.VpcCidr is not null && !Ipv4Cidr.TryParse(subnet.VpcCidr, out _))
                     return Invalid($"{at} ({subnet.Id}).vpc-cidr: '{subnet.VpcCidr}' is not an IPv4 CIDR");
             }
@@ -72,7 +73,8 @@ public static class TopologyCarver
             var zone = spec.Zones[z];
             var zoneName = new ZoneName(zone.Name);
             var subnetPrefixes = CarveSiblings(zonePrefixes![z], $"zones[{z}] ({zone.Name}).pod-prefix",
-                zone.Subnets.Select((subnet, s) => (Path: $"zones[{z}] ({zone.Name}).subnets[{s}] ({subnet.Id})", subnet.PodPrefix)).ToList(),
+                zone.Subnets.Select((subnet, s) => (Path: $"zones[{z}] ({zone.Name}).subnets[{s}] ({subnet.Id})", subnet.PodPrefix))
+                    .ToList(),
                 out var subnetError);
             if (subnetError is not null) return subnetError;
 
@@ -82,7 +84,8 @@ public static class TopologyCarver
                 var subnet = zone.Subnets[s];
                 var prefix = subnetPrefixes![s];
                 if (prefix.PrefixLength > block)
-                    return Invalid($"zones[{z}] ({zone.Name}).subnets[{s}] ({subnet.Id}): its pod prefix {prefix} is smaller than one block (/{block})");
+                    return Invalid($"zones[{z}] ({zone.Name}).subnets[{s}] ({subnet.Id}): " +
+                        $"its pod prefix {prefix} is smaller than one block (/{block})");
                 Ipv4Cidr? vpc = subnet.VpcCidr is null ? null : Ipv4Cidr.Parse(subnet.VpcCidr);
                 subnets.Add(new SubnetLayout(new SubnetId(subnet.Id), zoneName, prefix, vpc, subnet.RouteTable));
             }
@@ -113,7 +116,8 @@ public static class TopologyCarver
         if (named != siblings.Count)
         {
             var unnamed = siblings.First(s => s.PodPrefix is null);
-            error = Invalid($"{unnamed.Path}.pod-prefix: missing, while a sibling names its own; either every sibling names its pod-prefix or none does");
+            error = Invalid($"{unnamed.Path}.pod-prefix: missing, while a sibling names its own; " +
+                $"either every sibling names its pod-prefix or none does");
             return null;
         }
 

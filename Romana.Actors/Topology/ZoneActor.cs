@@ -67,7 +67,8 @@ public sealed class ZoneActor : ReceivePersistentActor
     private void StartSubnets()
     {
         var subnets = _layout.Subnets.ToImmutableDictionary(s => s.Id,
-            s => Context.ActorOf(Supervision.RestartingOnStop(SubnetActor.Props(s, _blockPrefixLength, _settings, _clock), $"subnet {s.Id}'s actor", _settings),
+            s => Context.ActorOf(Supervision.RestartingOnStop(SubnetActor.Props(s, _blockPrefixLength, _settings, _clock),
+                $"subnet {s.Id}'s actor", _settings),
                 $"subnet-{Uri.EscapeDataString(s.Id.Value)}"));
         Become(() => Command<GetSubnets>(_ => Sender.Tell(new ZoneReady(_layout.Name, subnets))));
         Stash.UnstashAll();

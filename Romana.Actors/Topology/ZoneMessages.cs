@@ -18,5 +18,6 @@ public static class ZoneMessages
 
     // Events
     public sealed record ZoneDeclared(ZoneName Zone, Ipv4Cidr PodPrefix, DateTimeOffset At, string Reason) : IIpamEvent;
-    public sealed record SubnetPrefixAssigned(ZoneName Zone, SubnetId Subnet, Ipv4Cidr PodPrefix, DateTimeOffset At, string Reason) : IIpamEvent;
+    public sealed record SubnetPrefixAssigned(ZoneName Zone, SubnetId Subnet, Ipv4Cidr PodPrefix, DateTimeOffset At, string Reason)
+        : IIpamEvent;
 }

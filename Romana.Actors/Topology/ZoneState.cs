@@ -30,7 +30,8 @@ public sealed record ZoneState(ZoneName Zone, Ipv4Cidr? PodPrefix, ImmutableSort
             if (SubnetPrefixes.TryGetValue(subnet.Id, out var prefix))
             {
                 if (prefix != subnet.PodPrefix)
-                    return ([], Changed($"subnet {subnet.Id} of zone {Zone} was carved as {prefix}; the configuration now gives {subnet.PodPrefix}"));
+                    return ([], Changed($"subnet {subnet.Id} of zone {Zone} was carved as {prefix}; " +
+                        $"the configuration now gives {subnet.PodPrefix}"));
                 continue;
             }
             var clash = SubnetPrefixes.FirstOrDefault(p => p.Value.Overlaps(subnet.PodPrefix));

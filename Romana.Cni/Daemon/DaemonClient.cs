@@ -37,16 +37,20 @@ internal sealed class DaemonClient(string socketPath)
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock)
         {
-            throw new DaemonUnreachableException($"romana daemon at {SocketPath} did not answer {request.Command} within {ReplyTimeout.TotalSeconds:0} s");
+            throw new DaemonUnreachableException(
+                $"romana daemon at {SocketPath} did not answer {request.Command} within {ReplyTimeout.TotalSeconds:0} s");
         }
         catch (SocketException e)
         {
-            throw new DaemonUnreachableException($"romana daemon at {SocketPath} dropped the connection during {request.Command}: {e.Message}");
+            throw new DaemonUnreachableException(
+                $"romana daemon at {SocketPath} dropped the connection during {request.Command}: {e.Message}");
         }
         if (line.Length == 0)
-            throw new DaemonUnreachableException($"romana daemon at {SocketPath} closed the connection without answering {request.Command}");
+            throw new DaemonUnreachableException(
+                $"romana daemon at {SocketPath} closed the connection without answering {request.Command}");
         return DaemonProtocol.DecodeReply(line)
-            ?? throw new DaemonProtocolException($"romana daemon at {SocketPath} answered {request.Command} with something that is not a reply: {Preview(line)}");
+            ?? throw new DaemonProtocolException(
+                $"romana daemon at {SocketPath} answered {request.Command} with something that is not a reply: {Preview(line)}");
     }
 
     /// <summary>Reads up to the first newline (or the end of the stream when the daemon closes without one).</summary>

@@ -10,16 +10,23 @@ internal sealed record CniEnvironment(string? Command, string? ContainerId, stri
 
     public string RequireNetns() => Require("CNI_NETNS", Netns);
 
-    /// <summary>The pod-side interface name: a valid Linux name (1-15 ASCII characters, no '/', ':' or whitespace, not "." or "..").</summary>
+    /// <summary>
+    /// The pod-side interface name:
+    /// a valid Linux name (1-15 ASCII characters, no '/', ':' or whitespace, not "." or "..").
+    /// </summary>
     public string RequireIfName()
     {
         var name = Require("CNI_IFNAME", IfName);
         if (name.Length > 15 || name is "." or ".." || name.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || c > 0x7e))
-            throw new CniException(CniErrorCode.InvalidEnvironment, $"CNI_IFNAME '{name}' is not a valid interface name (1-15 ASCII characters, no '/', ':' or spaces)");
+            throw new CniException(CniErrorCode.InvalidEnvironment,
+                $"CNI_IFNAME '{name}' is not a valid interface name (1-15 ASCII characters, no '/', ':' or spaces)");
         return name;
     }
 
-    /// <summary>"namespace/name" from K8S_POD_NAMESPACE and K8S_POD_NAME in CNI_ARGS, for the daemon's journal; null without them.</summary>
+    /// <summary>
+    /// "namespace/name" from K8S_POD_NAMESPACE and K8S_POD_NAME in CNI_ARGS,
+    /// for the daemon's journal; null without them.
+    /// </summary>
     public string? PodName()
     {
         if (string.IsNullOrEmpty(Args)) return null;

@@ -6,10 +6,12 @@ namespace Romana.Cni.Plugin;
 ///  code  meaning                                              when
 ///     1  incompatible CNI version                             cniVersion is none of 0.3.0, 0.3.1, 0.4.0, 1.0.0
 ///     3  container unknown                                    CHECK: the daemon holds no address for the container
-///     4  invalid environment variable                         CNI_COMMAND/CONTAINERID/IFNAME/NETNS/ARGS missing or malformed; unknown command (GC too)
+///     4  invalid environment variable                         CNI_COMMAND/CONTAINERID/IFNAME/NETNS/ARGS missing or malformed;
+///                                                             unknown command (GC too)
 ///     5  I/O failure                                          stdin could not be read
 ///     6  failed to decode content                             stdin is not a JSON object
-///     7  invalid network configuration                        a field of the wrong type or value (named with its value); CHECK without prevResult
+///     7  invalid network configuration                        a field of the wrong type or value (named with its value);
+///                                                             CHECK without prevResult
 ///    11  try again later                                      the daemon is unreachable, silent, or reports itself unavailable
 ///    50  plugin not available                                 STATUS: the daemon is not answering ok
 ///   100  internal error                                       an unexpected exception (a bug): message only, no stack trace

@@ -98,12 +98,14 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
         var attachment = PodAttachment.For(environment.RequireContainerId(), environment.RequireIfName());
         var netns = environment.RequireNetns();
         var prevResult = config.PrevResult
-            ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, "invalid network configuration: prevResult is missing (CHECK needs the result of ADD)");
+            ?? throw new CniException(CniErrorCode.InvalidNetworkConfig,
+                "invalid network configuration: prevResult is missing (CHECK needs the result of ADD)");
         var expected = CniResult.RomanaAddress(prevResult, attachment);
         var held = new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, netns, environment.PodName()).Check();
         if (!held.Equals(expected))
             throw new CniException(CniErrorCode.CheckAddressMismatch,
-                $"CHECK: the romana daemon holds {held} for container {attachment.ContainerId} interface {attachment.IfName}, prevResult says {expected}");
+                $"CHECK: the romana daemon holds {held} for container {attachment.ContainerId} interface {attachment.IfName}, " +
+                $"prevResult says {expected}");
         using var podNamespace = NetworkNamespace.Open(netns);
         new PodWiring(attachment).Verify(podNamespace, expected);
         return null;
@@ -117,8 +119,10 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
     private JsonObject? CollectGarbage(NetworkConfig config)
     {
         var valid = config.ValidAttachments
-            ?? throw new CniException(CniErrorCode.InvalidNetworkConfig, "invalid network configuration: cni.dev/valid-attachments is missing (GC needs the runtime's list of attachments)");
-        PodWiring.RemoveVethsExcept(valid.Select(v => PodAttachment.For(v.ContainerId, v.IfName).HostVeth).ToHashSet(StringComparer.Ordinal));
+            ?? throw new CniException(CniErrorCode.InvalidNetworkConfig,
+                "invalid network configuration: cni.dev/valid-attachments is missing (GC needs the runtime's list of attachments)");
+        PodWiring.RemoveVethsExcept(valid.Select(v => PodAttachment.For(v.ContainerId, v.IfName).HostVeth)
+            .ToHashSet(StringComparer.Ordinal));
         var client = new DaemonClient(config.DaemonSocket);
         DaemonReply reply;
         try
@@ -151,7 +155,8 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
         }
         if (!reply.Ok)
             throw new CniException(CniErrorCode.PluginNotAvailable,
-                $"plugin not available: romana daemon at {config.DaemonSocket} is not ready: {reply.Error ?? reply.Code ?? "no reason given"}");
+                $"plugin not available: romana daemon at {config.DaemonSocket} is not ready: " +
+                $"{reply.Error ?? reply.Code ?? "no reason given"}");
         return null;
     }
 }

@@ -12,7 +12,8 @@ internal static class CniResult
     /// The result: prevResult's interfaces, ips, routes and dns kept, ours appended (our ips entry's interface index
     /// shifted past the earlier interfaces).
     /// </summary>
-    public static JsonObject ForAdd(string version, JsonObject? prevResult, PodAttachment attachment, string netns, string podMac, IPAddress address)
+    public static JsonObject ForAdd(string version, JsonObject? prevResult, PodAttachment attachment, string netns, string podMac,
+        IPAddress address)
     {
         var interfaces = CopyArray(prevResult, "interfaces");
         var ips = CopyArray(prevResult, "ips");
@@ -70,7 +71,8 @@ internal static class CniResult
     private static int IndexOf(JsonArray interfaces, string name, int from)
     {
         for (var i = from; i < interfaces.Count; i++)
-            if (interfaces[i] is JsonObject entry && entry["name"] is JsonValue value && value.GetValueKind() == JsonValueKind.String && value.GetValue<string>() == name)
+            if (interfaces[i] is JsonObject entry && entry["name"] is JsonValue value && value.GetValueKind() == JsonValueKind.String
+                && value.GetValue<string>() == name)
                 return i;
         return -1;
     }
@@ -78,5 +80,6 @@ internal static class CniResult
     private static bool IsNumber(JsonNode? node, int expected) =>
         node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue(out int number) && number == expected;
 
-    private static CniException Invalid(string message) => new(CniErrorCode.InvalidNetworkConfig, $"invalid network configuration: {message}");
+    private static CniException Invalid(string message) =>
+        new(CniErrorCode.InvalidNetworkConfig, $"invalid network configuration: {message}");
 }

@@ -20,7 +20,8 @@ internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment,
         if (IPAddress.TryParse(reply.Address?.Split('/')[0], out var address) && address.AddressFamily == AddressFamily.InterNetwork)
             return address;
         TryRelease();
-        throw new CniException(CniErrorCode.DaemonProtocolError, $"romana daemon at {SocketPath} answered ADD with no IPv4 address (got \"{reply.Address}\")");
+        throw new CniException(CniErrorCode.DaemonProtocolError,
+            $"romana daemon at {SocketPath} answered ADD with no IPv4 address (got \"{reply.Address}\")");
     }
 
     /// <summary>Releases the address; one the daemon does not hold is already released.</summary>
@@ -48,11 +49,13 @@ internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment,
         var reply = Ask(DaemonProtocol.Check);
         if (!reply.Ok && reply.Code == NotFound)
             throw new CniException(CniErrorCode.ContainerUnknown,
-                $"CHECK: the romana daemon holds no address for container {attachment.ContainerId} interface {attachment.IfName}", reply.Error);
+                $"CHECK: the romana daemon holds no address for container {attachment.ContainerId} interface {attachment.IfName}",
+                reply.Error);
         if (!reply.Ok) throw Refused(DaemonProtocol.Check, reply);
         return IPAddress.TryParse(reply.Address?.Split('/')[0], out var address)
             ? address
-            : throw new CniException(CniErrorCode.DaemonProtocolError, $"romana daemon at {SocketPath} answered CHECK with no address (got \"{reply.Address}\")");
+            : throw new CniException(CniErrorCode.DaemonProtocolError,
+                $"romana daemon at {SocketPath} answered CHECK with no address (got \"{reply.Address}\")");
     }
 
     private DaemonReply Ask(string command)

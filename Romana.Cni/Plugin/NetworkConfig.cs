@@ -10,7 +10,10 @@ namespace Romana.Cni.Plugin;
 internal sealed record NetworkConfig(string CniVersion, string Name, string DaemonSocket, int? Mtu, JsonObject? PrevResult,
     IReadOnlyList<(string ContainerId, string IfName)>? ValidAttachments = null)
 {
-    /// <summary>GC's list of attachments the runtime still has (spec 1.1); libcni also sets the draft's name, "cni.dev/gc-attachments".</summary>
+    /// <summary>
+    /// GC's list of attachments the runtime still has (spec 1.1);
+    /// libcni also sets the draft's name, "cni.dev/gc-attachments".
+    /// </summary>
     private static readonly string[] ValidAttachmentsFields = ["cni.dev/valid-attachments", "cni.dev/gc-attachments"];
 
     public const string DefaultDaemonSocket = "/run/romana/cni.sock";
@@ -29,18 +32,23 @@ internal sealed record NetworkConfig(string CniVersion, string Name, string Daem
         catch (JsonException e)
         {
             throw new CniException(CniErrorCode.DecodingFailure,
-                $"failed to decode the network configuration on stdin: invalid JSON at line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}");
+                $"failed to decode the network configuration on stdin: " +
+                $"invalid JSON at line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}");
         }
         return node as JsonObject
             ?? throw new CniException(CniErrorCode.DecodingFailure,
-                $"failed to decode the network configuration on stdin: expected a JSON object, got {(node is null ? "null" : node.GetValueKind().ToString().ToLowerInvariant())}");
+                $"failed to decode the network configuration on stdin: " +
+                $"expected a JSON object, got {(node is null ? "null" : node.GetValueKind().ToString().ToLowerInvariant())}");
     }
 
     /// <summary>"cniVersion" when it is a string, for replies sent before (or despite) full validation.</summary>
     public static string? PeekVersion(JsonObject config) =>
         config["cniVersion"] is JsonValue value && value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : null;
 
-    /// <param name="anyVersion">STATUS only: it comes from spec 1.1 runtimes with a 1.1.0 configuration, and its answer has no format to get wrong.</param>
+    /// <param name="anyVersion">
+    /// STATUS only: it comes from spec 1.1 runtimes with a 1.1.0 configuration,
+    /// and its answer has no format to get wrong.
+    /// </param>
     public static NetworkConfig From(JsonObject config, bool anyVersion = false)
     {
         var version = RequiredString(config, "cniVersion");
@@ -51,19 +59,22 @@ internal sealed record NetworkConfig(string CniVersion, string Name, string Daem
             throw Invalid($"daemonSocket must be an absolute path, got \"{socket}\"");
         if (System.Text.Encoding.UTF8.GetByteCount(socket) > MaxSocketPathBytes)
             throw Invalid($"daemonSocket \"{socket}\" is longer than a Unix socket path may be ({MaxSocketPathBytes} bytes)");
-        return new NetworkConfig(version, name, socket, OptionalMtu(config), OptionalObject(config, "prevResult"), OptionalAttachments(config));
+        return new NetworkConfig(version, name, socket, OptionalMtu(config), OptionalObject(config, "prevResult"),
+            OptionalAttachments(config));
     }
 
     private static List<(string ContainerId, string IfName)>? OptionalAttachments(JsonObject config)
     {
-        if (ValidAttachmentsFields.Select(field => (field, node: config[field])).FirstOrDefault(f => f.node is not null) is not ({ } field, { } node))
+        if (ValidAttachmentsFields.Select(field => (field, node: config[field]))
+            .FirstOrDefault(f => f.node is not null) is not ({ } field, { } node))
             return null;
         if (node is not JsonArray list) throw Invalid($"{field} must be an array, got {Shorten(node.ToJsonString())}");
         return [.. list.Select((item, i) => item is JsonObject attachment
             && OptionalString(attachment, "containerID") is { Length: > 0 } containerId
             && OptionalString(attachment, "ifname") is { Length: > 0 } ifName
                 ? (containerId, ifName)
-                : throw Invalid($"{field}[{i}] must be an object with containerID and ifname, got {Shorten(item?.ToJsonString() ?? "null")}"))];
+                : throw Invalid(
+                    $"{field}[{i}] must be an object with containerID and ifname, got {Shorten(item?.ToJsonString() ?? "null")}"))];
     }
 
     private static string RequiredString(JsonObject config, string field) =>
@@ -88,12 +99,14 @@ internal sealed record NetworkConfig(string CniVersion, string Name, string Daem
     {
         var node = config["mtu"];
         if (node is null) return null;
-        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue(out int mtu) && mtu is >= 68 and <= 65535)
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue(out int mtu)
+            && mtu is >= 68 and <= 65535)
             return mtu;
         throw Invalid($"mtu must be an integer from 68 to 65535, got {node.ToJsonString()}");
     }
 
-    private static CniException Invalid(string message) => new(CniErrorCode.InvalidNetworkConfig, $"invalid network configuration: {message}");
+    private static CniException Invalid(string message) =>
+        new(CniErrorCode.InvalidNetworkConfig, $"invalid network configuration: {message}");
 
     private static string Shorten(string text) => text.Length > 80 ? text[..80] + "..." : text;
 }

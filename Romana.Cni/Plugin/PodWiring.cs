@@ -62,7 +62,8 @@ internal sealed class PodWiring(PodAttachment attachment)
         catch (NetlinkException e) when (e.Errno == Errno.EEXIST)
         {
             if (host.FindLink(attachment.HostVeth, $"looking up {attachment.HostVeth}") is null)
-                throw new NetlinkException($"{operation}: interface {attachment.IfName} already exists in {podNamespace.Path}", Errno.EEXIST);
+                throw new NetlinkException($"{operation}: interface {attachment.IfName} already exists in {podNamespace.Path}",
+                    Errno.EEXIST);
             host.DeleteLink(attachment.HostVeth, $"deleting the stale veth {attachment.HostVeth} of an earlier ADD");
             host.CreateVethPair(attachment.HostVeth, PodAttachment.HostMac, attachment.IfName, podNamespace.Fd, mtu, operation);
         }
@@ -73,10 +74,14 @@ internal sealed class PodWiring(PodAttachment attachment)
     public bool Unwire()
     {
         using var hostSocket = NetlinkSocket.Open();
-        return new RouteNetlink(hostSocket).DeleteLink(attachment.HostVeth, $"deleting veth {attachment.HostVeth} of container {attachment.ContainerId}");
+        return new RouteNetlink(hostSocket)
+            .DeleteLink(attachment.HostVeth, $"deleting veth {attachment.HostVeth} of container {attachment.ContainerId}");
     }
 
-    /// <summary>GC: deletes every host veth of Romana's (named by <see cref="PodAttachment.For"/>) that is not in <paramref name="keep"/>.</summary>
+    /// <summary>
+    /// GC: deletes every host veth of Romana's (named by <see cref="PodAttachment.For"/>)
+    /// that is not in <paramref name="keep"/>.
+    /// </summary>
     public static void RemoveVethsExcept(IReadOnlySet<string> keep)
     {
         using var hostSocket = NetlinkSocket.Open();
@@ -120,10 +125,14 @@ internal sealed class PodWiring(PodAttachment attachment)
             entry.InterfaceIndex == podLink.Index && entry.PrefixLength == 32 && entry.Local.Equals(address));
         if (!hasAddress) throw Missing(CniErrorCode.CheckAddressOrRouteMissing, $"address {address}/32 is missing on {ifName} in {netns}");
         var hasDefault = pod.ListIPv4Routes($"CHECK: listing routes in {netns}").Any(route =>
-            route.Table == RouteValues.TableMain && route.DestinationLength == 0 && PodAttachment.Gateway.Equals(route.Gateway) && route.OutputInterface == podLink.Index);
-        if (!hasDefault) throw Missing(CniErrorCode.CheckAddressOrRouteMissing, $"default route via {PodAttachment.Gateway} dev {ifName} is missing in {netns}");
+            route.Table == RouteValues.TableMain && route.DestinationLength == 0 && PodAttachment.Gateway.Equals(route.Gateway)
+                && route.OutputInterface == podLink.Index);
+        if (!hasDefault)
+            throw Missing(CniErrorCode.CheckAddressOrRouteMissing,
+                $"default route via {PodAttachment.Gateway} dev {ifName} is missing in {netns}");
         var hostRoute = host.ListIPv4Routes("CHECK: listing host routes").Any(route =>
-            route.Table == RouteValues.TableMain && route.DestinationLength == 32 && address.Equals(route.Destination) && route.OutputInterface == hostLink.Index);
+            route.Table == RouteValues.TableMain && route.DestinationLength == 32 && address.Equals(route.Destination)
+                && route.OutputInterface == hostLink.Index);
         if (!hostRoute) throw Missing(CniErrorCode.CheckAddressOrRouteMissing, $"host route {address}/32 dev {hostVeth} is missing");
     }
 

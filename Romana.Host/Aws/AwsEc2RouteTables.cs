@@ -10,7 +10,10 @@ namespace Romana.Host.Aws;
 /// <summary>The EC2 port over AWSSDK.EC2. The SDK's own retries are off: the route manager owns the retry policy.</summary>
 public sealed class AwsEc2RouteTables(IAmazonEC2 ec2) : IEc2RouteTables
 {
-    /// <summary>A client for a region, or for a local EC2-compatible endpoint (tests, labs) when <paramref name="serviceUrl"/> is set.</summary>
+    /// <summary>
+    /// A client for a region, or for a local EC2-compatible endpoint (tests, labs)
+    /// when <paramref name="serviceUrl"/> is set.
+    /// </summary>
     public static AmazonEC2Client CreateClient(string region, string? serviceUrl, TimeSpan timeout, AWSCredentials? credentials = null)
     {
         var config = new AmazonEC2Config { MaxErrorRetry = 0, Timeout = timeout };
@@ -31,12 +34,15 @@ public sealed class AwsEc2RouteTables(IAmazonEC2 ec2) : IEc2RouteTables
         if (selector.TagKey is not null)
             await DescribePagesAsync(new DescribeRouteTablesRequest
             {
-                Filters = [selector.TagValue is null ? new Filter("tag-key", [selector.TagKey]) : new Filter($"tag:{selector.TagKey}", [selector.TagValue])],
+                Filters = [selector.TagValue is null
+                    ? new Filter("tag-key", [selector.TagKey])
+                    : new Filter($"tag:{selector.TagKey}", [selector.TagValue])],
             }, found, cancellation);
         return [.. found.Values.OrderBy(t => t.Id, StringComparer.Ordinal)];
     }
 
-    private async Task DescribePagesAsync(DescribeRouteTablesRequest request, Dictionary<string, Ec2RouteTable> found, CancellationToken cancellation)
+    private async Task DescribePagesAsync(DescribeRouteTablesRequest request, Dictionary<string, Ec2RouteTable> found,
+        CancellationToken cancellation)
     {
         // Explicit ids cannot be paginated (EC2 refuses MaxResults with RouteTableIds); filters are read page by page.
         if (request.RouteTableIds is null) request.MaxResults = 100;
@@ -47,7 +53,8 @@ public sealed class AwsEc2RouteTables(IAmazonEC2 ec2) : IEc2RouteTables
             foreach (var table in response.RouteTables ?? [])
                 found[table.RouteTableId] = new Ec2RouteTable(table.RouteTableId,
                     [.. (table.Associations ?? []).Where(a => a.SubnetId is not null).Select(a => a.SubnetId)],
-                    [.. (table.Routes ?? []).Where(r => r.DestinationCidrBlock is not null).Select(r => new Ec2Route(r.DestinationCidrBlock, TargetOf(r)))]);
+                    [.. (table.Routes ?? []).Where(r => r.DestinationCidrBlock is not null)
+                        .Select(r => new Ec2Route(r.DestinationCidrBlock, TargetOf(r)))]);
             request.NextToken = response.NextToken;
         } while (!string.IsNullOrEmpty(request.NextToken));
     }
@@ -69,7 +76,8 @@ public sealed class AwsEc2RouteTables(IAmazonEC2 ec2) : IEc2RouteTables
         }, cancellation));
 
     public Task DeleteRouteAsync(string table, Ipv4Cidr destination, CancellationToken cancellation = default) =>
-        Call(() => ec2.DeleteRouteAsync(new DeleteRouteRequest { RouteTableId = table, DestinationCidrBlock = destination.ToString() }, cancellation));
+        Call(() => ec2.DeleteRouteAsync(new DeleteRouteRequest { RouteTableId = table, DestinationCidrBlock = destination.ToString() },
+            cancellation));
 
     public Task DisableSourceDestCheckAsync(string eni, CancellationToken cancellation = default) =>
         Call(() => ec2.ModifyNetworkInterfaceAttributeAsync(new ModifyNetworkInterfaceAttributeRequest

@@ -31,9 +31,12 @@ public static class AuditBenchmark
 
     public static async Task<Result> RunAsync(long events, int runs, string? keep, Action<string>? progress)
     {
-        await using var fresh = keep is null ? await FreshJournal.SqliteAsync() : new FreshJournal(JournalSettings.Sqlite(keep), () => Task.CompletedTask);
+        await using var fresh = keep is null
+            ? await FreshJournal.SqliteAsync()
+            : new FreshJournal(JournalSettings.Sqlite(keep), () => Task.CompletedTask);
         // Akka.Persistence.Sql creates its tables on first use: open the journal once through it.
-        await (await RomanaHost.StartIpamAsync(TopologyCarver.Carve(new TopologySpec("100.64.0.0/16", 26, [new ZoneSpec("z", [new SubnetSpec("s")])])),
+        await (await RomanaHost.StartIpamAsync(TopologyCarver.Carve(new TopologySpec("100.64.0.0/16", 26,
+            [new ZoneSpec("z", [new SubnetSpec("s")])])),
             fresh.Settings, Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING"))).DisposeAsync();
 
         progress?.Invoke($"writing {events:N0} events");
@@ -95,7 +98,8 @@ public static class AuditBenchmark
                 {
                     var node = new NodeName($"{subnet}-node-{n:00}");
                     var blocks = ImmutableArray.Create(prefix.Slot((ulong)(2 * n), 26), prefix.Slot((ulong)(2 * n + 1), 26));
-                    writer.Add($"subnet-{subnet}", new NodeJoined(subnet, node, new Ipv4(0x0A000000u + (uint)nodes.Count), at, "node added", $"eni-{nodes.Count:x5}"));
+                    writer.Add($"subnet-{subnet}",
+                        new NodeJoined(subnet, node, new Ipv4(0x0A000000u + (uint)nodes.Count), at, "node added", $"eni-{nodes.Count:x5}"));
                     foreach (var block in blocks)
                     {
                         writer.Add($"subnet-{subnet}", new BlockAssigned(subnet, block, node, at, "node out of addresses"));
@@ -123,17 +127,22 @@ public static class AuditBenchmark
                     continue;
                 }
                 var used = queue.Select(q => q.Address).ToHashSet();
-                var free = Enumerable.Range(0, 128).Select(o => new Ipv4(blocks[o / 64].Network.Value + (uint)(o % 64))).First(a => !used.Contains(a));
+                var free = Enumerable.Range(0, 128).Select(o => new Ipv4(blocks[o / 64].Network.Value + (uint)(o % 64)))
+                    .First(a => !used.Contains(a));
                 var newKey = new AllocationKey($"container-{pod:x8}/eth0");
                 queue.Enqueue((newKey, free));
-                writer.Add($"node-{node}", new AddressesAllocated(node, [new AllocatedAddress(newKey, free, $"default/web-{pod++:x6}")], at, "allocated"));
+                writer.Add($"node-{node}",
+                    new AddressesAllocated(node, [new AllocatedAddress(newKey, free, $"default/web-{pod++:x6}")], at, "allocated"));
             }
         }
         writer.Commit();
         return (writer.Written, start, new Ipv4(nodes[0].Blocks[0].Network.Value + 3));
     }
 
-    /// <summary>Rows as Akka.Persistence.Sql writes them on SQLite: ticks, serializer id, manifest and the tag between separators.</summary>
+    /// <summary>
+    /// Rows as Akka.Persistence.Sql writes them on SQLite:
+    /// ticks, serializer id, manifest and the tag between separators.
+    /// </summary>
     private sealed class RowWriter
     {
         private readonly SqliteConnection _connection;
@@ -153,7 +162,8 @@ public static class AuditBenchmark
                 INSERT INTO journal (ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags)
                 VALUES ($ordering, $created, 0, $pid, $seq, $message, $manifest, $identifier, $writer, ';ipam;')
                 """;
-            foreach (var name in new[] { "$ordering", "$created", "$pid", "$seq", "$message", "$manifest", "$identifier", "$writer" }) _journal.Parameters.Add(new SqliteParameter { ParameterName = name });
+            foreach (var name in new[] { "$ordering", "$created", "$pid", "$seq", "$message", "$manifest", "$identifier", "$writer" })
+                _journal.Parameters.Add(new SqliteParameter { ParameterName = name });
         }
 
         public long Written { get; private set; }

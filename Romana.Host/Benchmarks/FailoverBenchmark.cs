@@ -16,12 +16,15 @@ public static class FailoverBenchmark
     {
         var cluster = BuiltInScenario.Cluster(nodesPerSubnet);
         var forwarders = await BuiltInScenario.ForwardersAsync(cluster);
-        var chosen = Enumerable.Range(0, failures).Select(f => forwarders[f % forwarders.Count][f / forwarders.Count % forwarders[f % forwarders.Count].Count]);
+        var chosen = Enumerable.Range(0, failures)
+            .Select(f => forwarders[f % forwarders.Count][f / forwarders.Count % forwarders[f % forwarders.Count].Count]);
         var scenario = BuiltInScenario.Scenario(cluster, chosen.Select((node, f) => (20 + 3.0 * f, "fail", node)), 20 + 3 * failures + 10);
         var result = await SimulationRun.RunAsync(scenario, new SimulationOptions(), progress);
         if (result.Violation is not null) throw new InvalidOperationException($"invariant violated: {result.Violation}");
-        var times = result.Failovers.Select(f => ((f.RoutesRepairedAt ?? f.DetectedAt ?? double.NaN) - f.FailedAt) * 1000).Order().ToArray();
-        return new Result(scenario.Cluster.Nodes.Count, scenario.Cluster.Nodes.Sum(n => n.Pods), times.Length, times[times.Length / 2], times[^1],
-            500 * 3 + 500, result.Failovers.Sum(f => f.RoutesMoved), result.Simulated.TotalSeconds, result.Elapsed.TotalSeconds, result.Failovers);
+        var times = result.Failovers.Select(f => ((f.RoutesRepairedAt ?? f.DetectedAt ?? double.NaN) - f.FailedAt) * 1000).Order()
+            .ToArray();
+        return new Result(scenario.Cluster.Nodes.Count, scenario.Cluster.Nodes.Sum(n => n.Pods), times.Length, times[times.Length / 2],
+            times[^1], 500 * 3 + 500, result.Failovers.Sum(f => f.RoutesMoved), result.Simulated.TotalSeconds, result.Elapsed.TotalSeconds,
+            result.Failovers);
     }
 }

@@ -21,8 +21,8 @@ public static class IpamBenchmark
 {
     public sealed record Options(int Requesters, int Allocations, int Live, int RecoveryEvents, int Runs);
     public sealed record ThroughputRun(double AllocationsPerSecond, double P50Ms, double P99Ms);
-    public sealed record Result(string Machine, int Requesters, int Allocations, int Live, double AllocationsPerSecond, double P50Ms, double P99Ms,
-        IReadOnlyList<ThroughputRun> Runs, int RecoveryEvents, double RecoveryMs, IReadOnlyList<double> RecoveryRunsMs);
+    public sealed record Result(string Machine, int Requesters, int Allocations, int Live, double AllocationsPerSecond, double P50Ms,
+        double P99Ms, IReadOnlyList<ThroughputRun> Runs, int RecoveryEvents, double RecoveryMs, IReadOnlyList<double> RecoveryRunsMs);
 
     private static readonly NodeName Node = new("bench-node");
     private static readonly Config Quiet = ConfigurationFactory.ParseString("akka.loglevel = WARNING");
@@ -62,7 +62,8 @@ public static class IpamBenchmark
 
         var clock = Stopwatch.StartNew();
         var latencies = await AllocateAsync(ipam, options.Requesters, options.Allocations, "pod", options.Live);
-        return new ThroughputRun(options.Allocations / clock.Elapsed.TotalSeconds, Percentile(latencies, 0.50), Percentile(latencies, 0.99));
+        return new ThroughputRun(options.Allocations / clock.Elapsed.TotalSeconds, Percentile(latencies, 0.50),
+            Percentile(latencies, 0.99));
     }
 
     /// <summary>
@@ -83,7 +84,8 @@ public static class IpamBenchmark
                 var reply = await ipam.AskAsync(new Allocate(Node, new AllocationKey($"{prefix}-{i}")));
                 latencies[i] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
                 if (reply is Failed failed) throw new InvalidOperationException($"allocation {i} failed: {failed.Error}");
-                if (live > 0 && i >= live && await ipam.AskAsync(new Release(new AllocationKey($"{prefix}-{i - live}"), null)) is Failed notReleased)
+                if (live > 0 && i >= live
+                    && await ipam.AskAsync(new Release(new AllocationKey($"{prefix}-{i - live}"), null)) is Failed notReleased)
                     throw new InvalidOperationException($"release {i - live} failed: {notReleased.Error}");
             }
         })));
@@ -108,7 +110,8 @@ public static class IpamBenchmark
             {
                 var key = new AllocationKey($"r-{round}");
                 var replies = await Task.WhenAll(ipam.AskAsync(new Release(previous, null)), ipam.AskAsync(new Allocate(Node, key)));
-                if (replies.OfType<Failed>().FirstOrDefault() is { } failed) throw new InvalidOperationException($"writing events: {failed.Error}");
+                if (replies.OfType<Failed>().FirstOrDefault() is { } failed)
+                    throw new InvalidOperationException($"writing events: {failed.Error}");
                 previous = key;
             }
         }
@@ -132,10 +135,12 @@ public static class IpamBenchmark
     {
         await using var romana = await RomanaHost.StartAsync(Quiet, akka => akka.AddRomanaPersistence(journal), name: "recovery");
         var clock = Stopwatch.StartNew();
-        var node = romana.System.ActorOf(NodeActor.Props(Node, Topology.BlockPrefixLength, ActorRefs.Nobody, IpamSettings.Default, SystemClock.Instance));
+        var node = romana.System.ActorOf(NodeActor.Props(Node, Topology.BlockPrefixLength, ActorRefs.Nobody, IpamSettings.Default,
+            SystemClock.Instance));
         var recovered = await node.Ask<NodeSnapshot>(new NodeMessages.GetNodeState(Node), TimeSpan.FromSeconds(60));
         var elapsed = clock.Elapsed.TotalMilliseconds;
-        if (Json(recovered) != Json(expected)) throw new InvalidOperationException("the recovered node state differs from the state before");
+        if (Json(recovered) != Json(expected))
+            throw new InvalidOperationException("the recovered node state differs from the state before");
         return elapsed;
     }
 
@@ -163,7 +168,8 @@ public static class IpamBenchmark
         return romana;
     }
 
-    private static double Percentile(double[] sorted, double p) => sorted[(int)Math.Min(sorted.Length - 1, Math.Ceiling(p * sorted.Length) - 1)];
+    private static double Percentile(double[] sorted, double p) =>
+        sorted[(int)Math.Min(sorted.Length - 1, Math.Ceiling(p * sorted.Length) - 1)];
 
     private static double Median(IEnumerable<double> values)
     {

@@ -46,7 +46,8 @@ public static class RouteBenchmark
         var forwarder = current.Tables[0].Routes[0].Target;
         var failed = budget500 with { Nodes = [.. budget500.Nodes.Select(n => n.Name == forwarder ? n with { Healthy = false } : n)] };
         var replanMs = Median(runs * 10, () => RoutePlanner.AssignTargets(layout, failed, current));
-        figures.Add(new Figure("re-plan after one node's health changed (budget 500)", replanMs, runs * 10, "targets only: the layout is kept"));
+        figures.Add(new Figure("re-plan after one node's health changed (budget 500)", replanMs, runs * 10,
+            "targets only: the layout is kept"));
 
         progress?.Invoke("reconcile through the route manager on an in-memory EC2");
         var (differing, calls) = await ReconcileCallsAsync(budget500, forwarder);
@@ -59,15 +60,24 @@ public static class RouteBenchmark
         var ec2 = new Ec2Lab();
         foreach (var table in input.Tables) ec2.AddRouteTable(table.Id, routeLimit: 500, tags: [new("romana.io/cluster", "bench")]);
         var source = new Source(new RoutingSnapshot(input.Subnets, input.Nodes, input.Blocks));
-        var settings = RouteSettings.Default with { Tables = new RouteTableSelector([], "romana.io/cluster", "bench"), RouteLimit = 500, ReconcileInterval = TimeSpan.FromHours(1) };
+        var settings = RouteSettings.Default with
+        {
+            Tables = new RouteTableSelector([], "romana.io/cluster", "bench"),
+            RouteLimit = 500,
+            ReconcileInterval = TimeSpan.FromHours(1)
+        };
         await using var journal = await FreshJournal.SqliteAsync();
         await using var romana = await RomanaHost.StartAsync(ConfigurationFactory.ParseString("akka.loglevel = WARNING"),
             akka => akka.AddRomanaPersistence(journal.Settings).AddRomanaRoutes(null), services => services
-                .AddSingleton<IEc2RouteTables>(new Ec2LabRouteTables(ec2)).AddSingleton<IRoutingSource>(source).AddSingleton(settings), "bench");
+                .AddSingleton<IEc2RouteTables>(new Ec2LabRouteTables(ec2)).AddSingleton<IRoutingSource>(source)
+                .AddSingleton(settings), "bench");
         var manager = romana.Registry.Get<VpcRouteActor>();
         var before = await SettledAsync(manager);
         ec2.ClearCalls();
-        source.Snapshot = source.Snapshot with { Nodes = [.. source.Snapshot.Nodes.Select(n => n.Name == forwarder ? n with { Healthy = false } : n)] };
+        source.Snapshot = source.Snapshot with
+        {
+            Nodes = [.. source.Snapshot.Nodes.Select(n => n.Name == forwarder ? n with { Healthy = false } : n)]
+        };
         manager.Tell(new RouteManagerMessages.Reconcile("health changed"));
         var after = await SettledAsync(manager, before.Passes);
         var differing = after.Routes.Count(r => !before.Routes.Contains(r));
@@ -78,7 +88,8 @@ public static class RouteBenchmark
     {
         while (true)
         {
-            var view = await manager.Ask<RouteManagerMessages.RouteManagerView>(new RouteManagerMessages.GetRouteState(), TimeSpan.FromSeconds(30));
+            var view = await manager.Ask<RouteManagerMessages.RouteManagerView>(new RouteManagerMessages.GetRouteState(),
+                TimeSpan.FromSeconds(30));
             if (view.Passes > afterPasses && view.Routes.Length > 0) return view;
             await Task.Delay(50);
         }
@@ -103,10 +114,12 @@ public static class RouteBenchmark
         for (var n = 0; n < nodes; n++)
         {
             var subnet = n % subnets;
-            var node = new PlanNode(new NodeName($"node-{n:0000}"), subnetList[subnet].Id, new Ipv4(0x0A000000u + (uint)n), $"eni-{n:x5}", true);
+            var node = new PlanNode(new NodeName($"node-{n:0000}"), subnetList[subnet].Id, new Ipv4(0x0A000000u + (uint)n), $"eni-{n:x5}",
+                true);
             nodeList.Add(node);
             for (var b = random.Next(1, 4); b > 0; b--)
-                blocks.Add(new PlanBlock(subnetList[subnet].PodPrefix.Slot((ulong)nextBlock[subnet]++, 26), node.Name, random.Next(20, 111)));
+                blocks.Add(new PlanBlock(subnetList[subnet].PodPrefix.Slot((ulong)nextBlock[subnet]++, 26), node.Name,
+                    random.Next(20, 111)));
         }
         return new RoutingInput([.. subnetList], [.. nodeList], [.. blocks],
             [.. Enumerable.Range(0, zones).Select(z => new PlanTable($"rtb-zone-{z}", 50))]);
@@ -127,7 +140,8 @@ public static class RouteBenchmark
     }
 
     private static string Machine() =>
-        $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}";
+        $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, " +
+        $".NET {Environment.Version}";
 
     private sealed class Source(RoutingSnapshot snapshot) : IRoutingSource
     {

@@ -16,8 +16,14 @@ namespace Romana.Host.Cli;
 /// <summary>`romana audit ...`: questions answered from the journal, through Akka.Persistence.Query.</summary>
 public static partial class AuditCommands
 {
-    private static readonly Option<string?> Journal = new("--journal") { Description = "The SQLite journal file to read (default: romana.persistence in --config)" };
-    private static readonly Option<string?> Config = new("--config") { Description = "HOCON whose romana.persistence names the journal (SQLite or PostgreSQL); default hocon/romana.conf if present" };
+    private static readonly Option<string?> Journal = new("--journal")
+    {
+        Description = "The SQLite journal file to read (default: romana.persistence in --config)"
+    };
+    private static readonly Option<string?> Config = new("--config")
+    {
+        Description = "HOCON whose romana.persistence names the journal (SQLite or PostgreSQL); default hocon/romana.conf if present"
+    };
     private static readonly Option<bool> Json = new("--json") { Description = "Print JSON for scripts" };
 
     public static Command Create()
@@ -38,10 +44,14 @@ public static partial class AuditCommands
     {
         var address = new Argument<string>("ADDRESS") { Description = "A pod address, such as 100.64.3.7" };
         var at = new Option<string?>("--at") { Description = "Only the holder at this time" };
-        var command = new Command("address", "Which key (pod, container) and node held the address, from when to when.") { address, at, Journal, Config, Json };
+        var command = new Command("address", "Which key (pod, container) and node held the address, from when to when.")
+        {
+            address, at, Journal, Config, Json
+        };
         command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
         {
-            if (!Ipv4.TryParse(parse.GetValue(address), out var ip)) return Bad($"ADDRESS: '{parse.GetValue(address)}' is not an IPv4 address");
+            if (!Ipv4.TryParse(parse.GetValue(address), out var ip))
+                return Bad($"ADDRESS: '{parse.GetValue(address)}' is not an IPv4 address");
             var when = parse.GetValue(at) is { } text ? Time(text, "--at") : (DateTimeOffset?)null;
             await using var romana = await OpenAsync(parse);
             var journal = romana.Audit;
@@ -85,7 +95,11 @@ public static partial class AuditCommands
     {
         var table = new Option<string?>("--table") { Description = "Only this route table" };
         var since = new Option<string?>("--since") { Description = "Only changes from this time on" };
-        var command = new Command("routes", "Every route created, replaced or deleted, with its reason (plan, failover, drift repair, budget).") { table, since, Journal, Config, Json };
+        var command = new Command("routes",
+            "Every route created, replaced or deleted, with its reason (plan, failover, drift repair, budget).")
+        {
+            table, since, Journal, Config, Json
+        };
         command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
         {
             var from = parse.GetValue(since) is { } text ? Time(text, "--since") : (DateTimeOffset?)null;
@@ -96,7 +110,8 @@ public static partial class AuditCommands
             else
             {
                 var output = new Table().AddColumns("at", "table", "destination", "change", "from", "to", "why");
-                foreach (var c in changes) output.AddRow(c.At.Stamp(), c.Table, c.Cidr.ToString(), c.Change, c.From?.Value ?? "", c.To?.Value ?? "", c.Reason);
+                foreach (var c in changes)
+                    output.AddRow(c.At.Stamp(), c.Table, c.Cidr.ToString(), c.Change, c.From?.Value ?? "", c.To?.Value ?? "", c.Reason);
                 AnsiConsole.Write(output);
                 AnsiConsole.MarkupLine($"{changes.Length} changes");
             }
@@ -122,7 +137,8 @@ public static partial class AuditCommands
             if (parse.GetValue(Json)) Console.WriteLine(document.ToJson());
             else
             {
-                AnsiConsole.MarkupLine(Markup.Escape($"{replay.Applied:N0} events replayed{(at is null ? "" : $" up to {at.Value.Stamp()}")}"));
+                AnsiConsole.MarkupLine(Markup.Escape(
+                    $"{replay.Applied:N0} events replayed{(at is null ? "" : $" up to {at.Value.Stamp()}")}"));
                 var nodes = new Table().AddColumns("node", "subnet", "IP", "blocks", "healthy");
                 foreach (var n in document.Nodes)
                     nodes.AddRow(n.Name, n.Subnet, n.Ip, string.Join(", ", n.Blocks), n.Healthy ? "yes" : "no");
@@ -182,15 +198,18 @@ public static partial class AuditCommands
     {
         var table = new Table().AddColumns("address", "key", "pod", "node", "from", "to", "released because");
         foreach (var h in holdings)
-            table.AddRow(h.Address.ToString(), h.Key.Value, h.Pod ?? "", h.Node.Value, h.From.Stamp(), h.To?.Stamp() ?? "(held)", h.ReleaseReason ?? "");
+            table.AddRow(h.Address.ToString(), h.Key.Value, h.Pod ?? "", h.Node.Value, h.From.Stamp(), h.To?.Stamp() ?? "(held)",
+                h.ReleaseReason ?? "");
         return table;
     }
 
-    private static readonly JsonSerializerOptions Indented = new(Romana.Actors.Persistence.RomanaSerializer.Options) { WriteIndented = true };
+    private static readonly JsonSerializerOptions Indented =
+        new(Romana.Actors.Persistence.RomanaSerializer.Options) { WriteIndented = true };
 
     private static void Print<T>(T value) => Console.WriteLine(JsonSerializer.Serialize(value, Indented));
 
-    private static string Stamp(this DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture);
+    private static string Stamp(this DateTimeOffset time) =>
+        time.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture);
 
     private static int Bad(string message)
     {

@@ -19,11 +19,32 @@ public static class BenchCommands
 
     private static Command Ipam()
     {
-        var requesters = new Option<int>("--requesters") { Description = "Concurrent requesters allocating on one node", DefaultValueFactory = _ => 64 };
-        var allocations = new Option<int>("--allocations") { Description = "Durable allocations per throughput run", DefaultValueFactory = _ => 20_000 };
-        var live = new Option<int>("--live") { Description = "Addresses a node holds at most: past it, each allocation is followed by a release of the oldest (pod churn); 0 never releases", DefaultValueFactory = _ => 1_000 };
-        var recoveryEvents = new Option<int>("--recovery-events") { Description = "Events in the node journal whose recovery is timed", DefaultValueFactory = _ => 100_000 };
-        var runs = new Option<int>("--runs") { Description = "Runs of each measurement; the median is reported", DefaultValueFactory = _ => 3 };
+        var requesters = new Option<int>("--requesters")
+        {
+            Description = "Concurrent requesters allocating on one node",
+            DefaultValueFactory = _ => 64
+        };
+        var allocations = new Option<int>("--allocations")
+        {
+            Description = "Durable allocations per throughput run",
+            DefaultValueFactory = _ => 20_000
+        };
+        var live = new Option<int>("--live")
+        {
+            Description = "Addresses a node holds at most: past it, each allocation is followed by a release of the oldest (pod churn); " +
+                "0 never releases",
+            DefaultValueFactory = _ => 1_000
+        };
+        var recoveryEvents = new Option<int>("--recovery-events")
+        {
+            Description = "Events in the node journal whose recovery is timed",
+            DefaultValueFactory = _ => 100_000
+        };
+        var runs = new Option<int>("--runs")
+        {
+            Description = "Runs of each measurement; the median is reported",
+            DefaultValueFactory = _ => 3
+        };
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON" };
         foreach (var positive in new[] { requesters, allocations, recoveryEvents, runs })
             positive.Validators.Add(r =>
@@ -38,7 +59,8 @@ public static class BenchCommands
             """) { requesters, allocations, live, recoveryEvents, runs, json };
         command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
         {
-            var options = new IpamBenchmark.Options(parse.GetValue(requesters), parse.GetValue(allocations), parse.GetValue(live), parse.GetValue(recoveryEvents), parse.GetValue(runs));
+            var options = new IpamBenchmark.Options(parse.GetValue(requesters), parse.GetValue(allocations), parse.GetValue(live),
+                parse.GetValue(recoveryEvents), parse.GetValue(runs));
             var result = await IpamBenchmark.RunAsync(options, parse.GetValue(json) ? null : m => AnsiConsole.MarkupLine(Markup.Escape(m)));
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions.Indented));
             else Print(result);
@@ -50,8 +72,16 @@ public static class BenchCommands
     private static Command Routes()
     {
         var nodes = new Option<int>("--nodes") { Description = "Nodes in the generated cluster", DefaultValueFactory = _ => 5_000 };
-        var subnets = new Option<int>("--subnets") { Description = "Subnets, spread over 3 zones with one route table each", DefaultValueFactory = _ => 60 };
-        var runs = new Option<int>("--runs") { Description = "Timed runs of each measurement; the median is reported", DefaultValueFactory = _ => 21 };
+        var subnets = new Option<int>("--subnets")
+        {
+            Description = "Subnets, spread over 3 zones with one route table each",
+            DefaultValueFactory = _ => 60
+        };
+        var runs = new Option<int>("--runs")
+        {
+            Description = "Timed runs of each measurement; the median is reported",
+            DefaultValueFactory = _ => 21
+        };
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON" };
         foreach (var positive in new[] { nodes, subnets, runs })
             positive.Validators.Add(r =>
@@ -73,10 +103,13 @@ public static class BenchCommands
                 return CommandLineGuard.Ok;
             }
             var table = new Table().AddColumns("measure", "median (ms)", "runs", "note");
-            foreach (var figure in result.Figures) table.AddRow(figure.Measure, $"{figure.MedianMs:0.000}", figure.Runs.ToString(), figure.Note);
+            foreach (var figure in result.Figures)
+                table.AddRow(figure.Measure, $"{figure.MedianMs:0.000}", figure.Runs.ToString(), figure.Note);
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine(Markup.Escape($"reconcile after a forwarder failed: {result.DifferingRoutes} routes differed, {result.MutatingCalls} EC2 calls sent"));
-            AnsiConsole.MarkupLine(Markup.Escape($"{result.Machine}; {result.Nodes:N0} nodes, {result.Subnets} subnets, {result.Blocks:N0} blocks, {result.Pods:N0} pods"));
+            AnsiConsole.MarkupLine(Markup.Escape(
+                $"reconcile after a forwarder failed: {result.DifferingRoutes} routes differed, {result.MutatingCalls} EC2 calls sent"));
+            AnsiConsole.MarkupLine(Markup.Escape(
+                $"{result.Machine}; {result.Nodes:N0} nodes, {result.Subnets} subnets, {result.Blocks:N0} blocks, {result.Pods:N0} pods"));
             return CommandLineGuard.Ok;
         }));
         return command;
@@ -102,10 +135,13 @@ public static class BenchCommands
             }
             var table = new Table().AddColumns("node", "failed at", "detected after", "routes repaired after");
             foreach (var f in result.Failovers)
-                table.AddRow(f.Node, $"{f.FailedAt:0.00}s", $"{(f.DetectedAt - f.FailedAt) * 1000:0} ms", $"{((f.RoutesRepairedAt ?? f.DetectedAt) - f.FailedAt) * 1000:0} ms ({f.RoutesMoved} routes)");
+                table.AddRow(f.Node, $"{f.FailedAt:0.00}s", $"{(f.DetectedAt - f.FailedAt) * 1000:0} ms",
+                    $"{((f.RoutesRepairedAt ?? f.DetectedAt) - f.FailedAt) * 1000:0} ms ({f.RoutesMoved} routes)");
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine(Markup.Escape($"failure to repaired routes: median {result.MedianMs:0} ms, max {result.MaxMs:0} ms (bound {result.BoundMs:0} ms); " +
-                $"{result.Nodes} nodes, {result.Pods:N0} pods, {result.RoutesMoved} routes moved; {result.SimulatedSeconds:0} s simulated in {result.ElapsedSeconds:0.0} s"));
+            AnsiConsole.MarkupLine(Markup.Escape(
+                $"failure to repaired routes: median {result.MedianMs:0} ms, max {result.MaxMs:0} ms (bound {result.BoundMs:0} ms); " +
+                $"{result.Nodes} nodes, {result.Pods:N0} pods, {result.RoutesMoved} routes moved; " +
+                $"{result.SimulatedSeconds:0} s simulated in {result.ElapsedSeconds:0.0} s"));
             return result.MaxMs <= result.BoundMs ? CommandLineGuard.Ok : CommandLineGuard.Failed;
         }));
         return command;
@@ -114,9 +150,16 @@ public static class BenchCommands
     private static Command Audit()
     {
         var events = new Option<long>("--events") { Description = "Events in the generated journal", DefaultValueFactory = _ => 1_000_000 };
-        var runs = new Option<int>("--runs") { Description = "Runs of each question; the median is reported", DefaultValueFactory = _ => 3 };
+        var runs = new Option<int>("--runs")
+        {
+            Description = "Runs of each question; the median is reported",
+            DefaultValueFactory = _ => 3
+        };
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON" };
-        var keep = new Option<string?>("--journal") { Description = "Write the generated journal to this new SQLite file and keep it (to try `romana audit` on)" };
+        var keep = new Option<string?>("--journal")
+        {
+            Description = "Write the generated journal to this new SQLite file and keep it (to try `romana audit` on)"
+        };
         var command = new Command("audit", """
             Audit questions through Akka.Persistence.Query on a SQLite journal of a million events (a month of pod churn on
             300 nodes): who held an address, and the whole state replayed to the middle and to the end of the month.
@@ -131,7 +174,8 @@ public static class BenchCommands
                 AnsiConsole.MarkupLine(Markup.Escape($"{result.Events:N0} events, written in {result.WriteSeconds:0.0} s"));
                 var table = new Table().AddColumns("question", "median ms", "runs ms", "found");
                 foreach (var q in result.Questions)
-                    table.AddRow(Markup.Escape(q.Name), q.MedianMs.ToString("0"), string.Join(", ", q.RunsMs.Select(r => r.ToString("0"))), Markup.Escape(q.Found));
+                    table.AddRow(Markup.Escape(q.Name), q.MedianMs.ToString("0"), string.Join(", ", q.RunsMs.Select(r => r.ToString("0"))),
+                        Markup.Escape(q.Found));
                 AnsiConsole.Write(table);
             }
             return CommandLineGuard.Ok;
@@ -148,8 +192,10 @@ public static class BenchCommands
         table.AddRow("durable allocations/s", $"{result.AllocationsPerSecond:N0}", Runs(result, r => r.AllocationsPerSecond, "N0"));
         table.AddRow("latency p50 (ms)", $"{result.P50Ms:0.00}", Runs(result, r => r.P50Ms, "0.00"));
         table.AddRow("latency p99 (ms)", $"{result.P99Ms:0.00}", Runs(result, r => r.P99Ms, "0.00"));
-        table.AddRow($"recovery of {result.RecoveryEvents:N0} events (ms)", $"{result.RecoveryMs:0.0}", string.Join(", ", result.RecoveryRunsMs.Select(r => $"{r:0.0}")));
+        table.AddRow($"recovery of {result.RecoveryEvents:N0} events (ms)", $"{result.RecoveryMs:0.0}",
+            string.Join(", ", result.RecoveryRunsMs.Select(r => $"{r:0.0}")));
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine(Markup.Escape($"{result.Machine}; {result.Requesters} requesters, {result.Allocations:N0} allocations per run, at most {result.Live:N0} held (each allocation past that also releases one)"));
+        AnsiConsole.MarkupLine(Markup.Escape($"{result.Machine}; {result.Requesters} requesters, " +
+            $"{result.Allocations:N0} allocations per run, at most {result.Live:N0} held (each allocation past that also releases one)"));
     }
 }

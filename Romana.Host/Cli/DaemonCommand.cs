@@ -9,8 +9,16 @@ public static class DaemonCommand
 {
     public static Command Create()
     {
-        var config = new Option<string>("--config") { Description = "The HOCON file: topology, this node (romana.node), journal, CNI socket, host agent (hocon/single-node.conf runs one machine with no cloud)", Required = true };
-        var socket = new Option<string?>("--socket") { Description = "Serve the CNI plugin on this Unix socket instead of romana.cni.socket" };
+        var config = new Option<string>("--config")
+        {
+            Description = "The HOCON file: topology, this node (romana.node), journal, CNI socket, host agent " +
+                "(hocon/single-node.conf runs one machine with no cloud)",
+            Required = true
+        };
+        var socket = new Option<string?>("--socket")
+        {
+            Description = "Serve the CNI plugin on this Unix socket instead of romana.cni.socket"
+        };
         var command = new Command("daemon", """
             Runs Romana on this host until SIGTERM or Ctrl-C: the IPAM on its journal with this host as a node
             (romana.node), the Unix socket where the CNI plugin asks for pod addresses (owner root, mode 0600; the

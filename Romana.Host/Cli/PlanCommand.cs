@@ -21,7 +21,8 @@ public static class PlanCommand
             real IPAM (on a journal in a temporary folder), then the VPC routes are planned for every route table within its
             budget (routeLimit minus foreignRoutes). Exits 2 when a budget cannot hold one route per subnet it must reach.
             """) { input, json };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => RunAsync(parse.GetValue(input)!, parse.GetValue(json), Console.Out)));
+        command.SetAction((parse, _) =>
+            CommandLineGuard.RunAsync(() => RunAsync(parse.GetValue(input)!, parse.GetValue(json), Console.Out)));
         return command;
     }
 
@@ -40,7 +41,8 @@ public static class PlanCommand
             return CommandLineGuard.BadInput;
         }
 
-        (ClusterTopology Topology, IpamStateView State, RoutingInput Input, RoutePlan? Plan, System.Collections.Immutable.ImmutableArray<BudgetShortfall> Shortfalls) planned;
+        (ClusterTopology Topology, IpamStateView State, RoutingInput Input, RoutePlan? Plan,
+            System.Collections.Immutable.ImmutableArray<BudgetShortfall> Shortfalls) planned;
         try
         {
             planned = await ClusterPlanning.PlanAsync(file);
@@ -69,11 +71,13 @@ public static class PlanCommand
     private static void Print(ClusterFile file, RoutingInput input, RoutePlan plan)
     {
         var pods = input.Blocks.Sum(b => b.Pods);
-        AnsiConsole.MarkupLine($"{input.Subnets.Length} subnets, {input.Nodes.Length} nodes ({input.Nodes.Count(n => !n.Healthy)} unhealthy), " +
+        AnsiConsole.MarkupLine(
+            $"{input.Subnets.Length} subnets, {input.Nodes.Length} nodes ({input.Nodes.Count(n => !n.Healthy)} unhealthy), " +
             $"{input.Blocks.Length} blocks, {pods} pods; route limit {file.RouteLimit}");
         var summary = new Table().AddColumns("route table", "budget", "pod routes", "spare");
         foreach (var table in plan.Tables)
-            summary.AddRow(table.Table, table.Budget.ToString(), table.Routes.Length.ToString(), (table.Budget - table.Routes.Length).ToString());
+            summary.AddRow(table.Table, table.Budget.ToString(), table.Routes.Length.ToString(),
+                (table.Budget - table.Routes.Length).ToString());
         AnsiConsole.Write(summary);
         foreach (var table in plan.Tables)
         {
@@ -81,8 +85,10 @@ public static class PlanCommand
             foreach (var route in table.Routes) routes.AddRow(route.Cidr.ToString(), route.Target.Value, route.Eni);
             AnsiConsole.Write(routes);
         }
-        AnsiConsole.MarkupLine($"Pods reached through a forwarder: {plan.ForwardedFraction:P1} (the rest are reached directly, as with one route per node)");
+        AnsiConsole.MarkupLine(
+            $"Pods reached through a forwarder: {plan.ForwardedFraction:P1} (the rest are reached directly, as with one route per node)");
         if (!plan.WithoutHealthyNode.IsEmpty)
-            AnsiConsole.MarkupLine($"[red]No healthy node in subnets {string.Join(", ", plan.WithoutHealthyNode)}: their routes are kept as they were[/]");
+            AnsiConsole.MarkupLine(
+                $"[red]No healthy node in subnets {string.Join(", ", plan.WithoutHealthyNode)}: their routes are kept as they were[/]");
     }
 }

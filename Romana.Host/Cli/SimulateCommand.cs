@@ -12,9 +12,15 @@ public static class SimulateCommand
 {
     public static Command Create()
     {
-        var scenario = new Option<string?>("--scenario") { Description = "A scenario file (see hocon/examples/scenarios/*.json); without it, the built-in 300-node run" };
+        var scenario = new Option<string?>("--scenario")
+        {
+            Description = "A scenario file (see hocon/examples/scenarios/*.json); without it, the built-in 300-node run"
+        };
         var json = new Option<bool>("--json") { Description = "Print {timeline, failovers, final} as JSON" };
-        var journal = new Option<string?>("--journal") { Description = "Keep the journal in this SQLite file (built-in run: romana-simulation.db; with --scenario: a temporary file)" };
+        var journal = new Option<string?>("--journal")
+        {
+            Description = "Keep the journal in this SQLite file (built-in run: romana-simulation.db; with --scenario: a temporary file)"
+        };
         var report = new Option<string?>("--report") { Description = "Write the HTML report here (built-in run: romana-simulation.html)" };
         var command = new Command("simulate", """
             Runs a cluster on the production actors (IPAM, forwarder supervisors and probes, the VPC route manager) with an
@@ -26,7 +32,8 @@ public static class SimulateCommand
             """) { scenario, json, journal, report };
         command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => parse.GetValue(scenario) is { } path
             ? RunFileAsync(path, parse.GetValue(json), parse.GetValue(journal), parse.GetValue(report))
-            : RunBuiltInAsync(parse.GetValue(json), parse.GetValue(journal) ?? "romana-simulation.db", parse.GetValue(report) ?? "romana-simulation.html")));
+            : RunBuiltInAsync(parse.GetValue(json), parse.GetValue(journal) ?? "romana-simulation.db",
+                parse.GetValue(report) ?? "romana-simulation.html")));
         return command;
     }
 
@@ -47,7 +54,8 @@ public static class SimulateCommand
         SimulationResult result;
         try
         {
-            result = await SimulationRun.RunAsync(scenario, new SimulationOptions(journal), json ? null : m => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(m)}[/]"));
+            result = await SimulationRun.RunAsync(scenario, new SimulationOptions(journal),
+                json ? null : m => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(m)}[/]"));
         }
         catch (Exception e) when (e is ScenarioException or Routing.ClusterFileException)
         {
@@ -70,7 +78,8 @@ public static class SimulateCommand
         }
         else
         {
-            await AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            await AnsiConsole.Progress().AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
                 .StartAsync(async progress =>
                 {
                     var planning = progress.AddTask("plan the cluster to pick forwarders to fail").IsIndeterminate();
@@ -78,7 +87,8 @@ public static class SimulateCommand
                     planning.Value = planning.MaxValue;
                     planning.StopTask();
                     var simulating = progress.AddTask($"simulate {scenario.Until.TotalSeconds:0} s", maxValue: scenario.Until.TotalSeconds);
-                    result = await SimulationRun.RunAsync(scenario, new SimulationOptions(journal, OnTime: t => simulating.Value = t.TotalSeconds));
+                    result = await SimulationRun.RunAsync(scenario,
+                        new SimulationOptions(journal, OnTime: t => simulating.Value = t.TotalSeconds));
                     simulating.Value = simulating.MaxValue;
                 });
         }
@@ -99,7 +109,8 @@ public static class SimulateCommand
             if (result.Final.Nodes.FirstOrDefault(n => n.Name == failover.Node) is { Blocks: [var block, ..] })
                 lines.Add($"{run} address {new Ipv4(block.Network.Value + 1)} --journal {file}");
             var after = result.Start.AddSeconds((failover.RoutesRepairedAt ?? failover.FailedAt) + 1);
-            lines.Add($"{run} replay --until {after.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ} --journal {file}   (just after the first failover)");
+            lines.Add($"{run} replay --until {after.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ} --journal {file}" +
+                $"   (just after the first failover)");
         }
         // Plain lines, never wrapped, so that they can be copied.
         Console.WriteLine($"Question the journal (this run's events are stamped from {result.Start.UtcDateTime:yyyy-MM-ddTHH:mm:ssZ}):");
@@ -124,7 +135,8 @@ public static class SimulateCommand
     private static void RemoveJournal(string journal)
     {
         var settings = Persistence.JournalSettings.Sqlite(journal);
-        foreach (var file in new[] { settings.SqlitePath, settings.SqliteSnapshotPath }.SelectMany(f => new[] { f, f + "-wal", f + "-shm" }))
+        foreach (var file in new[] { settings.SqlitePath, settings.SqliteSnapshotPath }
+            .SelectMany(f => new[] { f, f + "-wal", f + "-shm" }))
             File.Delete(file);
     }
 
@@ -147,7 +159,8 @@ public static class SimulateCommand
 
     private static void Print(SimulationResult result)
     {
-        var shown = result.Timeline.Where(e => !(e.Event == "routeCreated" && e.At < 1) && e.Event is not ("invariantsHeld" or "invariantsChecked")).ToList();
+        var shown = result.Timeline.Where(e => !(e.Event == "routeCreated" && e.At < 1)
+            && e.Event is not ("invariantsHeld" or "invariantsChecked")).ToList();
         foreach (var e in shown) Console.WriteLine($"{e.At,8:0.000}s  {Describe(e)}");
         var initial = result.Timeline.Count(e => e.Event == "routeCreated" && e.At < 1);
         if (initial > 0) AnsiConsole.MarkupLine($"[grey](and {initial} routes created in the first second)[/]");
@@ -155,7 +168,8 @@ public static class SimulateCommand
         {
             var table = new Table().AddColumns("node", "failed at", "detected at", "routes repaired at", "failure to repair");
             foreach (var f in result.Failovers)
-                table.AddRow(f.Node, $"{f.FailedAt:0.000}s", f.DetectedAt is { } d ? $"{d:0.000}s" : "-", f.RoutesRepairedAt is { } r ? $"{r:0.000}s" : "-",
+                table.AddRow(f.Node, $"{f.FailedAt:0.000}s", f.DetectedAt is { } d ? $"{d:0.000}s" : "-",
+                    f.RoutesRepairedAt is { } r ? $"{r:0.000}s" : "-",
                     f.RoutesRepairedAt is { } repaired ? $"{(repaired - f.FailedAt) * 1000:0} ms" : "-");
             AnsiConsole.Write(table);
         }

@@ -50,7 +50,8 @@ public sealed class RomanaHost : IAsyncDisposable
         builder.Services.TryAddSingleton(_ => HealthSettings.From(config));
         builder.Services.TryAddSingleton(_ => HostAgentSettings.From(config));
         builder.Services.TryAddSingleton<IClock>(SystemClock.Instance);
-        builder.Services.TryAddSingleton(sp => new IpamClient(sp.GetRequiredService<ActorRegistry>().Get<IpamActor>(), sp.GetRequiredService<IpamSettings>()));
+        builder.Services.TryAddSingleton(sp => new IpamClient(sp.GetRequiredService<ActorRegistry>().Get<IpamActor>(),
+            sp.GetRequiredService<IpamSettings>()));
         builder.Services.AddAkka(name, akka =>
         {
             akka.AddHocon(config, HoconAddMode.Append);
@@ -59,7 +60,10 @@ public sealed class RomanaHost : IAsyncDisposable
         return builder;
     }
 
-    /// <summary>Builds and starts the host; when the IPAM is composed, returns once it has recovered (or throws <see cref="IpamStartException"/>).</summary>
+    /// <summary>
+    /// Builds and starts the host;
+    /// when the IPAM is composed, returns once it has recovered (or throws <see cref="IpamStartException"/>).
+    /// </summary>
     public static Task<RomanaHost> StartAsync(Config config, Action<AkkaConfigurationBuilder> compose,
         Action<IServiceCollection>? services = null, string name = "romana") =>
         StartAsync(CreateBuilder(config, compose, services, name));

@@ -40,7 +40,9 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, ILoggi
             _ => DaemonReply.Failure("invalid", $"command: '{request.Command}' is none of ADD, DEL, CHECK, STATUS, GC"),
         };
         var millis = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-        if (reply.Ok) log.Info("CNI {0} {1}{2}: {3} ({4:0.0} ms)", request.Command, key, request.Pod is null ? "" : $" pod {request.Pod}", reply.Address ?? "ok", millis);
+        if (reply.Ok)
+            log.Info("CNI {0} {1}{2}: {3} ({4:0.0} ms)", request.Command, key, request.Pod is null ? "" : $" pod {request.Pod}",
+                reply.Address ?? "ok", millis);
         else log.Warning("CNI {0} {1}: {2}: {3}", request.Command, key, reply.Code, reply.Error);
         return reply;
     }
@@ -62,8 +64,8 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, ILoggi
             if (reply is Succeeded) released++;
             else if (reply is Failed { Error.Code: not IpamErrorCode.NotFound } failed) return Failure(failed) with { Released = released };
         }
-        log.Info("CNI GC: {0} valid attachments; released {1} of {2} addresses held by this node: {3}", keep.Count, released, held.Allocations.Length,
-            string.Join(", ", stale.Select(a => $"{a.Address} ({a.Key})")));
+        log.Info("CNI GC: {0} valid attachments; released {1} of {2} addresses held by this node: {3}", keep.Count, released,
+            held.Allocations.Length, string.Join(", ", stale.Select(a => $"{a.Address} ({a.Key})")));
         return new DaemonReply(true, Released: released);
     }
 

@@ -36,7 +36,8 @@ public sealed class CniServer : IAsyncDisposable
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
-            throw new DaemonStartException($"romana.cni.socket: cannot create {directory}: {e.Message} (the daemon runs as root; or choose another path with --socket)");
+            throw new DaemonStartException($"romana.cni.socket: cannot create {directory}: {e.Message} " +
+                $"(the daemon runs as root; or choose another path with --socket)");
         }
         if (File.Exists(path))
         {
@@ -109,7 +110,8 @@ public sealed class CniServer : IAsyncDisposable
             var line = await ReadLineAsync(connection);
             var request = line is null ? null : DaemonProtocol.DecodeRequest(line);
             var reply = request is null
-                ? DaemonReply.Failure("invalid", "request: not one JSON object on one line (fields command, containerId, ifName, netns, pod)")
+                ? DaemonReply.Failure("invalid",
+                    "request: not one JSON object on one line (fields command, containerId, ifName, netns, pod)")
                 : await handle(request);
             await connection.SendAsync(DaemonProtocol.Encode(reply), SocketFlags.None, _stop.Token);
         }

@@ -128,7 +128,8 @@ public sealed class HostAgentService(IServiceProvider services) : IHostedService
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _refreshing = RefreshAsync(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(),
-            services.GetRequiredService<ActorRegistry>().Get<HostAgentActor>(), services.GetRequiredService<HostAgentSettings>().RefreshInterval);
+            services.GetRequiredService<ActorRegistry>().Get<HostAgentActor>(),
+            services.GetRequiredService<HostAgentSettings>().RefreshInterval);
         return Task.CompletedTask;
     }
 

@@ -22,7 +22,8 @@ public sealed record NodeIdentity(NodeName Name, SubnetId Subnet, Ipv4 Ip)
         else if (topology.Subnets.Count() == 1)
             subnet = topology.Subnets.First();
         else
-            throw new ConfigurationError($"romana.node.subnet: empty, and the topology has {topology.Subnets.Count()} subnets; name this host's");
+            throw new ConfigurationError(
+                $"romana.node.subnet: empty, and the topology has {topology.Subnets.Count()} subnets; name this host's");
 
         var ipText = node.GetString("ip");
         Ipv4 ip;
@@ -34,7 +35,8 @@ public sealed record NodeIdentity(NodeName Name, SubnetId Subnet, Ipv4 Ip)
         {
             var candidates = (hostAddresses ?? HostAddresses)().Where(a => subnet.VpcCidr is not { } vpc || vpc.Contains(a)).ToList();
             if (candidates.Count == 0)
-                throw new ConfigurationError($"romana.node.ip: empty, and no interface of this host has an IPv4 address{(subnet.VpcCidr is { } v ? $" inside {v}" : "")}; set it");
+                throw new ConfigurationError($"romana.node.ip: empty, and no interface of this host has an IPv4 address" +
+                    $"{(subnet.VpcCidr is { } v ? $" inside {v}" : "")}; set it");
             ip = candidates[0];
         }
         return new NodeIdentity(new NodeName(name), subnet.Id, ip);

@@ -67,7 +67,8 @@ public sealed class RomanaDaemon : IAsyncDisposable
         }
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
-            throw new DaemonStartException($"romana.persistence.sqlite.path: cannot create {folder}: {e.Message} (the daemon runs as root; or choose another path)");
+            throw new DaemonStartException(
+                $"romana.persistence.sqlite.path: cannot create {folder}: {e.Message} (the daemon runs as root; or choose another path)");
         }
     }
 

@@ -20,9 +20,17 @@ public static class IpamDemo
 {
     public static Command Command()
     {
-        var config = new Option<string>("--config") { Description = "HOCON configuration with romana.topology", DefaultValueFactory = _ => "hocon/romana.conf" };
+        var config = new Option<string>("--config")
+        {
+            Description = "HOCON configuration with romana.topology",
+            DefaultValueFactory = _ => "hocon/romana.conf"
+        };
         var nodes = new Option<int>("--nodes-per-subnet") { Description = "Nodes to add to every subnet", DefaultValueFactory = _ => 3 };
-        var pods = new Option<int>("--pods-per-node") { Description = "Pod addresses to allocate on every node", DefaultValueFactory = _ => 100 };
+        var pods = new Option<int>("--pods-per-node")
+        {
+            Description = "Pod addresses to allocate on every node",
+            DefaultValueFactory = _ => 100
+        };
         var journal = new Option<string?>("--journal") { Description = "SQLite journal file (default: romana.persistence.sqlite.path)" };
         foreach (var count in new[] { nodes, pods })
             count.Validators.Add(r =>
@@ -50,7 +58,8 @@ public static class IpamDemo
             ConfigurationFactory.ParseString("akka.loglevel = WARNING").WithFallback(config));
         var ipam = romana.Ipam;
         var recovered = await CountAddressesAsync(ipam);
-        AnsiConsole.MarkupLine($"Journal: [bold]{Markup.Escape(persistence.Describe())}[/] — recovered {recovered} addresses in {clock.ElapsedMilliseconds} ms");
+        AnsiConsole.MarkupLine($"Journal: [bold]{Markup.Escape(persistence.Describe())}[/] — " +
+            $"recovered {recovered} addresses in {clock.ElapsedMilliseconds} ms");
 
         var nodes = topology.Subnets.SelectMany(subnet => Enumerable.Range(1, nodesPerSubnet).Select(i =>
             (Subnet: subnet, Node: new NodeName($"{subnet.Id}-node-{i}"), Ip: NodeIp(subnet.VpcCidr, i)))).ToList();
@@ -61,18 +70,21 @@ public static class IpamDemo
         await Task.WhenAll(nodes.Select(async n =>
         {
             for (var p = 0; p < podsPerNode; p++)
-                Check(await ipam.AskAsync(new Allocate(n.Node, new AllocationKey($"{n.Node}/pod-{p}"), $"default/pod-{p}")), $"allocate on {n.Node}");
+                Check(await ipam.AskAsync(new Allocate(n.Node, new AllocationKey($"{n.Node}/pod-{p}"), $"default/pod-{p}")),
+                    $"allocate on {n.Node}");
         }));
         var allocations = nodes.Count * podsPerNode;
         var held = await CountAddressesAsync(ipam);
         AnsiConsole.MarkupLine($"{allocations} allocations on {nodes.Count} nodes answered in {clock.ElapsedMilliseconds} ms: " +
-            $"{held - recovered} new (each persisted before its answer), {allocations - (held - recovered)} already held with the same address");
+            $"{held - recovered} new (each persisted before its answer), " +
+            $"{allocations - (held - recovered)} already held with the same address");
 
         var state = (IpamStateView)await ipam.AskAsync(new GetIpamState());
         var prefixes = new Table().Title("pod prefixes").AddColumns("zone", "subnet", "pod prefix", "VPC CIDR", "route table");
         foreach (var zone in topology.Zones)
             foreach (var subnet in zone.Subnets)
-                prefixes.AddRow(zone.Name.Value, subnet.Id.Value, subnet.PodPrefix.ToString(), subnet.VpcCidr?.ToString() ?? "-", subnet.RouteTable ?? "-");
+                prefixes.AddRow(zone.Name.Value, subnet.Id.Value, subnet.PodPrefix.ToString(), subnet.VpcCidr?.ToString() ?? "-",
+                    subnet.RouteTable ?? "-");
         AnsiConsole.Write(prefixes);
 
         var nodeTable = new Table().Title("nodes").AddColumns("node", "node IP", "blocks", "pods");
@@ -80,7 +92,8 @@ public static class IpamDemo
             foreach (var member in subnet.Members)
             {
                 var node = state.Nodes.Single(n => n.Node == member.Node);
-                nodeTable.AddRow(member.Node.Value, member.Ip.ToString(), string.Join(", ", node.Blocks), node.Allocations.Length.ToString());
+                nodeTable.AddRow(member.Node.Value, member.Ip.ToString(), string.Join(", ", node.Blocks),
+                    node.Allocations.Length.ToString());
             }
         AnsiConsole.Write(nodeTable);
         AnsiConsole.MarkupLine("Run it again: the nodes and keys come back from the journal and keep their addresses.");

@@ -72,7 +72,9 @@ public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = 
             "addNode" => new AddNode(new NodeName(F("node")), new SubnetId(F("subnet")), F("ip")),
             "removeNode" => new RemoveNode(new NodeName(F("node"))),
             "allocate" => new Allocate(new NodeName(F("node")), new AllocationKey(F("key"))),
-            "release" => step.Fields.TryGetValue("key", out var key) ? new Release(new AllocationKey(key), null) : new Release(null, F("address")),
+            "release" => step.Fields.TryGetValue("key", out var key)
+                ? new Release(new AllocationKey(key), null)
+                : new Release(null, F("address")),
             "reserve" => new Reserve(F("cidr")),
             "unreserve" => new Unreserve(F("cidr")),
             "blocks" => new GetBlocks(new NodeName(F("node"))),
@@ -84,7 +86,8 @@ public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = 
             Failed failed => JsonValue.Create($"error:{failed.Error.CodeText}"),
             AddressAssigned assigned => JsonValue.Create(assigned.Address.ToString()),
             BlocksOf blocks => new JsonArray([.. blocks.Blocks.Select(b => (JsonNode)JsonValue.Create(b.ToString()))]),
-            PrefixList prefixes => new JsonObject(prefixes.Prefixes.Select(p => KeyValuePair.Create(p.Name, (JsonNode?)JsonValue.Create(p.Prefix.ToString())))),
+            PrefixList prefixes => new JsonObject(prefixes.Prefixes.Select(p => KeyValuePair.Create(p.Name,
+                (JsonNode?)JsonValue.Create(p.Prefix.ToString())))),
             _ => JsonValue.Create("ok"),
         };
     }

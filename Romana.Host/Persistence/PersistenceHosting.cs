@@ -98,7 +98,8 @@ public static class PersistenceHosting
     {
         public override string Identifier { get; set; } = "sql";
 
-        protected override Config InternalDefaultConfig => SqlPersistence.DefaultConfiguration.GetConfig("akka.persistence.snapshot-store.sql");
+        protected override Config InternalDefaultConfig =>
+            SqlPersistence.DefaultConfiguration.GetConfig("akka.persistence.snapshot-store.sql");
 
         protected override StringBuilder Build(StringBuilder sb)
         {

@@ -10,7 +10,10 @@ using static Romana.Actors.Ipam.IpamMessages;
 
 namespace Romana.Host.Routing;
 
-/// <summary>From a cluster file to a route plan: the nodes join and get their pods' addresses through the real IPAM, then the planner runs.</summary>
+/// <summary>
+/// From a cluster file to a route plan:
+/// the nodes join and get their pods' addresses through the real IPAM, then the planner runs.
+/// </summary>
 public static class ClusterPlanning
 {
     /// <summary>
@@ -25,22 +28,25 @@ public static class ClusterPlanning
     }
 
     public static async Task AddNodeAsync(IpamClient ipam, ClusterNode node) =>
-        Check(await ipam.AskAsync(new AddNode(new NodeName(node.Name), new SubnetId(node.Subnet), node.Ip, node.Eni, node.InstanceId)), $"node {node.Name}");
+        Check(await ipam.AskAsync(new AddNode(new NodeName(node.Name), new SubnetId(node.Subnet), node.Ip, node.Eni, node.InstanceId)),
+            $"node {node.Name}");
 
     public static async Task AllocatePodsAsync(IpamClient ipam, ClusterNode node)
     {
         var replies = await Task.WhenAll(Enumerable.Range(0, node.Pods).Select(p =>
-            ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}"), $"default/{node.Name}-pod-{p}"))));
+            ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}"),
+                $"default/{node.Name}-pod-{p}"))));
         foreach (var reply in replies) Check(reply, $"pods of node {node.Name}");
     }
 
     /// <summary>Loads the cluster into an IPAM on a temporary journal and plans it: what `romana plan` does.</summary>
-    public static async Task<(ClusterTopology Topology, IpamStateView State, RoutingInput Input, RoutePlan? Plan, ImmutableArray<BudgetShortfall> Shortfalls)>
-        PlanAsync(ClusterFile file)
+    public static async Task<(ClusterTopology Topology, IpamStateView State, RoutingInput Input, RoutePlan? Plan,
+        ImmutableArray<BudgetShortfall> Shortfalls)> PlanAsync(ClusterFile file)
     {
         var topology = TopologyCarver.Carve(file.Topology);
         await using var journal = await Ipam.FreshJournal.SqliteAsync();
-        await using var romana = await RomanaHost.StartIpamAsync(topology, journal.Settings, ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
+        await using var romana = await RomanaHost.StartIpamAsync(topology, journal.Settings,
+            ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
         await LoadAsync(file, romana.Ipam);
         var state = (IpamStateView)await romana.Ipam.AskAsync(new GetIpamState());
         var input = InputOf(file, topology, state);
@@ -48,11 +54,16 @@ public static class ClusterPlanning
         return (topology, state, input, plan, shortfalls);
     }
 
-    /// <summary>The planner's view: blocks with their pod counts from IPAM, ENIs and health from the file (or <paramref name="healthy"/>).</summary>
+    /// <summary>
+    /// The planner's view: blocks with their pod counts from IPAM,
+    /// ENIs and health from the file (or <paramref name="healthy"/>).
+    /// </summary>
     public static RoutingInput InputOf(ClusterFile file, ClusterTopology topology, IpamStateView state, Func<string, bool>? healthy = null)
     {
-        var subnets = file.Subnets.Select(s => new PlanSubnet(new SubnetId(s.Id), topology.FindSubnet(new SubnetId(s.Id))!.PodPrefix, s.RouteTable));
-        var nodes = file.Nodes.Select(n => new PlanNode(new NodeName(n.Name), new SubnetId(n.Subnet), Ipv4.Parse(n.Ip), n.Eni, healthy?.Invoke(n.Name) ?? n.Healthy));
+        var subnets = file.Subnets.Select(s => new PlanSubnet(new SubnetId(s.Id), topology.FindSubnet(new SubnetId(s.Id))!.PodPrefix,
+            s.RouteTable));
+        var nodes = file.Nodes.Select(n => new PlanNode(new NodeName(n.Name), new SubnetId(n.Subnet), Ipv4.Parse(n.Ip), n.Eni,
+            healthy?.Invoke(n.Name) ?? n.Healthy));
         var blocks = state.Nodes.SelectMany(node => node.Blocks.Select(block =>
             new PlanBlock(block, node.Node, node.Allocations.Count(a => block.Contains(a.Address)))));
         var tables = file.RouteTables.Select(t => new PlanTable(t.Id, file.RouteLimit - t.ForeignRoutes));

@@ -23,9 +23,12 @@ using static Romana.Actors.Routing.RouteManagerMessages;
 
 namespace Romana.Host.Simulation;
 
-/// <summary>How to run: where the journal goes (default: a temporary file), EC2's latency, the step, and a callback as virtual time advances.</summary>
-public sealed record SimulationOptions(string? JournalPath = null, TimeSpan? Ec2Latency = null, TimeSpan? Step = null, Action<TimeSpan>? OnTime = null,
-    IReadOnlyList<TimeSpan>? CaptureAt = null);
+/// <summary>
+/// How to run: where the journal goes (default: a temporary file),
+/// EC2's latency, the step, and a callback as virtual time advances.
+/// </summary>
+public sealed record SimulationOptions(string? JournalPath = null, TimeSpan? Ec2Latency = null, TimeSpan? Step = null,
+    Action<TimeSpan>? OnTime = null, IReadOnlyList<TimeSpan>? CaptureAt = null);
 
 /// <summary>The live state at a moment: what the IPAM actors and the route manager answered.</summary>
 public sealed record Capture(DateTimeOffset At, IpamMessages.IpamStateView Ipam, ImmutableArray<(string Table, OwnedRoute Route)> Routes);
@@ -250,7 +253,8 @@ public sealed class SimulationRun : IAsyncDisposable
                 _members.Add(add.Node);
                 Watch(add.Node);
                 _routes.Tell(new Reconcile("node added"));
-                _timeline.Add(Entry(at, "addNode", ("node", add.Node.Name), ("subnet", add.Node.Subnet), ("pods", add.Node.Pods.ToString())));
+                _timeline.Add(Entry(at, "addNode", ("node", add.Node.Name), ("subnet", add.Node.Subnet),
+                    ("pods", add.Node.Pods.ToString())));
                 break;
             case ScenarioEvent.RemoveNode remove:
                 var member = _members.Single(m => m.Name == remove.Node);
@@ -293,12 +297,14 @@ public sealed class SimulationRun : IAsyncDisposable
             var before = (_events.Count, _ec2.Calls.Count);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             var view = _routes.Ask<RouteManagerView>(new GetRouteState(), timeout.Token);
-            await Task.WhenAll(_topology.Subnets.Select(s => _forwarderHealth.Ask<HealthMessages.SubnetHealth>(new HealthMessages.Sync(s.Id), timeout.Token))
+            await Task.WhenAll(_topology.Subnets
+                .Select(s => _forwarderHealth.Ask<HealthMessages.SubnetHealth>(new HealthMessages.Sync(s.Id), timeout.Token))
                 .Append<Task>(view));
             _routeManager = await view;
             // Reading the cluster is real work (IPAM), and so is handling an EC2 answer that came: wait for them. An EC2
             // call still under its latency, or a backoff, waits for virtual time.
-            var realWork = _routeManager.WaitingFor == "cluster" || (_routeManager.WaitingFor == "ec2" && Volatile.Read(ref _pendingDelays) == 0);
+            var realWork = _routeManager.WaitingFor == "cluster"
+                || (_routeManager.WaitingFor == "ec2" && Volatile.Read(ref _pendingDelays) == 0);
             if (realWork) await Task.Delay(1);
             else if ((_events.Count, _ec2.Calls.Count) == before) break;
         }
@@ -319,16 +325,21 @@ public sealed class SimulationRun : IAsyncDisposable
         return !view.Busy && view.Passes > _passMark && view.LastPlan is not null;
     }
 
-    /// <summary>DESIGN.md section 2 on what EC2 holds, with the true health (subnets whose every node is down cannot be reached and are left out).</summary>
+    /// <summary>
+    /// DESIGN.md section 2 on what EC2 holds,
+    /// with the true health (subnets whose every node is down cannot be reached and are left out).
+    /// </summary>
     private async Task<Violation?> CheckAsync()
     {
         var cluster = await new IpamRoutingSource(_romana.Ipam.FrontDoor, _topology, TimeSpan.FromSeconds(30)).ReadAsync();
         var nodes = cluster.Nodes.Select(n => n with { Healthy = n.Healthy && !_nodes.IsDown(n.Name) }).ToList();
         var dark = nodes.GroupBy(n => n.Subnet).Where(g => g.All(n => !n.Healthy)).Select(g => g.Key).ToHashSet();
         var owners = nodes.ToDictionary(n => n.Name);
-        var input = new RoutingInput(cluster.Subnets, [.. nodes], [.. cluster.Blocks.Where(b => !dark.Contains(owners[b.Owner].Subnet))], []);
+        var input = new RoutingInput(cluster.Subnets, [.. nodes], [.. cluster.Blocks.Where(b => !dark.Contains(owners[b.Owner].Subnet))],
+            []);
         var violation = ReachabilityChecker.FirstViolation(input, InEc2(nodes));
-        _timeline.Add(Entry(Elapsed, violation is null ? "invariantsHeld" : "invariantsChecked", ("pairs", $"{input.Subnets.Length * input.Blocks.Length}")));
+        _timeline.Add(Entry(Elapsed, violation is null ? "invariantsHeld" : "invariantsChecked",
+            ("pairs", $"{input.Subnets.Length * input.Blocks.Length}")));
         return violation;
     }
 
@@ -350,11 +361,16 @@ public sealed class SimulationRun : IAsyncDisposable
             var at = e.At - _start;
             lock (_timeline) _timeline.Add(e switch
             {
-                HealthMessages.ForwarderFailed f => Entry(at, "forwarderFailed", ("node", f.Node.Value), ("subnet", f.Subnet.Value), ("reason", f.Reason)),
-                HealthMessages.ForwarderRecovered r => Entry(at, "forwarderRecovered", ("node", r.Node.Value), ("subnet", r.Subnet.Value), ("reason", r.Reason)),
-                RouteCreated c => Entry(at, "routeCreated", ("table", c.Table), ("cidr", c.Cidr.ToString()), ("target", c.Target.Value), ("reason", c.Reason)),
-                RouteReplaced r => Entry(at, "routeReplaced", ("table", r.Table), ("cidr", r.Cidr.ToString()), ("from", r.PreviousTarget.Value), ("to", r.Target.Value), ("reason", r.Reason)),
-                RouteDeleted d => Entry(at, "routeDeleted", ("table", d.Table), ("cidr", d.Cidr.ToString()), ("target", d.Target.Value), ("reason", d.Reason)),
+                HealthMessages.ForwarderFailed f => Entry(at, "forwarderFailed", ("node", f.Node.Value), ("subnet", f.Subnet.Value),
+                    ("reason", f.Reason)),
+                HealthMessages.ForwarderRecovered r => Entry(at, "forwarderRecovered", ("node", r.Node.Value), ("subnet", r.Subnet.Value),
+                    ("reason", r.Reason)),
+                RouteCreated c => Entry(at, "routeCreated", ("table", c.Table), ("cidr", c.Cidr.ToString()), ("target", c.Target.Value),
+                    ("reason", c.Reason)),
+                RouteReplaced r => Entry(at, "routeReplaced", ("table", r.Table), ("cidr", r.Cidr.ToString()),
+                    ("from", r.PreviousTarget.Value), ("to", r.Target.Value), ("reason", r.Reason)),
+                RouteDeleted d => Entry(at, "routeDeleted", ("table", d.Table), ("cidr", d.Cidr.ToString()), ("target", d.Target.Value),
+                    ("reason", d.Reason)),
                 NoHealthyForwarder n => Entry(at, "noHealthyForwarder", ("subnet", n.Subnet.Value), ("nodes", string.Join(",", n.Failed))),
                 RouteLimitLearned l => Entry(at, "routeLimitLearned", ("table", l.Table), ("limit", l.Limit.ToString())),
                 Ec2CallFailed f => Entry(at, "ec2CallFailed", ("action", f.Action), ("table", f.Table), ("code", f.Code)),
@@ -370,9 +386,14 @@ public sealed class SimulationRun : IAsyncDisposable
         foreach (var fail in timeline.Where(e => e.Event == "fail"))
         {
             var node = fail.Details["node"];
-            var recovered = timeline.FirstOrDefault(e => e.Event == "recover" && e.Details["node"] == node && e.At >= fail.At)?.At ?? double.MaxValue;
-            var detected = timeline.FirstOrDefault(e => e.Event == "forwarderFailed" && e.Details["node"] == node && e.At >= fail.At && e.At <= recovered)?.At;
-            var moved = detected is null ? [] : timeline.Where(e => e.Event == "routeReplaced" && e.Details["from"] == node && e.At >= detected && e.At <= recovered).ToList();
+            var recovered = timeline.FirstOrDefault(e => e.Event == "recover" && e.Details["node"] == node && e.At >= fail.At)?.At
+                ?? double.MaxValue;
+            var detected = timeline.FirstOrDefault(e => e.Event == "forwarderFailed" && e.Details["node"] == node && e.At >= fail.At
+                && e.At <= recovered)?.At;
+            var moved = detected is null
+                ? []
+                : timeline.Where(e => e.Event == "routeReplaced" && e.Details["from"] == node && e.At >= detected && e.At <= recovered)
+                    .ToList();
             failovers.Add(new Failover(node, fail.At, detected, moved.Count > 0 ? moved.Max(e => e.At) : detected, moved.Count));
         }
         return [.. failovers];
@@ -389,7 +410,10 @@ public sealed class SimulationRun : IAsyncDisposable
     {
         var state = (IpamMessages.IpamStateView)await _romana.Ipam.AskAsync(new IpamMessages.GetIpamState());
         var view = await _routes.Ask<RouteManagerView>(new GetRouteState(), TimeSpan.FromSeconds(60));
-        var file = _scenario.Cluster with { Nodes = [.. _members.Select(m => m with { Healthy = !view.Failed.Contains(new NodeName(m.Name)) })] };
+        var file = _scenario.Cluster with
+        {
+            Nodes = [.. _members.Select(m => m with { Healthy = !view.Failed.Contains(new NodeName(m.Name)) })]
+        };
         var input = ClusterPlanning.InputOf(file, _topology, state);
         var plan = view.LastPlan ?? new RoutePlan([], 0, []);
         return ClusterPlanning.Document(file, _topology, state, input, plan);
