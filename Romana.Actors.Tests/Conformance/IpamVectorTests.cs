@@ -45,7 +45,8 @@ public class IpamVectorTests
     {
         using var folder = new TempFolder();
         var file = folder.Write("wrong.json", """
-            { "name": "wrong", "topology": { "podCidr": "10.0.0.0/30", "blockPrefixLength": 30, "zones": [ { "name": "z", "subnets": [ { "id": "s" } ] } ] },
+            { "name": "wrong",
+              "topology": { "podCidr": "10.0.0.0/30", "blockPrefixLength": 30, "zones": [ { "name": "z", "subnets": [ { "id": "s" } ] } ] },
               "steps": [ { "op": "addNode", "node": "n", "subnet": "s", "ip": "192.168.0.1", "expect": "ok" },
                          { "op": "allocate", "node": "n", "key": "k", "expect": "10.0.0.3" } ] }
             """);

@@ -18,7 +18,9 @@ public class NodeJournalFailureTests() : Akka.TestKit.Xunit2.TestKit(Configurati
     akka.loglevel = WARNING
     akka.persistence {
       journal { plugin = "akka.persistence.journal.test", test.class = "Akka.Persistence.TestKit.TestJournal, Akka.Persistence.TestKit" }
-      snapshot-store { plugin = "akka.persistence.snapshot-store.test", test.class = "Akka.Persistence.TestKit.TestSnapshotStore, Akka.Persistence.TestKit" }
+      snapshot-store {
+        plugin = "akka.persistence.snapshot-store.test", test.class = "Akka.Persistence.TestKit.TestSnapshotStore, Akka.Persistence.TestKit"
+      }
     }
     """))
 {

@@ -159,7 +159,8 @@ public static class AuditBenchmark
             _transaction = connection.BeginTransaction();
             _journal = connection.CreateCommand();
             _journal.CommandText = """
-                INSERT INTO journal (ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags)
+                INSERT INTO journal
+                    (ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags)
                 VALUES ($ordering, $created, 0, $pid, $seq, $message, $manifest, $identifier, $writer, ';ipam;')
                 """;
             foreach (var name in new[] { "$ordering", "$created", "$pid", "$seq", "$message", "$manifest", "$identifier", "$writer" })

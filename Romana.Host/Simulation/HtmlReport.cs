@@ -22,7 +22,8 @@ public static class HtmlReport
             h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
             table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left}
             th{background:#f4f4f4}.num{text-align:right}.ok{color:#17803d}.bad{color:#b42318}code{font-size:.95em}
-            .legend span{display:inline-block;margin-right:1.5em}.dot{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}
+            .legend span{display:inline-block;margin-right:1.5em}
+            .dot{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:4px}
             details{margin:.3em 0}
             </style></head><body>
             """);
