@@ -22,7 +22,8 @@ if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
     Console.Error.WriteLine($"romana: see '{string.Join(' ', ["romana", .. CommandPath(parsed.CommandResult.Command)])} --help'");
     return CommandLineGuard.BadInput;
 }
-return await parsed.InvokeAsync();
+// The daemon stops on SIGTERM in its own order (DaemonCommand); System.CommandLine must not end the process meanwhile.
+return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
 
 static IEnumerable<string> CommandPath(Command command) =>
     command.Parents.OfType<Command>().Where(c => c is not RootCommand).SelectMany(CommandPath).Append(command.Name)

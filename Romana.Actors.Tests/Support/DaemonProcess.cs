@@ -33,7 +33,9 @@ public sealed class DaemonProcess
 
     public static string RomanaDll => Path.Combine(AppContext.BaseDirectory, "romana.dll");
 
-    /// <summary>`romana daemon --config CONFIG [ARGS]` in <paramref name="netns"/>, behind <paramref name="wrapper"/> (e.g. prlimit).</summary>
+    /// <summary>
+    /// `romana daemon --config CONFIG [ARGS]` in <paramref name="netns"/>, behind <paramref name="wrapper"/> (e.g. prlimit).
+    /// </summary>
     public static DaemonProcess Start(NetnsLab lab, string netns, string config, IEnumerable<string>? arguments = null,
         IReadOnlyList<string>? wrapper = null)
     {
@@ -50,6 +52,14 @@ public sealed class DaemonProcess
             if (waited.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException($"romana daemon did not open {socket} within 60 s");
             Thread.Sleep(50);
         }
+    }
+
+    /// <summary>The socket is there and the daemon answers STATUS (it binds its socket before its journal has recovered).</summary>
+    public void AwaitReady(string socket)
+    {
+        AwaitSocket(socket);
+        var status = DaemonWire.Send(socket, new DaemonRequest(DaemonProtocol.Status, "", ""), TimeSpan.FromSeconds(90));
+        if (!status.Ok) throw new InvalidOperationException($"romana daemon did not answer STATUS on {socket}: {status}; {Everything}");
     }
 
     /// <summary>The exit code, once the process ended within <paramref name="timeout"/>; null if it still runs.</summary>

@@ -28,7 +28,7 @@ public static class CommandLineGuard
             Console.Error.WriteLine($"romana: cannot start: {e.Error}");
             return Failed;
         }
-        catch (Dataplane.DaemonStartException e)
+        catch (Exception e) when (e is Dataplane.DaemonStartException or Persistence.JournalUnavailableException)
         {
             Console.Error.WriteLine($"romana: cannot start: {e.Message}");
             return Failed;

@@ -32,7 +32,7 @@ public static class DaemonCommand
 
     private static async Task<int> RunAsync(string configPath, string? socket)
     {
-        var stopped = new TaskCompletionSource();
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         await using var daemon = await RomanaDaemon.StartAsync(RomanaConfig.Load(configPath), socket);

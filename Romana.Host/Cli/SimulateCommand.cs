@@ -50,7 +50,7 @@ public static class SimulateCommand
             Console.Error.WriteLine($"romana: {e.Message}");
             return CommandLineGuard.BadInput;
         }
-        if (journal is not null) RemoveJournal(journal);
+        using var journalLock = journal is null ? null : TakeOverJournal(journal);
         SimulationResult result;
         try
         {
@@ -68,7 +68,7 @@ public static class SimulateCommand
     /// <summary>The main job on the embedded default: the built-in scenario, with progress, a named journal and a report.</summary>
     private static async Task<int> RunBuiltInAsync(bool json, string journal, string report)
     {
-        RemoveJournal(journal);
+        using var journalLock = TakeOverJournal(journal);
         Scenario? scenario = null;
         SimulationResult? result = null;
         if (json)
@@ -131,13 +131,18 @@ public static class SimulateCommand
         return CommandLineGuard.Failed;
     }
 
-    /// <summary>A run starts from an empty journal: the file and its snapshot file are replaced.</summary>
-    private static void RemoveJournal(string journal)
+    /// <summary>
+    /// A run starts from an empty journal: the file and its snapshot file are replaced, never while another process (a
+    /// daemon, another run) has it: its lock is taken first and held for the run.
+    /// </summary>
+    private static Persistence.JournalLock? TakeOverJournal(string journal)
     {
         var settings = Persistence.JournalSettings.Sqlite(journal);
+        var journalLock = Persistence.JournalLock.Acquire(settings);
         foreach (var file in new[] { settings.SqlitePath, settings.SqliteSnapshotPath }
             .SelectMany(f => new[] { f, f + "-wal", f + "-shm" }))
             File.Delete(file);
+        return journalLock;
     }
 
     /// <summary>One line a timeline entry, short enough for a terminal.</summary>

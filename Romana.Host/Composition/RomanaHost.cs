@@ -97,9 +97,26 @@ public sealed class RomanaHost : IAsyncDisposable
         }
         catch
         {
-            await romana.DisposeAsync();
+            await romana.StopAfterFailedStartAsync();
             throw;
         }
+    }
+
+    /// <summary>
+    /// What started is stopped; a failure to stop what never fully started (the host throws when its hosted services were
+    /// never resolved) must not hide the reason the start failed, which the caller rethrows.
+    /// </summary>
+    private async Task StopAfterFailedStartAsync()
+    {
+        try
+        {
+            await _host.StopAsync();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // the start's own failure is the one to report
+        }
+        _host.Dispose();
     }
 
     /// <summary>Stops the hosted services in reverse order, then the actor system through its coordinated shutdown.</summary>

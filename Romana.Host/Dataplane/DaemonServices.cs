@@ -13,35 +13,26 @@ using static Romana.Actors.Ipam.IpamMessages;
 namespace Romana.Host.Dataplane;
 
 /// <summary>
-/// The CNI plugin's Unix socket. It is bound before anything else starts (a second daemon on the node is refused before
-/// it touches the journal), served once the daemon has started (plugins that connect earlier wait in the backlog), and
-/// closed before the actor system stops, so no request is taken that could not be answered.
+/// The CNI plugin's Unix socket, bound by <see cref="RomanaDaemon"/> before the journal is opened (a second daemon on the
+/// node is refused before it touches anything), served once the daemon has started (plugins that connect earlier wait in
+/// the backlog), and stopped first of all: no new connection, the requests in flight answered within
+/// romana.cni.stop-timeout, and only then the actor system stops, so no request is taken that could not be answered.
 /// </summary>
-public sealed class CniSocketService(string path, IServiceProvider services) : IHostedLifecycleService
+public sealed class CniSocketService(CniServer server, IServiceProvider services) : IHostedLifecycleService
 {
-    private CniServer? _server;
-
-    public Task StartingAsync(CancellationToken cancellationToken)
-    {
-        _server = CniServer.Bind(path);
-        return Task.CompletedTask;
-    }
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StartedAsync(CancellationToken cancellationToken)
     {
         var log = services.DaemonLog();
-        var handler = new CniRequestHandler(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(), log);
-        _server!.Serve(handler.HandleAsync, log);
+        server.Serve(new CniRequestHandler(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(), log),
+            log);
         return Task.CompletedTask;
     }
 
-    public async Task StoppingAsync(CancellationToken cancellationToken)
-    {
-        if (_server is not null) await _server.DisposeAsync();
-        _server = null;
-    }
+    public async Task StoppingAsync(CancellationToken cancellationToken) => await server.DisposeAsync();
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -76,17 +67,29 @@ public sealed class HealthProbeListener(int port) : IHostedLifecycleService
         return Task.CompletedTask;
     }
 
+    /// <summary>Accepts and closes; a failing accept (out of descriptors, say) backs off, 10 ms doubling to 1 s, never spins.</summary>
     private async Task AcceptAsync()
     {
+        var backoff = TimeSpan.Zero;
         while (!_stop.IsCancellationRequested)
         {
             try
             {
                 using var probe = await _listener.AcceptSocketAsync(_stop.Token);
+                backoff = TimeSpan.Zero;
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
             {
                 if (_stop.IsCancellationRequested) return;
+                backoff = TimeSpan.FromMilliseconds(Math.Clamp(backoff.TotalMilliseconds * 2, 10, 1000));
+                try
+                {
+                    await Task.Delay(backoff, _stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
         }
     }

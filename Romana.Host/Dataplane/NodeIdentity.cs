@@ -18,7 +18,7 @@ public sealed record NodeIdentity(NodeName Name, SubnetId Subnet, Ipv4 Ip)
         SubnetLayout subnet;
         if (subnetText is { Length: > 0 })
             subnet = topology.FindSubnet(new SubnetId(subnetText))
-                ?? throw new ConfigurationError($"romana.node.subnet: '{subnetText}' is not a subnet of romana.topology");
+                ?? throw new ConfigurationError($"romana.node.subnet: '{Echo.Of(subnetText)}' is not a subnet of romana.topology");
         else if (topology.Subnets.Count() == 1)
             subnet = topology.Subnets.First();
         else
@@ -29,7 +29,7 @@ public sealed record NodeIdentity(NodeName Name, SubnetId Subnet, Ipv4 Ip)
         Ipv4 ip;
         if (ipText is { Length: > 0 })
         {
-            if (!Ipv4.TryParse(ipText, out ip)) throw new ConfigurationError($"romana.node.ip: '{ipText}' is not an IPv4 address");
+            if (!Ipv4.TryParse(ipText, out ip)) throw new ConfigurationError($"romana.node.ip: '{Echo.Of(ipText)}' is not an IPv4 address");
         }
         else
         {

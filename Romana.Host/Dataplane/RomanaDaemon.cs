@@ -18,44 +18,69 @@ namespace Romana.Host.Dataplane;
 public sealed class RomanaDaemon : IAsyncDisposable
 {
     private readonly RomanaHost _host;
+    private readonly JournalLock? _journalLock;
 
-    private RomanaDaemon(RomanaHost host) => _host = host;
+    private RomanaDaemon(RomanaHost host, JournalLock? journalLock)
+    {
+        _host = host;
+        _journalLock = journalLock;
+    }
 
     public NodeIdentity Node => _host.Services.GetRequiredService<NodeIdentity>();
 
     /// <summary>The IPAM front door of this daemon (what other nodes of a cluster, or a test, speak to).</summary>
     public IpamClient Ipam => _host.Ipam;
 
+    /// <param name="socketPath">--socket: serve the CNI plugin there instead of romana.cni.socket.</param>
     /// <param name="hostNetwork">The host port; the Linux adapter unless a caller (a test) gives another.</param>
     public static async Task<RomanaDaemon> StartAsync(Config config, string? socketPath = null, IHostNetwork? hostNetwork = null)
     {
+        // The daemon stops in its own order (DisposeAsync): Akka must not start its coordinated shutdown on SIGTERM by itself,
+        // or the IPAM would be gone while the CNI socket still answers the requests in flight.
+        config = ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(config);
         var topology = RomanaConfig.ReadTopology(config);
         var journal = JournalSettings.From(config);
         var agentSettings = HostAgentSettings.From(config);
         var health = HealthSettings.From(config);
+        var cni = CniSettings.From(config, socketPath);
         var node = NodeIdentity.Resolve(config, topology);
-        socketPath ??= config.GetString("romana.cni.socket");
         CreateJournalFolder(journal);
 
-        var builder = RomanaHost.CreateBuilder(config, akka => akka
-            .AddRomanaPersistence(journal)
-            .AddRomanaIpam(topology)
-            .AddRomanaDataplane(node.Name, topology.PodCidr), services =>
+        // The node's socket, then the journal's lock, before the journal is opened: a second daemon on the node (same
+        // socket) or on the journal (another namespace, same file) is refused before it touches anything.
+        var server = CniServer.Bind(cni);
+        JournalLock? journalLock = null;
+        try
         {
-            services.AddSingleton(node);
-            services.AddSingleton(agentSettings);
-            services.AddSingleton(hostNetwork ?? new LinuxHostNetwork(agentSettings));
-            // Started before the actor system: a second daemon, or a port in use, is refused before the journal is touched.
-            services.AddHostedService(sp => new CniSocketService(socketPath, sp));
-            services.AddHostedService(_ => new HealthProbeListener(health.ProbePort));
-        }, "romana-daemon");
-        builder.Services.AddHostedService<NodeMembership>();
-        builder.Services.AddHostedService<HostAgentService>();
+            journalLock = JournalLock.Acquire(journal);
+            var builder = RomanaHost.CreateBuilder(config, akka => akka
+                .AddRomanaPersistence(journal)
+                .AddRomanaIpam(topology)
+                .AddRomanaDataplane(node.Name, topology.PodCidr), services =>
+            {
+                services.AddSingleton(node);
+                services.AddSingleton(agentSettings);
+                services.AddSingleton(cni);
+                services.AddSingleton(hostNetwork ?? new LinuxHostNetwork(agentSettings));
+                // Stopped first: no request is taken that the IPAM could not answer.
+                services.AddHostedService(sp => new CniSocketService(server, sp));
+                services.AddHostedService(_ => new HealthProbeListener(health.ProbePort));
+            }, "romana-daemon");
+            builder.Services.AddHostedService<NodeMembership>();
+            builder.Services.AddHostedService<HostAgentService>();
 
-        var daemon = new RomanaDaemon(await RomanaHost.StartAsync(builder));
-        daemon._host.Services.DaemonLog().Info("Romana daemon: node {0} ({1}) of subnet {2}; CNI socket {3}; health port {4}; journal {5}",
-            node.Name, node.Ip, node.Subnet, socketPath, health.ProbePort, journal.Describe());
-        return daemon;
+            var daemon = new RomanaDaemon(await RomanaHost.StartAsync(builder), journalLock);
+            daemon._host.Services.DaemonLog().Info("Romana daemon: node {0} ({1}) of subnet {2}; CNI socket {3}; health port {4}; {5}",
+                node.Name, node.Ip, node.Subnet, cni.Socket, health.ProbePort,
+                $"journal {journal.Describe()}{(journalLock is null ? "" : $", locked by {journalLock.LockPath}")}");
+            return daemon;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            journalLock?.Dispose();
+            throw;
+        }
     }
 
     private static void CreateJournalFolder(JournalSettings journal)
@@ -68,13 +93,25 @@ public sealed class RomanaDaemon : IAsyncDisposable
         catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
             throw new DaemonStartException(
-                $"romana.persistence.sqlite.path: cannot create {folder}: {e.Message} (the daemon runs as root; or choose another path)");
+                $"{journal.SqlitePathSetting}: cannot create {folder}: {e.Message} (the daemon runs as root; or choose another path)");
         }
     }
 
+    /// <summary>
+    /// The stop: the CNI socket first (no new connection; the requests in flight answered within romana.cni.stop-timeout),
+    /// then the other edges, then the actor system and its journal; the journal's lock last.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        _host.Services.DaemonLog().Info("Romana daemon stopping: CNI socket closed; host routes stay in place for the next start");
-        await _host.DisposeAsync();
+        _host.Services.DaemonLog().Info(
+            "Romana daemon stopping: CNI socket closed to new requests; host routes stay in place for the next start");
+        try
+        {
+            await _host.DisposeAsync();
+        }
+        finally
+        {
+            _journalLock?.Dispose();
+        }
     }
 }

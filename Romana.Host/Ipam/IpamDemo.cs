@@ -51,7 +51,9 @@ public static class IpamDemo
         var config = RomanaConfig.Load(configPath);
         var topology = RomanaConfig.ReadTopology(config);
         var persistence = JournalSettings.From(config);
-        if (journalPath is not null) persistence = persistence with { Journal = JournalKind.Sqlite, SqlitePath = journalPath };
+        if (journalPath is not null) persistence = JournalSettings.Sqlite(journalPath);
+        // One writer per journal file: a daemon (or another demo) on it refuses this run before it is opened.
+        using var journalLock = JournalLock.Acquire(persistence);
 
         var clock = Stopwatch.StartNew();
         await using var romana = await RomanaHost.StartIpamAsync(topology, persistence,

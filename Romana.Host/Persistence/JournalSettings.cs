@@ -8,6 +8,11 @@ public enum JournalKind { Sqlite, PostgreSql }
 /// <summary>Where events and snapshots live (romana.persistence): an embedded SQLite file, or PostgreSQL.</summary>
 public sealed record JournalSettings(JournalKind Journal, string SqlitePath, string PostgreSqlConnectionString)
 {
+    public const string SqlitePathKey = "romana.persistence.sqlite.path";
+
+    /// <summary>What named <see cref="SqlitePath"/>, for errors about it: the setting, or a command's --journal.</summary>
+    public string SqlitePathSetting { get; init; } = SqlitePathKey;
+
     public static JournalSettings From(Config config)
     {
         var section = config.GetConfig("romana.persistence");
@@ -20,7 +25,9 @@ public sealed record JournalSettings(JournalKind Journal, string SqlitePath, str
         return new JournalSettings(kind, section.GetString("sqlite.path"), section.GetString("postgresql.connection-string"));
     }
 
-    public static JournalSettings Sqlite(string path) => new(JournalKind.Sqlite, path, "");
+    /// <param name="setting">What named the path (a command's --journal unless said otherwise).</param>
+    public static JournalSettings Sqlite(string path, string setting = "--journal") =>
+        new(JournalKind.Sqlite, path, "") { SqlitePathSetting = setting };
 
     public static JournalSettings PostgreSql(string connectionString) => new(JournalKind.PostgreSql, "", connectionString);
 

@@ -55,21 +55,43 @@ public static class PersistenceHosting
         {
             // SQLite has one writer per file: the journal writes with parallelism 1, and snapshots live in a file of their
             // own, because a writer that finds the file locked backs off for 150 ms (Microsoft.Data.Sqlite).
-            JournalKind.Sqlite => new("SQLite.MS", PrepareSqlite(settings.SqlitePath), PrepareSqlite(settings.SqliteSnapshotPath), 1),
+            JournalKind.Sqlite => new("SQLite.MS", PrepareSqlite(settings, settings.SqlitePath, "the journal"),
+                PrepareSqlite(settings, settings.SqliteSnapshotPath, "the snapshot file beside the journal"), 1),
             _ => new("PostgreSQL.15", settings.PostgreSqlConnectionString, settings.PostgreSqlConnectionString, 3),
         };
 
-        /// <summary>Creates the file's folder and switches it to write-ahead logging (readers never block the writer).</summary>
-        private static string PrepareSqlite(string path)
+        /// <summary>
+        /// Creates the file's folder and switches it to write-ahead logging (readers never block the writer); a file that
+        /// cannot be opened or written is an error naming the setting and the path (SQLite's own message names neither).
+        /// </summary>
+        private static string PrepareSqlite(JournalSettings settings, string path, string what)
         {
             var full = Path.GetFullPath(path);
-            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            var folder = Path.GetDirectoryName(full)!;
+            try
+            {
+                Directory.CreateDirectory(folder);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new JournalUnavailableException(
+                    $"{settings.SqlitePathSetting}: cannot create the folder {folder} of {what} {full}: {e.Message}", e);
+            }
             var connectionString = new SqliteConnectionStringBuilder { DataSource = full }.ToString();
-            using var connection = new SqliteConnection(connectionString);
-            connection.Open();
-            using var pragma = connection.CreateCommand();
-            pragma.CommandText = "PRAGMA journal_mode=WAL;";
-            pragma.ExecuteNonQuery();
+            try
+            {
+                using var connection = new SqliteConnection(connectionString);
+                connection.Open();
+                using var pragma = connection.CreateCommand();
+                pragma.CommandText = "PRAGMA journal_mode=WAL;";
+                pragma.ExecuteNonQuery();
+            }
+            catch (SqliteException e)
+            {
+                var why = Directory.Exists(full) ? " (it is a directory)" : "";
+                throw new JournalUnavailableException($"{settings.SqlitePathSetting}: cannot open {what} {full} for writing{why}: " +
+                    e.Message, e);
+            }
             return connectionString;
         }
     }
