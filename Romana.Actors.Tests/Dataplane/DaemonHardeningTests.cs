@@ -134,10 +134,10 @@ public class DaemonHardeningTests(ITestOutputHelper output)
         Assert.True(DaemonWire.Send(socket, DaemonWire.Add("warm-up"), TimeSpan.FromSeconds(20)).Ok);
 
         // Every fourth client hangs up its receiving side before it asks: the daemon can never deliver its reply.
-        const int Clients = 400;
+        const int burst = 400;
         var answered = new ConcurrentBag<string>();
         var hangUp = new TaskCompletionSource();
-        var clients = Enumerable.Range(0, Clients).Select(i => Task.Run(async () =>
+        var clients = Enumerable.Range(0, burst).Select(i => Task.Run(async () =>
         {
             var id = $"burst-{i}";
             using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -173,9 +173,9 @@ public class DaemonHardeningTests(ITestOutputHelper output)
         var exit = daemon.AwaitExit(TimeSpan.FromSeconds(40));
         hangUp.TrySetResult();
         await Task.WhenAll(clients);
-        output.WriteLine($"SIGTERM after {answeredAtSignal} replies; {answered.Count} of {Clients * 3 / 4} clients that listen got one");
+        output.WriteLine($"SIGTERM after {answeredAtSignal} replies; {answered.Count} of {burst * 3 / 4} clients that listen got one");
         output.WriteLine(string.Join('\n', daemon.OutputLines.Where(l => !l.StartsWith("[INFO]") || !l.Contains("CNI ADD burst"))));
-        Assert.True(answeredAtSignal < Clients * 3 / 4, "SIGTERM came after the burst");
+        Assert.True(answeredAtSignal < burst * 3 / 4, "SIGTERM came after the burst");
         Assert.True(exit == 0, $"exit {exit}: {daemon.Everything}");
         Assert.False(File.Exists(socket), "the socket is removed on stop");
         Assert.Contains(daemon.OutputLines, l => l.Contains("requests in flight at the stop answered"));

@@ -35,7 +35,7 @@ public static class CommandLineGuard
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"romana: unexpected {e.GetType().Name}: {e.Message}");
+            Console.Error.WriteLine($"romana: unexpected {e.GetType().Name}: {Dataplane.Echo.Capped(e.Message)}");
             return Failed;
         }
     }
