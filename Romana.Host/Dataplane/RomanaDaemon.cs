@@ -62,9 +62,10 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 services.AddSingleton(agentSettings);
                 services.AddSingleton(cni);
                 services.AddSingleton(hostNetwork ?? new LinuxHostNetwork(agentSettings));
-                // Stopped first: no request is taken that the IPAM could not answer.
-                services.AddHostedService(sp => new CniSocketService(server, sp));
+                // Stopped in reverse order: the CNI socket first (no request is taken that the IPAM could not answer), and the
+                // health port keeps answering probes while the requests in flight are answered.
                 services.AddHostedService(_ => new HealthProbeListener(health.ProbePort));
+                services.AddHostedService(sp => new CniSocketService(server, sp));
             }, "romana-daemon");
             builder.Services.AddHostedService<NodeMembership>();
             builder.Services.AddHostedService<HostAgentService>();
