@@ -45,6 +45,9 @@ public sealed class RomanaHost : IAsyncDisposable
         config = config.WithFallback(RomanaConfig.Reference);
         var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         services?.Invoke(builder.Services);
+        // Under a command that handles the signals itself, the host does not stop on its own when one arrives: the command
+        // stops what it is doing first, then the host (see Cli.Interruption).
+        if (Cli.Interruption.Current is not null) builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
         builder.Services.TryAddSingleton(_ => IpamSettings.From(config));
         builder.Services.TryAddSingleton(_ => RouteSettings.From(config));
         builder.Services.TryAddSingleton(_ => HealthSettings.From(config));
@@ -100,6 +103,13 @@ public sealed class RomanaHost : IAsyncDisposable
             await romana.DisposeAsync();
             throw;
         }
+    }
+
+    private sealed class CommandLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     /// <summary>Stops the hosted services in reverse order, then the actor system through its coordinated shutdown.</summary>

@@ -15,7 +15,17 @@ public sealed record VectorStep(int Number, string Op, IReadOnlyDictionary<strin
 }
 
 /// <summary>A vector file that cannot be read; the message names the file, the JSON path and the value.</summary>
-public sealed class VectorFormatException(DocumentError error) : DocumentException(error);
+public sealed class VectorFormatException : DocumentException
+{
+    public VectorFormatException(DocumentError error) : base(error)
+    {
+    }
+
+    /// <summary>A refusal with no place in the file: the file itself (too large).</summary>
+    public VectorFormatException(string message) : base(message)
+    {
+    }
+}
 
 /// <summary>
 /// Reads a <see cref="ConformanceVectorDocument"/>. Only the shape is checked (the fields each op takes, and no
