@@ -51,7 +51,8 @@ public static class ConformanceVectorReader
         : File.Exists(path) ? [path]
         : throw new FileNotFoundException($"{path}: no such file or folder")).ToList();
 
-    public static ConformanceVector Read(string file) => Parse(File.ReadAllText(file), file);
+    public static ConformanceVector Read(string file) =>
+        Parse(DocumentFile.ReadText(file, message => new VectorFormatException(message)), file);
 
     /// <summary>The text of a vector; <paramref name="file"/> names it in errors and in the vector.</summary>
     public static ConformanceVector Parse(string json, string file) =>
@@ -73,6 +74,8 @@ public static class ConformanceVectorReader
         var expectLoad = vector.ExpectLoad ?? "ok";
         if (expectLoad is not ("ok" or "error:invalid")) throw Problem("$.expectLoad", "neither \"ok\" nor \"error:invalid\"");
 
+        if (vector.Steps?.Count > DocumentLimits.MostVectorSteps)
+            throw Problem("$.steps", $"{vector.Steps.Count:N0} steps, more than the {DocumentLimits.MostVectorSteps:N0} a vector may have");
         var steps = vector.Steps is null ? [] : Objects(vector.Steps, "$.steps").Select((s, i) => Step(s.Item, s.Path, i)).ToList();
         return new ConformanceVector(name, file, spec, expectLoad, steps);
     }
