@@ -150,7 +150,8 @@ public class DocumentBoundsTests
     {
         var steps = string.Join(", ", Enumerable.Repeat("""{"op": "prefixes", "expect": {}}""", 100_001));
         var error = Assert.Throws<VectorFormatException>(() => ConformanceVectorReader.Parse($$"""
-            {"name": "big", "topology": {"podCidr": "10.0.0.0/16", "blockPrefixLength": 24, "zones": [{"name": "z", "subnets": [{"id": "s"}]}]},
+            {"name": "big",
+             "topology": {"podCidr": "10.0.0.0/16", "blockPrefixLength": 24, "zones": [{"name": "z", "subnets": [{"id": "s"}]}]},
              "steps": [{{steps}}]}
             """, "big.json"));
         Assert.EndsWith(": 100,001 steps, more than the 100,000 a vector may have", error.Message);

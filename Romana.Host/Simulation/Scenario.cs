@@ -72,7 +72,8 @@ public static partial class ScenarioReader
                     : null)
             : null;
         var longest = DocumentLimits.LongestSimulation;
-        var until = Time(document.Until, "$.until", longest, $"longer than {longest.TotalMinutes:0} minutes, the most a simulation may run");
+        var until = Time(document.Until, "$.until", longest,
+            $"longer than {longest.TotalMinutes:0} minutes, the most a simulation may run");
         if (document.Events?.Count > DocumentLimits.MostEvents)
             throw Problem("$.events",
                 $"{document.Events.Count:N0} events, more than the {DocumentLimits.MostEvents:N0} a simulation may have");
