@@ -79,13 +79,16 @@ public sealed class RomanaHost : IAsyncDisposable
             if (settings is not null) services.AddSingleton(settings);
         }, name);
 
-    /// <summary>The journal for audit questions; a SQLite file that does not exist is an error naming it, never created.</summary>
+    /// <summary>
+    /// The journal for audit questions, opened read-only: nothing is created or changed, whatever the database is. Anything
+    /// but a Romana journal (no such file, an empty file, not a database, no journal table) is a
+    /// <see cref="ConfigurationError"/> that says what it is (<see cref="JournalProbe"/>).
+    /// </summary>
     public static async Task<RomanaHost> StartAuditAsync(JournalSettings journal)
     {
-        if (journal.Journal == JournalKind.Sqlite && !File.Exists(journal.SqlitePath))
-            throw new ConfigurationError($"{journal.SqlitePath}: no such journal file");
+        JournalProbe.Check(journal);
         return await StartAsync(ConfigurationFactory.ParseString("akka.loglevel = WARNING"),
-            akka => akka.AddRomanaPersistence(journal).AddRomanaAudit(journal), name: "romana-audit");
+            akka => akka.AddRomanaPersistence(journal, readOnly: true).AddRomanaAudit(journal), name: "romana-audit");
     }
 
     public static async Task<RomanaHost> StartAsync(HostApplicationBuilder builder)
