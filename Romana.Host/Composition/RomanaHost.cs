@@ -48,10 +48,12 @@ public sealed class RomanaHost : IAsyncDisposable
         // Under a command that handles the signals itself, the host does not stop on its own when one arrives: the command
         // stops what it is doing first, then the host (see Cli.Interruption).
         if (Cli.Interruption.Current is not null) builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
-        builder.Services.TryAddSingleton(_ => IpamSettings.From(config));
-        builder.Services.TryAddSingleton(_ => RouteSettings.From(config));
-        builder.Services.TryAddSingleton(_ => HealthSettings.From(config));
-        builder.Services.TryAddSingleton(_ => HostAgentSettings.From(config));
+        // Read now, not when first asked for: a setting that cannot be used is refused here, naming its file and itself,
+        // before anything starts.
+        AddSettings(builder.Services, () => IpamSettings.From(config));
+        AddSettings(builder.Services, () => RouteSettings.From(config));
+        AddSettings(builder.Services, () => HealthSettings.From(config));
+        AddSettings(builder.Services, () => HostAgentSettings.From(config));
         builder.Services.TryAddSingleton<IClock>(SystemClock.Instance);
         builder.Services.TryAddSingleton(sp => new IpamClient(sp.GetRequiredService<ActorRegistry>().Get<IpamActor>(),
             sp.GetRequiredService<IpamSettings>()));
@@ -61,6 +63,11 @@ public sealed class RomanaHost : IAsyncDisposable
             compose(akka);
         });
         return builder;
+    }
+
+    private static void AddSettings<T>(IServiceCollection services, Func<T> read) where T : class
+    {
+        if (!services.Any(d => d.ServiceType == typeof(T))) services.AddSingleton(read());
     }
 
     /// <summary>
