@@ -11,7 +11,8 @@ public sealed record HostAgentSettings(int RouteTable, int RulePriority, TimeSpa
     {
         const string agent = "romana.host-agent";
         var settings = new HostAgentSettings(ConfigValues.Int(config, $"{agent}.route-table"),
-            ConfigValues.Int(config, $"{agent}.rule-priority"), ConfigValues.Duration(config, $"{agent}.resync-interval"), ConfigValues.Duration(config, $"{agent}.refresh-interval"));
+            ConfigValues.Int(config, $"{agent}.rule-priority"), ConfigValues.Duration(config, $"{agent}.resync-interval"),
+            ConfigValues.Duration(config, $"{agent}.refresh-interval"));
         // 0 is unspec; 253-255 are the kernel's default, main and local tables.
         if (settings.RouteTable is < 1 or > 252 and < 256)
             throw ConfigValues.Error(config, $"{agent}.route-table", $"{settings.RouteTable} is reserved; use 1-252 or above 255");
