@@ -123,6 +123,14 @@ public class TopologyCarverTests
     }
 
     [Fact]
+    public void More_subnets_than_a_topology_may_have_are_refused_before_carving()
+    {
+        var zones = Enumerable.Range(0, 1_001).Select(z => new ZoneSpec($"z{z}", [], $"10.{z / 250}.{z % 250}.0/24")).ToList();
+        Assert.False(TopologyCarver.TryCarve(new TopologySpec("10.0.0.0/8", 26, zones), out _, out var error));
+        Assert.Equal("topology zones: more than 1,000 subnets (each zone needs one), the most a topology may have", error.Message);
+    }
+
+    [Fact]
     public void A_long_value_in_a_topology_is_quoted_shortened()
     {
         Assert.False(TopologyCarver.TryCarve(new TopologySpec(new string('9', 5000), 26, [Zone("z", "s")]), out _, out var error));

@@ -14,6 +14,9 @@ public static class TopologyCarver
     /// <summary>Blocks larger than this would make a node's address bitmap unreasonably large.</summary>
     public const int LargestBlockPrefixLength = 16;
 
+    /// <summary>Subnets of a topology (and so zones, each of which needs one): AWS allows 200 subnets per VPC by default.</summary>
+    public const int MostSubnets = 1_000;
+
     /// <summary>
     /// Ranges no pod may have an address in (RFC 6890 and the Linux host's view of them): packets to these addresses are
     /// never routed to a pod, or never leave the host, or mean something else to every host and to the VPC.
@@ -59,6 +62,8 @@ public static class TopologyCarver
             return Invalid($"block-prefix-length: /{block} is larger than /{LargestBlockPrefixLength}, the largest node block supported");
         if (spec.Zones.Count == 0)
             return Invalid("zones: at least one zone is needed");
+        if (spec.Zones.Sum(z => (long)Math.Max(1, z.Subnets.Count)) > MostSubnets)
+            return Invalid($"zones: more than {MostSubnets:N0} subnets (each zone needs one), the most a topology may have");
 
         var zoneNames = new HashSet<string>();
         var subnetIds = new Dictionary<string, string>();

@@ -26,7 +26,7 @@ public static class DocumentLimits
     public const int MostSimulatedNodes = 5_000;
 
     /// <summary>Subnets of a topology: AWS allows 200 per VPC by default.</summary>
-    public const int MostSubnets = 1_000;
+    public const int MostSubnets = Romana.Actors.Topology.TopologyCarver.MostSubnets;
 
     /// <summary>An EC2 route table holds at most 1,000 routes (the adjustable quota's maximum).</summary>
     public const int MostRoutes = 1_000;

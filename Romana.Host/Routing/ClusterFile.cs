@@ -75,6 +75,8 @@ public static class ClusterFileReader
         {
             var zoneName = Name(zone.Name, $"{zoneAt}.name");
             if (!zonePaths.TryAdd(zoneName, $"{zoneAt}.name")) throw Twice($"{zoneAt}.name", zonePaths[zoneName]);
+            if (zonePaths.Count > DocumentLimits.MostSubnets)
+                throw Problem($"{zoneAt}.name", $"more than {DocumentLimits.MostSubnets:N0} zones, the most a topology may have");
             var specs = new List<SubnetSpec>();
             foreach (var (subnet, subnetAt) in Objects(zone.Subnets, $"{zoneAt}.subnets"))
             {
