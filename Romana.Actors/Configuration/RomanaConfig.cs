@@ -46,12 +46,20 @@ public static class RomanaConfig
     /// <summary>The text, refused past <see cref="LargestFileBytes"/> (a FIFO or a device included: reading stops there).</summary>
     private static string ReadBounded(string path)
     {
+        var tooLarge = new ConfigurationError($"{path}: more than the {LargestFileBytes / (1024 * 1024)} MiB a configuration file may be");
+        if (new FileInfo(path).Length > LargestFileBytes) throw tooLarge;
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        var buffer = new byte[LargestFileBytes + 1];
-        var read = stream.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
-        if (read > LargestFileBytes)
-            throw new ConfigurationError($"{path}: more than the {LargestFileBytes / (1024 * 1024)} MiB a configuration file may be");
-        return new StreamReader(new MemoryStream(buffer, 0, read), System.Text.Encoding.UTF8, true).ReadToEnd();
+        using var text = new MemoryStream();
+        var buffer = new byte[81920];
+        int read;
+        while ((read = stream.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            if (text.Length + read > LargestFileBytes) throw tooLarge;
+            text.Write(buffer, 0, read);
+        }
+        text.Position = 0;
+        using var reader = new StreamReader(text, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        return reader.ReadToEnd();
     }
 
     private static string Quote(string text) => "\"" + text.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";

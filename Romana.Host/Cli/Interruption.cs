@@ -19,6 +19,7 @@ public sealed class Interruption : IDisposable
     private readonly CancellationTokenSource _source = new();
     private readonly PosixSignalRegistration[] _registrations;
     private int _signals;
+    private volatile bool _disposed;
 
     private Interruption()
     {
@@ -63,6 +64,7 @@ public sealed class Interruption : IDisposable
 
     private void Exit()
     {
+        if (_disposed) return; // the command ended in time and reports the interruption itself
         TemporaryFolder.RemoveAll();
         Console.Error.WriteLine($"romana: {Describe()}");
         Environment.Exit(ExitCode);
@@ -84,6 +86,7 @@ public sealed class Interruption : IDisposable
 
     public void Dispose()
     {
+        _disposed = true;
         foreach (var registration in _registrations) registration.Dispose();
         if (Current == this) Current = null;
     }
