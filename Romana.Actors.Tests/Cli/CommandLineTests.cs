@@ -93,7 +93,7 @@ public class CommandLineTests
             .Replace("/run/romana/cni.sock", Path.Combine(folder.Path, "cni.sock")) + "\nromana.node.ip = \"10.0.0.300\"\n");
         var (exit, _, error) = await RomanaAsync("daemon", "--config", config);
         Assert.Equal(2, exit);
-        Assert.Equal("romana: romana.node.ip: '10.0.0.300' is not an IPv4 address", error.Trim());
+        Assert.Equal($"romana: {config}: romana.node.ip: '10.0.0.300' is not an IPv4 address", error.Trim());
         Assert.False(File.Exists(Path.Combine(folder.Path, "romana.db")));
         Assert.False(File.Exists(Path.Combine(folder.Path, "cni.sock")));
     }

@@ -40,13 +40,13 @@ public class Ec2ServeCommandTests
     }
 
     [Fact]
-    public async Task A_bad_config_field_exits_2_naming_it()
+    public async Task A_bad_config_field_exits_2_naming_the_file_and_the_field()
     {
         using var folder = new TempFolder();
         var config = folder.Write("lab.conf", "romana.ec2-lab.tables = [{ id = rtb-a, route-limit = -1 }]");
         var (exit, _, error) = await RomanaAsync("ec2", "serve", "--config", config, "--listen", "127.0.0.1:0");
         Assert.Equal(2, exit);
-        Assert.Equal("romana: romana.ec2-lab.tables[0].route-limit: -1 must be at least 0", error.Trim());
+        Assert.Equal($"romana: {config}: romana.ec2-lab.tables[0].route-limit: -1 must be at least 0", error.Trim());
     }
 
     [Fact]

@@ -94,6 +94,12 @@ public class PlanCommandTests
         """, "$.nodes[0].ip = \"10.0.9.5\": not inside subnet s's CIDR 10.0.0.0/24")]
     [InlineData("""{"podCidr": "100.64.0.0/16", "blockPrefixLength": 26, "routeLimit": "fifty", "zones": [], "nodes": []}""",
         "$.routeLimit = \"fifty\": expected an integer")]
+    // issue 11: 2^31 - 1 pods on one node grew to 13.7 GB without an answer; now refused before any work
+    [InlineData("""
+        {"podCidr": "100.64.0.0/16", "blockPrefixLength": 26,
+         "zones": [{"name": "z", "subnets": [{"id": "s", "cidr": "10.0.0.0/24", "routeTable": "r"}]}],
+         "nodes": [{"name": "n", "subnet": "s", "ip": "10.0.0.5", "eni": "eni-1", "pods": 2147483647}]}
+        """, "bad.json: $.nodes[0].pods = 2147483647: more than the 65,536 pods a node may have")]
     public async Task Malformed_input_exits_2_with_one_line_naming_the_field(string json, string expected)
     {
         using var folder = new TempFolder();

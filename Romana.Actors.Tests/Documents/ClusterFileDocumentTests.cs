@@ -147,8 +147,7 @@ public class ClusterFileDocumentTests
     {
         var node = $$"""{"name": "n", "subnet": "s", "ip": "10.0.0.5", "eni": "eni-1", "instanceIdd": "{{new string('x', 200)}}"}""";
         var error = ErrorOf(WithNodes(node));
-        Assert.StartsWith("cluster.json: $.nodes[0].instanceIdd = \"xxxx", error);
-        Assert.Contains("...: unknown field", error);
+        Assert.StartsWith($"cluster.json: $.nodes[0].instanceIdd = \"{new string('x', 99)}… (202 characters): unknown field", error);
         Assert.True(error.Length < 250, error);
     }
 

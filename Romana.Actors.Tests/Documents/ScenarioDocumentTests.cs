@@ -81,7 +81,7 @@ public class ScenarioDocumentTests
         Assert.Equal($"scenario.json: {expected}", ErrorOf(json));
 
     [Theory]
-    [InlineData("", "\"30s\"", ", \"health\": {\"failureThreshold\": 0}", "$.health.failureThreshold = 0: must be at least 1")]
+    [InlineData("", "\"30s\"", ", \"health\": {\"failureThreshold\": 0}", "$.health.failureThreshold = 0: must lie between 1 and 100")]
     [InlineData("", "\"30s\"", ", \"health\": {\"probeInterval\": 500}",
         "$.health.probeInterval = 500: unknown field (known: probeIntervalMs, failureThreshold, recoveryThreshold)")]
     [InlineData("", "\"soon\"", "", "$.until = \"soon\": not a time such as 500ms, 20s or 2m")]

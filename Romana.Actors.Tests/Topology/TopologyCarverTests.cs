@@ -80,6 +80,77 @@ public class TopologyCarverTests
         Assert.Contains("is smaller than one block (/26)", error.Message);
     }
 
+    [Theory]
+    // issue 11: pod-cidr = 0.0.0.0/0 was accepted, a pod got 0.0.0.0/32 and the host a rule "from all lookup 100"
+    [InlineData("0.0.0.0/0", 16, "pod-cidr: 0.0.0.0/0 is the default route: every address would be a pod's")]
+    [InlineData("0.0.0.0/1", 16, "pod-cidr: 0.0.0.0/1 overlaps 0.0.0.0/8 ('this network', no host's address)")]
+    [InlineData("127.0.0.0/16", 26, "pod-cidr: 127.0.0.0/16 overlaps 127.0.0.0/8 (loopback, never routed off a host)")]
+    [InlineData("169.254.0.0/20", 26, "pod-cidr: 169.254.0.0/20 overlaps 169.254.0.0/16 (link-local: " +
+        "the instance metadata service and the VPC's DNS answer there)")]
+    [InlineData("224.0.0.0/16", 26, "pod-cidr: 224.0.0.0/16 overlaps 224.0.0.0/4 (multicast, no host's address)")]
+    [InlineData("240.0.0.0/16", 26, "pod-cidr: 240.0.0.0/16 overlaps 240.0.0.0/4 (reserved, and the broadcast address)")]
+    [InlineData("128.0.0.0/1", 16, "pod-cidr: 128.0.0.0/1 overlaps 169.254.0.0/16 (link-local")]
+    public void A_pod_cidr_that_pods_cannot_use_is_refused_saying_why(string podCidr, int block, string expected)
+    {
+        Assert.False(TopologyCarver.TryCarve(new TopologySpec(podCidr, block, [Zone("z", "s")]), out _, out var error));
+        Assert.Equal(IpamErrorCode.Invalid, error.Code);
+        Assert.StartsWith($"topology {expected}", error.Message);
+    }
+
+    [Theory]
+    [InlineData("10.0.0.0/8", "10.0.0.0/24", "pod-cidr: 10.0.0.0/8 overlaps zones[0] (z).subnets[1] (s2).vpc-cidr 10.0.0.0/24: " +
+        "a pod's address would be an address of the VPC")]
+    [InlineData("10.0.5.0/24", "10.0.0.0/16", "pod-cidr: 10.0.5.0/24 overlaps zones[0] (z).subnets[1] (s2).vpc-cidr 10.0.0.0/16")]
+    public void A_pod_cidr_that_overlaps_a_vpc_cidr_is_refused(string podCidr, string vpcCidr, string expected)
+    {
+        Assert.False(TopologyCarver.TryCarve(new TopologySpec(podCidr, 26,
+            [new ZoneSpec("z", [new SubnetSpec("s1", VpcCidr: "192.168.0.0/24"), new SubnetSpec("s2", VpcCidr: vpcCidr)])]), out _,
+            out var error));
+        Assert.StartsWith($"topology {expected}", error.Message);
+    }
+
+    [Fact]
+    public void Vpc_cidrs_that_overlap_are_refused_naming_both()
+    {
+        Assert.False(TopologyCarver.TryCarve(new TopologySpec("100.64.0.0/16", 26,
+            [
+                new ZoneSpec("a", [new SubnetSpec("s1", VpcCidr: "10.0.0.0/16")]),
+                new ZoneSpec("b", [new SubnetSpec("s2", VpcCidr: "10.0.4.0/24")]),
+            ]),
+            out _, out var error));
+        Assert.Equal("topology zones[1] (b).subnets[0] (s2).vpc-cidr: 10.0.4.0/24 overlaps zones[0] (a).subnets[0] (s1)'s 10.0.0.0/16: " +
+            "VPC subnets never overlap", error.Message);
+    }
+
+    [Fact]
+    public void More_subnets_than_a_topology_may_have_are_refused_before_carving()
+    {
+        var zones = Enumerable.Range(0, 1_001).Select(z => new ZoneSpec($"z{z}", [], $"10.{z / 250}.{z % 250}.0/24")).ToList();
+        Assert.False(TopologyCarver.TryCarve(new TopologySpec("10.0.0.0/8", 26, zones), out _, out var error));
+        Assert.Equal("topology zones: more than 1,000 subnets (each zone needs one), the most a topology may have", error.Message);
+    }
+
+    [Fact]
+    public void A_long_value_in_a_topology_is_quoted_shortened()
+    {
+        Assert.False(TopologyCarver.TryCarve(new TopologySpec(new string('9', 5000), 26, [Zone("z", "s")]), out _, out var error));
+        Assert.Equal($"topology pod-cidr: '{new string('9', 100)}… (5,000 characters)' is not an IPv4 CIDR such as 100.64.0.0/10",
+            error.Message);
+    }
+
+    [Fact]
+    public void The_plan_of_a_cluster_whose_pod_cidr_is_the_default_route_exits_2_naming_it()
+    {
+        var json = """
+            {"podCidr": "0.0.0.0/0", "blockPrefixLength": 26,
+             "zones": [{"name": "z", "subnets": [{"id": "s", "cidr": "10.0.0.0/24", "routeTable": "r"}]}],
+             "nodes": [{"name": "n", "subnet": "s", "ip": "10.0.0.5", "eni": "eni-1", "pods": 1}]}
+            """;
+        var file = Romana.Host.Routing.ClusterFileReader.Parse(json, "cluster.json");
+        var error = Assert.Throws<TopologyException>(() => TopologyCarver.Carve(file.Topology));
+        Assert.StartsWith("topology pod-cidr: 0.0.0.0/0 is the default route", error.Message);
+    }
+
     [Fact]
     public void The_example_configuration_loads_with_vpc_cidrs_and_route_tables()
     {

@@ -16,16 +16,17 @@ public sealed record HealthSettings(
 
     public static HealthSettings From(Config config)
     {
-        var health = config.GetConfig("romana.health");
-        var settings = new HealthSettings(health.GetTimeSpan("probe-interval"), health.GetInt("failure-threshold"),
-            health.GetInt("recovery-threshold"), health.GetTimeSpan("probe-timeout"), health.GetInt("probe-port"),
-            health.GetTimeSpan("hold-down"), health.GetTimeSpan("status-interval"));
+        const string health = "romana.health";
+        var settings = new HealthSettings(ConfigValues.Duration(config, $"{health}.probe-interval"),
+            ConfigValues.Int(config, $"{health}.failure-threshold"), ConfigValues.Int(config, $"{health}.recovery-threshold"),
+            ConfigValues.Duration(config, $"{health}.probe-timeout"), ConfigValues.Int(config, $"{health}.probe-port"),
+            ConfigValues.Duration(config, $"{health}.hold-down"), ConfigValues.Duration(config, $"{health}.status-interval"));
         if (settings.FailureThreshold < 1)
-            throw new ConfigurationError($"romana.health.failure-threshold: {settings.FailureThreshold} must be at least 1");
+            throw ConfigValues.Error(config, $"{health}.failure-threshold", $"{settings.FailureThreshold} must be at least 1");
         if (settings.RecoveryThreshold < 1)
-            throw new ConfigurationError($"romana.health.recovery-threshold: {settings.RecoveryThreshold} must be at least 1");
+            throw ConfigValues.Error(config, $"{health}.recovery-threshold", $"{settings.RecoveryThreshold} must be at least 1");
         if (settings.ProbeInterval <= TimeSpan.Zero)
-            throw new ConfigurationError($"romana.health.probe-interval: {settings.ProbeInterval} must be positive");
+            throw ConfigValues.Error(config, $"{health}.probe-interval", $"{settings.ProbeInterval} must be positive");
         return settings;
     }
 

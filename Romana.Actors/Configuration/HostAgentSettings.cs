@@ -9,19 +9,20 @@ public sealed record HostAgentSettings(int RouteTable, int RulePriority, TimeSpa
 
     public static HostAgentSettings From(Config config)
     {
-        var agent = config.GetConfig("romana.host-agent");
-        var settings = new HostAgentSettings(agent.GetInt("route-table"), agent.GetInt("rule-priority"),
-            agent.GetTimeSpan("resync-interval"), agent.GetTimeSpan("refresh-interval"));
+        const string agent = "romana.host-agent";
+        var settings = new HostAgentSettings(ConfigValues.Int(config, $"{agent}.route-table"),
+            ConfigValues.Int(config, $"{agent}.rule-priority"), ConfigValues.Duration(config, $"{agent}.resync-interval"),
+            ConfigValues.Duration(config, $"{agent}.refresh-interval"));
         // 0 is unspec; 253-255 are the kernel's default, main and local tables.
         if (settings.RouteTable is < 1 or > 252 and < 256)
-            throw new ConfigurationError($"romana.host-agent.route-table: {settings.RouteTable} is reserved; use 1-252 or above 255");
+            throw ConfigValues.Error(config, $"{agent}.route-table", $"{settings.RouteTable} is reserved; use 1-252 or above 255");
         if (settings.RulePriority is < 1 or >= 32766)
-            throw new ConfigurationError(
-                $"romana.host-agent.rule-priority: {settings.RulePriority} must lie between 1 and 32765 (before the main table's rule)");
+            throw ConfigValues.Error(config, $"{agent}.rule-priority",
+                $"{settings.RulePriority} must lie between 1 and 32765 (before the main table's rule)");
         if (settings.ResyncInterval <= TimeSpan.Zero)
-            throw new ConfigurationError($"romana.host-agent.resync-interval: {settings.ResyncInterval} must be positive");
+            throw ConfigValues.Error(config, $"{agent}.resync-interval", $"{settings.ResyncInterval} must be positive");
         if (settings.RefreshInterval <= TimeSpan.Zero)
-            throw new ConfigurationError($"romana.host-agent.refresh-interval: {settings.RefreshInterval} must be positive");
+            throw ConfigValues.Error(config, $"{agent}.refresh-interval", $"{settings.RefreshInterval} must be positive");
         return settings;
     }
 }

@@ -18,26 +18,69 @@ public static class RomanaConfig
 
     public static Config Reference => ReferenceConfig.Value;
 
+    /// <summary>A configuration file is read whole; Romana's own is 3 KB.</summary>
+    public const int LargestFileBytes = 16 * 1024 * 1024;
+
     /// <summary>
-    /// Parses a HOCON file over the defaults;
-    /// a missing or malformed file is a <see cref="ConfigurationError"/> naming it.
+    /// Parses a HOCON file over the defaults, and records the file (<see cref="ConfigValues.FileSetting"/>) so that an
+    /// error in any of its settings names it; a missing, oversized or malformed file is a <see cref="ConfigurationError"/>
+    /// naming it.
     /// </summary>
     public static Config Load(string? path)
     {
         if (path is null) return Reference;
         if (!File.Exists(path)) throw new ConfigurationError($"{path}: no such configuration file");
+        var text = ReadBounded(path);
         try
         {
-            return ConfigurationFactory.ParseString(File.ReadAllText(path)).WithFallback(Reference);
+            return ConfigurationFactory.ParseString(text)
+                .WithFallback(ConfigurationFactory.ParseString($"{ConfigValues.FileSetting} = {Quote(path)}"))
+                .WithFallback(Reference);
         }
         catch (Exception e) when (e is ConfigurationException or FormatException)
         {
-            throw new ConfigurationError($"{path}: not valid HOCON: {e.Message}");
+            throw new ConfigurationError($"{path}: not valid HOCON: {Quoting.Bounded(e.Message)}");
         }
     }
 
-    /// <summary>Reads romana.topology; a missing or mistyped field is reported with its path, and the topology is then carved.</summary>
+    /// <summary>The text, refused past <see cref="LargestFileBytes"/> (a FIFO or a device included: reading stops there).</summary>
+    private static string ReadBounded(string path)
+    {
+        var tooLarge = new ConfigurationError($"{path}: more than the {LargestFileBytes / (1024 * 1024)} MiB a configuration file may be");
+        if (new FileInfo(path).Length > LargestFileBytes) throw tooLarge;
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var text = new MemoryStream();
+        var buffer = new byte[81920];
+        int read;
+        while ((read = stream.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            if (text.Length + read > LargestFileBytes) throw tooLarge;
+            text.Write(buffer, 0, read);
+        }
+        text.Position = 0;
+        using var reader = new StreamReader(text, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        return reader.ReadToEnd();
+    }
+
+    private static string Quote(string text) => "\"" + text.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
+    /// <summary>
+    /// Reads romana.topology; a missing or mistyped field is reported with its path, and the topology is then carved. Every
+    /// refusal names the configuration file it came from.
+    /// </summary>
     public static ClusterTopology ReadTopology(Config config)
+    {
+        try
+        {
+            return ReadTopologyOf(config);
+        }
+        catch (TopologyException e) when (ConfigValues.File(config) is { } file)
+        {
+            throw new TopologyException(e.Error with { Message = $"{file}: {e.Error.Message}" });
+        }
+    }
+
+    private static ClusterTopology ReadTopologyOf(Config config)
     {
         var topology = config.GetConfig("romana.topology")
             ?? throw new TopologyException(IpamError.Invalid("romana.topology: missing"));
@@ -58,7 +101,7 @@ public static class RomanaConfig
         }
         var blockText = Text(topology, "block-prefix-length");
         if (!int.TryParse(blockText, out var block))
-            throw new TopologyException(IpamError.Invalid($"topology block-prefix-length: '{blockText}' is not a number"));
+            throw new TopologyException(IpamError.Invalid($"topology block-prefix-length: {Quoting.Quote(blockText)} is not a number"));
         return TopologyCarver.Carve(new TopologySpec(Text(topology, "pod-cidr"), block, zones));
     }
 

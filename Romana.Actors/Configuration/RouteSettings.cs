@@ -19,21 +19,23 @@ public sealed record RouteSettings(
 
     public static RouteSettings From(Config config)
     {
-        var routes = config.GetConfig("romana.routes");
-        var tagKey = routes.GetString("tables.tag-key", "");
+        const string routes = "romana.routes";
+        var section = config.GetConfig(routes);
+        var tagKey = section.GetString("tables.tag-key", "");
         var settings = new RouteSettings(
-            new RouteTableSelector([.. routes.GetStringList("tables.ids") ?? []], tagKey.Length == 0 ? null : tagKey,
-                routes.GetString("tables.tag-value", "") is { Length: > 0 } value ? value : null),
-            routes.GetInt("route-limit"),
-            routes.GetTimeSpan("reconcile-interval"),
-            routes.GetTimeSpan("retry.min-backoff"),
-            routes.GetTimeSpan("retry.max-backoff"),
-            routes.GetInt("retry.max-attempts"),
-            routes.GetInt("snapshot-every"),
-            config.GetTimeSpan("romana.health.hold-down"));
-        if (settings.RouteLimit < 1) throw new ConfigurationError($"romana.routes.route-limit: {settings.RouteLimit} must be at least 1");
+            new RouteTableSelector([.. section.GetStringList("tables.ids") ?? []], tagKey.Length == 0 ? null : tagKey,
+                section.GetString("tables.tag-value", "") is { Length: > 0 } value ? value : null),
+            ConfigValues.Int(config, $"{routes}.route-limit"),
+            ConfigValues.Duration(config, $"{routes}.reconcile-interval"),
+            ConfigValues.Duration(config, $"{routes}.retry.min-backoff"),
+            ConfigValues.Duration(config, $"{routes}.retry.max-backoff"),
+            ConfigValues.Int(config, $"{routes}.retry.max-attempts"),
+            ConfigValues.Int(config, $"{routes}.snapshot-every"),
+            ConfigValues.Duration(config, "romana.health.hold-down"));
+        if (settings.RouteLimit < 1)
+            throw ConfigValues.Error(config, $"{routes}.route-limit", $"{settings.RouteLimit} must be at least 1");
         if (settings.ReconcileInterval <= TimeSpan.Zero)
-            throw new ConfigurationError($"romana.routes.reconcile-interval: {settings.ReconcileInterval} must be positive");
+            throw ConfigValues.Error(config, $"{routes}.reconcile-interval", $"{settings.ReconcileInterval} must be positive");
         return settings;
     }
 

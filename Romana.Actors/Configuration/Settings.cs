@@ -10,11 +10,13 @@ public sealed record IpamSettings(int SnapshotEvery, TimeSpan AskTimeout, TimeSp
 
     public static IpamSettings From(Config config)
     {
-        var ipam = config.GetConfig("romana.ipam");
-        var settings = new IpamSettings(ipam.GetInt("snapshot-every"), ipam.GetTimeSpan("ask-timeout"), ipam.GetTimeSpan("startup-timeout"),
-            ipam.GetTimeSpan("node-restart.min-backoff"), ipam.GetTimeSpan("node-restart.max-backoff"));
+        const string ipam = "romana.ipam";
+        var settings = new IpamSettings(ConfigValues.Int(config, $"{ipam}.snapshot-every"),
+            ConfigValues.Duration(config, $"{ipam}.ask-timeout"), ConfigValues.Duration(config, $"{ipam}.startup-timeout"),
+            ConfigValues.Duration(config, $"{ipam}.node-restart.min-backoff"),
+            ConfigValues.Duration(config, $"{ipam}.node-restart.max-backoff"));
         if (settings.SnapshotEvery < 1)
-            throw new ConfigurationError($"romana.ipam.snapshot-every: {settings.SnapshotEvery} must be at least 1");
+            throw ConfigValues.Error(config, $"{ipam}.snapshot-every", $"{settings.SnapshotEvery} must be at least 1");
         return settings;
     }
 }

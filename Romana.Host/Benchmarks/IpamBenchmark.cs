@@ -148,16 +148,8 @@ public static class IpamBenchmark
 
     private static async Task<T> InFreshJournalAsync<T>(Func<JournalSettings, Task<T>> measure)
     {
-        var folder = Directory.CreateTempSubdirectory("romana-bench-");
-        try
-        {
-            return await measure(JournalSettings.Sqlite(Path.Combine(folder.FullName, "journal.db")));
-        }
-        finally
-        {
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            folder.Delete(recursive: true);
-        }
+        using var folder = Cli.TemporaryFolder.Create("romana-bench-");
+        return await measure(JournalSettings.Sqlite(Path.Combine(folder.Path, "journal.db")));
     }
 
     private static async Task<RomanaHost> StartAsync(JournalSettings journal)

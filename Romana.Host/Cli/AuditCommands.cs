@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Romana.Actors;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
 using Romana.Actors.Configuration;
@@ -48,14 +49,14 @@ public static partial class AuditCommands
         {
             address, at, Journal, Config, Json
         };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async cancel =>
         {
             if (!Ipv4.TryParse(parse.GetValue(address), out var ip))
-                return Bad($"ADDRESS: '{parse.GetValue(address)}' is not an IPv4 address");
+                return Bad($"ADDRESS: {Quoting.Quote(parse.GetValue(address))} is not an IPv4 address");
             var when = parse.GetValue(at) is { } text ? Time(text, "--at") : (DateTimeOffset?)null;
             await using var romana = await OpenAsync(parse);
             var journal = romana.Audit;
-            var holdings = (await AuditQueries.AddressAsync(journal, ip))
+            var holdings = (await AuditQueries.AddressAsync(journal, ip).WaitAsync(cancel))
                 .Where(h => when is null || (h.From <= when && (h.To is null || when < h.To))).ToList();
             if (parse.GetValue(Json)) Print(holdings);
             else
@@ -72,12 +73,13 @@ public static partial class AuditCommands
     {
         var name = new Argument<string>("NAME") { Description = "The node's name" };
         var command = new Command("node", "A node's membership, blocks, addresses and health over time.") { name, Journal, Config, Json };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async cancel =>
         {
             await using var romana = await OpenAsync(parse);
             var journal = romana.Audit;
-            var history = await AuditQueries.NodeAsync(journal, new NodeName(parse.GetValue(name)!));
-            if (history.Subnet is null && history.Changes.IsEmpty) return Bad($"NAME: no node '{history.Node}' in the journal");
+            var history = await AuditQueries.NodeAsync(journal, new NodeName(parse.GetValue(name)!)).WaitAsync(cancel);
+            if (history.Subnet is null && history.Changes.IsEmpty)
+                return Bad($"NAME: no node {Quoting.Quote(history.Node.Value)} in the journal");
             if (parse.GetValue(Json)) Print(history);
             else
             {
@@ -100,12 +102,12 @@ public static partial class AuditCommands
         {
             table, since, Journal, Config, Json
         };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async cancel =>
         {
             var from = parse.GetValue(since) is { } text ? Time(text, "--since") : (DateTimeOffset?)null;
             await using var romana = await OpenAsync(parse);
             var journal = romana.Audit;
-            var changes = await AuditQueries.RoutesAsync(journal, parse.GetValue(table), from);
+            var changes = await AuditQueries.RoutesAsync(journal, parse.GetValue(table), from).WaitAsync(cancel);
             if (parse.GetValue(Json)) Print(changes);
             else
             {
@@ -127,12 +129,13 @@ public static partial class AuditCommands
             The IPAM and route state as it was at a time, rebuilt from events alone; with --json in the format of
             `romana plan --json`.
             """) { until, Journal, Config, Json };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async cancel =>
         {
             var at = parse.GetValue(until) is { } text ? Time(text, "--until") : (DateTimeOffset?)null;
             await using var romana = await OpenAsync(parse);
             var journal = romana.Audit;
-            var replay = await AuditQueries.ReplayAsync(journal, at, LoadConfig(parse).GetTimeSpan("romana.audit.late-writes"));
+            var lateWrites = ConfigValues.Duration(LoadConfig(parse), "romana.audit.late-writes");
+            var replay = await AuditQueries.ReplayAsync(journal, at, lateWrites).WaitAsync(cancel);
             var document = ReplayDocument(replay);
             if (parse.GetValue(Json)) Console.WriteLine(document.ToJson());
             else
@@ -178,17 +181,17 @@ public static partial class AuditCommands
         if (relative.Success)
         {
             var amount = double.Parse(relative.Groups[1].Value, CultureInfo.InvariantCulture);
-            return DateTimeOffset.UtcNow - relative.Groups[2].Value switch
-            {
-                "s" => TimeSpan.FromSeconds(amount),
-                "m" => TimeSpan.FromMinutes(amount),
-                "h" => TimeSpan.FromHours(amount),
-                _ => TimeSpan.FromDays(amount),
-            };
+            var seconds = amount * relative.Groups[2].Value switch { "s" => 1, "m" => 60, "h" => 3600, _ => 86_400 };
+            var now = DateTimeOffset.UtcNow;
+            // Earlier than the year 1 is no time at all (and no TimeSpan holds it).
+            if (seconds > (now - DateTimeOffset.MinValue).TotalSeconds)
+                throw new ConfigurationError($"{option}: {Quoting.Quote(text)} is before the year 1");
+            return now - TimeSpan.FromSeconds(seconds);
         }
         return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)
             ? time
-            : throw new ConfigurationError($"{option}: '{text}' is neither an ISO 8601 time nor a relative one such as -5m");
+            : throw new ConfigurationError(
+                $"{option}: {Quoting.Quote(text)} is neither an ISO 8601 time nor a relative one such as -5m");
     }
 
     [GeneratedRegex(@"^-(\d+(?:\.\d+)?)(s|m|h|d)$")]

@@ -35,14 +35,20 @@ public static class BatchGc
         foreach (var arg in args) start.ArgumentList.Add(arg);
         foreach (var (key, value) in Settings) start.Environment[key] = value;
         using var child = Process.Start(start) ?? throw new InvalidOperationException($"{host} could not be started");
-        // Ctrl-C reaches the child through the terminal; a SIGTERM sent to this process alone is passed on.
+        // Ctrl-C reaches the child through the terminal; a SIGTERM sent to this process alone is passed on as a SIGTERM, so
+        // that the child stops as it would on its own (removing what it keeps in temporary folders), and its exit is ours.
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => context.Cancel = true);
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
         {
             context.Cancel = true;
-            child.Kill(entireProcessTree: true);
+            if (Kill(child.Id, SigTerm) != 0) child.Kill(entireProcessTree: true);
         });
         await child.WaitForExitAsync();
         return child.ExitCode;
     }
+
+    private const int SigTerm = 15;
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
 }

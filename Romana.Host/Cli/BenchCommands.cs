@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Romana.Host.Benchmarks;
+using Romana.Host.Documents;
 using Spectre.Console;
 
 namespace Romana.Host.Cli;
@@ -46,18 +47,18 @@ public static class BenchCommands
             DefaultValueFactory = _ => 3
         };
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON" };
-        foreach (var positive in new[] { requesters, allocations, recoveryEvents, runs })
-            positive.Validators.Add(r =>
-            {
-                if (r.GetValueOrDefault<int>() < 1) r.AddError($"{r.Option.Name} must be at least 1");
-            });
+        requesters.Within(1, 10_000);
+        allocations.Within(1, 10_000_000);
+        live.Within(0, 1_000_000);
+        recoveryEvents.Within(1, 10_000_000);
+        runs.Within(1, 1_000);
         var command = new Command("ipam", """
             Durable allocations on one node actor through the IPAM front door, on a SQLite file journal in a temporary
             folder: concurrent requesters each send the next allocation when the previous one is answered (throughput,
             p50 and p99 latency), releasing the oldest pod once --live are held; then the recovery time of a node actor
             whose journal holds many events (snapshots every romana.ipam.snapshot-every events).
             """) { requesters, allocations, live, recoveryEvents, runs, json };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async _ =>
         {
             var options = new IpamBenchmark.Options(parse.GetValue(requesters), parse.GetValue(allocations), parse.GetValue(live),
                 parse.GetValue(recoveryEvents), parse.GetValue(runs));
@@ -83,17 +84,15 @@ public static class BenchCommands
             DefaultValueFactory = _ => 21
         };
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON" };
-        foreach (var positive in new[] { nodes, subnets, runs })
-            positive.Validators.Add(r =>
-            {
-                if (r.GetValueOrDefault<int>() < 1) r.AddError($"{r.Option.Name} must be at least 1");
-            });
+        nodes.Within(1, DocumentLimits.MostNodes);
+        subnets.Within(1, DocumentLimits.MostSubnets);
+        runs.Within(1, 1_000);
         var command = new Command("routes", """
             The route planner on a generated cluster (5,000 nodes in 60 subnets by default): planning at budgets 50, 100 and
             500, re-planning after one node's health changes, and the EC2 calls the route manager sends to move the routes
             of a failed forwarder on an in-memory EC2 (one per differing route is the target).
             """) { nodes, subnets, runs, json };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async _ =>
         {
             var result = await RouteBenchmark.RunAsync(parse.GetValue(nodes), parse.GetValue(subnets), parse.GetValue(runs),
                 parse.GetValue(json) ? null : m => AnsiConsole.MarkupLine(Markup.Escape(m)));
@@ -120,11 +119,14 @@ public static class BenchCommands
         var nodes = new Option<int>("--nodes-per-subnet") { Description = "Nodes in each of the 6 subnets", DefaultValueFactory = _ => 50 };
         var failures = new Option<int>("--failures") { Description = "Forwarders that fail, 3 s apart", DefaultValueFactory = _ => 10 };
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON" };
+        // Six subnets: at most the nodes a simulation may hold; failures 3 s apart within the hour a simulation may last.
+        nodes.Within(1, DocumentLimits.MostSimulatedNodes / 6);
+        failures.Within(1, 1_000);
         var command = new Command("failover", """
             Failure to repaired routes in the simulation (virtual time, the production actors, an in-memory EC2 with 20 ms
             latency): 300 nodes in 3 zones by default, ten failures; probes every 500 ms, 3 misses fail a node.
             """) { nodes, failures, json };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async _ =>
         {
             var result = await FailoverBenchmark.RunAsync(parse.GetValue(nodes), parse.GetValue(failures),
                 parse.GetValue(json) ? null : m => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(m)}[/]"));
@@ -160,11 +162,13 @@ public static class BenchCommands
         {
             Description = "Write the generated journal to this new SQLite file and keep it (to try `romana audit` on)"
         };
+        events.Within(1, 100_000_000);
+        runs.Within(1, 1_000);
         var command = new Command("audit", """
             Audit questions through Akka.Persistence.Query on a SQLite journal of a million events (a month of pod churn on
             300 nodes): who held an address, and the whole state replayed to the middle and to the end of the month.
             """) { events, runs, json, keep };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(async () =>
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async _ =>
         {
             var result = await AuditBenchmark.RunAsync(parse.GetValue(events), parse.GetValue(runs), parse.GetValue(keep),
                 parse.GetValue(json) ? null : m => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(m)}[/]"));

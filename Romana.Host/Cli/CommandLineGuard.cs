@@ -12,11 +12,32 @@ public static class CommandLineGuard
     public const int Failed = 1;
     public const int BadInput = 2;
 
-    public static async Task<int> RunAsync(Func<Task<int>> action)
+    /// <summary>
+    /// A command that does a finite piece of work: SIGTERM, Ctrl-C and SIGQUIT cancel the token it is given (see
+    /// <see cref="Interruption"/>), and the command then ends with one line and 128 plus the signal's number, whatever it
+    /// was doing.
+    /// </summary>
+    public static async Task<int> RunInterruptibleAsync(Func<CancellationToken, Task<int>> action)
+    {
+        using var interruption = Interruption.Register();
+        var exit = await RunAsync(() => action(interruption.Token), interruption);
+        if (interruption.Signal is null) return exit;
+        Console.Error.WriteLine($"romana: {interruption.Describe()}");
+        return interruption.ExitCode;
+    }
+
+    public static Task<int> RunAsync(Func<Task<int>> action) => RunAsync(action, null);
+
+    private static async Task<int> RunAsync(Func<Task<int>> action, Interruption? interruption)
     {
         try
         {
             return await action();
+        }
+        // Whatever an interrupted command was doing when it stopped, the interruption is what to report.
+        catch (Exception) when (interruption?.Signal is not null)
+        {
+            return Failed;
         }
         catch (Exception e) when (e is ConfigurationError or TopologyException or DocumentException or FileNotFoundException)
         {

@@ -35,12 +35,13 @@ public static class IpamCommands
             Runs IPAM conformance vectors against the real actors, each on a fresh SQLite journal in a temporary folder.
             Prints PASS or FAIL per vector and "N passed, M failed"; exits 1 if any failed.
             """) { paths, restartEvery, json };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(() =>
-            RunVectorsAsync(parse.GetValue(paths)!, parse.GetValue(restartEvery), parse.GetValue(json), Console.Out)));
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(cancel =>
+            RunVectorsAsync(parse.GetValue(paths)!, parse.GetValue(restartEvery), parse.GetValue(json), Console.Out, cancel)));
         return command;
     }
 
-    public static async Task<int> RunVectorsAsync(IEnumerable<string> paths, int restartEvery, bool json, TextWriter output)
+    public static async Task<int> RunVectorsAsync(IEnumerable<string> paths, int restartEvery, bool json, TextWriter output,
+        CancellationToken cancel = default)
     {
         var runner = new VectorRunner(restartEvery);
         var outcomes = new List<VectorOutcome>();
@@ -49,7 +50,7 @@ public static class IpamCommands
             VectorOutcome outcome;
             try
             {
-                outcome = await runner.RunAsync(ConformanceVectorReader.Read(file));
+                outcome = await runner.RunAsync(ConformanceVectorReader.Read(file), cancel);
             }
             catch (VectorFormatException e)
             {

@@ -22,11 +22,11 @@ public static class PlanCommand
             budget (routeLimit minus foreignRoutes). Exits 2 when a budget cannot hold one route per subnet it must reach.
             """) { input, json };
         command.SetAction((parse, _) =>
-            CommandLineGuard.RunAsync(() => RunAsync(parse.GetValue(input)!, parse.GetValue(json), Console.Out)));
+            CommandLineGuard.RunInterruptibleAsync(cancel => RunAsync(parse.GetValue(input)!, parse.GetValue(json), Console.Out, cancel)));
         return command;
     }
 
-    public static async Task<int> RunAsync(string path, bool json, TextWriter output)
+    public static async Task<int> RunAsync(string path, bool json, TextWriter output, CancellationToken cancel = default)
     {
         ClusterFile file;
         ClusterTopology topology;
@@ -45,7 +45,7 @@ public static class PlanCommand
             System.Collections.Immutable.ImmutableArray<BudgetShortfall> Shortfalls) planned;
         try
         {
-            planned = await ClusterPlanning.PlanAsync(file);
+            planned = await ClusterPlanning.PlanAsync(file, cancel);
         }
         catch (ClusterFileException e)
         {

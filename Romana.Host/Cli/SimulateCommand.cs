@@ -30,14 +30,14 @@ public static class SimulateCommand
             the routes have converged, the invariants of DESIGN.md section 2 are checked on what EC2 holds; a violation
             fails the run (exit 1) and prints the first violating pair. A malformed scenario exits 2 naming the event.
             """) { scenario, json, journal, report };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => parse.GetValue(scenario) is { } path
-            ? RunFileAsync(path, parse.GetValue(json), parse.GetValue(journal), parse.GetValue(report))
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(cancel => parse.GetValue(scenario) is { } path
+            ? RunFileAsync(path, parse.GetValue(json), parse.GetValue(journal), parse.GetValue(report), cancel)
             : RunBuiltInAsync(parse.GetValue(json), parse.GetValue(journal) ?? "romana-simulation.db",
-                parse.GetValue(report) ?? "romana-simulation.html")));
+                parse.GetValue(report) ?? "romana-simulation.html", cancel)));
         return command;
     }
 
-    private static async Task<int> RunFileAsync(string path, bool json, string? journal, string? report)
+    private static async Task<int> RunFileAsync(string path, bool json, string? journal, string? report, CancellationToken cancel)
     {
         Scenario scenario;
         try
@@ -54,7 +54,7 @@ public static class SimulateCommand
         SimulationResult result;
         try
         {
-            result = await SimulationRun.RunAsync(scenario, new SimulationOptions(journal),
+            result = await SimulationRun.RunAsync(scenario, new SimulationOptions(journal, Cancel: cancel),
                 json ? null : m => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(m)}[/]"));
         }
         catch (Exception e) when (e is ScenarioException or Routing.ClusterFileException)
@@ -66,15 +66,15 @@ public static class SimulateCommand
     }
 
     /// <summary>The main job on the embedded default: the built-in scenario, with progress, a named journal and a report.</summary>
-    private static async Task<int> RunBuiltInAsync(bool json, string journal, string report)
+    private static async Task<int> RunBuiltInAsync(bool json, string journal, string report, CancellationToken cancel)
     {
         using var journalLock = TakeOverJournal(journal);
         Scenario? scenario = null;
         SimulationResult? result = null;
         if (json)
         {
-            scenario = await BuiltInScenario.DefaultAsync();
-            result = await SimulationRun.RunAsync(scenario, new SimulationOptions(journal));
+            scenario = await BuiltInScenario.DefaultAsync(cancel);
+            result = await SimulationRun.RunAsync(scenario, new SimulationOptions(journal, Cancel: cancel));
         }
         else
         {
@@ -83,12 +83,12 @@ public static class SimulateCommand
                 .StartAsync(async progress =>
                 {
                     var planning = progress.AddTask("plan the cluster to pick forwarders to fail").IsIndeterminate();
-                    scenario = await BuiltInScenario.DefaultAsync();
+                    scenario = await BuiltInScenario.DefaultAsync(cancel);
                     planning.Value = planning.MaxValue;
                     planning.StopTask();
                     var simulating = progress.AddTask($"simulate {scenario.Until.TotalSeconds:0} s", maxValue: scenario.Until.TotalSeconds);
                     result = await SimulationRun.RunAsync(scenario,
-                        new SimulationOptions(journal, OnTime: t => simulating.Value = t.TotalSeconds));
+                        new SimulationOptions(journal, OnTime: t => simulating.Value = t.TotalSeconds, Cancel: cancel));
                     simulating.Value = simulating.MaxValue;
                 });
         }

@@ -45,10 +45,15 @@ public sealed class RomanaHost : IAsyncDisposable
         config = config.WithFallback(RomanaConfig.Reference);
         var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         services?.Invoke(builder.Services);
-        builder.Services.TryAddSingleton(_ => IpamSettings.From(config));
-        builder.Services.TryAddSingleton(_ => RouteSettings.From(config));
-        builder.Services.TryAddSingleton(_ => HealthSettings.From(config));
-        builder.Services.TryAddSingleton(_ => HostAgentSettings.From(config));
+        // Under a command that handles the signals itself, the host does not stop on its own when one arrives: the command
+        // stops what it is doing first, then the host (see Cli.Interruption).
+        if (Cli.Interruption.Current is not null) builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
+        // Read now, not when first asked for: a setting that cannot be used is refused here, naming its file and itself,
+        // before anything starts.
+        AddSettings(builder.Services, () => IpamSettings.From(config));
+        AddSettings(builder.Services, () => RouteSettings.From(config));
+        AddSettings(builder.Services, () => HealthSettings.From(config));
+        AddSettings(builder.Services, () => HostAgentSettings.From(config));
         builder.Services.TryAddSingleton<IClock>(SystemClock.Instance);
         builder.Services.TryAddSingleton(sp => new IpamClient(sp.GetRequiredService<ActorRegistry>().Get<IpamActor>(),
             sp.GetRequiredService<IpamSettings>()));
@@ -58,6 +63,11 @@ public sealed class RomanaHost : IAsyncDisposable
             compose(akka);
         });
         return builder;
+    }
+
+    private static void AddSettings<T>(IServiceCollection services, Func<T> read) where T : class
+    {
+        if (!services.Any(d => d.ServiceType == typeof(T))) services.AddSingleton(read());
     }
 
     /// <summary>
@@ -76,13 +86,16 @@ public sealed class RomanaHost : IAsyncDisposable
             if (settings is not null) services.AddSingleton(settings);
         }, name);
 
-    /// <summary>The journal for audit questions; a SQLite file that does not exist is an error naming it, never created.</summary>
+    /// <summary>
+    /// The journal for audit questions, opened read-only: nothing is created or changed, whatever the database is. Anything
+    /// but a Romana journal (no such file, an empty file, not a database, no journal table) is a
+    /// <see cref="ConfigurationError"/> that says what it is (<see cref="JournalProbe"/>).
+    /// </summary>
     public static async Task<RomanaHost> StartAuditAsync(JournalSettings journal)
     {
-        if (journal.Journal == JournalKind.Sqlite && !File.Exists(journal.SqlitePath))
-            throw new ConfigurationError($"{journal.SqlitePath}: no such journal file");
+        JournalProbe.Check(journal);
         return await StartAsync(ConfigurationFactory.ParseString("akka.loglevel = WARNING"),
-            akka => akka.AddRomanaPersistence(journal).AddRomanaAudit(journal), name: "romana-audit");
+            akka => akka.AddRomanaPersistence(journal, readOnly: true).AddRomanaAudit(journal), name: "romana-audit");
     }
 
     public static async Task<RomanaHost> StartAsync(HostApplicationBuilder builder)
@@ -117,6 +130,13 @@ public sealed class RomanaHost : IAsyncDisposable
             // the start's own failure is the one to report
         }
         _host.Dispose();
+    }
+
+    private sealed class CommandLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     /// <summary>Stops the hosted services in reverse order, then the actor system through its coordinated shutdown.</summary>

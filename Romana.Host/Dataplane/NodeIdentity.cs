@@ -1,6 +1,7 @@
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using Akka.Configuration;
+using Romana.Actors;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Topology;
@@ -18,24 +19,26 @@ public sealed record NodeIdentity(NodeName Name, SubnetId Subnet, Ipv4 Ip)
         SubnetLayout subnet;
         if (subnetText is { Length: > 0 })
             subnet = topology.FindSubnet(new SubnetId(subnetText))
-                ?? throw new ConfigurationError($"romana.node.subnet: '{Echo.Of(subnetText)}' is not a subnet of romana.topology");
+                ?? throw ConfigValues.Error(config, "romana.node.subnet",
+                    $"{Quoting.Quote(subnetText)} is not a subnet of romana.topology");
         else if (topology.Subnets.Count() == 1)
             subnet = topology.Subnets.First();
         else
-            throw new ConfigurationError(
-                $"romana.node.subnet: empty, and the topology has {topology.Subnets.Count()} subnets; name this host's");
+            throw ConfigValues.Error(config, "romana.node.subnet",
+                $"empty, and the topology has {topology.Subnets.Count()} subnets; name this host's");
 
         var ipText = node.GetString("ip");
         Ipv4 ip;
         if (ipText is { Length: > 0 })
         {
-            if (!Ipv4.TryParse(ipText, out ip)) throw new ConfigurationError($"romana.node.ip: '{Echo.Of(ipText)}' is not an IPv4 address");
+            if (!Ipv4.TryParse(ipText, out ip))
+                throw ConfigValues.Error(config, "romana.node.ip", $"{Quoting.Quote(ipText)} is not an IPv4 address");
         }
         else
         {
             var candidates = (hostAddresses ?? HostAddresses)().Where(a => subnet.VpcCidr is not { } vpc || vpc.Contains(a)).ToList();
             if (candidates.Count == 0)
-                throw new ConfigurationError($"romana.node.ip: empty, and no interface of this host has an IPv4 address" +
+                throw ConfigValues.Error(config, "romana.node.ip", "empty, and no interface of this host has an IPv4 address" +
                     $"{(subnet.VpcCidr is { } v ? $" inside {v}" : "")}; set it");
             ip = candidates[0];
         }

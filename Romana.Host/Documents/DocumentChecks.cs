@@ -15,6 +15,11 @@ internal static class DocumentChecks
         _ => value,
     };
 
+    /// <summary>A name or an id: given, not empty, and no longer than Kubernetes allows a node's name to be.</summary>
+    public static string Name(string? value, string path) => Text(value, path).Length <= DocumentLimits.LongestName
+        ? value!
+        : throw Problem(path, $"longer than {DocumentLimits.LongestName} characters");
+
     /// <summary>A string that must be given, empty or not (conformance vectors leave its meaning to the run).</summary>
     public static string Present(string? value, string path) => value ?? throw Problem(path, "missing");
 
@@ -36,6 +41,9 @@ internal static class DocumentChecks
         Ipv4Cidr.TryParse(Text(value, path), out _) ? value! : throw Problem(path, "not an IPv4 CIDR such as 10.0.0.0/24");
 
     public static string? OptionalCidr(string? value, string path) => value is null ? null : Cidr(value, path);
+
+    public static int Between(int value, int least, int most, string path) =>
+        value >= least && value <= most ? value : throw Problem(path, $"must lie between {least} and {most}");
 
     public static int AtLeast(int value, int least, string path) =>
         value >= least ? value : throw Problem(path, least == 0 ? "must be 0 or more" : $"must be at least {least}");

@@ -1,3 +1,5 @@
+using Romana.Actors;
+
 namespace Romana.Host.Documents;
 
 /// <summary>
@@ -7,9 +9,12 @@ namespace Romana.Host.Documents;
 /// </summary>
 public sealed record DocumentError(string? Source, string Path, string? Value, string Problem)
 {
-    /// <summary><c>cluster.json: $.nodes[3].pods = -1: must be 0 or more</c>; <c>$.nodes[3].eni: missing</c>.</summary>
+    /// <summary>
+    /// <c>cluster.json: $.nodes[3].pods = -1: must be 0 or more</c>; <c>$.nodes[3].eni: missing</c>. The path holds names
+    /// from the document (an unknown field's), so it is shortened like a value.
+    /// </summary>
     public override string ToString() =>
-        $"{(Source is null ? "" : $"{Source}: ")}{Path}{(Value is null ? "" : $" = {Value}")}: {Problem}";
+        $"{(Source is null ? "" : $"{Source}: ")}{Quoting.Bounded(Path)}{(Value is null ? "" : $" = {Value}")}: {Problem}";
 }
 
 /// <summary>A document that cannot be used; the message is one line naming the JSON path and the value.</summary>

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization.Metadata;
 using System.Text.RegularExpressions;
+using Romana.Actors;
 using Romana.Actors.Addressing;
 
 namespace Romana.Host.Documents;
@@ -16,8 +17,6 @@ namespace Romana.Host.Documents;
 /// </summary>
 public static partial class DocumentReader
 {
-    private const int LongestValueShown = 100;
-
     private static readonly JsonWriterOptions Compact = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>
@@ -54,13 +53,15 @@ public static partial class DocumentReader
         Func<TDocument, TResult> check, Func<DocumentError, DocumentException> fail) where TDocument : class =>
         Read(JsonSerializer.Serialize(document, type), null, type, check, fail);
 
-    /// <summary>A value as it would be written in JSON, shortened when long: <c>"10.0.0.0/33"</c>, <c>-1</c>.</summary>
+    /// <summary>
+    /// A value as it would be written in JSON, shortened when long (<see cref="Quoting.Bounded"/>): <c>"10.0.0.0/33"</c>,
+    /// <c>-1</c>, <c>"xxx… (5,002 characters)</c>.
+    /// </summary>
     public static string Render(JsonElement value)
     {
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer, Compact)) value.WriteTo(writer);
-        var text = Encoding.UTF8.GetString(buffer.WrittenSpan);
-        return text.Length <= LongestValueShown ? text : text[..(LongestValueShown - 3)] + "...";
+        return Quoting.Bounded(Encoding.UTF8.GetString(buffer.WrittenSpan));
     }
 
     public static string Render(string value) => Render(JsonSerializer.SerializeToElement(value, DocumentJson.Default.String));

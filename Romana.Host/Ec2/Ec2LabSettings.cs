@@ -23,7 +23,9 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
     public static Ec2LabSettings Default => From(RomanaConfig.Reference);
 
     /// <summary>Reads romana.ec2-lab; a missing or malformed field is a <see cref="ConfigurationError"/> naming it and its value.</summary>
-    public static Ec2LabSettings From(Config config)
+    public static Ec2LabSettings From(Config config) => ConfigValues.Reading(config, () => Read(config));
+
+    private static Ec2LabSettings Read(Config config)
     {
         var lab = config.GetConfig(Root) ?? throw new ConfigurationError($"{Root}: missing");
         var vpcCidr = Cidr(Text(lab, "vpc.cidr", $"{Root}.vpc.cidr"), $"{Root}.vpc.cidr");
@@ -38,7 +40,7 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
             var path = $"{Root}.tables[{i}]";
             var table = Section(items[i], path);
             var id = Text(table, "id", $"{path}.id");
-            if (tables.Any(t => t.Id == id)) throw new ConfigurationError($"{path}.id: '{id}' names a table twice");
+            if (tables.Any(t => t.Id == id)) throw new ConfigurationError($"{path}.id: {Quoting.Quote(id)} names a table twice");
             tables.Add(new Ec2LabTableSettings(id, Strings(table, "subnets", $"{path}.subnets"), Tags(table, path),
                 table.HasPath("route-limit") ? Int(table, "route-limit", $"{path}.route-limit", min: 0) : routeLimit, Routes(table, path)));
         }
@@ -63,7 +65,7 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
             && int.TryParse(text[(portAt + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port)
             && port <= IPEndPoint.MaxPort)
             return new IPEndPoint(ip, port);
-        throw new ConfigurationError($"{field}: '{text}' is not ADDR:PORT (for example 127.0.0.1:9607, or [::1]:9607)");
+        throw new ConfigurationError($"{field}: {Quoting.Quote(text)} is not ADDR:PORT (for example 127.0.0.1:9607, or [::1]:9607)");
     }
 
     /// <summary>The lab these settings describe, its time from <paramref name="clock"/>.</summary>
@@ -83,7 +85,7 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
         var tags = Strings(table, "tags", $"{path}.tags");
         return [.. tags.Select((tag, t) => tag.IndexOf('=') is > 0 and var at
             ? KeyValuePair.Create(tag[..at], tag[(at + 1)..])
-            : throw new ConfigurationError($"{path}.tags[{t}]: '{tag}' is not KEY=VALUE"))];
+            : throw new ConfigurationError($"{path}.tags[{t}]: {Quoting.Quote(tag)} is not KEY=VALUE"))];
     }
 
     private static ImmutableArray<(string Destination, string Target)> Routes(Config table, string path)
@@ -126,7 +128,7 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
     {
         var text = Text(config, key, path);
         if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
-            throw new ConfigurationError($"{path}: '{text}' is not a whole number");
+            throw new ConfigurationError($"{path}: {Quoting.Quote(text)} is not a whole number");
         return number >= min ? number : throw new ConfigurationError($"{path}: {number} must be at least {min}");
     }
 
@@ -134,7 +136,7 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
     {
         var text = Text(config, key, path);
         if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number))
-            throw new ConfigurationError($"{path}: '{text}' is not a number");
+            throw new ConfigurationError($"{path}: {Quoting.Quote(text)} is not a number");
         return number >= min && number <= max ? number : throw new ConfigurationError($"{path}: {text} must lie between {min} and {max}");
     }
 
@@ -145,7 +147,7 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
         {
             "on" or "true" or "yes" => true,
             "off" or "false" or "no" => false,
-            _ => throw new ConfigurationError($"{path}: '{text}' is neither on nor off"),
+            _ => throw new ConfigurationError($"{path}: {Quoting.Quote(text)} is neither on nor off"),
         };
     }
 
@@ -159,7 +161,7 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
         }
         catch (Exception e) when (e is FormatException or OverflowException or ConfigurationException)
         {
-            throw new ConfigurationError($"{path}: '{text}' is not a duration such as 20ms or 1s");
+            throw new ConfigurationError($"{path}: {Quoting.Quote(text)} is not a duration such as 20ms or 1s");
         }
         return duration >= TimeSpan.Zero ? duration : throw new ConfigurationError($"{path}: {text} must not be negative");
     }
@@ -167,5 +169,5 @@ public sealed record Ec2LabSettings(IPEndPoint Listen, string VpcId, string VpcC
     private static string Cidr(string text, string path) =>
         Ipv4Cidr.TryParse(text, out var cidr)
             ? cidr.ToString()
-            : throw new ConfigurationError($"{path}: '{text}' is not an IPv4 CIDR such as 10.0.0.0/16");
+            : throw new ConfigurationError($"{path}: {Quoting.Quote(text)} is not an IPv4 CIDR such as 10.0.0.0/16");
 }

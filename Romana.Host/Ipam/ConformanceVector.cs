@@ -15,7 +15,17 @@ public sealed record VectorStep(int Number, string Op, IReadOnlyDictionary<strin
 }
 
 /// <summary>A vector file that cannot be read; the message names the file, the JSON path and the value.</summary>
-public sealed class VectorFormatException(DocumentError error) : DocumentException(error);
+public sealed class VectorFormatException : DocumentException
+{
+    public VectorFormatException(DocumentError error) : base(error)
+    {
+    }
+
+    /// <summary>A refusal with no place in the file: the file itself (too large).</summary>
+    public VectorFormatException(string message) : base(message)
+    {
+    }
+}
 
 /// <summary>
 /// Reads a <see cref="ConformanceVectorDocument"/>. Only the shape is checked (the fields each op takes, and no
@@ -41,7 +51,8 @@ public static class ConformanceVectorReader
         : File.Exists(path) ? [path]
         : throw new FileNotFoundException($"{path}: no such file or folder")).ToList();
 
-    public static ConformanceVector Read(string file) => Parse(File.ReadAllText(file), file);
+    public static ConformanceVector Read(string file) =>
+        Parse(DocumentFile.ReadText(file, message => new VectorFormatException(message)), file);
 
     /// <summary>The text of a vector; <paramref name="file"/> names it in errors and in the vector.</summary>
     public static ConformanceVector Parse(string json, string file) =>
@@ -63,6 +74,8 @@ public static class ConformanceVectorReader
         var expectLoad = vector.ExpectLoad ?? "ok";
         if (expectLoad is not ("ok" or "error:invalid")) throw Problem("$.expectLoad", "neither \"ok\" nor \"error:invalid\"");
 
+        if (vector.Steps?.Count > DocumentLimits.MostVectorSteps)
+            throw Problem("$.steps", $"{vector.Steps.Count:N0} steps, more than the {DocumentLimits.MostVectorSteps:N0} a vector may have");
         var steps = vector.Steps is null ? [] : Objects(vector.Steps, "$.steps").Select((s, i) => Step(s.Item, s.Path, i)).ToList();
         return new ConformanceVector(name, file, spec, expectLoad, steps);
     }

@@ -6,6 +6,7 @@ using Romana.Actors.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Host.Cli;
 using Romana.Host.Composition;
+using Romana.Host.Documents;
 using Romana.Host.Persistence;
 using Spectre.Console;
 using static Romana.Actors.Ipam.IpamMessages;
@@ -41,15 +42,23 @@ public static class IpamDemo
             Adds nodes to every subnet of the configured topology and allocates pod addresses for them, durably, on the
             embedded SQLite journal; prints the prefixes, each node's blocks, and where the journal is.
             """) { config, nodes, pods, journal };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => RunAsync(parse.GetValue(config)!, parse.GetValue(nodes),
-            parse.GetValue(pods), parse.GetValue(journal))));
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(cancel => RunAsync(parse.GetValue(config)!,
+            parse.GetValue(nodes), parse.GetValue(pods), parse.GetValue(journal), cancel)));
         return command;
     }
 
-    private static async Task<int> RunAsync(string configPath, int nodesPerSubnet, int podsPerNode, string? journalPath)
+    private static async Task<int> RunAsync(string configPath, int nodesPerSubnet, int podsPerNode, string? journalPath,
+        CancellationToken cancel)
     {
         var config = RomanaConfig.Load(configPath);
         var topology = RomanaConfig.ReadTopology(config);
+        var total = (long)topology.Subnets.Count() * nodesPerSubnet * podsPerNode;
+        if (total > DocumentLimits.MostPods)
+        {
+            Console.Error.WriteLine($"romana: --nodes-per-subnet {nodesPerSubnet} and --pods-per-node {podsPerNode} in " +
+                $"{topology.Subnets.Count()} subnets make {total:N0} pods, more than the {DocumentLimits.MostPods:N0} a demo may allocate");
+            return CommandLineGuard.BadInput;
+        }
         var persistence = JournalSettings.From(config);
         if (journalPath is not null) persistence = JournalSettings.Sqlite(journalPath);
         // One writer per journal file: a daemon (or another demo) on it refuses this run before it is opened.
@@ -71,10 +80,11 @@ public static class IpamDemo
         clock.Restart();
         await Task.WhenAll(nodes.Select(async n =>
         {
-            for (var p = 0; p < podsPerNode; p++)
+            for (var p = 0; p < podsPerNode && !cancel.IsCancellationRequested; p++)
                 Check(await ipam.AskAsync(new Allocate(n.Node, new AllocationKey($"{n.Node}/pod-{p}"), $"default/pod-{p}")),
                     $"allocate on {n.Node}");
         }));
+        cancel.ThrowIfCancellationRequested();
         var allocations = nodes.Count * podsPerNode;
         var held = await CountAddressesAsync(ipam);
         AnsiConsole.MarkupLine($"{allocations} allocations on {nodes.Count} nodes answered in {clock.ElapsedMilliseconds} ms: " +

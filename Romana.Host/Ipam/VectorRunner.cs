@@ -22,7 +22,7 @@ public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = 
 {
     private static readonly Config Quiet = ConfigurationFactory.ParseString("akka.loglevel = WARNING");
 
-    public async Task<VectorOutcome> RunAsync(ConformanceVector vector)
+    public async Task<VectorOutcome> RunAsync(ConformanceVector vector, CancellationToken cancel = default)
     {
         if (!TopologyCarver.TryCarve(vector.Topology, out var topology, out var error))
             return vector.ExpectLoad == "error:invalid"
@@ -39,6 +39,7 @@ public sealed class VectorRunner(int restartEvery = 0, IpamSettings? settings = 
             romana = await RomanaHost.StartIpamAsync(topology, journal, Quiet, settings);
             for (var i = 0; i < vector.Steps.Count; i++)
             {
+                cancel.ThrowIfCancellationRequested();
                 if (restartEvery > 0 && i > 0 && i % restartEvery == 0)
                 {
                     await romana.DisposeAsync();
@@ -100,14 +101,16 @@ public sealed class FreshJournal(JournalSettings settings, Func<Task> remove) : 
 {
     public JournalSettings Settings { get; } = settings;
 
-    /// <summary>A SQLite file in a temporary folder of its own.</summary>
+    /// <summary>
+    /// A SQLite file in a temporary folder of its own, removed when disposed, at exit, or when the command is interrupted
+    /// (<see cref="Cli.TemporaryFolder"/>).
+    /// </summary>
     public static Task<FreshJournal> SqliteAsync()
     {
-        var folder = Directory.CreateTempSubdirectory("romana-vector-");
-        return Task.FromResult(new FreshJournal(JournalSettings.Sqlite(Path.Combine(folder.FullName, "journal.db")), () =>
+        var folder = Cli.TemporaryFolder.Create("romana-journal-");
+        return Task.FromResult(new FreshJournal(JournalSettings.Sqlite(Path.Combine(folder.Path, "journal.db")), () =>
         {
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            folder.Delete(recursive: true);
+            folder.Dispose();
             return Task.CompletedTask;
         }));
     }

@@ -15,14 +15,15 @@ public sealed record JournalSettings(JournalKind Journal, string SqlitePath, str
 
     public static JournalSettings From(Config config)
     {
-        var section = config.GetConfig("romana.persistence");
-        var kind = section.GetString("journal") switch
+        var kind = ConfigValues.Text(config, "romana.persistence.journal") switch
         {
             "sqlite" => JournalKind.Sqlite,
             "postgresql" => JournalKind.PostgreSql,
-            var other => throw new ConfigurationError($"romana.persistence.journal: '{other}' is neither sqlite nor postgresql"),
+            var other => throw ConfigValues.Error(config, "romana.persistence.journal",
+                $"{Romana.Actors.Quoting.Quote(other)} is neither sqlite nor postgresql"),
         };
-        return new JournalSettings(kind, section.GetString("sqlite.path"), section.GetString("postgresql.connection-string"));
+        return new JournalSettings(kind, ConfigValues.Text(config, "romana.persistence.sqlite.path"),
+            ConfigValues.Text(config, "romana.persistence.postgresql.connection-string"));
     }
 
     /// <param name="setting">What named the path (a command's --journal unless said otherwise).</param>

@@ -19,10 +19,15 @@ public static class PersistenceHosting
     /// <summary>The read journal that audits query (Akka.Persistence.Query).</summary>
     public const string ReadJournalId = "akka.persistence.query.journal.sql";
 
-    /// <summary>The journal and snapshot store of Romana's events, on the database <paramref name="settings"/> names.</summary>
-    public static AkkaConfigurationBuilder AddRomanaPersistence(this AkkaConfigurationBuilder builder, JournalSettings settings)
+    /// <summary>
+    /// The journal and snapshot store of Romana's events, on the database <paramref name="settings"/> names. With
+    /// <paramref name="readOnly"/> (audits) nothing is created or changed: no folder, no file, no schema, no switch to
+    /// write-ahead logging; SQLite files are opened with Mode=ReadOnly and PostgreSQL sessions are read-only.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddRomanaPersistence(this AkkaConfigurationBuilder builder, JournalSettings settings,
+        bool readOnly = false)
     {
-        var database = SqlDatabase.For(settings);
+        var database = readOnly ? SqlDatabase.ReadOnly(settings) : SqlDatabase.For(settings);
         return builder
             .WithCustomSerializer("romana", [typeof(IRomanaEvent), typeof(IRomanaSnapshot), typeof(IUpgradable)],
                 system => new RomanaSerializer(system))
@@ -33,10 +38,10 @@ public static class PersistenceHosting
             .AddHocon(SqlPersistence.DefaultConfiguration, HoconAddMode.Append);
     }
 
-    /// <summary>The read journal, tuned for audits that read whole aggregates and whole tags.</summary>
+    /// <summary>The read journal, read-only, tuned for audits that read whole aggregates and whole tags.</summary>
     public static AkkaConfigurationBuilder AddRomanaAudit(this AkkaConfigurationBuilder builder, JournalSettings settings)
     {
-        var database = SqlDatabase.For(settings);
+        var database = SqlDatabase.ReadOnly(settings);
         return builder.AddHocon(ConfigurationFactory.ParseString($$"""
             {{ReadJournalId}} {
               connection-string = {{Hocon.Quote(database.JournalConnection)}}
@@ -48,9 +53,35 @@ public static class PersistenceHosting
             """), HoconAddMode.Prepend);
     }
 
+    /// <summary>A connection string that can read the journal and change nothing in it.</summary>
+    public static string ReadOnlyConnectionString(JournalSettings settings) => SqlDatabase.ReadOnly(settings).JournalConnection;
+
     /// <summary>Where the journal and the snapshots go, and through which linq2db provider.</summary>
-    private sealed record SqlDatabase(string Provider, string JournalConnection, string SnapshotConnection, int Parallelism)
+    private sealed record SqlDatabase(string Provider, string JournalConnection, string SnapshotConnection, int Parallelism,
+        bool CreatesSchema = true)
     {
+        /// <summary>
+        /// The same database for reading only: SQLite files with Mode=ReadOnly (a missing file is an error, not a new
+        /// file) and PostgreSQL sessions whose transactions are read-only, and no schema created.
+        /// </summary>
+        public static SqlDatabase ReadOnly(JournalSettings settings) => settings.Journal switch
+        {
+            JournalKind.Sqlite => new("SQLite.MS", ReadOnlySqlite(settings.SqlitePath), ReadOnlySqlite(settings.SqliteSnapshotPath), 1,
+                CreatesSchema: false),
+            _ => new("PostgreSQL.15", ReadOnlyPostgreSql(settings.PostgreSqlConnectionString),
+                ReadOnlyPostgreSql(settings.PostgreSqlConnectionString), 3, CreatesSchema: false),
+        };
+
+        private static string ReadOnlySqlite(string path) =>
+            new SqliteConnectionStringBuilder { DataSource = Path.GetFullPath(path), Mode = SqliteOpenMode.ReadOnly }.ToString();
+
+        private static string ReadOnlyPostgreSql(string connectionString)
+        {
+            var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+            builder.Options = $"{builder.Options} -c default_transaction_read_only=on".Trim();
+            return builder.ToString();
+        }
+
         public static SqlDatabase For(JournalSettings settings) => settings.Journal switch
         {
             // SQLite has one writer per file: the journal writes with parallelism 1, and snapshots live in a file of their
@@ -111,7 +142,7 @@ public static class PersistenceHosting
             // persistence id needs no join, and a read by tag is one pass along the ordering column. (The tag table's
             // reads gather each row's tags with a subquery over the whole tag table on SQLite.)
             sb.AppendLine("tag-write-mode = Csv");
-            AutoInitialize = true;
+            AutoInitialize = database.CreatesSchema;
             return base.Build(sb);
         }
     }
@@ -127,7 +158,7 @@ public static class PersistenceHosting
         {
             sb.AppendLine($"connection-string = {Hocon.Quote(database.SnapshotConnection)}");
             sb.AppendLine($"provider-name = {Hocon.Quote(database.Provider)}");
-            AutoInitialize = true;
+            AutoInitialize = database.CreatesSchema;
             return base.Build(sb);
         }
     }

@@ -16,38 +16,47 @@ namespace Romana.Host.Routing;
 /// </summary>
 public static class ClusterPlanning
 {
+    /// <summary>Asks in flight at once while a node's pods get their addresses: enough for the node actor's batched writes.</summary>
+    private const int AllocationsInFlight = 1_000;
+
     /// <summary>
     /// Adds every node and allocates its pods' addresses, node after node in file order so that blocks are handed out
-    /// the same way on every run; a refusal is reported with the node it concerns.
+    /// the same way on every run; a refusal is reported with the node it concerns. <paramref name="cancel"/> stops it
+    /// between asks (an interrupted command).
     /// </summary>
-    public static async Task LoadAsync(ClusterFile file, IpamClient ipam)
+    public static async Task LoadAsync(ClusterFile file, IpamClient ipam, CancellationToken cancel = default)
     {
         foreach (var node in file.Nodes)
-            await AddNodeAsync(ipam, node);
-        foreach (var node in file.Nodes) await AllocatePodsAsync(ipam, node);
+            await AddNodeAsync(ipam, node).WaitAsync(cancel);
+        foreach (var node in file.Nodes) await AllocatePodsAsync(ipam, node, cancel);
     }
 
     public static async Task AddNodeAsync(IpamClient ipam, ClusterNode node) =>
         Check(await ipam.AskAsync(new AddNode(new NodeName(node.Name), new SubnetId(node.Subnet), node.Ip, node.Eni, node.InstanceId)),
             $"node {node.Name}");
 
-    public static async Task AllocatePodsAsync(IpamClient ipam, ClusterNode node)
+    /// <summary>The node's pods, in order, with at most <see cref="AllocationsInFlight"/> asks waiting at a time.</summary>
+    public static async Task AllocatePodsAsync(IpamClient ipam, ClusterNode node, CancellationToken cancel = default)
     {
-        var replies = await Task.WhenAll(Enumerable.Range(0, node.Pods).Select(p =>
-            ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}"),
-                $"default/{node.Name}-pod-{p}"))));
-        foreach (var reply in replies) Check(reply, $"pods of node {node.Name}");
+        for (var first = 0; first < node.Pods; first += AllocationsInFlight)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var replies = await Task.WhenAll(Enumerable.Range(first, Math.Min(AllocationsInFlight, node.Pods - first)).Select(p =>
+                ipam.AskAsync(new Allocate(new NodeName(node.Name), new AllocationKey($"{node.Name}/pod-{p}"),
+                    $"default/{node.Name}-pod-{p}")))).WaitAsync(cancel);
+            foreach (var reply in replies) Check(reply, $"pods of node {node.Name}");
+        }
     }
 
     /// <summary>Loads the cluster into an IPAM on a temporary journal and plans it: what `romana plan` does.</summary>
     public static async Task<(ClusterTopology Topology, IpamStateView State, RoutingInput Input, RoutePlan? Plan,
-        ImmutableArray<BudgetShortfall> Shortfalls)> PlanAsync(ClusterFile file)
+        ImmutableArray<BudgetShortfall> Shortfalls)> PlanAsync(ClusterFile file, CancellationToken cancel = default)
     {
         var topology = TopologyCarver.Carve(file.Topology);
         await using var journal = await Ipam.FreshJournal.SqliteAsync();
         await using var romana = await RomanaHost.StartIpamAsync(topology, journal.Settings,
             ConfigurationFactory.ParseString("akka.loglevel = WARNING"));
-        await LoadAsync(file, romana.Ipam);
+        await LoadAsync(file, romana.Ipam, cancel);
         var state = (IpamStateView)await romana.Ipam.AskAsync(new GetIpamState());
         var input = InputOf(file, topology, state);
         var plan = RoutePlanner.Plan(input, null, out var shortfalls);

@@ -35,9 +35,10 @@ public static class BuiltInScenario
     }
 
     /// <summary>The plan is deterministic: plan the cluster once to learn which nodes forward, one list per subnet.</summary>
-    public static async Task<IReadOnlyList<IReadOnlyList<string>>> ForwardersAsync(ClusterFileDocument cluster)
+    public static async Task<IReadOnlyList<IReadOnlyList<string>>> ForwardersAsync(ClusterFileDocument cluster,
+        CancellationToken cancel = default)
     {
-        var (_, _, _, plan, _) = await ClusterPlanning.PlanAsync(ClusterFileReader.FromDocument(cluster));
+        var (_, _, _, plan, _) = await ClusterPlanning.PlanAsync(ClusterFileReader.FromDocument(cluster), cancel);
         return [.. plan!.Tables.SelectMany(t => t.Routes)
             .GroupBy(r => r.Target.Value[..r.Target.Value.LastIndexOf("-node", StringComparison.Ordinal)]).OrderBy(g => g.Key)
             .Select(g => (IReadOnlyList<string>)[.. g.Select(r => r.Target.Value).Distinct()])];
@@ -57,10 +58,10 @@ public static class BuiltInScenario
             $"{until}s"));
 
     /// <summary>The default run: 300 nodes, two forwarders of different zones fail, the first recovers.</summary>
-    public static async Task<Scenario> DefaultAsync()
+    public static async Task<Scenario> DefaultAsync(CancellationToken cancel = default)
     {
         var cluster = Cluster(50);
-        var forwarders = await ForwardersAsync(cluster);
+        var forwarders = await ForwardersAsync(cluster, cancel);
         var first = forwarders[0][0];
         var second = forwarders[2][0];
         return Scenario(cluster, [(20, "fail", first), (24, "fail", second), (40, "recover", first)], 60);

@@ -42,8 +42,7 @@ public static partial class ScenarioReader
 {
     private static readonly string[] Kinds = ["fail", "recover", "addNode", "removeNode", "ec2", "restartRouteManager"];
 
-    public static Scenario Read(string path) =>
-        File.Exists(path) ? Parse(File.ReadAllText(path), path) : throw new ScenarioException($"{path}: no such file");
+    public static Scenario Read(string path) => Parse(DocumentFile.ReadText(path, message => new ScenarioException(message)), path);
 
     /// <summary>The text of a scenario; <paramref name="source"/> names it in errors.</summary>
     public static Scenario Parse(string json, string? source = null) =>
@@ -57,14 +56,27 @@ public static partial class ScenarioReader
 
     private static Scenario Check(ScenarioDocument document)
     {
-        var cluster = ClusterFileReader.Check(Present(document.Cluster, "$.cluster"), "$.cluster");
+        var cluster = ClusterFileReader.Check(Present(document.Cluster, "$.cluster"), "$.cluster", DocumentLimits.MostSimulatedNodes,
+            "a simulation", out var capacity);
         var health = document.Health is { } h
             ? new ScenarioHealth(
-                h.ProbeIntervalMs is { } ms ? TimeSpan.FromMilliseconds(AtLeast(ms, 1, "$.health.probeIntervalMs")) : null,
-                h.FailureThreshold is { } failures ? AtLeast(failures, 1, "$.health.failureThreshold") : null,
-                h.RecoveryThreshold is { } recoveries ? AtLeast(recoveries, 1, "$.health.recoveryThreshold") : null)
+                h.ProbeIntervalMs is { } ms
+                    ? TimeSpan.FromMilliseconds(Between(ms, DocumentLimits.ShortestProbeIntervalMs, DocumentLimits.LongestProbeIntervalMs,
+                        "$.health.probeIntervalMs"))
+                    : null,
+                h.FailureThreshold is { } failures
+                    ? Between(failures, 1, DocumentLimits.MostProbeThreshold, "$.health.failureThreshold")
+                    : null,
+                h.RecoveryThreshold is { } recoveries
+                    ? Between(recoveries, 1, DocumentLimits.MostProbeThreshold, "$.health.recoveryThreshold")
+                    : null)
             : null;
-        var until = Time(document.Until, "$.until");
+        var longest = DocumentLimits.LongestSimulation;
+        var until = Time(document.Until, "$.until", longest,
+            $"longer than {longest.TotalMinutes:0} minutes, the most a simulation may run");
+        if (document.Events?.Count > DocumentLimits.MostEvents)
+            throw Problem("$.events",
+                $"{document.Events.Count:N0} events, more than the {DocumentLimits.MostEvents:N0} a simulation may have");
 
         // Nodes are known in list order: an event may name a node added by an earlier entry, not one removed by it.
         var known = cluster.Nodes.Select((n, i) => (n.Name, Path: $"$.cluster.nodes[{i}].name")).ToDictionary(n => n.Name, n => n.Path);
@@ -72,8 +84,7 @@ public static partial class ScenarioReader
         foreach (var (e, at) in Objects(document.Events, "$.events"))
         {
             var index = events.Count;
-            var time = Time(e.At, $"{at}.at");
-            if (time > until) throw Problem($"{at}.at", $"after until ({document.Until})");
+            var time = Time(e.At, $"{at}.at", until, $"after until ({document.Until})");
             var named = new (string Kind, bool Given)[]
             {
                 ("fail", e.Fail is not null), ("recover", e.Recover is not null), ("addNode", e.AddNode is not null),
@@ -87,9 +98,9 @@ public static partial class ScenarioReader
             {
                 "fail" => new ScenarioEvent.Fail(time, index, Known(e.Fail, $"{at}.fail", known)),
                 "recover" => new ScenarioEvent.Recover(time, index, Known(e.Recover, $"{at}.recover", known)),
-                "removeNode" => RemoveNode(time, index, Known(e.RemoveNode, $"{at}.removeNode", known), known),
-                "addNode" => AddNode(time, index, e.AddNode!, $"{at}.addNode", cluster, known),
-                "ec2" => Ec2(time, index, e, at),
+                "removeNode" => RemoveNode(time, index, Known(e.RemoveNode, $"{at}.removeNode", known), known, capacity),
+                "addNode" => AddNode(time, index, e.AddNode!, $"{at}.addNode", cluster, known, capacity),
+                "ec2" => Ec2(time, index, e, at, until - time, document.Until),
                 _ => e.RestartRouteManager == true
                     ? new ScenarioEvent.RestartRouteManager(time, index)
                     : throw Problem($"{at}.restartRouteManager", "must be true"),
@@ -98,45 +109,55 @@ public static partial class ScenarioReader
         return new Scenario(cluster, health, [.. events.OrderBy(e => e.At).ThenBy(e => e.Index)], until);
     }
 
-    private static ScenarioEvent RemoveNode(TimeSpan time, int index, string node, Dictionary<string, string> known)
+    private static ScenarioEvent RemoveNode(TimeSpan time, int index, string node, Dictionary<string, string> known,
+        ClusterCapacity capacity)
     {
         known.Remove(node);
+        capacity.Remove(node);
         return new ScenarioEvent.RemoveNode(time, index, node);
     }
 
-    /// <summary>The node is written as in the cluster file, and checked by the cluster file's own rules.</summary>
+    /// <summary>
+    /// The node is written as in the cluster file, checked by the cluster file's own rules, and counted with the nodes
+    /// there at that point of the list.
+    /// </summary>
     private static ScenarioEvent AddNode(TimeSpan time, int index, ClusterNodeDocument node, string at, ClusterFile cluster,
-        Dictionary<string, string> known) =>
-        new ScenarioEvent.AddNode(time, index, ClusterFileReader.Node(node, at, cluster.Subnets, known));
+        Dictionary<string, string> known, ClusterCapacity capacity) =>
+        new ScenarioEvent.AddNode(time, index, ClusterFileReader.Node(node, at, cluster.Subnets, known, capacity));
 
-    private static ScenarioEvent Ec2(TimeSpan time, int index, ScenarioEventDocument e, string at) =>
+    /// <summary>A fault lasts no longer than the run has left (<paramref name="left"/>).</summary>
+    private static ScenarioEvent Ec2(TimeSpan time, int index, ScenarioEventDocument e, string at, TimeSpan left, string? until) =>
         e.Ec2 == "throttle"
-            ? new ScenarioEvent.ThrottleEc2(time, index, Time(e.For, $"{at}.for"))
+            ? new ScenarioEvent.ThrottleEc2(time, index, Time(e.For, $"{at}.for", left, $"lasts beyond until ({until})"))
             : throw Problem($"{at}.ec2", "not a known EC2 fault (throttle)");
 
     private static string Known(string? node, string path, Dictionary<string, string> known) =>
-        known.ContainsKey(Text(node, path))
+        known.ContainsKey(Name(node, path))
             ? node!
             : throw Problem(path, "unknown node (not in the cluster, or removed by an earlier event)");
 
-    /// <summary>"90s", "500ms", "1.5s", "2m".</summary>
-    public static bool TryParseTime(string text, out TimeSpan time)
+    /// <summary>"90s", "500ms", "1.5s", "2m", in milliseconds (a double: a time too long for a TimeSpan is still read).</summary>
+    public static bool TryParseMilliseconds(string text, out double milliseconds)
     {
         var match = TimePattern().Match(text);
-        time = default;
+        milliseconds = 0;
         if (!match.Success) return false;
         var value = double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
-        time = match.Groups[2].Value switch
+        milliseconds = match.Groups[2].Value switch
         {
-            "ms" => TimeSpan.FromMilliseconds(value),
-            "s" => TimeSpan.FromSeconds(value),
-            _ => TimeSpan.FromMinutes(value),
+            "ms" => value,
+            "s" => value * 1000,
+            _ => value * 60_000,
         };
         return true;
     }
 
-    private static TimeSpan Time(string? text, string path) =>
-        TryParseTime(Text(text, path), out var time) ? time : throw Problem(path, "not a time such as 500ms, 20s or 2m");
+    /// <summary>A time no longer than <paramref name="longest"/>; a longer one is refused with <paramref name="tooLong"/>.</summary>
+    private static TimeSpan Time(string? text, string path, TimeSpan longest, string tooLong)
+    {
+        if (!TryParseMilliseconds(Text(text, path), out var milliseconds)) throw Problem(path, "not a time such as 500ms, 20s or 2m");
+        return milliseconds <= longest.TotalMilliseconds ? TimeSpan.FromMilliseconds(milliseconds) : throw Problem(path, tooLong);
+    }
 
     [GeneratedRegex(@"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)\s*$")]
     private static partial Regex TimePattern();

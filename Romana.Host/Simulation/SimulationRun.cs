@@ -25,10 +25,10 @@ namespace Romana.Host.Simulation;
 
 /// <summary>
 /// How to run: where the journal goes (default: a temporary file),
-/// EC2's latency, the step, and a callback as virtual time advances.
+/// EC2's latency, the step, a callback as virtual time advances, and what stops the run (an interrupted command).
 /// </summary>
 public sealed record SimulationOptions(string? JournalPath = null, TimeSpan? Ec2Latency = null, TimeSpan? Step = null,
-    Action<TimeSpan>? OnTime = null, IReadOnlyList<TimeSpan>? CaptureAt = null);
+    Action<TimeSpan>? OnTime = null, IReadOnlyList<TimeSpan>? CaptureAt = null, CancellationToken Cancel = default);
 
 /// <summary>The live state at a moment: what the IPAM actors and the route manager answered.</summary>
 public sealed record Capture(DateTimeOffset At, IpamMessages.IpamStateView Ipam, ImmutableArray<(string Table, OwnedRoute Route)> Routes);
@@ -74,12 +74,14 @@ public sealed class SimulationRun : IAsyncDisposable
     private int _checks;
 
     private readonly Action<TimeSpan>? _onTime;
+    private readonly CancellationToken _cancel;
     private readonly Queue<TimeSpan> _captureAt;
     private readonly List<Capture> _captures = new();
 
     private SimulationRun(Scenario scenario, SimulationOptions options, FreshJournal? temporary)
     {
         _onTime = options.OnTime;
+        _cancel = options.Cancel;
         _captureAt = new Queue<TimeSpan>((options.CaptureAt ?? []).Order());
         _scenario = scenario;
         _topology = TopologyCarver.Carve(scenario.Cluster.Topology);
@@ -120,6 +122,7 @@ public sealed class SimulationRun : IAsyncDisposable
         progress?.Invoke($"running {_scenario.Until.TotalSeconds:0.#} s of cluster life in steps of {_step.TotalMilliseconds:0} ms");
         while (true)
         {
+            _cancel.ThrowIfCancellationRequested();
             while (next < _scenario.Events.Count && _scenario.Events[next].At <= Elapsed)
             {
                 await ApplyAsync(_scenario.Events[next++]);
@@ -193,7 +196,7 @@ public sealed class SimulationRun : IAsyncDisposable
         _routes = _romana.Registry.Get<VpcRouteActor>();
         _forwarderHealth = _romana.Registry.Get<ForwarderHealth>();
 
-        await ClusterPlanning.LoadAsync(_scenario.Cluster with { Nodes = _members }, _romana.Ipam);
+        await ClusterPlanning.LoadAsync(_scenario.Cluster with { Nodes = _members }, _romana.Ipam, _cancel);
         foreach (var node in _members) Watch(node);
         _routes.Tell(new Reconcile("cluster loaded"));
         await SettleAsync();
@@ -249,7 +252,7 @@ public sealed class SimulationRun : IAsyncDisposable
                 break;
             case ScenarioEvent.AddNode add:
                 await ClusterPlanning.AddNodeAsync(_romana.Ipam, add.Node);
-                await ClusterPlanning.AllocatePodsAsync(_romana.Ipam, add.Node);
+                await ClusterPlanning.AllocatePodsAsync(_romana.Ipam, add.Node, _cancel);
                 _members.Add(add.Node);
                 Watch(add.Node);
                 _routes.Tell(new Reconcile("node added"));
