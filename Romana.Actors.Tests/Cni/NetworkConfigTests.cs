@@ -253,7 +253,7 @@ public class NetworkConfigTests
     [InlineData(""","mtu":"VALUE" """)]
     [InlineData(""","daemonSocket":"VALUE" """)]
     [InlineData(""","daemonSocket":["VALUE"]""")]
-    [InlineData(""","name":{"a":"VALUE"}""")]
+    [InlineData(""","prevResult":"VALUE" """)]
     [InlineData(""","cni.dev/valid-attachments":[{"containerID":"VALUE"}]""")]
     public void A_message_quoting_a_6_MB_value_stays_short(string extra)
     {

@@ -395,7 +395,9 @@ public class CniPluginTests
         var again = runtime.Add("multi", pod);
         Assert.True(again.Ok, again.ToString());
         Assert.True(runtime.Check("multi", pod, again.Json).Ok, "CHECK eth0, added again after net1");
+        Assert.Contains($"from {ip1} lookup", NetnsLab.Ip("-n", pod, "rule", "show"));
         Assert.True(runtime.Del("multi", pod, net1.Json, ifName: "net1").Ok);
+        Assert.DoesNotContain($"from {ip1} ", NetnsLab.Ip("-n", pod, "rule", "show"));
         Assert.True(runtime.Check("multi", pod, again.Json).Ok, "CHECK eth0 once net1 is gone");
         Assert.True(NetnsLab.Pings(pod, ipPeer), "the pod reaches another pod through eth0 alone");
         Assert.IsType<Failed>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("multi/net1"))));
@@ -439,6 +441,8 @@ public class CniPluginTests
         Assert.NotEqual(ip2, AddressOf(added3));
         Assert.True(NetnsLab.Pings(node, ip1), "pod1 keeps its address");
         Assert.True(NetnsLab.Pings(node, AddressOf(added3)), "pod3 is reachable at its own");
+        var held = Assert.IsType<AllocationsOf>(await daemon.Ipam.AskAsync(new GetAllocations(new NodeName("n1"))));
+        Assert.Contains(held.Allocations, a => a.Key.Value == $"in-use:{ip1}" && a.Address.ToString() == ip1);
 
         // Once pod1 is really gone, the runtime's GC gives its address back, and it is handed out again.
         Assert.True(runtime.Del("container-1", pod1, added1.Json).Ok);

@@ -22,7 +22,8 @@ public class CniRequestHandlerTests
         return ipam;
     }
 
-    private static CniRequestHandler Handler(StartedIpam ipam, CapturingLog log) => new(ipam.Client, Node, log);
+    private static CniRequestHandler Handler(StartedIpam ipam, CapturingLog log, InMemoryHostNetwork? host = null) =>
+        new(ipam.Client, Node, host ?? new InMemoryHostNetwork(), log);
 
     private static async Task<int> HeldAsync(StartedIpam ipam) =>
         Assert.IsType<AllocationsOf>(await ipam.AskAsync(new GetAllocations(Node.Name))).Allocations.Length;

@@ -32,7 +32,8 @@ public sealed class CniSocketService(string path, IServiceProvider services) : I
     public Task StartedAsync(CancellationToken cancellationToken)
     {
         var log = services.DaemonLog();
-        var handler = new CniRequestHandler(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(), log);
+        var handler = new CniRequestHandler(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(),
+            services.GetRequiredService<IHostNetwork>(), log);
         _server!.Serve(handler.HandleAsync, log);
         return Task.CompletedTask;
     }
