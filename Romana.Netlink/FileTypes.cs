@@ -10,9 +10,9 @@ public static class FileTypes
         return Libc.StatX(Libc.AT_FDCWD, path, 0, Libc.STATX_TYPE, &result) < 0 ? null : Of(result.Mode);
     }
 
-    internal static string Of(ushort mode) => (mode & Libc.S_IFMT) switch
+    internal static string Of(ushort mode) => (mode & Libc.FileTypeMask) switch
     {
-        Libc.S_IFREG => "a regular file",
+        Libc.FileTypeRegular => "a regular file",
         0x4000 => "a directory",
         0xa000 => "a symbolic link",
         0x2000 => "a character device",

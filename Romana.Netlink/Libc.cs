@@ -26,8 +26,8 @@ internal static unsafe partial class Libc
     public const int AT_EMPTY_PATH = 0x1000;
     public const uint STATX_TYPE = 0x1;
     public const uint STATX_INO = 0x100;
-    public const ushort S_IFMT = 0xf000;
-    public const ushort S_IFREG = 0x8000;
+    public const ushort FileTypeMask = 0xf000;
+    public const ushort FileTypeRegular = 0x8000;
 
     /// <summary>ioctl on a namespace file: which CLONE_NEW* kind of namespace it is (linux/nsfs.h, _IO(0xb7, 0x3)).</summary>
     public const uint NS_GET_NSTYPE = 0xb703;

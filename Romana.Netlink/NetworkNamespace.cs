@@ -38,7 +38,8 @@ public sealed class NetworkNamespace : IDisposable
     public static NetworkNamespace OpenChecked(string path)
     {
         var before = Stat(path);
-        if ((before.Mode & Libc.S_IFMT) != Libc.S_IFREG) throw new NotANetworkNamespaceException(path, $"is {FileTypes.Of(before.Mode)}");
+        if ((before.Mode & Libc.FileTypeMask) != Libc.FileTypeRegular)
+            throw new NotANetworkNamespaceException(path, $"is {FileTypes.Of(before.Mode)}");
         var fd = Libc.Open(path, Libc.O_RDONLY | Libc.O_CLOEXEC | Libc.O_NONBLOCK | Libc.O_NOCTTY);
         if (fd < 0)
         {

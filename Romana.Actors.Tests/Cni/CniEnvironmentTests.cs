@@ -60,7 +60,8 @@ public class CniEnvironmentTests
     [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")]
     [InlineData("Pod_1.sandbox-2")]
     [InlineData("9")]
-    public void A_container_id_as_the_spec_defines_it_is_accepted(string id) => Assert.Equal(id, With(containerId: id).RequireContainerId());
+    public void A_container_id_as_the_spec_defines_it_is_accepted(string id) =>
+        Assert.Equal(id, With(containerId: id).RequireContainerId());
 
     /// <summary>
     /// The spec: an alphanumeric character, then alphanumerics, '_', '.' or '-'. Anything else (a newline that would forge a

@@ -264,7 +264,8 @@ public class NetworkConfigTests
     [Fact]
     public void A_6_MB_cniVersion_is_code_1_with_a_short_message()
     {
-        var error = Assert.Throws<CniException>(() => NetworkConfig.From(Json($$"""{"cniVersion":"{{new string('1', 6_000_000)}}","name":"r"}""")));
+        var version = new string('1', 6_000_000);
+        var error = Assert.Throws<CniException>(() => NetworkConfig.From(Json($$"""{"cniVersion":"{{version}}","name":"r"}""")));
         Assert.Equal(CniErrorCode.IncompatibleVersion, error.Code);
         Assert.InRange(error.Message.Length, 1, 400);
     }
@@ -277,8 +278,9 @@ public class NetworkConfigTests
     [InlineData("c1", "all")]
     public void A_valid_attachment_that_no_runtime_could_have_made_is_code_7(string containerId, string ifName)
     {
-        var error = Refused($$""","cni.dev/valid-attachments":[{"containerID":"c0","ifname":"eth0"},{"containerID":"{{containerId}}","ifname":"{{ifName}}"}]""",
-            "1.1.0");
+        var error = Refused($$"""
+            ,"cni.dev/valid-attachments":[{"containerID":"c0","ifname":"eth0"},{"containerID":"{{containerId}}","ifname":"{{ifName}}"}]
+            """, "1.1.0");
         Assert.Equal(CniErrorCode.InvalidNetworkConfig, error.Code);
         Assert.Contains("cni.dev/valid-attachments[1]", error.Message);
     }

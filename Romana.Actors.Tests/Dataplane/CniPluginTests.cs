@@ -434,7 +434,8 @@ public class CniPluginTests
         Assert.IsType<AddressAssigned>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("container-2/eth0"))));
 
         // The IPAM is told, by other means, that pod1's address is free while pod1 is still wired: the next ADD does not get it.
-        Assert.IsType<Succeeded>(await daemon.Ipam.AskAsync(new Release(new AllocationKey("container-1/eth0"), null, "test: released by hand")));
+        Assert.IsType<Succeeded>(await daemon.Ipam.AskAsync(
+            new Release(new AllocationKey("container-1/eth0"), null, "test: released by hand")));
         var added3 = runtime.Add("container-3", pod3);
         Assert.True(added3.Ok, added3.ToString());
         Assert.NotEqual(ip1, AddressOf(added3));

@@ -244,7 +244,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             return;
         }
         _pending[key] = (command.Node, pending.Count + 1);
-        Send(node.Actor, new NodeMessages.AllocateAddress(command.Node, key, command.Pod, command.Netns), new Step.Allocating(command, Sender));
+        Send(node.Actor, new NodeMessages.AllocateAddress(command.Node, key, command.Pod, command.Netns),
+            new Step.Allocating(command, Sender));
     }
 
     private void SetAside(SetAside command)

@@ -90,7 +90,8 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, IHostN
                 $"CNI ADD {key}: {use} still exists on node {node.Name}; set aside until a GC finds it gone"));
             if (aside is not Succeeded)
             {
-                await ipam.AskAsync(new Release(key, null, $"CNI ADD: {assigned.Address} is in use on the node and could not be set aside"));
+                await ipam.AskAsync(new Release(key, null,
+                    $"CNI ADD: {assigned.Address} is in use on the node and could not be set aside"));
                 return Failure(aside);
             }
             if (setAside + 1 == MaxSetAsidePerAdd)

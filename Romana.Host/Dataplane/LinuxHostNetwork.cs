@@ -85,7 +85,8 @@ public sealed class LinuxHostNetwork(HostAgentSettings settings, string? netns =
         return refused;
     }
 
-    public Task<IReadOnlyList<string?>> FindPodAddressUsesAsync(IReadOnlyList<PodAddressProbe> probes, CancellationToken cancel = default) =>
+    public Task<IReadOnlyList<string?>> FindPodAddressUsesAsync(IReadOnlyList<PodAddressProbe> probes,
+        CancellationToken cancel = default) =>
         probes.Count == 0
             ? Task.FromResult<IReadOnlyList<string?>>([])
             : RunAsync<IReadOnlyList<string?>>(() =>
@@ -104,8 +105,9 @@ public sealed class LinuxHostNetwork(HostAgentSettings settings, string? netns =
         var address = probe.Address.ToIPAddress();
         if (kernel.MatchRoute(address, $"looking up the route to {probe.Address}") is { DestinationLength: 32 } route)
         {
-            var device = route.OutputInterface == 0 ? ""
-                : $" dev {kernel.ListLinks("listing links").FirstOrDefault(l => l.Index == route.OutputInterface)?.Name ?? $"#{route.OutputInterface}"}";
+            var link = route.OutputInterface == 0 ? null
+                : kernel.ListLinks("listing links").FirstOrDefault(l => l.Index == route.OutputInterface);
+            var device = route.OutputInterface == 0 ? "" : $" dev {link?.Name ?? $"#{route.OutputInterface}"}";
             return $"route {probe.Address}/32{device} (table {route.Table}, proto {route.Protocol})";
         }
         return probe.HostVeth is { } veth && kernel.FindLink(veth, $"looking up veth {veth}") is not null ? $"veth {veth}" : null;
