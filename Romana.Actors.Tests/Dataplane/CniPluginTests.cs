@@ -396,6 +396,14 @@ public class CniPluginTests
         Assert.True(again.Ok, again.ToString());
         Assert.True(runtime.Check("multi", pod, again.Json).Ok, "CHECK eth0, added again after net1");
         Assert.Contains($"from {ip1} lookup", NetnsLab.Ip("-n", pod, "rule", "show"));
+        var rule = NetnsLab.Ip("-n", pod, "rule", "show").Split('\n').Single(line => line.Contains($"from {ip1} "));
+        NetnsLab.Ip("-n", pod, "rule", "del", "priority", rule.Split(':')[0]);
+        var withoutRule = runtime.Check("multi", pod, net1.Json, ifName: "net1");
+        Assert.Equal(107, withoutRule.Json["code"]!.GetValue<int>());
+        Assert.Contains("rule", withoutRule.Json["msg"]!.GetValue<string>());
+        var readded = runtime.Add("multi", pod, ifName: "net1");
+        Assert.True(readded.Ok, $"a repeated ADD puts the rule back: {readded}");
+        Assert.Equal(ip1, AddressOf(readded));
         Assert.True(runtime.Del("multi", pod, net1.Json, ifName: "net1").Ok);
         Assert.DoesNotContain($"from {ip1} ", NetnsLab.Ip("-n", pod, "rule", "show"));
         Assert.True(runtime.Check("multi", pod, again.Json).Ok, "CHECK eth0 once net1 is gone");

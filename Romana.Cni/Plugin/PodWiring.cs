@@ -186,12 +186,16 @@ internal sealed class PodWiring(PodAttachment attachment)
         var hasAddress = pod.ListIPv4Addresses($"CHECK: listing addresses in {netns}").Any(entry =>
             entry.InterfaceIndex == podLink.Index && entry.PrefixLength == 32 && entry.Local.Equals(address));
         if (!hasAddress) throw Missing(CniErrorCode.CheckAddressOrRouteMissing, $"address {address}/32 is missing on {ifName} in {netns}");
-        var hasDefault = pod.ListIPv4Routes($"CHECK: listing routes in {netns}").Any(route =>
+        var defaultRoute = pod.ListIPv4Routes($"CHECK: listing routes in {netns}").FirstOrDefault(route =>
             route.Table == RouteValues.TableMain && route.DestinationLength == 0 && PodAttachment.Gateway.Equals(route.Gateway)
                 && route.OutputInterface == podLink.Index);
-        if (!hasDefault)
+        if (defaultRoute is null)
             throw Missing(CniErrorCode.CheckAddressOrRouteMissing,
                 $"default route via {PodAttachment.Gateway} dev {ifName} is missing in {netns}");
+        var table = SecondaryMetricBase + (uint)podLink.Index;
+        if (defaultRoute.Metric == table && !pod.ListIPv4Rules($"CHECK: listing rules in {netns}").Any(rule =>
+                rule.Table == table && rule.SourceLength == 32 && address.Equals(rule.Source)))
+            throw Missing(CniErrorCode.CheckAddressOrRouteMissing, $"rule from {address} lookup {table} is missing in {netns}");
         var hostRoute = host.ListIPv4Routes("CHECK: listing host routes").Any(route =>
             route.Table == RouteValues.TableMain && route.DestinationLength == 32 && address.Equals(route.Destination)
                 && route.OutputInterface == hostLink.Index);

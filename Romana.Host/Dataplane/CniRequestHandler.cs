@@ -178,10 +178,11 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, IHostN
             else if (reply is Failed { Error.Code: not IpamErrorCode.NotFound } failed)
                 return Failure(failed) with { Released = released, Kept = kept.Count };
         }
+        // Keys of a journal older than the checks may hold anything: the lists are escaped like any outside value.
         log.Info("CNI GC: {0} valid attachments; released {1} of {2} addresses held by this node: {3}; kept {4} still wired: {5}",
             keep.Count, released, held.Allocations.Length,
-            string.Join(", ", stale.Where((_, i) => uses[i] is null).Select(a => $"{a.Address} ({a.Key})")), kept.Count,
-            string.Join(", ", kept));
+            Printable.Text(string.Join(", ", stale.Where((_, i) => uses[i] is null).Select(a => $"{a.Address} ({a.Key})")), 4000),
+            kept.Count, Printable.Text(string.Join(", ", kept), 4000));
         return new DaemonReply(true, Released: released, Kept: kept.Count);
     }
 
