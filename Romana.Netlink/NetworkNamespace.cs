@@ -152,12 +152,26 @@ public sealed class NetworkNamespace : IDisposable
     /// the calling thread: netlink sockets opened there, and /proc/sys/net files (they show the namespace of the thread that
     /// opens them). The thread ends with the body, so no pooled thread is ever left in another namespace. Keep this object
     /// undisposed until the task completes.
+    ///
+    /// The thread goes back to its own namespace before it completes the task: completing queues the continuation to the
+    /// thread pool, which may start a new worker thread from the queueing thread, and a new thread is born in its creator's
+    /// namespace. Completed from inside, a pool thread of this process could live on in the other namespace (seen: the
+    /// test process reading a node's /proc/sys/net as its own).
     /// </summary>
     public Task<T> RunAsync<T>(Func<T> body)
     {
         var outcome = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
+            T result = default!;
+            Exception? failure = null;
+            var home = Libc.Open(CurrentThreadNamespace, Libc.O_RDONLY | Libc.O_CLOEXEC);
+            if (home < 0)
+            {
+                var errno = Libc.LastErrno();
+                outcome.SetException(new NetworkNamespaceException($"cannot open {CurrentThreadNamespace}: {Libc.Describe(errno)}", errno));
+                return;
+            }
             try
             {
                 if (Libc.SetNs(Fd, Libc.CLONE_NEWNET) < 0)
@@ -165,12 +179,24 @@ public sealed class NetworkNamespace : IDisposable
                     var errno = Libc.LastErrno();
                     throw new NetworkNamespaceException($"cannot enter network namespace {Path}: {Libc.Describe(errno)}", errno);
                 }
-                outcome.SetResult(body());
+                result = body();
             }
             catch (Exception e)
             {
-                outcome.SetException(e);
+                failure = e;
             }
+            finally
+            {
+                if (Libc.SetNs(home, Libc.CLONE_NEWNET) < 0)
+                {
+                    var errno = Libc.LastErrno();
+                    failure ??= new NetworkNamespaceException(
+                        $"cannot return to the thread's own network namespace after entering {Path}: {Libc.Describe(errno)}", errno);
+                }
+                Libc.Close(home);
+            }
+            if (failure is null) outcome.SetResult(result);
+            else outcome.SetException(failure);
         })
         { IsBackground = true, Name = "romana netns" };
         thread.Start();
