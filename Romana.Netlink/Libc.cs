@@ -19,7 +19,18 @@ internal static unsafe partial class Libc
     public const int NETLINK_EXT_ACK = 11;
     public const int O_RDONLY = 0;
     public const int O_CLOEXEC = 0x80000;
+    public const int O_NOCTTY = 0x100;
+    public const int O_NONBLOCK = 0x800;
     public const int CLONE_NEWNET = 0x40000000;
+    public const int AT_FDCWD = -100;
+    public const int AT_EMPTY_PATH = 0x1000;
+    public const uint STATX_TYPE = 0x1;
+    public const uint STATX_INO = 0x100;
+    public const ushort FileTypeMask = 0xf000;
+    public const ushort FileTypeRegular = 0x8000;
+
+    /// <summary>ioctl on a namespace file: which CLONE_NEW* kind of namespace it is (linux/nsfs.h, _IO(0xb7, 0x3)).</summary>
+    public const uint NS_GET_NSTYPE = 0xb703;
 
     [StructLayout(LayoutKind.Sequential)]
     public struct SockaddrNetlink
@@ -38,6 +49,26 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
     public static partial int SetSockOpt(int fd, int level, int option, int* value, int valueLength);
+
+    /// <summary>
+    /// struct statx of linux/stat.h: the same layout on every architecture (unlike struct stat), 256 bytes. Only the
+    /// fields Romana reads are named.
+    /// </summary>
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    public struct Statx
+    {
+        [FieldOffset(0)] public uint Mask;
+        [FieldOffset(28)] public ushort Mode;
+        [FieldOffset(32)] public ulong Inode;
+        [FieldOffset(136)] public uint DeviceMajor;
+        [FieldOffset(140)] public uint DeviceMinor;
+    }
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int StatX(int directoryFd, string path, int flags, uint mask, Statx* result);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    public static partial int IoCtl(int fd, nuint request, nint argument);
 
     [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
     public static partial nint Send(int fd, byte* buffer, nint length, int flags);
@@ -68,4 +99,9 @@ public static class Errno
     public const int EINTR = 4;
     public const int EEXIST = 17;
     public const int ENODEV = 19;
+    public const int EACCES = 13;
+    public const int EINVAL = 22;
+    public const int ENOTTY = 25;
+    public const int ENETUNREACH = 101;
+    public const int EHOSTUNREACH = 113;
 }

@@ -10,21 +10,24 @@ public sealed record AddressInfo(int InterfaceIndex, IPAddress Local, int Prefix
 
 /// <summary>An IPv4 route as RTM_GETROUTE reports it; Destination is null for a default route.</summary>
 public sealed record RouteInfo(
-    IPAddress? Destination, int DestinationLength, IPAddress? Gateway, int OutputInterface, uint Table, byte Protocol, byte Scope);
+    IPAddress? Destination, int DestinationLength, IPAddress? Gateway, int OutputInterface, uint Table, byte Protocol, byte Scope,
+    uint Metric = 0);
 
 /// <summary>
 /// A route to add: on-link when Gateway is null (scope link), else via Gateway (scope universe). OutputInterface 0 lets the
 /// kernel pick the link that reaches the gateway, as <c>ip route add ... via</c> does. Protocol marks whose route it is.
+/// Metric (RTA_PRIORITY) tells apart routes to the same destination in one table: lower is preferred.
 /// </summary>
 public sealed record RouteSpec(
     IPAddress Destination, int DestinationLength, IPAddress? Gateway, int OutputInterface, byte Protocol,
-    uint Table = RouteValues.TableMain);
+    uint Table = RouteValues.TableMain, uint Metric = 0);
 
 /// <summary>
-/// A policy rule "to Destination/DestinationLength lookup Table priority Priority"; Destination is null for "all", Table 0
-/// for a rule that looks up no table (blackhole, goto, ...).
+/// A policy rule "from Source/SourceLength to Destination/DestinationLength lookup Table priority Priority"; Destination and
+/// Source are null for "all", Table 0 for a rule that looks up no table (blackhole, goto, ...).
 /// </summary>
-public sealed record LookupRule(IPAddress? Destination, int DestinationLength, uint Table, uint Priority);
+public sealed record LookupRule(IPAddress? Destination, int DestinationLength, uint Table, uint Priority, IPAddress? Source = null,
+    int SourceLength = 0);
 
 /// <summary>
 /// The rtnetlink operations Romana needs, over one socket (so in one namespace). Each takes the sentence that names
@@ -155,7 +158,30 @@ public sealed class RouteNetlink(NetlinkSocket socket)
         if (route.DestinationLength > 0) request.Attribute(Attr.RTA_DST, route.Destination);
         if (route.Gateway is { } gateway) request.Attribute(Attr.RTA_GATEWAY, gateway);
         if (route.OutputInterface != 0) request.Attribute(Attr.RTA_OIF, (uint)route.OutputInterface);
+        if (route.Metric != 0) request.Attribute(Attr.RTA_PRIORITY, route.Metric);
         return request;
+    }
+
+    /// <summary>
+    /// The routing entry the kernel would send a packet to <paramref name="destination"/> by, as <c>ip route get fibmatch</c>
+    /// finds it: policy rules applied, the entry itself with its own prefix length and table. Null when nothing routes it
+    /// (unreachable, prohibited, blackholed, or no route at all).
+    /// </summary>
+    public RouteInfo? MatchRoute(IPAddress destination, string operation)
+    {
+        var request = new NetlinkMessageBuilder(Rtm.GETROUTE, NlmFlags.Ack)
+            .Append(new RouteMessage { Family = Libc.AF_INET, DestinationLength = 32, Flags = RouteValues.FlagFibMatch })
+            .Attribute(Attr.RTA_DST, destination);
+        List<NetlinkMessage> replies;
+        try
+        {
+            replies = socket.Get(request, operation);
+        }
+        catch (NetlinkException e) when (e.Errno is Errno.ENETUNREACH or Errno.EHOSTUNREACH or Errno.EACCES or Errno.EINVAL)
+        {
+            return null;
+        }
+        return replies.FirstOrDefault(reply => reply.Type == Rtm.NEWROUTE) is { } route ? ToRouteInfo(route) : null;
     }
 
     /// <summary>
@@ -219,20 +245,23 @@ public sealed class RouteNetlink(NetlinkSocket socket)
         socket.Dump(new NetlinkMessageBuilder(Rtm.GETROUTE, NlmFlags.Dump)
                 .Append(new RouteMessage { Family = Libc.AF_INET }), operation)
             .Where(message => message.Type == Rtm.NEWROUTE)
-            .Select(message =>
-            {
-                var header = message.FamilyHeader<RouteMessage>();
-                var attributes = message.Attributes(RouteMessage.Size);
-                return new RouteInfo(
-                    attributes.Address(Attr.RTA_DST),
-                    header.DestinationLength,
-                    attributes.Address(Attr.RTA_GATEWAY),
-                    (int)(attributes.UInt32(Attr.RTA_OIF) ?? 0),
-                    attributes.UInt32(Attr.RTA_TABLE) ?? header.Table,
-                    header.Protocol,
-                    header.Scope);
-            })
+            .Select(ToRouteInfo)
             .ToList();
+
+    private static RouteInfo ToRouteInfo(NetlinkMessage message)
+    {
+        var header = message.FamilyHeader<RouteMessage>();
+        var attributes = message.Attributes(RouteMessage.Size);
+        return new RouteInfo(
+            attributes.Address(Attr.RTA_DST),
+            header.DestinationLength,
+            attributes.Address(Attr.RTA_GATEWAY),
+            (int)(attributes.UInt32(Attr.RTA_OIF) ?? 0),
+            attributes.UInt32(Attr.RTA_TABLE) ?? header.Table,
+            header.Protocol,
+            header.Scope,
+            attributes.UInt32(Attr.RTA_PRIORITY) ?? 0);
+    }
 
     /// <summary>Every IPv4 policy rule (<c>ip rule show</c>).</summary>
     public List<LookupRule> ListIPv4Rules(string operation) =>
@@ -245,24 +274,44 @@ public sealed class RouteNetlink(NetlinkSocket socket)
                 var table = header.Action == RouteValues.RuleActionToTable ? attributes.UInt32(Attr.FRA_TABLE) ?? header.Table : 0;
                 // The kernel leaves FRA_PRIORITY out for priority 0 (the "lookup local" rule).
                 var priority = attributes.UInt32(Attr.FRA_PRIORITY) ?? 0;
-                return new LookupRule(attributes.Address(Attr.FRA_DST), header.DestinationLength, table, priority);
+                return new LookupRule(attributes.Address(Attr.FRA_DST), header.DestinationLength, table, priority,
+                    attributes.Address(Attr.FRA_SRC), header.SourceLength);
             })
             .ToList();
 
     /// <summary>Adds the rule (<c>ip rule add to D/L lookup T priority P</c>); EEXIST when the kernel already has that very rule.</summary>
-    public void AddRule(LookupRule rule, string operation)
+    public void AddRule(LookupRule rule, string operation) =>
+        socket.Execute(RuleRequest(Rtm.NEWRULE, NlmFlags.Ack | NlmFlags.Create | NlmFlags.Excl, rule), operation);
+
+    /// <summary>Deletes the rule that matches all of <paramref name="rule"/>'s fields; false when there was none (ENOENT).</summary>
+    public bool DeleteRule(LookupRule rule, string operation)
     {
-        var request = new NetlinkMessageBuilder(Rtm.NEWRULE, NlmFlags.Ack | NlmFlags.Create | NlmFlags.Excl)
+        try
+        {
+            socket.Execute(RuleRequest(Rtm.DELRULE, NlmFlags.Ack, rule), operation);
+            return true;
+        }
+        catch (NetlinkException e) when (e.Errno == Errno.ENOENT)
+        {
+            return false;
+        }
+    }
+
+    private static NetlinkMessageBuilder RuleRequest(ushort type, ushort flags, LookupRule rule)
+    {
+        var request = new NetlinkMessageBuilder(type, flags)
             .Append(new FibRuleHeader
             {
                 Family = Libc.AF_INET,
                 DestinationLength = (byte)rule.DestinationLength,
+                SourceLength = (byte)rule.SourceLength,
                 Table = TableField(rule.Table),
                 Action = RouteValues.RuleActionToTable,
             })
             .Attribute(Attr.FRA_TABLE, rule.Table)
             .Attribute(Attr.FRA_PRIORITY, rule.Priority);
         if (rule.Destination is { } destination && rule.DestinationLength > 0) request.Attribute(Attr.FRA_DST, destination);
-        socket.Execute(request, operation);
+        if (rule.Source is { } source && rule.SourceLength > 0) request.Attribute(Attr.FRA_SRC, source);
+        return request;
     }
 }

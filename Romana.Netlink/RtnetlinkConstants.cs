@@ -21,6 +21,7 @@ internal static class Rtm
     public const ushort GETROUTE = 26;
     public const ushort NEWNEIGH = 28;
     public const ushort NEWRULE = 32;
+    public const ushort DELRULE = 33;
     public const ushort GETRULE = 34;
 }
 
@@ -58,9 +59,11 @@ internal static class Attr
     public const ushort RTA_DST = 1;
     public const ushort RTA_OIF = 4;
     public const ushort RTA_GATEWAY = 5;
+    public const ushort RTA_PRIORITY = 6;
     public const ushort RTA_TABLE = 15;
 
     public const ushort FRA_DST = 1;
+    public const ushort FRA_SRC = 2;
     public const ushort FRA_PRIORITY = 6;
     public const ushort FRA_TABLE = 15;
 
@@ -86,6 +89,9 @@ public static class RouteValues
 
     /// <summary>FR_ACT_TO_TBL: a rule that looks up a table ("ip rule ... lookup N").</summary>
     public const byte RuleActionToTable = 1;
+
+    /// <summary>RTM_F_FIB_MATCH in rtm_flags of a GETROUTE: answer with the matching table entry, not a computed route.</summary>
+    public const uint FlagFibMatch = 0x2000;
 }
 
 internal static class LinkFlags

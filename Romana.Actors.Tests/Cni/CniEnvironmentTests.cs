@@ -1,4 +1,5 @@
 using Romana.Cni.Plugin;
+using Romana.Contracts.Cni;
 
 namespace Romana.Actors.Tests.Cni;
 
@@ -52,7 +53,89 @@ public class CniEnvironmentTests
     [InlineData("eth\t0")]
     [InlineData("ethé")]
     public void An_invalid_interface_name_is_code_4_naming_it(string name) =>
-        AssertCode4($"CNI_IFNAME '{name}' is not a valid interface name", () => With(ifName: name).RequireIfName());
+        AssertCode4($"CNI_IFNAME {Printable.Quote(name)} is not a valid interface name", () => With(ifName: name).RequireIfName());
+
+    [Theory]
+    [InlineData("c1")]
+    [InlineData("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")]
+    [InlineData("Pod_1.sandbox-2")]
+    [InlineData("9")]
+    public void A_container_id_as_the_spec_defines_it_is_accepted(string id) =>
+        Assert.Equal(id, With(containerId: id).RequireContainerId());
+
+    /// <summary>
+    /// The spec: an alphanumeric character, then alphanumerics, '_', '.' or '-'. Anything else (a newline that would forge a
+    /// line of the daemon's log, a '/' that would make two keys collide) is code 4 naming the variable.
+    /// </summary>
+    [Theory]
+    [InlineData("c1\nromana: forged line")]
+    [InlineData("k/a")]
+    [InlineData("-c1")]
+    [InlineData(".c1")]
+    [InlineData("_c1")]
+    [InlineData("c 1")]
+    [InlineData("c:1")]
+    [InlineData("c1%d")]
+    [InlineData("cé")]
+    [InlineData("c\u00001")]
+    public void A_container_id_outside_the_spec_is_code_4_naming_the_variable(string id)
+    {
+        var error = Assert.Throws<CniException>(() => With(containerId: id).RequireContainerId());
+        Assert.Equal(CniErrorCode.InvalidEnvironment, error.Code);
+        Assert.StartsWith("CNI_CONTAINERID ", error.Message);
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.DoesNotContain('\0', error.Message);
+    }
+
+    [Fact]
+    public void A_container_id_of_100000_characters_is_code_4_with_a_short_message()
+    {
+        var error = Assert.Throws<CniException>(() => With(containerId: new string('a', 100_000)).RequireContainerId());
+        Assert.Equal(CniErrorCode.InvalidEnvironment, error.Code);
+        Assert.StartsWith("CNI_CONTAINERID ", error.Message);
+        Assert.InRange(error.Message.Length, 1, 299);
+    }
+
+    /// <summary>
+    /// Names the kernel would take for something else: '%' makes it pick a number itself ("eth%d" becomes eth0), "all" and
+    /// "default" are the per-namespace settings under /proc/sys/net/ipv4/conf, and control characters print as anything.
+    /// </summary>
+    [Theory]
+    [InlineData("%d")]
+    [InlineData("eth%d")]
+    [InlineData("all")]
+    [InlineData("default")]
+    [InlineData("eth\u00010")]
+    [InlineData("eth\u007f")]
+    public void An_interface_name_the_kernel_would_read_otherwise_is_code_4(string name)
+    {
+        var error = Assert.Throws<CniException>(() => With(ifName: name).RequireIfName());
+        Assert.Equal(CniErrorCode.InvalidEnvironment, error.Code);
+        Assert.StartsWith("CNI_IFNAME ", error.Message);
+        Assert.DoesNotContain('\u0001', error.Message);
+    }
+
+    /// <summary>The pod's namespace and name go into the journal and the daemon's log: Kubernetes names, nothing else.</summary>
+    [Theory]
+    [InlineData("K8S_POD_NAMESPACE=web;K8S_POD_NAME=api\nromana: forged", "K8S_POD_NAME")]
+    [InlineData("K8S_POD_NAMESPACE=we/b;K8S_POD_NAME=api", "K8S_POD_NAMESPACE")]
+    [InlineData("K8S_POD_NAMESPACE=web;K8S_POD_NAME=a b", "K8S_POD_NAME")]
+    [InlineData("K8S_POD_NAMESPACE=a;K8S_POD_NAME=b=c", "K8S_POD_NAME")]
+    public void A_pod_name_that_is_no_kubernetes_name_is_code_4_naming_the_argument(string args, string argument)
+    {
+        var error = Assert.Throws<CniException>(() => With(args: args).PodName());
+        Assert.Equal(CniErrorCode.InvalidEnvironment, error.Code);
+        Assert.Contains(argument, error.Message);
+        Assert.DoesNotContain('\n', error.Message);
+    }
+
+    [Fact]
+    public void A_pod_name_longer_than_kubernetes_allows_is_code_4_with_a_short_message()
+    {
+        var error = Assert.Throws<CniException>(() => With(args: "K8S_POD_NAME=" + new string('a', 100_000)).PodName());
+        Assert.Equal(CniErrorCode.InvalidEnvironment, error.Code);
+        Assert.InRange(error.Message.Length, 1, 299);
+    }
 
     [Theory]
     [InlineData("K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=coredns-1", "kube-system/coredns-1")]
@@ -61,7 +144,6 @@ public class CniEnvironmentTests
     [InlineData("K8S_POD_NAME=solo", "default/solo")]
     [InlineData("K8S_POD_NAMESPACE=;K8S_POD_NAME=solo", "default/solo")]
     [InlineData(";;K8S_POD_NAMESPACE=a;;K8S_POD_NAME=b;", "a/b")]
-    [InlineData("K8S_POD_NAMESPACE=a;K8S_POD_NAME=b=c", "a/b=c")]
     public void CNI_ARGS_give_the_pod_as_namespace_slash_name(string args, string expected) =>
         Assert.Equal(expected, With(args: args).PodName());
 

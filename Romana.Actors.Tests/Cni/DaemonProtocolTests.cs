@@ -91,6 +91,8 @@ public class DaemonProtocolTests
     [InlineData("GET / HTTP/1.1")]
     [InlineData("{}")]
     [InlineData("{\"containerId\":\"c1\",\"ifName\":\"eth0\"}")]
+    [InlineData("{\"command\":\"ADD\",\"containerId\":\"c1\",\"containerId\":\"c2\",\"ifName\":\"eth0\"}")]
+    [InlineData("{\"command\":\"GC\",\"containerId\":\"\",\"ifName\":\"\",\"valid\":[\"c1/eth0\"],\"valid\":[]}")]
     public void A_malformed_request_line_decodes_to_null(string line) =>
         Assert.Null(DaemonProtocol.DecodeRequest(Encoding.UTF8.GetBytes(line)));
 

@@ -221,4 +221,67 @@ public class NetworkConfigTests
         Assert.Contains("got \"" + new string('x', 79) + "...", error.Message);
         Assert.DoesNotContain(new string('x', 80), error.Message);
     }
+
+    /// <summary>
+    /// A key given twice has no meaning in the spec, and two readers may take different ones (the first, the last): it is a
+    /// decoding failure, code 6, at any depth.
+    /// </summary>
+    [Theory]
+    [InlineData("""{"cniVersion":"1.0.0","name":"romana","daemonSocket":"/a.sock","daemonSocket":"/b.sock"}""")]
+    [InlineData("""{"cniVersion":"1.0.0","cniVersion":"1.0.0","name":"romana"}""")]
+    [InlineData("""{"cniVersion":"1.0.0","name":"romana","prevResult":{"ips":[],"ips":[]}}""")]
+    public void A_key_given_twice_is_code_6(string stdin)
+    {
+        var error = Assert.Throws<CniException>(() => NetworkConfig.From(NetworkConfig.ParseObject(Encoding.UTF8.GetBytes(stdin))));
+        Assert.Equal(CniErrorCode.DecodingFailure, error.Code);
+        Assert.Contains("twice", error.Message);
+    }
+
+    /// <summary>A NUL ends a C string: the socket path would be cut there and another socket used.</summary>
+    [Fact]
+    public void A_daemonSocket_with_an_embedded_NUL_is_code_7()
+    {
+        var error = Refused(""","daemonSocket":"/tmp/romana.sock\u0000/run/romana/cni.sock" """);
+        Assert.Equal(CniErrorCode.InvalidNetworkConfig, error.Code);
+        Assert.Contains("daemonSocket", error.Message);
+        Assert.Contains("NUL", error.Message);
+        Assert.DoesNotContain('\0', error.Message);
+    }
+
+    /// <summary>Whatever a message quotes of the input, it quotes at most a few hundred characters of it.</summary>
+    [Theory]
+    [InlineData(""","mtu":"VALUE" """)]
+    [InlineData(""","daemonSocket":"VALUE" """)]
+    [InlineData(""","daemonSocket":["VALUE"]""")]
+    [InlineData(""","prevResult":"VALUE" """)]
+    [InlineData(""","cni.dev/valid-attachments":[{"containerID":"VALUE"}]""")]
+    public void A_message_quoting_a_6_MB_value_stays_short(string extra)
+    {
+        var error = Refused(extra.Replace("VALUE", new string('v', 6_000_000)));
+        Assert.InRange(error.Message.Length, 1, 400);
+    }
+
+    [Fact]
+    public void A_6_MB_cniVersion_is_code_1_with_a_short_message()
+    {
+        var version = new string('1', 6_000_000);
+        var error = Assert.Throws<CniException>(() => NetworkConfig.From(Json($$"""{"cniVersion":"{{version}}","name":"r"}""")));
+        Assert.Equal(CniErrorCode.IncompatibleVersion, error.Code);
+        Assert.InRange(error.Message.Length, 1, 400);
+    }
+
+    /// <summary>GC's list names attachments by the same rules as CNI_CONTAINERID and CNI_IFNAME: "k/a"+"b" would be "k"+"a/b".</summary>
+    [Theory]
+    [InlineData("k/a", "b")]
+    [InlineData("k", "a/b")]
+    [InlineData("c1\\n", "eth0")]
+    [InlineData("c1", "all")]
+    public void A_valid_attachment_that_no_runtime_could_have_made_is_code_7(string containerId, string ifName)
+    {
+        var error = Refused($$"""
+            ,"cni.dev/valid-attachments":[{"containerID":"c0","ifname":"eth0"},{"containerID":"{{containerId}}","ifname":"{{ifName}}"}]
+            """, "1.1.0");
+        Assert.Equal(CniErrorCode.InvalidNetworkConfig, error.Code);
+        Assert.Contains("cni.dev/valid-attachments[1]", error.Message);
+    }
 }

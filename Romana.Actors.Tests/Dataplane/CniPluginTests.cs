@@ -276,4 +276,189 @@ public class CniPluginTests
         Assert.DoesNotContain(ip, NetnsLab.Exec(node, "iptables", ["-t", "nat", "-S"]).Output);
         Assert.IsType<Failed>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("container-1/eth0"))));
     }
+
+    /// <summary>One request line to the daemon's socket, as any local client could send it; the reply line as JSON.</summary>
+    private static JsonObject AskSocket(string socket, string line)
+    {
+        using var client = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        client.Connect(new UnixDomainSocketEndPoint(socket));
+        client.Send(Encoding.UTF8.GetBytes(line + "\n"));
+        using var reader = new StreamReader(new NetworkStream(client));
+        return JsonNode.Parse(reader.ReadLine()!)!.AsObject();
+    }
+
+    private static string Links(string netns) => NetnsLab.Ip("-n", netns, "-br", "link", "show");
+
+    /// <summary>
+    /// The key is the spec's (container id, interface), but the daemon records the namespace it handed the address to: an ADD
+    /// of the same key from another pod's namespace is a conflict and changes nothing, and neither does the DEL the runtime
+    /// sends after that failed ADD, nor a CHECK from there. The first pod keeps its veth, route and address throughout.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_container_id_reused_in_another_pod_is_a_conflict_that_leaves_the_first_pod_wired()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        using var lab = new NetnsLab();
+        using var folder = new TempFolder();
+        var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
+        var (daemon, runtime) = await StartDaemonAsync(folder, node);
+        await using var _ = daemon;
+        var (pod1, pod2) = (lab.AddNamespace("pod1"), lab.AddNamespace("pod2"));
+        var first = runtime.Add("reused", pod1);
+        Assert.True(first.Ok, first.ToString());
+        var (ip1, veth1) = (AddressOf(first), HostVethOf(first));
+
+        var second = runtime.Add("reused", pod2);
+        Assert.False(second.Ok, $"the second ADD must fail: {second}");
+        Assert.Equal(101, second.Json["code"]!.GetValue<int>());
+        Assert.Contains("namespace", second.Json["msg"]!.GetValue<string>());
+        var deleted = runtime.Del("reused", pod2, null);
+        Assert.True(deleted.Ok, deleted.ToString());
+        var checkedFromPod2 = runtime.Check("reused", pod2, first.Json);
+        Assert.False(checkedFromPod2.Ok, checkedFromPod2.ToString());
+
+        Assert.Contains(veth1, Links(node));
+        Assert.DoesNotContain("eth0", Links(pod2));
+        Assert.Contains($"{ip1} dev {veth1} proto {RomanaRoutes.Protocol}", NetnsLab.Ip("-n", node, "route", "show"));
+        Assert.Equal(ip1, Assert.IsType<AddressAssigned>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("reused/eth0"))))
+            .Address.ToString());
+        Assert.True(NetnsLab.Pings(node, ip1), "node -> the first pod, still wired");
+        Assert.True(runtime.Check("reused", pod1, first.Json).Ok);
+        Assert.True(runtime.Del("reused", pod1, first.Json).Ok);
+        Assert.IsType<Failed>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("reused/eth0"))));
+    }
+
+    /// <summary>
+    /// CNI_NETNS naming the node's own namespace (the plugin's) would wire a "pod" into the host and, on a node without a
+    /// default route in its main table, give the node a default route via 169.254.1.1. It is refused before any address is
+    /// handed out.
+    /// </summary>
+    [SkippableFact]
+    public async Task An_ADD_into_the_nodes_own_namespace_is_refused_and_leaves_the_node_as_it_was()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        using var lab = new NetnsLab();
+        using var folder = new TempFolder();
+        var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
+        var (daemon, runtime) = await StartDaemonAsync(folder, node);
+        await using var _ = daemon;
+        var routesBefore = NetnsLab.Ip("-n", node, "route", "show");
+        Assert.DoesNotContain("default", routesBefore);
+
+        var added = runtime.Run("romana", "ADD", "hijack", node, "net9",
+            $$"""{"cniVersion":"1.0.0","name":"romana","type":"romana","daemonSocket":"{{SocketOf(folder)}}"}""");
+        Assert.False(added.Ok, added.ToString());
+        Assert.Equal(4, added.Json["code"]!.GetValue<int>());
+        Assert.Contains("CNI_NETNS", added.Json["msg"]!.GetValue<string>());
+        Assert.Equal(routesBefore, NetnsLab.Ip("-n", node, "route", "show"));
+        Assert.DoesNotContain("net9", Links(node));
+        Assert.DoesNotContain("rmn", Links(node));
+        var held = Assert.IsType<AllocationsOf>(await daemon.Ipam.AskAsync(new GetAllocations(new NodeName("n1"))));
+        Assert.Empty(held.Allocations);
+    }
+
+    /// <summary>
+    /// Multus and friends give a pod several attachments of one network, each with its own interface name: each is added,
+    /// checked and deleted on its own, and deleting one leaves the other working.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_pod_with_two_romana_interfaces_gets_both_and_each_is_checked_and_deleted_on_its_own()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        using var lab = new NetnsLab();
+        using var folder = new TempFolder();
+        var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
+        var (daemon, runtime) = await StartDaemonAsync(folder, node);
+        await using var _ = daemon;
+        var (pod, other) = (lab.AddNamespace("pod"), lab.AddNamespace("other"));
+        var eth0 = runtime.Add("multi", pod);
+        Assert.True(eth0.Ok, eth0.ToString());
+        var net1 = runtime.Add("multi", pod, ifName: "net1");
+        Assert.True(net1.Ok, net1.ToString());
+        var peer = runtime.Add("peer", other);
+        Assert.True(peer.Ok, peer.ToString());
+        var (ip0, ip1, ipPeer) = (AddressOf(eth0), AddressOf(net1), AddressOf(peer));
+        Assert.NotEqual(ip0, ip1);
+
+        Assert.True(NetnsLab.Pings(node, ip0) && NetnsLab.Pings(node, ip1), "node -> both of the pod's addresses");
+        Assert.True(NetnsLab.Pings(other, ip1), "another pod -> the second interface");
+        Assert.True(runtime.Check("multi", pod, eth0.Json).Ok, "CHECK eth0");
+        Assert.True(runtime.Check("multi", pod, net1.Json, ifName: "net1").Ok, "CHECK net1");
+
+        var deleted = runtime.Del("multi", pod, eth0.Json);
+        Assert.True(deleted.Ok, deleted.ToString());
+        Assert.DoesNotContain("eth0", Links(pod));
+        Assert.True(runtime.Check("multi", pod, net1.Json, ifName: "net1").Ok, "CHECK net1 once eth0 is gone");
+        Assert.True(NetnsLab.Pings(pod, ipPeer), "the pod reaches another pod through net1 alone");
+        Assert.True(NetnsLab.Pings(node, ip1), "node -> net1 once eth0 is gone");
+
+        var again = runtime.Add("multi", pod);
+        Assert.True(again.Ok, again.ToString());
+        Assert.True(runtime.Check("multi", pod, again.Json).Ok, "CHECK eth0, added again after net1");
+        Assert.Contains($"from {ip1} lookup", NetnsLab.Ip("-n", pod, "rule", "show"));
+        var rule = NetnsLab.Ip("-n", pod, "rule", "show").Split('\n').Single(line => line.Contains($"from {ip1} "));
+        NetnsLab.Ip("-n", pod, "rule", "del", "priority", rule.Split(':')[0]);
+        var withoutRule = runtime.Check("multi", pod, net1.Json, ifName: "net1");
+        Assert.Equal(107, withoutRule.Json["code"]!.GetValue<int>());
+        Assert.Contains("rule", withoutRule.Json["msg"]!.GetValue<string>());
+        var readded = runtime.Add("multi", pod, ifName: "net1");
+        Assert.True(readded.Ok, $"a repeated ADD puts the rule back: {readded}");
+        Assert.Equal(ip1, AddressOf(readded));
+        Assert.True(runtime.Del("multi", pod, net1.Json, ifName: "net1").Ok);
+        Assert.DoesNotContain($"from {ip1} ", NetnsLab.Ip("-n", pod, "rule", "show"));
+        Assert.True(runtime.Check("multi", pod, again.Json).Ok, "CHECK eth0 once net1 is gone");
+        Assert.True(NetnsLab.Pings(pod, ipPeer), "the pod reaches another pod through eth0 alone");
+        Assert.IsType<Failed>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("multi/net1"))));
+    }
+
+    /// <summary>
+    /// A GC that is not the runtime's (no list at all, or an empty one while pods are wired) releases nothing that is still
+    /// wired: an address is released by GC only once its veth and /32 route are gone. And an address whose route still
+    /// exists on the node is never handed out again: the next ADD gets another one.
+    /// </summary>
+    [SkippableFact]
+    public async Task GC_releases_no_address_whose_veth_or_route_is_still_there_and_ADD_never_hands_one_out()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        using var lab = new NetnsLab();
+        using var folder = new TempFolder();
+        var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
+        var (daemon, runtime) = await StartDaemonAsync(folder, node);
+        await using var _ = daemon;
+        var (pod1, pod2, pod3) = (lab.AddNamespace("pod1"), lab.AddNamespace("pod2"), lab.AddNamespace("pod3"));
+        var (added1, added2) = (runtime.Add("container-1", pod1), runtime.Add("container-2", pod2));
+        Assert.True(added1.Ok && added2.Ok, $"{added1} {added2}");
+        var (ip1, ip2) = (AddressOf(added1), AddressOf(added2));
+
+        var noList = AskSocket(SocketOf(folder), """{"command":"GC","containerId":"","ifName":""}""");
+        Assert.False(noList["ok"]!.GetValue<bool>(), noList.ToJsonString());
+        Assert.Equal("invalid", noList["code"]!.GetValue<string>());
+        Assert.Contains("valid", noList["error"]!.GetValue<string>());
+
+        var emptyList = AskSocket(SocketOf(folder), """{"command":"GC","containerId":"","ifName":"","valid":[]}""");
+        Assert.True(emptyList["ok"]!.GetValue<bool>(), emptyList.ToJsonString());
+        Assert.Equal(0, emptyList["released"]?.GetValue<int>() ?? 0);
+        Assert.IsType<AddressAssigned>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("container-1/eth0"))));
+        Assert.IsType<AddressAssigned>(await daemon.Ipam.AskAsync(new GetAddress(new AllocationKey("container-2/eth0"))));
+
+        // The IPAM is told, by other means, that pod1's address is free while pod1 is still wired: the next ADD does not get it.
+        Assert.IsType<Succeeded>(await daemon.Ipam.AskAsync(
+            new Release(new AllocationKey("container-1/eth0"), null, "test: released by hand")));
+        var added3 = runtime.Add("container-3", pod3);
+        Assert.True(added3.Ok, added3.ToString());
+        Assert.NotEqual(ip1, AddressOf(added3));
+        Assert.NotEqual(ip2, AddressOf(added3));
+        Assert.True(NetnsLab.Pings(node, ip1), "pod1 keeps its address");
+        Assert.True(NetnsLab.Pings(node, AddressOf(added3)), "pod3 is reachable at its own");
+        var held = Assert.IsType<AllocationsOf>(await daemon.Ipam.AskAsync(new GetAllocations(new NodeName("n1"))));
+        Assert.Contains(held.Allocations, a => a.Key.Value == $"in-use:{ip1}" && a.Address.ToString() == ip1);
+
+        // Once pod1 is really gone, the runtime's GC gives its address back, and it is handed out again.
+        Assert.True(runtime.Del("container-1", pod1, added1.Json).Ok);
+        var collected = runtime.Gc(("container-2", "eth0"), ("container-3", "eth0"));
+        Assert.True(collected.Ok, collected.ToString());
+        var added4 = runtime.Add("container-4", pod1);
+        Assert.True(added4.Ok, added4.ToString());
+        Assert.Equal(ip1, AddressOf(added4));
+    }
 }

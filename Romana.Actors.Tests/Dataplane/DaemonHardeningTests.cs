@@ -310,11 +310,11 @@ public class DaemonHardeningTests(ITestOutputHelper output)
         var socket = SocketOf(folder);
 
         var command = DaemonWire.Send(socket, new DaemonRequest(new string('X', 60_000), "c1", "eth0"), TimeSpan.FromSeconds(10));
-        AssertBounded(command, "invalid", "… (60000 characters)");
+        AssertBounded(command, "invalid", "(60000 characters)");
         var pod = DaemonWire.Send(socket, DaemonWire.Add("c1", new string('p', 6_000_000)), TimeSpan.FromSeconds(30));
-        AssertBounded(pod, "invalid", "… (6000000 characters)");
-        var key = DaemonWire.Send(socket, new DaemonRequest(DaemonProtocol.Check, new string('k', 200), "eth0"), TimeSpan.FromSeconds(10));
-        AssertBounded(key, "not-found", "… (205 characters)");
+        AssertBounded(pod, "invalid", "(6000000 characters)");
+        var key = DaemonWire.Send(socket, new DaemonRequest(DaemonProtocol.Check, new string('k', 256), "eth0"), TimeSpan.FromSeconds(10));
+        AssertBounded(key, "not-found", "holds no address");
         var tooLong = DaemonWire.SendLine(socket, [.. Encoding.ASCII.GetBytes(new string('z', 9 << 20)), (byte)'\n'],
             TimeSpan.FromSeconds(30));
         AssertBounded(tooLong, "invalid", "romana.cni.max-request-size");

@@ -75,6 +75,14 @@ internal sealed class InMemoryHostNetwork : IHostNetwork
         Applied.Enqueue(changes);
         return Task.CompletedTask;
     }
+
+    /// <summary>Pod addresses and veths a test says are still in use on this "host", and what uses them.</summary>
+    public ConcurrentDictionary<string, string> InUse { get; } = new();
+
+    public Task<IReadOnlyList<string?>> FindPodAddressUsesAsync(IReadOnlyList<PodAddressProbe> probes,
+        CancellationToken cancel = default) =>
+        Task.FromResult<IReadOnlyList<string?>>([.. probes.Select(p =>
+            InUse.GetValueOrDefault(p.Address.ToString()) ?? (p.HostVeth is { } veth ? InUse.GetValueOrDefault(veth) : null))]);
 }
 
 public class HostAgentActorTests : TestKit

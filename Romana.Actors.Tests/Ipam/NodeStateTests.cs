@@ -166,6 +166,53 @@ public class NodeStateTests
         }, iter: 300);
     }
 
+    /// <summary>
+    /// The namespace an address was handed to is part of the allocation: the same key from there is the same address
+    /// again, from another namespace a conflict that changes nothing; a snapshot keeps it.
+    /// </summary>
+    [Fact]
+    public void A_key_held_for_one_namespace_is_the_same_again_from_it_and_a_conflict_from_another()
+    {
+        var state = WithBlocks("10.0.0.0/30");
+        state = Apply(state, state.DecideAllocate(new("c1/eth0"), "default/a", Now, "0:4:4026532301"));
+        var held = Assert.IsType<NodeDecision.AlreadyHeld>(state.DecideAllocate(new("c1/eth0"), "default/a", Now, "0:4:4026532301"));
+        Assert.Equal("0:4:4026532301", held.Allocation.Netns);
+        var refused = Assert.IsType<NodeDecision.Refuse>(state.DecideAllocate(new("c1/eth0"), "default/b", Now, "0:4:4026532999"));
+        Assert.Equal(IpamErrorCode.Conflict, refused.Error.Code);
+        Assert.Contains("0:4:4026532301", refused.Error.Message);
+        Assert.IsType<NodeDecision.Refuse>(state.DecideAllocate(new("c1/eth0"), null, Now));
+        Assert.Equal("0:4:4026532301", NodeState.FromSnapshot(state.ToSnapshot()).ByKey[new("c1/eth0")].Netns);
+    }
+
+    /// <summary>An allocation without a namespace (a journal from before issue 11) cannot be told apart: the same key again.</summary>
+    [Fact]
+    public void An_allocation_recorded_without_a_namespace_is_the_same_key_again_from_any()
+    {
+        var state = WithBlocks("10.0.0.0/30");
+        state = Apply(state, state.DecideAllocate(new("c1/eth0"), null, Now));
+        Assert.IsType<NodeDecision.AlreadyHeld>(state.DecideAllocate(new("c1/eth0"), null, Now, "0:4:4026532301"));
+    }
+
+    /// <summary>
+    /// An address found in use on the node moves to its set-aside key; the key holds nothing, the next address is another.
+    /// </summary>
+    [Fact]
+    public void An_address_set_aside_is_kept_under_its_in_use_key_and_the_next_allocation_takes_another()
+    {
+        var state = WithBlocks("10.0.0.0/30");
+        (state, var first) = Allocate(state, "c1/eth0");
+        var decision = Assert.IsType<NodeDecision.Record>(state.DecideSetAside(new("c1/eth0"), first, "route still there", Now));
+        Assert.Equal(2, decision.Events.Length);
+        state = Apply(state, decision);
+        Assert.False(state.ByKey.ContainsKey(new("c1/eth0")));
+        Assert.Equal(first, state.ByKey[IpamMessages.SetAside.KeyOf(first)].Address);
+        (state, var second) = Allocate(state, "c1/eth0");
+        Assert.NotEqual(first, second);
+        Assert.Equal(IpamErrorCode.NotFound,
+            Assert.IsType<NodeDecision.Refuse>(state.DecideSetAside(new("c1/eth0"), first, "not its address", Now)).Error.Code);
+        AssertInvariants(state);
+    }
+
     private static void AssertInvariants(NodeState state)
     {
         var addresses = state.ByKey.Values.Select(a => a.Address).ToList();

@@ -30,7 +30,8 @@ public class SerializationTests
         new SubnetMessages.RangeUnreserved(new("s"), Ipv4Cidr.Parse("10.0.0.0/30"), At, "unreserved by operator"),
         new NodeMessages.BlockAdopted(new("n"), Ipv4Cidr.Parse("10.0.0.0/26"), Ranges, At, "granted"),
         new NodeMessages.AddressesAllocated(new("n"), [new AllocatedAddress(new("c1/eth0"), Ipv4.Parse("10.0.0.1"), "default/web-1"),
-            new AllocatedAddress(new("c2/eth0"), Ipv4.Parse("10.0.0.2"), null)], At, "allocated"),
+            new AllocatedAddress(new("c2/eth0"), Ipv4.Parse("10.0.0.2"), null),
+            new AllocatedAddress(new("c3/eth0"), Ipv4.Parse("10.0.0.3"), "default/web-3", "0:4:4026532301")], At, "allocated"),
         new NodeMessages.AddressesReleased(new("n"), [new ReleasedAddress(new("c1/eth0"), Ipv4.Parse("10.0.0.1"), "CNI DEL")], At,
             "released"),
         new NodeMessages.BlockReturned(new("n"), Ipv4Cidr.Parse("10.0.0.0/26"), At, "reclaimed for node m"),
@@ -66,6 +67,26 @@ public class SerializationTests
         Assert.Equal(System.Text.Encoding.UTF8.GetString(bytes), System.Text.Encoding.UTF8.GetString(serializer.ToBinary(back)));
         Assert.DoesNotContain("\"value\"", System.Text.Encoding.UTF8.GetString(bytes)); // addresses and names are plain strings
         Assert.True(e is IIpamEvent or IRouteEvent or Romana.Actors.Health.IHealthEvent);
+    }
+
+    /// <summary>
+    /// Netns is an optional field added to AddressesAllocated in issue 11: a row written before it (no "netns") reads with
+    /// none, under the same manifest, and a row that has one keeps it.
+    /// </summary>
+    [Fact]
+    public void An_allocation_written_before_the_namespace_identity_reads_with_none()
+    {
+        var serializer = new RomanaSerializer(null!);
+        const string before = """
+            {"node":"n","addresses":[{"key":"c1/eth0","address":"10.0.0.1","pod":"default/web-1"}],
+             "at":"2026-11-28T05:00:00+00:00","reason":"allocated"}
+            """;
+        var old = Assert.IsType<NodeMessages.AddressesAllocated>(
+            serializer.FromBinary(System.Text.Encoding.UTF8.GetBytes(before), "AddressesAllocated"));
+        Assert.Null(old.Addresses[0].Netns);
+        Assert.Equal("AddressesAllocated", serializer.Manifest(old));
+        var now = old with { Addresses = [old.Addresses[0] with { Netns = "0:4:4026532301" }] };
+        Assert.Contains("\"netns\":\"0:4:4026532301\"", System.Text.Encoding.UTF8.GetString(serializer.ToBinary(now)));
     }
 
     [Fact]

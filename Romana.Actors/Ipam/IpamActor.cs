@@ -28,7 +28,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<SubnetId, IActorRef> _subnets = new();
     private readonly Dictionary<NodeName, (SubnetId Subnet, IActorRef Actor)> _nodes = new();
-    private readonly Dictionary<AllocationKey, (NodeName Node, Ipv4 Address)> _keys = new();
+    private readonly Dictionary<AllocationKey, (NodeName Node, Ipv4 Address, string? Netns)> _keys = new();
     private readonly Dictionary<Ipv4, AllocationKey> _addresses = new();
     /// <summary>Allocations sent to a node and not yet answered: a key may be on its way to only one node.</summary>
     private readonly Dictionary<AllocationKey, (NodeName Node, int Count)> _pending = new();
@@ -68,6 +68,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         public sealed record RemovingNode(RemoveNode Command, SubnetId Subnet, IActorRef NodeActor, IActorRef ReplyTo) : Step;
         public sealed record Allocating(Allocate Command, IActorRef ReplyTo) : Step;
         public sealed record Releasing(AllocationKey Key, NodeName Node, IActorRef ReplyTo) : Step;
+        public sealed record SettingAside(SetAside Command, IActorRef ReplyTo) : Step;
         /// <summary>A query about one node or subnet: the child's view becomes the reply.</summary>
         public sealed record Relaying(string Who, Func<object, IpamReply?> Reply, IActorRef ReplyTo) : Step;
         /// <summary>A subnet came back from its journal with new node actors.</summary>
@@ -119,7 +120,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         Receive<NodeSnapshot>(view =>
         {
-            foreach (var allocation in view.Allocations) Index(view.Node, allocation.Key, allocation.Address);
+            foreach (var allocation in view.Allocations) Index(view.Node, allocation.Key, allocation.Address, allocation.Netns);
             _startup = _startup with { Nodes = _startup.Nodes.Remove(view.Node) };
             ContinueStartup();
         });
@@ -164,11 +165,12 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<RemoveNode>(RemoveNode);
         Receive<Allocate>(Allocate);
         Receive<Release>(Release);
+        Receive<SetAside>(SetAside);
         Receive<Reserve>(Reserve);
         Receive<Unreserve>(Unreserve);
         Receive<GetBlocks>(query => AnswerFromNode(query.Node, view => new BlocksOf(query.Node, view.Blocks)));
         Receive<GetAddress>(query => Sender.Tell(_keys.TryGetValue(query.Key, out var held)
-            ? new AddressAssigned(held.Node, query.Key, held.Address)
+            ? new AddressAssigned(held.Node, query.Key, held.Address, held.Netns)
             : new Failed(IpamError.NotFound($"key '{query.Key}' holds no address"))));
         Receive<GetSubnet>(GetSubnet);
         Receive<GetAllocations>(query => AnswerFromNode(query.Node, view => new AllocationsOf(query.Node, view.Allocations)));
@@ -242,7 +244,19 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             return;
         }
         _pending[key] = (command.Node, pending.Count + 1);
-        Send(node.Actor, new NodeMessages.AllocateAddress(command.Node, key, command.Pod), new Step.Allocating(command, Sender));
+        Send(node.Actor, new NodeMessages.AllocateAddress(command.Node, key, command.Pod, command.Netns),
+            new Step.Allocating(command, Sender));
+    }
+
+    private void SetAside(SetAside command)
+    {
+        if (!_keys.TryGetValue(command.Key, out var held) || held.Node != command.Node || held.Address != command.Address)
+        {
+            Sender.Tell(new Failed(IpamError.NotFound($"key '{command.Key}' does not hold {command.Address} on node {command.Node}")));
+            return;
+        }
+        Send(_nodes[held.Node].Actor, new NodeMessages.SetAsideAddress(command.Node, command.Key, command.Address, command.Reason),
+            new Step.SettingAside(command, Sender));
     }
 
     private void Release(Release command)
@@ -373,12 +387,20 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 var (_, count) = _pending[command.Key];
                 if (count == 1) _pending.Remove(command.Key);
                 else _pending[command.Key] = (command.Node, count - 1);
-                if (reply is AddressAssigned assigned) Index(command.Node, command.Key, assigned.Address);
+                if (reply is AddressAssigned assigned) Index(command.Node, command.Key, assigned.Address, assigned.Netns);
                 replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"node {command.Node}"));
                 break;
             case Step.Releasing(var key, var node, var replyTo):
                 if (reply is Succeeded) Unindex(key);
                 replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"node {node}"));
+                break;
+            case Step.SettingAside(var command, var replyTo):
+                if (reply is Succeeded)
+                {
+                    Unindex(command.Key);
+                    Index(command.Node, Ipam.IpamMessages.SetAside.KeyOf(command.Address), command.Address, null);
+                }
+                replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"node {command.Node}"));
                 break;
             case Step.Relaying(var who, var toReply, var replyTo):
                 replyTo.Tell((reply is null ? null : reply as Failed ?? toReply(reply)) ?? AsFailure(reply, who));
@@ -399,9 +421,9 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     // ---- indexes and errors --------------------------------------------------------------------------------------
 
-    private void Index(NodeName node, AllocationKey key, Ipv4 address)
+    private void Index(NodeName node, AllocationKey key, Ipv4 address, string? netns)
     {
-        _keys[key] = (node, address);
+        _keys[key] = (node, address, netns);
         _addresses[address] = key;
     }
 

@@ -10,7 +10,25 @@ public static class IpamMessages
     /// <summary>A node joins a subnet; its ENI (what VPC routes target) and instance are optional until routes are managed.</summary>
     public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip, string? Eni = null, string? InstanceId = null);
     public sealed record RemoveNode(NodeName Node, string Reason = "node removed");
-    public sealed record Allocate(NodeName Node, AllocationKey Key, string? Pod = null);
+    /// <summary>
+    /// An address for the key: the same again for a key the node holds, unless it was handed to another network namespace
+    /// (<paramref name="Netns"/>, an identity of the caller's choosing, compared as text): that is a conflict.
+    /// </summary>
+    public sealed record Allocate(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null);
+    /// <summary>
+    /// The address just given to <paramref name="Key"/> is in use on the node after all (<paramref name="Reason"/> says by
+    /// what): the node keeps it under <see cref="KeyOf"/>(address), where no allocation finds it, and the key holds nothing;
+    /// allocating again gives it another address. Replies Succeeded.
+    /// </summary>
+    public sealed record SetAside(NodeName Node, AllocationKey Key, Ipv4 Address, string Reason)
+    {
+        public const string KeyPrefix = "in-use:";
+
+        /// <summary>"in-use:ADDRESS": ':' is in no CNI container id or interface name, so no attachment's key is ever one.</summary>
+        public static AllocationKey KeyOf(Ipv4 address) => new($"{KeyPrefix}{address}");
+
+        public static bool IsSetAsideKey(AllocationKey key) => key.Value.StartsWith(KeyPrefix, StringComparison.Ordinal);
+    }
     /// <summary>Release by key or by address (exactly one of them).</summary>
     public sealed record Release(AllocationKey? Key, string? Address, string Reason = "released");
     public sealed record Reserve(string Cidr);
@@ -37,7 +55,10 @@ public static class IpamMessages
         public static readonly Succeeded Instance = new();
     }
     public sealed record Failed(IpamError Error) : IpamReply;
-    public sealed record AddressAssigned(NodeName Node, AllocationKey Key, Ipv4 Address) : IpamReply;
+    /// <param name="Netns">The identity of the namespace the address was handed to, when the allocating caller gave one.</param>
+    /// <param name="Fresh">True when this answer handed the address out (an Allocate that was not already held).</param>
+    public sealed record AddressAssigned(NodeName Node, AllocationKey Key, Ipv4 Address, string? Netns = null, bool Fresh = false)
+        : IpamReply;
     public sealed record BlocksOf(NodeName Node, ImmutableArray<Ipv4Cidr> Blocks) : IpamReply;
     public sealed record SubnetView(SubnetSnapshot Subnet) : IpamReply;
     public sealed record AllocationsOf(NodeName Node, ImmutableArray<Allocation> Allocations) : IpamReply;

@@ -85,6 +85,9 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
     {
         Command<AllocateAddress>(command => Allocate(command, Sender));
         Command<ReleaseAddress>(Release);
+        Command<SetAsideAddress>(command =>
+            Conclude(_state.DecideSetAside(command.Key, command.Address, command.Reason, Now), Sender, Succeeded.Instance,
+                e => new Failed(e)));
         Command<RetireNode>(command =>
         {
             var decision = _state.DecideRetire(command.Reason, Now);
@@ -149,14 +152,15 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
 
     private void Allocate(AllocateAddress command, IActorRef replyTo)
     {
-        switch (_state.DecideAllocate(command.Key, command.Pod, BatchTime))
+        switch (_state.DecideAllocate(command.Key, command.Pod, BatchTime, command.Netns))
         {
             case NodeDecision.Record record:
                 var allocated = ((AddressesAllocated)record.Events[0]).Addresses[0];
-                AddToBatch(record, replyTo, new AddressAssigned(_node, allocated.Key, allocated.Address), () => _allocating.Add(allocated));
+                AddToBatch(record, replyTo, new AddressAssigned(_node, allocated.Key, allocated.Address, allocated.Netns, Fresh: true),
+                    () => _allocating.Add(allocated));
                 break;
             case NodeDecision.AlreadyHeld held:
-                ReplyInOrder(replyTo, new AddressAssigned(_node, command.Key, held.Allocation.Address));
+                ReplyInOrder(replyTo, new AddressAssigned(_node, command.Key, held.Allocation.Address, held.Allocation.Netns));
                 break;
             case NodeDecision.Refuse refuse:
                 ReplyInOrder(replyTo, new Failed(refuse.Error));

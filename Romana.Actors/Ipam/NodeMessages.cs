@@ -7,7 +7,13 @@ namespace Romana.Actors.Ipam;
 public static class NodeMessages
 {
     // Commands from the IPAM front door
-    public sealed record AllocateAddress(NodeName Node, AllocationKey Key, string? Pod = null);
+    /// <summary><paramref name="Netns"/>: the identity of the pod's network namespace, recorded with the address.</summary>
+    public sealed record AllocateAddress(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null);
+    /// <summary>
+    /// The address <paramref name="Key"/> was just given is still in use on the node: it moves to its set-aside key
+    /// (<see cref="IpamMessages.SetAside.KeyOf"/>), and <paramref name="Key"/> holds nothing. Replies Succeeded.
+    /// </summary>
+    public sealed record SetAsideAddress(NodeName Node, AllocationKey Key, Ipv4 Address, string Reason);
     public sealed record ReleaseAddress(NodeName Node, AllocationKey Key, string Reason);
     /// <summary>Releases every address and returns every block; replies <see cref="NodeRetired"/>.</summary>
     public sealed record RetireNode(NodeName Node, string Reason);
@@ -48,13 +54,17 @@ public static class NodeMessages
 }
 
 /// <summary>
-/// One address of an <see cref="NodeMessages.AddressesAllocated"/> event:
-/// the key, and the pod when the caller said which.
+/// One address of an <see cref="NodeMessages.AddressesAllocated"/> event: the key, the pod when the caller said which, and
+/// the identity of the pod's network namespace ("MAJOR:MINOR:INODE" of its file) when the caller gave it. Netns is an
+/// optional field added in issue 11: events written before it read as null.
 /// </summary>
-public sealed record AllocatedAddress(AllocationKey Key, Ipv4 Address, string? Pod);
+public sealed record AllocatedAddress(AllocationKey Key, Ipv4 Address, string? Pod, string? Netns = null);
 
 /// <summary>One address of an <see cref="NodeMessages.AddressesReleased"/> event, and why it was released.</summary>
 public sealed record ReleasedAddress(AllocationKey Key, Ipv4 Address, string Reason);
 
-/// <summary>An address held by a key on a node, since a time, for a pod when the caller said which.</summary>
-public sealed record Allocation(AllocationKey Key, Ipv4 Address, string? Pod, DateTimeOffset Since);
+/// <summary>
+/// An address held by a key on a node, since a time, for a pod when the caller said which, in the network namespace whose
+/// identity the caller gave (null when it gave none, and for every allocation of a journal older than issue 11).
+/// </summary>
+public sealed record Allocation(AllocationKey Key, Ipv4 Address, string? Pod, DateTimeOffset Since, string? Netns = null);

@@ -39,13 +39,37 @@ public sealed record NodeState(
 
     // ---- decisions -------------------------------------------------------------------------------------------
 
-    /// <summary>The same key again gets the same address (CNI runtimes retry ADD); otherwise the lowest free one.</summary>
-    public NodeDecision DecideAllocate(AllocationKey key, string? pod, DateTimeOffset now)
+    /// <summary>
+    /// The same key again gets the same address (CNI runtimes retry ADD); otherwise the lowest free one. A key held for a
+    /// pod in one network namespace is a conflict for a caller in another (<paramref name="netns"/>: the same container id
+    /// reused in another pod), and changes nothing. An allocation recorded without a namespace (before issue 11, or by a
+    /// caller that gave none) cannot be told apart, and is the same key again.
+    /// </summary>
+    public NodeDecision DecideAllocate(AllocationKey key, string? pod, DateTimeOffset now, string? netns = null)
     {
-        if (ByKey.TryGetValue(key, out var held)) return new NodeDecision.AlreadyHeld(held);
+        if (ByKey.TryGetValue(key, out var held))
+            return held.Netns is { } holder && holder != netns
+                ? new NodeDecision.Refuse(IpamError.Conflict(
+                    $"key '{key}' holds {held.Address} on node {Node} for {held.Pod ?? "a pod"} in network namespace {holder}, " +
+                    $"not {netns ?? "an unnamed one"}: the same container id and interface in another pod; nothing was changed"))
+                : new NodeDecision.AlreadyHeld(held);
         if (BlocksWithRoom.IsEmpty) return new NodeDecision.NeedBlock();
         var address = Blocks[BlocksWithRoom.Min].LowestFree()!.Value;
-        return NodeDecision.Of(new AddressesAllocated(Node, [new AllocatedAddress(key, address, pod)], now, "allocated"));
+        return NodeDecision.Of(new AddressesAllocated(Node, [new AllocatedAddress(key, address, pod, netns)], now, "allocated"));
+    }
+
+    /// <summary>
+    /// The address <paramref name="key"/> holds is in use on the node after all (a route or veth of a pod that still has
+    /// it): the key gives it up, and the node keeps it under its set-aside key until a GC finds it unused, so the lowest
+    /// free address is another one. Two events, each saying why.
+    /// </summary>
+    public NodeDecision DecideSetAside(AllocationKey key, Ipv4 address, string reason, DateTimeOffset now)
+    {
+        if (!ByKey.TryGetValue(key, out var held) || held.Address != address)
+            return new NodeDecision.Refuse(IpamError.NotFound($"key '{key}' does not hold {address} on node {Node}"));
+        return NodeDecision.Of(
+            new AddressesReleased(Node, [new ReleasedAddress(key, address, reason)], now, reason),
+            new AddressesAllocated(Node, [new AllocatedAddress(IpamMessages.SetAside.KeyOf(address), address, held.Pod)], now, reason));
     }
 
     public NodeDecision DecideRelease(AllocationKey key, string reason, DateTimeOffset now) =>
@@ -141,7 +165,7 @@ public sealed record NodeState(
 
     private NodeState Allocate(AllocatedAddress a, DateTimeOffset at) => WithUsage(UsageOf(a.Address).WithAllocated(a.Address, true)) with
     {
-        ByKey = ByKey.SetItem(a.Key, new Allocation(a.Key, a.Address, a.Pod, at)),
+        ByKey = ByKey.SetItem(a.Key, new Allocation(a.Key, a.Address, a.Pod, at, a.Netns)),
     };
 
     private BlockUsage UsageOf(Ipv4 address) => Blocks[Ipv4Cidr.Containing(address, BlockPrefixLength).Network];
@@ -171,7 +195,7 @@ public sealed record NodeState(
     {
         var state = Empty(snapshot.Node, snapshot.BlockPrefixLength) with { Fences = [.. snapshot.Fences] };
         foreach (var block in snapshot.Blocks) state = state.WithUsage(BlockUsage.Empty(block).WithFences(state.Fences));
-        return snapshot.Allocations.Aggregate(state, (s, a) => s.Allocate(new AllocatedAddress(a.Key, a.Address, a.Pod), a.Since));
+        return snapshot.Allocations.Aggregate(state, (s, a) => s.Allocate(new AllocatedAddress(a.Key, a.Address, a.Pod, a.Netns), a.Since));
     }
 }
 

@@ -74,19 +74,26 @@ internal sealed class DaemonClient(string socketPath)
         return buffer[..length];
     }
 
-    /// <summary>.NET reports a missing socket file as "Cannot assign requested address": say what it means instead.</summary>
-    private string WhyNotConnected(SocketException e) => e.SocketErrorCode switch
+    /// <summary>
+    /// .NET reports a missing socket file as "Cannot assign requested address", and a directory or regular file in its
+    /// place as a refused connection: say what is there instead.
+    /// </summary>
+    private string WhyNotConnected(SocketException e) => Romana.Netlink.FileTypes.Describe(SocketPath) switch
     {
-        _ when !File.Exists(SocketPath) => "no such socket (is the daemon running?)",
-        SocketError.ConnectionRefused => "connection refused (no daemon is listening on the socket)",
-        SocketError.AccessDenied => "permission denied",
-        _ => e.Message,
+        null => "no such socket (is the daemon running?)",
+        "a socket" => e.SocketErrorCode switch
+        {
+            SocketError.ConnectionRefused => "connection refused (no daemon is listening on the socket)",
+            SocketError.AccessDenied => "permission denied",
+            _ => Printable.Text(e.Message),
+        },
+        var other => $"the path is {other}, not a Unix socket (is daemonSocket right?)",
     };
 
     private static string Preview(byte[] line)
     {
         var text = System.Text.Encoding.UTF8.GetString(line, 0, Math.Min(line.Length, 200));
-        return line.Length > 200 ? text + "..." : text;
+        return Printable.Text(text, 200) + (line.Length > 200 ? $"... ({line.Length} bytes)" : "");
     }
 }
 

@@ -29,16 +29,21 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
                 "STATUS" => Status(ReadConfig(anyVersion: true)),
                 "GC" => CollectGarbage(ReadConfig()),
                 _ => throw new CniException(CniErrorCode.InvalidEnvironment,
-                    $"CNI_COMMAND '{command}' is not supported: romana handles ADD, DEL, CHECK, STATUS, GC and VERSION"),
+                    $"CNI_COMMAND {Printable.Quote(command)} is not supported: romana handles ADD, DEL, CHECK, STATUS, GC and VERSION"),
             };
+        }
+        catch (NotANetworkNamespaceException e)
+        {
+            throw new CniException(CniErrorCode.InvalidEnvironment,
+                $"CNI_NETNS {Printable.Quote(e.Path)} {e.What}, not a network namespace");
         }
         catch (NetworkNamespaceException e)
         {
-            throw new CniException(CniErrorCode.NamespaceUnavailable, e.Message);
+            throw new CniException(CniErrorCode.NamespaceUnavailable, Printable.Text(e.Message));
         }
         catch (NetlinkException e)
         {
-            throw new CniException(CniErrorCode.NetlinkFailed, e.Message);
+            throw new CniException(CniErrorCode.NetlinkFailed, Printable.Text(e.Message));
         }
     }
 
@@ -59,13 +64,19 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
         return NetworkConfig.From(json, anyVersion);
     }
 
+    /// <summary>
+    /// Every input is checked before the daemon is asked for anything: the identifiers, and CNI_NETNS, which must be a
+    /// network namespace and not the plugin's own (the node's: wiring a "pod" there would give the node a default route
+    /// via 169.254.1.1). The namespace's identity goes with the request, so the daemon can tell a retried ADD from the
+    /// same container id reused in another pod.
+    /// </summary>
     private JsonObject Add(NetworkConfig config)
     {
         var attachment = PodAttachment.For(environment.RequireContainerId(), environment.RequireIfName());
         var netns = environment.RequireNetns();
-        var daemon = new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, netns, environment.PodName());
-        // Opened before asking the daemon: a pod whose namespace is already gone gets no address.
-        using var podNamespace = NetworkNamespace.Open(netns);
+        var pod = environment.PodName();
+        using var podNamespace = OpenPodNamespace(netns);
+        var daemon = new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, netns, pod, podNamespace.Identity?.ToString());
         var address = daemon.Add();
         var wiring = new PodWiring(attachment);
         string podMac;
@@ -82,13 +93,48 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
         return CniResult.ForAdd(config.CniVersion, config.PrevResult, attachment, netns, podMac, address);
     }
 
-    /// <summary>Idempotent: a veth, namespace or address already gone is success; CNI_NETNS is not needed at all.</summary>
+    /// <summary>CNI_NETNS, opened only if it is a network namespace other than the plugin's own.</summary>
+    private static NetworkNamespace OpenPodNamespace(string netns)
+    {
+        var opened = NetworkNamespace.OpenChecked(netns);
+        if (opened.Identity != NetworkNamespace.CurrentIdentity()) return opened;
+        opened.Dispose();
+        throw new CniException(CniErrorCode.InvalidEnvironment,
+            $"CNI_NETNS {Printable.Quote(netns)} is the plugin's own network namespace, the node's: a pod needs one of its own");
+    }
+
+    /// <summary>
+    /// Idempotent: a veth, namespace or address already gone is success; CNI_NETNS is not needed at all. When it is given and
+    /// is a network namespace, a key whose address the daemon handed to another namespace is left alone: that is another
+    /// pod's (a container id reused), and this DEL is the one a runtime sends after the ADD the daemon refused.
+    /// </summary>
     private JsonObject? Del(NetworkConfig config)
     {
         var attachment = PodAttachment.For(environment.RequireContainerId(), environment.RequireIfName());
-        new PodWiring(attachment).Unwire();
-        new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, NullIfEmpty(environment.Netns), environment.PodName()).Release();
+        var netns = NullIfEmpty(environment.Netns);
+        using var podNamespace = NamespaceIfAny(netns);
+        var daemon = new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, netns, environment.PodNameIfValid(),
+            podNamespace?.Identity?.ToString());
+        if (daemon.HeldByAnotherNamespace()) return null;
+        var wiring = new PodWiring(attachment);
+        if (podNamespace is not null && podNamespace.Identity != NetworkNamespace.CurrentIdentity()) wiring.RemoveSourceRule(podNamespace);
+        wiring.Unwire();
+        daemon.Release();
         return null;
+    }
+
+    /// <summary>The network namespace DEL was given, or null when there is none to look at (not given, gone, not a namespace).</summary>
+    private static NetworkNamespace? NamespaceIfAny(string? netns)
+    {
+        if (netns is null) return null;
+        try
+        {
+            return NetworkNamespace.OpenChecked(netns);
+        }
+        catch (Exception e) when (e is NetworkNamespaceException or NotANetworkNamespaceException)
+        {
+            return null;
+        }
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
@@ -100,13 +146,14 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
         var prevResult = config.PrevResult
             ?? throw new CniException(CniErrorCode.InvalidNetworkConfig,
                 "invalid network configuration: prevResult is missing (CHECK needs the result of ADD)");
+        using var podNamespace = OpenPodNamespace(netns);
         var expected = CniResult.RomanaAddress(prevResult, attachment);
-        var held = new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, netns, environment.PodName()).Check();
+        var held = new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, netns, environment.PodNameIfValid(),
+            podNamespace.Identity?.ToString()).Check();
         if (!held.Equals(expected))
             throw new CniException(CniErrorCode.CheckAddressMismatch,
                 $"CHECK: the romana daemon holds {held} for container {attachment.ContainerId} interface {attachment.IfName}, " +
                 $"prevResult says {expected}");
-        using var podNamespace = NetworkNamespace.Open(netns);
         new PodWiring(attachment).Verify(podNamespace, expected);
         return null;
     }
@@ -136,7 +183,8 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
         }
         if (!reply.Ok)
             throw new CniException(reply.Code == "unavailable" ? CniErrorCode.TryAgainLater : CniErrorCode.DaemonRefused,
-                $"GC: romana daemon at {config.DaemonSocket} released {reply.Released ?? 0} addresses, then: {reply.Error ?? reply.Code}");
+                $"GC: romana daemon at {config.DaemonSocket} released {reply.Released ?? 0} addresses, then: " +
+                Printable.Text(reply.Error ?? reply.Code));
         return null;
     }
 
@@ -156,7 +204,7 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
         if (!reply.Ok)
             throw new CniException(CniErrorCode.PluginNotAvailable,
                 $"plugin not available: romana daemon at {config.DaemonSocket} is not ready: " +
-                $"{reply.Error ?? reply.Code ?? "no reason given"}");
+                Printable.Text(reply.Error ?? reply.Code ?? "no reason given"));
         return null;
     }
 }

@@ -16,6 +16,7 @@ internal static class CniVersions
     {
         if (!IsSupported(version))
             throw new CniException(CniErrorCode.IncompatibleVersion,
-                $"incompatible CNI version {version}: romana supports {string.Join(", ", Supported)}");
+                $"incompatible CNI version {Romana.Contracts.Cni.Printable.Quote(version)}: " +
+                $"romana supports {string.Join(", ", Supported)}");
     }
 }

@@ -5,10 +5,14 @@ using Romana.Contracts.Cni;
 
 namespace Romana.Cni.Plugin;
 
-/// <summary>The daemon requests of each command, with the daemon's answers turned into CNI error codes.</summary>
-internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment, string? netns, string? pod)
+/// <summary>
+/// The daemon requests of each command, with the daemon's answers turned into CNI error codes. <paramref name="netnsId"/> is
+/// the identity of the pod's namespace (<see cref="DaemonRequest.NetnsId"/>), when there is one.
+/// </summary>
+internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment, string? netns, string? pod, string? netnsId = null)
 {
     private const string NotFound = "not-found";
+    private const string Conflict = "conflict";
 
     public string SocketPath => client.SocketPath;
 
@@ -21,7 +25,7 @@ internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment,
             return address;
         TryRelease();
         throw new CniException(CniErrorCode.DaemonProtocolError,
-            $"romana daemon at {SocketPath} answered ADD with no IPv4 address (got \"{reply.Address}\")");
+            $"romana daemon at {SocketPath} answered ADD with no IPv4 address (got {Printable.Quote(reply.Address)})");
     }
 
     /// <summary>Releases the address; one the daemon does not hold is already released.</summary>
@@ -50,19 +54,30 @@ internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment,
         if (!reply.Ok && reply.Code == NotFound)
             throw new CniException(CniErrorCode.ContainerUnknown,
                 $"CHECK: the romana daemon holds no address for container {attachment.ContainerId} interface {attachment.IfName}",
-                reply.Error);
+                Printable.Text(reply.Error));
         if (!reply.Ok) throw Refused(DaemonProtocol.Check, reply);
         return IPAddress.TryParse(reply.Address?.Split('/')[0], out var address)
             ? address
             : throw new CniException(CniErrorCode.DaemonProtocolError,
-                $"romana daemon at {SocketPath} answered CHECK with no address (got \"{reply.Address}\")");
+                $"romana daemon at {SocketPath} answered CHECK with no address (got {Printable.Quote(reply.Address)})");
+    }
+
+    /// <summary>
+    /// True when the daemon holds this attachment's key for a pod in another namespace than <c>netnsId</c>: the same
+    /// container id in another pod, which is not this caller's to touch. Asked with CHECK, which changes nothing.
+    /// </summary>
+    public bool HeldByAnotherNamespace()
+    {
+        if (netnsId is null) return false;
+        var reply = Ask(DaemonProtocol.Check);
+        return !reply.Ok && reply.Code == Conflict;
     }
 
     private DaemonReply Ask(string command)
     {
         try
         {
-            return client.Send(new DaemonRequest(command, attachment.ContainerId, attachment.IfName, netns, pod));
+            return client.Send(new DaemonRequest(command, attachment.ContainerId, attachment.IfName, netns, pod, NetnsId: netnsId));
         }
         catch (DaemonUnreachableException e)
         {
@@ -82,7 +97,10 @@ internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment,
             "unavailable" => CniErrorCode.TryAgainLater,
             _ => CniErrorCode.DaemonRefused,
         };
-        var message = string.IsNullOrEmpty(reply.Error) ? $"romana daemon refused {command} ({reply.Code ?? "no code"})" : reply.Error;
-        return new CniException(code, message, $"romana daemon at {SocketPath}: {command} failed with code {reply.Code ?? "(none)"}");
+        var message = string.IsNullOrEmpty(reply.Error)
+            ? $"romana daemon refused {command} ({Printable.Quote(reply.Code ?? "no code")})"
+            : Printable.Text(reply.Error);
+        return new CniException(code, message,
+            $"romana daemon at {SocketPath}: {command} failed with code {Printable.Quote(reply.Code ?? "(none)")}");
     }
 }

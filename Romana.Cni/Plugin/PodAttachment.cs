@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using Romana.Contracts.Cni;
 
 namespace Romana.Cni.Plugin;
@@ -15,17 +14,9 @@ internal sealed record PodAttachment(string ContainerId, string IfName, string H
     public static readonly byte[] HostMac = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
     public const string HostMacText = "ee:ee:ee:ee:ee:ee";
 
-    /// <summary>
-    /// "rmn" + 11 hex digits (44 bits) of the FNV-1a hash of the allocation key: deterministic, so a retried ADD or a DEL
-    /// finds the same veth without state, and 14 characters, within the kernel's 15. Not a cryptographic hash on purpose:
-    /// .NET's SHA-256 loads OpenSSL, which measured 3 ms of a 6 ms ADD.
-    /// </summary>
-    public static PodAttachment For(string containerId, string ifName)
-    {
-        var hash = 14695981039346656037UL;
-        foreach (var b in Encoding.UTF8.GetBytes(DaemonProtocol.KeyOf(containerId, ifName))) hash = (hash ^ b) * 1099511628211UL;
-        return new PodAttachment(containerId, ifName, $"rmn{hash >> 20:x11}");
-    }
+    /// <summary>The attachment, with its host veth named by <see cref="CniIdentifiers.HostVethName"/>.</summary>
+    public static PodAttachment For(string containerId, string ifName) =>
+        new(containerId, ifName, CniIdentifiers.HostVethName(containerId, ifName));
 
     /// <summary>"rmn" and 11 lowercase hex digits: a name <see cref="For"/> makes.</summary>
     public static bool IsHostVethName(string name) =>

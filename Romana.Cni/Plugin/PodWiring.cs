@@ -33,12 +33,15 @@ internal sealed class PodWiring(PodAttachment attachment)
         pod.SetLinkUp("lo", $"setting lo up in {netns}");
         pod.AddAddress(podLink.Index, address, 32, $"adding address {address}/32 to {ifName} in {netns}");
         pod.SetLinkUp(podLink.Index, $"setting {ifName} up in {netns}");
-        pod.AddRoute(new RouteSpec(PodAttachment.Gateway, 32, null, podLink.Index, RouteValues.ProtocolBoot),
-            $"adding route {PodAttachment.Gateway}/32 dev {ifName} in {netns}");
+        var metric = MetricFor(pod, podLink.Index, netns);
+        var withMetric = metric == 0 ? "" : $" metric {metric}";
+        pod.AddRoute(new RouteSpec(PodAttachment.Gateway, 32, null, podLink.Index, RouteValues.ProtocolBoot, Metric: metric),
+            $"adding route {PodAttachment.Gateway}/32 dev {ifName}{withMetric} in {netns}");
         pod.AddPermanentNeighbour(podLink.Index, PodAttachment.Gateway, PodAttachment.HostMac,
             $"adding neighbour {PodAttachment.Gateway} lladdr {PodAttachment.HostMacText} on {ifName} in {netns}");
-        pod.AddRoute(new RouteSpec(DefaultDestination, 0, PodAttachment.Gateway, podLink.Index, RouteValues.ProtocolBoot),
-            $"adding default route via {PodAttachment.Gateway} dev {ifName} in {netns}");
+        pod.AddRoute(new RouteSpec(DefaultDestination, 0, PodAttachment.Gateway, podLink.Index, RouteValues.ProtocolBoot, Metric: metric),
+            $"adding default route via {PodAttachment.Gateway} dev {ifName}{withMetric} in {netns}");
+        if (metric != 0) RouteBySource(pod, podLink.Index, address, netns);
 
         var hostLink = host.FindLink(hostVeth, $"looking up {hostVeth}")
             ?? throw new NetlinkException($"looking up {hostVeth} after creating it", Errno.ENODEV);
@@ -46,6 +49,65 @@ internal sealed class PodWiring(PodAttachment attachment)
         host.AddRoute(new RouteSpec(address, 32, null, hostLink.Index, RomanaRoutes.Protocol),
             $"adding route {address}/32 dev {hostVeth} proto {RomanaRoutes.Protocol}");
         return PodAttachment.FormatMac(podLink.HardwareAddress);
+    }
+
+    /// <summary>
+    /// The metric of this attachment's two routes (to the gateway, and the default via it). A pod's first interface gets
+    /// 0, as it always has. A pod may have several (Multus and friends attach one network more than once, each with its own
+    /// interface name), and routes to the same destination in one table must differ in metric: once the pod already has a
+    /// default route or a route to 169.254.1.1 (another attachment's, Romana's or another plugin's), this one's routes get
+    /// <see cref="SecondaryMetricBase"/> + the interface's index, unique in the namespace. So each attachment has its own
+    /// complete pair, the first stays preferred, and deleting any one leaves the others working.
+    /// </summary>
+    private static uint MetricFor(RouteNetlink pod, int podLinkIndex, string netns)
+    {
+        var taken = pod.ListIPv4Routes($"listing routes in {netns}").Any(route => route.Table == RouteValues.TableMain
+            && (route.DestinationLength == 0 || (route.DestinationLength == 32 && PodAttachment.Gateway.Equals(route.Destination))));
+        return taken ? SecondaryMetricBase + (uint)podLinkIndex : 0;
+    }
+
+    /// <summary>Above the metrics tools set by hand (0, 100, 1024), so a secondary attachment's routes meet no one else's.</summary>
+    public const uint SecondaryMetricBase = 1000;
+
+    /// <summary>
+    /// A secondary attachment's replies must leave by its own interface: they arrive at the host on its veth, which has no
+    /// address, and the host's reverse-path filter (loose, as the daemon sets it) drops a packet that arrives on an
+    /// address-less interface other than the one its source is routed by. So packets from this address look up a table of
+    /// their own (number and rule priority: the metric) holding the gateway and default routes via this interface; the
+    /// routes go with the interface, the rule is removed by DEL (<see cref="RemoveSourceRule"/>).
+    /// </summary>
+    private void RouteBySource(RouteNetlink pod, int podLinkIndex, IPAddress address, string netns)
+    {
+        var table = SecondaryMetricBase + (uint)podLinkIndex;
+        var ifName = attachment.IfName;
+        pod.AddRoute(new RouteSpec(PodAttachment.Gateway, 32, null, podLinkIndex, RouteValues.ProtocolBoot, Table: table),
+            $"adding route {PodAttachment.Gateway}/32 dev {ifName} table {table} in {netns}");
+        pod.AddRoute(new RouteSpec(DefaultDestination, 0, PodAttachment.Gateway, podLinkIndex, RouteValues.ProtocolBoot, Table: table),
+            $"adding default route via {PodAttachment.Gateway} dev {ifName} table {table} in {netns}");
+        var rule = new LookupRule(null, 0, table, table, address, 32);
+        try
+        {
+            pod.AddRule(rule, $"adding rule from {address} lookup {table} in {netns}");
+        }
+        catch (NetlinkException e) when (e.Errno == Errno.EEXIST)
+        {
+            // The very rule, left by an earlier ADD of this attachment that was cut short: already so.
+        }
+    }
+
+    /// <summary>
+    /// DEL's part inside the pod: the source rule of a secondary attachment (<see cref="RouteBySource"/>), found by its
+    /// interface's index, which the rule's table and priority carry. Nothing to do for a first attachment, or when the
+    /// interface is already gone (its table went with it, so a rule left behind matches nothing).
+    /// </summary>
+    public void RemoveSourceRule(NetworkNamespace podNamespace)
+    {
+        using var podSocket = podNamespace.OpenNetlinkSocket();
+        var pod = new RouteNetlink(podSocket);
+        if (pod.FindLink(attachment.IfName, $"looking up {attachment.IfName} in {podNamespace.Path}") is not { } link) return;
+        var table = SecondaryMetricBase + (uint)link.Index;
+        foreach (var rule in pod.ListIPv4Rules($"listing rules in {podNamespace.Path}").Where(r => r.Table == table && r.Priority == table))
+            pod.DeleteRule(rule, $"deleting rule from {rule.Source} lookup {table} in {podNamespace.Path}");
     }
 
     /// <summary>
@@ -124,12 +186,16 @@ internal sealed class PodWiring(PodAttachment attachment)
         var hasAddress = pod.ListIPv4Addresses($"CHECK: listing addresses in {netns}").Any(entry =>
             entry.InterfaceIndex == podLink.Index && entry.PrefixLength == 32 && entry.Local.Equals(address));
         if (!hasAddress) throw Missing(CniErrorCode.CheckAddressOrRouteMissing, $"address {address}/32 is missing on {ifName} in {netns}");
-        var hasDefault = pod.ListIPv4Routes($"CHECK: listing routes in {netns}").Any(route =>
+        var defaultRoute = pod.ListIPv4Routes($"CHECK: listing routes in {netns}").FirstOrDefault(route =>
             route.Table == RouteValues.TableMain && route.DestinationLength == 0 && PodAttachment.Gateway.Equals(route.Gateway)
                 && route.OutputInterface == podLink.Index);
-        if (!hasDefault)
+        if (defaultRoute is null)
             throw Missing(CniErrorCode.CheckAddressOrRouteMissing,
                 $"default route via {PodAttachment.Gateway} dev {ifName} is missing in {netns}");
+        var table = SecondaryMetricBase + (uint)podLink.Index;
+        if (defaultRoute.Metric == table && !pod.ListIPv4Rules($"CHECK: listing rules in {netns}").Any(rule =>
+                rule.Table == table && rule.SourceLength == 32 && address.Equals(rule.Source)))
+            throw Missing(CniErrorCode.CheckAddressOrRouteMissing, $"rule from {address} lookup {table} is missing in {netns}");
         var hostRoute = host.ListIPv4Routes("CHECK: listing host routes").Any(route =>
             route.Table == RouteValues.TableMain && route.DestinationLength == 32 && address.Equals(route.Destination)
                 && route.OutputInterface == hostLink.Index);

@@ -40,27 +40,43 @@ public static class DaemonProtocol
 }
 
 /// <param name="Command">ADD, DEL, CHECK, STATUS or GC.</param>
+/// <param name="ContainerId">
+/// ADD, DEL, CHECK: CNI_CONTAINERID, as the spec defines it (<see cref="CniIdentifiers.ContainerIdProblem"/>); the daemon
+/// refuses anything else.
+/// </param>
+/// <param name="IfName">ADD, DEL, CHECK: CNI_IFNAME (<see cref="CniIdentifiers.InterfaceNameProblem"/>).</param>
+/// <param name="Netns">CNI_NETNS, for the daemon's log.</param>
 /// <param name="Pod">
 /// "namespace/name" from CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME) when the runtime gives them: it goes into the journal.
 /// </param>
 /// <param name="Valid">
-/// GC: the keys (see <see cref="DaemonProtocol.KeyOf"/>) of the attachments the runtime still has; every other address of
-/// this node is released.
+/// GC, required: the keys (see <see cref="DaemonProtocol.KeyOf"/>) of the attachments the runtime still has; every other
+/// address of this node whose veth and host route are gone is released. An empty list is a node without pods.
+/// </param>
+/// <param name="NetnsId">
+/// The identity of CNI_NETNS: "MAJOR:MINOR:INODE", the device and inode of the namespace file, which stay the same
+/// whatever path names the namespace. ADD records it with the address; a later ADD or CHECK of the key from another
+/// namespace is a conflict and changes nothing, and a DEL from another namespace releases nothing.
 /// </param>
 public sealed record DaemonRequest(
-    string Command, string ContainerId, string IfName, string? Netns = null, string? Pod = null, string[]? Valid = null);
+    string Command, string ContainerId, string IfName, string? Netns = null, string? Pod = null, string[]? Valid = null,
+    string? NetnsId = null);
 
 /// <param name="Address">ADD and CHECK: the pod's IPv4 address (a /32).</param>
 /// <param name="Released">GC: how many addresses were released.</param>
+/// <param name="Kept">GC: how many addresses the runtime no longer lists were kept, since their veth or host route is still there.</param>
 /// <param name="Code">When not ok: invalid, not-found, conflict, exhausted or unavailable (the IPAM's error codes).</param>
 /// <param name="Error">When not ok: a sentence naming the field and the value.</param>
-public sealed record DaemonReply(bool Ok, string? Address = null, string? Code = null, string? Error = null, int? Released = null)
+public sealed record DaemonReply(bool Ok, string? Address = null, string? Code = null, string? Error = null, int? Released = null,
+    int? Kept = null)
 {
     public static DaemonReply Failure(string code, string error) => new(false, Code: code, Error: error);
 }
 
+/// <summary>A property given twice makes the line malformed: a reader taking the first and one taking the last would disagree.</summary>
 [JsonSourceGenerationOptions(
-    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    AllowDuplicateProperties = false)]
 [JsonSerializable(typeof(DaemonRequest))]
 [JsonSerializable(typeof(DaemonReply))]
 internal sealed partial class DaemonJson : JsonSerializerContext;

@@ -56,7 +56,7 @@ public static class CommandLineGuard
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"romana: unexpected {e.GetType().Name}: {Dataplane.Echo.Capped(e.Message)}");
+            Console.Error.WriteLine($"romana: unexpected {e.GetType().Name}: {Romana.Contracts.Cni.Printable.Text(e.Message)}");
             return Failed;
         }
     }

@@ -391,7 +391,7 @@ public sealed class CniServer : IAsyncDisposable
         }
         catch (Exception e)
         {
-            _log.Error(e, "CNI socket {0}: a connection failed unexpectedly: {1}", Path, Echo.Capped(e.Message));
+            _log.Error(e, "CNI socket {0}: a connection failed unexpectedly: {1}", Path, Printable.Text(e.Message));
         }
         finally
         {
@@ -446,8 +446,8 @@ public sealed class CniServer : IAsyncDisposable
         }
         catch (Exception e)
         {
-            _log.Warning("CNI {0}: failed: {1}", Echo.Of(request.Command), Echo.Capped(e.Message));
-            return DaemonReply.Failure("unavailable", $"the daemon could not answer {Echo.Of(request.Command)}: {Echo.Capped(e.Message)}");
+            _log.Warning("CNI {0}: failed: {1}", Printable.Quote(request.Command, 16), Printable.Text(e.Message));
+            return DaemonReply.Failure("unavailable", $"the daemon could not answer {Printable.Quote(request.Command, 16)}: {Printable.Text(e.Message)}");
         }
     }
 
@@ -481,8 +481,8 @@ public sealed class CniServer : IAsyncDisposable
         }
         catch (Exception e)
         {
-            _log.Error("CNI {0} {1}: the reply was not delivered ({2}), and undoing it failed: {3}", Echo.Of(request.Command),
-                Echo.Of(request.ContainerId), why, Echo.Capped(e.Message));
+            _log.Error("CNI {0} {1}: the reply was not delivered ({2}), and undoing it failed: {3}", Printable.Quote(request.Command, 16),
+                Printable.Quote(request.ContainerId), why, Printable.Text(e.Message));
         }
     }
 

@@ -1,3 +1,4 @@
+using Romana.Contracts.Cni;
 using Akka.Configuration;
 using Romana.Actors.Configuration;
 
@@ -51,7 +52,7 @@ public sealed record CniSettings(string Socket, string SocketSetting, int MaxCon
         }
         catch (Exception e) when (e is not ConfigurationError)
         {
-            throw new ConfigurationError($"{Section}.{key}: {Echo.Of(section.GetString(key))} is not a valid value ({e.Message})");
+            throw new ConfigurationError($"{Section}.{key}: {Printable.Quote(section.GetString(key))} is not a valid value ({e.Message})");
         }
     }
 }

@@ -27,8 +27,9 @@ public sealed class CniSocketService(CniServer server, IServiceProvider services
     public Task StartedAsync(CancellationToken cancellationToken)
     {
         var log = services.DaemonLog();
-        server.Serve(new CniRequestHandler(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(), log),
-            log);
+        var handler = new CniRequestHandler(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(),
+            services.GetRequiredService<IHostNetwork>(), log);
+        server.Serve(handler, log);
         return Task.CompletedTask;
     }
 

@@ -85,6 +85,34 @@ public sealed class LinuxHostNetwork(HostAgentSettings settings, string? netns =
         return refused;
     }
 
+    public Task<IReadOnlyList<string?>> FindPodAddressUsesAsync(IReadOnlyList<PodAddressProbe> probes,
+        CancellationToken cancel = default) =>
+        probes.Count == 0
+            ? Task.FromResult<IReadOnlyList<string?>>([])
+            : RunAsync<IReadOnlyList<string?>>(() =>
+            {
+                using var socket = NetlinkSocket.Open();
+                var kernel = new RouteNetlink(socket);
+                return [.. probes.Select(probe => UseOf(kernel, probe))];
+            }, cancel);
+
+    /// <summary>
+    /// The route the kernel would use for the address, if it is a /32 (a pod's route, or the host's own address in the local
+    /// table; a wider route, such as the default, is no one's use of this address); then the veth, by name.
+    /// </summary>
+    private static string? UseOf(RouteNetlink kernel, PodAddressProbe probe)
+    {
+        var address = probe.Address.ToIPAddress();
+        if (kernel.MatchRoute(address, $"looking up the route to {probe.Address}") is { DestinationLength: 32 } route)
+        {
+            var link = route.OutputInterface == 0 ? null
+                : kernel.ListLinks("listing links").FirstOrDefault(l => l.Index == route.OutputInterface);
+            var device = route.OutputInterface == 0 ? "" : $" dev {link?.Name ?? $"#{route.OutputInterface}"}";
+            return $"route {probe.Address}/32{device} (table {route.Table}, proto {route.Protocol})";
+        }
+        return probe.HostVeth is { } veth && kernel.FindLink(veth, $"looking up veth {veth}") is not null ? $"veth {veth}" : null;
+    }
+
     private static Ipv4Cidr BlockOf(RouteInfo route) =>
         new(ToIpv4(route.Destination ?? IPAddress.Any), route.DestinationLength);
 
