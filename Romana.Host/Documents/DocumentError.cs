@@ -9,7 +9,22 @@ public sealed record DocumentError(string? Source, string Path, string? Value, s
 {
     /// <summary><c>cluster.json: $.nodes[3].pods = -1: must be 0 or more</c>; <c>$.nodes[3].eni: missing</c>.</summary>
     public override string ToString() =>
-        $"{(Source is null ? "" : $"{Source}: ")}{Path}{(Value is null ? "" : $" = {Value}")}: {Problem}";
+        OneLine($"{(Source is null ? "" : $"{Source}: ")}{Path}{(Value is null ? "" : $" = {Value}")}: {Problem}");
+
+    /// <summary>
+    /// Control characters escaped as JSON writes them: a property name in the path may hold a newline, and the message is one
+    /// line.
+    /// </summary>
+    private static string OneLine(string text) =>
+        text.Any(char.IsControl) ? string.Concat(text.Select(c => char.IsControl(c) ? Escape(c) : c.ToString())) : text;
+
+    private static string Escape(char c) => c switch
+    {
+        '\n' => "\\n",
+        '\r' => "\\r",
+        '\t' => "\\t",
+        _ => $"\\u{(int)c:x4}",
+    };
 }
 
 /// <summary>A document that cannot be used; the message is one line naming the JSON path and the value.</summary>
