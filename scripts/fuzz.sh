@@ -8,7 +8,7 @@
 # (an input that ran longer than FUZZ_TIMEOUT_MS, default 2000).
 #
 # Needs afl-fuzz (Debian: afl++). Environment: FUZZ_JOBS (targets at once for "all", default 2), FUZZ_TIMEOUT_MS,
-# FUZZ_KEEP=1 to go on from the queue of the previous run instead of the corpus.
+# FUZZ_KEEP=1 to go on from the queue of the previous run instead of the corpus, FUZZ_OUT (default artifacts/fuzz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +19,7 @@ seconds=${2:-60}
 [[ $seconds =~ ^[0-9]+$ ]] || usage
 jobs=${FUZZ_JOBS:-2}
 timeout_ms=${FUZZ_TIMEOUT_MS:-2000}
-out=artifacts/fuzz
+out=${FUZZ_OUT:-artifacts/fuzz}
 build=$out/build
 bin=$out/bin
 

@@ -95,7 +95,8 @@ public static class CniTargets
     {
         if (prevResult is null) return true;
         var interfaces = prevResult["interfaces"] as JsonArray ?? [];
-        if (interfaces.Any(i => i is JsonObject o && o["name"] is JsonValue v && v.TryGetValue(out string? name) && name == Attachment.HostVeth))
+        if (interfaces.Any(i => i is JsonObject o && o["name"] is JsonValue v && v.TryGetValue(out string? name)
+                && name == Attachment.HostVeth))
             return false;
         return (prevResult["ips"] as JsonArray ?? []).All(ip => ip is not JsonObject o || o["interface"] is not JsonValue index
             || !index.TryGetValue(out int at) || at < interfaces.Count);

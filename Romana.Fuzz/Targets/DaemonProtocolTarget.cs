@@ -28,7 +28,8 @@ public static class DaemonProtocolTarget
         {
             var line = DaemonProtocol.Encode(reply);
             Require(Array.IndexOf(line, (byte)'\n') == line.Length - 1, "an encoded reply is not one line");
-            var again = DaemonProtocol.DecodeReply(line.AsSpan(0, line.Length - 1)) ?? throw new FuzzFinding("an encoded reply does not decode");
+            var again = DaemonProtocol.DecodeReply(line.AsSpan(0, line.Length - 1))
+                ?? throw new FuzzFinding("an encoded reply does not decode");
             Require(again == reply, "a reply does not survive encoding and decoding");
         }
     }

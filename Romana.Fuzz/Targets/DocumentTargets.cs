@@ -27,8 +27,8 @@ public static class DocumentTargets
         if (Read(input, text => ScenarioReader.Parse(text, Source)) is { } scenario) Carve(scenario.Cluster.Topology);
     });
 
-    public static FuzzTarget Vector { get; } = new("vector", "an IPAM conformance vector (ConformanceVectorReader), then its topology carved",
-        input =>
+    public static FuzzTarget Vector { get; } = new("vector",
+        "an IPAM conformance vector (ConformanceVectorReader), then its topology carved", input =>
         {
             if (Read(input, text => ConformanceVectorReader.Parse(text, Source)) is not { } vector) return;
             Require(vector.File == Source && vector.Steps.Select(s => s.Number).SequenceEqual(Enumerable.Range(1, vector.Steps.Count)),

@@ -90,9 +90,11 @@ public static class Ec2FuzzTargets
             Require(associations.SequenceEqual(sent.Associations.Select(a => (a.Id, a.SubnetId))),
                 $"the SDK reads other associations in {sent.Id} than the lab answered");
             var tags = (read.Tags ?? []).Select(t => (t.Key, t.Value));
-            Require(tags.SequenceEqual(sent.Tags.Select(t => (t.Key, t.Value))), $"the SDK reads other tags in {sent.Id} than the lab answered");
+            Require(tags.SequenceEqual(sent.Tags.Select(t => (t.Key, t.Value))),
+                $"the SDK reads other tags in {sent.Id} than the lab answered");
         }
-        Require(response.NextToken == page.NextToken, $"the SDK reads the token {response.NextToken} where the lab answered {page.NextToken}");
+        Require(response.NextToken == page.NextToken,
+            $"the SDK reads the token {response.NextToken} where the lab answered {page.NextToken}");
     }
 
     /// <summary>A refusal as the server writes it, through AWSSDK.EC2 and Romana's adapter: the same code and status.</summary>
@@ -101,7 +103,8 @@ public static class Ec2FuzzTargets
         var body = Ec2QueryApiServer.Bytes(Ec2QueryApiServer.ErrorBody(error.Code, error.Detail, RequestId));
         try
         {
-            Endpoint.Answer(error.StatusCode, body, () => new AwsEc2RouteTables(Endpoint.Client).DescribeAsync(new RouteTableSelector(["rtb-a"])));
+            Endpoint.Answer(error.StatusCode, body,
+                () => new AwsEc2RouteTables(Endpoint.Client).DescribeAsync(new RouteTableSelector(["rtb-a"])));
         }
         catch (Ec2Error read)
         {
@@ -145,6 +148,9 @@ public static class Ec2FuzzTargets
     /// </summary>
     private sealed class CannedEndpoint
     {
+        private static readonly byte[] LastPage = Encoding.UTF8.GetBytes(
+            $"<DescribeRouteTablesResponse xmlns=\"{Ec2QueryApiServer.XmlNamespace}\"><routeTableSet/></DescribeRouteTablesResponse>");
+
         private int _status;
         private byte[] _body = [];
         private int _requests;
@@ -173,10 +179,7 @@ public static class Ec2FuzzTargets
         private HttpResponseMessage Respond()
         {
             // Past the bound, an empty last page ends the loop, and Answer reports it.
-            var body = ++_requests > MaxPages
-                ? "<DescribeRouteTablesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><routeTableSet/></DescribeRouteTablesResponse>"u8
-                    .ToArray()
-                : _body;
+            var body = ++_requests > MaxPages ? LastPage : _body;
             var content = new ByteArrayContent(body);
             content.Headers.TryAddWithoutValidation("Content-Type", "text/xml;charset=UTF-8");
             return new HttpResponseMessage((HttpStatusCode)(_requests > MaxPages ? 200 : _status)) { Content = content };

@@ -52,7 +52,8 @@ public sealed class AwsEc2RouteTables(IAmazonEC2 ec2) : IEc2RouteTables
         do
         {
             if (request.NextToken is { } token && !tokens.Add(token))
-                throw new Ec2Error("PaginationLoop", 502, $"DescribeRouteTables answered the page token '{token}' twice; the pages would not end");
+                throw new Ec2Error("PaginationLoop", 502,
+                    $"DescribeRouteTables answered the page token '{token}' twice; the pages would not end");
             var response = await Call(() => ec2.DescribeRouteTablesAsync(request, cancellation));
             // SDK v4: an empty list comes back as null.
             foreach (var table in response.RouteTables ?? [])
