@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET|all [SECONDS]: fuzzes one target (romana-fuzz list names them), or every target two at a time,
-# with AFL++ for SECONDS each (default 60), starting from Romana.Fuzz/corpus/TARGET. It builds Romana.Fuzz in Release,
-# copies the build to artifacts/fuzz/bin and instruments Romana's assemblies there with SharpFuzz (the local tool of
-# .config/dotnet-tools.json), plus the parts of AWSSDK that read EC2's XML, so that AFL sees which branches an input takes.
+# with AFL++ for SECONDS each (default 60), starting from Romana.Fuzz/corpus/TARGET with the tokens of
+# Romana.Fuzz/dictionaries. It builds Romana.Fuzz in Release, copies the build to artifacts/fuzz/bin and instruments
+# Romana's assemblies there with SharpFuzz (the local tool of .config/dotnet-tools.json), plus the parts of AWSSDK that
+# read EC2's XML, so that AFL sees which branches an input takes.
 # Findings go to artifacts/fuzz/TARGET/default/{crashes,hangs}; each one is replayed (romana-fuzz TARGET FILE) to show its
 # exception. Exits 1 when any target found a crash (an exception other than the parser's own, or a FuzzFinding) or a hang
 # (an input that ran longer than FUZZ_TIMEOUT_MS, default 2000).
@@ -55,11 +56,18 @@ fuzz_one() {
   [ "${FUZZ_KEEP:-}" = 1 ] && [ -d "$findings/default/queue" ] && input=-
   [ "$input" = - ] || rm -rf "$findings"
   mkdir -p "$findings"
+  local dictionary=()
+  case $name in
+    cni-env) dictionary=(-x Romana.Fuzz/dictionaries/cni-env.dict) ;;
+    ec2-query) dictionary=(-x Romana.Fuzz/dictionaries/query.dict) ;;
+    ec2-response) dictionary=(-x Romana.Fuzz/dictionaries/xml.dict) ;;
+    *) dictionary=(-x Romana.Fuzz/dictionaries/json.dict) ;;
+  esac
   # dotnet is not instrumented itself (the assemblies are): skip AFL's binary check; no core dumps to wait for, no CPU
   # to pin (the machine is shared), no screen; a minute for the runtime to start on a busy machine.
   AFL_SKIP_BIN_CHECK=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_NO_UI=1 \
     AFL_FORKSRV_INIT_TMOUT=60000 \
-    timeout $((seconds + 120)) afl-fuzz -V "$seconds" -t "$timeout_ms" -m none -i "$input" -o "$findings" \
+    timeout $((seconds + 120)) afl-fuzz -V "$seconds" -t "$timeout_ms" -m none "${dictionary[@]}" -i "$input" -o "$findings" \
     -- dotnet "$bin/romana-fuzz.dll" "$name" >"$findings/afl.log" 2>&1 || true
   local stats=$findings/default/fuzzer_stats
   if [ ! -f "$stats" ]; then
