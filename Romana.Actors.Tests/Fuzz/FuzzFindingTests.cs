@@ -8,6 +8,7 @@ using Romana.Cni.Plugin;
 using Romana.Host.Aws;
 using Romana.Host.Documents;
 using Romana.Host.Ec2;
+using Romana.Host.Ipam;
 using Romana.Host.Routing;
 
 namespace Romana.Actors.Tests.Fuzz;
@@ -41,6 +42,18 @@ public class FuzzFindingTests
         var error = Assert.Throws<ClusterFileException>(() => ClusterFileReader.Parse("{\"pod\\nCidr\": 1}", "c.json"));
         Assert.DoesNotContain('\n', error.Message);
         Assert.StartsWith("c.json: $['pod\\nCidr'] = 1: unknown field", error.Message);
+    }
+
+    [Fact]
+    public void A_name_given_twice_inside_a_vector_s_expect_is_a_vector_format_error()
+    {
+        const string vector = """
+            {"name": "v",
+             "topology": {"podCidr": "10.0.0.0/24", "blockPrefixLength": 26, "zones": [{"name": "z", "subnets": [{"id": "s"}]}]},
+             "steps": [{"op": "blocks", "node": "n", "expect": {"a": 1, "a": 2}}]}
+            """;
+        var error = Assert.Throws<VectorFormatException>(() => ConformanceVectorReader.Parse(vector, "v.json"));
+        Assert.Equal("v.json: $.steps[0].expect.a = 1: appears twice in its object", error.Message);
     }
 
     [Fact]
@@ -87,6 +100,7 @@ public class FuzzFindingTests
     [Theory]
     [InlineData(200, "not xml")]
     [InlineData(200, "<DescribeRouteTablesResponse><routeTableSet><item>")]
+    [InlineData(200, NoTableId)]
     public async Task The_aws_adapter_reports_an_answer_it_cannot_read_as_an_ec2_error(int status, string body)
     {
         var (port, _) = Canned(status, body);
@@ -101,6 +115,9 @@ public class FuzzFindingTests
         var error = await Assert.ThrowsAsync<Ec2Error>(() => port.DescribeAsync(new RouteTableSelector(["rtb-a"])));
         Assert.Equal(("Unknown", 400), (error.Code, error.StatusCode));
     }
+
+    private const string NoTableId =
+        "<DescribeRouteTablesResponse><routeTableSet><item><vpcId>v</vpcId></item></routeTableSet></DescribeRouteTablesResponse>";
 
     /// <summary>The adapter over AWSSDK.EC2 whose every request is answered with one status and body, and how many came.</summary>
     private static (AwsEc2RouteTables Port, Func<int> Requests) Canned(int status, string body)

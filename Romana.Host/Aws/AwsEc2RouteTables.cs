@@ -57,10 +57,13 @@ public sealed class AwsEc2RouteTables(IAmazonEC2 ec2) : IEc2RouteTables
             var response = await Call(() => ec2.DescribeRouteTablesAsync(request, cancellation));
             // SDK v4: an empty list comes back as null.
             foreach (var table in response.RouteTables ?? [])
-                found[table.RouteTableId] = new Ec2RouteTable(table.RouteTableId,
+            {
+                var id = table.RouteTableId ?? throw Malformed("DescribeRouteTables answered a table with no id");
+                found[id] = new Ec2RouteTable(id,
                     [.. (table.Associations ?? []).Where(a => a.SubnetId is not null).Select(a => a.SubnetId)],
                     [.. (table.Routes ?? []).Where(r => r.DestinationCidrBlock is not null)
                         .Select(r => new Ec2Route(r.DestinationCidrBlock, TargetOf(r)))]);
+            }
             request.NextToken = response.NextToken;
         } while (!string.IsNullOrEmpty(request.NextToken));
     }
@@ -110,11 +113,14 @@ public sealed class AwsEc2RouteTables(IAmazonEC2 ec2) : IEc2RouteTables
         catch (Exception e) when (e is XmlException or FormatException or OverflowException)
         {
             // The SDK's unmarshallers let a malformed answer (cut short by a proxy, say) through as the parser's own exception.
-            throw new Ec2Error("MalformedResponse", 502, $"EC2's answer could not be read: {e.Message}");
+            throw Malformed(e.Message);
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or AmazonClientException)
         {
             throw new Ec2Error("Unavailable", 503, e.Message);
         }
     }
+
+    /// <summary>An answer the adapter cannot use: EC2's side is at fault, and a later call may be answered properly.</summary>
+    private static Ec2Error Malformed(string why) => new("MalformedResponse", 502, $"EC2's answer could not be read: {why}");
 }
