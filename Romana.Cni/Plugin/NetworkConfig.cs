@@ -28,6 +28,9 @@ internal sealed record NetworkConfig(string CniVersion, string Name, string Daem
     /// <summary>Parses stdin as a JSON object; a decoding failure (a key given twice included) is code 6.</summary>
     public static JsonObject ParseObject(byte[] stdin)
     {
+        // The parser checks the bytes of a string only when the string is read: invalid UTF-8 would fail later, as a bug.
+        if (!System.Text.Unicode.Utf8.IsValid(stdin))
+            throw new CniException(CniErrorCode.DecodingFailure, "failed to decode the network configuration on stdin: not UTF-8");
         JsonNode? node;
         try
         {

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Xml;
 using Amazon.EC2;
 using Amazon.EC2.Model;
 using Amazon.Runtime;
@@ -46,15 +47,23 @@ public sealed class AwsEc2RouteTables(IAmazonEC2 ec2) : IEc2RouteTables
     {
         // Explicit ids cannot be paginated (EC2 refuses MaxResults with RouteTableIds); filters are read page by page.
         if (request.RouteTableIds is null) request.MaxResults = 100;
+        // An endpoint that answers a token it was already given would be asked for the same page forever.
+        var tokens = new HashSet<string>(StringComparer.Ordinal);
         do
         {
+            if (request.NextToken is { } token && !tokens.Add(token))
+                throw new Ec2Error("PaginationLoop", 502,
+                    $"DescribeRouteTables answered the page token '{token}' twice; the pages would not end");
             var response = await Call(() => ec2.DescribeRouteTablesAsync(request, cancellation));
             // SDK v4: an empty list comes back as null.
             foreach (var table in response.RouteTables ?? [])
-                found[table.RouteTableId] = new Ec2RouteTable(table.RouteTableId,
+            {
+                var id = table.RouteTableId ?? throw Malformed("DescribeRouteTables answered a table with no id");
+                found[id] = new Ec2RouteTable(id,
                     [.. (table.Associations ?? []).Where(a => a.SubnetId is not null).Select(a => a.SubnetId)],
                     [.. (table.Routes ?? []).Where(r => r.DestinationCidrBlock is not null)
                         .Select(r => new Ec2Route(r.DestinationCidrBlock, TargetOf(r)))]);
+            }
             request.NextToken = response.NextToken;
         } while (!string.IsNullOrEmpty(request.NextToken));
     }
@@ -94,15 +103,24 @@ public sealed class AwsEc2RouteTables(IAmazonEC2 ec2) : IEc2RouteTables
         }
         catch (AmazonEC2Exception e)
         {
-            throw new Ec2Error(e.ErrorCode ?? "Unknown", (int)e.StatusCode, e.Message);
+            throw new Ec2Error(string.IsNullOrEmpty(e.ErrorCode) ? "Unknown" : e.ErrorCode, (int)e.StatusCode, e.Message);
         }
         catch (AmazonServiceException e)
         {
-            throw new Ec2Error(e.ErrorCode ?? "Unavailable", e.StatusCode == 0 ? 503 : (int)e.StatusCode, e.Message);
+            throw new Ec2Error(string.IsNullOrEmpty(e.ErrorCode) ? "Unavailable" : e.ErrorCode, e.StatusCode == 0 ? 503 : (int)e.StatusCode,
+                e.Message);
+        }
+        catch (Exception e) when (e is XmlException or FormatException or OverflowException)
+        {
+            // The SDK's unmarshallers let a malformed answer (cut short by a proxy, say) through as the parser's own exception.
+            throw Malformed(e.Message);
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or AmazonClientException)
         {
             throw new Ec2Error("Unavailable", 503, e.Message);
         }
     }
+
+    /// <summary>An answer the adapter cannot use: EC2's side is at fault, and a later call may be answered properly.</summary>
+    private static Ec2Error Malformed(string why) => new("MalformedResponse", 502, $"EC2's answer could not be read: {why}");
 }

@@ -35,6 +35,11 @@ public static partial class DocumentReader
         {
             throw fail(Explain(e, text, source, type));
         }
+        catch (ArgumentException) when (FirstRepeatedName(text) is { } repeated)
+        {
+            // Inside a free-form value (a vector's expect, a JsonNode) the node converter throws its dictionary's error.
+            throw fail(new DocumentError(source, repeated, ValueAt(text, repeated), "appears twice in its object"));
+        }
         try
         {
             return check(document ?? throw new DocumentProblem("$", $"expected {Describe(type.Type, type.Options)}"));
@@ -247,6 +252,28 @@ public static partial class DocumentReader
 
     [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]*$")]
     private static partial Regex PlainName();
+
+    /// <summary>The path of the first property whose name its object already had, or null.</summary>
+    private static string? FirstRepeatedName(string text)
+    {
+        using var parsed = TryParse(text);
+        return parsed is null ? null : FirstRepeatedName(parsed.RootElement, "$");
+    }
+
+    private static string? FirstRepeatedName(JsonElement element, string path)
+    {
+        if (element.ValueKind == JsonValueKind.Array)
+            return element.EnumerateArray().Select((item, i) => FirstRepeatedName(item, $"{path}[{i}]")).FirstOrDefault(p => p is not null);
+        if (element.ValueKind != JsonValueKind.Object) return null;
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var property in element.EnumerateObject())
+        {
+            var at = path + Name(property.Name);
+            if (!names.Add(property.Name)) return at;
+            if (FirstRepeatedName(property.Value, at) is { } inside) return inside;
+        }
+        return null;
+    }
 
     private static JsonDocument? TryParse(string text)
     {

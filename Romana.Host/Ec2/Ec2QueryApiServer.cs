@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Web;
+using System.Xml;
 using System.Xml.Linq;
 using Romana.Actors.Routing;
 
@@ -119,8 +120,7 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
     {
         try
         {
-            var parameters = await ReadParametersAsync(context.Request).ConfigureAwait(false);
-            var call = new Ec2Call(parameters.GetValueOrDefault("Action", ""), parameters.AsReadOnly());
+            var call = await ReadCallAsync(context.Request).ConfigureAwait(false);
             var requestId = Guid.NewGuid().ToString();
             var (status, body) = await AnswerAsync(call, requestId).ConfigureAwait(false);
             await WriteAsync(context.Response, status, body).ConfigureAwait(false);
@@ -136,7 +136,7 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
         try
         {
             var answer = await Lab.CallAsync(call).ConfigureAwait(false);
-            return (200, new XElement(Ns + call.Action + "Response", El("requestId", requestId), Content(answer)));
+            return (200, AnswerXml(call.Action, answer, requestId));
         }
         catch (Ec2Error error)
         {
@@ -149,22 +149,31 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
         }
     }
 
-    private static async Task<Dictionary<string, string>> ReadParametersAsync(HttpListenerRequest request)
+    private static async Task<Ec2Call> ReadCallAsync(HttpListenerRequest request)
     {
         using var reader = new StreamReader(request.InputStream, Encoding.UTF8);
         var body = await reader.ReadToEndAsync().ConfigureAwait(false);
+        return CallOf(request.Url?.Query.TrimStart('?') ?? "", body);
+    }
+
+    /// <summary>
+    /// A request's call: the parameters of the URL's query and of the form-encoded body (the body's value wins where a
+    /// name is in both), the action from its Action parameter. The transport's whole parsing, apart for the fuzzer.
+    /// </summary>
+    internal static Ec2Call CallOf(string query, string body)
+    {
         var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var source in new[] { request.Url?.Query.TrimStart('?') ?? "", body })
+        foreach (var source in new[] { query, body })
         {
             var parsed = HttpUtility.ParseQueryString(source);
             foreach (var key in parsed.AllKeys.OfType<string>()) parameters[key] = parsed[key] ?? "";
         }
-        return parameters;
+        return new Ec2Call(parameters.GetValueOrDefault("Action", ""), parameters.AsReadOnly());
     }
 
     private static async Task WriteAsync(HttpListenerResponse response, int status, XElement body)
     {
-        var bytes = Encoding.UTF8.GetBytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?>" + body.ToString(SaveOptions.DisableFormatting));
+        var bytes = Bytes(body);
         response.StatusCode = status;
         response.ContentType = "text/xml;charset=UTF-8";
         response.ContentLength64 = bytes.Length;
@@ -173,6 +182,14 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
     }
 
     // ---- EC2's XML -------------------------------------------------------------------------------------------------
+
+    /// <summary>The body of an answer as sent: the XML declaration and the element, unindented, in UTF-8.</summary>
+    internal static byte[] Bytes(XElement body) =>
+        Encoding.UTF8.GetBytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?>" + body.ToString(SaveOptions.DisableFormatting));
+
+    /// <summary>A successful call's answer, ACTIONResponse, as EC2 writes it.</summary>
+    internal static XElement AnswerXml(string action, Ec2Answer answer, string requestId) =>
+        new(Ns + action + "Response", El("requestId", requestId), Content(answer));
 
     private static IEnumerable<XElement> Content(Ec2Answer answer) => answer switch
     {
@@ -183,9 +200,9 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
     };
 
     // Errors are not namespaced, and say RequestID where successes say requestId: as EC2 writes them.
-    private static XElement ErrorBody(string code, string message, string requestId) =>
+    internal static XElement ErrorBody(string code, string message, string requestId) =>
         new("Response",
-            new XElement("Errors", new XElement("Error", new XElement("Code", code), new XElement("Message", message))),
+            new XElement("Errors", new XElement("Error", new XElement("Code", XmlText(code)), new XElement("Message", XmlText(message)))),
             new XElement("RequestID", requestId));
 
     private static XElement RouteTableXml(Ec2LabRouteTable table) =>
@@ -218,5 +235,28 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
         return parameter == "InstanceId" ? [element, El("instanceOwnerId", Ec2Lab.AccountId)] : [element];
     }
 
-    private static XElement El(string name, params object?[] content) => new(Ns + name, content);
+    private static XElement El(string name, params object?[] content) =>
+        new(Ns + name, content.Select(item => item is string text ? XmlText(text) : item));
+
+    /// <summary>
+    /// The text with what XML 1.0 cannot carry (most control characters, a lone surrogate) replaced by U+FFFD: an error
+    /// message quotes the request's values, and writing such a character would throw instead of answering.
+    /// </summary>
+    internal static string XmlText(string text)
+    {
+        StringBuilder? clean = null;
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (i + 1 < text.Length && XmlConvert.IsXmlSurrogatePair(text[i + 1], text[i]))
+            {
+                clean?.Append(text, i, 2);
+                i++;
+                continue;
+            }
+            var carried = XmlConvert.IsXmlChar(text[i]);
+            if (!carried) clean ??= new StringBuilder(text, 0, i, text.Length);
+            clean?.Append(carried ? text[i] : '\uFFFD');
+        }
+        return clean?.ToString() ?? text;
+    }
 }

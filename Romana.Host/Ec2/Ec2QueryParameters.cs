@@ -54,12 +54,17 @@ public static class Ec2Targets
         _ => "GatewayId",
     };
 
+    /// <summary>
+    /// The one target given. EC2's ids are letters, digits and dashes (eni-0a1b2c3d); the lab takes any printable ASCII
+    /// without spaces, up to 255 characters, and refuses the rest as EC2 refuses a malformed id.
+    /// </summary>
     internal static string Require(Ec2QueryParameters parameters)
     {
-        var given = Parameters.Select(parameters.Get).OfType<string>().ToList();
+        var given = Parameters.Select(name => (Name: name, Value: parameters.Get(name))).Where(p => p.Value is not null).ToList();
         return given.Count switch
         {
-            1 => given[0],
+            1 when given[0].Value is { Length: > 0 and <= 255 } id && id.All(c => c is > ' ' and <= '~') => given[0].Value!,
+            1 => throw Ec2Lab.InvalidValue(given[0].Value!, given[0].Name),
             0 => throw Ec2Lab.Fault("MissingParameter", "The request must contain one route target (gatewayId, networkInterfaceId, ...)"),
             _ => throw Ec2Lab.Fault("InvalidParameterCombination", "The request must contain exactly one route target, not several"),
         };
