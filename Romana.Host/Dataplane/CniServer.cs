@@ -446,8 +446,9 @@ public sealed class CniServer : IAsyncDisposable
         }
         catch (Exception e)
         {
-            _log.Warning("CNI {0}: failed: {1}", Printable.Quote(request.Command, 16), Printable.Text(e.Message));
-            return DaemonReply.Failure("unavailable", $"the daemon could not answer {Printable.Quote(request.Command, 16)}: {Printable.Text(e.Message)}");
+            var command = Printable.Quote(request.Command, 16);
+            _log.Warning("CNI {0}: failed: {1}", command, Printable.Text(e.Message));
+            return DaemonReply.Failure("unavailable", $"the daemon could not answer {command}: {Printable.Text(e.Message)}");
         }
     }
 

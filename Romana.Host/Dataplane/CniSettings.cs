@@ -1,6 +1,6 @@
-using Romana.Contracts.Cni;
 using Akka.Configuration;
 using Romana.Actors.Configuration;
+using Romana.Contracts.Cni;
 
 namespace Romana.Host.Dataplane;
 
