@@ -14,7 +14,7 @@ public sealed record AwsSettings(string Region, string Endpoint, TimeSpan Timeou
 
     public static AwsSettings From(Config config)
     {
-        config = config.WithFallback(RomanaConfig.Reference);
+        if (!ReferenceEquals(config, RomanaConfig.Reference)) config = config.WithFallback(RomanaConfig.Reference);
         var settings = new AwsSettings(ConfigValues.Text(config, $"{Section}.region"), ConfigValues.Text(config, $"{Section}.endpoint"),
             ConfigValues.Duration(config, $"{Section}.timeout"));
         if (settings.Endpoint.Length > 0 && (!Uri.TryCreate(settings.Endpoint, UriKind.Absolute, out var uri)

@@ -48,10 +48,10 @@ public static class ClusterHosting
             };
         }
         akka.WithRemoting(remote);
+        // Roles and seed nodes are written quoted here (a role such as subnet:s1 holds a colon, which Akka.Cluster.Hosting
+        // would write unquoted).
         akka.WithClustering(new ClusterOptions
         {
-            Roles = [.. roles],
-            SeedNodes = [.. settings.SeedNodes],
             SplitBrainResolver = settings.Strategy switch
             {
                 SplitBrainStrategy.KeepMajority => new KeepMajorityOption(),
@@ -63,10 +63,22 @@ public static class ClusterHosting
         var downAll = settings.Strategy == SplitBrainStrategy.DownAll
             ? "akka.cluster.split-brain-resolver.active-strategy = down-all\n"
             : "";
+        var seeds = settings.SeedNodes.Select(seed => Quoted(WithProtocol(seed, settings.Tls.Enabled)));
         return akka.AddHocon(ConfigurationFactory.ParseString($"""
             {downAll}akka.cluster.split-brain-resolver.stable-after = {(long)settings.StableAfter.TotalMilliseconds}ms
+            akka.cluster.roles = [{string.Join(", ", roles.Select(Quoted))}]
+            akka.cluster.seed-nodes = [{string.Join(", ", seeds)}]
             """), HoconAddMode.Prepend);
     }
+
+    /// <summary>A seed node's address in the protocol this member speaks: akka.ssl.tcp with TLS, akka.tcp without.</summary>
+    public static string WithProtocol(string seed, bool tls)
+    {
+        var rest = seed[(seed.IndexOf("://", StringComparison.Ordinal) + 3)..];
+        return $"{(tls ? "akka.ssl.tcp" : "akka.tcp")}://{rest}";
+    }
+
+    private static string Quoted(string text) => System.Text.Json.JsonSerializer.Serialize(text);
 
     private static bool SamePublicCertificate(X509Certificate peer, X509Certificate2 own) =>
         CryptographicOperations.FixedTimeEquals(peer.GetCertHash(HashAlgorithmName.SHA256), own.GetCertHash(HashAlgorithmName.SHA256));

@@ -30,7 +30,7 @@ public sealed record ClusterSettings(bool Enabled, string Hostname, int Port, Im
 
     public static ClusterSettings From(Config config)
     {
-        config = config.WithFallback(RomanaConfig.Reference);
+        if (!ReferenceEquals(config, RomanaConfig.Reference)) config = config.WithFallback(RomanaConfig.Reference);
         var enabled = Bool(config, $"{Section}.enabled");
         var hostname = ConfigValues.Text(config, $"{Section}.hostname");
         var port = ConfigValues.Int(config, $"{Section}.port");
@@ -91,7 +91,8 @@ public sealed record ClusterSettings(bool Enabled, string Hostname, int Port, Im
         }
         foreach (var seed in list)
         {
-            if (!ActorPath.TryParseAddress(seed, out var address) || address.Host is null || address.Port is null)
+            if (!ActorPath.TryParseAddress(seed, out var address) || address.Host is null || address.Port is null
+                || address.Protocol is not ("akka.tcp" or "akka.ssl.tcp"))
                 throw ConfigValues.Error(config, setting,
                     $"{Quoting.Quote(seed)} is not an address such as akka.tcp://romana@10.0.1.11:4053");
             if (address.System != SystemName)
