@@ -50,14 +50,23 @@ public sealed class ForwarderHealthRegistration(IServiceProvider services, TimeS
     {
         var node = services.GetRequiredService<NodeIdentity>();
         var system = services.GetRequiredService<ActorSystem>();
-        var supervisors = services.GetRequiredService<ActorRegistry>().Get<ForwarderHealth>();
         var watch = new WatchNode(node.Subnet, node.Name, node.Ip, Cluster.Get(system).SelfAddress.ToString());
-        _running = RunAsync(supervisors, watch);
+        _running = RunAsync(services.GetRequiredService<ActorRegistry>(), watch);
         return Task.CompletedTask;
     }
 
-    private async Task RunAsync(IActorRef supervisors, WatchNode watch)
+    private async Task RunAsync(ActorRegistry registry, WatchNode watch)
     {
+        IActorRef supervisors;
+        try
+        {
+            // Hosted services start before the actor system has registered its actors.
+            supervisors = await registry.GetAsync<ForwarderHealth>(_stop.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
         using var timer = new PeriodicTimer(interval);
         do supervisors.Tell(watch);
         while (await NextAsync(timer));
