@@ -21,7 +21,9 @@ public static class ClusterHealthHosting
     public const string TypeName = "health";
 
     public static AkkaConfigurationBuilder AddRomanaClusterHealth(this AkkaConfigurationBuilder akka) =>
-        akka.WithActors((system, registry, resolver) =>
+        // The coordinator keeps where shards live in distributed data, not the journal: a supervisor recovers its own state
+        // from the journal wherever it starts, and the journal holds only Romana's events.
+        akka.AddHocon("akka.cluster.sharding.state-store-mode = ddata", HoconAddMode.Prepend).WithActors((system, registry, resolver) =>
         {
             var probe = resolver.GetService<IHealthProbe>();
             var settings = resolver.GetService<HealthSettings>();
