@@ -55,7 +55,10 @@ public class ClusterHealthPlacementTests
     {
         var settings = ClusterSettings.Default with
         {
-            Enabled = true, Port = port, SeedNodes = [$"akka.tcp://romana@127.0.0.1:{seedPort}"], StableAfter = TimeSpan.FromMinutes(2),
+            Enabled = true,
+            Port = port,
+            SeedNodes = [$"akka.tcp://romana@127.0.0.1:{seedPort}"],
+            StableAfter = TimeSpan.FromMinutes(2),
         };
         var node = new NodeIdentity(new NodeName(name), new SubnetId(subnet), Ipv4.Parse("127.0.0.1"));
         return await RomanaHost.StartAsync(ConfigurationFactory.ParseString(Fast), akka => akka

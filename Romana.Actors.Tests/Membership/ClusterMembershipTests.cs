@@ -96,7 +96,10 @@ public class ClusterMembershipTests
     private static ClusterSettings Seeded(int port, int seedPort, ClusterTlsSettings? tls = null) =>
         ClusterSettings.Default with
         {
-            Enabled = true, Port = port, SeedNodes = [$"akka.tcp://romana@127.0.0.1:{seedPort}"], Tls = tls ?? ClusterTlsSettings.Off,
+            Enabled = true,
+            Port = port,
+            SeedNodes = [$"akka.tcp://romana@127.0.0.1:{seedPort}"],
+            Tls = tls ?? ClusterTlsSettings.Off,
         };
 
     internal static async Task AwaitUpAsync(TimeSpan within, int count, params ActorSystem[] members)
