@@ -65,12 +65,14 @@ public sealed class AwayFromOwnSubnetAllocation(ActorSystem system) : IShardAllo
         IImmutableSet<string> rebalanceInProgress)
     {
         if (rebalanceInProgress.Count > 0) return Task.FromResult<IImmutableSet<string>>(ImmutableHashSet<string>.Empty);
+        var oldest = Oldest();
         foreach (var (region, shards) in currentShardAllocations)
         {
             var member = MemberOf(region);
             foreach (var shard in shards)
             {
-                if (member is null || !member.HasRole(RoleOf(shard))) continue;
+                // Moved only off a member of its own subnet, or off the singleton's host, and only where Choose finds better.
+                if (member is null || (!member.HasRole(RoleOf(shard)) && member.Address != oldest?.Address)) continue;
                 if (Choose(shard, currentShardAllocations) is { } better && !better.Equals(region))
                     return Task.FromResult<IImmutableSet<string>>(ImmutableHashSet.Create(shard));
             }
@@ -84,8 +86,7 @@ public sealed class AwayFromOwnSubnetAllocation(ActorSystem system) : IShardAllo
     {
         var state = Cluster.State;
         var unreachable = state.Unreachable.Select(m => m.Address).ToHashSet();
-        var oldest = state.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(ClusterHosting.NodeRole))
-            .OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
+        var oldest = Oldest();
         var candidates = allocations
             .Select(a => (Region: a.Key, Count: a.Value.Count, Member: MemberOf(a.Key)))
             .Where(c => c.Member is { Status: MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining }
@@ -100,6 +101,10 @@ public sealed class AwayFromOwnSubnetAllocation(ActorSystem system) : IShardAllo
             .Select(c => c.Region)
             .FirstOrDefault();
     }
+
+    /// <summary>The oldest member with the role node: where the route singleton runs.</summary>
+    private Member? Oldest() => Cluster.State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(ClusterHosting.NodeRole))
+        .OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
 
     private Member? MemberOf(IActorRef region)
     {
