@@ -57,7 +57,7 @@ public static class EventVersions
     {
         var found = assembly.GetTypes().Where(t => !t.IsAbstract && !typeof(IHasSnapshot).IsAssignableFrom(t) && (
             typeof(Audit.IRomanaEvent).IsAssignableFrom(t) || typeof(IRomanaSnapshot).IsAssignableFrom(t)
-                || typeof(IUpgradable).IsAssignableFrom(t)));
+                || typeof(IUpgradable).IsAssignableFrom(t) || typeof(IRomanaMessage).IsAssignableFrom(t)));
         lock (Gate)
         {
             var types = new Dictionary<string, Type>(_typesByManifest);

@@ -34,17 +34,19 @@ public static class SubsystemHosting
     /// The VPC route manager (<see cref="VpcRouteActor"/>) under its restarting supervisor. It reads the cluster from the
     /// IPAM unless an <see cref="IRoutingSource"/> is registered.
     /// </summary>
+    /// <param name="source">Wraps the cluster view where the manager runs (the daemon: its own node is no forwarder).</param>
     public static AkkaConfigurationBuilder AddRomanaRoutes(this AkkaConfigurationBuilder akka, ClusterTopology? topology,
-        RouteManagerPlacement placement = RouteManagerPlacement.Local)
+        RouteManagerPlacement placement = RouteManagerPlacement.Local, Func<IRoutingSource, IRoutingSource>? source = null)
     {
         Props Manager(IActorRegistry registry, IDependencyResolver resolver)
         {
             var settings = resolver.GetService<RouteSettings>();
-            var source = resolver.GetService<IRoutingSource>()
+            var cluster = resolver.GetService<IRoutingSource>()
                 ?? new IpamRoutingSource(registry.Get<IpamActor>(), topology ?? throw new ArgumentNullException(nameof(topology)),
                     resolver.GetService<IpamSettings>().AskTimeout * 6);
             return RouteManagerSupervisor.Props(
-                VpcRouteActor.Props(resolver.GetService<IEc2RouteTables>(), source, settings, resolver.GetService<IClock>()),
+                VpcRouteActor.Props(resolver.GetService<IEc2RouteTables>(), source?.Invoke(cluster) ?? cluster, settings,
+                    resolver.GetService<IClock>()),
                 settings.RetryMaxBackoff);
         }
         return placement == RouteManagerPlacement.Local

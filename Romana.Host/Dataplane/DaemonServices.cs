@@ -116,7 +116,8 @@ public sealed class NodeMembership(IServiceProvider services) : IHostedService
         var ipam = services.GetRequiredService<IpamClient>();
         var node = services.GetRequiredService<NodeIdentity>();
         await ipam.AwaitReadyAsync(cancellationToken);
-        if (await ipam.AskAsync(new AddNode(node.Name, node.Subnet, node.Ip.ToString())) is Failed failed)
+        if (await ipam.AskAsync(new AddNode(node.Name, node.Subnet, node.Ip.ToString(), node.Eni.Length > 0 ? node.Eni : null,
+            node.InstanceId.Length > 0 ? node.InstanceId : null)) is Failed failed)
             throw new DaemonStartException($"romana.node: {node.Name} ({node.Ip}) cannot join subnet {node.Subnet}: {failed.Error}");
     }
 
