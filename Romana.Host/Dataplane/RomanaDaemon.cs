@@ -53,12 +53,14 @@ public sealed class RomanaDaemon : IAsyncDisposable
         try
         {
             journalLock = JournalLock.Acquire(journal);
+            var placement = ClusterEnabled(config) ? IpamPlacement.Cluster : IpamPlacement.Local;
             var builder = RomanaHost.CreateBuilder(config, akka => akka
                 .AddRomanaPersistence(journal)
-                .AddRomanaIpam(topology)
-                .AddRomanaDataplane(node.Name, topology.PodCidr), services =>
+                .AddRomanaIpam(topology, placement, node.Name, node.Subnet)
+                .AddRomanaDataplane(node.Name, topology.PodCidr, node.Subnet, placement), services =>
             {
                 services.AddSingleton(node);
+                if (placement == IpamPlacement.Cluster) services.AddSingleton(new ClusterPlacementMarker());
                 services.AddSingleton(agentSettings);
                 services.AddSingleton(cni);
                 services.AddSingleton(hostNetwork ?? new LinuxHostNetwork(agentSettings));
@@ -68,7 +70,6 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 services.AddHostedService(sp => new CniSocketService(server, sp));
             }, "romana-daemon");
             builder.Services.AddHostedService<NodeMembership>();
-            builder.Services.AddHostedService<HostAgentService>();
 
             var daemon = new RomanaDaemon(await RomanaHost.StartAsync(builder), journalLock);
             daemon._host.Services.DaemonLog().Info("Romana daemon: node {0} ({1}) of subnet {2}; CNI socket {3}; health port {4}; {5}",
@@ -83,6 +84,13 @@ public sealed class RomanaDaemon : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// romana.cluster.enabled: the IPAM across daemons (sharded subnets, this node's actor local). The cluster join itself
+    /// (remoting, seed nodes, split-brain resolver) is composed by the cluster's own extension.
+    /// </summary>
+    private static bool ClusterEnabled(Config config) =>
+        config.HasPath("romana.cluster.enabled") && config.GetBoolean("romana.cluster.enabled");
 
     private static void CreateJournalFolder(JournalSettings journal)
     {
