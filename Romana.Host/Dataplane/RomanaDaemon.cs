@@ -69,11 +69,12 @@ public sealed class RomanaDaemon : IAsyncDisposable
         try
         {
             journalLock = JournalLock.Acquire(journal);
+            var placement = cluster.Enabled ? IpamPlacement.Cluster : IpamPlacement.Local;
             var builder = RomanaHost.CreateBuilder(config, akka =>
             {
                 akka.AddRomanaPersistence(journal)
-                    .AddRomanaIpam(topology)
-                    .AddRomanaDataplane(node.Name, topology.PodCidr);
+                    .AddRomanaIpam(topology, placement, node.Name, node.Subnet)
+                    .AddRomanaDataplane(node.Name, topology.PodCidr, node.Subnet, placement);
                 // A member of the cluster: the route manager as the cluster singleton (never a forwarder itself while its
                 // subnet has another healthy node), the forwarder supervisors sharded away from their own subnets.
                 if (cluster.Enabled)
@@ -84,6 +85,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
             }, services =>
             {
                 services.AddSingleton(node);
+                if (placement == IpamPlacement.Cluster) services.AddSingleton(new ClusterPlacementMarker());
                 services.AddSingleton(agentSettings);
                 services.AddSingleton(cni);
                 services.AddSingleton(hostNetwork ?? new LinuxHostNetwork(agentSettings));
@@ -100,7 +102,6 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 }
             }, cluster.Enabled ? ClusterSettings.SystemName : "romana-daemon");
             builder.Services.AddHostedService<NodeMembership>();
-            builder.Services.AddHostedService<HostAgentService>();
 
             var daemon = new RomanaDaemon(await RomanaHost.StartAsync(builder), journalLock);
             daemon._host.Services.DaemonLog().Info("Romana daemon: node {0} ({1}) of subnet {2}; CNI socket {3}; health port {4}; {5}",
