@@ -8,6 +8,7 @@ using Romana.Actors.Addressing;
 using Romana.Actors.Dataplane;
 using Romana.Actors.Ipam;
 using Romana.Actors.Tests.Dataplane;
+using Romana.Actors.Tests.Membership;
 using Romana.Actors.Tests.Support;
 using Romana.Actors.Topology;
 using Romana.Host.Composition;
@@ -22,13 +23,15 @@ namespace Romana.Actors.Tests.Ipam;
 /// PostgreSQL journal, every message checked by the serializer (akka.actor.serialize-messages = on). Each system is one
 /// daemon: its node's actor local, subnets and zones sharded.
 /// </summary>
-[Collection(PostgreSqlCollection.Name)]
+[Collection(ClusterCollection.Name)]
 public sealed class ClusterIpamTests(PostgreSqlServer server) : IAsyncLifetime
 {
     private static readonly ClusterTopology Topology = Topologies.OneSubnet("10.0.0.0/24", 28);
     private static readonly SubnetId Subnet = new("s1");
     private readonly List<RomanaHost> _members = [];
     private FreshJournal? _journal;
+    /// <summary>The first member's remoting port: every member has it as its seed node, so it joins as it starts.</summary>
+    private readonly int _seedPort = ClusterMembershipTests.FreePort();
 
     public Task InitializeAsync() => Task.CompletedTask;
 
@@ -158,11 +161,13 @@ public sealed class ClusterIpamTests(PostgreSqlServer server) : IAsyncLifetime
     private async Task<RomanaHost> StartMemberAsync(string node, IHostNetwork? network = null)
     {
         _journal ??= await server.CreateJournalAsync();
-        var config = ConfigurationFactory.ParseString("""
+        var port = _members.Count == 0 ? _seedPort : 0;
+        var config = ConfigurationFactory.ParseString($$"""
             akka.loglevel = WARNING
             akka.actor.provider = cluster
             akka.actor.serialize-messages = on
-            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0 }
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = {{port}} }
+            akka.cluster.seed-nodes = ["akka.tcp://romana@127.0.0.1:{{_seedPort}}"]
             akka.cluster.pub-sub.gossip-interval = 200ms
             romana.ipam.cluster.register-interval = 300ms
             """).WithFallback(ConfigurationFactory.ParseString(InProcessOnlySerializer.Hocon));
@@ -179,19 +184,26 @@ public sealed class ClusterIpamTests(PostgreSqlServer server) : IAsyncLifetime
         return host;
     }
 
-    /// <summary>Every member started so far joins the first; returns once all see each other up.</summary>
-    private async Task FormClusterAsync()
-    {
-        var seed = Cluster.Get(_members[0].System).SelfAddress;
-        await Cluster.Get(_members[0].System).JoinAsync(seed);
-        foreach (var member in _members.Skip(1)) await Cluster.Get(member.System).JoinAsync(seed);
+    /// <summary>
+    /// Returns once every member started so far sees all of them up. They join as they start (their seed node is the first
+    /// member): joining members whose sharding had already started alone left the coordinators' hand-over hanging.
+    /// </summary>
+    private async Task FormClusterAsync() =>
         await EventuallyAsync(() => Task.FromResult(_members.All(m =>
             Cluster.Get(m.System).State.Members.Count(x => x.Status == MemberStatus.Up) == _members.Count) ? (object)true : null));
-    }
 
-    private static async Task JoinSubnetAsync(RomanaHost member, string node, string ip) =>
-        Assert.IsType<Succeeded>(await EventuallyAsync(async () =>
-            await member.Ipam.AskAsync(new AddNode(new(node), Subnet, ip)) is Succeeded ok ? ok : null));
+    private static async Task JoinSubnetAsync(RomanaHost member, string node, string ip)
+    {
+        object? last = null;
+        try
+        {
+            await EventuallyAsync(async () => (last = await member.Ipam.AskAsync(new AddNode(new(node), Subnet, ip))) as Succeeded);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{node} never joined {Subnet}; the last answer: {last}", e);
+        }
+    }
 
     /// <summary>Which member runs the subnet's entity.</summary>
     private static async Task<int> HostOfSubnetAsync(List<RomanaHost> members)

@@ -19,18 +19,19 @@ namespace Romana.Actors.Tests.Membership;
 
 /// <summary>
 /// Forwarder supervisors in a cluster of three actor systems in this process, talking over loopback remoting (so the
-/// registrations and answers really cross the network through Romana's serializer). serialize-messages is off here:
-/// with it on, Akka.Persistence.Sql's and distributed data's own internal messages fail Akka's verification (WriteFinished,
-/// ReadRepair) and the sharding coordinator never answers. A and B are nodes of s1 (A the oldest, the route singleton's
+/// registrations and answers really cross the network through Romana's serializer), every message checked by the
+/// serializer (serialize-messages = on; see <see cref="InProcessOnlySerializer"/> for the two third-party messages that never
+/// leave a process). A and B are nodes of s1 (A the oldest, the route singleton's
 /// host), C of s2. The supervisor of s1 must run on C, the only member outside s1; that of s2 on B (outside s2, and not the
 /// singleton's host while another candidate exists). When B's actor system goes away without leaving, C's supervisor
 /// judges B failed from cluster reachability alone (its probes still answer), long before the split-brain resolver would
 /// down it.
 /// </summary>
+[Collection(ClusterCollection.Name)]
 public class ClusterHealthPlacementTests
 {
     private const string Fast = """
-        akka.actor.serialize-messages = off
+        akka.actor.serialize-messages = on
         akka.cluster.failure-detector { heartbeat-interval = 200ms, acceptable-heartbeat-pause = 1s, threshold = 8 }
         akka.cluster.sharding.rebalance-interval = 1s
         akka.coordinated-shutdown.run-by-actor-system-terminate = off
@@ -61,7 +62,7 @@ public class ClusterHealthPlacementTests
             StableAfter = TimeSpan.FromMinutes(2),
         };
         var node = new NodeIdentity(new NodeName(name), new SubnetId(subnet), Ipv4.Parse("127.0.0.1"));
-        return await RomanaHost.StartAsync(ConfigurationFactory.ParseString(Fast), akka => akka
+        return await RomanaHost.StartAsync(ConfigurationFactory.ParseString(Fast).WithFallback(ConfigurationFactory.ParseString(InProcessOnlySerializer.Hocon)), akka => akka
                 .AddRomanaPersistence(journal.Settings)
                 .AddRomanaCluster(settings, [ClusterHosting.NodeRole, ClusterHosting.SubnetRole(node.Subnet)])
                 .WithActors((system, registry) =>
@@ -105,9 +106,16 @@ public class ClusterHealthPlacementTests
                     $"c: [{string.Join(",", onC)}]; wanted s1 on c and s2 on b");
             await Task.Delay(200);
         }
-        // C's supervisor of s1 knows both nodes of s1, from their own registrations across the network.
-        var s1 = await c.Registry.Get<ForwarderHealth>()
-            .Ask<SubnetHealth>(new GetSubnetHealth(new SubnetId("s1")), TimeSpan.FromSeconds(5));
+        // C's supervisor of s1 comes to know both nodes of s1 from their own registrations across the network (each daemon
+        // registers again every other probe interval, so a supervisor that has just moved learns them within a second or so).
+        deadline = DateTime.UtcNow.AddSeconds(10);
+        SubnetHealth s1;
+        while (true)
+        {
+            s1 = await c.Registry.Get<ForwarderHealth>().Ask<SubnetHealth>(new GetSubnetHealth(new SubnetId("s1")), TimeSpan.FromSeconds(5));
+            if (s1.Watched.Count == 2 || DateTime.UtcNow > deadline) break;
+            await Task.Delay(100);
+        }
         Assert.Equal(["a", "b"], s1.Watched.Select(n => n.Value).ToArray());
         Assert.Empty(s1.Failed);
         // What crossed the network (the registrations, the answer) went through Romana's serializer.

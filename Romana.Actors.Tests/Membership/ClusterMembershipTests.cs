@@ -22,6 +22,7 @@ namespace Romana.Actors.Tests.Membership;
 /// process joining through seed nodes with their roles and the split-brain resolver, TLS that keeps out a member without
 /// the cluster's certificate, and the IMDSv2 identity.
 /// </summary>
+[Collection(ClusterCollection.Name)]
 public class ClusterMembershipTests
 {
     internal static int FreePort()
@@ -87,9 +88,13 @@ public class ClusterMembershipTests
         Assert.False(File.Exists(Path.Combine(folder.Path, "romana.db")), "the refused member touched the journal");
     }
 
+    /// <summary>Every message checked by the serializer, as in every test of several members.</summary>
+    private static readonly Config CheckedMessages = ConfigurationFactory.ParseString("akka.actor.serialize-messages = on")
+        .WithFallback(ConfigurationFactory.ParseString(InProcessOnlySerializer.Hocon));
+
     /// <summary>An actor system composed with AddRomanaCluster only, as the daemon composes it.</summary>
     private static Task<RomanaHost> MemberAsync(ClusterSettings settings, string subnet, string? extra = null) =>
-        RomanaHost.StartAsync(ConfigurationFactory.ParseString(extra ?? "").WithFallback(TempJournal.Quiet),
+        RomanaHost.StartAsync(ConfigurationFactory.ParseString(extra ?? "").WithFallback(CheckedMessages).WithFallback(TempJournal.Quiet),
             akka => akka.AddRomanaCluster(settings, [ClusterHosting.NodeRole, ClusterHosting.SubnetRole(new SubnetId(subnet))]),
             name: ClusterSettings.SystemName);
 

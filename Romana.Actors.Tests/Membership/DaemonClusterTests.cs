@@ -15,7 +15,7 @@ namespace Romana.Actors.Tests.Membership;
 /// IMDSv2, joins the cluster, turns the source/destination check off on its ENI and runs the route manager singleton against
 /// `romana ec2 serve`'s Query API server through AWSSDK.EC2, with credentials from the SDK's default chain.
 /// </summary>
-[Collection(PostgreSqlCollection.Name)]
+[Collection(ClusterCollection.Name)]
 public class DaemonClusterTests(PostgreSqlServer server)
 {
     [SkippableFact]
@@ -52,6 +52,8 @@ public class DaemonClusterTests(PostgreSqlServer server)
               cni.socket = "{{folder.Path}}/cni.sock"
             }
             akka.loglevel = WARNING
+            akka.actor.serialize-messages = on
+            {{InProcessOnlySerializer.Hocon}}
             """));
         await using var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new InMemoryHostNetwork());
 
@@ -64,7 +66,8 @@ public class DaemonClusterTests(PostgreSqlServer server)
         Assert.Contains(ec2.Calls, c => c.Action == "ModifyNetworkInterfaceAttribute" && c.Parameters["NetworkInterfaceId"] == "eni-0001");
 
         // A pod on n1: its block must be reached from subnet-b's table, through n1's ENI.
-        Assert.IsType<AddressAssigned>(await daemon.Ipam.AskAsync(new Allocate(new NodeName("n1"), new AllocationKey("pod-1"))));
+        var allocated = await daemon.Ipam.AskAsync(new Allocate(new NodeName("n1"), new AllocationKey("pod-1")));
+        Assert.True(allocated is AddressAssigned, allocated.ToString());
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (!ec2.RoutesOf("rtb-b").Any(r => r.Target == "eni-0001"))
         {

@@ -6,8 +6,9 @@ namespace Romana.Actors.Tests.Support;
 
 /// <summary>
 /// For akka.actor.serialize-messages = on: the journal plugin's own messages to itself (Akka.Persistence.Sql's
-/// WriteFinished carries a Task; DistributedData's ReadRepair has no binding) never leave the process and cannot be
-/// serialized; this serializer hands them through by
+/// WriteFinished carries a Task; DistributedData's ReadRepair has no binding) and the cluster's own reachability event to
+/// its local subscribers (ReachabilityChanged: an immutable dictionary the default serializer cannot rebuild) never leave
+/// the process and cannot be serialized; this serializer hands them through by
 /// reference, so verifying every message does not drop them. Bound in tests only, to third-party types only.
 /// </summary>
 public sealed class InProcessOnlySerializer(ExtendedActorSystem system) : Serializer(system)
@@ -21,6 +22,8 @@ public sealed class InProcessOnlySerializer(ExtendedActorSystem system) : Serial
         akka.actor.serialization-bindings {
           "Akka.Persistence.Sql.Journal.Types.WriteFinished, Akka.Persistence.Sql" = in-process-only
           "Akka.DistributedData.Internal.ReadRepair, Akka.DistributedData" = in-process-only
+          "Akka.Cluster.ClusterEvent+ReachabilityChanged, Akka.Cluster" = in-process-only
+          "Akka.Persistence.Journal.AsyncWriteJournal+Desequenced, Akka.Persistence" = in-process-only
         }
         akka.actor.serialization-identifiers { "Romana.Actors.Tests.Support.InProcessOnlySerializer, Romana.Actors.Tests" = 4199 }
         """;

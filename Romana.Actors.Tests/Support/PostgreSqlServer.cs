@@ -68,3 +68,13 @@ public sealed class PostgreSqlCollection : ICollectionFixture<PostgreSqlServer>
 {
     public const string Name = "PostgreSQL";
 }
+
+/// <summary>
+/// Tests of several cluster members in this process: they run after every other test and alone (members under a loaded
+/// machine miss heartbeats and gossip rounds that the tests' bounds leave no room for), on their own PostgreSQL server.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ClusterCollection : ICollectionFixture<PostgreSqlServer>
+{
+    public const string Name = "Cluster";
+}

@@ -34,7 +34,7 @@ public sealed class RouteManagerSupervisor : ReceiveActor, IWithUnboundedStash, 
     /// <summary>Stop the running incarnation now and start a new one from the journal.</summary>
     public sealed record Restart;
 
-    private sealed record StartNext;
+    private sealed record StartNext : INoSerializationVerificationNeeded;
 
     /// <summary>A stopped child is not restarted in place: the next incarnation is a new actor that recovers.</summary>
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);

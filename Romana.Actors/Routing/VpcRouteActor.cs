@@ -70,13 +70,13 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
 
     // ---- what comes back from the work a pass starts: one piece at a time, as a message to itself ------------------
 
-    private sealed record ClusterRead(RoutingSnapshot Cluster);
-    private sealed record ClusterReadFailed(Exception Cause);
-    private sealed record TablesDescribed(IReadOnlyList<Ec2RouteTable> Tables);
-    private sealed record Ec2CallSucceeded(Ec2Request.Operate Request);
+    private sealed record ClusterRead(RoutingSnapshot Cluster) : INoSerializationVerificationNeeded;
+    private sealed record ClusterReadFailed(Exception Cause) : INoSerializationVerificationNeeded;
+    private sealed record TablesDescribed(IReadOnlyList<Ec2RouteTable> Tables) : INoSerializationVerificationNeeded;
+    private sealed record Ec2CallSucceeded(Ec2Request.Operate Request) : INoSerializationVerificationNeeded;
     /// <summary>An EC2 call that threw; not the journal's <see cref="Ec2CallFailed"/>, which records what came of it.</summary>
-    private sealed record Ec2CallFaulted(Ec2Request Request, Exception Cause);
-    private sealed record RetryDue(Ec2Request Request);
+    private sealed record Ec2CallFaulted(Ec2Request Request, Exception Cause) : INoSerializationVerificationNeeded;
+    private sealed record RetryDue(Ec2Request Request) : INoSerializationVerificationNeeded;
 
     private void Idle()
     {
