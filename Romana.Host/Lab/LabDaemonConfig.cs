@@ -44,6 +44,8 @@ public static class LabDaemonConfig
         hocon.AppendLine("    journal = postgresql");
         hocon.AppendLine($"    postgresql.connection-string = \"{ConnectionString(database)}\"");
         hocon.AppendLine("  }");
+        // Every daemon of the lab starts at once on one machine: recovery may take longer than on a node of its own.
+        hocon.AppendLine("  ipam.startup-timeout = 300s");
         hocon.AppendLine($"  host-agent.masquerade {{ enabled = on, exclude = [\"{LabLayout.VpcCidr}\"] }}");
         if (mode == LabDaemonMode.Cluster)
         {

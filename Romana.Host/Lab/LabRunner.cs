@@ -60,7 +60,7 @@ public static class LabRunner
             state.Save();
             output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  {layout.Nodes.Count} node namespaces, daemons starting");
             await AwaitDaemonsAsync(layout, pids);
-            output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  daemons serve their CNI sockets");
+            output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  daemons up: IPAM recovered, node joined, CNI socket served");
 
             var ips = await WirePodsAsync(layout, cniPlugin, pids);
             state = state with { PodIps = ips };
@@ -251,12 +251,28 @@ public static class LabRunner
             {
                 if (!LabShell.IsAlive(pids[node.Name]))
                     throw new LabException($"node {node.Name}: romana daemon exited: {Tail(Path.Combine(node.Folder, "daemon.log"))}");
-                if (File.Exists(node.Socket)) waiting.Remove(node);
+                // The daemon says so once its IPAM has recovered, its node joined its subnet and its CNI socket is served: a
+                // plugin that asked earlier would wait in the socket's backlog and could give up meanwhile.
+                if (File.Exists(node.Socket) && Started(node)) waiting.Remove(node);
             }
             if (waiting.Count == 0) return;
-            if (waited.Elapsed > TimeSpan.FromSeconds(180))
-                throw new LabException($"no CNI socket within 180 s from {string.Join(", ", waiting.Select(n => n.Name))}");
+            if (waited.Elapsed > TimeSpan.FromSeconds(300))
+                throw new LabException($"not started within 300 s: the daemons of {string.Join(", ", waiting.Select(n => n.Name))}");
             await Task.Delay(200);
+        }
+    }
+
+    private static bool Started(LabNode node)
+    {
+        var log = Path.Combine(node.Folder, "daemon.log");
+        try
+        {
+            using var reader = new StreamReader(new FileStream(log, FileMode.Open, FileAccess.Read, FileShare.ReadWrite));
+            return reader.ReadToEnd().Contains($"Romana daemon: node {node.Name} ", StringComparison.Ordinal);
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
         }
     }
 
