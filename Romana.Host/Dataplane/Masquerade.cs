@@ -35,12 +35,14 @@ public sealed record MasqueradeSettings(bool Enabled, ImmutableArray<Ipv4Cidr> E
         var exclude = new List<Ipv4Cidr>();
         if (config.HasPath($"{Root}.exclude"))
         {
+            // An empty list reads as no array in Akka's HOCON; a string or an object is the mistake to name.
             var list = config.GetValue($"{Root}.exclude");
-            if (!list.IsArray()) throw ConfigValues.Error(config, $"{Root}.exclude", "expected a list of CIDRs [\"203.0.113.0/24\", ...]");
-            var items = list.GetArray();
+            if (list.IsString() || list.IsObject())
+                throw ConfigValues.Error(config, $"{Root}.exclude", "expected a list of CIDRs [\"203.0.113.0/24\", ...]");
+            var items = config.GetStringList($"{Root}.exclude") ?? [];
             for (var i = 0; i < items.Count; i++)
             {
-                var text = items[i].IsString() ? items[i].GetString() : items[i].ToString();
+                var text = items[i];
                 if (!Ipv4Cidr.TryParse(text, out var cidr))
                     throw ConfigValues.Error(config, $"{Root}.exclude[{i}]", $"{Quoting.Quote(text)} is not an IPv4 CIDR such as 10.0.0.0/16");
                 exclude.Add(cidr);
