@@ -81,6 +81,11 @@ public static class LabRunner
             or Romana.Netlink.NetworkNamespaceException)
         {
             Console.Error.WriteLine($"romana lab up: {e.Message}");
+            if (Environment.GetEnvironmentVariable("ROMANA_LAB_KEEP_FAILED") == "1")
+            {
+                Console.Error.WriteLine("romana lab up: left as it is (ROMANA_LAB_KEEP_FAILED=1); romana lab down removes it");
+                return 1;
+            }
             Console.Error.WriteLine("romana lab up: removing what was made");
             Down(TextWriter.Null);
             return 1;
@@ -257,7 +262,8 @@ public static class LabRunner
             }
             if (waiting.Count == 0) return;
             if (waited.Elapsed > TimeSpan.FromSeconds(300))
-                throw new LabException($"not started within 300 s: the daemons of {string.Join(", ", waiting.Select(n => n.Name))}");
+                throw new LabException($"not started within 300 s: the daemons of {string.Join(", ", waiting.Select(n => n.Name))}: "
+                    + string.Join("; ", waiting.Select(n => $"{n.Name}: {Tail(Path.Combine(n.Folder, "daemon.log"))}")));
             await Task.Delay(200);
         }
     }
