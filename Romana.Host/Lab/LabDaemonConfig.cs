@@ -56,6 +56,9 @@ public static class LabDaemonConfig
             hocon.AppendLine($"  routes {{ tables.tag-key = \"romana.io/cluster\", tables.tag-value = \"lab\", route-limit = {layout.Options.RouteLimit} }}");
         }
         hocon.AppendLine("}");
+        // A journal call that a loaded machine answers late must not fail a recovery (Akka's default is 10 s).
+        hocon.AppendLine("akka.persistence.journal.sql.circuit-breaker.call-timeout = 60s");
+        hocon.AppendLine("akka.persistence.snapshot-store.sql.circuit-breaker.call-timeout = 60s");
         return hocon.ToString();
     }
 

@@ -55,11 +55,16 @@ public static class LabRunner
             output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  EC2 on {layout.Ec2Endpoint} (pid {ec2Pid})");
 
             var pids = new Dictionary<string, int>();
-            foreach (var node in layout.Nodes) pids[node.Name] = StartNode(layout, node, mode);
-            state = state with { DaemonPids = pids };
-            state.Save();
-            output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  {layout.Nodes.Count} node namespaces, daemons starting");
-            await AwaitDaemonsAsync(layout, pids);
+            // In waves of DaemonWave: a daemon's first start (JIT, schema) is CPU-bound, and all of them at once on a small
+            // machine starved their journals' recoveries past Akka's timeouts.
+            foreach (var wave in layout.Nodes.Chunk(DaemonWave))
+            {
+                foreach (var node in wave) pids[node.Name] = StartNode(layout, node, mode);
+                state = state with { DaemonPids = pids };
+                state.Save();
+                output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  {pids.Count} of {layout.Nodes.Count} daemons starting");
+                await AwaitDaemonsAsync(wave, pids);
+            }
             output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  daemons up: IPAM recovered, node joined, CNI socket served");
 
             var ips = await WirePodsAsync(layout, cniPlugin, pids);
@@ -246,10 +251,12 @@ public static class LabRunner
             Path.Combine(node.Folder, "daemon.log"));
     }
 
-    private static async Task AwaitDaemonsAsync(LabLayout layout, IReadOnlyDictionary<string, int> pids)
+    private const int DaemonWave = 4;
+
+    private static async Task AwaitDaemonsAsync(IEnumerable<LabNode> nodes, IReadOnlyDictionary<string, int> pids)
     {
         var waited = Stopwatch.StartNew();
-        var waiting = layout.Nodes.ToList();
+        var waiting = nodes.ToList();
         while (waiting.Count > 0)
         {
             foreach (var node in waiting.ToList())
