@@ -50,7 +50,8 @@ public sealed class LabDownTests(ITestOutputHelper output)
         try
         {
             var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var argument in new[] { Support.DaemonProcess.RomanaDll, "lab", "up", "--cni-plugin", LabCli.PluginPath }.Concat(Small))
+            string[] arguments = [Support.DaemonProcess.RomanaDll, "lab", "up", "--cni-plugin", LabCli.PluginPath, .. Small];
+            foreach (var argument in arguments)
                 start.ArgumentList.Add(argument);
             using var up = Process.Start(start)!;
             up.BeginOutputReadLine();
@@ -64,7 +65,8 @@ public sealed class LabDownTests(ITestOutputHelper output)
             up.WaitForExit();
             pids.AddRange(LabCli.ProcessesIn(LabCli.LabNamespaces()));
             Assert.NotEmpty(pids);
-            output.WriteLine($"killed romana lab up after {waited.Elapsed.TotalSeconds:0.0} s; {pids.Count} processes in the lab's namespaces");
+            output.WriteLine(
+                $"killed romana lab up after {waited.Elapsed.TotalSeconds:0.0} s; {pids.Count} processes in the lab's namespaces");
 
             var down = LabCli.Romana("lab", "down");
             output.WriteLine(down.Output + down.Error);

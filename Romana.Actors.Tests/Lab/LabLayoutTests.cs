@@ -66,7 +66,8 @@ public sealed class LabLayoutTests
     {
         var (exit, help, _) = await Processes.RunAsync("dotnet", [DaemonProcess.RomanaDll, "lab", "up", "--help"]);
         Assert.Equal(0, exit);
-        foreach (var option in new[] { "--zones", "--subnets-per-zone", "--nodes-per-subnet", "--pods-per-node", "--route-limit", "--cni-plugin" })
+        string[] options = ["--zones", "--subnets-per-zone", "--nodes-per-subnet", "--pods-per-node", "--route-limit", "--cni-plugin"];
+        foreach (var option in options)
             Assert.Contains(option, help);
     }
 }

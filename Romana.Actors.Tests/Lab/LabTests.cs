@@ -54,7 +54,8 @@ public sealed class LabTests(LabFixture lab, ITestOutputHelper output) : IClassF
         {
             Assert.Equal(["id", "subnets", "routes"], table!.AsObject().Select(p => p.Key));
             Assert.Equal(2, table["subnets"]!.AsArray().Count);
-            var routes = table["routes"]!.AsArray().Select(r => (Cidr: r!["cidr"]!.GetValue<string>(), Target: r["target"]!.GetValue<string>()))
+            var routes = table["routes"]!.AsArray()
+                .Select(r => (Cidr: r!["cidr"]!.GetValue<string>(), Target: r["target"]!.GetValue<string>()))
                 .ToList();
             Assert.Contains(("0.0.0.0/0", "igw-lab"), routes); // the route Romana does not own
             // Every pod's address is routed to its node's ENI.
@@ -127,15 +128,17 @@ public sealed class LabTests(LabFixture lab, ITestOutputHelper output) : IClassF
         RequireLab();
         var pod = lab.Pods[0];
         var node = $"rlab-{pod.Node}";
-        // Without the node's masquerade, the pod's own address heads for the internet gateway, which drops it.
+        // Without the node's masquerade (its packets to the outside untracked, so no NAT applies), the pod's own address
+        // heads for the internet gateway, which drops it.
         LabShell.Run("ip", ["netns", "exec", node, "nft", "add", "table", "ip", "rlab_test_bypass"]);
-        LabShell.Run("ip", ["netns", "exec", node, "nft", "add", "chain", "ip", "rlab_test_bypass", "post",
-            "{ type nat hook postrouting priority srcnat - 10; }"]);
-        LabShell.Run("ip", ["netns", "exec", node, "nft", "add", "rule", "ip", "rlab_test_bypass", "post", "ip", "daddr",
-            LabLayout.OutsideAddress, "accept"]);
+        LabShell.Run("ip", ["netns", "exec", node, "nft", "add", "chain", "ip", "rlab_test_bypass", "pre",
+            "{ type filter hook prerouting priority raw; }"]);
+        LabShell.Run("ip", ["netns", "exec", node, "nft", "add", "rule", "ip", "rlab_test_bypass", "pre", "ip", "daddr",
+            LabLayout.OutsideAddress, "notrack"]);
         try
         {
-            Assert.NotEqual(0, LabShell.Run("ip", ["netns", "exec", pod.Netns, "ping", "-c", "1", "-W", "1", LabLayout.OutsideAddress]).Exit);
+            var ping = LabShell.Run("ip", ["netns", "exec", pod.Netns, "ping", "-c", "1", "-W", "1", LabLayout.OutsideAddress]);
+            Assert.NotEqual(0, ping.Exit);
             var igw = LabShell.Run("ip", ["netns", "exec", LabLayout.RouterNetns, "nft", "list", "table", "inet", "rlab_igw"]).Output;
             Assert.Matches(@"counter packets [1-9]\d* bytes \d+ drop", igw);
         }

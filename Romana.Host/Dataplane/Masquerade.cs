@@ -44,7 +44,8 @@ public sealed record MasqueradeSettings(bool Enabled, ImmutableArray<Ipv4Cidr> E
             {
                 var text = items[i];
                 if (!Ipv4Cidr.TryParse(text, out var cidr))
-                    throw ConfigValues.Error(config, $"{Root}.exclude[{i}]", $"{Quoting.Quote(text)} is not an IPv4 CIDR such as 10.0.0.0/16");
+                    throw ConfigValues.Error(config, $"{Root}.exclude[{i}]",
+                        $"{Quoting.Quote(text)} is not an IPv4 CIDR such as 10.0.0.0/16");
                 exclude.Add(cidr);
             }
         }
@@ -121,7 +122,8 @@ public sealed class NftMasqueradeRules(IReadOnlyList<string>? command = null) : 
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new DaemonStartException($"romana.host-agent.masquerade: cannot run {_command[0]}: {e.Message} (apt-get install nftables)");
+            throw new DaemonStartException(
+                $"romana.host-agent.masquerade: cannot run {_command[0]}: {e.Message} (apt-get install nftables)");
         }
         if (!outcome.Ok)
             throw new DaemonStartException($"romana.host-agent.masquerade: nft refused the rules: {outcome.Error.Trim()}");
@@ -144,7 +146,8 @@ public sealed class MasqueradeService(IServiceProvider services, MasqueradeRules
         services.GetRequiredService<IMasqueradeRules>().Apply(rules);
         services.DaemonLog().Info(rules is null
             ? "masquerade off: Romana's nft table removed"
-            : $"masquerade: pods ({rules.PodCidr}) to anything but {string.Join(", ", rules.Kept)} leave as this node (nft table ip {MasqueradeRules.Table})");
+            : $"masquerade: pods ({rules.PodCidr}) to anything but {string.Join(", ", rules.Kept)} leave as this node "
+                + $"(nft table ip {MasqueradeRules.Table})");
         return Task.CompletedTask;
     }
 

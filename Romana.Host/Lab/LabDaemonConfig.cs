@@ -31,7 +31,8 @@ public static class LabDaemonConfig
             foreach (var subnet in zone)
             {
                 var prefix = !pinned ? "" : $", pod-prefix = \"{(subnet.Id == node.Subnet ? node.PodSlice : subnet.PodPrefix)}\"";
-                hocon.AppendLine($"        {{ id = \"{subnet.Id}\", vpc-cidr = \"{subnet.VpcCidr}\", route-table = \"{subnet.RouteTable}\"{prefix} }}");
+                hocon.AppendLine($"        {{ id = \"{subnet.Id}\", vpc-cidr = \"{subnet.VpcCidr}\", "
+                    + $"route-table = \"{subnet.RouteTable}\"{prefix} }}");
             }
             hocon.AppendLine("      ] }");
         }
@@ -50,10 +51,12 @@ public static class LabDaemonConfig
         if (mode == LabDaemonMode.Cluster)
         {
             var seeds = layout.Nodes.GroupBy(n => n.Zone).Select(z => $"\"akka.tcp://romana@{z.First().Ip}:4053\"");
-            hocon.AppendLine($"  cluster {{ enabled = on, hostname = \"{node.Ip}\", port = 4053, seed-nodes = [{string.Join(", ", seeds)}] }}");
+            hocon.AppendLine(
+                $"  cluster {{ enabled = on, hostname = \"{node.Ip}\", port = 4053, seed-nodes = [{string.Join(", ", seeds)}] }}");
             hocon.AppendLine($"  node {{ instance-id = \"i-{node.Eni[4..]}\", eni = \"{node.Eni}\" }}");
             hocon.AppendLine($"  aws {{ region = \"us-east-1\", endpoint = \"{layout.Ec2Endpoint}\" }}");
-            hocon.AppendLine($"  routes {{ tables.tag-key = \"romana.io/cluster\", tables.tag-value = \"lab\", route-limit = {layout.Options.RouteLimit} }}");
+            hocon.AppendLine($"  routes {{ tables.tag-key = \"romana.io/cluster\", tables.tag-value = \"lab\", "
+                + $"route-limit = {layout.Options.RouteLimit} }}");
         }
         hocon.AppendLine("}");
         // A journal call that a loaded machine answers late must not fail a recovery (Akka's default is 10 s).

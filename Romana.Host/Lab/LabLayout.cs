@@ -58,7 +58,10 @@ public sealed class LabLayout
     public const int FirstKernelTable = 101;
 
     public static readonly (string Name, int Min, int Max)[] Bounds =
-        [("--zones", 1, 8), ("--subnets-per-zone", 1, 8), ("--nodes-per-subnet", 1, 16), ("--pods-per-node", 0, 32), ("--route-limit", 1, 1000)];
+    [
+        ("--zones", 1, 8), ("--subnets-per-zone", 1, 8), ("--nodes-per-subnet", 1, 16), ("--pods-per-node", 0, 32),
+        ("--route-limit", 1, 1000),
+    ];
 
     public LabLayout(LabOptions options)
     {

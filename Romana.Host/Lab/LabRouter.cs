@@ -20,7 +20,8 @@ public sealed record LabRouterSettings(IReadOnlyDictionary<string, int> KernelTa
 {
     public static LabRouterSettings From(Config config)
     {
-        var router = config.GetConfig("romana.lab.router") ?? throw new ConfigurationError("romana.lab.router: missing (ec2 serve --router)");
+        var router = config.GetConfig("romana.lab.router")
+            ?? throw new ConfigurationError("romana.lab.router: missing (ec2 serve --router)");
         var tables = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var item in router.GetValue("tables").GetArray())
         {
@@ -49,7 +50,8 @@ public sealed record LabRouterSettings(IReadOnlyDictionary<string, int> KernelTa
         text.AppendLine("  ]");
         text.AppendLine("}");
         text.AppendLine("romana.lab.router {");
-        text.AppendLine($"  tables = [{string.Join(", ", layout.RouteTables.Select(t => $"{{ id = \"{t.Id}\", kernel-table = {t.KernelTable} }}"))}]");
+        var kernelTables = layout.RouteTables.Select(t => $"{{ id = \"{t.Id}\", kernel-table = {t.KernelTable} }}");
+        text.AppendLine($"  tables = [{string.Join(", ", kernelTables)}]");
         text.AppendLine("  enis = [");
         foreach (var node in layout.Nodes) text.AppendLine($"    {{ id = \"{node.Eni}\", ip = \"{node.Ip}\", port = \"{node.Port}\" }}");
         text.AppendLine("  ]");

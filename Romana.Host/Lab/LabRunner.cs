@@ -34,7 +34,8 @@ public static class LabRunner
         var postgres = PostgresBin();
         if (postgres is null)
         {
-            Console.Error.WriteLine("romana lab up: no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (apt-get install postgresql)");
+            Console.Error.WriteLine(
+                "romana lab up: no PostgreSQL server binaries in /usr/lib/postgresql/*/bin (apt-get install postgresql)");
             return 1;
         }
 
@@ -290,7 +291,8 @@ public static class LabRunner
     }
 
     /// <summary>Each pod as a runtime wires it: the plugin run in the node's namespace, CNI_* variables, its config on stdin.</summary>
-    private static async Task<Dictionary<string, string>> WirePodsAsync(LabLayout layout, string plugin, IReadOnlyDictionary<string, int> pids)
+    private static async Task<Dictionary<string, string>> WirePodsAsync(LabLayout layout, string plugin,
+        IReadOnlyDictionary<string, int> pids)
     {
         var ips = new Dictionary<string, string>();
         foreach (var pod in layout.Pods) AddNamespace(pod.Netns);
@@ -426,7 +428,8 @@ public static class LabRunner
             {
                 ["id"] = t.Id,
                 ["subnets"] = new JsonArray([.. t.Subnets.Select(s => (JsonNode)JsonValue.Create(s))]),
-                ["routes"] = new JsonArray([.. t.Routes.Select(r => (JsonNode)new JsonObject { ["cidr"] = r.Cidr, ["target"] = r.Target })]),
+                ["routes"] = new JsonArray(
+                    [.. t.Routes.Select(r => (JsonNode)new JsonObject { ["cidr"] = r.Cidr, ["target"] = r.Target })]),
             })]),
             // Until the daemons form one cluster, none of them hosts the route manager: the lab routes the slices itself.
             ["routeManager"] = null,
@@ -437,7 +440,8 @@ public static class LabRunner
             return 0;
         }
         output.WriteLine($"lab {state.Phase} ({state.Mode}): router {LabLayout.RouterNetns}, EC2 {layout.Ec2Endpoint}, "
-            + $"PostgreSQL {LabLayout.ServicesAddress}:{LabLayout.PostgresPort}, outside {LabLayout.OutsideAddress} in {LabLayout.OutsideNetns}");
+            + $"PostgreSQL {LabLayout.ServicesAddress}:{LabLayout.PostgresPort}, "
+            + $"outside {LabLayout.OutsideAddress} in {LabLayout.OutsideNetns}");
         foreach (var node in layout.Nodes)
         {
             var pid = state.DaemonPids.GetValueOrDefault(node.Name);
@@ -493,7 +497,8 @@ public static class LabRunner
         if (folder) Directory.Delete(LabLayout.RunFolder, recursive: true);
         output.WriteLine(namespaces.Count == 0 && !folder
             ? "no lab to remove"
-            : $"lab down: {killed} processes killed, {namespaces.Count} namespaces deleted{(folder ? $", {LabLayout.RunFolder} removed" : "")}");
+            : $"lab down: {killed} processes killed, {namespaces.Count} namespaces deleted"
+                + (folder ? $", {LabLayout.RunFolder} removed" : ""));
         return 0;
     }
 

@@ -37,7 +37,8 @@ public static class LabShell
         if (!process.WaitForExit(timeout ?? TimeSpan.FromSeconds(60)))
         {
             process.Kill(true);
-            throw new LabException($"{program} {string.Join(' ', info.ArgumentList)}: no answer within {timeout ?? TimeSpan.FromSeconds(60)}");
+            throw new LabException(
+                $"{program} {string.Join(' ', info.ArgumentList)}: no answer within {timeout ?? TimeSpan.FromSeconds(60)}");
         }
         process.WaitForExit();
         return new Outcome(process.ExitCode, output.Result, error.Result);
