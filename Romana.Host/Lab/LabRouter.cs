@@ -93,6 +93,16 @@ public sealed class LabRouter : IAsyncDisposable
     /// <summary>Mirrors what the lab holds now, then every change.</summary>
     public static LabRouter Start(LabRouterSettings settings, Ec2Lab lab)
     {
+        // Kernel tables and nft rules are written where this process runs: only ever in the lab's router namespace.
+        try
+        {
+            using var routerNetns = NetworkNamespace.OpenChecked($"/var/run/netns/{LabLayout.RouterNetns}");
+            if (routerNetns.Identity != NetworkNamespace.CurrentIdentity()) throw new NetworkNamespaceException("another namespace", 0);
+        }
+        catch (Exception e) when (e is NetworkNamespaceException or NotANetworkNamespaceException)
+        {
+            throw new ConfigurationError($"ec2 serve --router: runs only inside romana lab's router namespace ({LabLayout.RouterNetns})");
+        }
         var router = new LabRouter(settings, lab);
         router.WriteSourceDestCheck();
         foreach (var table in lab.RouteTables)
