@@ -22,7 +22,9 @@ public sealed class CniRuntime(string nodeNetns, string conflist)
     {
         var folder = Directory.CreateTempSubdirectory("romana-cni-").FullName;
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(folder, true);
-        var (exit, output, error) = NetnsLab.Exec(null, "bash", [Path.Combine(Paths.RepositoryRoot, "scripts", "install-cni.sh"), folder]);
+        // A NativeAOT build: minutes on a busy 2-core machine.
+        var (exit, output, error) = Processes.Run("bash", [Path.Combine(Paths.RepositoryRoot, "scripts", "install-cni.sh"), folder],
+            timeout: TimeSpan.FromMinutes(10));
         return exit == 0 && File.Exists(Path.Combine(folder, "romana"))
             ? folder
             : throw new InvalidOperationException($"scripts/install-cni.sh failed ({exit}): {output}{error}");

@@ -9,7 +9,7 @@ public static class Processes
 
     /// <summary>Runs a program to its end; one that outlives the timeout is killed and reported.</summary>
     public static (int Exit, string Output, string Error) Run(string program, IEnumerable<string> arguments, string? input = null,
-        IDictionary<string, string>? environment = null, string? workingDirectory = null)
+        IDictionary<string, string>? environment = null, string? workingDirectory = null, TimeSpan? timeout = null)
     {
         var start = Describe(program, arguments, environment);
         start.RedirectStandardInput = true;
@@ -19,11 +19,11 @@ public static class Processes
         process.StandardInput.Close();
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(Timeout))
+        if (!process.WaitForExit(timeout ?? Timeout))
         {
             process.Kill(true);
             throw new TimeoutException(
-                $"{program} {string.Join(' ', start.ArgumentList)} did not finish within {Timeout.TotalSeconds:0} s");
+                $"{program} {string.Join(' ', start.ArgumentList)} did not finish within {(timeout ?? Timeout).TotalSeconds:0} s");
         }
         return (process.ExitCode, output.Result, error.Result);
     }
