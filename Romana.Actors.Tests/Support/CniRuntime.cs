@@ -22,9 +22,8 @@ public sealed class CniRuntime(string nodeNetns, string conflist)
     {
         var folder = Directory.CreateTempSubdirectory("romana-cni-").FullName;
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(folder, true);
-        // A NativeAOT build: minutes on a busy 2-core machine.
         var (exit, output, error) = Processes.Run("bash", [Path.Combine(Paths.RepositoryRoot, "scripts", "install-cni.sh"), folder],
-            timeout: TimeSpan.FromMinutes(10));
+            timeout: TimeSpan.FromMinutes(10)); // a NativeAOT build: minutes on a busy 2-core machine
         return exit == 0 && File.Exists(Path.Combine(folder, "romana"))
             ? folder
             : throw new InvalidOperationException($"scripts/install-cni.sh failed ({exit}): {output}{error}");

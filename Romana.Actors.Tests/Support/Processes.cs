@@ -5,12 +5,13 @@ namespace Romana.Actors.Tests.Support;
 /// <summary>Programs the tests run as a user or a runtime would: arguments, environment and stdin in, exit code and output back.</summary>
 public static class Processes
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+    private static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(120);
 
-    /// <summary>Runs a program to its end; one that outlives the timeout is killed and reported.</summary>
+    /// <summary>Runs a program to its end; one that outlives the timeout (2 minutes unless given) is killed and reported.</summary>
     public static (int Exit, string Output, string Error) Run(string program, IEnumerable<string> arguments, string? input = null,
         IDictionary<string, string>? environment = null, string? workingDirectory = null, TimeSpan? timeout = null)
     {
+        var limit = timeout ?? DefaultTimeout;
         var start = Describe(program, arguments, environment);
         start.RedirectStandardInput = true;
         if (workingDirectory is not null) start.WorkingDirectory = workingDirectory;
@@ -19,11 +20,11 @@ public static class Processes
         process.StandardInput.Close();
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(timeout ?? Timeout))
+        if (!process.WaitForExit(limit))
         {
             process.Kill(true);
             throw new TimeoutException(
-                $"{program} {string.Join(' ', start.ArgumentList)} did not finish within {(timeout ?? Timeout).TotalSeconds:0} s");
+                $"{program} {string.Join(' ', start.ArgumentList)} did not finish within {limit.TotalSeconds:0} s");
         }
         return (process.ExitCode, output.Result, error.Result);
     }

@@ -3,7 +3,7 @@ using Akka.Configuration;
 namespace Romana.Actors.Configuration;
 
 /// <summary>Tunables of the host agent (romana.host-agent).</summary>
-public sealed record HostAgentSettings(int RouteTable, int RulePriority, TimeSpan ResyncInterval, TimeSpan RefreshInterval)
+public sealed record HostAgentSettings(int RouteTable, int RulePriority, TimeSpan ResyncInterval)
 {
     public static HostAgentSettings Default => From(RomanaConfig.Reference);
 
@@ -11,8 +11,7 @@ public sealed record HostAgentSettings(int RouteTable, int RulePriority, TimeSpa
     {
         const string agent = "romana.host-agent";
         var settings = new HostAgentSettings(ConfigValues.Int(config, $"{agent}.route-table"),
-            ConfigValues.Int(config, $"{agent}.rule-priority"), ConfigValues.Duration(config, $"{agent}.resync-interval"),
-            ConfigValues.Duration(config, $"{agent}.refresh-interval"));
+            ConfigValues.Int(config, $"{agent}.rule-priority"), ConfigValues.Duration(config, $"{agent}.resync-interval"));
         // 0 is unspec; 253-255 are the kernel's default, main and local tables.
         if (settings.RouteTable is < 1 or > 252 and < 256)
             throw ConfigValues.Error(config, $"{agent}.route-table", $"{settings.RouteTable} is reserved; use 1-252 or above 255");
@@ -21,8 +20,6 @@ public sealed record HostAgentSettings(int RouteTable, int RulePriority, TimeSpa
                 $"{settings.RulePriority} must lie between 1 and 32765 (before the main table's rule)");
         if (settings.ResyncInterval <= TimeSpan.Zero)
             throw ConfigValues.Error(config, $"{agent}.resync-interval", $"{settings.ResyncInterval} must be positive");
-        if (settings.RefreshInterval <= TimeSpan.Zero)
-            throw ConfigValues.Error(config, $"{agent}.refresh-interval", $"{settings.RefreshInterval} must be positive");
         return settings;
     }
 }

@@ -15,11 +15,11 @@ namespace Romana.Actors.Dataplane;
 /// </summary>
 public sealed class HostAgentActor : ReceiveActor, IWithTimers
 {
-    private sealed record Prepared(IReadOnlyDictionary<Ipv4Cidr, Ipv4> Kernel);
-    private sealed record KernelRead(IReadOnlyDictionary<Ipv4Cidr, Ipv4> Kernel);
-    private sealed record Applied(HostRouteChanges Changes, string Reason);
-    private sealed record AttemptFailed(string What, Exception Cause);
-    private sealed record Resync;
+    private sealed record Prepared(IReadOnlyDictionary<Ipv4Cidr, Ipv4> Kernel) : INoSerializationVerificationNeeded;
+    private sealed record KernelRead(IReadOnlyDictionary<Ipv4Cidr, Ipv4> Kernel) : INoSerializationVerificationNeeded;
+    private sealed record Applied(HostRouteChanges Changes, string Reason) : INoSerializationVerificationNeeded;
+    private sealed record AttemptFailed(string What, Exception Cause) : INoSerializationVerificationNeeded;
+    private sealed record Resync : INoSerializationVerificationNeeded;
 
     private readonly NodeName _self;
     private readonly Ipv4Cidr _podCidr;

@@ -1,6 +1,8 @@
 using System.Collections.Immutable;
+using Akka.Actor;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
+using Romana.Actors.Persistence;
 
 namespace Romana.Actors.Health;
 
@@ -19,24 +21,27 @@ public static class HealthMessages
         SubnetId Subnet { get; }
     }
 
-    // Commands to a subnet's health supervisor
-    public sealed record WatchNode(SubnetId Subnet, NodeName Node, Ipv4 Ip) : ISubnetHealthCommand;
-    public sealed record UnwatchNode(SubnetId Subnet, NodeName Node) : ISubnetHealthCommand;
+    // Commands to a subnet's health supervisor (across the network in a cluster: each daemon asks for itself to be watched)
+    /// <param name="Member">The node's cluster member address (akka.tcp://romana@host:port) when it is one: its reachability
+    /// counts too.</param>
+    public sealed record WatchNode(SubnetId Subnet, NodeName Node, Ipv4 Ip, string? Member = null) : ISubnetHealthCommand, IRomanaMessage;
+    public sealed record UnwatchNode(SubnetId Subnet, NodeName Node) : ISubnetHealthCommand, IRomanaMessage;
 
     // Queries
-    public sealed record GetSubnetHealth(SubnetId Subnet) : ISubnetHealthCommand;
+    public sealed record GetSubnetHealth(SubnetId Subnet) : ISubnetHealthCommand, IRomanaMessage;
     /// <summary>
     /// Answered with <see cref="SubnetHealth"/> once every probe has handled what it was sent before:
     /// a simulation's barrier.
     /// </summary>
-    public sealed record Sync(SubnetId Subnet) : ISubnetHealthCommand;
+    public sealed record Sync(SubnetId Subnet) : ISubnetHealthCommand, IRomanaMessage;
 
     // Replies, and what the supervisor tells the route manager
     /// <summary>The nodes of a subnet judged failed now; sent on every change and every status interval.</summary>
-    public sealed record SubnetHealth(SubnetId Subnet, ImmutableSortedSet<NodeName> Watched, ImmutableSortedSet<NodeName> Failed);
+    public sealed record SubnetHealth(SubnetId Subnet, ImmutableSortedSet<NodeName> Watched, ImmutableSortedSet<NodeName> Failed)
+        : IRomanaMessage;
 
-    // Between a probe and its supervisor
-    public sealed record ProbeJudged(NodeName Node, bool Healthy, int Consecutive);
+    // Between a probe and its supervisor (always local)
+    public sealed record ProbeJudged(NodeName Node, bool Healthy, int Consecutive) : INoSerializationVerificationNeeded;
 
     // Events (persisted by the supervisor, and told to the route manager as they are)
     public sealed record ForwarderFailed(SubnetId Subnet, NodeName Node, DateTimeOffset At, string Reason) : IHealthEvent;

@@ -67,8 +67,8 @@ public sealed class NodeProbeActor : ReceiveActor, IWithTimers
         if (changed) Context.Parent.Tell(new ProbeJudged(_node, next.Healthy, next.Healthy ? next.Successes : next.Misses));
     }
 
-    private sealed record Tick;
+    private sealed record Tick : INoSerializationVerificationNeeded;
 
     /// <summary>How a probe that took its time ended; one that failed counts as unanswered.</summary>
-    private sealed record ProbeAnswered(bool Answered);
+    private sealed record ProbeAnswered(bool Answered) : INoSerializationVerificationNeeded;
 }

@@ -22,7 +22,7 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
     private readonly IActorRef _routeManager;
     private readonly IClock _clock;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Dictionary<NodeName, (Ipv4 Ip, IActorRef Probe)> _watched = new();
+    private readonly Dictionary<NodeName, (Ipv4 Ip, IActorRef Probe, string? Member)> _watched = new();
     private SubnetHealthState _state;
     private readonly List<(IActorRef ReplyTo, long Id, int Left)> _syncs = new();
     private long _syncId;
@@ -51,7 +51,7 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
             judged.Healthy ? $"{judged.Consecutive} probes in a row answered" : $"{judged.Consecutive} probes in a row unanswered"));
         Command<ClusterEvent.UnreachableMember>(unreachable =>
         {
-            if (NodeAt(unreachable.Member.Address.Host) is { } node)
+            if (NodeAt(unreachable.Member.Address) is { } node)
                 Judge(node, false, $"cluster member {unreachable.Member.Address} unreachable");
         });
         Command<ClusterEvent.ReachableMember>(_ => { }); // recovery is for the probes to confirm
@@ -67,7 +67,7 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
                 return;
             }
             _syncs.Add((Sender, ++_syncId, _watched.Count));
-            foreach (var (_, probe) in _watched.Values) probe.Tell(new Identify(_syncId));
+            foreach (var (_, probe, _) in _watched.Values) probe.Tell(new Identify(_syncId));
         });
         Command<ActorIdentity>(identity =>
         {
@@ -109,10 +109,17 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
 
     private void Watch(WatchNode command)
     {
-        if (_watched.ContainsKey(command.Node)) return;
+        if (_watched.TryGetValue(command.Node, out var known))
+        {
+            // A daemon asks again (every second in a cluster, so a new incarnation learns its nodes); a new member address
+            // (the daemon restarted) replaces the old one.
+            if (command.Member is not null && known.Member != command.Member)
+                _watched[command.Node] = known with { Member = command.Member };
+            return;
+        }
         var probe = Context.ActorOf(NodeProbeActor.Props(command.Node, command.Ip, _probe, _settings),
             $"probe-{Uri.EscapeDataString(command.Node.Value)}");
-        _watched[command.Node] = (command.Ip, probe);
+        _watched[command.Node] = (command.Ip, probe, command.Member);
         Status();
     }
 
@@ -136,10 +143,16 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
 
     private void Status() => _routeManager.Tell(Health());
 
-    private NodeName? NodeAt(string? host) =>
-        host is not null && Ipv4.TryParse(host, out var ip)
-            ? _watched.Where(w => w.Value.Ip == ip).Select(w => (NodeName?)w.Key).FirstOrDefault()
+    /// <summary>The watched node that is this cluster member: by its member address, else (no address given) by its IP.</summary>
+    private NodeName? NodeAt(Address member)
+    {
+        var text = member.ToString();
+        foreach (var (node, watched) in _watched)
+            if (watched.Member == text) return node;
+        return member.Host is { } host && Ipv4.TryParse(host, out var ip)
+            ? _watched.Where(w => w.Value.Member is null && w.Value.Ip == ip).Select(w => (NodeName?)w.Key).FirstOrDefault()
             : null;
+    }
 
-    private sealed record SendStatus;
+    private sealed record SendStatus : INoSerializationVerificationNeeded;
 }

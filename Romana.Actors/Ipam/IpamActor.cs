@@ -59,7 +59,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         public bool Done => Zones.IsEmpty && Subnets.IsEmpty && Nodes.IsEmpty;
     }
 
-    private sealed record StartupTimedOut;
+    private sealed record StartupTimedOut : INoSerializationVerificationNeeded;
 
     /// <summary>A request to a child under way: what it was for, and whom to answer.</summary>
     private abstract record Step
@@ -77,9 +77,9 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     }
 
     /// <summary>A child's answer to a step; null when none came in time.</summary>
-    private sealed record Answered(Step Step, object? Reply);
+    private sealed record Answered(Step Step, object? Reply) : INoSerializationVerificationNeeded;
 
-    private sealed record RefreshSubnet(SubnetId Subnet);
+    private sealed record RefreshSubnet(SubnetId Subnet) : INoSerializationVerificationNeeded;
 
     private void Send(IActorRef child, object request, Step step) =>
         child.Ask<object>(request, _settings.AskTimeout)
@@ -447,7 +447,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 /// </summary>
 internal sealed class StateGatherer : ReceiveActor
 {
-    private sealed record Reply(int Slot, object? Answer);
+    private sealed record Reply(int Slot, object? Answer) : INoSerializationVerificationNeeded;
 
     public StateGatherer(IReadOnlyList<(IActorRef Target, object Query)> queries, IActorRef replyTo, TimeSpan timeout)
     {

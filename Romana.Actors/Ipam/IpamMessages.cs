@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Romana.Actors.Addressing;
+using Romana.Actors.Persistence;
 
 namespace Romana.Actors.Ipam;
 
@@ -8,19 +9,19 @@ public static class IpamMessages
 {
     // Commands
     /// <summary>A node joins a subnet; its ENI (what VPC routes target) and instance are optional until routes are managed.</summary>
-    public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip, string? Eni = null, string? InstanceId = null);
-    public sealed record RemoveNode(NodeName Node, string Reason = "node removed");
+    public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip, string? Eni = null, string? InstanceId = null) : IRomanaMessage;
+    public sealed record RemoveNode(NodeName Node, string Reason = "node removed") : IRomanaMessage;
     /// <summary>
     /// An address for the key: the same again for a key the node holds, unless it was handed to another network namespace
     /// (<paramref name="Netns"/>, an identity of the caller's choosing, compared as text): that is a conflict.
     /// </summary>
-    public sealed record Allocate(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null);
+    public sealed record Allocate(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null) : IRomanaMessage;
     /// <summary>
     /// The address just given to <paramref name="Key"/> is in use on the node after all (<paramref name="Reason"/> says by
     /// what): the node keeps it under <see cref="KeyOf"/>(address), where no allocation finds it, and the key holds nothing;
     /// allocating again gives it another address. Replies Succeeded.
     /// </summary>
-    public sealed record SetAside(NodeName Node, AllocationKey Key, Ipv4 Address, string Reason)
+    public sealed record SetAside(NodeName Node, AllocationKey Key, Ipv4 Address, string Reason) : IRomanaMessage
     {
         public const string KeyPrefix = "in-use:";
 
@@ -30,26 +31,26 @@ public static class IpamMessages
         public static bool IsSetAsideKey(AllocationKey key) => key.Value.StartsWith(KeyPrefix, StringComparison.Ordinal);
     }
     /// <summary>Release by key or by address (exactly one of them).</summary>
-    public sealed record Release(AllocationKey? Key, string? Address, string Reason = "released");
-    public sealed record Reserve(string Cidr);
-    public sealed record Unreserve(string Cidr);
+    public sealed record Release(AllocationKey? Key, string? Address, string Reason = "released") : IRomanaMessage;
+    public sealed record Reserve(string Cidr) : IRomanaMessage;
+    public sealed record Unreserve(string Cidr) : IRomanaMessage;
 
     // Queries
-    public sealed record GetBlocks(NodeName Node);
-    public sealed record GetPrefixes;
+    public sealed record GetBlocks(NodeName Node) : IRomanaMessage;
+    public sealed record GetPrefixes : IRomanaMessage;
     /// <summary>The address a key holds: AddressAssigned, or Failed not-found.</summary>
-    public sealed record GetAddress(AllocationKey Key);
+    public sealed record GetAddress(AllocationKey Key) : IRomanaMessage;
     /// <summary>Every address a node holds: <see cref="AllocationsOf"/>.</summary>
-    public sealed record GetAllocations(NodeName Node);
+    public sealed record GetAllocations(NodeName Node) : IRomanaMessage;
     /// <summary>One subnet's members and block owners (what a host agent routes by): a <see cref="SubnetSnapshot"/>.</summary>
-    public sealed record GetSubnet(SubnetId Subnet);
+    public sealed record GetSubnet(SubnetId Subnet) : IRomanaMessage;
     /// <summary>Replies once the front door has recovered its zones, subnets and nodes: Succeeded or Failed.</summary>
-    public sealed record AwaitReady;
+    public sealed record AwaitReady : IRomanaMessage;
     /// <summary>Every subnet's and node's state, for tests and invariants.</summary>
-    public sealed record GetIpamState;
+    public sealed record GetIpamState : IRomanaMessage;
 
     // Replies
-    public abstract record IpamReply;
+    public abstract record IpamReply : IRomanaMessage;
     public sealed record Succeeded : IpamReply
     {
         public static readonly Succeeded Instance = new();

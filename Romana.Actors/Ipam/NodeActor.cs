@@ -339,5 +339,5 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         _stateQueries.Clear();
     }
 
-    private sealed record BlockRequestTimedOut(long Id);
+    private sealed record BlockRequestTimedOut(long Id) : INoSerializationVerificationNeeded;
 }

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
+using Romana.Actors.Persistence;
 
 namespace Romana.Actors.Ipam;
 
@@ -8,32 +9,32 @@ public static class NodeMessages
 {
     // Commands from the IPAM front door
     /// <summary><paramref name="Netns"/>: the identity of the pod's network namespace, recorded with the address.</summary>
-    public sealed record AllocateAddress(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null);
+    public sealed record AllocateAddress(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null) : IRomanaMessage;
     /// <summary>
     /// The address <paramref name="Key"/> was just given is still in use on the node: it moves to its set-aside key
     /// (<see cref="IpamMessages.SetAside.KeyOf"/>), and <paramref name="Key"/> holds nothing. Replies Succeeded.
     /// </summary>
-    public sealed record SetAsideAddress(NodeName Node, AllocationKey Key, Ipv4 Address, string Reason);
-    public sealed record ReleaseAddress(NodeName Node, AllocationKey Key, string Reason);
+    public sealed record SetAsideAddress(NodeName Node, AllocationKey Key, Ipv4 Address, string Reason) : IRomanaMessage;
+    public sealed record ReleaseAddress(NodeName Node, AllocationKey Key, string Reason) : IRomanaMessage;
     /// <summary>Releases every address and returns every block; replies <see cref="NodeRetired"/>.</summary>
-    public sealed record RetireNode(NodeName Node, string Reason);
+    public sealed record RetireNode(NodeName Node, string Reason) : IRomanaMessage;
 
     // The subnet's side of the reclaim and reservation protocols (handled in every behaviour of the node)
-    public sealed record SurrenderBlock(Ipv4Cidr Block, NodeName ForNode);
-    public sealed record FenceRange(Ipv4Cidr Range);
+    public sealed record SurrenderBlock(Ipv4Cidr Block, NodeName ForNode) : IRomanaMessage;
+    public sealed record FenceRange(Ipv4Cidr Range) : IRomanaMessage;
     /// <summary>Lifts a fence; <paramref name="Restore"/> are smaller reservations the fence had absorbed and that still hold.</summary>
-    public sealed record UnfenceRange(Ipv4Cidr Range, ImmutableArray<Ipv4Cidr> Restore);
+    public sealed record UnfenceRange(Ipv4Cidr Range, ImmutableArray<Ipv4Cidr> Restore) : IRomanaMessage;
 
     // Queries
     /// <summary>Replies the <see cref="NodeSnapshot"/> of what the journal holds, after the writes under way.</summary>
-    public sealed record GetNodeState(NodeName Node);
+    public sealed record GetNodeState(NodeName Node) : IRomanaMessage;
 
     // Replies
-    public sealed record NodeRetired(NodeName Node, ImmutableArray<AllocationKey> Released);
-    public sealed record BlockSurrendered(NodeName Node, Ipv4Cidr Block);
-    public sealed record BlockInUse(NodeName Node, Ipv4Cidr Block, int Addresses);
-    public sealed record RangeFenceResult(NodeName Node, Ipv4Cidr Range, IpamError? Conflict);
-    public sealed record RangeUnfencedAck(NodeName Node, Ipv4Cidr Range);
+    public sealed record NodeRetired(NodeName Node, ImmutableArray<AllocationKey> Released) : IRomanaMessage;
+    public sealed record BlockSurrendered(NodeName Node, Ipv4Cidr Block) : IRomanaMessage;
+    public sealed record BlockInUse(NodeName Node, Ipv4Cidr Block, int Addresses) : IRomanaMessage;
+    public sealed record RangeFenceResult(NodeName Node, Ipv4Cidr Range, IpamError? Conflict) : IRomanaMessage;
+    public sealed record RangeUnfencedAck(NodeName Node, Ipv4Cidr Range) : IRomanaMessage;
 
     // Events
     public abstract record NodeEvent(NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
 using Akka.Persistence;
 using Romana.Actors.Addressing;
@@ -43,20 +44,34 @@ namespace Romana.Actors.Ipam;
  * one too few; a node drops such stale fences when it next recovers (GetReservations).
  */
 
-/// <summary>One VPC subnet: member nodes, block ownership and reservations; parent of its nodes' actors.</summary>
-public sealed class SubnetActor : ReceivePersistentActor
+/// <summary>
+/// One VPC subnet: member nodes, block ownership and reservations. Local placement: parent of its nodes' actors.
+/// Cluster placement: a sharded entity; each node's daemon claims its node (<see cref="AddNode"/> with a holder, again
+/// every romana.ipam.cluster.register-interval) and the subnet speaks to the node through that holder, which it watches.
+/// A second live holder of a node is refused. After the entity starts (or moves) it waits a few register intervals
+/// before it lets a new holder claim a member, or removes a member: by then every live holder has announced itself again.
+/// Every persisted change is published as <see cref="OwnershipFeed.OwnershipChanged"/>.
+/// </summary>
+public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
 {
     private readonly SubnetLayout _layout;
     private readonly IpamSettings _settings;
     private readonly IClock _clock;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<NodeName, IActorRef> _nodes = new();
+    private readonly IpamPlacement _placement;
+    /// <summary>Cluster placement: node actors this subnet runs itself, only to retire a node that is gone.</summary>
+    private readonly HashSet<NodeName> _retiring = new();
+    /// <summary>Cluster placement: the holders had time to announce themselves since the entity started.</summary>
+    private bool _settled;
     private SubnetState _state;
     private int _incarnations;
     private IActorRef? _awaitingWrite;
 
-    public SubnetActor(SubnetLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock)
+    public SubnetActor(SubnetLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock,
+        IpamPlacement placement = IpamPlacement.Local)
     {
+        _placement = placement;
         _layout = layout;
         _settings = settings;
         _clock = clock;
@@ -69,13 +84,22 @@ public sealed class SubnetActor : ReceivePersistentActor
         Recover<IIpamEvent>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
-            foreach (var node in _state.Members.Keys) StartNode(node);
+            if (_placement == IpamPlacement.Local)
+                foreach (var node in _state.Members.Keys) StartNode(node);
+            else
+            {
+                Timers.StartSingleTimer("settle", new Settled(), settings.RegisterInterval * 3);
+                Publish();
+            }
         });
         Ready();
     }
 
-    public static Props Props(SubnetLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock) =>
-        Akka.Actor.Props.Create(() => new SubnetActor(layout, blockPrefixLength, settings, clock));
+    public static Props Props(SubnetLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock,
+        IpamPlacement placement = IpamPlacement.Local) =>
+        Akka.Actor.Props.Create(() => new SubnetActor(layout, blockPrefixLength, settings, clock, placement));
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public override string PersistenceId => $"subnet-{_layout.Id.Value}";
 
@@ -89,7 +113,7 @@ public sealed class SubnetActor : ReceivePersistentActor
         Command<Reserve>(Reserve);
         Command<Unreserve>(Unreserve);
         Command<GetMembers>(_ => Sender.Tell(new Members(_layout.Id,
-            [.. _state.Members.Select(m => new Member(m.Key, m.Value, _nodes[m.Key]))])));
+            [.. _state.Members.Select(m => new Member(m.Key, m.Value, _nodes.GetValueOrDefault(m.Key, ActorRefs.Nobody)))])));
         Command<GetReservations>(_ => Sender.Tell(new ReservationsNow([.. _state.Reservations])));
         Command<GetSubnetState>(_ => Sender.Tell(_state.ToSnapshot()));
         SnapshotHousekeeping();
@@ -119,13 +143,22 @@ public sealed class SubnetActor : ReceivePersistentActor
     }
 
     /// <summary>A node's answer to the protocol under way; null when none came in time.</summary>
-    private sealed record Answered(NodeName Node, object? Reply);
+    private sealed record Answered(NodeName Node, object? Reply) : INoSerializationVerificationNeeded;
+
+    private sealed record Settled : INoSerializationVerificationNeeded;
 
     private Protocol? _protocol;
 
-    private void Ask(NodeName node, object request) =>
-        _nodes[node].Ask<object>(request, _settings.AskTimeout)
+    private void Ask(NodeName node, object request)
+    {
+        if (!_nodes.TryGetValue(node, out var actor))
+        {
+            Self.Tell(new Answered(node, null)); // no daemon holds the node now: as if it did not answer
+            return;
+        }
+        actor.Ask<object>(request, _settings.AskTimeout)
             .PipeTo(Self, success: reply => new Answered(node, reply), failure: _ => new Answered(node, null));
+    }
 
     /// <summary>During a protocol only its own steps run; every other command waits, so decisions never interleave.</summary>
     private void Busy()
@@ -160,21 +193,91 @@ public sealed class SubnetActor : ReceivePersistentActor
     private void AddNode(AddNode command)
     {
         var replyTo = Sender;
+        if (command.Holder is { } holder && ClaimRefusal(command.Node, holder) is { } refusal)
+        {
+            replyTo.Tell(new Failed(refusal));
+            return;
+        }
         var (joined, error) = _state.DecideAddNode(command.Node, command.Endpoint, Now);
         if (error is not null) replyTo.Tell(new Failed(error));
+        else if (command.Holder is { } claimant)
+        {
+            Hold(command.Node, claimant);
+            if (joined is null) replyTo.Tell(new NodeAdded(command.Node, claimant));
+            else Record([joined], replyTo, () => replyTo.Tell(new NodeAdded(command.Node, claimant)));
+        }
         else if (joined is null) replyTo.Tell(new NodeAdded(command.Node, _nodes[command.Node]));
         else Record([joined], replyTo, () => replyTo.Tell(new NodeAdded(command.Node, StartNode(command.Node))));
     }
 
+    /// <summary>Why <paramref name="holder"/> may not hold the node now, or null: one live holder per node, cluster-wide.</summary>
+    private IpamError? ClaimRefusal(NodeName node, IActorRef holder)
+    {
+        if (_nodes.TryGetValue(node, out var held))
+        {
+            if (held.Equals(holder)) return null;
+            return _retiring.Contains(node)
+                ? IpamError.Conflict($"node {node} is being removed from subnet {_layout.Id}; try again when it is gone")
+                : IpamError.Conflict($"node {node} is already held by the live daemon at {held.Path.Address}; " +
+                    "a second daemon with the same romana.node.name is refused");
+        }
+        return !_settled && _state.Members.ContainsKey(node)
+            ? IpamError.Unavailable($"subnet {_layout.Id} has just started and waits for its nodes' daemons to announce themselves; " +
+                "retrying is safe")
+            : null;
+    }
+
+    private void Hold(NodeName node, IActorRef holder)
+    {
+        if (_nodes.TryGetValue(node, out var held) && held.Equals(holder)) return;
+        _nodes[node] = holder;
+        Context.Watch(holder);
+        _log.Info("Subnet {0}: node {1} held by {2}", _layout.Id, node, holder.Path);
+    }
+
     private void RemoveNode(RemoveNode command)
     {
-        if (!_nodes.ContainsKey(command.Node))
+        if (!_state.Members.ContainsKey(command.Node))
         {
             Sender.Tell(new Failed(IpamError.NotFound($"node {command.Node} is not a member of subnet {_layout.Id}")));
             return;
         }
+        if (_placement == IpamPlacement.Cluster)
+        {
+            // A node that leaves releases nothing: removal is for a node whose daemon is gone, and retires it from its journal here.
+            if (_nodes.TryGetValue(command.Node, out var holder))
+            {
+                Sender.Tell(new Failed(IpamError.Conflict($"node {command.Node} is held by the live daemon at {holder.Path.Address}; " +
+                    "stop that daemon first")));
+                return;
+            }
+            if (!_settled)
+            {
+                Sender.Tell(new Failed(IpamError.Unavailable(
+                    $"subnet {_layout.Id} has just started and waits for its nodes' daemons to announce themselves; retrying is safe")));
+                return;
+            }
+            _retiring.Add(command.Node);
+            StartNode(command.Node);
+        }
         BeginProtocol(new Protocol.Retiring(command, Sender));
         Ask(command.Node, new RetireNode(command.Node, command.Reason));
+    }
+
+    /// <summary>Cluster placement: a holder stopped (its daemon stopped, or left the cluster). Its node keeps everything.</summary>
+    private void HolderGone(IActorRef holder)
+    {
+        foreach (var node in _nodes.Where(n => n.Value.Equals(holder) && !_retiring.Contains(n.Key)).Select(n => n.Key).ToList())
+        {
+            _nodes.Remove(node);
+            _log.Info("Subnet {0}: the daemon of node {1} is gone; its blocks and addresses stay its own", _layout.Id, node);
+        }
+    }
+
+    private void StopRetiring(NodeName node)
+    {
+        if (!_retiring.Remove(node) || !_nodes.Remove(node, out var actor)) return;
+        Context.Stop(actor);
     }
 
     private void Retired(Protocol.Retiring retiring, object? reply)
@@ -182,6 +285,7 @@ public sealed class SubnetActor : ReceivePersistentActor
         var (command, replyTo) = (retiring.Command, retiring.ReplyTo);
         if (reply is not NodeRetired retired)
         {
+            StopRetiring(command.Node);
             replyTo.Tell(reply as Failed
                 ?? new Failed(IpamError.Unavailable($"node {command.Node} did not confirm it released its addresses")));
             EndProtocol();
@@ -189,8 +293,8 @@ public sealed class SubnetActor : ReceivePersistentActor
         }
         Record(_state.DecideNodeLeft(command.Node, command.Reason, Now), replyTo, () =>
         {
-            Context.Stop(_nodes[command.Node]);
-            _nodes.Remove(command.Node);
+            _retiring.Remove(command.Node);
+            if (_nodes.Remove(command.Node, out var actor)) Context.Stop(actor);
             replyTo.Tell(new NodeRemoved(command.Node, retired.Released));
             EndProtocol();
         });
@@ -284,7 +388,8 @@ public sealed class SubnetActor : ReceivePersistentActor
         }
         // Abort: lift the fences that were put up, keeping the smaller reservations the range would have absorbed.
         var keep = _state.Reserved(fencing.Range, Now).Absorbed;
-        foreach (var node in fenced) _nodes[node].Tell(new UnfenceRange(fencing.Range, keep));
+        foreach (var node in fenced)
+            if (_nodes.TryGetValue(node, out var actor)) actor.Tell(new UnfenceRange(fencing.Range, keep));
         var conflict = fencing.Results.Select(r => r.Conflict).FirstOrDefault(c => c is not null)
             ?? IpamError.Unavailable($"a node of subnet {_layout.Id} did not answer; reservation {fencing.Range} not made");
         fencing.ReplyTo.Tell(new Failed(conflict));
@@ -331,6 +436,7 @@ public sealed class SubnetActor : ReceivePersistentActor
             if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state); // immutable: serialized off this thread
             if (--left > 0) return;
             _awaitingWrite = null;
+            Publish();
             then();
         });
     }
@@ -366,8 +472,20 @@ public sealed class SubnetActor : ReceivePersistentActor
         return actor;
     }
 
+    /// <summary>Tells the host agents (and anyone subscribed) what the subnet holds now.</summary>
+    private void Publish()
+    {
+        var changed = new OwnershipFeed.OwnershipChanged(_state.ToSnapshot());
+        if (_placement == IpamPlacement.Cluster)
+            DistributedPubSub.Get(Context.System).Mediator.Tell(new Publish(OwnershipFeed.Topic(_layout.Id), changed));
+        else Context.System.EventStream.Publish(changed);
+    }
+
+    /// <summary>Handled in every behaviour: snapshots, and (cluster) the holders' lives.</summary>
     private void SnapshotHousekeeping()
     {
+        Command<Terminated>(terminated => HolderGone(terminated.ActorRef));
+        Command<Settled>(_ => _settled = true);
         Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(failed => _log.Warning(failed.Cause, "Subnet {0}: snapshot not saved", _layout.Id));
         Command<DeleteSnapshotsSuccess>(_ => { });

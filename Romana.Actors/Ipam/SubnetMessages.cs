@@ -2,36 +2,42 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
+using Romana.Actors.Persistence;
 
 namespace Romana.Actors.Ipam;
 
 public static class SubnetMessages
 {
     // Commands from the IPAM front door
-    public sealed record AddNode(NodeName Node, NodeEndpoint Endpoint);
-    public sealed record RemoveNode(NodeName Node, string Reason);
-    public sealed record Reserve(Ipv4Cidr Range);
-    public sealed record Unreserve(Ipv4Cidr Range);
+    /// <summary>
+    /// A node joins (persisted once) or announces itself again. With <paramref name="Holder"/> (a cluster's daemon: the
+    /// IPAM front door that runs the node's actor) it also claims the node: the subnet speaks to the node through the holder,
+    /// and refuses a second live holder of the same node. Without it, the subnet runs the node's actor itself (one process).
+    /// </summary>
+    public sealed record AddNode(NodeName Node, NodeEndpoint Endpoint, IActorRef? Holder = null) : IRomanaMessage;
+    public sealed record RemoveNode(NodeName Node, string Reason) : IRomanaMessage;
+    public sealed record Reserve(Ipv4Cidr Range) : IRomanaMessage;
+    public sealed record Unreserve(Ipv4Cidr Range) : IRomanaMessage;
 
     // Commands from a node of the subnet
     /// <summary>The node has no free address left; <paramref name="Held"/> is what it believes it owns.</summary>
-    public sealed record RequestBlock(NodeName Node, ImmutableArray<Ipv4Cidr> Held);
+    public sealed record RequestBlock(NodeName Node, ImmutableArray<Ipv4Cidr> Held) : IRomanaMessage;
     /// <summary>Sent by a node after recovery, to drop fences whose reservation is gone.</summary>
-    public sealed record GetReservations(NodeName Node);
+    public sealed record GetReservations(NodeName Node) : IRomanaMessage;
 
     // Queries
-    public sealed record GetMembers;
+    public sealed record GetMembers : IRomanaMessage;
     /// <summary>Replies the <see cref="SubnetSnapshot"/> of the subnet's state.</summary>
-    public sealed record GetSubnetState;
+    public sealed record GetSubnetState : IRomanaMessage;
 
     // Replies
-    public sealed record NodeAdded(NodeName Node, IActorRef NodeActor);
-    public sealed record NodeRemoved(NodeName Node, ImmutableArray<AllocationKey> Released);
-    public sealed record BlockGranted(Ipv4Cidr Block, ImmutableArray<Ipv4Cidr> Reserved);
-    public sealed record NoBlockAvailable(string Why);
-    public sealed record ReservationsNow(ImmutableArray<Ipv4Cidr> Reservations);
-    public sealed record Member(NodeName Node, NodeEndpoint Endpoint, IActorRef NodeActor);
-    public sealed record Members(SubnetId Subnet, ImmutableArray<Member> Nodes);
+    public sealed record NodeAdded(NodeName Node, IActorRef NodeActor) : IRomanaMessage;
+    public sealed record NodeRemoved(NodeName Node, ImmutableArray<AllocationKey> Released) : IRomanaMessage;
+    public sealed record BlockGranted(Ipv4Cidr Block, ImmutableArray<Ipv4Cidr> Reserved) : IRomanaMessage;
+    public sealed record NoBlockAvailable(string Why) : IRomanaMessage;
+    public sealed record ReservationsNow(ImmutableArray<Ipv4Cidr> Reservations) : IRomanaMessage;
+    public sealed record Member(NodeName Node, NodeEndpoint Endpoint, IActorRef NodeActor) : IRomanaMessage;
+    public sealed record Members(SubnetId Subnet, ImmutableArray<Member> Nodes) : IRomanaMessage;
 
     // Events
     public sealed record NodeJoined(SubnetId Subnet, NodeName Node, Ipv4 Ip, DateTimeOffset At, string Reason,

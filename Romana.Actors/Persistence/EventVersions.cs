@@ -46,7 +46,12 @@ public static class EventVersions
     public static string CurrentManifest(Type type)
     {
         var version = type.GetCustomAttribute<EventVersionAttribute>()?.Version ?? 1;
-        return version == 1 ? type.Name : $"{type.Name}.v{version}";
+        // A message is named with its protocol's class (SubnetMessages.AddNode, IpamMessages.AddNode): never stored, so
+        // no old journal constrains its name, and two protocols may use the same word.
+        var name = typeof(IRomanaMessage).IsAssignableFrom(type) && type.DeclaringType is { } protocol
+            ? $"{protocol.Name}.{type.Name}"
+            : type.Name;
+        return version == 1 ? name : $"{name}.v{version}";
     }
 
     /// <summary>
@@ -57,7 +62,7 @@ public static class EventVersions
     {
         var found = assembly.GetTypes().Where(t => !t.IsAbstract && !typeof(IHasSnapshot).IsAssignableFrom(t) && (
             typeof(Audit.IRomanaEvent).IsAssignableFrom(t) || typeof(IRomanaSnapshot).IsAssignableFrom(t)
-                || typeof(IUpgradable).IsAssignableFrom(t)));
+                || typeof(IUpgradable).IsAssignableFrom(t) || typeof(IRomanaMessage).IsAssignableFrom(t)));
         lock (Gate)
         {
             var types = new Dictionary<string, Type>(_typesByManifest);

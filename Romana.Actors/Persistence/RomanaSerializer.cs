@@ -11,6 +11,13 @@ namespace Romana.Actors.Persistence;
 /// <summary>Marks a snapshot payload, so that it is bound to <see cref="RomanaSerializer"/>.</summary>
 public interface IRomanaSnapshot;
 
+/// <summary>
+/// A message that crosses the network between daemons (and is checked under akka.actor.serialize-messages): bound to
+/// <see cref="RomanaSerializer"/>, with its protocol's class and version as manifest; actor references inside it travel as
+/// serialized actor paths and are resolved by the receiving system's provider.
+/// </summary>
+public interface IRomanaMessage;
+
 /// <summary>An immutable state that can be handed to SaveSnapshot as it is; the serializer stores its snapshot record.</summary>
 public interface IHasSnapshot : IRomanaSnapshot
 {
@@ -28,6 +35,8 @@ public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWit
 
     public static readonly JsonSerializerOptions Options = CreateOptions();
 
+    private readonly JsonSerializerOptions _messageOptions = CreateMessageOptions(system);
+
     public override int Identifier => Id;
 
     public override string Manifest(object o) => EventVersions.ManifestOf(Stored(o).GetType());
@@ -35,7 +44,7 @@ public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWit
     public override byte[] ToBinary(object obj)
     {
         var stored = Stored(obj);
-        return JsonSerializer.SerializeToUtf8Bytes(stored, stored.GetType(), Options);
+        return JsonSerializer.SerializeToUtf8Bytes(stored, stored.GetType(), stored is IRomanaMessage ? _messageOptions : Options);
     }
 
     /// <summary>A state handed to SaveSnapshot is stored as its snapshot record; converting it here keeps the cost off the actor.</summary>
@@ -49,7 +58,7 @@ public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWit
     {
         var type = EventVersions.TypeOf(manifest)
             ?? throw new SerializationException($"unknown Romana manifest '{manifest}' (written by a newer build?)");
-        var value = JsonSerializer.Deserialize(bytes, type, Options)!;
+        var value = JsonSerializer.Deserialize(bytes, type, typeof(IRomanaMessage).IsAssignableFrom(type) ? _messageOptions : Options)!;
         return value is IUpgradable legacy and IRomanaSnapshot ? EventUpgrader.UpgradeFully(legacy) : value;
     }
 
@@ -66,6 +75,24 @@ public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWit
         options.Converters.Add(new TextConverter<NodeName>(s => new NodeName(s), n => n.Value));
         options.Converters.Add(new TextConverter<AllocationKey>(s => new AllocationKey(s), k => k.Value));
         return options;
+    }
+
+    /// <summary>Messages also carry actor references (as paths) and tuples (public fields).</summary>
+    private static JsonSerializerOptions CreateMessageOptions(ExtendedActorSystem system)
+    {
+        var options = new JsonSerializerOptions(CreateOptions()) { IncludeFields = true };
+        options.Converters.Add(new ActorRefConverter(system));
+        return options;
+    }
+
+    /// <summary>An actor reference as its serialized path (with this system's address when it leaves the process).</summary>
+    private sealed class ActorRefConverter(ExtendedActorSystem system) : JsonConverter<IActorRef>
+    {
+        public override IActorRef Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            reader.GetString() is { Length: > 0 } path ? system.Provider.ResolveActorRef(path) : ActorRefs.Nobody;
+
+        public override void Write(Utf8JsonWriter writer, IActorRef value, JsonSerializerOptions options) =>
+            writer.WriteStringValue(value.IsNobody() ? "" : Serialization.SerializedActorPath(value));
     }
 
     /// <summary>Writes a value type as one JSON string.</summary>

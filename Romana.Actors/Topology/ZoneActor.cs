@@ -21,10 +21,13 @@ public sealed class ZoneActor : ReceivePersistentActor
     private readonly IpamSettings _settings;
     private readonly IClock _clock;
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly bool _startSubnets;
     private ZoneState _state;
 
-    public ZoneActor(ZoneLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock)
+    /// <param name="startSubnets">Local placement: the zone runs its subnets' actors; in a cluster they are sharded entities.</param>
+    public ZoneActor(ZoneLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock, bool startSubnets = true)
     {
+        _startSubnets = startSubnets;
         _layout = layout;
         _blockPrefixLength = blockPrefixLength;
         _settings = settings;
@@ -37,8 +40,8 @@ public sealed class ZoneActor : ReceivePersistentActor
         CommandAny(_ => Stash.Stash());
     }
 
-    public static Props Props(ZoneLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock) =>
-        Akka.Actor.Props.Create(() => new ZoneActor(layout, blockPrefixLength, settings, clock));
+    public static Props Props(ZoneLayout layout, int blockPrefixLength, IpamSettings settings, IClock clock, bool startSubnets = true) =>
+        Akka.Actor.Props.Create(() => new ZoneActor(layout, blockPrefixLength, settings, clock, startSubnets));
 
     public override string PersistenceId => $"zone-{_layout.Name.Value}";
 
@@ -66,7 +69,7 @@ public sealed class ZoneActor : ReceivePersistentActor
 
     private void StartSubnets()
     {
-        var subnets = _layout.Subnets.ToImmutableDictionary(s => s.Id,
+        var subnets = !_startSubnets ? ImmutableDictionary<SubnetId, IActorRef>.Empty : _layout.Subnets.ToImmutableDictionary(s => s.Id,
             s => Context.ActorOf(Supervision.RestartingOnStop(SubnetActor.Props(s, _blockPrefixLength, _settings, _clock),
                 $"subnet {s.Id}'s actor", _settings),
                 $"subnet-{Uri.EscapeDataString(s.Id.Value)}"));
@@ -74,5 +77,5 @@ public sealed class ZoneActor : ReceivePersistentActor
         Stash.UnstashAll();
     }
 
-    private sealed record DeclareLayout;
+    private sealed record DeclareLayout : INoSerializationVerificationNeeded;
 }

@@ -36,7 +36,14 @@ public static class DaemonCommand
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         await using var daemon = await RomanaDaemon.StartAsync(RomanaConfig.Load(configPath), socket);
-        await stopped.Task;
+        // In a cluster, the split-brain resolver may down this member: its actor system stops, and so does the daemon (its
+        // supervisor, systemd or the lab, starts it again and it joins anew).
+        if (await Task.WhenAny(stopped.Task, daemon.Terminated) != stopped.Task)
+        {
+            await Console.Error.WriteLineAsync(
+                "romana: stopped: this member was removed from the cluster (downed); start it again to rejoin");
+            return CommandLineGuard.Failed;
+        }
         return CommandLineGuard.Ok;
 
         void Stop(PosixSignalContext context)

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster.Hosting;
+using Akka.Cluster.Sharding;
 using Akka.DependencyInjection;
 using Akka.Hosting;
 using Romana.Actors;
@@ -24,27 +25,60 @@ public enum RouteManagerPlacement { Local, ClusterSingleton }
 /// </summary>
 public static class SubsystemHosting
 {
-    /// <summary>The IPAM: zones, subnets and nodes under the front door (<see cref="IpamActor"/>).</summary>
-    public static AkkaConfigurationBuilder AddRomanaIpam(this AkkaConfigurationBuilder akka, ClusterTopology topology) =>
-        akka.WithActors((system, registry, resolver) =>
-            registry.Register<IpamActor>(system.ActorOf(
-                IpamActor.Props(topology, resolver.GetService<IpamSettings>(), resolver.GetService<IClock>()), "ipam")));
+    /// <summary>
+    /// The IPAM. Local: zones, subnets and nodes under the front door (<see cref="IpamActor"/>). Cluster: zones and subnets
+    /// are Cluster Sharding entities (types "zone" and "subnet", one incarnation cluster-wide) and the front door
+    /// (<see cref="NodeIpamActor"/>, registered under <see cref="IpamActor"/>) runs <paramref name="node"/>'s actor and serves
+    /// that node only. Cluster placement needs the cluster provider (akka.actor.provider = cluster) and the journal.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddRomanaIpam(this AkkaConfigurationBuilder akka, ClusterTopology topology,
+        IpamPlacement placement = IpamPlacement.Local, NodeName? node = null, SubnetId? subnet = null)
+    {
+        if (placement == IpamPlacement.Local)
+            return akka.WithActors((system, registry, resolver) =>
+                registry.Register<IpamActor>(system.ActorOf(
+                    IpamActor.Props(topology, resolver.GetService<IpamSettings>(), resolver.GetService<IClock>()), "ipam")));
+        var self = node ?? throw new ArgumentNullException(nameof(node));
+        var ownSubnet = subnet ?? throw new ArgumentNullException(nameof(subnet));
+        // Entities stay up while idle: a subnet keeps who holds its nodes in memory.
+        var shardOptions = new ShardOptions { StateStoreMode = StateStoreMode.DData, PassivateIdleEntityAfter = TimeSpan.Zero };
+        return akka
+            .WithShardRegion<ZoneActor>(IpamShards.ZoneType, (_, _, resolver) => id =>
+                    topology.Zones.FirstOrDefault(z => z.Name.Value == id) is { } zone
+                        ? ZoneActor.Props(zone, topology.BlockPrefixLength, resolver.GetService<IpamSettings>(),
+                            resolver.GetService<IClock>(), startSubnets: false)
+                        : Props.Create(() => new IpamShards.UnknownEntity(IpamShards.ZoneType, id)),
+                new IpamShards.Extractor(IpamShards.Shards), shardOptions)
+            .WithShardRegion<SubnetActor>(IpamShards.SubnetType, (_, _, resolver) => id =>
+                    topology.FindSubnet(new SubnetId(id)) is { } layout
+                        ? Supervision.RestartingOnStop(SubnetActor.Props(layout, topology.BlockPrefixLength,
+                            resolver.GetService<IpamSettings>(), resolver.GetService<IClock>(), IpamPlacement.Cluster),
+                            $"subnet {id}'s actor", resolver.GetService<IpamSettings>())
+                        : Props.Create(() => new IpamShards.UnknownEntity(IpamShards.SubnetType, id)),
+                new IpamShards.Extractor(IpamShards.Shards), shardOptions)
+            .WithDistributedPubSub("")
+            .WithActors((system, registry, resolver) =>
+                registry.Register<IpamActor>(system.ActorOf(NodeIpamActor.Props(topology, self, ownSubnet, registry.Get<ZoneActor>(),
+                    registry.Get<SubnetActor>(), resolver.GetService<IpamSettings>(), resolver.GetService<IClock>()), "ipam")));
+    }
 
     /// <summary>
     /// The VPC route manager (<see cref="VpcRouteActor"/>) under its restarting supervisor. It reads the cluster from the
     /// IPAM unless an <see cref="IRoutingSource"/> is registered.
     /// </summary>
+    /// <param name="source">Wraps the cluster view where the manager runs (the daemon: its own node is no forwarder).</param>
     public static AkkaConfigurationBuilder AddRomanaRoutes(this AkkaConfigurationBuilder akka, ClusterTopology? topology,
-        RouteManagerPlacement placement = RouteManagerPlacement.Local)
+        RouteManagerPlacement placement = RouteManagerPlacement.Local, Func<IRoutingSource, IRoutingSource>? source = null)
     {
         Props Manager(IActorRegistry registry, IDependencyResolver resolver)
         {
             var settings = resolver.GetService<RouteSettings>();
-            var source = resolver.GetService<IRoutingSource>()
+            var cluster = resolver.GetService<IRoutingSource>()
                 ?? new IpamRoutingSource(registry.Get<IpamActor>(), topology ?? throw new ArgumentNullException(nameof(topology)),
                     resolver.GetService<IpamSettings>().AskTimeout * 6);
             return RouteManagerSupervisor.Props(
-                VpcRouteActor.Props(resolver.GetService<IEc2RouteTables>(), source, settings, resolver.GetService<IClock>()),
+                VpcRouteActor.Props(resolver.GetService<IEc2RouteTables>(), source?.Invoke(cluster) ?? cluster, settings,
+                    resolver.GetService<IClock>()),
                 settings.RetryMaxBackoff);
         }
         return placement == RouteManagerPlacement.Local
@@ -61,9 +95,21 @@ public static class SubsystemHosting
                 resolver.GetService<IHealthProbe>(), resolver.GetService<HealthSettings>(), registry.Get<VpcRouteActor>(),
                 resolver.GetService<IClock>()), "forwarder-health")));
 
-    /// <summary>This host's agent (<see cref="HostAgentActor"/>): routes to the blocks of the other nodes of its subnet.</summary>
-    public static AkkaConfigurationBuilder AddRomanaDataplane(this AkkaConfigurationBuilder akka, NodeName node, Ipv4Cidr podCidr) =>
+    /// <summary>
+    /// This host's agent (<see cref="HostAgentActor"/>): routes to the blocks of the other nodes of its subnet. With
+    /// <paramref name="subnet"/>, it learns that subnet's block ownership by subscription (<see cref="OwnershipSubscriber"/>),
+    /// from the IPAM composed before it in <paramref name="placement"/>.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddRomanaDataplane(this AkkaConfigurationBuilder akka, NodeName node, Ipv4Cidr podCidr,
+        SubnetId? subnet = null, IpamPlacement placement = IpamPlacement.Local) =>
         akka.WithActors((system, registry, resolver) =>
-            registry.Register<HostAgentActor>(system.ActorOf(HostAgentActor.Props(node, podCidr,
-                resolver.GetService<IHostNetwork>(), resolver.GetService<HostAgentSettings>()), "host-agent")));
+        {
+            var agent = system.ActorOf(HostAgentActor.Props(node, podCidr, resolver.GetService<IHostNetwork>(),
+                resolver.GetService<HostAgentSettings>()), "host-agent");
+            registry.Register<HostAgentActor>(agent);
+            if (subnet is not { } own) return;
+            var ask = resolver.GetService<IpamSettings>().AskTimeout;
+            system.ActorOf(OwnershipSubscriber.Props(own, placement, registry.Get<IpamActor>(), agent, ask, TimeSpan.FromSeconds(3)),
+                "ownership-subscriber");
+        });
 }

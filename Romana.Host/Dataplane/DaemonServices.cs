@@ -108,6 +108,9 @@ public sealed class HealthProbeListener(int port) : IHostedLifecycleService
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
+/// <summary>Registered when the daemon's IPAM runs in cluster placement.</summary>
+public sealed class ClusterPlacementMarker;
+
 /// <summary>Once the IPAM has recovered, this host joins its subnet as a node; a refusal stops the start with the reason.</summary>
 public sealed class NodeMembership(IServiceProvider services) : IHostedService
 {
@@ -116,48 +119,18 @@ public sealed class NodeMembership(IServiceProvider services) : IHostedService
         var ipam = services.GetRequiredService<IpamClient>();
         var node = services.GetRequiredService<NodeIdentity>();
         await ipam.AwaitReadyAsync(cancellationToken);
-        if (await ipam.AskAsync(new AddNode(node.Name, node.Subnet, node.Ip.ToString())) is Failed failed)
+        var joined = await ipam.AskAsync(new AddNode(node.Name, node.Subnet, node.Ip.ToString(), node.Eni.Length > 0 ? node.Eni : null,
+            node.InstanceId.Length > 0 ? node.InstanceId : null));
+        // In a cluster a subnet that cannot be reached now is no reason to stop: the node's own blocks serve, and the front
+        // door keeps announcing the node. A refusal (another live daemon holds this node name, say) is.
+        if (joined is Failed { Error.Code: IpamErrorCode.Unavailable } later && services.GetService<ClusterPlacementMarker>() is not null)
+            services.DaemonLog().Warning("romana.node: {0} not yet announced to subnet {1} ({2}); announcing again", node.Name, node.Subnet,
+                later.Error.Message);
+        else if (joined is Failed failed)
             throw new DaemonStartException($"romana.node: {node.Name} ({node.Ip}) cannot join subnet {node.Subnet}: {failed.Error}");
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-}
-
-/// <summary>Hands the subnet's block ownership to the host agent every refresh interval; the agent applies only differences.</summary>
-public sealed class HostAgentService(IServiceProvider services) : IHostedService
-{
-    private readonly CancellationTokenSource _stop = new();
-    private Task _refreshing = Task.CompletedTask;
-
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        _refreshing = RefreshAsync(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(),
-            services.GetRequiredService<ActorRegistry>().Get<HostAgentActor>(),
-            services.GetRequiredService<HostAgentSettings>().RefreshInterval);
-        return Task.CompletedTask;
-    }
-
-    private async Task RefreshAsync(IpamClient ipam, NodeIdentity node, IActorRef agent, TimeSpan interval)
-    {
-        using var timer = new PeriodicTimer(interval);
-        do
-        {
-            if (await ipam.AskAsync(new GetSubnet(node.Subnet)) is SubnetView view)
-                agent.Tell(new HostAgentMessages.ApplyOwnership(view.Subnet, $"block ownership of subnet {node.Subnet}"));
-        } while (await TickAsync(timer));
-    }
-
-    private async Task<bool> TickAsync(PeriodicTimer timer)
-    {
-        try { return await timer.WaitForNextTickAsync(_stop.Token); }
-        catch (OperationCanceledException) { return false; }
-    }
-
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        await _stop.CancelAsync();
-        await _refreshing;
-    }
 }
 
 internal static class DaemonLogging

@@ -3,9 +3,14 @@ using Akka.Event;
 using Microsoft.Extensions.DependencyInjection;
 using Romana.Actors.Configuration;
 using Romana.Actors.Dataplane;
+using Romana.Actors.Health;
 using Romana.Actors.Ipam;
+using Romana.Actors.Routing;
+using Romana.Host.Aws;
 using Romana.Host.Composition;
+using Romana.Host.Health;
 using Romana.Host.Persistence;
+using Romana.Host.Routing;
 
 namespace Romana.Host.Dataplane;
 
@@ -28,6 +33,12 @@ public sealed class RomanaDaemon : IAsyncDisposable
 
     public NodeIdentity Node => _host.Services.GetRequiredService<NodeIdentity>();
 
+    /// <summary>The daemon's actor system (a cluster member when romana.cluster.enabled = on).</summary>
+    public Akka.Actor.ActorSystem System => _host.System;
+
+    /// <summary>Completes when the actor system has terminated without being asked to (the cluster downed this member).</summary>
+    public Task Terminated => _host.System.WhenTerminated;
+
     /// <summary>The IPAM front door of this daemon (what other nodes of a cluster, or a test, speak to).</summary>
     public IpamClient Ipam => _host.Ipam;
 
@@ -45,7 +56,12 @@ public sealed class RomanaDaemon : IAsyncDisposable
         var agentSettings = HostAgentSettings.From(config);
         var health = HealthSettings.From(config);
         var cni = CniSettings.From(config, socketPath);
-        var node = NodeIdentity.Resolve(config, topology);
+        var cluster = ClusterSettings.From(config);
+        cluster.RequireSharedJournal(config, journal);
+        var aws = cluster.Enabled ? AwsSettings.From(config) : null;
+        var node = cluster.Enabled
+            ? await NodeIdentity.ResolveInClusterAsync(config, topology, InstanceMetadata.From(config))
+            : NodeIdentity.Resolve(config, topology);
         var masqueradeRules = MasqueradeSettings.From(config).RulesFor(topology);
         CreateJournalFolder(journal);
 
@@ -56,12 +72,23 @@ public sealed class RomanaDaemon : IAsyncDisposable
         try
         {
             journalLock = JournalLock.Acquire(journal);
-            var builder = RomanaHost.CreateBuilder(config, akka => akka
-                .AddRomanaPersistence(journal)
-                .AddRomanaIpam(topology)
-                .AddRomanaDataplane(node.Name, topology.PodCidr), services =>
+            var placement = cluster.Enabled ? IpamPlacement.Cluster : IpamPlacement.Local;
+            var builder = RomanaHost.CreateBuilder(config, akka =>
+            {
+                akka.AddRomanaPersistence(journal)
+                    .AddRomanaIpam(topology, placement, node.Name, node.Subnet)
+                    .AddRomanaDataplane(node.Name, topology.PodCidr, node.Subnet, placement);
+                // A member of the cluster: the route manager as the cluster singleton (never a forwarder itself while its
+                // subnet has another healthy node), the forwarder supervisors sharded away from their own subnets.
+                if (cluster.Enabled)
+                    akka.AddRomanaCluster(cluster, [ClusterHosting.NodeRole, ClusterHosting.SubnetRole(node.Subnet)])
+                        .AddRomanaRoutes(topology, RouteManagerPlacement.ClusterSingleton,
+                            source => new SingletonHostRoutingSource(source, node.Name))
+                        .AddRomanaClusterHealth();
+            }, services =>
             {
                 services.AddSingleton(node);
+                if (placement == IpamPlacement.Cluster) services.AddSingleton(new ClusterPlacementMarker());
                 services.AddSingleton(agentSettings);
                 services.AddSingleton(cni);
                 services.AddSingleton(hostNetwork ?? new LinuxHostNetwork(agentSettings));
@@ -70,15 +97,23 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 // health port keeps answering probes while the requests in flight are answered.
                 services.AddHostedService(_ => new HealthProbeListener(health.ProbePort));
                 services.AddHostedService(sp => new CniSocketService(server, sp));
-            }, "romana-daemon");
+                if (aws is not null)
+                {
+                    services.AddSingleton<IEc2RouteTables>(new AwsEc2RouteTables(aws.CreateClient()));
+                    services.AddSingleton<IHealthProbe>(new TcpHealthProbe(health.ProbePort));
+                    services.AddHostedService<SourceDestCheckAtStart>();
+                    services.AddHostedService(sp => new ForwarderHealthRegistration(sp, health.ProbeInterval * 2));
+                }
+            }, cluster.Enabled ? ClusterSettings.SystemName : "romana-daemon");
             builder.Services.AddHostedService<NodeMembership>();
-            builder.Services.AddHostedService<HostAgentService>();
             builder.Services.AddHostedService(sp => new MasqueradeService(sp, masqueradeRules));
 
             var daemon = new RomanaDaemon(await RomanaHost.StartAsync(builder), journalLock);
             daemon._host.Services.DaemonLog().Info("Romana daemon: node {0} ({1}) of subnet {2}; CNI socket {3}; health port {4}; {5}",
                 node.Name, node.Ip, node.Subnet, cni.Socket, health.ProbePort,
-                $"journal {journal.Describe()}{(journalLock is null ? "" : $", locked by {journalLock.LockPath}")}");
+                $"journal {journal.Describe()}{(journalLock is null ? "" : $", locked by {journalLock.LockPath}")}" +
+                (cluster.Enabled ? $"; cluster member {Akka.Cluster.Cluster.Get(daemon._host.System).SelfAddress}" +
+                    $"{(node.Eni.Length > 0 ? $", instance {node.InstanceId}, ENI {node.Eni}" : "")}" : ""));
             return daemon;
         }
         catch

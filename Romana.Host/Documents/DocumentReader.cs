@@ -35,10 +35,12 @@ public static partial class DocumentReader
         {
             throw fail(Explain(e, text, source, type));
         }
-        catch (ArgumentException) when (FirstRepeatedName(text) is { } repeated)
+        catch (ArgumentException e)
         {
             // Inside a free-form value (a vector's expect, a JsonNode) the node converter throws its dictionary's error.
-            throw fail(new DocumentError(source, repeated, ValueAt(text, repeated), "appears twice in its object"));
+            throw fail(FirstRepeatedName(text) is { } repeated
+                ? new DocumentError(source, repeated, ValueAt(text, repeated), "appears twice in its object")
+                : new DocumentError(source, "$", null, $"cannot be read: {Quoting.Bounded(e.Message)}"));
         }
         try
         {
@@ -253,26 +255,56 @@ public static partial class DocumentReader
     [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]*$")]
     private static partial Regex PlainName();
 
-    /// <summary>The path of the first property whose name its object already had, or null.</summary>
+    /// <summary>
+    /// The path of the first property whose name its object already had, or null. Read token by token, so that a name
+    /// given twice before the text goes wrong further on is still found (the serializer stops at the first of the two).
+    /// </summary>
     private static string? FirstRepeatedName(string text)
     {
-        using var parsed = TryParse(text);
-        return parsed is null ? null : FirstRepeatedName(parsed.RootElement, "$");
-    }
-
-    private static string? FirstRepeatedName(JsonElement element, string path)
-    {
-        if (element.ValueKind == JsonValueKind.Array)
-            return element.EnumerateArray().Select((item, i) => FirstRepeatedName(item, $"{path}[{i}]")).FirstOrDefault(p => p is not null);
-        if (element.ValueKind != JsonValueKind.Object) return null;
-        var names = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var property in element.EnumerateObject())
+        var reader = new Utf8JsonReader(Encoding.UTF8.GetBytes(text));
+        // One entry per open object or array: its path, the names seen (objects) and the index of the next item (arrays).
+        var open = new Stack<(string Path, HashSet<string>? Names, int Next)>();
+        string? property = null;
+        try
         {
-            var at = path + Name(property.Name);
-            if (!names.Add(property.Name)) return at;
-            if (FirstRepeatedName(property.Value, at) is { } inside) return inside;
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.PropertyName:
+                        property = reader.GetString()!;
+                        var (path, names, _) = open.Peek();
+                        if (!names!.Add(property)) return path + Name(property);
+                        continue;
+                    case JsonTokenType.StartObject or JsonTokenType.StartArray:
+                        var at = ItemPath(open, property);
+                        var isObject = reader.TokenType == JsonTokenType.StartObject;
+                        open.Push((at, isObject ? new HashSet<string>(StringComparer.Ordinal) : null, 0));
+                        break;
+                    case JsonTokenType.EndObject or JsonTokenType.EndArray:
+                        open.Pop();
+                        break;
+                    default:
+                        ItemPath(open, property);
+                        break;
+                }
+                property = null;
+            }
+        }
+        catch (JsonException)
+        {
+            // the rest is not JSON: no name was repeated before that point
         }
         return null;
+    }
+
+    /// <summary>The path of a value that starts now, counting it as the next item when its parent is an array.</summary>
+    private static string ItemPath(Stack<(string Path, HashSet<string>? Names, int Next)> open, string? property)
+    {
+        if (open.Count == 0) return "$";
+        var (path, names, next) = open.Pop();
+        open.Push((path, names, names is null ? next + 1 : next));
+        return names is null ? $"{path}[{next}]" : path + Name(property!);
     }
 
     private static JsonDocument? TryParse(string text)

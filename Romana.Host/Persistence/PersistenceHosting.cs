@@ -29,7 +29,7 @@ public static class PersistenceHosting
     {
         var database = readOnly ? SqlDatabase.ReadOnly(settings) : SqlDatabase.For(settings);
         return builder
-            .WithCustomSerializer("romana", [typeof(IRomanaEvent), typeof(IRomanaSnapshot), typeof(IUpgradable)],
+            .WithCustomSerializer("romana", [typeof(IRomanaEvent), typeof(IRomanaSnapshot), typeof(IUpgradable), typeof(IRomanaMessage)],
                 system => new RomanaSerializer(system))
             .WithJournalAndSnapshot(new RomanaSqlJournalOptions(database), new RomanaSqlSnapshotOptions(database),
                 journal => journal

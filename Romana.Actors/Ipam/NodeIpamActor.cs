@@ -1,0 +1,380 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Romana.Actors.Addressing;
+using Romana.Actors.Configuration;
+using Romana.Actors.Topology;
+using static Romana.Actors.Ipam.IpamMessages;
+
+namespace Romana.Actors.Ipam;
+
+/// <summary>
+/// The IPAM front door of one daemon in a cluster (<see cref="IpamPlacement.Cluster"/>). It runs the actor of its own node
+/// (node-N: one writer, in the daemon of node N) and serves that node only: a CNI ADD is decided here with one local
+/// journal write, and a key is checked on this node only (a CNI key, container id and interface, is unique by
+/// construction). Zones and subnets are sharded entities reached through their regions; only block grants, surrenders
+/// and fences cross the network.
+///
+/// Start: the node actor recovers from the journal alone (its blocks are its own: no subnet needs to answer for the
+/// addresses in them); the zone is asked in the background and <see cref="AddNode"/> waits for it. AddNode claims the node
+/// with its subnet (this actor is the holder the subnet speaks to the node through) and announces it again every
+/// register interval. A refused claim (another live daemon holds the node) stops the node actor: never two writers.
+/// </summary>
+public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
+{
+    private readonly ClusterTopology _topology;
+    private readonly NodeName _node;
+    private readonly SubnetLayout _layout;
+    private readonly IActorRef _zones;
+    private readonly IActorRef _subnets;
+    private readonly IpamSettings _settings;
+    private readonly IClock _clock;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly List<(AddNode Command, IActorRef ReplyTo)> _waitingForZone = [];
+    private IActorRef _nodeActor = ActorRefs.Nobody;
+    private SubnetMessages.AddNode? _announcement;
+    private bool _zoneDeclared;
+
+    public NodeIpamActor(ClusterTopology topology, NodeName node, SubnetId subnet, IActorRef zones, IActorRef subnets,
+        IpamSettings settings, IClock clock)
+    {
+        _topology = topology;
+        _node = node;
+        _layout = topology.FindSubnet(subnet) ?? throw new ArgumentException($"subnet {subnet} is not in the topology");
+        _zones = zones;
+        _subnets = subnets;
+        _settings = settings;
+        _clock = clock;
+        Starting();
+    }
+
+    public static Props Props(ClusterTopology topology, NodeName node, SubnetId subnet, IActorRef zones, IActorRef subnets,
+        IpamSettings settings, IClock clock) =>
+        Akka.Actor.Props.Create(() => new NodeIpamActor(topology, node, subnet, zones, subnets, settings, clock));
+
+    public IStash Stash { get; set; } = null!;
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private sealed record StartupTimedOut : INoSerializationVerificationNeeded;
+    private sealed record AskZone : INoSerializationVerificationNeeded;
+    private sealed record ZoneAnswer(object? Reply) : INoSerializationVerificationNeeded;
+    private sealed record Announce : INoSerializationVerificationNeeded;
+    /// <summary>The subnet's answer to a claim; <paramref name="ReplyTo"/> is null for the periodic announcement.</summary>
+    private sealed record Claimed(object? Reply, IActorRef? ReplyTo) : INoSerializationVerificationNeeded;
+
+    private object ToSubnet(SubnetId subnet, object message) => new ShardingEnvelope(subnet.Value, message);
+
+    protected override void PreStart()
+    {
+        var link = Context.ActorOf(IpamShards.EntityLink.Props(_subnets, _layout.Id.Value), "subnet-link");
+        _nodeActor = Context.ActorOf(Supervision.RestartingOnStop(
+            NodeActor.Props(_node, _topology.BlockPrefixLength, link, _settings, _clock), $"node {_node}'s actor", _settings),
+            $"node-{Uri.EscapeDataString(_node.Value)}");
+        _nodeActor.Tell(new NodeMessages.GetNodeState(_node));
+        Self.Tell(new AskZone());
+        Timers.StartSingleTimer("startup", new StartupTimedOut(), _settings.StartupTimeout);
+    }
+
+    private void Starting()
+    {
+        Receive<NodeSnapshot>(view =>
+        {
+            Timers.Cancel("startup");
+            _log.Info("IPAM of node {0} ready: {1} blocks, {2} addresses held", _node, view.Blocks.Length, view.Allocations.Length);
+            Become(Ready);
+            Stash.UnstashAll();
+        });
+        Receive<Failed>(failed => Fail(failed.Error));
+        Receive<StartupTimedOut>(_ => Fail(IpamError.Unavailable($"node {_node}'s actor did not recover in time")));
+        ZoneProtocol();
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    /// <summary>The zone declares its prefixes (refusing a topology that contradicts the journal) before the node joins.</summary>
+    private void ZoneProtocol()
+    {
+        Receive<AskZone>(_ => _zones
+            .Ask<object>(new ShardingEnvelope(_layout.Zone.Value, new ZoneMessages.GetSubnets()), _settings.AskTimeout)
+            .PipeTo(Self, success: r => new ZoneAnswer(r), failure: _ => new ZoneAnswer(null)));
+        Receive<ZoneAnswer>(answer =>
+        {
+            switch (answer.Reply)
+            {
+                case ZoneMessages.ZoneReady:
+                    _zoneDeclared = true;
+                    foreach (var (command, replyTo) in _waitingForZone) Self.Tell(command, replyTo);
+                    _waitingForZone.Clear();
+                    break;
+                case ZoneMessages.ZoneFailed failed:
+                    Fail(failed.Error);
+                    break;
+                default: // not reachable yet (the cluster is forming): ask again
+                    Timers.StartSingleTimer("zone", new AskZone(), _settings.RegisterInterval);
+                    break;
+            }
+        });
+    }
+
+    private void Fail(IpamError error)
+    {
+        Timers.CancelAll();
+        _log.Error("IPAM of node {0} stops serving: {1}", _node, error.Message);
+        Context.Stop(_nodeActor);
+        foreach (var (_, replyTo) in _waitingForZone) replyTo.Tell(new Failed(error));
+        _waitingForZone.Clear();
+        Become(() => ReceiveAny(_ => Sender.Tell(new Failed(error))));
+        Stash.UnstashAll();
+    }
+
+    // ---- serving -------------------------------------------------------------------------------------------------
+
+    private void Ready()
+    {
+        ZoneProtocol();
+        Receive<AwaitReady>(_ => Sender.Tell(Succeeded.Instance));
+        Receive<AddNode>(AddNode);
+        Receive<Announce>(_ =>
+        {
+            if (_announcement is { } announcement) Claim(announcement, null);
+        });
+        Receive<Claimed>(OnClaimed);
+        Receive<RemoveNode>(command =>
+        {
+            if (command.Node == _node)
+            {
+                Sender.Tell(new Failed(IpamError.Conflict($"node {_node} is served by this daemon; stop its daemon first")));
+                return;
+            }
+            RemoveAsync(command).PipeTo(Sender);
+        });
+        Receive<Allocate>(command =>
+        {
+            if (string.IsNullOrWhiteSpace(command.Key.Value)) Sender.Tell(Invalid("key: an allocation needs a key"));
+            else if (Own(command.Node))
+                _nodeActor.Forward(new NodeMessages.AllocateAddress(command.Node, command.Key, command.Pod, command.Netns));
+        });
+        Receive<SetAside>(command =>
+        {
+            if (Own(command.Node))
+                _nodeActor.Forward(new NodeMessages.SetAsideAddress(command.Node, command.Key, command.Address, command.Reason));
+        });
+        Receive<Release>(Release);
+        Receive<GetBlocks>(query =>
+        {
+            if (Own(query.Node)) FromNode(view => new BlocksOf(_node, view.Blocks)).PipeTo(Sender);
+        });
+        Receive<GetAllocations>(query =>
+        {
+            if (Own(query.Node)) FromNode(view => new AllocationsOf(_node, view.Allocations)).PipeTo(Sender);
+        });
+        Receive<GetAddress>(query => FromNode(view => view.Allocations.FirstOrDefault(a => a.Key == query.Key) is { } held
+            ? new AddressAssigned(_node, held.Key, held.Address, held.Netns)
+            : new Failed(IpamError.NotFound($"key '{query.Key}' holds no address on node {_node}"))).PipeTo(Sender));
+        Receive<GetSubnet>(query =>
+        {
+            if (_topology.FindSubnet(query.Subnet) is null)
+                Sender.Tell(new Failed(IpamError.NotFound($"subnet: '{query.Subnet}' is not in the topology")));
+            else SubnetAsync(query.Subnet).PipeTo(Sender);
+        });
+        Receive<Reserve>(Reserve);
+        Receive<Unreserve>(Unreserve);
+        Receive<GetPrefixes>(_ => Sender.Tell(new PrefixList([.. _topology.Prefixes()])));
+        Receive<GetIpamState>(_ => StateAsync().PipeTo(Sender));
+        // The subnet's side of the block protocols, through this holder to the node's actor.
+        Receive<NodeMessages.SurrenderBlock>(m => _nodeActor.Forward(m));
+        Receive<NodeMessages.FenceRange>(m => _nodeActor.Forward(m));
+        Receive<NodeMessages.UnfenceRange>(m => _nodeActor.Forward(m));
+        Receive<NodeMessages.RetireNode>(m => _nodeActor.Forward(m));
+        Receive<NodeMessages.GetNodeState>(m => _nodeActor.Forward(m));
+        Receive<NodeSnapshot>(_ => { });
+    }
+
+    private bool Own(NodeName node)
+    {
+        if (node == _node) return true;
+        Sender.Tell(new Failed(IpamError.NotFound(
+            $"node: '{node}' is not served by this daemon (node {_node}); a daemon serves its own node only")));
+        return false;
+    }
+
+    private void AddNode(AddNode command)
+    {
+        if (command.Node != _node) { Sender.Tell(Invalid($"node: this daemon serves node {_node} only, not '{command.Node}'")); return; }
+        if (command.Subnet != _layout.Id)
+        {
+            Sender.Tell(Invalid($"subnet: node {_node} belongs to subnet {_layout.Id} here, not '{command.Subnet}'"));
+            return;
+        }
+        if (!Ipv4.TryParse(command.Ip, out var ip)) { Sender.Tell(Invalid($"ip: '{command.Ip}' is not an IPv4 address")); return; }
+        if (_layout.VpcCidr is { } vpc && !vpc.Contains(ip))
+        {
+            Sender.Tell(Invalid($"ip: {ip} is not inside subnet {_layout.Id}'s VPC CIDR {vpc}"));
+            return;
+        }
+        if (!_zoneDeclared)
+        {
+            _waitingForZone.Add((command, Sender));
+            return;
+        }
+        _announcement = new SubnetMessages.AddNode(_node, new NodeEndpoint(ip, command.Eni, command.InstanceId), Self);
+        Timers.StartPeriodicTimer("announce", new Announce(), _settings.RegisterInterval);
+        Claim(_announcement, Sender);
+    }
+
+    private void Claim(SubnetMessages.AddNode announcement, IActorRef? replyTo) =>
+        _subnets.Ask<object>(ToSubnet(_layout.Id, announcement), _settings.AskTimeout)
+            .PipeTo(Self, success: r => new Claimed(r, replyTo), failure: _ => new Claimed(null, replyTo));
+
+    private void OnClaimed(Claimed claimed)
+    {
+        switch (claimed.Reply)
+        {
+            case SubnetMessages.NodeAdded:
+                claimed.ReplyTo?.Tell(Succeeded.Instance);
+                break;
+            case Failed { Error.Code: IpamErrorCode.Conflict } refused:
+                claimed.ReplyTo?.Tell(refused);
+                Fail(refused.Error);
+                break;
+            case Failed failed:
+                claimed.ReplyTo?.Tell(failed);
+                break;
+            default:
+                claimed.ReplyTo?.Tell(Unanswered($"subnet {_layout.Id}"));
+                break;
+        }
+    }
+
+    private void Release(Release command)
+    {
+        if (command.Key.HasValue == command.Address is not null)
+        {
+            Sender.Tell(Invalid("release: give either a key or an address"));
+            return;
+        }
+        if (command.Key is { } key)
+        {
+            _nodeActor.Forward(new NodeMessages.ReleaseAddress(_node, key, command.Reason));
+            return;
+        }
+        if (!Ipv4.TryParse(command.Address, out var address))
+        {
+            Sender.Tell(Invalid($"address: '{command.Address}' is not an IPv4 address"));
+            return;
+        }
+        ReleaseAddressAsync(address, command.Reason).PipeTo(Sender);
+    }
+
+    private async Task<IpamReply> ReleaseAddressAsync(Ipv4 address, string reason)
+    {
+        var view = await NodeViewAsync();
+        if (view is null) return Unanswered($"node {_node}");
+        if (view.Allocations.FirstOrDefault(a => a.Address == address) is not { } held)
+            return new Failed(IpamError.NotFound($"address {address} is not allocated on node {_node}"));
+        return await AskAsync(_nodeActor, new NodeMessages.ReleaseAddress(_node, held.Key, reason), $"node {_node}");
+    }
+
+    private void Reserve(Reserve command)
+    {
+        if (!Ipv4Cidr.TryParse(command.Cidr, out var range))
+        {
+            Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR"));
+            return;
+        }
+        if (!_topology.PodCidr.Contains(range) || range == _topology.PodCidr)
+        {
+            Sender.Tell(Invalid($"cidr: {range} must lie strictly inside the pod CIDR {_topology.PodCidr}"));
+            return;
+        }
+        var subnets = _topology.SubnetsOverlapping(range);
+        if (subnets.Count != 1 || !subnets[0].PodPrefix.Contains(range))
+        {
+            Sender.Tell(Invalid(subnets.Count == 0
+                ? $"cidr: {range} lies in no subnet's pod prefix (padding slots are never handed out)"
+                : $"cidr: {range} spans beyond subnet {subnets[0].Id}'s pod prefix {subnets[0].PodPrefix}; " +
+                    "reserve each subnet's part separately"));
+            return;
+        }
+        AskAsync(_subnets, ToSubnet(subnets[0].Id, new SubnetMessages.Reserve(range)), $"subnet {subnets[0].Id}").PipeTo(Sender);
+    }
+
+    private void Unreserve(Unreserve command)
+    {
+        if (!Ipv4Cidr.TryParse(command.Cidr, out var range))
+        {
+            Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR"));
+            return;
+        }
+        if (_topology.Subnets.FirstOrDefault(s => s.PodPrefix.Contains(range)) is not { } subnet)
+        {
+            Sender.Tell(new Failed(IpamError.NotFound($"no reservation is exactly {range}")));
+            return;
+        }
+        AskAsync(_subnets, ToSubnet(subnet.Id, new SubnetMessages.Unreserve(range)), $"subnet {subnet.Id}").PipeTo(Sender);
+    }
+
+    /// <summary>`romana node remove`: the subnet that lists the node retires it (refused while a live daemon holds it).</summary>
+    private async Task<IpamReply> RemoveAsync(RemoveNode command)
+    {
+        foreach (var subnet in _topology.Subnets)
+        {
+            var reply = await AskAsync(_subnets, ToSubnet(subnet.Id, new SubnetMessages.GetSubnetState()), $"subnet {subnet.Id}");
+            if (reply is not SubnetView view) return reply;
+            if (view.Subnet.Members.All(m => m.Node != command.Node)) continue;
+            var removed = await AskRawAsync(_subnets, ToSubnet(subnet.Id, new SubnetMessages.RemoveNode(command.Node, command.Reason)),
+                _settings.AskTimeout * 2);
+            return removed is SubnetMessages.NodeRemoved ? Succeeded.Instance : removed as Failed ?? Unanswered($"subnet {subnet.Id}");
+        }
+        return new Failed(IpamError.NotFound($"node: '{command.Node}' is not a member of any subnet"));
+    }
+
+    private async Task<IpamReply> FromNode(Func<NodeSnapshot, IpamReply> answer) =>
+        await NodeViewAsync() is { } view ? answer(view) : Unanswered($"node {_node}");
+
+    private async Task<NodeSnapshot?> NodeViewAsync() =>
+        await AskRawAsync(_nodeActor, new NodeMessages.GetNodeState(_node), _settings.AskTimeout) as NodeSnapshot;
+
+    private Task<IpamReply> SubnetAsync(SubnetId subnet) =>
+        AskAsync(_subnets, ToSubnet(subnet, new SubnetMessages.GetSubnetState()), $"subnet {subnet}");
+
+    /// <summary>Every subnet's state and this node's.</summary>
+    private async Task<IpamReply> StateAsync()
+    {
+        var subnets = ImmutableArray.CreateBuilder<SubnetSnapshot>();
+        foreach (var subnet in _topology.Subnets)
+        {
+            if (await SubnetAsync(subnet.Id) is not SubnetView view) return Unanswered($"subnet {subnet.Id}");
+            subnets.Add(view.Subnet);
+        }
+        return await NodeViewAsync() is { } node ? new IpamStateView(subnets.ToImmutable(), [node]) : Unanswered($"node {_node}");
+    }
+
+    private async Task<IpamReply> AskAsync(IActorRef target, object message, string who)
+    {
+        var reply = await AskRawAsync(target, message, _settings.AskTimeout);
+        return reply switch
+        {
+            SubnetSnapshot snapshot => new SubnetView(snapshot),
+            IpamReply answer => answer,
+            _ => Unanswered(who),
+        };
+    }
+
+    private static async Task<object?> AskRawAsync(IActorRef target, object message, TimeSpan timeout)
+    {
+        try
+        {
+            return await target.Ask<object>(message, timeout);
+        }
+        catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
+    private static Failed Invalid(string message) => new(IpamError.Invalid(message));
+
+    private Failed Unanswered(string who) => new(IpamError.Unavailable(
+        $"{who} did not answer within {_settings.AskTimeout.TotalSeconds:0.#}s; the outcome is unknown, and retrying is safe"));
+}

@@ -1,0 +1,108 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Akka.Cluster.Hosting;
+using Akka.Cluster.Hosting.SBR;
+using Akka.Configuration;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using Romana.Actors.Addressing;
+using Romana.Actors.Configuration;
+
+namespace Romana.Host.Composition;
+
+/// <summary>Membership of `romana daemon` in an Akka.Cluster, composed at the composition root next to the other subsystems.</summary>
+public static class ClusterHosting
+{
+    /// <summary>Every daemon's role.</summary>
+    public const string NodeRole = "node";
+
+    /// <summary>The role of every daemon of a subnet: a subnet's forwarder supervisor is kept off the members that have it.</summary>
+    public static string SubnetRole(SubnetId subnet) => $"subnet:{subnet.Value}";
+
+    /// <summary>The subnet a role names, or null when it is not a subnet role.</summary>
+    public static SubnetId? SubnetOfRole(string role) =>
+        role.StartsWith("subnet:", StringComparison.Ordinal) ? new SubnetId(role["subnet:".Length..]) : null;
+
+    /// <summary>
+    /// Remoting on <see cref="ClusterSettings.Hostname"/>:<see cref="ClusterSettings.Port"/> (TLS when asked), the cluster
+    /// with its seed nodes and <paramref name="roles"/>, and the split-brain resolver as the downing provider.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddRomanaCluster(this AkkaConfigurationBuilder akka, ClusterSettings settings,
+        IEnumerable<string> roles)
+    {
+        var remote = new RemoteOptions { HostName = settings.Hostname, Port = settings.Port };
+        if (settings.Tls.Enabled)
+        {
+            var certificate = LoadCertificate(settings.Tls);
+            remote.EnableSsl = true;
+            remote.Ssl = new SslOptions
+            {
+                X509Certificate = certificate,
+                RequireMutualAuthentication = true,
+                ValidateCertificateHostname = false,
+                SuppressValidation = false,
+                // Members trust exactly the cluster's certificate: a peer must present the same one (pinned by its SHA-256
+                // hash), whoever signed it. A self-signed certificate therefore works, and no other certificate, however
+                // trusted by the machine, lets a stranger join.
+                CustomValidator = (peer, _, _, _, _) => peer is not null && SamePublicCertificate(peer, certificate),
+            };
+        }
+        akka.WithRemoting(remote);
+        // Roles and seed nodes are written quoted here (a role such as subnet:s1 holds a colon, which Akka.Cluster.Hosting
+        // would write unquoted).
+        akka.WithClustering(new ClusterOptions
+        {
+            SplitBrainResolver = settings.Strategy switch
+            {
+                SplitBrainStrategy.KeepMajority => new KeepMajorityOption(),
+                SplitBrainStrategy.KeepOldest => new KeepOldestOption { DownIfAlone = true },
+                SplitBrainStrategy.StaticQuorum => new StaticQuorumOption { QuorumSize = settings.QuorumSize },
+                _ => SplitBrainResolverOption.Default,
+            },
+        });
+        var downAll = settings.Strategy == SplitBrainStrategy.DownAll
+            ? "akka.cluster.split-brain-resolver.active-strategy = down-all\n"
+            : "";
+        var seeds = settings.SeedNodes.Select(seed => Quoted(WithProtocol(seed, settings.Tls.Enabled)));
+        return akka.AddHocon(ConfigurationFactory.ParseString($"""
+            {downAll}akka.cluster.split-brain-resolver.stable-after = {(long)settings.StableAfter.TotalMilliseconds}ms
+            akka.cluster.roles = [{string.Join(", ", roles.Select(Quoted))}]
+            akka.cluster.seed-nodes = [{string.Join(", ", seeds)}]
+            """), HoconAddMode.Prepend);
+    }
+
+    /// <summary>A seed node's address in the protocol this member speaks: akka.ssl.tcp with TLS, akka.tcp without.</summary>
+    public static string WithProtocol(string seed, bool tls)
+    {
+        var rest = seed[(seed.IndexOf("://", StringComparison.Ordinal) + 3)..];
+        return $"{(tls ? "akka.ssl.tcp" : "akka.tcp")}://{rest}";
+    }
+
+    private static string Quoted(string text) => System.Text.Json.JsonSerializer.Serialize(text);
+
+    private static bool SamePublicCertificate(X509Certificate peer, X509Certificate2 own) =>
+        CryptographicOperations.FixedTimeEquals(peer.GetCertHash(HashAlgorithmName.SHA256), own.GetCertHash(HashAlgorithmName.SHA256));
+
+    /// <summary>The certificate with its private key, from a PKCS#12 file; a file that is not one is the setting's error.</summary>
+    public static X509Certificate2 LoadCertificate(ClusterTlsSettings tls)
+    {
+        try
+        {
+            var certificate = X509CertificateLoader.LoadPkcs12FromFile(tls.CertificatePath,
+                string.IsNullOrEmpty(tls.CertificatePassword) ? null : tls.CertificatePassword);
+            if (!certificate.HasPrivateKey)
+                throw new ConfigurationError($"{ClusterSettings.Section}.tls.certificate-path: {tls.CertificatePath} holds no private key");
+            return certificate;
+        }
+        catch (CryptographicException e)
+        {
+            throw new ConfigurationError($"{ClusterSettings.Section}.tls.certificate-path: {tls.CertificatePath} is not a PKCS#12 " +
+                $"certificate with its key that certificate-password opens ({e.Message})");
+        }
+        catch (IOException e)
+        {
+            throw new ConfigurationError(
+                $"{ClusterSettings.Section}.tls.certificate-path: cannot read {tls.CertificatePath} ({e.Message})");
+        }
+    }
+}
