@@ -63,9 +63,11 @@ public sealed class LabLayout
         ("--route-limit", 1, 1000),
     ];
 
-    public LabLayout(LabOptions options)
+    /// <param name="interimRoutes">The lab routes every node's slice itself (<see cref="LabInterimRoutes"/>): one route per node.</param>
+    public LabLayout(LabOptions options, bool interimRoutes = false)
     {
         Options = options;
+        InterimRoutes = interimRoutes;
         var zoneBits = BitsFor(options.Zones);
         var subnetBits = BitsFor(options.SubnetsPerZone);
         var nodeBits = BitsFor(options.NodesPerSubnet);
@@ -112,6 +114,7 @@ public sealed class LabLayout
     }
 
     public LabOptions Options { get; }
+    public bool InterimRoutes { get; }
     public IReadOnlyList<LabSubnet> Subnets { get; }
     public IReadOnlyList<LabNode> Nodes { get; }
     public IReadOnlyList<LabPod> Pods { get; }
@@ -129,7 +132,7 @@ public sealed class LabLayout
     /// The route limit each table gets. While the daemons run no route manager (see <see cref="LabInterimRoutes"/>), the lab
     /// routes every node's slice itself and needs one route per node plus the foreign one.
     /// </summary>
-    public int EffectiveRouteLimit => Math.Max(Options.RouteLimit, Nodes.Count + 1);
+    public int EffectiveRouteLimit => InterimRoutes ? Math.Max(Options.RouteLimit, Nodes.Count + 1) : Options.RouteLimit;
 
     private static int BitsFor(int count) => count <= 1 ? 0 : BitOperations.Log2((uint)count - 1) + 1;
 

@@ -40,7 +40,7 @@ public static class LabRunner
         }
 
         var watch = Stopwatch.StartNew();
-        var layout = new LabLayout(options);
+        var layout = new LabLayout(options, interimRoutes: mode == LabDaemonMode.Islands);
         var state = new LabState(options, mode.ToString(), "building", 0, new Dictionary<string, int>(), new Dictionary<string, string>());
         state.Save();
         try
@@ -74,7 +74,7 @@ public static class LabRunner
             output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  {ips.Count} pods wired by the CNI plugin");
 
             if (mode == LabDaemonMode.Islands) await LabInterimRoutes.ProgramAsync(layout, ec2);
-            await AwaitPlanAsync(layout, ec2);
+            await AwaitPlanAsync(layout, ec2, ips);
             output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  EC2 holds the plan, mirrored in the router's kernel tables");
 
             state = state with { Phase = "up" };
@@ -248,7 +248,9 @@ public static class LabRunner
         LabShell.Ip(node.Netns, "route", "add", "default", "via", node.Gateway);
         Directory.CreateDirectory(node.Folder);
         File.WriteAllText(node.ConfigPath, LabDaemonConfig.For(layout, node, mode));
-        return LabShell.Spawn(node.Netns, [.. LabShell.Romana(), "daemon", "--config", node.ConfigPath],
+        // The route manager's AWSSDK.EC2 client takes credentials from its default chain; the lab's EC2 checks none.
+        return LabShell.Spawn(node.Netns, ["env", "AWS_ACCESS_KEY_ID=lab", "AWS_SECRET_ACCESS_KEY=lab", "AWS_EC2_METADATA_DISABLED=true",
+            .. LabShell.Romana(), "daemon", "--config", node.ConfigPath],
             Path.Combine(node.Folder, "daemon.log"));
     }
 
@@ -342,11 +344,11 @@ public static class LabRunner
 
     // ---- the plan -------------------------------------------------------------------------------------------------
 
-    private static async Task AwaitPlanAsync(LabLayout layout, LabEc2Client ec2)
+    private static async Task AwaitPlanAsync(LabLayout layout, LabEc2Client ec2, IReadOnlyDictionary<string, string> ips)
     {
         var waited = Stopwatch.StartNew();
         string? missing;
-        while ((missing = await MissingAsync(layout, ec2)) is not null)
+        while ((missing = await MissingAsync(layout, ec2, ips)) is not null)
         {
             if (waited.Elapsed > TimeSpan.FromSeconds(60)) throw new LabException($"EC2 does not hold a complete plan: {missing}");
             await Task.Delay(250);
@@ -354,7 +356,7 @@ public static class LabRunner
     }
 
     /// <summary>What the plan still lacks: a block no route of a table reaches, or an EC2 route the kernel table lacks.</summary>
-    private static async Task<string?> MissingAsync(LabLayout layout, LabEc2Client ec2)
+    private static async Task<string?> MissingAsync(LabLayout layout, LabEc2Client ec2, IReadOnlyDictionary<string, string> ips)
     {
         var tables = await ec2.DescribeRouteTablesAsync();
         foreach (var table in layout.RouteTables)
@@ -362,10 +364,18 @@ public static class LabRunner
             var view = tables.FirstOrDefault(t => t.Id == table.Id);
             if (view is null) return $"no route table {table.Id}";
             var routes = view.Routes.Where(r => r.Target.StartsWith("eni-", StringComparison.Ordinal)).ToList();
-            foreach (var node in layout.Nodes)
+            // Every pod's address has a route, to a node of its own subnet (a table serving one subnet alone may leave that
+            // subnet out: its nodes reach each other over host routes).
+            foreach (var pod in layout.Pods)
             {
-                var (slice, _) = LabLayout.ParseCidr(node.PodSlice);
-                if (!routes.Any(r => Contains(r.Cidr, slice))) return $"{table.Id} has no route to {node.PodSlice} ({node.Name})";
+                var subnet = layout.NodeOf(pod).Subnet;
+                if (table.Subnets.Count == 1 && table.Subnets[0] == subnet) continue;
+                if (!ips.TryGetValue(pod.Name, out var ip)) return $"pod {pod.Name} has no address";
+                var (address, _) = LabLayout.ParseCidr(ip + "/32");
+                var best = routes.Where(r => Contains(r.Cidr, address)).MaxBy(r => LabLayout.ParseCidr(r.Cidr).Length);
+                if (best is null) return $"{table.Id} has no route to {pod.Name} ({ip})";
+                if (layout.Nodes.FirstOrDefault(n => n.Eni == best.Target)?.Subnet != subnet)
+                    return $"{table.Id} routes {pod.Name} ({ip}) to {best.Target}, not a node of {subnet}";
             }
             var kernel = LabShell.Ip(LabLayout.RouterNetns, "route", "show", "table", $"{table.KernelTable}");
             foreach (var route in routes)
@@ -398,7 +408,7 @@ public static class LabRunner
                 : "romana lab status: no lab is up (romana lab up)");
             return 1;
         }
-        var layout = state.Layout;
+        var layout = new LabLayout(state.Options, interimRoutes: state.Mode == nameof(LabDaemonMode.Islands));
         IReadOnlyList<LabTableView> tables = [];
         try
         {

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace Romana.Host.Lab;
 
@@ -33,6 +32,4 @@ public sealed record LabState(LabOptions Options, string Mode, string Phase, int
         }
     }
 
-    [JsonIgnore]
-    public LabLayout Layout => new(Options);
 }
