@@ -46,7 +46,7 @@ public sealed class LabLayoutTests
             Assert.Contains(rules.Kept, c => c.ToString() == LabLayout.VpcCidr);
             Assert.Contains("Database=" + (mode == LabDaemonMode.Islands ? node.Database : "romana"),
                 config.GetString("romana.persistence.postgresql.connection-string"));
-            Assert.Equal(mode == LabDaemonMode.Cluster ? "on" : null, config.GetString("romana.cluster.enabled"));
+            Assert.Equal(mode == LabDaemonMode.Cluster ? "on" : "off", config.GetString("romana.cluster.enabled"));
         }
     }
 
