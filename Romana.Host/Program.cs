@@ -14,6 +14,7 @@ root.Subcommands.Add(AuditCommands.Create());
 root.Subcommands.Add(DaemonCommand.Create());
 root.Subcommands.Add(BenchCommands.Create());
 root.Subcommands.Add(Ec2Commands.Create());
+root.Subcommands.Add(LabCommands.Create());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))

@@ -31,6 +31,12 @@ public static class Ec2Commands
             Description = "A HOCON file whose romana.ec2-lab section sets the tables and faults",
             HelpName = "FILE",
         };
+        var router = new Option<bool>("--router")
+        {
+            Description = "As romana lab's router (run in its namespace): mirror the tables into kernel routing tables and enforce "
+                + "the source/destination check, as romana.lab.router in --config says",
+            Hidden = true,
+        };
         var command = new Command("serve", """
             Serves EC2's VPC route tables from memory over the EC2 Query API (version 2016-11-15), until SIGTERM or Ctrl-C:
             DescribeRouteTables (by id, or filters such as tag:KEY, tag-key, association.subnet-id, vpc-id; MaxResults and
@@ -42,23 +48,28 @@ public static class Ec2Commands
             made by others), EC2's token bucket for mutating calls (on by default: a burst of 50, refilled 5 per second),
             latency and a rate of random 503s come from the romana.ec2-lab section of hocon/reference.conf, overridden by
             --config. Nothing is kept: every start begins from the configured tables.
-            """) { listen, config };
-        command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => ServeAsync(parse.GetValue(listen), parse.GetValue(config))));
+            """) { listen, config, router };
+        command.SetAction((parse, _) => CommandLineGuard.RunAsync(() =>
+            ServeAsync(parse.GetValue(listen), parse.GetValue(config), parse.GetValue(router))));
         return command;
     }
 
-    private static async Task<int> ServeAsync(string? listenText, string? configPath)
+    private static async Task<int> ServeAsync(string? listenText, string? configPath, bool asRouter)
     {
         var listen = listenText is null ? null : Ec2LabSettings.ParseListen(listenText, "--listen");
-        var settings = Ec2LabSettings.From(RomanaConfig.Load(configPath));
+        var loaded = RomanaConfig.Load(configPath);
+        var settings = Ec2LabSettings.From(loaded);
+        var routerSettings = asRouter ? Romana.Host.Lab.LabRouterSettings.From(loaded) : null;
         var endPoint = listen ?? settings.Listen;
         var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         Ec2QueryApiServer server;
+        var lab = settings.CreateLab(SystemClock.Instance, CallLogCapacity);
+        await using var mirror = routerSettings is null ? null : Romana.Host.Lab.LabRouter.Start(routerSettings, lab);
         try
         {
-            server = Ec2QueryApiServer.Start(settings.CreateLab(SystemClock.Instance, CallLogCapacity), endPoint);
+            server = Ec2QueryApiServer.Start(lab, endPoint);
         }
         catch (HttpListenerException e)
         {

@@ -24,6 +24,9 @@ public sealed class LinuxHostNetwork(HostAgentSettings settings, string? netns =
 
     private uint Table => (uint)settings.RouteTable;
 
+    /// <summary>The namespace every operation runs in (a name under /var/run/netns, or a path); null: the process's own.</summary>
+    public string? Netns => netns;
+
     public Task PrepareAsync(Ipv4Cidr podCidr, CancellationToken cancel = default) => RunAsync(() =>
     {
         foreach (var (key, value) in Sysctls) WriteSysctl(key, value);

@@ -44,7 +44,9 @@ public sealed class RomanaDaemon : IAsyncDisposable
 
     /// <param name="socketPath">--socket: serve the CNI plugin there instead of romana.cni.socket.</param>
     /// <param name="hostNetwork">The host port; the Linux adapter unless a caller (a test) gives another.</param>
-    public static async Task<RomanaDaemon> StartAsync(Config config, string? socketPath = null, IHostNetwork? hostNetwork = null)
+    /// <param name="masquerade">The masquerade port; nft unless a caller (a test) gives another.</param>
+    public static async Task<RomanaDaemon> StartAsync(Config config, string? socketPath = null, IHostNetwork? hostNetwork = null,
+        IMasqueradeRules? masquerade = null)
     {
         // The daemon stops in its own order (DisposeAsync): Akka must not start its coordinated shutdown on SIGTERM by itself,
         // or the IPAM would be gone while the CNI socket still answers the requests in flight.
@@ -60,6 +62,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
         var node = cluster.Enabled
             ? await NodeIdentity.ResolveInClusterAsync(config, topology, InstanceMetadata.From(config))
             : NodeIdentity.Resolve(config, topology);
+        var masqueradeRules = MasqueradeSettings.From(config).RulesFor(topology);
         CreateJournalFolder(journal);
 
         // The node's socket, then the journal's lock, before the journal is opened: a second daemon on the node (same
@@ -89,6 +92,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 services.AddSingleton(agentSettings);
                 services.AddSingleton(cni);
                 services.AddSingleton(hostNetwork ?? new LinuxHostNetwork(agentSettings));
+                services.AddSingleton(masquerade ?? NftMasqueradeRules.BesideHostNetwork(hostNetwork));
                 // Stopped in reverse order: the CNI socket first (no request is taken that the IPAM could not answer), and the
                 // health port keeps answering probes while the requests in flight are answered.
                 services.AddHostedService(_ => new HealthProbeListener(health.ProbePort));
@@ -102,6 +106,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 }
             }, cluster.Enabled ? ClusterSettings.SystemName : "romana-daemon");
             builder.Services.AddHostedService<NodeMembership>();
+            builder.Services.AddHostedService(sp => new MasqueradeService(sp, masqueradeRules));
 
             var daemon = new RomanaDaemon(await RomanaHost.StartAsync(builder), journalLock);
             daemon._host.Services.DaemonLog().Info("Romana daemon: node {0} ({1}) of subnet {2}; CNI socket {3}; health port {4}; {5}",

@@ -70,6 +70,12 @@ public sealed class Ec2Lab
     /// </summary>
     public event Action<Ec2RouteChange>? RouteChanged;
 
+    /// <summary>
+    /// Raised when ModifyNetworkInterfaceAttribute sets an ENI's source/destination check (ENI id, on), under the lab's lock
+    /// as <see cref="RouteChanged"/>: the seam where <c>romana lab</c>'s router enforces the check.
+    /// </summary>
+    public event Action<string, bool>? SourceDestCheckChanged;
+
     // ---- arrange ---------------------------------------------------------------------------------------------------
 
     /// <summary>A table; with <paramref name="vpcCidr"/> it starts with the VPC's local route, as EC2 creates every table.</summary>
@@ -311,7 +317,10 @@ public sealed class Ec2Lab
     {
         var eni = p.Require("NetworkInterfaceId");
         if (p.Get("SourceDestCheck.Value") is { } raw)
+        {
             _sourceDestCheck[eni] = bool.TryParse(raw, out var on) ? on : throw InvalidValue(raw, "SourceDestCheck");
+            SourceDestCheckChanged?.Invoke(eni, on);
+        }
         return Ec2Answer.Succeeded;
     }
 

@@ -1,0 +1,101 @@
+using System.CommandLine;
+using System.Globalization;
+using Romana.Host.Lab;
+
+namespace Romana.Host.Cli;
+
+public static class LabCommands
+{
+    public const string DefaultCniPlugin = "/opt/cni/bin/romana";
+
+    public static Command Create()
+    {
+        var lab = new Command("lab", """
+            A VPC made of network namespaces on this machine (as root; DESIGN.md section 6): a router namespace playing the VPC
+            (a bridge per subnet, a kernel routing table per route table, fed by `romana ec2 serve`), an "outside" namespace
+            behind its internet gateway, a PostgreSQL server, node namespaces each running `romana daemon`, and pods wired by
+            the CNI plugin. Everything is named rlab-* (namespaces), rl-* (links inside them) and lives in /run/romana-lab;
+            the host's own namespace gains no route, rule, sysctl or nft table.
+            """);
+        lab.Subcommands.Add(Up());
+        lab.Subcommands.Add(Status());
+        lab.Subcommands.Add(Down());
+        return lab;
+    }
+
+    private static Command Up()
+    {
+        var defaults = LabOptions.Default;
+        var zones = Count("--zones", "Availability zones, each with one route table", defaults.Zones);
+        var subnets = Count("--subnets-per-zone", "VPC subnets per zone, each a bridge of the router", defaults.SubnetsPerZone);
+        var nodes = Count("--nodes-per-subnet", "Nodes per subnet, each a namespace running romana daemon", defaults.NodesPerSubnet);
+        var pods = Count("--pods-per-node", "Pods per node, each a namespace wired by the CNI plugin", defaults.PodsPerNode);
+        var limit = Count("--route-limit", "Routes each route table may hold besides its local route (one of them is the internet "
+            + "gateway's, which Romana does not own); the default is fewer than the lab's blocks", defaults.RouteLimit);
+        var plugin = new Option<string>("--cni-plugin")
+        {
+            Description = $"The CNI plugin executable (default {DefaultCniPlugin}: scripts/install-cni.sh /opt/cni/bin)",
+            DefaultValueFactory = _ => DefaultCniPlugin,
+            HelpName = "FILE",
+        };
+        var cluster = new Option<bool>("--cluster")
+        {
+            Description = "The daemons as one Akka.Cluster on one PostgreSQL database, the route manager their singleton "
+                + "(default: each daemon on its own journal, the lab routing each node's slice)",
+        };
+        var command = new Command("up", """
+            Builds the lab and returns 0 once every daemon is up, every pod is wired and EC2 holds a complete plan (mirrored in
+            the router's kernel tables); otherwise exits 1 naming what did not come up, and removes what it made.
+            """) { zones, subnets, nodes, pods, limit, plugin, cluster };
+        command.SetAction((parse, _) =>
+        {
+            var values = new[] { zones, subnets, nodes, pods, limit }.Select(o => (o.Name, Text: parse.GetValue(o)!)).ToList();
+            var numbers = new List<int>();
+            foreach (var (name, text) in values)
+            {
+                var (_, min, max) = LabLayout.Bounds.First(b => b.Name == name);
+                if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number < min || number > max)
+                {
+                    Console.Error.WriteLine($"romana lab up: {name} = {Romana.Contracts.Cni.Printable.Text(text)}: "
+                        + $"must be a whole number from {min} to {max}");
+                    return Task.FromResult(CommandLineGuard.BadInput);
+                }
+                numbers.Add(number);
+            }
+            var options = new LabOptions(numbers[0], numbers[1], numbers[2], numbers[3], numbers[4]);
+            return CommandLineGuard.RunAsync(() => LabRunner.UpAsync(options, parse.GetValue(plugin)!,
+                parse.GetValue(cluster) ? LabDaemonMode.Cluster : LabDaemonMode.Islands, Console.Out));
+        });
+        return command;
+    }
+
+    private static Option<string> Count(string name, string description, int defaultValue) =>
+        new(name)
+        {
+            Description = $"{description} (default {defaultValue})",
+            DefaultValueFactory = _ => defaultValue.ToString(CultureInfo.InvariantCulture),
+            HelpName = "N",
+        };
+
+    private static Command Status()
+    {
+        var json = new Option<bool>("--json")
+        {
+            Description = "One JSON document: router, ec2, postgres, nodes (with their daemons' pids), pods, routeTables "
+                + "(what EC2 holds now) and routeManager",
+        };
+        var command = new Command("status", "What the lab holds: its namespaces, daemons, pods and EC2's routes.") { json };
+        command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => LabRunner.StatusAsync(parse.GetValue(json), Console.Out)));
+        return command;
+    }
+
+    private static Command Down()
+    {
+        var command = new Command("down", """
+            Removes every namespace, process, folder and server the lab made, found by their names (also after a crash of
+            the lab or of `romana lab up`); 0 also when there is nothing to remove.
+            """);
+        command.SetAction((_, _) => CommandLineGuard.RunAsync(() => Task.FromResult(LabRunner.Down(Console.Out))));
+        return command;
+    }
+}
