@@ -38,6 +38,9 @@ public class ClusterHealthPlacementTests
         akka.loglevel = WARNING
         """;
 
+    private static readonly Akka.Configuration.Config Config =
+        ConfigurationFactory.ParseString(Fast).WithFallback(ConfigurationFactory.ParseString(InProcessOnlySerializer.Hocon));
+
     /// <summary>Probes that always answer: only cluster reachability can fail a node here.</summary>
     private sealed class AlwaysAnswers : IHealthProbe
     {
@@ -62,7 +65,7 @@ public class ClusterHealthPlacementTests
             StableAfter = TimeSpan.FromMinutes(2),
         };
         var node = new NodeIdentity(new NodeName(name), new SubnetId(subnet), Ipv4.Parse("127.0.0.1"));
-        return await RomanaHost.StartAsync(ConfigurationFactory.ParseString(Fast).WithFallback(ConfigurationFactory.ParseString(InProcessOnlySerializer.Hocon)), akka => akka
+        return await RomanaHost.StartAsync(Config, akka => akka
                 .AddRomanaPersistence(journal.Settings)
                 .AddRomanaCluster(settings, [ClusterHosting.NodeRole, ClusterHosting.SubnetRole(node.Subnet)])
                 .WithActors((system, registry) =>
@@ -112,7 +115,8 @@ public class ClusterHealthPlacementTests
         SubnetHealth s1;
         while (true)
         {
-            s1 = await c.Registry.Get<ForwarderHealth>().Ask<SubnetHealth>(new GetSubnetHealth(new SubnetId("s1")), TimeSpan.FromSeconds(5));
+            s1 = await c.Registry.Get<ForwarderHealth>()
+                .Ask<SubnetHealth>(new GetSubnetHealth(new SubnetId("s1")), TimeSpan.FromSeconds(5));
             if (s1.Watched.Count == 2 || DateTime.UtcNow > deadline) break;
             await Task.Delay(100);
         }
