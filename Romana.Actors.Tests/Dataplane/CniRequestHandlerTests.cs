@@ -188,4 +188,30 @@ public sealed class CapturingLog() : LoggingAdapterBase(DefaultLogMessageFormatt
     {
         lock (_lines) _lines.Add(message.ToString() ?? "");
     }
+
+    /// <summary>
+    /// A runtime that retries an ADD while the first is still being answered (its plugin timed out and went away) gets the
+    /// same address twice; the first reply then cannot be delivered. The address stays held: the second reply delivered
+    /// it to the pod. Only when no other answer for the key is outstanding does an undelivered reply give it back.
+    /// </summary>
+    [Fact]
+    public async Task An_undelivered_ADD_reply_releases_nothing_while_another_answer_for_the_same_key_handed_out_the_address()
+    {
+        using var journal = new TempJournal();
+        await using var ipam = await StartAsync(journal);
+        var handler = Handler(ipam, new CapturingLog());
+        var add = new DaemonRequest(DaemonProtocol.Add, "c1", "eth0", NetnsId: "1:2:3");
+        var (first, retried) = (await handler.HandleAsync(add), await handler.HandleAsync(add));
+        Assert.True(first.Ok && retried.Ok && first.Address == retried.Address, $"{first} {retried}");
+
+        await handler.UndeliveredAsync(add, first, "the plugin went away");
+        Assert.Equal(first.Address, Assert.IsType<AddressAssigned>(await ipam.AskAsync(new GetAddress(new AllocationKey("c1/eth0"))))
+            .Address.ToString());
+
+        // Alone, an undelivered reply gives the address back (the plugin reports the ADD failed and wires nothing).
+        Assert.True((await handler.HandleAsync(add with { Command = DaemonProtocol.Del })).Ok);
+        var again = await handler.HandleAsync(add);
+        await handler.UndeliveredAsync(add, again, "the plugin went away");
+        Assert.Equal(0, await HeldAsync(ipam));
+    }
 }

@@ -19,6 +19,13 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, IHostN
     /// <summary>How many addresses in a row one ADD sets aside as still in use before it gives up.</summary>
     private const int MaxSetAsidePerAdd = 8;
 
+    /// <summary>
+    /// ADD answers that handed out each key's address and were not reported undelivered, since the key was last released:
+    /// a runtime may retry an ADD while the first is still being answered, and the address must stay while any answer
+    /// may have reached the pod.
+    /// </summary>
+    private readonly Dictionary<AllocationKey, int> _answers = new();
+
     public async Task<DaemonReply> HandleAsync(DaemonRequest request)
     {
         if (request.Command == DaemonProtocol.Status) return new DaemonReply(true);
@@ -36,6 +43,8 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, IHostN
             _ => await CheckAsync(key, request),
         };
         var millis = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        if (reply.Ok && request.Command == DaemonProtocol.Add) CountAnswer(key, +1);
+        else if (reply.Ok && request.Command == DaemonProtocol.Del) ForgetAnswers(key);
         if (reply.Ok)
             log.Info("CNI {0} {1}{2}: {3} ({4:0.0} ms)", request.Command, key, request.Pod is null ? "" : $" pod {request.Pod}",
                 reply.Address ?? "ok", millis);
@@ -174,6 +183,7 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, IHostN
                 ? "CNI GC: set aside while in use; no route or veth uses it any more"
                 : "CNI GC: not among the runtime's valid attachments, and no route or veth uses it";
             var reply = await ipam.AskAsync(new Release(allocation.Key, null, reason));
+            if (reply is Succeeded or Failed { Error.Code: IpamErrorCode.NotFound }) ForgetAnswers(allocation.Key);
             if (reply is Succeeded) released++;
             else if (reply is Failed { Error.Code: not IpamErrorCode.NotFound } failed)
                 return Failure(failed) with { Released = released, Kept = kept.Count };
@@ -210,6 +220,12 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, IHostN
     {
         if (request.Command != DaemonProtocol.Add || !reply.Ok) return;
         var key = new AllocationKey(DaemonProtocol.KeyOf(request.ContainerId, request.IfName));
+        if (CountAnswer(key, -1) > 0)
+        {
+            log.Info("CNI ADD {0}: the reply ({1}) never reached the plugin ({2}); kept: another answer handed the address out",
+                key, reply.Address, why);
+            return;
+        }
         var released = await ipam.AskAsync(new Release(key, null,
             $"CNI ADD {request.Pod ?? request.ContainerId}: the reply never reached the plugin ({why})"));
         if (released is Succeeded or Failed { Error.Code: IpamErrorCode.NotFound })
@@ -217,6 +233,23 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, IHostN
         else
             log.Error("CNI ADD {0}: the reply ({1}) never reached the plugin ({2}), and releasing it failed: {3}", key, reply.Address, why,
                 released is Failed failed ? Printable.Text(failed.Error.Message) : released.GetType().Name);
+    }
+
+    /// <summary>Adds <paramref name="change"/> to the key's outstanding ADD answers; returns how many remain.</summary>
+    private int CountAnswer(AllocationKey key, int change)
+    {
+        lock (_answers)
+        {
+            var count = Math.Max(0, _answers.GetValueOrDefault(key) + change);
+            if (count == 0) _answers.Remove(key);
+            else _answers[key] = count;
+            return count;
+        }
+    }
+
+    private void ForgetAnswers(AllocationKey key)
+    {
+        lock (_answers) _answers.Remove(key);
     }
 
     /// <summary>The IPAM's error, escaped and bounded: it may quote the key, the pod or an older journal's values.</summary>

@@ -386,8 +386,9 @@ public sealed class CniServer : IAsyncDisposable
             }
             if (received is { Request: null, Refusal: null }) return;
             var reply = received.Refusal ?? await HandleAsync(requests, received.Request!);
-            if (await SendAsync(connection, reply) is { } failure && received.Request is { } request)
-                await UndeliveredAsync(requests, request, reply, failure);
+            var failure = await SendAsync(connection, reply);
+            if (failure is not null && received.Request is { } request) await UndeliveredAsync(requests, request, reply, failure);
+            else if (failure is null && received.Refusal is not null) await DrainAsync(connection);
         }
         catch (Exception e)
         {
@@ -396,6 +397,27 @@ public sealed class CniServer : IAsyncDisposable
         finally
         {
             Close(connection);
+        }
+    }
+
+    /// <summary>
+    /// After a refusal the client may still be sending (a line past max-request-size): closing with its bytes unread would
+    /// reset the connection and lose the reply it has not read yet. So the reply is followed by the end of the daemon's
+    /// side, and what still comes is read and dropped until the client closes or the request timeout passes.
+    /// </summary>
+    private static async Task DrainAsync(Connection connection)
+    {
+        try
+        {
+            connection.Socket.Shutdown(SocketShutdown.Send);
+            var discard = new byte[FirstBufferBytes];
+            while (await connection.Socket.ReceiveAsync(discard, SocketFlags.None, connection.Deadline.Token) > 0)
+            {
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException or ObjectDisposedException)
+        {
+            // the client went away or took too long: the reply was sent, nothing else is owed
         }
     }
 
