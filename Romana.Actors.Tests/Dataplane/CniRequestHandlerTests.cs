@@ -167,27 +167,6 @@ public class CniRequestHandlerTests
         Assert.Equal("invalid", malformed.Code);
         Assert.StartsWith("valid[0]: ifName", malformed.Error);
     }
-}
-
-/// <summary>A logging adapter that keeps each formatted line, as the daemon's log would print it.</summary>
-public sealed class CapturingLog() : LoggingAdapterBase(DefaultLogMessageFormatter.Instance)
-{
-    private readonly List<string> _lines = [];
-
-    public IReadOnlyList<string> Lines
-    {
-        get { lock (_lines) return [.. _lines]; }
-    }
-
-    public override bool IsDebugEnabled => true;
-    public override bool IsInfoEnabled => true;
-    public override bool IsWarningEnabled => true;
-    public override bool IsErrorEnabled => true;
-
-    protected override void NotifyLog(LogLevel logLevel, object message, Exception? cause = null)
-    {
-        lock (_lines) _lines.Add(message.ToString() ?? "");
-    }
 
     /// <summary>
     /// A runtime that retries an ADD while the first is still being answered (its plugin timed out and went away) gets the
@@ -214,4 +193,26 @@ public sealed class CapturingLog() : LoggingAdapterBase(DefaultLogMessageFormatt
         await handler.UndeliveredAsync(add, again, "the plugin went away");
         Assert.Equal(0, await HeldAsync(ipam));
     }
+}
+
+/// <summary>A logging adapter that keeps each formatted line, as the daemon's log would print it.</summary>
+public sealed class CapturingLog() : LoggingAdapterBase(DefaultLogMessageFormatter.Instance)
+{
+    private readonly List<string> _lines = [];
+
+    public IReadOnlyList<string> Lines
+    {
+        get { lock (_lines) return [.. _lines]; }
+    }
+
+    public override bool IsDebugEnabled => true;
+    public override bool IsInfoEnabled => true;
+    public override bool IsWarningEnabled => true;
+    public override bool IsErrorEnabled => true;
+
+    protected override void NotifyLog(LogLevel logLevel, object message, Exception? cause = null)
+    {
+        lock (_lines) _lines.Add(message.ToString() ?? "");
+    }
+
 }
