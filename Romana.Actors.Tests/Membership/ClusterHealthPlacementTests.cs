@@ -19,23 +19,22 @@ namespace Romana.Actors.Tests.Membership;
 
 /// <summary>
 /// Forwarder supervisors in a cluster of three actor systems in this process, talking over loopback remoting (so the
-/// registrations and answers really cross the network through Romana's serializer). serialize-messages is off here alone:
-/// with it on, the health region's coordinator stops acknowledging once the allocation strategy has moved a shard (not yet
-/// understood; README, "Forwarder supervisors"). A and B are nodes of s1 (A the oldest, the route singleton's
-/// host), C of s2. The supervisor of s1 must run on C, the only member outside s1; that of s2 on B (outside s2, and not the
-/// singleton's host while another candidate exists). When B's actor system goes away without leaving, C's supervisor
-/// judges B failed from cluster reachability alone (its probes still answer), long before the split-brain resolver would
-/// down it.
+/// registrations and answers really cross the network through Romana's serializer), every message checked by the
+/// serializer (serialize-messages = on; see <see cref="InProcessOnlySerializer"/>). A and B are nodes of s1 (A the
+/// oldest, the route singleton's host), C of s2. The supervisor of s1 must run on C, the only member outside s1; that
+/// of s2 on B (outside s2, and not the singleton's host while another candidate exists). When B's actor system goes
+/// away without leaving, C's supervisor judges B failed from cluster reachability alone (its probes still answer), long
+/// before the split-brain resolver would down it.
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public class ClusterHealthPlacementTests
 {
     private const string Fast = """
-        akka.actor.serialize-messages = off
+        akka.actor.serialize-messages = on
+        akka.loglevel = WARNING
         akka.cluster.failure-detector { heartbeat-interval = 200ms, acceptable-heartbeat-pause = 1s, threshold = 8 }
         akka.cluster.sharding.rebalance-interval = 1s
         akka.coordinated-shutdown.run-by-actor-system-terminate = off
-        akka.loglevel = WARNING
         """;
 
     private static readonly Akka.Configuration.Config Config =

@@ -6,10 +6,12 @@ namespace Romana.Actors.Tests.Support;
 
 /// <summary>
 /// For akka.actor.serialize-messages = on: the journal plugin's own messages to itself (Akka.Persistence.Sql's
-/// WriteFinished carries a Task; DistributedData's ReadRepair has no binding) and the cluster's own reachability event to
-/// its local subscribers (ReachabilityChanged: an immutable dictionary the default serializer cannot rebuild) never leave
-/// the process and cannot be serialized; this serializer hands them through by
-/// reference, so verifying every message does not drop them. Bound in tests only, to third-party types only.
+/// WriteFinished carries a Task, the write journal's Desequenced any event; DistributedData's ReadRepair has no binding)
+/// and the cluster's own events to its local subscribers (membership and reachability changes, the singleton manager's
+/// oldest-member notices) never leave the process, and the default serializer cannot carry them: it loses a member's
+/// up-number, so a singleton manager reading a copy misjudges which member is oldest and waits for a hand-over that never
+/// comes. This serializer hands them through by reference, so verifying every message does not drop or corrupt them.
+/// Bound in tests only, to third-party types only.
 /// </summary>
 public sealed class InProcessOnlySerializer(ExtendedActorSystem system) : Serializer(system)
 {
@@ -22,8 +24,11 @@ public sealed class InProcessOnlySerializer(ExtendedActorSystem system) : Serial
         akka.actor.serialization-bindings {
           "Akka.Persistence.Sql.Journal.Types.WriteFinished, Akka.Persistence.Sql" = in-process-only
           "Akka.DistributedData.Internal.ReadRepair, Akka.DistributedData" = in-process-only
-          "Akka.Cluster.ClusterEvent+ReachabilityChanged, Akka.Cluster" = in-process-only
           "Akka.Persistence.Journal.AsyncWriteJournal+Desequenced, Akka.Persistence" = in-process-only
+          "Akka.Cluster.ClusterEvent+IClusterDomainEvent, Akka.Cluster" = in-process-only
+          "Akka.Cluster.ClusterEvent+CurrentClusterState, Akka.Cluster" = in-process-only
+          "Akka.Cluster.Tools.Singleton.OldestChangedBuffer+OldestChanged, Akka.Cluster.Tools" = in-process-only
+          "Akka.Cluster.Tools.Singleton.OldestChangedBuffer+InitialOldestState, Akka.Cluster.Tools" = in-process-only
         }
         akka.actor.serialization-identifiers { "Romana.Actors.Tests.Support.InProcessOnlySerializer, Romana.Actors.Tests" = 4199 }
         """;
