@@ -57,6 +57,16 @@ public class FuzzFindingTests
     }
 
     [Fact]
+    public async Task The_ec2_lab_reads_a_list_member_numbered_with_a_leading_zero()
+    {
+        var lab = new Ec2Lab();
+        lab.AddRouteTable("rtb-a");
+        lab.AddRouteTable("rtb-b");
+        var answer = await lab.CallAsync(Ec2Call.Of("DescribeRouteTables", ("RouteTableId.1", "rtb-a"), ("RouteTableId.02", "rtb-b")));
+        Assert.Equal(["rtb-a", "rtb-b"], Assert.IsType<Ec2Answer.RouteTables>(answer).Tables.Select(t => t.Id).Order().ToArray());
+    }
+
+    [Fact]
     public async Task The_ec2_lab_refuses_a_route_target_that_is_no_id()
     {
         var lab = new Ec2Lab();

@@ -17,21 +17,23 @@ internal sealed class Ec2QueryParameters(IReadOnlyDictionary<string, string> val
         return int.TryParse(raw, out var value) ? value : throw Ec2Lab.InvalidValue(raw, name);
     }
 
-    public List<string> List(string prefix) => [.. Indexed(prefix).Select(i => values[$"{prefix}.{i}"])];
+    public List<string> List(string prefix) => [.. Indexed(prefix).Select(key => values[key])];
 
     public List<(string Name, List<string> Values)> Filters() =>
-        [.. Indexed("Filter", ".Name").Select(i => (values[$"Filter.{i}.Name"], List($"Filter.{i}.Value")))];
+        [.. Indexed("Filter", ".Name").Select(key => (values[key], List(key[..^".Name".Length] + ".Value")))];
 
-    // Indices N for which "{prefix}.N{suffix}" is present, in numeric order.
-    private IEnumerable<int> Indexed(string prefix, string suffix = "") =>
+    // The names "{prefix}.N{suffix}" present, in numeric order of N. The names themselves are kept, not rebuilt from N:
+    // "RouteTableId.02" is member 2, and a rebuilt "RouteTableId.2" is not there (a fuzz finding).
+    private IEnumerable<string> Indexed(string prefix, string suffix = "") =>
         values.Keys
             .Where(k => k.Length > prefix.Length + 1 + suffix.Length
                 && k.StartsWith(prefix + ".", StringComparison.Ordinal)
                 && k.EndsWith(suffix, StringComparison.Ordinal))
-            .Select(k => k[(prefix.Length + 1)..(k.Length - suffix.Length)])
-            .Select(n => int.TryParse(n, out var i) ? i : -1)
-            .Where(i => i >= 0)
-            .Order();
+            .Select(k => (Key: k, Number: int.TryParse(k[(prefix.Length + 1)..(k.Length - suffix.Length)], out var i) ? i : -1))
+            .Where(m => m.Number >= 0)
+            .OrderBy(m => m.Number)
+            .ThenBy(m => m.Key, StringComparer.Ordinal)
+            .Select(m => m.Key);
 }
 
 /// <summary>What a route points at, told by the target id's prefix, and the Query parameter that names it.</summary>
