@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
 using Romana.Actors.Routing;
+using Romana.Actors.Tests.Support;
 using Romana.Host.Composition;
 
 namespace Romana.Actors.Tests.Routing;
@@ -10,6 +11,7 @@ namespace Romana.Actors.Tests.Routing;
 /// Two actor systems on loopback port 0 form a cluster;
 /// the route manager singleton moves from one to the other in the middle of a pass.
 /// </summary>
+[Collection(ClusterCollection.Name)]
 public class RouteManagerHandOverTests
 {
     private static readonly Config ClusterConfig = ConfigurationFactory.ParseString("""
