@@ -136,6 +136,8 @@ public class DaemonHardeningTests(ITestOutputHelper output)
         // Every fourth client hangs up its receiving side before it asks: the daemon can never deliver its reply.
         const int burst = 400;
         var answered = new ConcurrentBag<string>();
+        // Set by the client that reads the fifth reply: the signal goes at once, not after a poll that may oversleep.
+        var fifth = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var hangUp = new TaskCompletionSource();
         var clients = Enumerable.Range(0, burst).Select(i => Task.Run(async () =>
         {
@@ -158,7 +160,11 @@ public class DaemonHardeningTests(ITestOutputHelper output)
                 int read;
                 while ((read = await client.ReceiveAsync(buffer, SocketFlags.None, timeout.Token)) > 0) reply.Write(buffer, 0, read);
                 var line = Encoding.UTF8.GetString(reply.ToArray()).Trim();
-                if (line.Length > 0 && DaemonProtocol.DecodeReply(Encoding.UTF8.GetBytes(line)) is { Ok: true }) answered.Add(id);
+                if (line.Length > 0 && DaemonProtocol.DecodeReply(Encoding.UTF8.GetBytes(line)) is { Ok: true })
+                {
+                    answered.Add(id);
+                    if (answered.Count >= 5) fifth.TrySetResult();
+                }
             }
             catch (Exception e) when (e is SocketException or OperationCanceledException)
             {
@@ -166,8 +172,7 @@ public class DaemonHardeningTests(ITestOutputHelper output)
             }
         })).ToList();
 
-        var waited = Stopwatch.StartNew();
-        while (answered.Count < 5 && waited.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(1);
+        await fifth.Task.WaitAsync(TimeSpan.FromSeconds(30));
         var answeredAtSignal = answered.Count;
         daemon.Terminate();
         var exit = daemon.AwaitExit(TimeSpan.FromSeconds(40));
