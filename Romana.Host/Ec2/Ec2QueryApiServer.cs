@@ -32,7 +32,7 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
             : endPoint.Address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback
             : endPoint.Address;
         Url = $"http://{new IPEndPoint(host, endPoint.Port)}/";
-        _acceptLoop = Task.Run(AcceptLoopAsync);
+        _acceptLoop = LabHttpListener.AcceptAsync(listener, ServeAsync);
     }
 
     /// <summary>
@@ -42,27 +42,8 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
     public static Ec2QueryApiServer Start(Ec2Lab lab, IPEndPoint? listen = null)
     {
         listen ??= new IPEndPoint(IPAddress.Loopback, 0);
-        // HttpListener cannot bind port 0: probe for a free port, and try again if someone takes it first.
-        for (var attempt = 1; ; attempt++)
-        {
-            var endPoint = listen.Port == 0 ? new IPEndPoint(listen.Address, FreePort(listen.Address)) : listen;
-            var listener = new HttpListener();
-            foreach (var prefix in Prefixes(endPoint)) listener.Prefixes.Add(prefix);
-            try
-            {
-                listener.Start();
-                return new Ec2QueryApiServer(lab, listener, endPoint);
-            }
-            catch (HttpListenerException) when (listen.Port == 0 && attempt < 10)
-            {
-                listener.Close();
-            }
-            catch
-            {
-                listener.Close();
-                throw;
-            }
-        }
+        var (listener, endPoint) = LabHttpListener.Start(listen);
+        return new Ec2QueryApiServer(lab, listener, endPoint);
     }
 
     public Ec2Lab Lab { get; }
@@ -80,40 +61,6 @@ public sealed class Ec2QueryApiServer : IAsyncDisposable, IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _listener.Close();
         await _acceptLoop.ConfigureAwait(false);
-    }
-
-    // The listener answers only requests whose Host header matches a prefix: "+" takes any host (and binds every address);
-    // on loopback, http://localhost:PORT/ is as good a ServiceURL as the address.
-    private static IEnumerable<string> Prefixes(IPEndPoint endPoint)
-    {
-        if (endPoint.Address.Equals(IPAddress.Any) || endPoint.Address.Equals(IPAddress.IPv6Any)) return [$"http://+:{endPoint.Port}/"];
-        return IPAddress.IsLoopback(endPoint.Address)
-            ? [$"http://{endPoint}/", $"http://localhost:{endPoint.Port}/"]
-            : [$"http://{endPoint}/"];
-    }
-
-    private static int FreePort(IPAddress address)
-    {
-        using var probe = new TcpListener(address, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (true)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await _listener.GetContextAsync().ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return; // closed
-            }
-            _ = Task.Run(() => ServeAsync(context));
-        }
     }
 
     private async Task ServeAsync(HttpListenerContext context)

@@ -34,7 +34,7 @@ public sealed class ImdsLabServer : IAsyncDisposable
         _listener = listener;
         EndPoint = endPoint;
         Url = $"http://{endPoint}";
-        _acceptLoop = Task.Run(AcceptLoopAsync);
+        _acceptLoop = LabHttpListener.AcceptAsync(listener, context => { Serve(context); return Task.CompletedTask; });
     }
 
     public IPEndPoint EndPoint { get; }
@@ -57,50 +57,8 @@ public sealed class ImdsLabServer : IAsyncDisposable
     public static ImdsLabServer Start(IPEndPoint? listen = null)
     {
         listen ??= new IPEndPoint(IPAddress.Loopback, 0);
-        for (var attempt = 1; ; attempt++)
-        {
-            var endPoint = listen.Port == 0 ? new IPEndPoint(listen.Address, FreePort(listen.Address)) : listen;
-            var listener = new HttpListener();
-            listener.Prefixes.Add(endPoint.Address.Equals(IPAddress.Any) ? $"http://+:{endPoint.Port}/" : $"http://{endPoint}/");
-            try
-            {
-                listener.Start();
-                return new ImdsLabServer(listener, endPoint);
-            }
-            catch (HttpListenerException) when (listen.Port == 0 && attempt < 10)
-            {
-                listener.Close();
-            }
-            catch
-            {
-                listener.Close();
-                throw;
-            }
-        }
-    }
-
-    private static int FreePort(IPAddress address)
-    {
-        using var probe = new TcpListener(address, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
-    private async Task AcceptLoopAsync()
-    {
-        while (true)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await _listener.GetContextAsync().ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return;
-            }
-            _ = Task.Run(() => Serve(context));
-        }
+        var (listener, endPoint) = LabHttpListener.Start(listen);
+        return new ImdsLabServer(listener, endPoint);
     }
 
     private void Serve(HttpListenerContext context)
