@@ -194,7 +194,7 @@ public class CniPluginTests
             $"node1's host route to {remoteBlock}");
         Assert.True(NetnsLab.Pings(pod1, remote.Address.ToString()), "pod on n1 -> pod address on n2, through n1's host route");
 
-        Assert.IsType<Succeeded>(await daemon.Ipam.AskAsync(new RemoveNode(new NodeName("n2"), "test: n2 leaves")));
+        Assert.IsType<NodeRemoved>(await daemon.Ipam.AskAsync(new RemoveNode(new NodeName("n2"), "test: n2 leaves")));
         AwaitTrue(() => !TableRoutes(node1).Contains(remoteBlock.ToString()), $"withdrawal of {remoteBlock}");
         Assert.False(NetnsLab.Pings(pod1, remote.Address.ToString()), "no route once the block is withdrawn");
         Assert.True(runtime.Del("container-1", pod1, added.Json).Ok);

@@ -59,7 +59,7 @@ public class IpamPropertyTests
                         case (ReleaseOp r, Succeeded):
                             holder.Remove(holder.Single(h => h.Value.Value == $"k{r.Key}").Key);
                             break;
-                        case (RemoveNodeOp, Succeeded):
+                        case (RemoveNodeOp, NodeRemoved):
                             var state = (IpamStateView)await ipam.AskAsync(new GetIpamState());
                             var still = state.Nodes.SelectMany(n => n.Allocations).Select(a => a.Address).ToHashSet();
                             foreach (var gone in holder.Keys.Where(a => !still.Contains(a)).ToList()) holder.Remove(gone);

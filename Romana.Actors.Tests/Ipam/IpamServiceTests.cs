@@ -96,7 +96,8 @@ public class IpamServiceTests
             ("b", "s1", "10.1.0.2"));
         Assert.Equal("10.0.0.0", (await AllocateAsync(ipam, "a", "k")).ToString());
         Assert.Equal(IpamErrorCode.Exhausted, (await FailsAsync(ipam, new Allocate(new("b"), new("other")))).Code);
-        Assert.IsType<Succeeded>(await ipam.AskAsync(new RemoveNode(new("a"))));
+        var removed = Assert.IsType<NodeRemoved>(await ipam.AskAsync(new RemoveNode(new("a"))));
+        Assert.Equal((new NodeName("a"), new SubnetId("s1"), "k"), (removed.Node, removed.Subnet, Assert.Single(removed.Released).Value));
         Assert.Equal("10.0.0.0", (await AllocateAsync(ipam, "b", "k")).ToString());
         Assert.Equal(IpamErrorCode.NotFound, (await FailsAsync(ipam, new RemoveNode(new("a")))).Code);
     }

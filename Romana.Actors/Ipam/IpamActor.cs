@@ -379,7 +379,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                     foreach (var key in removed.Released) Unindex(key);
                     Context.Unwatch(nodeActor);
                     _nodes.Remove(command.Node);
-                    replyTo.Tell(Succeeded.Instance);
+                    replyTo.Tell(new NodeRemoved(command.Node, subnet, removed.Released));
                 }
                 else replyTo.Tell(AsFailure(reply, $"subnet {subnet}"));
                 break;

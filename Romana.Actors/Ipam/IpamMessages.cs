@@ -10,6 +10,7 @@ public static class IpamMessages
     // Commands
     /// <summary>A node joins a subnet; its ENI (what VPC routes target) and instance are optional until routes are managed.</summary>
     public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip, string? Eni = null, string? InstanceId = null) : IRomanaMessage;
+    /// <summary>The node leaves Romana: its addresses are released and its blocks returned; replies <see cref="NodeRemoved"/>.</summary>
     public sealed record RemoveNode(NodeName Node, string Reason = "node removed") : IRomanaMessage;
     /// <summary>
     /// An address for the key: the same again for a key the node holds, unless it was handed to another network namespace
@@ -56,6 +57,11 @@ public static class IpamMessages
         public static readonly Succeeded Instance = new();
     }
     public sealed record Failed(IpamError Error) : IpamReply;
+    /// <summary>
+    /// <see cref="RemoveNode"/>'s answer, once the node's journal holds the release of every address it had and the return
+    /// of its blocks, and the subnet's that it left: <paramref name="Released"/> are the keys of the addresses released.
+    /// </summary>
+    public sealed record NodeRemoved(NodeName Node, SubnetId Subnet, ImmutableArray<AllocationKey> Released) : IpamReply;
     /// <param name="Netns">The identity of the namespace the address was handed to, when the allocating caller gave one.</param>
     /// <param name="Fresh">True when this answer handed the address out (an Allocate that was not already held).</param>
     public sealed record AddressAssigned(NodeName Node, AllocationKey Key, Ipv4 Address, string? Netns = null, bool Fresh = false)

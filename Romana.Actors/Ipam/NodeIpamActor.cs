@@ -324,7 +324,9 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
             if (view.Subnet.Members.All(m => m.Node != command.Node)) continue;
             var removed = await AskRawAsync(_subnets, ToSubnet(subnet.Id, new SubnetMessages.RemoveNode(command.Node, command.Reason)),
                 _settings.AskTimeout * 2);
-            return removed is SubnetMessages.NodeRemoved ? Succeeded.Instance : removed as Failed ?? Unanswered($"subnet {subnet.Id}");
+            return removed is SubnetMessages.NodeRemoved done
+                ? new NodeRemoved(command.Node, subnet.Id, done.Released)
+                : removed as Failed ?? Unanswered($"subnet {subnet.Id}");
         }
         return new Failed(IpamError.NotFound($"node: '{command.Node}' is not a member of any subnet"));
     }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Hosting.SBR;
 using Akka.Configuration;
@@ -22,6 +23,25 @@ public static class ClusterHosting
     /// <summary>The subnet a role names, or null when it is not a subnet role.</summary>
     public static SubnetId? SubnetOfRole(string role) =>
         role.StartsWith("subnet:", StringComparison.Ordinal) ? new SubnetId(role["subnet:".Length..]) : null;
+
+    /// <summary>The role that names a daemon's Romana node: any member maps a member to its node by it.</summary>
+    public static string NameRole(NodeName node) => $"{NameRolePrefix}{node.Value}";
+
+    /// <summary>The node a role names, or null when it is not a name role.</summary>
+    public static NodeName? NodeOfRole(string role) =>
+        role.StartsWith(NameRolePrefix, StringComparison.Ordinal) ? new NodeName(role[NameRolePrefix.Length..]) : null;
+
+    /// <summary>The Romana node of a member (from its <see cref="NameRole"/>), or null for a member that has none.</summary>
+    public static NodeName? NodeOf(Member member) => member.Roles.Select(NodeOfRole).FirstOrDefault(n => n is not null);
+
+    /// <summary>
+    /// The member that hosts the route manager singleton, as the ClusterSingletonManager picks it: the oldest member that is
+    /// Up and has the role node (reachable or not: the singleton stays until its member is downed). Null when there is none.
+    /// </summary>
+    public static Member? RouteManagerHost(IEnumerable<Member> members) =>
+        members.Where(m => m.Status == MemberStatus.Up && m.HasRole(NodeRole)).OrderBy(m => m, Member.AgeOrdering).FirstOrDefault();
+
+    private const string NameRolePrefix = "name:";
 
     /// <summary>
     /// Remoting on <see cref="ClusterSettings.Hostname"/>:<see cref="ClusterSettings.Port"/> (TLS when asked), the cluster

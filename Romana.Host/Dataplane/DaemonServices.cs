@@ -27,9 +27,12 @@ public sealed class CniSocketService(CniServer server, IServiceProvider services
     public Task StartedAsync(CancellationToken cancellationToken)
     {
         var log = services.DaemonLog();
-        var handler = new CniRequestHandler(services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>(),
-            services.GetRequiredService<IHostNetwork>(), log);
-        server.Serve(handler, log);
+        var (ipam, node) = (services.GetRequiredService<IpamClient>(), services.GetRequiredService<NodeIdentity>());
+        var handler = new CniRequestHandler(ipam, node, services.GetRequiredService<IHostNetwork>(), log);
+        var cluster = services.GetService<ClusterPlacementMarker>() is null
+            ? null
+            : Akka.Cluster.Cluster.Get(services.GetRequiredService<ActorSystem>());
+        server.Serve(new DaemonSocketRequests(handler, new DaemonAdminRequests(ipam, node, cluster, log)), log);
         return Task.CompletedTask;
     }
 

@@ -81,7 +81,8 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 // A member of the cluster: the route manager as the cluster singleton (never a forwarder itself while its
                 // subnet has another healthy node), the forwarder supervisors sharded away from their own subnets.
                 if (cluster.Enabled)
-                    akka.AddRomanaCluster(cluster, [ClusterHosting.NodeRole, ClusterHosting.SubnetRole(node.Subnet)])
+                    akka.AddRomanaCluster(cluster, [ClusterHosting.NodeRole, ClusterHosting.SubnetRole(node.Subnet),
+                            ClusterHosting.NameRole(node.Name)])
                         .AddRomanaRoutes(topology, RouteManagerPlacement.ClusterSingleton,
                             source => new SingletonHostRoutingSource(source, node.Name))
                         .AddRomanaClusterHealth();
