@@ -15,6 +15,8 @@ root.Subcommands.Add(DaemonCommand.Create());
 root.Subcommands.Add(BenchCommands.Create());
 root.Subcommands.Add(Ec2Commands.Create());
 root.Subcommands.Add(LabCommands.Create());
+root.Subcommands.Add(AdminCommands.Node());
+root.Subcommands.Add(AdminCommands.Cluster());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))
