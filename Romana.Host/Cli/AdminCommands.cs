@@ -48,8 +48,17 @@ public static class AdminCommands
             daemon's own node, and for a node Romana does not know. Prints how many addresses were released. Exit 0 when
             removed, 1 when refused or no daemon answers, 2 on bad usage.
             """) { name, socket, config, json };
-        remove.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(cancel => RemoveAsync(parse.GetValue(name)!,
-            SocketPath(parse.GetValue(socket), parse.GetValue(config)), parse.GetValue(json), Console.Out, cancel)));
+        remove.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async cancel =>
+        {
+            var target = parse.GetValue(name)!;
+            if (DaemonAdminRequests.NodeNameProblem(target) is { } problem)
+            {
+                await Console.Error.WriteLineAsync($"romana: NAME {Printable.Quote(target)} {problem}");
+                return CommandLineGuard.BadInput;
+            }
+            return await RemoveAsync(target, SocketPath(parse.GetValue(socket), parse.GetValue(config)), parse.GetValue(json), Console.Out,
+                cancel);
+        }));
         var node = new Command("node", "Romana's nodes, through the daemon on this machine.");
         node.Subcommands.Add(remove);
         return node;
@@ -82,11 +91,6 @@ public static class AdminCommands
 
     public static async Task<int> RemoveAsync(string node, string socket, bool json, TextWriter output, CancellationToken cancel)
     {
-        if (DaemonAdminRequests.NodeNameProblem(node) is { } problem)
-        {
-            await Console.Error.WriteLineAsync($"romana: NAME {Printable.Quote(node)} {problem}");
-            return CommandLineGuard.BadInput;
-        }
         var reply = await SendAsync(socket, new DaemonRequest(DaemonProtocol.NodeRemove, "", "", Node: node), RemoveTimeout, cancel);
         if (reply is null) return CommandLineGuard.Failed;
         if (!reply.Ok) return await RefusedAsync($"node remove {node}", reply, json, output);

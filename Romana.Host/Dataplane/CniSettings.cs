@@ -20,7 +20,8 @@ public sealed record CniSettings(string Socket, string SocketSetting, int MaxCon
     /// <param name="socketOverride">--socket, which replaces romana.cni.socket.</param>
     public static CniSettings From(Config config, string? socketOverride = null)
     {
-        var cni = config.WithFallback(RomanaConfig.Reference).GetConfig(Section);
+        // (Akka refuses a configuration as its own fallback: the reference is read as it is.)
+        var cni = (ReferenceEquals(config, RomanaConfig.Reference) ? config : config.WithFallback(RomanaConfig.Reference)).GetConfig(Section);
         var settings = new CniSettings(
             socketOverride ?? Read(cni, "socket", c => c.GetString("socket")),
             socketOverride is null ? $"{Section}.socket" : "--socket",
