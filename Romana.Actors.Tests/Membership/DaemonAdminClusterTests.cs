@@ -1,0 +1,229 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Cluster;
+using Romana.Actors.Addressing;
+using Romana.Actors.Configuration;
+using Romana.Actors.Ipam;
+using Romana.Actors.Routing;
+using Romana.Actors.Tests.Conformance;
+using Romana.Actors.Tests.Dataplane;
+using Romana.Actors.Tests.Support;
+using Romana.Contracts.Cni;
+using Romana.Host.Cli;
+using Romana.Host.Composition;
+using Romana.Host.Dataplane;
+using Romana.Host.Ec2;
+using Xunit.Abstractions;
+using static Romana.Actors.Ipam.IpamMessages;
+
+namespace Romana.Actors.Tests.Membership;
+
+/// <summary>
+/// The daemon's admin API in a cluster: three `romana daemon`s in this process (romana.cluster.enabled = on, one
+/// PostgreSQL journal, every message checked by the serializer), each asked through its own Unix socket as `romana cluster
+/// status` and `romana node remove` ask it.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly TempFolder _folder = new();
+    private readonly Dictionary<string, RomanaDaemon> _daemons = [];
+    private readonly int _seedPort = ClusterMembershipTests.FreePort();
+    private Host.Ipam.FreshJournal? _journal;
+    private Ec2QueryApiServer? _ec2;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var daemon in _daemons.Values) await daemon.DisposeAsync();
+        if (_ec2 is not null) await _ec2.DisposeAsync();
+        if (_journal is not null) await _journal.DisposeAsync();
+        _folder.Dispose();
+    }
+
+    [SkippableFact]
+    public async Task Members_agree_on_the_route_manager_a_live_node_is_not_removed_and_a_stopped_one_is_with_its_addresses_released()
+    {
+        Skip.If(server.Unavailable is not null, server.Unavailable);
+        foreach (var node in new[] { "n1", "n2", "n3" }) await StartAsync(node);
+        await EventuallyAsync("three members up, seen by each", () => Task.FromResult(_daemons.Values.All(d =>
+            Cluster.Get(d.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 3) ? (object)true : null));
+        // A pod on each node; three on n2.
+        var pods = new Dictionary<string, Ipv4>();
+        foreach (var (node, count) in new[] { ("n1", 1), ("n2", 3), ("n3", 1) })
+            for (var i = 0; i < count; i++)
+            {
+                var key = $"{node}-pod-{i}/eth0";
+                pods[key] = (await EventuallyAsync($"an address for {key}", async () =>
+                    await _daemons[node].Ipam.AskAsync(new Allocate(new NodeName(node), new AllocationKey(key))) as AddressAssigned)).Address;
+            }
+
+        // CLUSTER: every member lists the three by their node names, and they agree on where the route singleton runs.
+        var views = new Dictionary<string, ClusterView>();
+        foreach (var node in _daemons.Keys)
+            views[node] = await EventuallyAsync($"{node}'s view with a route manager", async () =>
+                (await AskAsync(node, new DaemonRequest(DaemonProtocol.Cluster, "", ""))).Cluster is { RouteManager: not null } view
+                    && view.Members.Length == 3 ? view : null);
+        foreach (var (node, view) in views)
+        {
+            Assert.Equal((node, true), (view.Self, view.Enabled));
+            Assert.Equal(["n1", "n2", "n3"], view.Members.Select(m => m.Node).Order());
+            Assert.All(view.Members, m => Assert.Equal(("Up", true, "subnet-a"), (m.Status, m.Reachable, m.Subnet)));
+            Assert.Equal(Cluster.Get(_daemons[node].System).SelfAddress.ToString(), view.SelfAddress);
+            output.WriteLine($"{node}: route manager {view.RouteManager}; members {string.Join(", ", view.Members.Select(m => m.Node))}");
+        }
+        var routeManager = Assert.Single(views.Values.Select(v => v.RouteManager).Distinct())!;
+        Assert.Equal("n1", routeManager); // the first to join is the oldest
+        await EventuallyAsync($"the route singleton running on {routeManager}", async () =>
+            await RunsRouteSingletonAsync(_daemons[routeManager].System) ? (object)true : null);
+        foreach (var other in _daemons.Keys.Where(n => n != routeManager))
+            Assert.False(await RunsRouteSingletonAsync(_daemons[other].System), $"{other} runs the route singleton too");
+
+        // n2 is alive: refused from every other member, and nothing changes.
+        var n2Address = views["n1"].Members.Single(m => m.Node == "n2").Address;
+        foreach (var asker in new[] { "n1", "n3" })
+        {
+            var refused = await AskAsync(asker, Remove("n2"));
+            Assert.Equal((false, "conflict"), (refused.Ok, refused.Code));
+            Assert.Equal($"node n2 is an Up and reachable member of the cluster at {n2Address}: stop its daemon first", refused.Error);
+        }
+        Assert.Equal("invalid", (await AskAsync("n1", Remove("n1"))).Code);
+        Assert.Equal("not-found", (await AskAsync("n1", Remove("n9"))).Code);
+        Assert.Equal(3, Assert.IsType<AllocationsOf>(await _daemons["n2"].Ipam.AskAsync(new GetAllocations(new("n2")))).Allocations.Length);
+        Assert.Empty(await ReleasesOfAsync("n2"));
+        var before = Assert.IsType<SubnetView>(await _daemons["n1"].Ipam.AskAsync(new GetSubnet(new SubnetId("subnet-a")))).Subnet;
+        var n2Blocks = before.Owners.Where(o => o.Node == new NodeName("n2")).Select(o => o.Block).ToList();
+        Assert.NotEmpty(n2Blocks);
+
+        // n2's daemon stops (it leaves the cluster); its pods' addresses stay its own until the node is removed.
+        await _daemons["n2"].DisposeAsync();
+        _daemons.Remove("n2");
+        await EventuallyAsync<object>("n2 gone from the others' views", async () =>
+        {
+            foreach (var node in _daemons.Keys)
+                if ((await AskAsync(node, new DaemonRequest(DaemonProtocol.Cluster, "", ""))).Cluster!.Members.Any(m => m.Node == "n2"))
+                    return null;
+            return (object)true;
+        });
+        Assert.Empty(await ReleasesOfAsync("n2"));
+
+        // Removed, through n3's socket: the subnet may first wait for n2's holder to be gone, or for its entity to settle
+        // after moving (each such answer changes nothing, and asking again is safe).
+        var removed = await EventuallyAsync("NODE-REMOVE n2 done", async () =>
+        {
+            var reply = await AskAsync("n3", Remove("n2"));
+            if (reply.Ok) return reply;
+            output.WriteLine($"NODE-REMOVE n2: {reply.Code}: {reply.Error}");
+            Assert.True(reply.Code is "unavailable" || reply.Error!.Contains("held by the live daemon"), reply.Error);
+            return null;
+        });
+        Assert.Equal(("n2", "subnet-a", 3), (removed.Node, removed.Subnet, removed.Released));
+        var released = Assert.Single(await ReleasesOfAsync("n2"));
+        Assert.Equal(DaemonAdminRequests.RemoveReason, released.Reason);
+        Assert.Equal(pods.Where(p => p.Key.StartsWith("n2-")).Select(p => p.Value).Order(), released.Addresses.Select(a => a.Address).Order());
+        Assert.All(released.Addresses, a => Assert.Equal(DaemonAdminRequests.RemoveReason, a.Reason));
+        var after = Assert.IsType<SubnetView>(await _daemons["n1"].Ipam.AskAsync(new GetSubnet(new SubnetId("subnet-a")))).Subnet;
+        Assert.DoesNotContain(after.Members, m => m.Node == new NodeName("n2"));
+        Assert.DoesNotContain(after.Owners, o => o.Node == new NodeName("n2"));
+        Assert.Equal("not-found", (await AskAsync("n1", Remove("n2"))).Code);
+
+        // n2's blocks are granted again: n3 takes addresses until it holds one of them (the subnet grants its lowest free block).
+        var more = new List<Ipv4>();
+        for (var i = 0; !await OwnsAnyAsync("n3", n2Blocks); i++)
+        {
+            Assert.True(i < 64, $"n3 was never granted one of n2's former blocks {string.Join(", ", n2Blocks)}");
+            more.Add(Assert.IsType<AddressAssigned>(
+                await _daemons["n3"].Ipam.AskAsync(new Allocate(new("n3"), new($"n3-more-{i}/eth0")))).Address);
+        }
+        // The pods on the surviving nodes keep their addresses, and nothing new is handed out twice.
+        foreach (var (key, address) in pods.Where(p => !p.Key.StartsWith("n2-")))
+        {
+            var node = key[..2];
+            Assert.Equal(address, Assert.IsType<AddressAssigned>(await _daemons[node].Ipam.AskAsync(new GetAddress(new(key)))).Address);
+            Assert.DoesNotContain(address, more);
+        }
+        Assert.Equal(more.Count, more.Distinct().Count());
+    }
+
+    private static DaemonRequest Remove(string node) => new(DaemonProtocol.NodeRemove, "", "", Node: node);
+
+    private Task<DaemonReply> AskAsync(string node, DaemonRequest request) =>
+        DaemonSocketClient.SendAsync(SocketOf(node), request, TimeSpan.FromSeconds(60));
+
+    private string SocketOf(string node) => Path.Combine(_folder.Path, $"{node}.sock");
+
+    private async Task<bool> OwnsAnyAsync(string node, List<Ipv4Cidr> blocks) =>
+        Assert.IsType<BlocksOf>(await _daemons[node].Ipam.AskAsync(new GetBlocks(new(node)))).Blocks.Any(blocks.Contains);
+
+    /// <summary>The release events in the node's journal, read through Akka.Persistence.Query as `romana audit` reads them.</summary>
+    private async Task<List<NodeMessages.AddressesReleased>> ReleasesOfAsync(string node)
+    {
+        await using var audit = await RomanaHost.StartAuditAsync(_journal!.Settings);
+        return [.. (await audit.Audit.ByPersistenceIdAsync($"node-{node}")).OfType<NodeMessages.AddressesReleased>()];
+    }
+
+    /// <summary>Whether the route manager singleton runs in this member: its manager's child, as ClusterSingletonManager names it.</summary>
+    private static async Task<bool> RunsRouteSingletonAsync(ActorSystem system)
+    {
+        try
+        {
+            var identity = await system.ActorSelection($"/user/{VpcRouteActor.Id}/{VpcRouteActor.Id}")
+                .Ask<ActorIdentity>(new Identify(null), TimeSpan.FromSeconds(3));
+            return identity.Subject is not null;
+        }
+        catch (AskTimeoutException)
+        {
+            return false;
+        }
+    }
+
+    private async Task StartAsync(string node)
+    {
+        _journal ??= await server.CreateJournalAsync();
+        if (_ec2 is null)
+        {
+            var ec2 = new Ec2Lab();
+            ec2.AddRouteTable("rtb-a", subnetIds: ["subnet-a"], tags: [new("romana.io/cluster", "admin")], vpcCidr: "10.0.0.0/16");
+            _ec2 = Ec2QueryApiServer.Start(ec2);
+            // The route manager's SDK client takes its credentials from the default chain: here, its environment variables.
+            Environment.SetEnvironmentVariable("AWS_ACCESS_KEY_ID", "lab");
+            Environment.SetEnvironmentVariable("AWS_SECRET_ACCESS_KEY", "lab");
+        }
+        var index = _daemons.Count + 1;
+        // Node addresses on loopback: the forwarder health probes connect to them.
+        var config = RomanaConfig.Load(_folder.Write($"{node}.conf", $$"""
+            romana {
+              topology {
+                pod-cidr = "100.64.0.0/26", block-prefix-length = 28
+                zones = [{ name = "z", subnets = [{ id = "subnet-a", route-table = "rtb-a" }] }]
+              }
+              node { name = "{{node}}", subnet = "subnet-a", ip = "127.0.0.{{10 + index}}", instance-id = "i-{{node}}", eni = "eni-{{node}}" }
+              cluster {
+                enabled = on, port = {{(index == 1 ? _seedPort : 0)}}, seed-nodes = ["akka.tcp://romana@127.0.0.1:{{_seedPort}}"]
+              }
+              aws { region = "eu-west-1", endpoint = "{{_ec2.Url}}" }
+              routes.tables { tag-key = "romana.io/cluster", tag-value = "admin" }
+              health.probe-port = {{ClusterMembershipTests.FreePort()}}
+              ipam.cluster.register-interval = 300ms
+              persistence { journal = postgresql, postgresql.connection-string = "{{_journal.Settings.PostgreSqlConnectionString}}" }
+              cni.socket = "{{SocketOf(node)}}"
+            }
+            akka.loglevel = WARNING
+            akka.actor.serialize-messages = on
+            {{InProcessOnlySerializer.Hocon}}
+            """));
+        _daemons[node] = await RomanaDaemon.StartAsync(config, hostNetwork: new InMemoryHostNetwork());
+    }
+
+    private static async Task<T> EventuallyAsync<T>(string what, Func<Task<T?>> attempt) where T : class
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            if (await attempt() is { } done) return done;
+            if (clock.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException($"not within 60 s: {what}");
+            await Task.Delay(200);
+        }
+    }
+}
