@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using Akka.Actor;
 using Akka.Cluster;
 using Romana.Actors.Addressing;
@@ -75,6 +76,15 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
         }
         var routeManager = Assert.Single(views.Values.Select(v => v.RouteManager).Distinct())!;
         Assert.Equal("n1", routeManager); // the first to join is the oldest
+        // `romana cluster status`, as a person reads it: a row per member and the route manager's host.
+        var (exit, table, error) = await Processes.RunAsync("dotnet",
+            [Path.Combine(AppContext.BaseDirectory, "romana.dll"), "cluster", "status", "--socket", SocketOf("n3")], Paths.RepositoryRoot);
+        output.WriteLine(table);
+        Assert.Equal((0, ""), (exit, error));
+        Assert.Contains("route manager: node n1", table);
+        foreach (var node in _daemons.Keys)
+            Assert.Matches($"{node} +. subnet-a +. {Regex.Escape(views[node].SelfAddress!)} +. Up +. yes +. "
+                + (node == "n1" ? "route manager" : node == "n3" ? "this daemon" : " "), table);
         await EventuallyAsync($"the route singleton running on {routeManager}", async () =>
             await RunsRouteSingletonAsync(_daemons[routeManager].System) ? (object)true : null);
         foreach (var other in _daemons.Keys.Where(n => n != routeManager))

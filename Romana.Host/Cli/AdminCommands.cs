@@ -122,13 +122,17 @@ public static class AdminCommands
         {
             var table = new Table()
                 .Title(Markup.Escape($"the cluster as node {view.Self}'s daemon sees it ({view.SelfAddress})"))
-                .AddColumns("node", "subnet", "address", "status", "reachable", "");
+                .AddColumns("node", "subnet", "address", "status", "reachable", "note");
+            table.Columns[2].NoWrap();
             foreach (var member in view.Members)
                 table.AddRow(Markup.Escape(member.Node ?? "-"), Markup.Escape(member.Subnet ?? "-"), Markup.Escape(member.Address),
                     Markup.Escape(member.Status), member.Reachable ? "yes" : "[red]no[/]",
                     Markup.Escape(string.Join(", ", Notes(view, member))));
-            AnsiConsole.Write(table);
-            await output.WriteLineAsync($"route manager: {(view.RouteManager is { } host ? $"node {host}" : "no member hosts it now")}");
+            // Into a file or a pipe, the table keeps its rows whole (Spectre would wrap them at 80 columns).
+            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+            if (Console.IsOutputRedirected) console.Profile.Width = 240;
+            console.Write(table);
+            console.WriteLine($"route manager: {(view.RouteManager is { } host ? $"node {host}" : "no member hosts it now")}");
         }
         return CommandLineGuard.Ok;
     }
