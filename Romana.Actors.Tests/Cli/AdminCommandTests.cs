@@ -51,6 +51,9 @@ public sealed class AdminCommandTests : IAsyncLifetime
         _folder.Dispose();
     }
 
+    private async Task<int> HeldOnN2Async() =>
+        Assert.IsType<AllocationsOf>(await _daemon!.Ipam.AskAsync(new GetAllocations(new NodeName("n2")))).Allocations.Length;
+
     [Fact]
     public async Task Cluster_status_of_a_daemon_alone_prints_its_node_and_no_members()
     {
@@ -87,7 +90,7 @@ public sealed class AdminCommandTests : IAsyncLifetime
         Assert.Equal((1, ""), (exit, output));
         Assert.Equal("romana: node remove n1: refused (invalid): node n1 is this daemon's own node; stop this daemon and remove "
             + "the node from another node's daemon", error.Trim());
-        Assert.Equal(2, Assert.IsType<AllocationsOf>(await _daemon!.Ipam.AskAsync(new GetAllocations(new NodeName("n2")))).Allocations.Length);
+        Assert.Equal(2, await HeldOnN2Async());
     }
 
     [Fact]
@@ -109,7 +112,7 @@ public sealed class AdminCommandTests : IAsyncLifetime
         Assert.EndsWith("romana: see 'romana node remove --help'", error.Trim());
         (exit, _, error) = await RomanaAsync("cluster", "status", "--config", Path.Combine(_folder.Path, "nope.conf"));
         Assert.Equal((2, $"romana: {_folder.Path}/nope.conf: no such configuration file"), (exit, error.Trim()));
-        Assert.Equal(2, Assert.IsType<AllocationsOf>(await _daemon!.Ipam.AskAsync(new GetAllocations(new NodeName("n2")))).Allocations.Length);
+        Assert.Equal(2, await HeldOnN2Async());
     }
 
     [Fact]

@@ -56,8 +56,9 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
             for (var i = 0; i < count; i++)
             {
                 var key = $"{node}-pod-{i}/eth0";
+                var allocate = new Allocate(new NodeName(node), new AllocationKey(key));
                 pods[key] = (await EventuallyAsync($"an address for {key}", async () =>
-                    await _daemons[node].Ipam.AskAsync(new Allocate(new NodeName(node), new AllocationKey(key))) as AddressAssigned)).Address;
+                    await _daemons[node].Ipam.AskAsync(allocate) as AddressAssigned)).Address;
             }
 
         // CLUSTER: every member lists the three by their node names, and they agree on where the route singleton runs.
@@ -131,7 +132,8 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
         Assert.Equal(("n2", "subnet-a", 3), (removed.Node, removed.Subnet, removed.Released));
         var released = Assert.Single(await ReleasesOfAsync("n2"));
         Assert.Equal(DaemonAdminRequests.RemoveReason, released.Reason);
-        Assert.Equal(pods.Where(p => p.Key.StartsWith("n2-")).Select(p => p.Value).Order(), released.Addresses.Select(a => a.Address).Order());
+        Assert.Equal(pods.Where(p => p.Key.StartsWith("n2-")).Select(p => p.Value).Order(),
+            released.Addresses.Select(a => a.Address).Order());
         Assert.All(released.Addresses, a => Assert.Equal(DaemonAdminRequests.RemoveReason, a.Reason));
         var after = Assert.IsType<SubnetView>(await _daemons["n1"].Ipam.AskAsync(new GetSubnet(new SubnetId("subnet-a")))).Subnet;
         Assert.DoesNotContain(after.Members, m => m.Node == new NodeName("n2"));
@@ -173,7 +175,7 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
         return [.. (await audit.Audit.ByPersistenceIdAsync($"node-{node}")).OfType<NodeMessages.AddressesReleased>()];
     }
 
-    /// <summary>Whether the route manager singleton runs in this member: its manager's child, as ClusterSingletonManager names it.</summary>
+    /// <summary>Whether the route manager singleton runs in this member: its manager's child, named as the singleton.</summary>
     private static async Task<bool> RunsRouteSingletonAsync(ActorSystem system)
     {
         try
@@ -208,7 +210,9 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
                 pod-cidr = "100.64.0.0/26", block-prefix-length = 28
                 zones = [{ name = "z", subnets = [{ id = "subnet-a", route-table = "rtb-a" }] }]
               }
-              node { name = "{{node}}", subnet = "subnet-a", ip = "127.0.0.{{10 + index}}", instance-id = "i-{{node}}", eni = "eni-{{node}}" }
+              node {
+                name = "{{node}}", subnet = "subnet-a", ip = "127.0.0.{{10 + index}}", instance-id = "i-{{node}}", eni = "eni-{{node}}"
+              }
               cluster {
                 enabled = on, port = {{(index == 1 ? _seedPort : 0)}}, seed-nodes = ["akka.tcp://romana@127.0.0.1:{{_seedPort}}"]
               }

@@ -21,7 +21,8 @@ public sealed record CniSettings(string Socket, string SocketSetting, int MaxCon
     public static CniSettings From(Config config, string? socketOverride = null)
     {
         // (Akka refuses a configuration as its own fallback: the reference is read as it is.)
-        var cni = (ReferenceEquals(config, RomanaConfig.Reference) ? config : config.WithFallback(RomanaConfig.Reference)).GetConfig(Section);
+        var full = ReferenceEquals(config, RomanaConfig.Reference) ? config : config.WithFallback(RomanaConfig.Reference);
+        var cni = full.GetConfig(Section);
         var settings = new CniSettings(
             socketOverride ?? Read(cni, "socket", c => c.GetString("socket")),
             socketOverride is null ? $"{Section}.socket" : "--socket",

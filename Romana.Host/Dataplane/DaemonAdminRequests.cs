@@ -96,7 +96,7 @@ public sealed class DaemonAdminRequests(IpamClient ipam, NodeIdentity node, Clus
     };
 }
 
-/// <summary>The socket's requests, each to its handler: the admin commands to <see cref="DaemonAdminRequests"/>, the rest to the CNI's.</summary>
+/// <summary>The socket's requests to their handlers: the admin commands to <see cref="DaemonAdminRequests"/>, the rest to the CNI's.</summary>
 public sealed class DaemonSocketRequests(ICniRequests cni, DaemonAdminRequests admin) : ICniRequests
 {
     public Task<DaemonReply> HandleAsync(DaemonRequest request) =>
