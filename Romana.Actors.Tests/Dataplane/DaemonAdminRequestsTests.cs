@@ -101,7 +101,7 @@ public class DaemonAdminRequestsTests
     {
         using var journal = new TempJournal();
         var (ipam, admin, _) = await AloneAsync(journal);
-        await using var _ipam = ipam;
+        await using var running = ipam;
         var reply = await admin.HandleAsync(new DaemonRequest(DaemonProtocol.Cluster, "", ""));
         Assert.True(reply.Ok);
         Assert.Equal(("n1", false, null, 0, null), (reply.Cluster!.Self, reply.Cluster.Enabled, reply.Cluster.SelfAddress,
@@ -113,7 +113,7 @@ public class DaemonAdminRequestsTests
     {
         using var journal = new TempJournal();
         var (ipam, admin, log) = await AloneAsync(journal);
-        await using var _ipam = ipam;
+        await using var running = ipam;
         for (var i = 0; i < 3; i++) Assert.IsType<AddressAssigned>(await ipam.AskAsync(new Allocate(new("n2"), new($"c{i}/eth0"))));
         var kept = Assert.IsType<AddressAssigned>(await ipam.AskAsync(new Allocate(new("n1"), new("c9/eth0"))));
 
@@ -139,7 +139,7 @@ public class DaemonAdminRequestsTests
     {
         using var journal = new TempJournal();
         var (ipam, admin, _) = await AloneAsync(journal);
-        await using var _ipam = ipam;
+        await using var running = ipam;
         Assert.IsType<AddressAssigned>(await ipam.AskAsync(new Allocate(new("n1"), new("c1/eth0"))));
 
         var own = await admin.HandleAsync(new DaemonRequest(DaemonProtocol.NodeRemove, "", "", Node: "n1"));

@@ -96,7 +96,9 @@ public sealed class DaemonAdminRequests(IpamClient ipam, NodeIdentity node, Clus
     };
 }
 
-/// <summary>The socket's requests to their handlers: the admin commands to <see cref="DaemonAdminRequests"/>, the rest to the CNI's.</summary>
+/// <summary>
+/// Each request of the socket to its handler: the admin commands to <see cref="DaemonAdminRequests"/>, the rest to the CNI's.
+/// </summary>
 public sealed class DaemonSocketRequests(ICniRequests cni, DaemonAdminRequests admin) : ICniRequests
 {
     public Task<DaemonReply> HandleAsync(DaemonRequest request) =>
