@@ -38,15 +38,10 @@ public static class LabCommands
             DefaultValueFactory = _ => DefaultCniPlugin,
             HelpName = "FILE",
         };
-        var cluster = new Option<bool>("--cluster")
-        {
-            Description = "The daemons as one Akka.Cluster on one PostgreSQL database, the route manager their singleton "
-                + "(default: each daemon on its own journal, the lab routing each node's slice)",
-        };
         var command = new Command("up", """
             Builds the lab and returns 0 once every daemon is up, every pod is wired and EC2 holds a complete plan (mirrored in
             the router's kernel tables); otherwise exits 1 naming what did not come up, and removes what it made.
-            """) { zones, subnets, nodes, pods, limit, plugin, cluster };
+            """) { zones, subnets, nodes, pods, limit, plugin };
         command.SetAction((parse, _) =>
         {
             var values = new[] { zones, subnets, nodes, pods, limit }.Select(o => (o.Name, Text: parse.GetValue(o)!)).ToList();
@@ -63,8 +58,7 @@ public static class LabCommands
                 numbers.Add(number);
             }
             var options = new LabOptions(numbers[0], numbers[1], numbers[2], numbers[3], numbers[4]);
-            return CommandLineGuard.RunAsync(() => LabRunner.UpAsync(options, parse.GetValue(plugin)!,
-                parse.GetValue(cluster) ? LabDaemonMode.Cluster : LabDaemonMode.Islands, Console.Out));
+            return CommandLineGuard.RunAsync(() => LabRunner.UpAsync(options, parse.GetValue(plugin)!, Console.Out));
         });
         return command;
     }
