@@ -82,8 +82,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 // subnet has another healthy node), the forwarder supervisors sharded away from their own subnets.
                 if (cluster.Enabled)
                     akka.AddRomanaCluster(cluster, [ClusterHosting.NodeRole, ClusterHosting.SubnetRole(node.Subnet)])
-                        .AddRomanaRoutes(topology, RouteManagerPlacement.ClusterSingleton,
-                            source => new SingletonHostRoutingSource(source, node.Name))
+                        .AddRomanaRoutes(topology, RouteManagerPlacement.ClusterSingleton, node.Name)
                         .AddRomanaClusterHealth();
             }, services =>
             {

@@ -23,7 +23,10 @@ public static class LabDaemonConfig
         {
             hocon.AppendLine($"      {{ name = \"{zone.Key}\", subnets = [");
             foreach (var subnet in zone)
-                hocon.AppendLine($"        {{ id = \"{subnet.Id}\", vpc-cidr = \"{subnet.VpcCidr}\", route-table = \"{subnet.RouteTable}\" }}");
+            {
+                hocon.AppendLine(
+                    $"        {{ id = \"{subnet.Id}\", vpc-cidr = \"{subnet.VpcCidr}\", route-table = \"{subnet.RouteTable}\" }}");
+            }
             hocon.AppendLine("      ] }");
         }
         hocon.AppendLine("    ]");
