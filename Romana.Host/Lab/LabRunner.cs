@@ -200,6 +200,18 @@ public static class LabRunner
             "-c", $"CREATE DATABASE {LabDaemonConfig.Database} OWNER romana");
     }
 
+    /// <summary>
+    /// PostgreSQL stopped as by a crash (immediate: no checkpoint, clients cut off) and started again with the same
+    /// options, as a failure test or a user trying the cluster's recovery asks.
+    /// </summary>
+    public static LabShell.Outcome RestartPostgres()
+    {
+        var bin = PostgresBin() ?? throw new LabException("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin");
+        return LabShell.Run("ip", ["netns", "exec", LabLayout.RouterNetns, "runuser", "-u", "postgres", "--",
+            Path.Combine(bin, "pg_ctl"), "-D", Path.Combine(LabLayout.PostgresFolder, "data"), "-l",
+            Path.Combine(LabLayout.PostgresFolder, "server.log"), "-m", "immediate", "-w", "restart"]);
+    }
+
     // ---- EC2 ------------------------------------------------------------------------------------------------------
 
     private static int StartEc2(LabLayout layout)
@@ -245,6 +257,27 @@ public static class LabRunner
         LabShell.Ip(node.Netns, "route", "add", "default", "via", node.Gateway);
         Directory.CreateDirectory(node.Folder);
         File.WriteAllText(node.ConfigPath, LabDaemonConfig.For(layout, node));
+        return SpawnDaemon(node);
+    }
+
+    /// <summary>
+    /// Starts a node's daemon again with the configuration it had (after a test or a user killed it); its log goes on in the
+    /// same file. Returns the new pid, which <c>status</c> shows from then on.
+    /// </summary>
+    public static int RestartDaemon(string nodeName)
+    {
+        var state = LabState.Load() ?? throw new LabException("no lab is up");
+        var node = new LabLayout(state.Options).Nodes.FirstOrDefault(n => n.Name == nodeName)
+            ?? throw new LabException($"the lab has no node {nodeName}");
+        if (state.DaemonPids.TryGetValue(nodeName, out var old) && LabShell.IsAlive(old))
+            throw new LabException($"node {nodeName}: its daemon (pid {old}) is still running");
+        var pid = SpawnDaemon(node);
+        (state with { DaemonPids = new Dictionary<string, int>(state.DaemonPids) { [nodeName] = pid } }).Save();
+        return pid;
+    }
+
+    private static int SpawnDaemon(LabNode node)
+    {
         // The route manager's AWSSDK.EC2 client takes credentials from its default chain; the lab's EC2 checks none.
         return LabShell.Spawn(node.Netns, ["env", "AWS_ACCESS_KEY_ID=lab", "AWS_SECRET_ACCESS_KEY=lab", "AWS_EC2_METADATA_DISABLED=true",
             .. LabShell.Romana(), "daemon", "--config", node.ConfigPath],
