@@ -82,7 +82,7 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
         output.WriteLine($"behind the forwarder: {behindResult}; bystanders: {asideResult}");
 
         // The singleton moves to a live member, and EC2 converges on routes to live nodes only.
-        var moved = await UntilAsync(TimeSpan.FromSeconds(60), () =>
+        var moved = await LabFaults.UntilAsync(TimeSpan.FromSeconds(60), () =>
         {
             var now = LabView.Now();
             return now.RouteManager is { } host && host != singletonHost.Name && now.Converged(dead: [path.Forwarder, singletonHost.Name])
@@ -155,54 +155,81 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
                 TimeSpan.FromSeconds(10)).Ok, $"DEL {key}");
     }
 
+    [SkippableFact]
+    public async Task A_node_cut_off_from_the_cluster_for_30_s_hands_out_no_ungranted_block_and_rejoins_by_itself()
+    {
+        RequireLab();
+        var view = LabView.Now();
+        // A node that is neither the singleton's host nor a seed (the first node of each zone), and a peer of its subnet that
+        // competes with it for the subnet's blocks meanwhile.
+        var seeds = view.Nodes.GroupBy(n => n.Zone).Select(z => z.First().Name).ToHashSet();
+        var cut = view.Nodes.First(n => n.Name != view.RouteManager && !seeds.Contains(n.Name));
+        var peer = view.Nodes.First(n => n.Subnet == cut.Subnet && n.Name != cut.Name);
+        output.WriteLine($"cutting {cut.Name}'s remoting (port 4053) for 30 s; {peer.Name} takes addresses meanwhile");
+        LabShell.Nft(cut.Netns, """
+            table inet rlab_partition {
+              chain input { type filter hook input priority 0; tcp dport 4053 drop; tcp sport 4053 drop; }
+              chain output { type filter hook output priority 0; tcp dport 4053 drop; tcp sport 4053 drop; }
+            }
+            """);
+        var acknowledged = new ConcurrentDictionary<string, (string Node, string Address)>();
+        var refusals = new ConcurrentDictionary<string, int>();
+        var partition = Stopwatch.StartNew();
+        // Each side asks for more addresses than a block holds, so both need a new block while they are apart.
+        var takers = new[] { cut, peer }.Select(node => Task.Run(() =>
+        {
+            for (var i = 0; i < 80 && partition.Elapsed < TimeSpan.FromSeconds(30); i++)
+            {
+                var key = $"split-{node.Name}-{i}";
+                var answer = DaemonWire.Send(node.Socket, DaemonProcessAdd(key), TimeSpan.FromSeconds(12));
+                if (answer.Ok) acknowledged[key] = (node.Name, Bare(answer.Reply!.Address!));
+                else refusals.AddOrUpdate(node.Name, 1, (_, n) => n + 1);
+            }
+        })).ToList();
+        await Task.WhenAll(takers);
+        await Task.Delay(TimeSpan.FromSeconds(30) - partition.Elapsed is { Ticks: > 0 } rest ? rest : TimeSpan.Zero);
+        LabShell.Run("ip", ["netns", "exec", cut.Netns, "nft", "delete", "table", "inet", "rlab_partition"]);
+        output.WriteLine($"healed after {partition.Elapsed.TotalSeconds:0.0} s; acknowledged {acknowledged.Count(a => a.Value.Node == cut.Name)}"
+            + $" on {cut.Name}, {acknowledged.Count(a => a.Value.Node == peer.Name)} on {peer.Name}; refused "
+            + string.Join(", ", refusals.Select(r => $"{r.Value} on {r.Key}")));
+
+        // The cut node's daemon rejoins by itself (the same process), and the cluster converges with every node alive.
+        var whole = await LabFaults.UntilAsync(TimeSpan.FromSeconds(120), () =>
+        {
+            var now = LabView.Now();
+            var answer = DaemonWire.Send(cut.Socket, DaemonProcessAdd($"split-{cut.Name}-after"), TimeSpan.FromSeconds(5));
+            return answer.Ok && now.RouteManager is not null && now.Converged(dead: []) ? now : null;
+        });
+        Assert.True(whole is not null, $"{cut.Name} did not rejoin, or the cluster did not converge, within 120 s");
+        Assert.Equal(cut.Pid, whole.Node(cut.Name).Pid);
+
+        // Nothing is held twice, and every acknowledged address is still its key's.
+        var all = acknowledged.Values.Select(v => v.Address).Concat(view.Pods.Select(p => p.Ip)).ToList();
+        Assert.Equal(all.Count, all.Distinct().Count());
+        foreach (var (key, (node, address)) in acknowledged)
+        {
+            var again = DaemonWire.Send(view.Node(node).Socket, DaemonProcessAdd(key), TimeSpan.FromSeconds(10));
+            Assert.True(again.Ok && Bare(again.Reply!.Address!) == address, $"{key} on {node}: acknowledged {address}, now {again}");
+            Assert.True(DaemonWire.Send(view.Node(node).Socket, new DaemonRequest(DaemonProtocol.Del, key, "eth0"),
+                TimeSpan.FromSeconds(10)).Ok, $"DEL {key}");
+        }
+        DaemonWire.Send(cut.Socket, new DaemonRequest(DaemonProtocol.Del, $"split-{cut.Name}-after", "eth0"), TimeSpan.FromSeconds(10));
+    }
+
     // ---- failures and repairs --------------------------------------------------------------------------------------
 
     private static string Bare(string address) => address.Split('/')[0];
 
     private static DaemonRequest DaemonProcessAdd(string key) => new(DaemonProtocol.Add, key, "eth0", Pod: $"lab/{key}");
 
-    /// <summary>kill -9 of the node's daemon, and its link down: the node is gone as a machine would be.</summary>
     private void Kill(LabView.LabNodeView node)
     {
-        LabShell.Run("kill", ["-9", node.Pid.ToString(CultureInfo.InvariantCulture)]);
-        LabShell.Ip(node.Netns, "link", "set", "eth0", "down");
+        LabFaults.Kill(node);
         output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} killed {node.Name} (pid {node.Pid}) and set its link down");
     }
 
-    /// <summary>Link up, default route back, daemon started again; returns once EC2 holds a complete plan with every node alive.</summary>
-    private async Task RestoreAsync(params LabView.LabNodeView[] nodes)
-    {
-        foreach (var node in nodes)
-        {
-            LabShell.Ip(node.Netns, "link", "set", "eth0", "up");
-            LabShell.Ip(node.Netns, "route", "replace", "default", "via", node.Gateway);
-            LabRunner.RestartDaemon(node.Name);
-        }
-        var whole = await UntilAsync(TimeSpan.FromSeconds(120), () =>
-        {
-            var now = LabView.Now();
-            return now.Nodes.All(n => LabCli.Alive(n.Pid)) && now.RouteManager is not null && now.Converged(dead: []) ? now : null;
-        });
-        Assert.True(whole is not null, "the lab did not come back whole within 120 s");
-    }
-
-    private static async Task<T?> UntilAsync<T>(TimeSpan within, Func<T?> check) where T : class
-    {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < within)
-        {
-            try
-            {
-                if (check() is { } value) return value;
-            }
-            catch (Exception e) when (e is LabException or InvalidOperationException)
-            {
-                // The lab's EC2 or a daemon did not answer this time.
-            }
-            await Task.Delay(500);
-        }
-        return null;
-    }
+    private static async Task RestoreAsync(params LabView.LabNodeView[] nodes) =>
+        Assert.True(await LabFaults.RestoreAsync(TimeSpan.FromSeconds(120), nodes) is not null, "the lab did not come back whole within 120 s");
 
     /// <summary>Which node hosts each subnet's forwarder supervisor now, from the daemons' logs (the latest line per subnet).</summary>
     private static Dictionary<string, string> SupervisorHosts(LabView view)
@@ -223,129 +250,4 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
     private static List<string> LogLines(string containing) =>
         [.. Directory.GetFiles(Path.Combine(LabLayout.RunFolder, "nodes"), "daemon.log", SearchOption.AllDirectories)
             .SelectMany(File.ReadLines).Where(l => l.Contains(containing, StringComparison.Ordinal))];
-}
-
-/// <summary>A ping every 50 ms from a pod's namespace for a while; the outage is the lost pings times 50 ms.</summary>
-public sealed class PingTrain
-{
-    public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(50);
-
-    public sealed record Outcome(int Sent, int Received)
-    {
-        public int Lost => Sent - Received;
-        public TimeSpan Outage => Interval * Lost;
-        public override string ToString() => $"{Sent} sent, {Received} answered, {Lost} lost = {Outage.TotalSeconds:0.00} s";
-    }
-
-    public required Task<Outcome> Result { get; init; }
-
-    public static PingTrain Start(LabView.LabPodView from, string to, TimeSpan duration)
-    {
-        var count = (int)(duration / Interval);
-        return new PingTrain
-        {
-            Result = Task.Run(() =>
-            {
-                var run = LabShell.Run("ip", ["netns", "exec", from.Netns, "ping", "-n", "-q", "-i", "0.05", "-W", "1",
-                    "-c", count.ToString(CultureInfo.InvariantCulture), to], timeout: duration + TimeSpan.FromSeconds(10));
-                var match = Regex.Match(run.Output, @"(\d+) packets transmitted, (\d+) (packets )?received");
-                if (!match.Success) throw new InvalidOperationException($"ping said: {run.Output} {run.Error}");
-                return new Outcome(int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture),
-                    int.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture));
-            }),
-        };
-    }
-}
-
-/// <summary>The lab as `romana lab status --json` shows it now, with the questions the failure tests ask of it.</summary>
-public sealed class LabView
-{
-    public sealed record LabNodeView(string Name, string Netns, string Zone, string Subnet, string Ip, string Eni, int Pid)
-    {
-        public string Folder => Path.Combine(LabLayout.RunFolder, "nodes", Name);
-        public string Socket => Path.Combine(Folder, "cni.sock");
-        public string Gateway => Ip[..Ip.LastIndexOf('.')] + ".1";
-    }
-
-    public sealed record LabPodView(string Name, string Netns, string Node, string Ip);
-
-    public sealed record Route(string Cidr, string Target);
-
-    public sealed record PodPath(LabPodView Source, LabPodView Target, string Forwarder);
-
-    public required IReadOnlyList<LabNodeView> Nodes { get; init; }
-    public required IReadOnlyList<LabPodView> Pods { get; init; }
-    public required IReadOnlyDictionary<string, IReadOnlyList<Route>> Tables { get; init; }
-    public required IReadOnlyDictionary<string, IReadOnlyList<string>> TableSubnets { get; init; }
-    public string? RouteManager { get; init; }
-
-    public static LabView Now()
-    {
-        var status = LabCli.Romana("lab", "status", "--json");
-        if (!status.Ok) throw new LabException($"romana lab status: {status.Error}");
-        var json = JsonNode.Parse(status.Output)!;
-        return new LabView
-        {
-            Nodes = [.. json["nodes"]!.AsArray().Select(n => new LabNodeView(S(n, "name"), S(n, "netns"), S(n, "zone"), S(n, "subnet"),
-                S(n, "ip"), S(n, "eni"), n!["pid"]?.GetValue<int>() ?? 0))],
-            Pods = [.. json["pods"]!.AsArray().Select(p => new LabPodView(S(p, "name"), S(p, "netns"), S(p, "node"), S(p, "ip")))],
-            Tables = json["routeTables"]!.AsArray().ToDictionary(t => S(t, "id"),
-                t => (IReadOnlyList<Route>)[.. t!["routes"]!.AsArray().Select(r => new Route(S(r, "cidr"), S(r, "target")))]),
-            TableSubnets = json["routeTables"]!.AsArray().ToDictionary(t => S(t, "id"),
-                t => (IReadOnlyList<string>)[.. t!["subnets"]!.AsArray().Select(s => s!.GetValue<string>())]),
-            RouteManager = json["routeManager"]?.GetValue<string>(),
-        };
-    }
-
-    private static string S(JsonNode? node, string name) => node![name]!.GetValue<string>();
-
-    public LabNodeView Node(string? name) => Nodes.First(n => n.Name == name);
-
-    private string TableOf(LabPodView pod) => TableSubnets.First(t => t.Value.Contains(Node(pod.Node).Subnet)).Key;
-
-    /// <summary>The node a table sends a pod's packets to: the target of the most specific route of Romana's that holds it.</summary>
-    public string? FirstHop(string table, string ip) =>
-        Tables[table].Where(r => r.Target.StartsWith("eni-", StringComparison.Ordinal) && Inside(ip, r.Cidr))
-            .MaxBy(r => int.Parse(r.Cidr.Split('/')[1], CultureInfo.InvariantCulture)) is { } route
-            ? Nodes.FirstOrDefault(n => n.Eni == route.Target)?.Name
-            : null;
-
-    /// <summary>Pod pairs across zones whose packets go through a forwarder (a node other than the target's).</summary>
-    public IEnumerable<PodPath> ForwardedPaths() =>
-        from target in Pods
-        from source in Pods
-        where Node(source.Node).Zone != Node(target.Node).Zone
-        let hop = FirstHop(TableOf(source), target.Ip)
-        where hop is not null && hop != target.Node && hop != source.Node
-        select new PodPath(source, target, hop);
-
-    /// <summary>Pod pairs across zones whose packets go straight to the target's node, touching none of the nodes given.</summary>
-    public IEnumerable<PodPath> DirectPaths(IReadOnlyList<string> exceptNodes) =>
-        from target in Pods
-        from source in Pods
-        where Node(source.Node).Zone != Node(target.Node).Zone
-            && !exceptNodes.Contains(source.Node) && !exceptNodes.Contains(target.Node)
-        let hop = FirstHop(TableOf(source), target.Ip)
-        where hop == target.Node
-        select new PodPath(source, target, hop!);
-
-    /// <summary>Every table's routes that Romana does not own (the local route, the internet gateway's).</summary>
-    public IReadOnlyList<string> ForeignRoutes() =>
-        [.. Tables.SelectMany(t => t.Value.Where(r => !r.Target.StartsWith("eni-", StringComparison.Ordinal))
-            .Select(r => $"{t.Key} {r.Cidr} {r.Target}")).Order(StringComparer.Ordinal)];
-
-    /// <summary>Every pod on a live node is reached, from every table serving another subnet, through a live node of its subnet.</summary>
-    public bool Converged(IReadOnlyList<string> dead) =>
-        Pods.Where(p => !dead.Contains(p.Node)).All(pod => Tables.Keys
-            // A table serving the pod's subnet alone may leave it out: its nodes reach each other over host routes.
-            .Where(table => TableSubnets[table] is not [var only] || only != Node(pod.Node).Subnet)
-            .All(table => FirstHop(table, pod.Ip) is { } hop && !dead.Contains(hop) && Node(hop).Subnet == Node(pod.Node).Subnet));
-
-    private static bool Inside(string address, string cidr)
-    {
-        var (network, length) = LabLayout.ParseCidr(cidr);
-        var (ip, _) = LabLayout.ParseCidr(address + "/32");
-        var mask = length == 0 ? 0u : uint.MaxValue << (32 - length);
-        return (ip & mask) == (network & mask);
-    }
 }
