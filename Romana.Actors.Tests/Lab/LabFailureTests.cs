@@ -189,7 +189,8 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
         await Task.WhenAll(takers);
         await Task.Delay(TimeSpan.FromSeconds(30) - partition.Elapsed is { Ticks: > 0 } rest ? rest : TimeSpan.Zero);
         LabShell.Run("ip", ["netns", "exec", cut.Netns, "nft", "delete", "table", "inet", "rlab_partition"]);
-        output.WriteLine($"healed after {partition.Elapsed.TotalSeconds:0.0} s; acknowledged {acknowledged.Count(a => a.Value.Node == cut.Name)}"
+        output.WriteLine($"healed after {partition.Elapsed.TotalSeconds:0.0} s; acknowledged "
+            + $"{acknowledged.Count(a => a.Value.Node == cut.Name)}"
             + $" on {cut.Name}, {acknowledged.Count(a => a.Value.Node == peer.Name)} on {peer.Name}; refused "
             + string.Join(", ", refusals.Select(r => $"{r.Value} on {r.Key}")));
 
@@ -229,7 +230,8 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
     }
 
     private static async Task RestoreAsync(params LabView.LabNodeView[] nodes) =>
-        Assert.True(await LabFaults.RestoreAsync(TimeSpan.FromSeconds(120), nodes) is not null, "the lab did not come back whole within 120 s");
+        Assert.True(await LabFaults.RestoreAsync(TimeSpan.FromSeconds(120), nodes) is not null,
+            "the lab did not come back whole within 120 s");
 
     /// <summary>Which node hosts each subnet's forwarder supervisor now, from the daemons' logs (the latest line per subnet).</summary>
     private static Dictionary<string, string> SupervisorHosts(LabView view)

@@ -12,7 +12,8 @@ namespace Romana.Host.Lab;
 /// </summary>
 public static class LabBench
 {
-    public sealed record Figures(int Adds, double AddMedianMs, double AddP99Ms, IReadOnlyList<double> OutagesS, IReadOnlyList<string> Failovers)
+    public sealed record Figures(int Adds, double AddMedianMs, double AddP99Ms, IReadOnlyList<double> OutagesS,
+        IReadOnlyList<string> Failovers)
     {
         public double OutageMedianS => Median(OutagesS);
     }
@@ -58,7 +59,8 @@ public static class LabBench
             }
         }
         var figures = new Figures(latencies.Count, Median(latencies), Percentile(latencies, 0.99), outages, described);
-        if (json) output.WriteLine(JsonSerializer.Serialize(figures, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.CamelCase }));
+        if (json)
+            output.WriteLine(JsonSerializer.Serialize(figures, CamelCase));
         else
             output.WriteLine($"CNI ADD on {node.Name} (PostgreSQL journal, through the plugin): median {figures.AddMedianMs:0.0} ms, "
                 + $"p99 {figures.AddP99Ms:0.0} ms over {figures.Adds}; failover outage median {figures.OutageMedianS:0.00} s over "
@@ -80,7 +82,8 @@ public static class LabBench
                 var took = Stopwatch.StartNew();
                 var outcome = LabRunner.Cni(plugin, node, pod, "ADD");
                 times.Add(took.Elapsed.TotalMilliseconds);
-                if (!outcome.Ok) throw new LabException($"bench ADD of {pod.Name} on {node.Name}: {(outcome.Output + outcome.Error).Trim()}");
+                if (!outcome.Ok)
+                    throw new LabException($"bench ADD of {pod.Name} on {node.Name}: {(outcome.Output + outcome.Error).Trim()}");
             }
             output.WriteLine($"{count} ADDs on {node.Name}: median {Median(times):0.0} ms, p99 {Percentile(times, 0.99):0.0} ms");
             return times;
@@ -94,6 +97,8 @@ public static class LabBench
             }
         }
     }
+
+    private static readonly JsonSerializerOptions CamelCase = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     private static double Median(IReadOnlyList<double> values) => Percentile(values, 0.5);
 
