@@ -13,6 +13,7 @@ using Romana.Host.Dataplane;
 using Romana.Host.Ec2;
 using Romana.Host.Ipam;
 using Romana.Host.Persistence;
+using Xunit.Abstractions;
 using static Romana.Actors.Ipam.IpamMessages;
 using Config = Akka.Configuration.Config;
 
@@ -26,7 +27,7 @@ namespace Romana.Actors.Tests.Membership;
 /// after a down is tried again with a doubled wait, and a stop asked for during a wait ends the loop cleanly.
 /// </summary>
 [Collection(ClusterCollection.Name)]
-public sealed class DaemonRejoinTests(PostgreSqlServer server) : IAsyncLifetime
+public sealed class DaemonRejoinTests(PostgreSqlServer server, ITestOutputHelper output) : IAsyncLifetime
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
     private readonly TempFolder _folder = new();
@@ -64,6 +65,7 @@ public sealed class DaemonRejoinTests(PostgreSqlServer server) : IAsyncLifetime
     {
         foreach (var member in _members)
         {
+            foreach (var line in member.Log.All) output.WriteLine($"{member.Name}: {line}");
             await member.Stop.CancelAsync();
             await member.Running.WaitAsync(TimeSpan.FromSeconds(60)).ContinueWith(_ => { });
         }
@@ -98,6 +100,7 @@ public sealed class DaemonRejoinTests(PostgreSqlServer server) : IAsyncLifetime
         var oldIncarnation = Cluster.Get(b.Daemon.System).SelfUniqueAddress;
 
         // Another member downs b: its actor system stops, the supervisor says so and stops the daemon.
+        var clock = Stopwatch.StartNew();
         Cluster.Get(a.Daemon.System).Down(b.Address);
         var said = await EventuallyAsync(() => Task.FromResult(b.Log.All.FirstOrDefault(l => l.Contains("downed"))), "b's line");
         Assert.Equal($"romana: this member ({b.Address}) was downed by the cluster; its daemon stops (CNI socket closed, journal last) "
@@ -116,6 +119,9 @@ public sealed class DaemonRejoinTests(PostgreSqlServer server) : IAsyncLifetime
         // It joins through the others, never by itself: its own address is not among its seed nodes.
         Assert.Equal([a.Address, c.Address], Cluster.Get(next.System).Settings.SeedNodes);
         await AllUpAsync(members);
+        output.WriteLine($"b up again {clock.Elapsed.TotalSeconds:0.0} s after the down (backoff 3 s)");
+        // The new actor system bound the port its predecessor had released: the first attempt started.
+        Assert.DoesNotContain(b.Log.All, line => line.Contains("cannot start"));
         foreach (var member in new[] { a, c })
             Assert.Contains(Cluster.Get(member.Daemon.System).State.Members,
                 m => m.UniqueAddress.Equals(newIncarnation) && m.Status == MemberStatus.Up);
@@ -232,7 +238,9 @@ public sealed class DaemonRejoinTests(PostgreSqlServer server) : IAsyncLifetime
                 pod-cidr = "100.64.0.0/16", block-prefix-length = 26
                 zones = [{ name = "z", subnets = [{ id = "subnet-a", route-table = "rtb-a" }] }]
               }
-              node { name = "{{name}}", subnet = "subnet-a", ip = "127.0.0.{{10 + index}}", instance-id = "i-{{name}}", eni = "eni-{{name}}" }
+              node {
+                name = "{{name}}", subnet = "subnet-a", ip = "127.0.0.{{10 + index}}", instance-id = "i-{{name}}", eni = "eni-{{name}}"
+              }
               cluster {
                 enabled = on, port = {{port}}, seed-nodes = [{{seedList}}]
                 rejoin-backoff = 3s, rejoin-max-backoff = 6s
@@ -297,5 +305,26 @@ public sealed class DaemonRejoinTests(PostgreSqlServer server) : IAsyncLifetime
             if (clock.Elapsed > Patience) throw new TimeoutException($"waited {Patience.TotalSeconds:0} s for {what()}");
             await Task.Delay(50);
         }
+    }
+}
+
+/// <summary>The rejoin settings: a value that cannot be used is one line naming the setting and the value.</summary>
+public class RejoinSettingsTests
+{
+    [Fact]
+    public void The_waits_are_read_and_doubled_up_to_the_max_and_a_wait_that_cannot_be_used_is_refused()
+    {
+        static RejoinSettings Read(string hocon) => RejoinSettings.From(Akka.Configuration.ConfigurationFactory.ParseString(hocon));
+
+        var defaults = Read("");
+        Assert.Equal((TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(60)), (defaults.Backoff, defaults.MaxBackoff));
+        Assert.Equal(TimeSpan.FromSeconds(40), defaults.After(TimeSpan.FromSeconds(20)));
+        Assert.Equal(TimeSpan.FromSeconds(60), defaults.After(TimeSpan.FromSeconds(40)));
+        Assert.Equal("romana.cluster.rejoin-backoff: 0s must be positive",
+            Assert.Throws<ConfigurationError>(() => Read("romana.cluster.rejoin-backoff = 0s")).Message);
+        Assert.Equal("romana.cluster.rejoin-backoff: 'soon' is not a duration such as 500ms, 30s or 2m",
+            Assert.Throws<ConfigurationError>(() => Read("romana.cluster.rejoin-backoff = soon")).Message);
+        Assert.Equal("romana.cluster.rejoin-max-backoff: 2s is shorter than romana.cluster.rejoin-backoff (5s)",
+            Assert.Throws<ConfigurationError>(() => Read("romana.cluster.rejoin-max-backoff = 2s")).Message);
     }
 }

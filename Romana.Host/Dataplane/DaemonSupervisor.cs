@@ -28,8 +28,8 @@ public sealed record RejoinSettings(TimeSpan Backoff, TimeSpan MaxBackoff)
             throw ConfigValues.Error(config, BackoffSetting, $"{ConfigValues.Text(config, BackoffSetting)} must be positive");
         var max = ConfigValues.Duration(config, MaxBackoffSetting);
         if (max < backoff)
-            throw ConfigValues.Error(config, MaxBackoffSetting,
-                $"{ConfigValues.Text(config, MaxBackoffSetting)} is shorter than {BackoffSetting} ({ConfigValues.Text(config, BackoffSetting)})");
+            throw ConfigValues.Error(config, MaxBackoffSetting, $"{ConfigValues.Text(config, MaxBackoffSetting)} is shorter than " +
+                $"{BackoffSetting} ({ConfigValues.Text(config, BackoffSetting)})");
         return new RejoinSettings(backoff, max);
     }
 

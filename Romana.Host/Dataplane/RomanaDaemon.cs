@@ -30,6 +30,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
     {
         _host = host;
         _journalLock = journalLock;
+        Terminated = host.System.WhenTerminated;
     }
 
     public NodeIdentity Node => _host.Services.GetRequiredService<NodeIdentity>();
@@ -41,7 +42,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
     /// Completes when the actor system has terminated: after <see cref="DisposeAsync"/>, or without being asked to (the cluster
     /// downed or removed this member; <see cref="DaemonSupervisor"/> then starts a new daemon).
     /// </summary>
-    public Task Terminated => _host.System.WhenTerminated;
+    public Task Terminated { get; }
 
     /// <summary>The IPAM front door of this daemon (what other nodes of a cluster, or a test, speak to).</summary>
     public IpamClient Ipam => _host.Ipam;
