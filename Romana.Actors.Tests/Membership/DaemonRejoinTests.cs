@@ -103,7 +103,7 @@ public sealed class DaemonRejoinTests(PostgreSqlServer server, ITestOutputHelper
         var clock = Stopwatch.StartNew();
         Cluster.Get(a.Daemon.System).Down(b.Address);
         var said = await EventuallyAsync(() => Task.FromResult(b.Log.All.FirstOrDefault(l => l.Contains("downed"))), "b's line");
-        Assert.Equal($"romana: this member ({b.Address}) was downed by the cluster; its daemon stops (CNI socket closed, journal last) "
+        Assert.Equal($"romana: this member ({b.Address}) was downed by the cluster; the daemon stops (CNI socket closed, journal last) "
             + "and starts again in 3s, joining the cluster anew", said);
         // No daemon serves b's socket now: the plugin is told so, and its runtime tries again.
         var meanwhile = DaemonWire.Send(b.Socket, new DaemonRequest(DaemonProtocol.Check, "b-pod-0", "eth0"), TimeSpan.FromSeconds(5));

@@ -109,7 +109,7 @@ public sealed class DaemonSupervisor
             }
             var wait = _settings.Backoff;
             var rejoin = RejoinConfig(daemon);
-            await WriteAsync($"{WhatHappened(daemon)}; its daemon stops (CNI socket closed, journal last) and starts again in " +
+            await WriteAsync($"{WhatHappened(daemon)}; the daemon stops (CNI socket closed, journal last) and starts again in " +
                 $"{Seconds(wait)}{(ClusterSettings.From(_config).Enabled ? ", joining the cluster anew" : "")}");
             Volatile.Write(ref _current, null);
             await daemon.DisposeAsync();
