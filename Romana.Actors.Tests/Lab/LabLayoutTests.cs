@@ -21,32 +21,28 @@ public sealed class LabLayoutTests
         Assert.All(layout.Nodes, n => Assert.StartsWith(LabLayout.Prefix + "-", n.Netns));
         Assert.All(layout.Pods, p => Assert.StartsWith(LabLayout.Prefix + "-", p.Netns));
         Assert.All(layout.Nodes, n => Assert.True(n.Port.Length <= 15, n.Port));
-        Assert.Equal(layout.Nodes.Count, layout.Nodes.Select(n => n.PodSlice).Distinct().Count());
         Assert.Equal(["100.64.0.0/18", "100.64.64.0/18", "100.64.128.0/18", "100.64.192.0/18"], layout.Subnets.Select(s => s.PodPrefix));
-        Assert.Equal("100.64.32.0/19", layout.Nodes[1].PodSlice);
     }
 
-    [Theory]
-    [InlineData(LabDaemonMode.Islands)]
-    [InlineData(LabDaemonMode.Cluster)]
-    public void Each_daemons_generated_configuration_reads_as_the_daemon_reads_it(LabDaemonMode mode)
+    [Fact]
+    public void Each_daemons_generated_configuration_reads_as_the_daemon_reads_it()
     {
         var layout = new LabLayout(LabOptions.Default);
         foreach (var node in layout.Nodes)
         {
-            var config = Akka.Configuration.ConfigurationFactory.ParseString(LabDaemonConfig.For(layout, node, mode))
+            var config = Akka.Configuration.ConfigurationFactory.ParseString(LabDaemonConfig.For(layout, node))
                 .WithFallback(RomanaConfig.Reference);
             var topology = RomanaConfig.ReadTopology(config);
             var identity = NodeIdentity.Resolve(config, topology);
             Assert.Equal(node.Ip, identity.Ip.ToString());
             var subnet = topology.FindSubnet(identity.Subnet)!;
-            // Islands: each daemon hands out only its node's slice; a cluster: the subnet's whole prefix.
-            Assert.Equal(mode == LabDaemonMode.Islands ? node.PodSlice : layout.SubnetOf(node).PodPrefix, subnet.PodPrefix.ToString());
+            Assert.Equal(layout.SubnetOf(node).PodPrefix, subnet.PodPrefix.ToString());
             var rules = MasqueradeSettings.From(config).RulesFor(topology)!;
             Assert.Contains(rules.Kept, c => c.ToString() == LabLayout.VpcCidr);
-            Assert.Contains("Database=" + (mode == LabDaemonMode.Islands ? node.Database : "romana"),
+            Assert.Contains("Database=romana",
                 config.GetString("romana.persistence.postgresql.connection-string"));
-            Assert.Equal(mode == LabDaemonMode.Cluster ? "on" : "off", config.GetString("romana.cluster.enabled"));
+            Assert.Equal("on", config.GetString("romana.cluster.enabled"));
+            Assert.Equal(node.Eni, config.GetString("romana.node.eni"));
         }
     }
 

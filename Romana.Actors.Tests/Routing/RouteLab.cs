@@ -96,18 +96,18 @@ public sealed class RouteLab : IAsyncDisposable
     /// endpoint and the lab's cluster view; <paramref name="extra"/> is more HOCON (a cluster member's, say).
     /// </summary>
     public Task<RomanaHost> ComposeAsync(RouteSettings? settings = null, Config? extra = null,
-        RouteManagerPlacement placement = RouteManagerPlacement.Local) =>
+        RouteManagerPlacement placement = RouteManagerPlacement.Local, NodeName? host = null) =>
         RomanaHost.StartAsync((extra ?? Config.Empty).WithFallback(TempJournal.Quiet),
-            akka => akka.AddRomanaPersistence(Journal.Settings).AddRomanaRoutes(null, placement), services => services
+            akka => akka.AddRomanaPersistence(Journal.Settings).AddRomanaRoutes(null, placement, host), services => services
                 .AddSingleton<IEc2RouteTables>(new AwsEc2RouteTables(Client))
                 .AddSingleton<IRoutingSource>(Source)
                 .AddSingleton(settings ?? Settings));
 
     /// <summary>Starts (or restarts, on the same journal) the route manager in a host of its own.</summary>
-    public async Task StartAsync(RouteSettings? settings = null)
+    public async Task StartAsync(RouteSettings? settings = null, NodeName? host = null)
     {
         if (_host is not null) await _host.DisposeAsync();
-        _host = await ComposeAsync(settings);
+        _host = await ComposeAsync(settings, host: host);
         Manager = _host.Registry.Get<VpcRouteActor>();
     }
 

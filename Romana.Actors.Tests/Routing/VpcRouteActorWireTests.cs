@@ -38,6 +38,28 @@ public class VpcRouteActorWireTests
     }
 
     [Fact]
+    public async Task The_managers_own_host_forwards_for_no_other_node_until_its_subnets_other_node_fails()
+    {
+        await using var lab = new RouteLab();
+        await lab.StartAsync(host: new("a1"));
+        var plan = await lab.ConvergedAsync();
+        // s1 (a1, a2) is reached from the shared table through a2 only, a1's own blocks included.
+        var toS1 = plan.Table("rtb-c")!.Routes.Where(r => r.Cidr.ToString().StartsWith("100.64.0.", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(toS1);
+        Assert.All(toS1, r => Assert.Equal("eni-a2", r.Eni));
+
+        // The supervisor judges a2 failed: a1 is s1's last healthy node, so it is the target again (health first, then the host rule).
+        var passes = (await lab.ViewAsync()).Passes;
+        var failed = new Romana.Actors.Health.HealthMessages.ForwarderFailed(new("s1"), new("a2"), DateTimeOffset.UtcNow, "test");
+        lab.Manager!.Tell(failed, Akka.Actor.ActorRefs.NoSender);
+        lab.Source.SetHealth("a2", false);
+        var repaired = await lab.ConvergedAsync(afterPasses: passes);
+        var toS1After = repaired.Table("rtb-c")!.Routes.Where(r => r.Cidr.ToString().StartsWith("100.64.0.", StringComparison.Ordinal));
+        Assert.All(toS1After, r => Assert.Equal("eni-a1", r.Eni));
+        Assert.NotEmpty(toS1After);
+    }
+
+    [Fact]
     public async Task A_restarted_manager_recovers_from_its_journal_and_sends_nothing_when_nothing_differs()
     {
         await using var lab = new RouteLab();

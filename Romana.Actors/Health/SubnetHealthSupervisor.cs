@@ -37,7 +37,12 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         _state = SubnetHealthState.Empty(subnet);
 
         Recover<IHealthEvent>(e => _state = _state.Apply(e));
-        Recover<RecoveryCompleted>(_ => Timers.StartPeriodicTimer("status", new SendStatus(), _settings.StatusInterval));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            // Where the cluster placed each subnet's judge, for whoever reads the logs after a failure (and the lab's tests).
+            _log.Info("Subnet {0}: forwarder supervisor running here ({1} nodes judged failed)", _subnet, _state.Failed.Count);
+            Timers.StartPeriodicTimer("status", new SendStatus(), _settings.StatusInterval);
+        });
 
         Command<WatchNode>(Watch);
         Command<UnwatchNode>(command =>

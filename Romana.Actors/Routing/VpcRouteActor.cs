@@ -27,6 +27,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
 {
     private readonly IEc2RouteTables _ec2;
     private readonly IRoutingSource _source;
+    private readonly NodeName? _host;
     private readonly RouteSettings _settings;
     private readonly IClock _clock;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -42,9 +43,14 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<NodeName, DateTimeOffset> _recoveredAt = new();
     private ImmutableSortedSet<SubnetId> _withoutHealthy = ImmutableSortedSet<SubnetId>.Empty;
 
-    public VpcRouteActor(IEc2RouteTables ec2, IRoutingSource source, RouteSettings settings, IClock clock)
+    /// <param name="host">
+    /// The node whose daemon hosts this manager (the cluster singleton's host), or null: that node is no route target while
+    /// its subnet has another healthy node (see <see cref="WithoutHost"/>).
+    /// </param>
+    public VpcRouteActor(IEc2RouteTables ec2, IRoutingSource source, RouteSettings settings, IClock clock, NodeName? host = null)
     {
         _ec2 = ec2;
+        _host = host;
         _source = source;
         _settings = settings;
         _clock = clock;
@@ -61,8 +67,9 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         Idle();
     }
 
-    public static Props Props(IEc2RouteTables ec2, IRoutingSource source, RouteSettings settings, IClock clock) =>
-        Akka.Actor.Props.Create(() => new VpcRouteActor(ec2, source, settings, clock));
+    public static Props Props(IEc2RouteTables ec2, IRoutingSource source, RouteSettings settings, IClock clock,
+        NodeName? host = null) =>
+        Akka.Actor.Props.Create(() => new VpcRouteActor(ec2, source, settings, clock, host));
 
     public const string Id = "vpc-routes";
     public override string PersistenceId => Id;
@@ -94,7 +101,8 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         Command<Reconcile>(command => _again ??= command.Reason);
         Command<ClusterRead>(read =>
         {
-            _pass = _pass! with { Cluster = WithHealth(read.Cluster) };
+            var cluster = WithHealth(read.Cluster);
+            _pass = _pass! with { Cluster = _host is { } host ? WithoutHost(cluster, host) : cluster };
             Send(new Ec2Request.DescribeTables());
         });
         Command<ClusterReadFailed>(failed => EndPass($"the cluster state could not be read: {failed.Cause.Message}"));
@@ -150,6 +158,20 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
                 && !(_recoveredAt.TryGetValue(n.Name, out var at) && now - at < _settings.HoldDown)
                     ? n : n with { Healthy = false })],
         };
+    }
+
+    /// <summary>
+    /// The cluster without the manager's own host as a route target while its subnet has another healthy node (health
+    /// applied first): killing the singleton's host then takes no route of another node's pods with it, and the routes
+    /// stay right while the singleton moves (which waits for the split-brain resolver to down the member). When the host
+    /// is the last healthy node of its subnet, it stays a target.
+    /// </summary>
+    public static RoutingSnapshot WithoutHost(RoutingSnapshot snapshot, NodeName host)
+    {
+        var self = snapshot.Nodes.FirstOrDefault(n => n.Name == host);
+        if (self is null || !self.Healthy
+            || !snapshot.Nodes.Any(n => n.Subnet == self.Subnet && n.Name != host && n.Healthy)) return snapshot;
+        return snapshot with { Nodes = [.. snapshot.Nodes.Select(n => n.Name == host ? n with { Healthy = false } : n)] };
     }
 
     // ---- a pass ----------------------------------------------------------------------------------------------------

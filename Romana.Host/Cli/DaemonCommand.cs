@@ -24,7 +24,9 @@ public static class DaemonCommand
             (romana.node), the Unix socket where the CNI plugin asks for pod addresses (owner root, mode 0600; the
             plugin's daemonSocket), the host agent that routes to the other nodes' blocks of this subnet (table
             romana.host-agent.route-table, with an ip rule for the pod CIDR; ip_forward on, rp_filter loose), and the
-            TCP port that forwarder health probes connect to. Needs root (routes, sysctls, /run/romana).
+            TCP port that forwarder health probes connect to. Needs root (routes, sysctls, /run/romana). In a cluster
+            (romana.cluster.enabled), a member that the cluster downs stops its daemon and starts a new one, which
+            joins the cluster anew (after romana.cluster.rejoin-backoff).
             """) { config, socket };
         command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => RunAsync(parse.GetValue(config)!, parse.GetValue(socket))));
         return command;
@@ -32,24 +34,20 @@ public static class DaemonCommand
 
     private static async Task<int> RunAsync(string configPath, string? socket)
     {
-        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = new CancellationTokenSource();
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-        await using var daemon = await RomanaDaemon.StartAsync(RomanaConfig.Load(configPath), socket);
-        // In a cluster, the split-brain resolver may down this member: its actor system stops, and so does the daemon (its
-        // supervisor, systemd or the lab, starts it again and it joins anew).
-        if (await Task.WhenAny(stopped.Task, daemon.Terminated) != stopped.Task)
-        {
-            await Console.Error.WriteLineAsync(
-                "romana: stopped: this member was removed from the cluster (downed); start it again to rejoin");
-            return CommandLineGuard.Failed;
-        }
+        // The first start's failure is one line and exit 1, as before. After it, a daemon whose actor system stops on its own
+        // (the cluster downed this member) is started again in this process, and joins the cluster anew.
+        var supervisor = await DaemonSupervisor.StartAsync(RomanaConfig.Load(configPath),
+            config => RomanaDaemon.StartAsync(config, socket), Console.Error);
+        await supervisor.RunAsync(stop.Token);
         return CommandLineGuard.Ok;
 
         void Stop(PosixSignalContext context)
         {
             context.Cancel = true;
-            stopped.TrySetResult();
+            stop.Cancel();
         }
     }
 }

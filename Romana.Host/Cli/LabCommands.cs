@@ -20,6 +20,7 @@ public static class LabCommands
         lab.Subcommands.Add(Up());
         lab.Subcommands.Add(Status());
         lab.Subcommands.Add(Down());
+        lab.Subcommands.Add(Bench());
         return lab;
     }
 
@@ -38,15 +39,10 @@ public static class LabCommands
             DefaultValueFactory = _ => DefaultCniPlugin,
             HelpName = "FILE",
         };
-        var cluster = new Option<bool>("--cluster")
-        {
-            Description = "The daemons as one Akka.Cluster on one PostgreSQL database, the route manager their singleton "
-                + "(default: each daemon on its own journal, the lab routing each node's slice)",
-        };
         var command = new Command("up", """
             Builds the lab and returns 0 once every daemon is up, every pod is wired and EC2 holds a complete plan (mirrored in
             the router's kernel tables); otherwise exits 1 naming what did not come up, and removes what it made.
-            """) { zones, subnets, nodes, pods, limit, plugin, cluster };
+            """) { zones, subnets, nodes, pods, limit, plugin };
         command.SetAction((parse, _) =>
         {
             var values = new[] { zones, subnets, nodes, pods, limit }.Select(o => (o.Name, Text: parse.GetValue(o)!)).ToList();
@@ -63,8 +59,7 @@ public static class LabCommands
                 numbers.Add(number);
             }
             var options = new LabOptions(numbers[0], numbers[1], numbers[2], numbers[3], numbers[4]);
-            return CommandLineGuard.RunAsync(() => LabRunner.UpAsync(options, parse.GetValue(plugin)!,
-                parse.GetValue(cluster) ? LabDaemonMode.Cluster : LabDaemonMode.Islands, Console.Out));
+            return CommandLineGuard.RunAsync(() => LabRunner.UpAsync(options, parse.GetValue(plugin)!, Console.Out));
         });
         return command;
     }
@@ -86,6 +81,36 @@ public static class LabCommands
         };
         var command = new Command("status", "What the lab holds: its namespaces, daemons, pods and EC2's routes.") { json };
         command.SetAction((parse, _) => CommandLineGuard.RunAsync(() => LabRunner.StatusAsync(parse.GetValue(json), Console.Out)));
+        return command;
+    }
+
+    private static Command Bench()
+    {
+        var adds = new Option<int>("--adds") { Description = "CNI ADDs of new pods on one node, through the plugin (default 100)",
+            DefaultValueFactory = _ => 100, HelpName = "N" };
+        var failovers = new Option<int>("--failovers")
+        {
+            Description = "Forwarder failovers, each a ping train every 50 ms through a forwarder whose daemon is killed and "
+                + "link set down, then the node put back (default 5)",
+            DefaultValueFactory = _ => 5, HelpName = "N",
+        };
+        var plugin = new Option<string>("--cni-plugin") { Description = $"The CNI plugin (default {DefaultCniPlugin})",
+            DefaultValueFactory = _ => DefaultCniPlugin, HelpName = "FILE" };
+        var json = new Option<bool>("--json") { Description = "The figures as one JSON object" };
+        var command = new Command("bench", """
+            Measures a lab that is up (as root): CNI ADD median and p99 on the cluster's PostgreSQL journal, and the outage
+            of forwarder failovers in lost pings (50 ms each). Disturbs the lab while it runs, and leaves it whole.
+            """) { adds, failovers, plugin, json };
+        command.SetAction((parse, _) =>
+        {
+            var (a, f) = (parse.GetValue(adds), parse.GetValue(failovers));
+            if (a is < 1 or > 1000 || f is < 0 or > 50)
+            {
+                Console.Error.WriteLine($"romana lab bench: --adds = {a} (1 to 1000), --failovers = {f} (0 to 50)");
+                return Task.FromResult(CommandLineGuard.BadInput);
+            }
+            return CommandLineGuard.RunAsync(() => LabBench.RunAsync(parse.GetValue(plugin)!, a, f, parse.GetValue(json), Console.Out));
+        });
         return command;
     }
 

@@ -66,25 +66,32 @@ public static class SubsystemHosting
     /// The VPC route manager (<see cref="VpcRouteActor"/>) under its restarting supervisor. It reads the cluster from the
     /// IPAM unless an <see cref="IRoutingSource"/> is registered.
     /// </summary>
-    /// <param name="source">Wraps the cluster view where the manager runs (the daemon: its own node is no forwarder).</param>
+    /// <param name="host">The node of the daemon that composes it: no route target while its subnet has another healthy node.</param>
     public static AkkaConfigurationBuilder AddRomanaRoutes(this AkkaConfigurationBuilder akka, ClusterTopology? topology,
-        RouteManagerPlacement placement = RouteManagerPlacement.Local, Func<IRoutingSource, IRoutingSource>? source = null)
+        RouteManagerPlacement placement = RouteManagerPlacement.Local, NodeName? host = null)
     {
         Props Manager(IActorRegistry registry, IDependencyResolver resolver)
         {
             var settings = resolver.GetService<RouteSettings>();
+            var ask = resolver.GetService<IpamSettings>().AskTimeout;
             var cluster = resolver.GetService<IRoutingSource>()
-                ?? new IpamRoutingSource(registry.Get<IpamActor>(), topology ?? throw new ArgumentNullException(nameof(topology)),
-                    resolver.GetService<IpamSettings>().AskTimeout * 6);
+                ?? (placement == RouteManagerPlacement.ClusterSingleton
+                    ? new OwnershipRoutingSource(registry.Get<OwnershipView>(), topology!, ask * 3)
+                    : new IpamRoutingSource(registry.Get<IpamActor>(), topology ?? throw new ArgumentNullException(nameof(topology)),
+                        ask * 6));
             return RouteManagerSupervisor.Props(
-                VpcRouteActor.Props(resolver.GetService<IEc2RouteTables>(), source?.Invoke(cluster) ?? cluster, settings,
-                    resolver.GetService<IClock>()),
+                VpcRouteActor.Props(resolver.GetService<IEc2RouteTables>(), cluster, settings, resolver.GetService<IClock>(), host),
                 settings.RetryMaxBackoff);
         }
-        return placement == RouteManagerPlacement.Local
-            ? akka.WithActors((system, registry, resolver) =>
-                registry.Register<VpcRouteActor>(system.ActorOf(Manager(registry, resolver), VpcRouteActor.Id)))
-            : akka.WithSingleton<VpcRouteActor>(VpcRouteActor.Id, (_, registry, resolver) => Manager(registry, resolver),
+        if (placement == RouteManagerPlacement.Local)
+            return akka.WithActors((system, registry, resolver) =>
+                registry.Register<VpcRouteActor>(system.ActorOf(Manager(registry, resolver), VpcRouteActor.Id)));
+        // Every member keeps the ownership view, so the singleton reads a current one wherever it starts or moves to.
+        return akka.WithActors((system, registry, resolver) => registry.Register<OwnershipView>(system.ActorOf(
+                OwnershipView.Props(topology ?? throw new ArgumentNullException(nameof(topology)), IpamPlacement.Cluster,
+                    registry.Get<IpamActor>(), resolver.GetService<IpamSettings>().AskTimeout * 2, TimeSpan.FromSeconds(30)),
+                "ownership-view")))
+            .WithSingleton<VpcRouteActor>(VpcRouteActor.Id, (_, registry, resolver) => Manager(registry, resolver),
                 new ClusterSingletonOptions(), createProxyToo: true);
     }
 

@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Akka.Configuration;
 using Akka.Event;
 using Microsoft.Extensions.DependencyInjection;
@@ -29,6 +30,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
     {
         _host = host;
         _journalLock = journalLock;
+        Terminated = host.System.WhenTerminated;
     }
 
     public NodeIdentity Node => _host.Services.GetRequiredService<NodeIdentity>();
@@ -36,8 +38,11 @@ public sealed class RomanaDaemon : IAsyncDisposable
     /// <summary>The daemon's actor system (a cluster member when romana.cluster.enabled = on).</summary>
     public Akka.Actor.ActorSystem System => _host.System;
 
-    /// <summary>Completes when the actor system has terminated without being asked to (the cluster downed this member).</summary>
-    public Task Terminated => _host.System.WhenTerminated;
+    /// <summary>
+    /// Completes when the actor system has terminated: after <see cref="DisposeAsync"/>, or without being asked to (the cluster
+    /// downed or removed this member; <see cref="DaemonSupervisor"/> then starts a new daemon).
+    /// </summary>
+    public Task Terminated { get; }
 
     /// <summary>The IPAM front door of this daemon (what other nodes of a cluster, or a test, speak to).</summary>
     public IpamClient Ipam => _host.Ipam;
@@ -56,6 +61,10 @@ public sealed class RomanaDaemon : IAsyncDisposable
         var agentSettings = HostAgentSettings.From(config);
         var health = HealthSettings.From(config);
         var cni = CniSettings.From(config, socketPath);
+        // A shutdown the daemon did not ask for (the cluster downed this member) closes the CNI socket in its first phase
+        // (below): that phase waits for the requests in flight as long as the daemon's own stop does.
+        config = ConfigurationFactory.ParseString("akka.coordinated-shutdown.phases.before-service-unbind.timeout = " +
+            $"{(long)(cni.StopTimeout + TimeSpan.FromSeconds(1)).TotalMilliseconds}ms").WithFallback(config);
         var cluster = ClusterSettings.From(config);
         cluster.RequireSharedJournal(config, journal);
         var aws = cluster.Enabled ? AwsSettings.From(config) : null;
@@ -83,8 +92,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 if (cluster.Enabled)
                     akka.AddRomanaCluster(cluster, [ClusterHosting.NodeRole, ClusterHosting.SubnetRole(node.Subnet),
                             ClusterHosting.NameRole(node.Name)])
-                        .AddRomanaRoutes(topology, RouteManagerPlacement.ClusterSingleton,
-                            source => new SingletonHostRoutingSource(source, node.Name))
+                        .AddRomanaRoutes(topology, RouteManagerPlacement.ClusterSingleton, node.Name)
                         .AddRomanaClusterHealth();
             }, services =>
             {
@@ -110,6 +118,15 @@ public sealed class RomanaDaemon : IAsyncDisposable
             builder.Services.AddHostedService(sp => new MasqueradeService(sp, masqueradeRules));
 
             var daemon = new RomanaDaemon(await RomanaHost.StartAsync(builder), journalLock);
+            // When the cluster downs or removes this member, Akka runs its coordinated shutdown by itself: the CNI socket is
+            // closed first there too, and the requests in flight are answered while the IPAM still runs. (On the daemon's own
+            // stop the socket is already closed when Akka's shutdown begins.)
+            CoordinatedShutdown.Get(daemon.System).AddTask(CoordinatedShutdown.PhaseBeforeServiceUnbind, "romana-cni-socket",
+                async () =>
+                {
+                    await server.DisposeAsync();
+                    return Akka.Done.Instance;
+                });
             daemon._host.Services.DaemonLog().Info("Romana daemon: node {0} ({1}) of subnet {2}; CNI socket {3}; health port {4}; {5}",
                 node.Name, node.Ip, node.Subnet, cni.Socket, health.ProbePort,
                 $"journal {journal.Describe()}{(journalLock is null ? "" : $", locked by {journalLock.LockPath}")}" +

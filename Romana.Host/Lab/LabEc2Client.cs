@@ -83,9 +83,6 @@ public sealed class LabEc2Client : IDisposable
                     && e.Name.LocalName != "instanceOwnerId").Value))]))];
     }
 
-    public Task CreateRouteAsync(string table, string cidr, string eni) =>
-        CallAsync("CreateRoute", ("RouteTableId", table), ("DestinationCidrBlock", cidr), ("NetworkInterfaceId", eni));
-
     public Task SetSourceDestCheckAsync(string eni, bool on) =>
         CallAsync("ModifyNetworkInterfaceAttribute", ("NetworkInterfaceId", eni), ("SourceDestCheck.Value", on ? "true" : "false"));
 

@@ -13,7 +13,7 @@ public sealed record LabOptions(int Zones = 2, int SubnetsPerZone = 2, int Nodes
 public sealed record LabSubnet(string Id, string Zone, string VpcCidr, string Gateway, string Bridge, string RouteTable, string PodPrefix);
 
 public sealed record LabNode(string Name, string Netns, string Zone, string Subnet, string Ip, string Eni, string Port, string Gateway,
-    string Bridge, string PodSlice, string Database)
+    string Bridge)
 {
     public string Folder => Path.Combine(LabLayout.RunFolder, "nodes", Name);
     public string Socket => Path.Combine(Folder, "cni.sock");
@@ -63,11 +63,9 @@ public sealed class LabLayout
         ("--route-limit", 1, 1000),
     ];
 
-    /// <param name="interimRoutes">The lab routes every node's slice itself (<see cref="LabInterimRoutes"/>): one route per node.</param>
-    public LabLayout(LabOptions options, bool interimRoutes = false)
+    public LabLayout(LabOptions options)
     {
         Options = options;
-        InterimRoutes = interimRoutes;
         var zoneBits = BitsFor(options.Zones);
         var subnetBits = BitsFor(options.SubnetsPerZone);
         var nodeBits = BitsFor(options.NodesPerSubnet);
@@ -93,10 +91,8 @@ public sealed class LabLayout
                 for (var n = 0; n < options.NodesPerSubnet; n++)
                 {
                     var name = $"node-{short_}-{n + 1}";
-                    var sliceLength = subnetLength + nodeBits;
                     var node = new LabNode(name, $"{Prefix}-{name}", zone, subnet.Id, $"10.0.{k + 1}.{11 + n}",
-                        $"eni-lab{k + 1:x2}{n + 1:x2}", $"rl-{short_}-{n + 1}", subnet.Gateway, subnet.Bridge,
-                        Cidr(subnetBase + ((uint)n << (32 - sliceLength)), sliceLength), $"romana_{short_}_{n + 1}");
+                        $"eni-lab{k + 1:x2}{n + 1:x2}", $"rl-{short_}-{n + 1}", subnet.Gateway, subnet.Bridge);
                     nodes.Add(node);
                     for (var p = 0; p < options.PodsPerNode; p++)
                     {
@@ -114,7 +110,6 @@ public sealed class LabLayout
     }
 
     public LabOptions Options { get; }
-    public bool InterimRoutes { get; }
     public IReadOnlyList<LabSubnet> Subnets { get; }
     public IReadOnlyList<LabNode> Nodes { get; }
     public IReadOnlyList<LabPod> Pods { get; }
@@ -127,12 +122,6 @@ public sealed class LabLayout
 
     public LabSubnet SubnetOf(LabNode node) => Subnets.First(s => s.Id == node.Subnet);
     public LabNode NodeOf(LabPod pod) => Nodes.First(n => n.Name == pod.Node);
-
-    /// <summary>
-    /// The route limit each table gets. While the daemons run no route manager (see <see cref="LabInterimRoutes"/>), the lab
-    /// routes every node's slice itself and needs one route per node plus the foreign one.
-    /// </summary>
-    public int EffectiveRouteLimit => InterimRoutes ? Math.Max(Options.RouteLimit, Nodes.Count + 1) : Options.RouteLimit;
 
     private static int BitsFor(int count) => count <= 1 ? 0 : BitOperations.Log2((uint)count - 1) + 1;
 

@@ -41,7 +41,7 @@ public sealed record LabRouterSettings(IReadOnlyDictionary<string, int> KernelTa
         text.AppendLine("romana.ec2-lab {");
         text.AppendLine($"  listen = \"{LabLayout.ServicesAddress}:{LabLayout.Ec2Port}\"");
         text.AppendLine($"  vpc {{ id = \"vpc-lab\", cidr = \"{LabLayout.VpcCidr}\" }}");
-        text.AppendLine($"  route-limit = {layout.EffectiveRouteLimit}");
+        text.AppendLine($"  route-limit = {layout.Options.RouteLimit}");
         text.AppendLine("  tables = [");
         foreach (var table in layout.RouteTables)
             text.AppendLine($"    {{ id = \"{table.Id}\", subnets = [{string.Join(", ", table.Subnets.Select(s => $"\"{s}\""))}], "

@@ -12,7 +12,7 @@ namespace Romana.Host.Lab;
 /// </summary>
 public static class LabRunner
 {
-    public static async Task<int> UpAsync(LabOptions options, string cniPlugin, LabDaemonMode mode, TextWriter output)
+    public static async Task<int> UpAsync(LabOptions options, string cniPlugin, TextWriter output)
     {
         if (WhyNot() is { } why)
         {
@@ -40,14 +40,14 @@ public static class LabRunner
         }
 
         var watch = Stopwatch.StartNew();
-        var layout = new LabLayout(options, interimRoutes: mode == LabDaemonMode.Islands);
-        var state = new LabState(options, mode.ToString(), "building", 0, new Dictionary<string, int>(), new Dictionary<string, string>());
+        var layout = new LabLayout(options);
+        var state = new LabState(options, "building", 0, new Dictionary<string, int>(), new Dictionary<string, string>());
         state.Save();
         try
         {
             Step(output, watch, "router", () => BuildRouter(layout));
             Step(output, watch, "outside", BuildOutside);
-            Step(output, watch, "PostgreSQL", () => StartPostgres(layout, postgres, mode));
+            Step(output, watch, "PostgreSQL", () => StartPostgres(postgres));
             var ec2Pid = StartEc2(layout);
             state = state with { Ec2Pid = ec2Pid };
             state.Save();
@@ -60,7 +60,7 @@ public static class LabRunner
             // machine starved their journals' recoveries past Akka's timeouts.
             foreach (var wave in layout.Nodes.Chunk(DaemonWave))
             {
-                foreach (var node in wave) pids[node.Name] = StartNode(layout, node, mode);
+                foreach (var node in wave) pids[node.Name] = StartNode(layout, node);
                 state = state with { DaemonPids = pids };
                 state.Save();
                 output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  {pids.Count} of {layout.Nodes.Count} daemons starting");
@@ -73,7 +73,6 @@ public static class LabRunner
             state.Save();
             output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  {ips.Count} pods wired by the CNI plugin");
 
-            if (mode == LabDaemonMode.Islands) await LabInterimRoutes.ProgramAsync(layout, ec2);
             await AwaitPlanAsync(layout, ec2, ips);
             output.WriteLine($"{watch.Elapsed.TotalSeconds,6:0.0}s  EC2 holds the plan, mirrored in the router's kernel tables");
 
@@ -184,7 +183,7 @@ public static class LabRunner
                 .Where(b => File.Exists(Path.Combine(b, "initdb"))).OrderBy(b => b, StringComparer.Ordinal).LastOrDefault()
             : null;
 
-    private static void StartPostgres(LabLayout layout, string bin, LabDaemonMode mode)
+    private static void StartPostgres(string bin)
     {
         var folder = LabLayout.PostgresFolder;
         Directory.CreateDirectory(folder);
@@ -196,11 +195,21 @@ public static class LabRunner
             "-l", $"{folder}/server.log", "-w", "-o",
             $"-p {LabLayout.PostgresPort} -k {folder} -c listen_addresses={LabLayout.ServicesAddress} -c fsync=off -c max_connections=300",
             "start");
-        var databases = mode == LabDaemonMode.Islands ? layout.Nodes.Select(n => n.Database) : ["romana"];
-        var sql = new List<string> { "-c", "CREATE USER romana WITH PASSWORD 'romana' CREATEDB" };
-        foreach (var database in databases) sql.AddRange(["-c", $"CREATE DATABASE {database} OWNER romana"]);
-        LabShell.Exec(LabLayout.RouterNetns, "runuser", ["-u", "postgres", "--", Path.Combine(bin, "psql"), "-h", folder,
-            "-p", $"{LabLayout.PostgresPort}", "-U", "postgres", "-q", .. sql]);
+        LabShell.Exec(LabLayout.RouterNetns, "runuser", "-u", "postgres", "--", Path.Combine(bin, "psql"), "-h", folder,
+            "-p", $"{LabLayout.PostgresPort}", "-U", "postgres", "-q", "-c", "CREATE USER romana WITH PASSWORD 'romana' CREATEDB",
+            "-c", $"CREATE DATABASE {LabDaemonConfig.Database} OWNER romana");
+    }
+
+    /// <summary>
+    /// PostgreSQL stopped as by a crash (immediate: no checkpoint, clients cut off) and started again with the same
+    /// options, as a failure test or a user trying the cluster's recovery asks.
+    /// </summary>
+    public static LabShell.Outcome RestartPostgres()
+    {
+        var bin = PostgresBin() ?? throw new LabException("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin");
+        return LabShell.Run("ip", ["netns", "exec", LabLayout.RouterNetns, "runuser", "-u", "postgres", "--",
+            Path.Combine(bin, "pg_ctl"), "-D", Path.Combine(LabLayout.PostgresFolder, "data"), "-l",
+            Path.Combine(LabLayout.PostgresFolder, "server.log"), "-m", "immediate", "-w", "restart"]);
     }
 
     // ---- EC2 ------------------------------------------------------------------------------------------------------
@@ -238,7 +247,7 @@ public static class LabRunner
 
     // ---- nodes and pods -------------------------------------------------------------------------------------------
 
-    private static int StartNode(LabLayout layout, LabNode node, LabDaemonMode mode)
+    private static int StartNode(LabLayout layout, LabNode node)
     {
         AddNamespace(node.Netns);
         LabShell.Ip(LabLayout.RouterNetns, "link", "add", node.Port, "type", "veth", "peer", "name", "eth0", "netns", node.Netns);
@@ -247,7 +256,28 @@ public static class LabRunner
         LabShell.Ip(node.Netns, "link", "set", "eth0", "up");
         LabShell.Ip(node.Netns, "route", "add", "default", "via", node.Gateway);
         Directory.CreateDirectory(node.Folder);
-        File.WriteAllText(node.ConfigPath, LabDaemonConfig.For(layout, node, mode));
+        File.WriteAllText(node.ConfigPath, LabDaemonConfig.For(layout, node));
+        return SpawnDaemon(node);
+    }
+
+    /// <summary>
+    /// Starts a node's daemon again with the configuration it had (after a test or a user killed it); its log goes on in the
+    /// same file. Returns the new pid, which <c>status</c> shows from then on.
+    /// </summary>
+    public static int RestartDaemon(string nodeName)
+    {
+        var state = LabState.Load() ?? throw new LabException("no lab is up");
+        var node = new LabLayout(state.Options).Nodes.FirstOrDefault(n => n.Name == nodeName)
+            ?? throw new LabException($"the lab has no node {nodeName}");
+        if (state.DaemonPids.TryGetValue(nodeName, out var old) && LabShell.IsAlive(old))
+            throw new LabException($"node {nodeName}: its daemon (pid {old}) is still running");
+        var pid = SpawnDaemon(node);
+        (state with { DaemonPids = new Dictionary<string, int>(state.DaemonPids) { [nodeName] = pid } }).Save();
+        return pid;
+    }
+
+    private static int SpawnDaemon(LabNode node)
+    {
         // The route manager's AWSSDK.EC2 client takes credentials from its default chain; the lab's EC2 checks none.
         return LabShell.Spawn(node.Netns, ["env", "AWS_ACCESS_KEY_ID=lab", "AWS_SECRET_ACCESS_KEY=lab", "AWS_EC2_METADATA_DISABLED=true",
             .. LabShell.Romana(), "daemon", "--config", node.ConfigPath],
@@ -408,7 +438,7 @@ public static class LabRunner
                 : "romana lab status: no lab is up (romana lab up)");
             return 1;
         }
-        var layout = new LabLayout(state.Options, interimRoutes: state.Mode == nameof(LabDaemonMode.Islands));
+        var layout = new LabLayout(state.Options);
         IReadOnlyList<LabTableView> tables = [];
         try
         {
@@ -449,7 +479,7 @@ public static class LabRunner
             output.WriteLine(document.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
             return 0;
         }
-        output.WriteLine($"lab {state.Phase} ({state.Mode}): router {LabLayout.RouterNetns}, EC2 {layout.Ec2Endpoint}, "
+        output.WriteLine($"lab {state.Phase}: router {LabLayout.RouterNetns}, EC2 {layout.Ec2Endpoint}, "
             + $"PostgreSQL {LabLayout.ServicesAddress}:{LabLayout.PostgresPort}, "
             + $"outside {LabLayout.OutsideAddress} in {LabLayout.OutsideNetns}");
         foreach (var node in layout.Nodes)

@@ -75,8 +75,9 @@ public static class LabShell
     public static int Spawn(string netns, IReadOnlyList<string> command, string log)
     {
         var pidFile = log + ".pid";
+        File.Delete(pidFile);
         var quoted = string.Join(' ', new[] { "ip", "netns", "exec", netns }.Concat(command).Select(Quote));
-        Must("setsid", "-f", "sh", "-c", $"echo $$ > {Quote(pidFile)}; exec {quoted} > {Quote(log)} 2>&1 < /dev/null");
+        Must("setsid", "-f", "sh", "-c", $"echo $$ > {Quote(pidFile)}; exec {quoted} >> {Quote(log)} 2>&1 < /dev/null");
         for (var waited = 0; waited < 100; waited++)
         {
             if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid)) return pid;

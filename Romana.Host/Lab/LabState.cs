@@ -6,7 +6,7 @@ namespace Romana.Host.Lab;
 /// What <c>romana lab up</c> made, in /run/romana-lab/state.json: written first (so <c>down</c> finds a lab that failed half
 /// way) and again as each part comes up. <c>down</c> needs none of it to clean up: every namespace carries the prefix.
 /// </summary>
-public sealed record LabState(LabOptions Options, string Mode, string Phase, int Ec2Pid, IReadOnlyDictionary<string, int> DaemonPids,
+public sealed record LabState(LabOptions Options, string Phase, int Ec2Pid, IReadOnlyDictionary<string, int> DaemonPids,
     IReadOnlyDictionary<string, string> PodIps)
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };

@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Romana.Host.Lab;
+
+/// <summary>
+/// <c>romana lab bench</c> on a lab that is up: CNI ADD latency through the plugin as a runtime calls it, on the cluster's
+/// PostgreSQL journal, and the outage of a forwarder failover in real packets, over several runs (each run kills a
+/// forwarder's daemon and sets its link down, measures, and puts the node back before the next).
+/// </summary>
+public static class LabBench
+{
+    public sealed record Figures(int Adds, double AddMedianMs, double AddP99Ms, IReadOnlyList<double> OutagesS,
+        IReadOnlyList<string> Failovers)
+    {
+        public double OutageMedianS => Median(OutagesS);
+    }
+
+    public static async Task<int> RunAsync(string cniPlugin, int adds, int failovers, bool json, TextWriter output)
+    {
+        var state = LabState.Load();
+        if (state is not { Phase: "up" })
+        {
+            Console.Error.WriteLine("romana lab bench: no lab is up (romana lab up)");
+            return 1;
+        }
+        var layout = new LabLayout(state.Options);
+        var view = LabView.Now();
+        var node = layout.Nodes.First(n => n.Name != view.RouteManager);
+        var latencies = MeasureAdds(cniPlugin, node, adds, output);
+        var outages = new List<double>();
+        var described = new List<string>();
+        for (var run = 1; run <= failovers; run++)
+        {
+            view = LabView.Now();
+            // A different forwarder each run where the lab has several; never the singleton's host.
+            var paths = view.ForwardedPaths().Where(p => p.Forwarder != view.RouteManager).ToList();
+            if (paths.Count == 0)
+            {
+                Console.Error.WriteLine("romana lab bench: no pod is reached through a forwarder (is --route-limit below the blocks?)");
+                return 1;
+            }
+            var forwarders = paths.Select(p => p.Forwarder).Distinct().Order(StringComparer.Ordinal).ToList();
+            var path = paths.First(p => p.Forwarder == forwarders[(run - 1) % forwarders.Count]);
+            var train = PingTrain.Start(path.Source, path.Target.Ip, TimeSpan.FromSeconds(10));
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            LabFaults.Kill(view.Node(path.Forwarder));
+            var result = await train.Result;
+            outages.Add(result.Outage.TotalSeconds);
+            var line = $"failover {run}: {path.Source.Name} -> {path.Target.Name} through {path.Forwarder}: {result}";
+            described.Add(line);
+            output.WriteLine(line);
+            if (await LabFaults.RestoreAsync(TimeSpan.FromSeconds(180), view.Node(path.Forwarder)) is null)
+            {
+                Console.Error.WriteLine($"romana lab bench: {path.Forwarder} did not come back within 180 s");
+                return 1;
+            }
+        }
+        var figures = new Figures(latencies.Count, Median(latencies), Percentile(latencies, 0.99), outages, described);
+        if (json)
+            output.WriteLine(JsonSerializer.Serialize(figures, CamelCase));
+        else
+            output.WriteLine($"CNI ADD on {node.Name} (PostgreSQL journal, through the plugin): median {figures.AddMedianMs:0.0} ms, "
+                + $"p99 {figures.AddP99Ms:0.0} ms over {figures.Adds}; failover outage median {figures.OutageMedianS:0.00} s over "
+                + $"{outages.Count} runs ({string.Join(", ", outages.Select(o => o.ToString("0.00", CultureInfo.InvariantCulture)))} s)");
+        return 0;
+    }
+
+    /// <summary>ADD of <paramref name="count"/> new pods on one node, one after another, then their DELs; the ADD times in ms.</summary>
+    private static List<double> MeasureAdds(string plugin, LabNode node, int count, TextWriter output)
+    {
+        var pods = Enumerable.Range(1, count)
+            .Select(i => new LabPod($"bench-{i}", $"{LabLayout.Prefix}-bench-{i}", node.Name, $"labbench{i:x4}")).ToList();
+        var times = new List<double>();
+        try
+        {
+            foreach (var pod in pods)
+            {
+                LabShell.Must("ip", "netns", "add", pod.Netns);
+                var took = Stopwatch.StartNew();
+                var outcome = LabRunner.Cni(plugin, node, pod, "ADD");
+                times.Add(took.Elapsed.TotalMilliseconds);
+                if (!outcome.Ok)
+                    throw new LabException($"bench ADD of {pod.Name} on {node.Name}: {(outcome.Output + outcome.Error).Trim()}");
+            }
+            output.WriteLine($"{count} ADDs on {node.Name}: median {Median(times):0.0} ms, p99 {Percentile(times, 0.99):0.0} ms");
+            return times;
+        }
+        finally
+        {
+            foreach (var pod in pods)
+            {
+                LabRunner.Cni(plugin, node, pod, "DEL");
+                LabShell.Run("ip", ["netns", "del", pod.Netns]);
+            }
+        }
+    }
+
+    private static readonly JsonSerializerOptions CamelCase = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    private static double Median(IReadOnlyList<double> values) => Percentile(values, 0.5);
+
+    private static double Percentile(IReadOnlyList<double> values, double p)
+    {
+        if (values.Count == 0) return 0;
+        var sorted = values.Order().ToList();
+        return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
+    }
+}
