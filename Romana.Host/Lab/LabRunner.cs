@@ -471,8 +471,7 @@ public static class LabRunner
                 ["routes"] = new JsonArray(
                     [.. t.Routes.Select(r => (JsonNode)new JsonObject { ["cidr"] = r.Cidr, ["target"] = r.Target })]),
             })]),
-            // Until the daemons form one cluster, none of them hosts the route manager: the lab routes the slices itself.
-            ["routeManager"] = null,
+            ["routeManager"] = await RouteManagerAsync(layout, state),
         };
         if (json)
         {
@@ -496,6 +495,25 @@ public static class LabRunner
             foreach (var route in table.Routes) output.WriteLine($"    {route.Cidr,-18} {route.Target}");
         }
         return 0;
+    }
+
+    /// <summary>Where the route singleton runs, as the first live daemon that knows says it (the CLUSTER request of its socket).</summary>
+    private static async Task<string?> RouteManagerAsync(LabLayout layout, LabState state)
+    {
+        foreach (var node in layout.Nodes.Where(n => state.DaemonPids.TryGetValue(n.Name, out var pid) && LabShell.IsAlive(pid)))
+        {
+            try
+            {
+                var reply = await Cli.DaemonSocketClient.SendAsync(node.Socket,
+                    new Romana.Contracts.Cni.DaemonRequest(Romana.Contracts.Cni.DaemonProtocol.Cluster, "", ""), TimeSpan.FromSeconds(5));
+                if (reply.Cluster?.RouteManager is { } host) return host;
+            }
+            catch (Cli.DaemonUnreachableException)
+            {
+                // Starting or stopping: ask the next.
+            }
+        }
+        return null;
     }
 
     // ---- down -----------------------------------------------------------------------------------------------------
