@@ -22,6 +22,9 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
     /// <summary>The bound on a failover's outage, in lost pings 50 ms apart.</summary>
     private static readonly TimeSpan OutageBound = TimeSpan.FromSeconds(2.5);
 
+    /// <summary>A failover whose route manager died before it moved the routes: detection, downing, hand-over, one pass.</summary>
+    private static readonly TimeSpan HandOverBound = TimeSpan.FromSeconds(30);
+
     private void RequireLab()
     {
         Skip.If(lab.WhyNot is not null, lab.WhyNot);
@@ -49,12 +52,13 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
         var train = PingTrain.Start(path.Source, path.Target.Ip, TimeSpan.FromSeconds(10));
         await Task.Delay(TimeSpan.FromSeconds(2));
         Kill(view.Node(path.Forwarder));
-        var result = await train.Result;
-        output.WriteLine($"{result}");
-        Assert.True(result.Received > 0, $"no ping answered at all: {result}");
-        Assert.True(result.Outage <= OutageBound, $"outage {result.Outage.TotalSeconds:0.00} s > {OutageBound.TotalSeconds} s: {result}");
-
-        await RestoreAsync(view.Node(path.Forwarder));
+        await using (Restoring(view.Node(path.Forwarder)))
+        {
+            var result = await train.Result;
+            output.WriteLine($"{result}");
+            Assert.True(result.Received > 0, $"no ping answered at all: {result}");
+            Assert.True(result.Outage <= OutageBound, $"outage {result.Outage.TotalSeconds:0.00} s > {OutageBound.TotalSeconds} s: {result}");
+        }
     }
 
     [SkippableFact]
@@ -72,10 +76,11 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
             + $"({path.Source.Name} -> {path.Target.Name}); bystanders {bystander.Source.Name} -> {bystander.Target.Name}");
         var foreignBefore = view.ForeignRoutes();
 
-        var behind = PingTrain.Start(path.Source, path.Target.Ip, TimeSpan.FromSeconds(12));
-        var aside = PingTrain.Start(bystander.Source, bystander.Target.Ip, TimeSpan.FromSeconds(12));
+        var behind = PingTrain.Start(path.Source, path.Target.Ip, TimeSpan.FromSeconds(40));
+        var aside = PingTrain.Start(bystander.Source, bystander.Target.Ip, TimeSpan.FromSeconds(40));
         await Task.Delay(TimeSpan.FromSeconds(2));
         Kill(view.Node(path.Forwarder));
+        await using var restoring = Restoring(view.Node(path.Forwarder), singletonHost);
         await Task.Delay(TimeSpan.FromMilliseconds(300));
         Kill(singletonHost);
         var (behindResult, asideResult) = (await behind.Result, await aside.Result);
@@ -93,10 +98,11 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
         Assert.Equal(foreignBefore, moved.ForeignRoutes());
         Assert.Empty(LogLines("RouteAlreadyExists"));
         Assert.True(asideResult.Lost == 0, $"bystanders lost packets: {asideResult}");
-        Assert.True(behindResult.Outage <= OutageBound,
-            $"outage behind the forwarder {behindResult.Outage.TotalSeconds:0.00} s > {OutageBound.TotalSeconds} s: {behindResult}");
-
-        await RestoreAsync(view.Node(path.Forwarder), singletonHost);
+        // The forwarder's repair needs the route manager, which died with its host before it could make it: the repair waits
+        // for the cluster to down the host and hand the singleton over (failure detection, the resolver's stable-after of
+        // 7 s, the hand-over), not the 2.5 s; see the README (The route singleton) for the figures.
+        Assert.True(behindResult.Outage <= HandOverBound,
+            $"outage behind the forwarder {behindResult.Outage.TotalSeconds:0.00} s > {HandOverBound.TotalSeconds} s: {behindResult}");
     }
 
     [SkippableFact]
@@ -175,20 +181,26 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
         var acknowledged = new ConcurrentDictionary<string, (string Node, string Address)>();
         var refusals = new ConcurrentDictionary<string, int>();
         var partition = Stopwatch.StartNew();
-        // Each side asks for more addresses than a block holds, so both need a new block while they are apart.
-        var takers = new[] { cut, peer }.Select(node => Task.Run(() =>
+        try
         {
-            for (var i = 0; i < 80 && partition.Elapsed < TimeSpan.FromSeconds(30); i++)
+            // Each side asks for more addresses than a block holds, so both need a new block while they are apart.
+            var takers = new[] { cut, peer }.Select(node => Task.Run(() =>
             {
-                var key = $"split-{node.Name}-{i}";
-                var answer = DaemonWire.Send(node.Socket, DaemonProcessAdd(key), TimeSpan.FromSeconds(12));
-                if (answer.Ok) acknowledged[key] = (node.Name, Bare(answer.Reply!.Address!));
-                else refusals.AddOrUpdate(node.Name, 1, (_, n) => n + 1);
-            }
-        })).ToList();
-        await Task.WhenAll(takers);
-        await Task.Delay(TimeSpan.FromSeconds(30) - partition.Elapsed is { Ticks: > 0 } rest ? rest : TimeSpan.Zero);
-        LabShell.Run("ip", ["netns", "exec", cut.Netns, "nft", "delete", "table", "inet", "rlab_partition"]);
+                for (var i = 0; i < 80 && partition.Elapsed < TimeSpan.FromSeconds(30); i++)
+                {
+                    var key = $"split-{node.Name}-{i}";
+                    var answer = DaemonWire.Send(node.Socket, DaemonProcessAdd(key), TimeSpan.FromSeconds(12));
+                    if (answer.Ok) acknowledged[key] = (node.Name, Bare(answer.Reply!.Address!));
+                    else refusals.AddOrUpdate(node.Name, 1, (_, n) => n + 1);
+                }
+            })).ToList();
+            await Task.WhenAll(takers);
+            await Task.Delay(TimeSpan.FromSeconds(30) - partition.Elapsed is { Ticks: > 0 } rest ? rest : TimeSpan.Zero);
+        }
+        finally
+        {
+            LabShell.Run("ip", ["netns", "exec", cut.Netns, "nft", "delete", "table", "inet", "rlab_partition"]);
+        }
         output.WriteLine($"healed after {partition.Elapsed.TotalSeconds:0.0} s; acknowledged "
             + $"{acknowledged.Count(a => a.Value.Node == cut.Name)}"
             + $" on {cut.Name}, {acknowledged.Count(a => a.Value.Node == peer.Name)} on {peer.Name}; refused "
@@ -229,9 +241,17 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
         output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} killed {node.Name} (pid {node.Pid}) and set its link down");
     }
 
-    private static async Task RestoreAsync(params LabView.LabNodeView[] nodes) =>
-        Assert.True(await LabFaults.RestoreAsync(TimeSpan.FromSeconds(120), nodes) is not null,
-            "the lab did not come back whole within 120 s");
+    /// <summary>Puts the nodes back when disposed, whatever the test found, so the next test finds a whole lab.</summary>
+    private static AsyncDisposable Restoring(params LabView.LabNodeView[] nodes) => new(async () =>
+    {
+        if (await LabFaults.RestoreAsync(TimeSpan.FromSeconds(120), nodes) is null)
+            throw new InvalidOperationException("the lab did not come back whole within 120 s");
+    });
+
+    private sealed class AsyncDisposable(Func<Task> dispose) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync() => await dispose();
+    }
 
     /// <summary>Which node hosts each subnet's forwarder supervisor now, from the daemons' logs (the latest line per subnet).</summary>
     private static Dictionary<string, string> SupervisorHosts(LabView view)

@@ -27,7 +27,13 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
     private readonly List<(IActorRef ReplyTo, long Id, int Left)> _syncs = new();
     private long _syncId;
 
-    public SubnetHealthSupervisor(SubnetId subnet, IHealthProbe probe, HealthSettings settings, IActorRef routeManager, IClock clock)
+    /// <param name="members">
+    /// Where this supervisor learns its subnet's nodes when it starts (the member's <see cref="Routing.OwnershipView"/>), or
+    /// null: a new incarnation (the cluster moved it after its member died) must watch a node whose daemon died with or
+    /// before that member, since such a daemon never registers again.
+    /// </param>
+    public SubnetHealthSupervisor(SubnetId subnet, IHealthProbe probe, HealthSettings settings, IActorRef routeManager, IClock clock,
+        IActorRef? members = null)
     {
         _subnet = subnet;
         _probe = probe;
@@ -41,6 +47,8 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         {
             // Where the cluster placed each subnet's judge, for whoever reads the logs after a failure (and the lab's tests).
             _log.Info("Subnet {0}: forwarder supervisor running here ({1} nodes judged failed)", _subnet, _state.Failed.Count);
+            members?.Ask<object>(new Routing.OwnershipView.ReadSubnet(subnet), _settings.ProbeTimeout * 10).PipeTo(Self,
+                failure: e => new Akka.Actor.Status.Failure(e));
             Timers.StartPeriodicTimer("status", new SendStatus(), _settings.StatusInterval);
         });
 
@@ -62,6 +70,15 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         Command<ClusterEvent.ReachableMember>(_ => { }); // recovery is for the probes to confirm
         Command<ClusterEvent.IMemberEvent>(_ => { });
         Command<ClusterEvent.CurrentClusterState>(_ => { });
+        Command<Routing.OwnershipView.Known>(known =>
+        {
+            foreach (var member in known.Subnets.Where(s => s.Subnet == _subnet).SelectMany(s => s.Members))
+                Watch(new WatchNode(_subnet, member.Node, member.Ip));
+        });
+        Command<Routing.OwnershipView.Unknown>(_ => _log.Warning("Subnet {0}: its nodes are not known here yet; "
+            + "each is watched once its daemon registers", _subnet));
+        Command<Akka.Actor.Status.Failure>(failed => _log.Warning("Subnet {0}: its nodes could not be read here ({1}); "
+            + "each is watched once its daemon registers", _subnet, failed.Cause.Message));
         Command<SendStatus>(_ => Status());
         Command<GetSubnetHealth>(_ => Sender.Tell(Health()));
         Command<Sync>(_ =>
@@ -88,8 +105,9 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    public static Props Props(SubnetId subnet, IHealthProbe probe, HealthSettings settings, IActorRef routeManager, IClock clock) =>
-        Akka.Actor.Props.Create(() => new SubnetHealthSupervisor(subnet, probe, settings, routeManager, clock));
+    public static Props Props(SubnetId subnet, IHealthProbe probe, HealthSettings settings, IActorRef routeManager, IClock clock,
+        IActorRef? members = null) =>
+        Akka.Actor.Props.Create(() => new SubnetHealthSupervisor(subnet, probe, settings, routeManager, clock, members));
 
     public override string PersistenceId => $"health-{_subnet.Value}";
     public ITimerScheduler Timers { get; set; } = null!;

@@ -25,6 +25,9 @@ public sealed class OwnershipView : ReceiveActor, IWithTimers
 
     public sealed record Known(ImmutableArray<SubnetSnapshot> Subnets) : INoSerializationVerificationNeeded;
 
+    /// <summary>One subnet's members and owners as the view knows them now: Known with that subnet, or Unknown.</summary>
+    public sealed record ReadSubnet(SubnetId Subnet) : INoSerializationVerificationNeeded;
+
     /// <summary>Subnets not yet known when the read gave up.</summary>
     public sealed record Unknown(ImmutableArray<SubnetId> Subnets) : INoSerializationVerificationNeeded;
 
@@ -86,6 +89,8 @@ public sealed class OwnershipView : ReceiveActor, IWithTimers
                 Self.Tell(new Refresh());
             }
         });
+        Receive<ReadSubnet>(read => Sender.Tell(_known.TryGetValue(read.Subnet, out var subnet)
+            ? new Known([subnet]) : new Unknown([read.Subnet])));
         Receive<ReadTimedOut>(timedOut =>
         {
             if (!_waiting.Remove(timedOut.ReplyTo)) return;

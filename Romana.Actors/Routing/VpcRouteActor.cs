@@ -28,6 +28,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     private readonly IEc2RouteTables _ec2;
     private readonly IRoutingSource _source;
     private readonly NodeName? _host;
+    private readonly Func<NodeName, bool> _liveMember;
     private readonly RouteSettings _settings;
     private readonly IClock _clock;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -47,10 +48,16 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     /// The node whose daemon hosts this manager (the cluster singleton's host), or null: that node is no route target while
     /// its subnet has another healthy node (see <see cref="WithoutHost"/>).
     /// </param>
-    public VpcRouteActor(IEc2RouteTables ec2, IRoutingSource source, RouteSettings settings, IClock clock, NodeName? host = null)
+    /// <param name="liveMember">
+    /// Whether a node's daemon is an Up and reachable cluster member now; only such a peer takes the host's place (a singleton
+    /// that just moved has not yet heard its old host judged failed). Null: every healthy node counts.
+    /// </param>
+    public VpcRouteActor(IEc2RouteTables ec2, IRoutingSource source, RouteSettings settings, IClock clock, NodeName? host = null,
+        Func<NodeName, bool>? liveMember = null)
     {
         _ec2 = ec2;
         _host = host;
+        _liveMember = liveMember ?? (_ => true);
         _source = source;
         _settings = settings;
         _clock = clock;
@@ -68,8 +75,8 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     }
 
     public static Props Props(IEc2RouteTables ec2, IRoutingSource source, RouteSettings settings, IClock clock,
-        NodeName? host = null) =>
-        Akka.Actor.Props.Create(() => new VpcRouteActor(ec2, source, settings, clock, host));
+        NodeName? host = null, Func<NodeName, bool>? liveMember = null) =>
+        Akka.Actor.Props.Create(() => new VpcRouteActor(ec2, source, settings, clock, host, liveMember));
 
     public const string Id = "vpc-routes";
     public override string PersistenceId => Id;
@@ -102,7 +109,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         Command<ClusterRead>(read =>
         {
             var cluster = WithHealth(read.Cluster);
-            _pass = _pass! with { Cluster = _host is { } host ? WithoutHost(cluster, host) : cluster };
+            _pass = _pass! with { Cluster = _host is { } host ? WithoutHost(cluster, host, _liveMember) : cluster };
             Send(new Ec2Request.DescribeTables());
         });
         Command<ClusterReadFailed>(failed => EndPass($"the cluster state could not be read: {failed.Cause.Message}"));
@@ -166,11 +173,11 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     /// stay right while the singleton moves (which waits for the split-brain resolver to down the member). When the host
     /// is the last healthy node of its subnet, it stays a target.
     /// </summary>
-    public static RoutingSnapshot WithoutHost(RoutingSnapshot snapshot, NodeName host)
+    public static RoutingSnapshot WithoutHost(RoutingSnapshot snapshot, NodeName host, Func<NodeName, bool> liveMember)
     {
         var self = snapshot.Nodes.FirstOrDefault(n => n.Name == host);
         if (self is null || !self.Healthy
-            || !snapshot.Nodes.Any(n => n.Subnet == self.Subnet && n.Name != host && n.Healthy)) return snapshot;
+            || !snapshot.Nodes.Any(n => n.Subnet == self.Subnet && n.Name != host && n.Healthy && liveMember(n.Name))) return snapshot;
         return snapshot with { Nodes = [.. snapshot.Nodes.Select(n => n.Name == host ? n with { Healthy = false } : n)] };
     }
 

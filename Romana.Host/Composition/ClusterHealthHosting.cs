@@ -29,8 +29,10 @@ public static class ClusterHealthHosting
             var settings = resolver.GetService<HealthSettings>();
             var clock = resolver.GetService<IClock>();
             var routeManager = registry.Get<VpcRouteActor>();
+            var members = registry.Get<OwnershipView>();
             var region = ClusterSharding.Get(system).Start(TypeName,
-                entity => SubnetHealthSupervisor.Props(new Actors.Addressing.SubnetId(entity), probe, settings, routeManager, clock),
+                entity => SubnetHealthSupervisor.Props(new Actors.Addressing.SubnetId(entity), probe, settings, routeManager, clock,
+                    members),
                 ClusterShardingSettings.Create(system).WithRole(ClusterHosting.NodeRole), new SubnetMessageExtractor(),
                 new AwayFromOwnSubnetAllocation(system), PoisonPill.Instance);
             registry.Register<ForwarderHealth>(region);

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Hosting;
 using Akka.Cluster.Hosting.SBR;
@@ -30,6 +31,14 @@ public static class ClusterHosting
     /// <summary>The node a role names, or null when it is not a name role.</summary>
     public static NodeName? NodeOfRole(string role) =>
         role.StartsWith(NameRolePrefix, StringComparison.Ordinal) ? new NodeName(role[NameRolePrefix.Length..]) : null;
+
+    /// <summary>Whether the node's daemon is an Up member that this member reaches now.</summary>
+    public static bool IsLiveMember(ActorSystem system, NodeName node)
+    {
+        var state = Akka.Cluster.Cluster.Get(system).State;
+        var role = NameRole(node);
+        return state.Members.Any(m => m.Status == MemberStatus.Up && m.HasRole(role) && !state.Unreachable.Contains(m));
+    }
 
     /// <summary>The Romana node of a member (from its <see cref="NameRole"/>), or null for a member that has none.</summary>
     public static NodeName? NodeOf(Member member) => member.Roles.Select(NodeOfRole).FirstOrDefault(n => n is not null);

@@ -70,7 +70,7 @@ public static class SubsystemHosting
     public static AkkaConfigurationBuilder AddRomanaRoutes(this AkkaConfigurationBuilder akka, ClusterTopology? topology,
         RouteManagerPlacement placement = RouteManagerPlacement.Local, NodeName? host = null)
     {
-        Props Manager(IActorRegistry registry, IDependencyResolver resolver)
+        Props Manager(ActorSystem system, IActorRegistry registry, IDependencyResolver resolver)
         {
             var settings = resolver.GetService<RouteSettings>();
             var ask = resolver.GetService<IpamSettings>().AskTimeout;
@@ -80,18 +80,19 @@ public static class SubsystemHosting
                     : new IpamRoutingSource(registry.Get<IpamActor>(), topology ?? throw new ArgumentNullException(nameof(topology)),
                         ask * 6));
             return RouteManagerSupervisor.Props(
-                VpcRouteActor.Props(resolver.GetService<IEc2RouteTables>(), cluster, settings, resolver.GetService<IClock>(), host),
+                VpcRouteActor.Props(resolver.GetService<IEc2RouteTables>(), cluster, settings, resolver.GetService<IClock>(), host,
+                    placement == RouteManagerPlacement.ClusterSingleton ? node => ClusterHosting.IsLiveMember(system, node) : null),
                 settings.RetryMaxBackoff);
         }
         if (placement == RouteManagerPlacement.Local)
             return akka.WithActors((system, registry, resolver) =>
-                registry.Register<VpcRouteActor>(system.ActorOf(Manager(registry, resolver), VpcRouteActor.Id)));
+                registry.Register<VpcRouteActor>(system.ActorOf(Manager(system, registry, resolver), VpcRouteActor.Id)));
         // Every member keeps the ownership view, so the singleton reads a current one wherever it starts or moves to.
         return akka.WithActors((system, registry, resolver) => registry.Register<OwnershipView>(system.ActorOf(
                 OwnershipView.Props(topology ?? throw new ArgumentNullException(nameof(topology)), IpamPlacement.Cluster,
                     registry.Get<IpamActor>(), resolver.GetService<IpamSettings>().AskTimeout * 2, TimeSpan.FromSeconds(30)),
                 "ownership-view")))
-            .WithSingleton<VpcRouteActor>(VpcRouteActor.Id, (_, registry, resolver) => Manager(registry, resolver),
+            .WithSingleton<VpcRouteActor>(VpcRouteActor.Id, (system, registry, resolver) => Manager(system, registry, resolver),
                 new ClusterSingletonOptions(), createProxyToo: true);
     }
 
