@@ -211,7 +211,8 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
         {
             var now = LabView.Now();
             var answer = DaemonWire.Send(cut.Socket, DaemonProcessAdd($"split-{cut.Name}-after"), TimeSpan.FromSeconds(5));
-            return answer.Ok && now.RouteManager is not null && now.Converged(dead: []) ? now : null;
+            return answer.Ok && now.Nodes.All(n => LabShell.IsAlive(n.Pid)) && now.RouteManager is not null
+                && now.Converged(dead: []) ? now : null;
         });
         Assert.True(whole is not null, $"{cut.Name} did not rejoin, or the cluster did not converge, within 120 s");
         Assert.Equal(cut.Pid, whole.Node(cut.Name).Pid);

@@ -60,6 +60,36 @@ public class VpcRouteActorWireTests
     }
 
     [Fact]
+    public async Task A_node_in_hold_down_takes_its_subnets_routes_when_the_subnets_other_node_fails()
+    {
+        await using var lab = new RouteLab();
+        await lab.StartAsync(RouteLab.Settings with { HoldDown = TimeSpan.FromMinutes(10) });
+        await lab.ConvergedAsync();
+        static bool ToS1(PlannedRoute r) => r.Cidr.ToString().StartsWith("100.64.0.", StringComparison.Ordinal);
+
+        // a2 fails and recovers: held down, s1 stays on a1. Then a1 fails: a2, held down or not, is all s1 has.
+        foreach (var (message, node, healthy) in new (Romana.Actors.Health.IHealthEvent, string, bool)[]
+        {
+            (new Romana.Actors.Health.HealthMessages.ForwarderFailed(new("s1"), new("a2"), DateTimeOffset.UtcNow, "test"), "a2", false),
+            (new Romana.Actors.Health.HealthMessages.ForwarderRecovered(new("s1"), new("a2"), DateTimeOffset.UtcNow, "test"), "a2", true),
+        })
+        {
+            var before = (await lab.ViewAsync()).Passes;
+            lab.Manager!.Tell(message, Akka.Actor.ActorRefs.NoSender);
+            lab.Source.SetHealth(node, healthy);
+            var plan = await lab.ConvergedAsync(afterPasses: before);
+            Assert.All(plan.Table("rtb-c")!.Routes.Where(ToS1), r => Assert.Equal("eni-a1", r.Eni));
+        }
+        var passes = (await lab.ViewAsync()).Passes;
+        lab.Manager!.Tell(new Romana.Actors.Health.HealthMessages.ForwarderFailed(new("s1"), new("a1"), DateTimeOffset.UtcNow, "test"),
+            Akka.Actor.ActorRefs.NoSender);
+        lab.Source.SetHealth("a1", false);
+        var repaired = await lab.ConvergedAsync(afterPasses: passes);
+        Assert.NotEmpty(repaired.Table("rtb-c")!.Routes.Where(ToS1));
+        Assert.All(repaired.Table("rtb-c")!.Routes.Where(ToS1), r => Assert.Equal("eni-a2", r.Eni));
+    }
+
+    [Fact]
     public async Task A_restarted_manager_recovers_from_its_journal_and_sends_nothing_when_nothing_differs()
     {
         await using var lab = new RouteLab();

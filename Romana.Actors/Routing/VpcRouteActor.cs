@@ -154,16 +154,20 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         Self.Tell(new Reconcile(reason));
     }
 
-    /// <summary>Judged failed, or recovered less than the hold-down ago: not eligible as a target.</summary>
+    /// <summary>
+    /// Judged failed: not eligible as a target. Recovered less than the hold-down ago: not eligible while its subnet has
+    /// another eligible node (the hold-down keeps routes from flapping back; it must not keep them on a dead node when the
+    /// recovered one is all the subnet has).
+    /// </summary>
     private RoutingSnapshot WithHealth(RoutingSnapshot cluster)
     {
         var now = _clock.Now;
+        bool Failed(PlanNode n) => !n.Healthy || (_failedBySubnet.TryGetValue(n.Subnet, out var failed) && failed.Contains(n.Name));
+        bool HeldDown(PlanNode n) => _recoveredAt.TryGetValue(n.Name, out var at) && now - at < _settings.HoldDown;
+        var settled = cluster.Nodes.Where(n => !Failed(n) && !HeldDown(n)).Select(n => n.Subnet).ToHashSet();
         return cluster with
         {
-            Nodes = [.. cluster.Nodes.Select(n => n.Healthy
-                && !(_failedBySubnet.TryGetValue(n.Subnet, out var failed) && failed.Contains(n.Name))
-                && !(_recoveredAt.TryGetValue(n.Name, out var at) && now - at < _settings.HoldDown)
-                    ? n : n with { Healthy = false })],
+            Nodes = [.. cluster.Nodes.Select(n => Failed(n) || (HeldDown(n) && settled.Contains(n.Subnet)) ? n with { Healthy = false } : n)],
         };
     }
 

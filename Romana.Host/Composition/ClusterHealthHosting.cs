@@ -29,7 +29,7 @@ public static class ClusterHealthHosting
             var settings = resolver.GetService<HealthSettings>();
             var clock = resolver.GetService<IClock>();
             var routeManager = registry.Get<VpcRouteActor>();
-            var members = registry.Get<OwnershipView>();
+            var members = registry.TryGet<OwnershipView>(out var view) ? view : null;
             var region = ClusterSharding.Get(system).Start(TypeName,
                 entity => SubnetHealthSupervisor.Props(new Actors.Addressing.SubnetId(entity), probe, settings, routeManager, clock,
                     members),

@@ -87,11 +87,15 @@ public static class SubsystemHosting
         if (placement == RouteManagerPlacement.Local)
             return akka.WithActors((system, registry, resolver) =>
                 registry.Register<VpcRouteActor>(system.ActorOf(Manager(system, registry, resolver), VpcRouteActor.Id)));
-        // Every member keeps the ownership view, so the singleton reads a current one wherever it starts or moves to.
-        return akka.WithActors((system, registry, resolver) => registry.Register<OwnershipView>(system.ActorOf(
-                OwnershipView.Props(topology ?? throw new ArgumentNullException(nameof(topology)), IpamPlacement.Cluster,
+        // Every member keeps the ownership view, so the singleton reads a current one wherever it starts or moves to (unless
+        // a fixed routing source is registered: a test's).
+        return akka.WithActors((system, registry, resolver) =>
+            {
+                if (topology is null) return;
+                registry.Register<OwnershipView>(system.ActorOf(OwnershipView.Props(topology, IpamPlacement.Cluster,
                     registry.Get<IpamActor>(), resolver.GetService<IpamSettings>().AskTimeout * 2, TimeSpan.FromSeconds(30)),
-                "ownership-view")))
+                    "ownership-view"));
+            })
             .WithSingleton<VpcRouteActor>(VpcRouteActor.Id, (system, registry, resolver) => Manager(system, registry, resolver),
                 new ClusterSingletonOptions(), createProxyToo: true);
     }

@@ -106,9 +106,11 @@ public static class LabShell
     /// <summary>The command that runs this romana again: the apphost, or dotnet with romana.dll.</summary>
     public static IReadOnlyList<string> Romana()
     {
+        // `romana` itself (apphost or published), or `dotnet romana.dll`; a test host that loaded romana.dll runs it too.
         var host = Environment.ProcessPath ?? "dotnet";
-        return Path.GetFileNameWithoutExtension(host) == "dotnet"
-            ? [host, System.Reflection.Assembly.GetEntryAssembly()!.Location]
-            : [host];
+        if (Path.GetFileNameWithoutExtension(host) == "romana") return [host];
+        var dll = typeof(LabShell).Assembly.Location;
+        if (dll.Length == 0) return [host];
+        return [Path.GetFileNameWithoutExtension(host) == "dotnet" ? host : "dotnet", dll];
     }
 }
