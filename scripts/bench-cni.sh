@@ -79,7 +79,9 @@ export pods work reference romana_conf ref_conf
 export -f invoke measure
 ip netns exec rmnb-node bash -c measure
 
+p99() { sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99 + 0.999); if (i < 1) i = 1; print v[i] }'; }
 printf '%-28s %10s %10s\n' "median of $pods (ms)" ADD DEL
 printf '%-28s %10s %10s\n' "romana" "$(median < "$work/romana.add")" "$(median < "$work/romana.del")"
+printf '%-28s %10s %10s\n' "romana p99" "$(p99 < "$work/romana.add")" "$(p99 < "$work/romana.del")"
 printf '%-28s %10s %10s\n' "ptp + host-local" "$(median < "$work/ref.add")" "$(median < "$work/ref.del")"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), kernel $(uname -r)"

@@ -57,7 +57,8 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
             var result = await train.Result;
             output.WriteLine($"{result}");
             Assert.True(result.Received > 0, $"no ping answered at all: {result}");
-            Assert.True(result.Outage <= OutageBound, $"outage {result.Outage.TotalSeconds:0.00} s > {OutageBound.TotalSeconds} s: {result}");
+            Assert.True(result.Outage <= OutageBound,
+                $"outage {result.Outage.TotalSeconds:0.00} s > {OutageBound.TotalSeconds} s: {result}");
         }
     }
 

@@ -167,7 +167,8 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         var settled = cluster.Nodes.Where(n => !Failed(n) && !HeldDown(n)).Select(n => n.Subnet).ToHashSet();
         return cluster with
         {
-            Nodes = [.. cluster.Nodes.Select(n => Failed(n) || (HeldDown(n) && settled.Contains(n.Subnet)) ? n with { Healthy = false } : n)],
+            Nodes = [.. cluster.Nodes.Select(n =>
+                Failed(n) || (HeldDown(n) && settled.Contains(n.Subnet)) ? n with { Healthy = false } : n)],
         };
     }
 

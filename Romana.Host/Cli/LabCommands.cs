@@ -21,6 +21,7 @@ public static class LabCommands
         lab.Subcommands.Add(Status());
         lab.Subcommands.Add(Down());
         lab.Subcommands.Add(Bench());
+        lab.Subcommands.Add(Restart());
         return lab;
     }
 
@@ -86,16 +87,22 @@ public static class LabCommands
 
     private static Command Bench()
     {
-        var adds = new Option<int>("--adds") { Description = "CNI ADDs of new pods on one node, through the plugin (default 100)",
-            DefaultValueFactory = _ => 100, HelpName = "N" };
+        var adds = new Option<int>("--adds")
+        {
+            Description = "CNI ADDs of new pods on one node, through the plugin (default 100)",
+            DefaultValueFactory = _ => 100, HelpName = "N"
+        };
         var failovers = new Option<int>("--failovers")
         {
             Description = "Forwarder failovers, each a ping train every 50 ms through a forwarder whose daemon is killed and "
                 + "link set down, then the node put back (default 5)",
             DefaultValueFactory = _ => 5, HelpName = "N",
         };
-        var plugin = new Option<string>("--cni-plugin") { Description = $"The CNI plugin (default {DefaultCniPlugin})",
-            DefaultValueFactory = _ => DefaultCniPlugin, HelpName = "FILE" };
+        var plugin = new Option<string>("--cni-plugin")
+        {
+            Description = $"The CNI plugin (default {DefaultCniPlugin})",
+            DefaultValueFactory = _ => DefaultCniPlugin, HelpName = "FILE"
+        };
         var json = new Option<bool>("--json") { Description = "The figures as one JSON object" };
         var command = new Command("bench", """
             Measures a lab that is up (as root): CNI ADD median and p99 on the cluster's PostgreSQL journal, and the outage
@@ -111,6 +118,30 @@ public static class LabCommands
             }
             return CommandLineGuard.RunAsync(() => LabBench.RunAsync(parse.GetValue(plugin)!, a, f, parse.GetValue(json), Console.Out));
         });
+        return command;
+    }
+
+    private static Command Restart()
+    {
+        var node = new Argument<string>("NODE") { Description = "The node whose daemon to start again (node-a1-1, ...)" };
+        var command = new Command("restart", """
+            Starts a node's daemon again with the configuration it had, after it was killed (by a test, a benchmark or by
+            hand); its log goes on in the same file. Refused while that daemon still runs.
+            """) { node };
+        command.SetAction((parse, _) => CommandLineGuard.RunAsync(() =>
+        {
+            var name = parse.GetValue(node)!;
+            try
+            {
+                Console.Out.WriteLine($"{name}: daemon started again (pid {LabRunner.RestartDaemon(name)})");
+                return Task.FromResult(CommandLineGuard.Ok);
+            }
+            catch (LabException e)
+            {
+                Console.Error.WriteLine($"romana lab restart: {e.Message}");
+                return Task.FromResult(CommandLineGuard.Failed);
+            }
+        }));
         return command;
     }
 

@@ -25,11 +25,41 @@ public static class LabFaults
             LabShell.Ip(node.Netns, "route", "replace", "default", "via", node.Gateway);
             LabRunner.RestartDaemon(node.Name);
         }
-        return await UntilAsync(within, () =>
+        var whole = await UntilAsync(within, () =>
         {
             var now = LabView.Now();
-            return now.Nodes.All(n => LabShell.IsAlive(n.Pid)) && now.RouteManager is not null && now.Converged(dead: []) ? now : null;
+            return now.Nodes.All(n => LabShell.IsAlive(n.Pid)) && now.RouteManager is not null && now.Converged(dead: [])
+                && EveryNodeUp(now) ? now : null;
         });
+        // Found in the lab: a node killed within seconds of another's rejoin made the split-brain resolver see several
+        // changes in one stable-after window and down the rejoined members too (DownIndirectlyConnected), and the sharding
+        // coordinators stalled while they came back. A restored lab is given the resolver's window and more to settle.
+        if (whole is not null) await Task.Delay(Settle);
+        return whole;
+    }
+
+    /// <summary>What a restored lab waits after it is whole, before the next failure: twice the resolver's stable-after.</summary>
+    public static readonly TimeSpan Settle = TimeSpan.FromSeconds(15);
+
+    /// <summary>Whether a live daemon sees every node of the lab as an Up and reachable member.</summary>
+    private static bool EveryNodeUp(LabView view)
+    {
+        foreach (var node in view.Nodes.Where(n => LabShell.IsAlive(n.Pid)))
+        {
+            try
+            {
+                var reply = Cli.DaemonSocketClient.SendAsync(node.Socket,
+                    new Contracts.Cni.DaemonRequest(Contracts.Cni.DaemonProtocol.Cluster, "", ""), TimeSpan.FromSeconds(5))
+                    .GetAwaiter().GetResult();
+                if (reply.Cluster is not { } cluster) continue;
+                return view.Nodes.All(n => cluster.Members.Any(m => m.Node == n.Name && m.Status == "Up" && m.Reachable));
+            }
+            catch (Cli.DaemonUnreachableException)
+            {
+                // Ask the next.
+            }
+        }
+        return false;
     }
 
     /// <summary>Asks every 500 ms until the answer is not null; a lab that did not answer this time is asked again.</summary>
