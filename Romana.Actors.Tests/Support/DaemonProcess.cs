@@ -27,9 +27,10 @@ public sealed class DaemonProcess
 
     public Process Process { get; }
     public int Id => Process.Id;
-    public IReadOnlyList<string> OutputLines => [.. _output];
-    public IReadOnlyList<string> ErrorLines => [.. _error];
-    public string Everything => string.Join('\n', [.. _output, .. _error]);
+    // Snapshots (ToArray): a spread of a queue that the process's reader threads add to meanwhile can overrun its count.
+    public IReadOnlyList<string> OutputLines => _output.ToArray();
+    public IReadOnlyList<string> ErrorLines => _error.ToArray();
+    public string Everything => string.Join('\n', _output.ToArray().Concat(_error.ToArray()));
 
     public static string RomanaDll => Path.Combine(AppContext.BaseDirectory, "romana.dll");
 
