@@ -56,17 +56,16 @@ public sealed class LabTests(LabFixture lab, ITestOutputHelper output) : IClassF
             Assert.Equal(["id", "subnets", "routes"], table!.AsObject().Select(p => p.Key));
             Assert.Equal(2, table["subnets"]!.AsArray().Count);
             var routes = table["routes"]!.AsArray()
-                .Select(r => (Cidr: r!["cidr"]!.GetValue<string>(), Target: r["target"]!.GetValue<string>()))
+                .Select(r => new LabRoute(r!["cidr"]!.GetValue<string>(), r["target"]!.GetValue<string>()))
                 .ToList();
-            Assert.Contains(("0.0.0.0/0", "igw-lab"), routes); // the route Romana does not own
+            Assert.Contains(new LabRoute("0.0.0.0/0", "igw-lab"), routes); // the route Romana does not own
             // Every pod's address is routed (by its most specific route) to a node of its own subnet, its own or a forwarder:
             // 8 blocks and 5 routes of Romana's own at most, so some go through a forwarder.
-            Assert.True(routes.Count(r => r.Target.StartsWith("eni-", StringComparison.Ordinal)) <= LabOptions.Default.RouteLimit - 1);
+            Assert.True(routes.Count(r => r.ToEni) <= LabOptions.Default.RouteLimit - 1);
             foreach (var pod in lab.Pods)
             {
-                var best = routes.Where(r => Inside(pod.Ip, r.Cidr) && r.Target.StartsWith("eni-", StringComparison.Ordinal))
-                    .MaxBy(r => int.Parse(r.Cidr.Split('/')[1], System.Globalization.CultureInfo.InvariantCulture));
-                Assert.True(best != default, $"{table["id"]} has no route to {pod.Name} ({pod.Ip})");
+                var best = LabRoute.For(routes, pod.Ip);
+                Assert.True(best is not null, $"{table["id"]} has no route to {pod.Name} ({pod.Ip})");
                 var subnet = SubnetOf(nodes, pod.Node);
                 Assert.Equal(subnet, nodes.First(n => n!["eni"]!.GetValue<string>() == best.Target)!["subnet"]!.GetValue<string>());
             }
@@ -204,12 +203,4 @@ public sealed class LabTests(LabFixture lab, ITestOutputHelper output) : IClassF
 
     private static string SubnetOf(JsonArray nodes, string node) =>
         nodes.First(n => n!["name"]!.GetValue<string>() == node)!["subnet"]!.GetValue<string>();
-
-    private static bool Inside(string address, string cidr)
-    {
-        var (network, length) = LabLayout.ParseCidr(cidr);
-        var (ip, _) = LabLayout.ParseCidr(address + "/32");
-        var mask = length == 0 ? 0u : uint.MaxValue << (32 - length);
-        return (ip & mask) == (network & mask);
-    }
 }

@@ -11,6 +11,8 @@ using Romana.Host.Composition;
 using Romana.Host.Persistence;
 using static Romana.Actors.Ipam.IpamMessages;
 
+using static Romana.Host.Benchmarks.BenchStatistics;
+
 namespace Romana.Host.Benchmarks;
 
 /// <summary>
@@ -158,15 +160,6 @@ public static class IpamBenchmark
         var reply = await romana.Ipam.AskAsync(new AddNode(Node, new SubnetId("bench-subnet"), "10.0.0.10"));
         if (reply is Failed failed) throw new InvalidOperationException($"add node: {failed.Error}");
         return romana;
-    }
-
-    private static double Percentile(double[] sorted, double p) =>
-        sorted[(int)Math.Min(sorted.Length - 1, Math.Ceiling(p * sorted.Length) - 1)];
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     private static string Machine() =>

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 
+using static Romana.Host.Benchmarks.BenchStatistics;
+
 namespace Romana.Host.Lab;
 
 /// <summary>
@@ -103,13 +105,4 @@ public static class LabBench
     }
 
     private static readonly JsonSerializerOptions CamelCase = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
-
-    private static double Median(IReadOnlyList<double> values) => Percentile(values, 0.5);
-
-    private static double Percentile(IReadOnlyList<double> values, double p)
-    {
-        if (values.Count == 0) return 0;
-        var sorted = values.Order().ToList();
-        return sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
-    }
 }

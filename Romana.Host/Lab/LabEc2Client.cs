@@ -5,7 +5,19 @@ using Romana.Netlink;
 
 namespace Romana.Host.Lab;
 
-public sealed record LabRoute(string Cidr, string Target);
+public sealed record LabRoute(string Cidr, string Target)
+{
+    /// <summary>A route of Romana's: to a node's ENI (the others are the VPC's local route and the internet gateway's).</summary>
+    public bool ToEni => Target.StartsWith("eni-", StringComparison.Ordinal);
+
+    /// <summary>The route of Romana's that a table sends <paramref name="ip"/> by: the most specific that holds it.</summary>
+    public static LabRoute? For(IEnumerable<LabRoute> routes, string ip)
+    {
+        var address = Romana.Actors.Addressing.Ipv4.Parse(ip);
+        return routes.Where(r => r.ToEni && Romana.Actors.Addressing.Ipv4Cidr.Parse(r.Cidr).Contains(address))
+            .MaxBy(r => Romana.Actors.Addressing.Ipv4Cidr.Parse(r.Cidr).PrefixLength);
+    }
+}
 
 public sealed record LabTableView(string Id, IReadOnlyList<string> Subnets, IReadOnlyList<LabRoute> Routes);
 

@@ -42,25 +42,9 @@ public static class LabFaults
     public static readonly TimeSpan Settle = TimeSpan.FromSeconds(15);
 
     /// <summary>Whether a live daemon sees every node of the lab as an Up and reachable member.</summary>
-    private static bool EveryNodeUp(LabView view)
-    {
-        foreach (var node in view.Nodes.Where(n => LabShell.IsAlive(n.Pid)))
-        {
-            try
-            {
-                var reply = Cli.DaemonSocketClient.SendAsync(node.Socket,
-                    new Contracts.Cni.DaemonRequest(Contracts.Cni.DaemonProtocol.Cluster, "", ""), TimeSpan.FromSeconds(5))
-                    .GetAwaiter().GetResult();
-                if (reply.Cluster is not { } cluster) continue;
-                return view.Nodes.All(n => cluster.Members.Any(m => m.Node == n.Name && m.Status == "Up" && m.Reachable));
-            }
-            catch (Cli.DaemonUnreachableException)
-            {
-                // Ask the next.
-            }
-        }
-        return false;
-    }
+    private static bool EveryNodeUp(LabView view) =>
+        LabRunner.ClusterViewAsync(view.Nodes.Where(n => LabShell.IsAlive(n.Pid)).Select(n => n.Socket)).GetAwaiter().GetResult()
+            is { } cluster && view.Nodes.All(n => cluster.Members.Any(m => m.Node == n.Name && m.Status == "Up" && m.Reachable));
 
     /// <summary>Asks every 500 ms until the answer is not null; a lab that did not answer this time is asked again.</summary>
     public static async Task<T?> UntilAsync<T>(TimeSpan within, Func<T?> check) where T : class

@@ -393,7 +393,7 @@ public static class LabRunner
         {
             var view = tables.FirstOrDefault(t => t.Id == table.Id);
             if (view is null) return $"no route table {table.Id}";
-            var routes = view.Routes.Where(r => r.Target.StartsWith("eni-", StringComparison.Ordinal)).ToList();
+            var routes = view.Routes.Where(r => r.ToEni).ToList();
             // Every pod's address has a route, to a node of its own subnet (a table serving one subnet alone may leave that
             // subnet out: its nodes reach each other over host routes).
             foreach (var pod in layout.Pods)
@@ -401,8 +401,7 @@ public static class LabRunner
                 var subnet = layout.NodeOf(pod).Subnet;
                 if (table.Subnets.Count == 1 && table.Subnets[0] == subnet) continue;
                 if (!ips.TryGetValue(pod.Name, out var ip)) return $"pod {pod.Name} has no address";
-                var (address, _) = LabLayout.ParseCidr(ip + "/32");
-                var best = routes.Where(r => Contains(r.Cidr, address)).MaxBy(r => LabLayout.ParseCidr(r.Cidr).Length);
+                var best = LabRoute.For(routes, ip);
                 if (best is null) return $"{table.Id} has no route to {pod.Name} ({ip})";
                 if (layout.Nodes.FirstOrDefault(n => n.Eni == best.Target)?.Subnet != subnet)
                     return $"{table.Id} routes {pod.Name} ({ip}) to {best.Target}, not a node of {subnet}";
@@ -417,13 +416,6 @@ public static class LabRunner
             }
         }
         return null;
-    }
-
-    private static bool Contains(string cidr, uint address)
-    {
-        var (network, length) = LabLayout.ParseCidr(cidr);
-        var mask = length == 0 ? 0u : uint.MaxValue << (32 - length);
-        return (address & mask) == (network & mask);
     }
 
     // ---- status ---------------------------------------------------------------------------------------------------
@@ -471,7 +463,9 @@ public static class LabRunner
                 ["routes"] = new JsonArray(
                     [.. t.Routes.Select(r => (JsonNode)new JsonObject { ["cidr"] = r.Cidr, ["target"] = r.Target })]),
             })]),
-            ["routeManager"] = await RouteManagerAsync(layout, state),
+            ["routeManager"] = (await ClusterViewAsync(layout.Nodes
+                    .Where(n => state.DaemonPids.TryGetValue(n.Name, out var pid) && LabShell.IsAlive(pid)).Select(n => n.Socket),
+                v => v.RouteManager is not null))?.RouteManager,
         };
         if (json)
         {
@@ -497,16 +491,20 @@ public static class LabRunner
         return 0;
     }
 
-    /// <summary>Where the route singleton runs, as the first live daemon that knows says it (the CLUSTER request of its socket).</summary>
-    private static async Task<string?> RouteManagerAsync(LabLayout layout, LabState state)
+    /// <summary>
+    /// The cluster as the first of these daemons that answers its socket's CLUSTER request (with a view
+    /// <paramref name="accept"/> takes, when given) sees it; null if none does.
+    /// </summary>
+    public static async Task<Romana.Contracts.Cni.ClusterView?> ClusterViewAsync(IEnumerable<string> sockets,
+        Func<Romana.Contracts.Cni.ClusterView, bool>? accept = null)
     {
-        foreach (var node in layout.Nodes.Where(n => state.DaemonPids.TryGetValue(n.Name, out var pid) && LabShell.IsAlive(pid)))
+        foreach (var socket in sockets)
         {
             try
             {
-                var reply = await Cli.DaemonSocketClient.SendAsync(node.Socket,
+                var reply = await Cli.DaemonSocketClient.SendAsync(socket,
                     new Romana.Contracts.Cni.DaemonRequest(Romana.Contracts.Cni.DaemonProtocol.Cluster, "", ""), TimeSpan.FromSeconds(5));
-                if (reply.Cluster?.RouteManager is { } host) return host;
+                if (reply.Cluster is { } view && (accept?.Invoke(view) ?? true)) return view;
             }
             catch (Cli.DaemonUnreachableException)
             {

@@ -49,13 +49,11 @@ public sealed class LabView
 
     public sealed record LabPodView(string Name, string Netns, string Node, string Ip);
 
-    public sealed record Route(string Cidr, string Target);
-
     public sealed record PodPath(LabPodView Source, LabPodView Target, string Forwarder);
 
     public required IReadOnlyList<LabNodeView> Nodes { get; init; }
     public required IReadOnlyList<LabPodView> Pods { get; init; }
-    public required IReadOnlyDictionary<string, IReadOnlyList<Route>> Tables { get; init; }
+    public required IReadOnlyDictionary<string, IReadOnlyList<LabRoute>> Tables { get; init; }
     public required IReadOnlyDictionary<string, IReadOnlyList<string>> TableSubnets { get; init; }
     public string? RouteManager { get; init; }
 
@@ -70,7 +68,7 @@ public sealed class LabView
                 S(n, "ip"), S(n, "eni"), n!["pid"]?.GetValue<int>() ?? 0))],
             Pods = [.. json["pods"]!.AsArray().Select(p => new LabPodView(S(p, "name"), S(p, "netns"), S(p, "node"), S(p, "ip")))],
             Tables = json["routeTables"]!.AsArray().ToDictionary(t => S(t, "id"),
-                t => (IReadOnlyList<Route>)[.. t!["routes"]!.AsArray().Select(r => new Route(S(r, "cidr"), S(r, "target")))]),
+                t => (IReadOnlyList<LabRoute>)[.. t!["routes"]!.AsArray().Select(r => new LabRoute(S(r, "cidr"), S(r, "target")))]),
             TableSubnets = json["routeTables"]!.AsArray().ToDictionary(t => S(t, "id"),
                 t => (IReadOnlyList<string>)[.. t!["subnets"]!.AsArray().Select(s => s!.GetValue<string>())]),
             RouteManager = json["routeManager"]?.GetValue<string>(),
@@ -85,10 +83,7 @@ public sealed class LabView
 
     /// <summary>The node a table sends a pod's packets to: the target of the most specific route of Romana's that holds it.</summary>
     public string? FirstHop(string table, string ip) =>
-        Tables[table].Where(r => r.Target.StartsWith("eni-", StringComparison.Ordinal) && Inside(ip, r.Cidr))
-            .MaxBy(r => int.Parse(r.Cidr.Split('/')[1], CultureInfo.InvariantCulture)) is { } route
-            ? Nodes.FirstOrDefault(n => n.Eni == route.Target)?.Name
-            : null;
+        LabRoute.For(Tables[table], ip) is { } route ? Nodes.FirstOrDefault(n => n.Eni == route.Target)?.Name : null;
 
     /// <summary>Pod pairs across zones whose packets go through a forwarder (a node other than the target's).</summary>
     public IEnumerable<PodPath> ForwardedPaths() =>
@@ -111,7 +106,7 @@ public sealed class LabView
 
     /// <summary>Every table's routes that Romana does not own (the local route, the internet gateway's).</summary>
     public IReadOnlyList<string> ForeignRoutes() =>
-        [.. Tables.SelectMany(t => t.Value.Where(r => !r.Target.StartsWith("eni-", StringComparison.Ordinal))
+        [.. Tables.SelectMany(t => t.Value.Where(r => !r.ToEni)
             .Select(r => $"{t.Key} {r.Cidr} {r.Target}")).Order(StringComparer.Ordinal)];
 
     /// <summary>Every pod on a live node is reached, from every table serving another subnet, through a live node of its subnet.</summary>
@@ -120,12 +115,4 @@ public sealed class LabView
             // A table serving the pod's subnet alone may leave it out: its nodes reach each other over host routes.
             .Where(table => TableSubnets[table] is not [var only] || only != Node(pod.Node).Subnet)
             .All(table => FirstHop(table, pod.Ip) is { } hop && !dead.Contains(hop) && Node(hop).Subnet == Node(pod.Node).Subnet));
-
-    private static bool Inside(string address, string cidr)
-    {
-        var (network, length) = LabLayout.ParseCidr(cidr);
-        var (ip, _) = LabLayout.ParseCidr(address + "/32");
-        var mask = length == 0 ? 0u : uint.MaxValue << (32 - length);
-        return (ip & mask) == (network & mask);
-    }
 }
