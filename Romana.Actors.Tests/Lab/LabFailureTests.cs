@@ -22,9 +22,6 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
     /// <summary>The bound on a failover's outage, in lost pings 50 ms apart.</summary>
     internal static readonly TimeSpan OutageBound = TimeSpan.FromSeconds(2.5);
 
-    /// <summary>A failover whose route manager died before it moved the routes: detection, downing, hand-over, one pass.</summary>
-    private static readonly TimeSpan HandOverBound = TimeSpan.FromSeconds(30);
-
     private void RequireLab()
     {
         Skip.If(lab.WhyNot is not null, lab.WhyNot);
@@ -68,11 +65,11 @@ public sealed partial class LabFailureTests(LabFixture lab, ITestOutputHelper ou
         Assert.Equal(foreignBefore, moved.ForeignRoutes());
         Assert.Empty(LogLines("RouteAlreadyExists"));
         Assert.True(asideResult.Lost == 0, $"bystanders lost packets: {asideResult}");
-        // The forwarder's repair needs the route manager, which died with its host before it could make it: the repair waits
-        // for the cluster to down the host and hand the singleton over (failure detection, the resolver's stable-after of
-        // 7 s, the hand-over), not the 2.5 s; see the README (The route singleton) for the figures.
-        Assert.True(behindResult.Outage <= HandOverBound,
-            $"outage behind the forwarder {behindResult.Outage.TotalSeconds:0.00} s > {HandOverBound.TotalSeconds} s: {behindResult}");
+        // The route manager died with its host before it could move the forwarder's routes: the forwarder's subnet's
+        // supervisor, which got no acknowledgement within romana.health.standby-repair-after, moved them itself, so the
+        // outage is that of any failover, not the cluster's downing and hand-over (about 20 s before the standby repair).
+        Assert.True(behindResult.Outage <= OutageBound,
+            $"outage behind the forwarder {behindResult.Outage.TotalSeconds:0.00} s > {OutageBound.TotalSeconds} s: {behindResult}");
     }
 
     [SkippableFact]

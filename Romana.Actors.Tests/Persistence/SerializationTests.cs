@@ -52,6 +52,9 @@ public class SerializationTests
             ImmutableDictionary<string, ImmutableArray<SubnetId>>.Empty.Add("rtb-1", [new SubnetId("s")])),
         new Romana.Actors.Health.HealthMessages.ForwarderFailed(new("s"), new("n"), At, "3 probes in a row unanswered"),
         new Romana.Actors.Health.HealthMessages.ForwarderRecovered(new("s"), new("n"), At, "3 probes in a row answered"),
+        new Romana.Actors.Health.HealthMessages.ForwarderRoutesMovedByStandby(new("s"), new("n"), new("m"),
+            [new Romana.Actors.Health.StandbyMovedRoute("rtb-1", Ipv4Cidr.Parse("100.64.0.0/24"), "eni-1", "eni-2")], At,
+            "the route manager did not answer within 300 ms"),
     ];
 
     public static TheoryData<object> Events() => new(AllEvents);
@@ -127,5 +130,33 @@ public class SerializationTests
         reader.Read();
         Assert.True(reader.GetInt64(0) >= 8);
         Assert.Equal(reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    /// <summary>
+    /// What the route manager and a subnet's supervisor tell each other for the standby repair crosses the network: each
+    /// round-trips through Romana's serializer under its protocol's name, and a status from a build before the route list
+    /// (no version) reads as holding none.
+    /// </summary>
+    [Fact]
+    public void The_standby_repairs_messages_round_trip_and_an_older_status_holds_no_route_list()
+    {
+        var serializer = new RomanaSerializer(null!);
+        var routes = Romana.Actors.Health.HealthMessages.RoutesThrough.Of(new("s"),
+            [new Romana.Actors.Health.HealthMessages.RouteThrough("rtb-1", Ipv4Cidr.Parse("100.64.0.0/24"), new("n"))],
+            new Dictionary<NodeName, string> { [new("n")] = "eni-1", [new("m")] = "eni-2" });
+        var back = Assert.IsType<Romana.Actors.Health.HealthMessages.RoutesThrough>(
+            serializer.FromBinary(serializer.ToBinary(routes), serializer.Manifest(routes)));
+        Assert.Equal("HealthMessages.RoutesThrough", serializer.Manifest(routes));
+        Assert.Equal((routes.Subnet, routes.Version), (back.Subnet, back.Version));
+        Assert.Equal(routes.Routes.AsEnumerable(), back.Routes);
+        Assert.Equal(routes.Enis.OrderBy(e => e.Key), back.Enis.OrderBy(e => e.Key));
+        var noted = new Romana.Actors.Health.HealthMessages.FailoverNoted(new("s"), new("n"));
+        Assert.Equal(noted, serializer.FromBinary(serializer.ToBinary(noted), serializer.Manifest(noted)));
+
+        var older = System.Text.Encoding.UTF8.GetBytes("""{"subnet":"s","watched":["n","m"],"failed":["n"]}""");
+        var status = Assert.IsType<Romana.Actors.Health.HealthMessages.SubnetHealth>(
+            serializer.FromBinary(older, "HealthMessages.SubnetHealth"));
+        Assert.Equal(0, status.RoutesThroughVersion);
+        Assert.Equal(["n"], status.Failed.Select(n => n.Value));
     }
 }

@@ -118,4 +118,34 @@ public class ReconcilerTests
         Assert.Equal(["eni-a1", "eni-a2"], ops.OfType<RouteOperation.DisableSourceDestCheck>().Select(o => o.Eni));
         Assert.IsType<RouteOperation.Create>(ops[^1]);
     }
+
+    // ---- routes a forwarder supervisor's standby repair moved while the route manager was away -----------------------
+
+    [Fact]
+    public void A_route_the_standby_moved_where_the_plan_wants_it_is_recorded_as_found_without_a_call()
+    {
+        var state = Owning(new RouteCreated("rtb-x", S1, new("a2"), "eni-a2", Now, "plan"));
+        var op = Assert.IsType<RouteOperation.TakeAsFound>(Assert.Single(Diff(state, Table(("100.64.0.0/24", "eni-a1")), Wanted("a1"))));
+        Assert.Equal((new NodeName("a2"), new NodeName("a1"), "eni-a1"), (op.Previous, op.Target, op.Eni));
+        Assert.Equal("moved by the supervisor of subnet s1 while the route manager was away", op.Reason);
+
+        // The pass records it without an EC2 call, and the journal's state then says what EC2 says.
+        var step = Assert.IsType<PassStep.RecordThenAdvance>(ReconcilePass.Start("plan").Planned([op]).NextStep(Now));
+        var replaced = Assert.IsType<RouteReplaced>(Assert.Single(step.Events));
+        Assert.Equal(op.Reason, replaced.Reason);
+        Assert.Equal(new OwnedRoute(S1, new("a1"), "eni-a1", true), state.Apply(replaced).OwnedIn("rtb-x")[S1]);
+    }
+
+    [Fact]
+    public void A_route_the_standby_moved_to_a_node_the_plan_does_not_want_is_replaced_as_a_failover()
+    {
+        var input = Input with { Nodes = [.. Input.Nodes, new PlanNode(new("a3"), new("s1"), Ipv4.Parse("10.0.0.3"), "eni-a3", true)] };
+        var state = Owning(new RouteCreated("rtb-x", S1, new("a2"), "eni-a2", Now, "plan")) with
+        {
+            CheckedEnis = ["eni-a1", "eni-a2", "eni-a3"],
+        };
+        var op = Assert.IsType<RouteOperation.Replace>(Assert.Single(
+            Reconciler.Diff(state, [Table(("100.64.0.0/24", "eni-a1"))], Wanted("a3"), input, "plan")));
+        Assert.Equal((new NodeName("a2"), new NodeName("a3"), "eni-a3", "failover"), (op.Previous, op.Target, op.Eni, op.Reason));
+    }
 }

@@ -68,6 +68,8 @@ public sealed class RouteLab : IAsyncDisposable
     public AmazonEC2Client Client { get; }
     private RomanaHost? _host;
     public IActorRef? Manager { get; private set; }
+    /// <summary>The actor system the route manager runs in, for stand-ins that talk to it.</summary>
+    public ActorSystem? System => _host?.System;
 
     public RouteLab()
     {
@@ -109,6 +111,16 @@ public sealed class RouteLab : IAsyncDisposable
         if (_host is not null) await _host.DisposeAsync();
         _host = await ComposeAsync(settings, host: host);
         Manager = _host.Registry.Get<VpcRouteActor>();
+    }
+
+    /// <summary>
+    /// Stops the route manager (its host), as a member that dies takes it away; <see cref="StartAsync"/> starts it again.
+    /// </summary>
+    public async Task StopAsync()
+    {
+        if (_host is not null) await _host.DisposeAsync();
+        _host = null;
+        Manager = null;
     }
 
     public void Reconcile(string reason = "test") => Manager!.Tell(new RouteManagerMessages.Reconcile(reason));

@@ -1,7 +1,11 @@
+using System.Collections.Concurrent;
+using Akka.Actor;
 using Amazon.EC2.Model;
+using Romana.Actors.Addressing;
 using Romana.Actors.Routing;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Ec2;
+using static Romana.Actors.Health.HealthMessages;
 
 namespace Romana.Actors.Tests.Routing;
 
@@ -195,5 +199,131 @@ public class VpcRouteActorWireTests
         Assert.DoesNotContain(lab.Ec2.Calls,
             c => c.Action != "DescribeRouteTables" && c.Parameters.GetValueOrDefault("DestinationCidrBlock") == "100.64.1.0/24"
             && c.Parameters["RouteTableId"] == "rtb-a");
+    }
+
+    /// <summary>Stands in for a subnet's supervisor: keeps what the route manager tells it.</summary>
+    private sealed class Recorder : ReceiveActor
+    {
+        public Recorder(ConcurrentQueue<object> seen) => ReceiveAny(seen.Enqueue);
+    }
+
+    private static async Task<T> UntilAsync<T>(Func<T?> found, TimeSpan within, string what) where T : class
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (true)
+        {
+            if (found() is { } value) return value;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{what} within {within.TotalSeconds} s");
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
+    public async Task It_acknowledges_a_failure_on_receipt_and_keeps_the_subnets_supervisor_told_of_the_routes_through_its_nodes()
+    {
+        await using var lab = new RouteLab();
+        await lab.StartAsync();
+        await lab.ConvergedAsync();
+        var seen = new ConcurrentQueue<object>();
+        var supervisor = lab.System!.ActorOf(Props.Create(() => new Recorder(seen)));
+        var (s1, a1, a2) = (new SubnetId("s1"), new NodeName("a1"), new NodeName("a2"));
+
+        // A status from a supervisor that holds no list: it gets the confirmed routes through s1's nodes and their ENIs.
+        lab.Manager!.Tell(new SubnetHealth(s1, [a1, a2], []), supervisor);
+        var first = await UntilAsync(() => seen.OfType<RoutesThrough>().FirstOrDefault(), TimeSpan.FromSeconds(5), "no route list");
+        var owned = (await lab.ViewAsync()).Routes.Where(r => r.Route.Target == a1 || r.Route.Target == a2)
+            .Select(r => (r.Table, r.Route.Cidr, r.Route.Target)).Order().ToList();
+        Assert.Equal(owned, first.Routes.Select(r => (r.Table, r.Cidr, r.Node)).Order());
+        Assert.Contains(first.Routes, r => r.Node == a2);
+        Assert.Equal(new Dictionary<NodeName, string> { [a1] = "eni-a1", [a2] = "eni-a2" }, first.Enis);
+        // A status that names the version held gets nothing more.
+        lab.Manager.Tell(new SubnetHealth(s1, [a1, a2], [], first.Version), supervisor);
+        await Task.Delay(500);
+        Assert.Single(seen.OfType<RoutesThrough>());
+
+        // EC2 answers slowly now: the acknowledgement comes long before the pass has moved anything.
+        lab.Ec2.Latency = TimeSpan.FromSeconds(2);
+        lab.Manager.Tell(new ForwarderFailed(s1, a2, DateTimeOffset.UtcNow, "test"), supervisor);
+        var noted = await UntilAsync(() => seen.OfType<FailoverNoted>().FirstOrDefault(), TimeSpan.FromSeconds(1), "no acknowledgement");
+        Assert.Equal((s1, a2), (noted.Subnet, noted.Node));
+        Assert.Contains(lab.Ec2.RouteTables.SelectMany(t => t.Routes), r => r.Target == "eni-a2");
+        lab.Ec2.Latency = TimeSpan.Zero;
+
+        // Once the failover pass has moved the routes, the supervisor is told the new list without asking.
+        var second = await UntilAsync(() => seen.OfType<RoutesThrough>().Skip(1).FirstOrDefault(), TimeSpan.FromSeconds(20),
+            "no new route list after the failover");
+        Assert.DoesNotContain(second.Routes, r => r.Node == a2);
+        Assert.NotEqual(first.Version, second.Version);
+        Assert.DoesNotContain(lab.Ec2.RouteTables.SelectMany(t => t.Routes), r => r.Target == "eni-a2");
+    }
+
+    /// <summary>Probes that say what the test says.</summary>
+    private sealed class ScriptedProbe : Romana.Actors.Health.IHealthProbe
+    {
+        public ConcurrentDictionary<NodeName, bool> Down { get; } = new();
+
+        public Task<bool> ProbeAsync(NodeName node, Ipv4 ip, TimeSpan timeout, CancellationToken cancellation = default) =>
+            Task.FromResult(!Down.ContainsKey(node));
+    }
+
+    /// <summary>
+    /// The hand-over in one process: s1's supervisor holds the manager's route list, judges a2 failed and tells a route manager
+    /// that no longer answers; it moves a2's routes itself. The manager that starts next from the journal takes them as it
+    /// finds them, with no EC2 call, and the audit shows both writers.
+    /// </summary>
+    [Fact]
+    public async Task Routes_a_supervisor_moved_while_the_manager_was_away_are_taken_as_found_without_a_call()
+    {
+        await using var lab = new RouteLab();
+        await lab.StartAsync();
+        var plan = await lab.ConvergedAsync();
+        var throughA2 = plan.Tables.SelectMany(t => t.Routes.Where(r => r.Target.Value == "a2").Select(r => (t.Table, r.Cidr)))
+            .ToList();
+        Assert.NotEmpty(throughA2);
+        var (s1, a1, a2) = (new SubnetId("s1"), new NodeName("a1"), new NodeName("a2"));
+        var routes = await lab.Manager!.Ask<RoutesThrough>(new SubnetHealth(s1, [a1, a2], []), TimeSpan.FromSeconds(5));
+
+        var gone = lab.System!.ActorOf(Props.Create(() => new Recorder(new ConcurrentQueue<object>())), "gone-manager");
+        var probe = new ScriptedProbe();
+        var settings = Romana.Actors.Configuration.HealthSettings.Default with
+        {
+            ProbeInterval = TimeSpan.FromMilliseconds(50),
+            ProbeTimeout = TimeSpan.FromMilliseconds(40),
+        };
+        var supervisor = lab.System.ActorOf(Romana.Actors.Health.SubnetHealthSupervisor.Props(s1, probe, settings, gone,
+            SystemClock.Instance, ec2: new Romana.Host.Aws.AwsEc2RouteTables(lab.Client)));
+        supervisor.Tell(new WatchNode(s1, a1, Ipv4.Parse("10.0.0.1")));
+        supervisor.Tell(new WatchNode(s1, a2, Ipv4.Parse("10.0.0.2")));
+        supervisor.Tell(routes, gone);
+        probe.Down[a2] = true;
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (throughA2.Any(x => lab.Ec2.RoutesOf(x.Table).Single(r => r.Destination == x.Cidr.ToString()).Target != "eni-a1"))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the supervisor did not move a2's routes");
+            await Task.Delay(20);
+        }
+
+        // A new manager starts from the journal, with a2 judged failed.
+        lab.Source.SetHealth("a2", false);
+        var before = MutatingCalls(lab);
+        await lab.StartAsync();
+        var after = await lab.ConvergedAsync();
+        Assert.Equal(before, MutatingCalls(lab));
+        Assert.All(throughA2, x => Assert.Equal("a1", after.Table(x.Table)!.Routes.Single(r => r.Cidr == x.Cidr).Target.Value));
+        var view = await lab.ViewAsync();
+        Assert.All(throughA2, x => Assert.Equal("a1", view.Routes.Single(r => r.Table == x.Table && r.Route.Cidr == x.Cidr)
+            .Route.Target.Value));
+
+        await lab.StopAsync();
+        await using var audit = await Romana.Host.Composition.RomanaHost.StartAuditAsync(lab.Journal.Settings);
+        var changes = await Romana.Actors.Audit.AuditQueries.RoutesAsync(audit.Audit, null, null);
+        foreach (var (table, cidr) in throughA2)
+        {
+            var moves = changes.Where(c => c.Table == table && c.Cidr == cidr && c.Change != "created").ToList();
+            Assert.Equal(["replaced by standby", "replaced"], moves.Select(c => c.Change));
+            Assert.All(moves, c => Assert.Equal(((NodeName?)a2, (NodeName?)a1), (c.From, c.To)));
+            Assert.Equal("the route manager did not answer within 300 ms", moves[0].Reason);
+            Assert.Equal("moved by the supervisor of subnet s1 while the route manager was away", moves[1].Reason);
+        }
     }
 }

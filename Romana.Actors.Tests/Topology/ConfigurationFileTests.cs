@@ -28,6 +28,9 @@ public class ConfigurationFileTests
         { "romana.routes.route-limit = 0", "romana.routes.route-limit: 0 must be at least 1" },
         { "romana.health.probe-interval = often", "romana.health.probe-interval: 'often' is not a duration such as 500ms, 30s or 2m" },
         { "romana.health.failure-threshold = 0", "romana.health.failure-threshold: 0 must be at least 1" },
+        { "romana.health.standby-repair-after = 0s", "romana.health.standby-repair-after: 0ms must be positive" },
+        { "romana.health.standby-repair-check = 200ms",
+            "romana.health.standby-repair-check: 200ms must be longer than standby-repair-after (300ms)" },
         { "romana.host-agent.route-table = 254", "romana.host-agent.route-table: 254 is reserved; use 1-252 or above 255" },
     };
 

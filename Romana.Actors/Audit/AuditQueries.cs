@@ -78,15 +78,28 @@ public static class AuditQueries
                     case ForwarderRecovered recovered when recovered.Node == node:
                         changes.Add(new NodeChange(e.At, "judged recovered", "", e.Reason));
                         break;
+                    case ForwarderRoutesMovedByStandby moved when moved.Node == node || moved.To == node:
+                        changes.Add(new NodeChange(e.At,
+                            moved.Node == node ? "routes moved away by standby" : "routes moved here by standby",
+                            $"{moved.Routes.Length} routes from {moved.Node} to {moved.To}: "
+                                + string.Join(", ", moved.Routes.Select(r => $"{r.Cidr} in {r.Table}")), e.Reason));
+                        break;
                 }
         return new NodeHistory(node, subnet, [.. changes.OrderBy(c => c.At)], [.. Holdings(node, events, null).OrderBy(h => h.From)]);
     }
 
+    /// <summary>
+    /// The route manager's changes, and the routes the subnets' supervisors moved while it was away, in time order. The
+    /// supervisors' streams are those of the subnets the manager's tables served (its budgets record them): index seeks,
+    /// not a scan of the journal.
+    /// </summary>
     public static async Task<ImmutableArray<RouteChange>> RoutesAsync(AuditJournal journal, string? table, DateTimeOffset? since)
     {
         var changes = new List<RouteChange>();
+        var subnets = new SortedSet<SubnetId>();
         foreach (var e in await journal.ByPersistenceIdAsync(VpcRouteActor.Id))
         {
+            if (e is RouteBudgetsObserved { Serves: { } serves }) subnets.UnionWith(serves.Values.SelectMany(s => s));
             if (since is { } from && e.At < from) continue;
             RouteChange? change = e switch
             {
@@ -98,7 +111,12 @@ public static class AuditQueries
             };
             if (change is not null && (table is null || change.Table == table)) changes.Add(change);
         }
-        return [.. changes];
+        foreach (var subnet in subnets)
+            foreach (var moved in (await journal.ByPersistenceIdAsync($"health-{subnet.Value}")).OfType<ForwarderRoutesMovedByStandby>())
+                if (since is not { } after || moved.At >= after)
+                    changes.AddRange(moved.Routes.Where(r => table is null || r.Table == table).Select(r =>
+                        new RouteChange(moved.At, r.Table, r.Cidr, "replaced by standby", moved.Node, moved.To, moved.Reason)));
+        return [.. changes.OrderBy(c => c.At)]; // stable: the manager's changes keep their journal order
     }
 
     /// <summary>

@@ -18,6 +18,7 @@ public sealed record SubnetHealthState(SubnetId Subnet, ImmutableSortedSet<NodeN
     {
         ForwarderFailed failed => this with { Failed = Failed.Add(failed.Node) },
         ForwarderRecovered recovered => this with { Failed = Failed.Remove(recovered.Node) },
+        ForwarderRoutesMovedByStandby => this, // routes are the route manager's state; the judgement stands
         _ => throw new ArgumentException($"not a health event: {e.GetType().Name}", nameof(e)),
     };
 

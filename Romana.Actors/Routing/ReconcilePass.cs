@@ -108,6 +108,8 @@ public sealed record ReconcilePass(
         RouteOperation.Confirm confirm =>
             Record(new RouteCreated(confirm.Table, confirm.Cidr, confirm.Target, confirm.Eni, now, confirm.Reason)),
         RouteOperation.DropClaim drop => Record(new RouteClaimDropped(drop.Table, drop.Cidr, now, drop.Reason)),
+        RouteOperation.TakeAsFound found =>
+            Record(new RouteReplaced(found.Table, found.Cidr, found.Previous, found.Target, found.Eni, now, found.Reason)),
         RouteOperation.Delete { Call: false } gone => Record(new RouteDeleted(gone.Table, gone.Cidr, gone.Target, now, gone.Reason)),
         RouteOperation.Create { Claimed: false } create => new PassStep.CallEc2(
             [new RouteClaimed(create.Table, create.Cidr, create.Target, create.Eni, now, create.Reason)], new Ec2Request.Operate(create)),

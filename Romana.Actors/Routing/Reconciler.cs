@@ -19,6 +19,12 @@ public abstract record RouteOperation(string Table, string Reason)
     /// <summary>A claimed route found in EC2 with another target: not Romana's.</summary>
     public sealed record DropClaim(string Table, Ipv4Cidr Cidr, string Reason) : RouteOperation(Table, Reason);
     public sealed record DisableSourceDestCheck(NodeName Node, string Eni) : RouteOperation("", "node can receive and forward pod traffic");
+    /// <summary>
+    /// An owned route that EC2 already sends where the plan wants, though the journal names another target (a forwarder
+    /// supervisor's standby repair moved it while the route manager was away): recorded as replaced, with no call.
+    /// </summary>
+    public sealed record TakeAsFound(string Table, Ipv4Cidr Cidr, NodeName Previous, NodeName Target, string Eni, string Reason)
+        : RouteOperation(Table, Reason);
 }
 
 /// <summary>
@@ -61,13 +67,14 @@ public static class Reconciler
     }
 
     /// <summary>
-    /// Steps in the order they matter:
-    /// new nodes may forward, failed targets are replaced, unwanted routes make room, then new routes.
+    /// Steps in the order they matter: new nodes may forward, what EC2 already shows is recorded, failed targets are
+    /// replaced, unwanted routes make room, then new routes.
     /// </summary>
     public static ImmutableArray<RouteOperation> Diff(RouteManagerState state, IReadOnlyList<Ec2RouteTable> actual, RoutePlan desired,
         RoutingInput input, string passReason)
     {
         var unhealthy = input.Nodes.Where(n => !n.Healthy).Select(n => n.Name).ToHashSet();
+        var subnetOf = input.Nodes.ToDictionary(n => n.Name, n => n.Subnet.Value);
         var checks = input.Nodes.Where(n => n.Eni.Length > 0 && !state.CheckedEnis.Contains(n.Eni))
             .Select(n => (RouteOperation)new RouteOperation.DisableSourceDestCheck(n.Name, n.Eni));
         var claims = new List<RouteOperation>();
@@ -115,6 +122,12 @@ public static class Reconciler
                     var reason = mine.Eni == route.Eni ? "drift repair" : unhealthy.Contains(mine.Target) ? "failover" : passReason;
                     replaces.Add(new RouteOperation.Replace(table.Id, cidr, mine.Target, route.Target, route.Eni, reason));
                 }
+                else if (mine.Eni != route.Eni)
+                    // EC2 is right already; the journal follows it, so the state matches EC2 and the route stays Romana's.
+                    claims.Add(new RouteOperation.TakeAsFound(table.Id, cidr, mine.Target, route.Target, route.Eni,
+                        mine.Target == route.Target ? "found in EC2 with the node's current ENI"
+                            : $"moved by the supervisor of subnet {subnetOf.GetValueOrDefault(route.Target, "?")} while the route "
+                                + "manager was away"));
             }
 
             foreach (var route in owned.Values.Where(r => !wanted.ContainsKey(r.Cidr) && !dropped.Contains(r.Cidr)))

@@ -4,6 +4,7 @@ using Akka.Event;
 using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
+using static Romana.Actors.Health.HealthMessages;
 using static Romana.Actors.Routing.RouteManagerMessages;
 
 namespace Romana.Actors.Routing;
@@ -43,6 +44,12 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     private readonly Dictionary<SubnetId, ImmutableSortedSet<NodeName>> _failedBySubnet = new();
     private readonly Dictionary<NodeName, DateTimeOffset> _recoveredAt = new();
     private ImmutableSortedSet<SubnetId> _withoutHealthy = ImmutableSortedSet<SubnetId>.Empty;
+    // For the supervisors' standby repair: who supervises each subnet (the latest sender of its status), the nodes of the
+    // last cluster read, the route lists by subnet (computed again after a change), and the version last sent to each.
+    private readonly Dictionary<SubnetId, IActorRef> _supervisors = new();
+    private ImmutableArray<PlanNode> _nodes = [];
+    private ImmutableDictionary<SubnetId, RoutesThrough>? _routesThrough;
+    private readonly Dictionary<SubnetId, long> _sentVersions = new();
 
     /// <param name="host">
     /// The node whose daemon hosts this manager (the cluster singleton's host), or null: that node is no route target while
@@ -108,6 +115,11 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         Command<Reconcile>(command => _again ??= command.Reason);
         Command<ClusterRead>(read =>
         {
+            if (!_nodes.SequenceEqual(read.Cluster.Nodes.Select(n => n with { Healthy = true })))
+            {
+                _nodes = [.. read.Cluster.Nodes.Select(n => n with { Healthy = true })];
+                _routesThrough = null;
+            }
             var cluster = WithHealth(read.Cluster);
             _pass = _pass! with { Cluster = _host is { } host ? WithoutHost(cluster, host, _liveMember) : cluster };
             Send(new Ec2Request.DescribeTables());
@@ -131,17 +143,69 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
             [.. _state.Owned.SelectMany(t => t.Value.Values.Select(r => (t.Key, r)))], _lastPlan, _lastRefusal, _lastPassAt, _passes,
             _pass is not null,
             [.. _failedBySubnet.Values.SelectMany(f => f)], _withoutHealthy, _pass?.WaitingForName)));
-        Command<Health.HealthMessages.ForwarderFailed>(failed => HealthChanged(failed.Subnet, f => f.Add(failed.Node), "failover"));
-        Command<Health.HealthMessages.ForwarderRecovered>(recovered =>
+        Command<ForwarderFailed>(failed =>
+        {
+            // On receipt, before any pass: the supervisor moves the routes itself when this does not come (the manager is away).
+            if (Replyable(Sender)) Sender.Tell(new FailoverNoted(failed.Subnet, failed.Node));
+            HealthChanged(failed.Subnet, f => f.Add(failed.Node), "failover");
+        });
+        Command<ForwarderRecovered>(recovered =>
         {
             _recoveredAt[recovered.Node] = recovered.At;
             HealthChanged(recovered.Subnet, f => f.Remove(recovered.Node), "node recovered");
         });
-        Command<Health.HealthMessages.SubnetHealth>(health => HealthChanged(health.Subnet, _ => health.Failed, "health status"));
+        Command<SubnetHealth>(health =>
+        {
+            if (Replyable(Sender))
+            {
+                _supervisors[health.Subnet] = Sender;
+                if (RoutesThroughOf(health.Subnet) is { } routes && routes.Version != health.RoutesThroughVersion)
+                    SendRoutesThrough(routes);
+            }
+            HealthChanged(health.Subnet, _ => health.Failed, "health status");
+        });
         Command<SaveSnapshotSuccess>(saved => DeleteSnapshots(new SnapshotSelectionCriteria(saved.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(failed => _log.Warning(failed.Cause, "Route manager: snapshot not saved"));
         Command<DeleteSnapshotsSuccess>(_ => { });
         Command<DeleteSnapshotsFailure>(_ => { });
+    }
+
+    private bool Replyable(IActorRef sender) => !sender.IsNobody() && !sender.Equals(Context.System.DeadLetters);
+
+    /// <summary>
+    /// The list for one subnet's supervisor: the confirmed routes whose target is a node of the subnet, and the subnet's
+    /// ENIs; null before the first cluster read. A claimed route not yet confirmed is left out: a standby move would make
+    /// a new manager take the claim for someone else's route.
+    /// </summary>
+    private RoutesThrough? RoutesThroughOf(SubnetId subnet)
+    {
+        if (_nodes.IsEmpty) return null;
+        if (_routesThrough is null)
+        {
+            var subnetOf = _nodes.ToDictionary(n => n.Name, n => n.Subnet);
+            var routes = _state.Owned
+                .SelectMany(t => t.Value.Values.Where(r => r.Confirmed).Select(r => new RouteThrough(t.Key, r.Cidr, r.Target)))
+                .Where(r => subnetOf.ContainsKey(r.Node))
+                .ToLookup(r => subnetOf[r.Node]);
+            _routesThrough = _nodes.GroupBy(n => n.Subnet).ToImmutableDictionary(g => g.Key, g => RoutesThrough.Of(
+                g.Key, routes[g.Key], g.Where(n => n.Eni.Length > 0).Select(n => KeyValuePair.Create(n.Name, n.Eni))));
+        }
+        return _routesThrough.GetValueOrDefault(subnet);
+    }
+
+    private void SendRoutesThrough(RoutesThrough routes)
+    {
+        if (!_supervisors.TryGetValue(routes.Subnet, out var supervisor)) return;
+        supervisor.Tell(routes);
+        _sentVersions[routes.Subnet] = routes.Version;
+    }
+
+    /// <summary>Each supervisor whose list changed since the last one sent to it gets the new one.</summary>
+    private void TellChangedRoutes()
+    {
+        foreach (var subnet in _supervisors.Keys.ToList())
+            if (RoutesThroughOf(subnet) is { } routes && _sentVersions.GetValueOrDefault(subnet) != routes.Version)
+                SendRoutesThrough(routes);
     }
 
     /// <summary>What the subnets' health supervisors say; a change starts a pass (or one more after the current one).</summary>
@@ -335,6 +399,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     private void EndPass(string? problem, string? again = null)
     {
         if (problem is not null) _log.Warning("Route manager: pass ended early: {0}", problem);
+        TellChangedRoutes();
         Timers.Cancel("retry");
         _pass = null;
         _passes++;
@@ -358,6 +423,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         PersistAll(list, e =>
         {
             _state = _state.Apply(e);
+            _routesThrough = null;
             Context.System.EventStream.Publish(e);
             if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state);
             if (--left == 0) then();

@@ -98,7 +98,8 @@ public static partial class AuditCommands
         var table = new Option<string?>("--table") { Description = "Only this route table" };
         var since = new Option<string?>("--since") { Description = "Only changes from this time on" };
         var command = new Command("routes",
-            "Every route created, replaced or deleted, with its reason (plan, failover, drift repair, budget).")
+            "Every route created, replaced or deleted, with its reason (plan, failover, drift repair, budget), and the routes "
+                + "a forwarder supervisor moved while the route manager was away.")
         {
             table, since, Journal, Config, Json
         };

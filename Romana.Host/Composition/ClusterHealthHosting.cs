@@ -30,9 +30,12 @@ public static class ClusterHealthHosting
             var clock = resolver.GetService<IClock>();
             var routeManager = registry.Get<VpcRouteActor>();
             var members = registry.TryGet<OwnershipView>(out var view) ? view : null;
+            // Every cluster daemon has EC2 access (the route manager may run on any of them): with it, a supervisor moves the
+            // routes of a node it judged failed itself when the route manager does not answer (the standby repair).
+            var ec2 = resolver.GetService<IEc2RouteTables>();
             var region = ClusterSharding.Get(system).Start(TypeName,
                 entity => SubnetHealthSupervisor.Props(new Actors.Addressing.SubnetId(entity), probe, settings, routeManager, clock,
-                    members),
+                    members, ec2),
                 ClusterShardingSettings.Create(system).WithRole(ClusterHosting.NodeRole), new SubnetMessageExtractor(),
                 new AwayFromOwnSubnetAllocation(system), PoisonPill.Instance);
             registry.Register<ForwarderHealth>(region);
