@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Persistence.TestKit;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Health;
@@ -59,6 +60,16 @@ public class TcpHealthProbeTests
     }
 }
 
+/// <summary>Probe answers the test decides: every node answers unless it is in <see cref="Down"/>.</summary>
+internal sealed class ScriptedProbe : IHealthProbe
+{
+    public ConcurrentDictionary<NodeName, bool> Down { get; } = new();
+    public volatile bool Throw;
+
+    public Task<bool> ProbeAsync(NodeName node, Ipv4 ip, TimeSpan timeout, CancellationToken cancellation = default) =>
+        Throw ? throw new InvalidOperationException("probe crashed") : Task.FromResult(!Down.ContainsKey(node));
+}
+
 /// <summary>A subnet's supervisor with probes the test controls, and a probe in place of the route manager.</summary>
 public class SubnetHealthSupervisorTests() : Akka.TestKit.Xunit2.TestKit(ConfigurationFactory.ParseString("""
     akka.loglevel = WARNING
@@ -74,15 +85,6 @@ public class SubnetHealthSupervisorTests() : Akka.TestKit.Xunit2.TestKit(Configu
         ProbeTimeout = TimeSpan.FromMilliseconds(40),
         StatusInterval = TimeSpan.FromMinutes(1),
     };
-
-    private sealed class ScriptedProbe : IHealthProbe
-    {
-        public ConcurrentDictionary<NodeName, bool> Down { get; } = new();
-        public volatile bool Throw;
-
-        public Task<bool> ProbeAsync(NodeName node, Ipv4 ip, TimeSpan timeout, CancellationToken cancellation = default) =>
-            Throw ? throw new InvalidOperationException("probe crashed") : Task.FromResult(!Down.ContainsKey(node));
-    }
 
     private (IActorRef Supervisor, Akka.TestKit.TestProbe Routes, ScriptedProbe Probe) Start(string subnet)
     {
@@ -134,5 +136,58 @@ public class SubnetHealthSupervisorTests() : Akka.TestKit.Xunit2.TestKit(Configu
         var again = Sys.ActorOf(SubnetHealthSupervisor.Props(new SubnetId("s3"), probe, Fast, routes, SystemClock.Instance));
         var health = await again.Ask<SubnetHealth>(new GetSubnetHealth(new SubnetId("s3")), TimeSpan.FromSeconds(3));
         Assert.Equal(["a"], health.Failed.Select(n => n.Value));
+    }
+}
+
+/// <summary>A supervisor whose journal is slow: its judgement must not wait for the write to reach the route manager.</summary>
+public class SubnetHealthSlowJournalTests() : Akka.TestKit.Xunit2.TestKit(ConfigurationFactory.ParseString("""
+    akka.loglevel = WARNING
+    akka.persistence {
+      journal { plugin = "akka.persistence.journal.test", test.class = "Akka.Persistence.TestKit.TestJournal, Akka.Persistence.TestKit" }
+      snapshot-store {
+        plugin = "akka.persistence.snapshot-store.test", test.class = "Akka.Persistence.TestKit.TestSnapshotStore, Akka.Persistence.TestKit"
+      }
+    }
+    """))
+{
+    private static readonly TimeSpan SlowWrite = TimeSpan.FromSeconds(4);
+
+    private ITestJournal Journal => TestJournal.FromRef(Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor(null));
+
+    [Fact]
+    public async Task A_judgement_reaches_the_route_manager_while_the_journal_is_still_writing_it_and_is_written_all_the_same()
+    {
+        var settings = HealthSettings.Default with
+        {
+            ProbeInterval = TimeSpan.FromMilliseconds(50),
+            ProbeTimeout = TimeSpan.FromMilliseconds(40),
+            StatusInterval = TimeSpan.FromMinutes(1),
+        };
+        var subnet = new SubnetId("slow");
+        var probe = new ScriptedProbe();
+        var routes = CreateTestProbe();
+        var supervisor = Sys.ActorOf(SubnetHealthSupervisor.Props(subnet, probe, settings, routes, SystemClock.Instance));
+        foreach (var node in new[] { "a", "b" })
+            supervisor.Tell(new WatchNode(subnet, new NodeName(node), Ipv4.Parse("10.0.0.1")));
+        await Journal.OnWrite.PassWithDelay(SlowWrite);
+
+        var judged = System.Diagnostics.Stopwatch.StartNew();
+        probe.Down[new NodeName("a")] = true;
+        // Three probes 50 ms apart judge it; the write of that judgement takes 4 s and the route manager must not wait for it.
+        Assert.Equal("a", routes.FishForMessage<ForwarderFailed>(m => m is ForwarderFailed, TimeSpan.FromSeconds(2)).Node.Value);
+        Assert.True(judged.Elapsed < SlowWrite, $"told after {judged.Elapsed.TotalMilliseconds:0} ms");
+        // Meanwhile it keeps judging: b fails too, told at once although the first write is not done.
+        probe.Down[new NodeName("b")] = true;
+        Assert.Equal("b", routes.FishForMessage<ForwarderFailed>(m => m is ForwarderFailed, TimeSpan.FromSeconds(2)).Node.Value);
+        Assert.True(judged.Elapsed < SlowWrite, $"b told after {judged.Elapsed.TotalMilliseconds:0} ms");
+
+        // Both judgements are in the journal once the writes are done: a new incarnation recovers them.
+        await Task.Delay(SlowWrite * 2 + TimeSpan.FromSeconds(1) - judged.Elapsed); // each write may wait for the one before
+        Watch(supervisor);
+        Sys.Stop(supervisor);
+        ExpectTerminated(supervisor);
+        var again = Sys.ActorOf(SubnetHealthSupervisor.Props(subnet, probe, settings, CreateTestProbe(), SystemClock.Instance));
+        var health = await again.Ask<SubnetHealth>(new GetSubnetHealth(subnet), TimeSpan.FromSeconds(3));
+        Assert.Equal(["a", "b"], health.Failed.Select(n => n.Value));
     }
 }

@@ -13,7 +13,7 @@ namespace Romana.Actors.Health;
 /// <summary>
 /// The forwarder supervisor of one subnet: it runs a probe per node (restarted when it crashes), judges nodes failed
 /// or recovered from their probes and, where the node is a cluster member, from Akka cluster reachability; it
-/// persists each judgement (tag "health") and tells the route manager, which moves the routes.
+/// tells the route manager each judgement, which moves the routes, and persists it meanwhile (tag "health").
 ///
 /// Standby repair (with EC2 access, as every cluster daemon has): the route manager acknowledges a failure on receipt
 /// (<see cref="FailoverNoted"/>) and keeps the supervisor told which of Romana's routes go through the subnet's nodes
@@ -73,7 +73,7 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         {
             if (!_watched.Remove(command.Node, out var watched)) return;
             Context.Stop(watched.Probe);
-            if (_state.DecideUnwatch(command.Node, _clock.Now) is { } recovered) Persist(recovered, Judged);
+            if (_state.DecideUnwatch(command.Node, _clock.Now) is { } recovered) Act(recovered);
             else Status();
         });
         Command<ProbeJudged>(judged => Judge(judged.Node, judged.Healthy,
@@ -178,11 +178,16 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
 
     private void Judge(NodeName node, bool healthy, string reason)
     {
-        if (_state.DecideJudgement(node, _watched.ContainsKey(node), healthy, reason, _clock.Now) is { } judgement)
-            Persist(judgement, Judged);
+        if (_state.DecideJudgement(node, _watched.ContainsKey(node), healthy, reason, _clock.Now) is { } judgement) Act(judgement);
     }
 
-    private void Judged(IHealthEvent e)
+    /// <summary>
+    /// A judgement acts at once (the route manager told, the standby armed) and is written meanwhile: failover must not wait
+    /// for the journal (in the lab a supervisor's write once took 10 s while the routes through a dead node waited for it).
+    /// The state takes the judgement before the write, so the next probe is judged against it; a write that fails stops
+    /// the supervisor, and its next incarnation recovers from the journal and judges again from fresh probes.
+    /// </summary>
+    private void Act(IHealthEvent e)
     {
         _state = _state.Apply(e);
         if (e is ForwarderFailed) _log.Warning("Subnet {0}: node {1} judged failed: {2}", _subnet, e.Node, e.Reason);
@@ -192,6 +197,7 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         if (e is ForwarderFailed) StandbyWait(e.Node);
         else StandbyEnd(e.Node);
         Status();
+        PersistAsync(e, _ => { });
     }
 
     private SubnetHealth Health() => new(_subnet, [.. _watched.Keys], _state.Failed, _routesThrough?.Version ?? 0);
