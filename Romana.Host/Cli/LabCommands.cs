@@ -98,6 +98,12 @@ public static class LabCommands
                 + "link set down, then the node put back (default 5)",
             DefaultValueFactory = _ => 5, HelpName = "N",
         };
+        var managerFailovers = new Option<int>("--manager-failovers")
+        {
+            Description = "Forwarder failovers during which the route singleton's host is killed too, 300 ms after the forwarder "
+                + "(the forwarder's subnet then has only its supervisor's standby repair); both nodes put back after each (default 0)",
+            DefaultValueFactory = _ => 0, HelpName = "N",
+        };
         var plugin = new Option<string>("--cni-plugin")
         {
             Description = $"The CNI plugin (default {DefaultCniPlugin})",
@@ -106,17 +112,20 @@ public static class LabCommands
         var json = new Option<bool>("--json") { Description = "The figures as one JSON object" };
         var command = new Command("bench", """
             Measures a lab that is up (as root): CNI ADD median and p99 on the cluster's PostgreSQL journal, and the outage
-            of forwarder failovers in lost pings (50 ms each). Disturbs the lab while it runs, and leaves it whole.
-            """) { adds, failovers, plugin, json };
+            of forwarder failovers in lost pings (50 ms each), also with the route singleton's host killed during them.
+            Disturbs the lab while it runs, and leaves it whole.
+            """) { adds, failovers, managerFailovers, plugin, json };
         command.SetAction((parse, _) =>
         {
-            var (a, f) = (parse.GetValue(adds), parse.GetValue(failovers));
-            if (a is < 1 or > 1000 || f is < 0 or > 50)
+            var (a, f, m) = (parse.GetValue(adds), parse.GetValue(failovers), parse.GetValue(managerFailovers));
+            if (a is < 1 or > 1000 || f is < 0 or > 50 || m is < 0 or > 50)
             {
-                Console.Error.WriteLine($"romana lab bench: --adds = {a} (1 to 1000), --failovers = {f} (0 to 50)");
+                Console.Error.WriteLine($"romana lab bench: --adds = {a} (1 to 1000), --failovers = {f} (0 to 50), "
+                    + $"--manager-failovers = {m} (0 to 50)");
                 return Task.FromResult(CommandLineGuard.BadInput);
             }
-            return CommandLineGuard.RunAsync(() => LabBench.RunAsync(parse.GetValue(plugin)!, a, f, parse.GetValue(json), Console.Out));
+            return CommandLineGuard.RunAsync(() =>
+                LabBench.RunAsync(parse.GetValue(plugin)!, a, f, m, parse.GetValue(json), Console.Out));
         });
         return command;
     }

@@ -12,13 +12,16 @@ namespace Romana.Host.Lab;
 /// </summary>
 public static class LabBench
 {
+    /// <param name="ManagerOutagesS">The outages of the failovers during which the route singleton's host was killed too.</param>
     public sealed record Figures(int Adds, double AddMedianMs, double AddP99Ms, IReadOnlyList<double> OutagesS,
-        IReadOnlyList<string> Failovers)
+        IReadOnlyList<double> ManagerOutagesS, IReadOnlyList<string> Failovers)
     {
         public double OutageMedianS => Median(OutagesS);
+        public double ManagerOutageMedianS => Median(ManagerOutagesS);
     }
 
-    public static async Task<int> RunAsync(string cniPlugin, int adds, int failovers, bool json, TextWriter output)
+    public static async Task<int> RunAsync(string cniPlugin, int adds, int failovers, int managerFailovers, bool json,
+        TextWriter output)
     {
         var state = LabState.Load();
         if (state is not { Phase: "up" })
@@ -31,40 +34,58 @@ public static class LabBench
         var node = layout.Nodes.First(n => n.Name != view.RouteManager);
         var latencies = MeasureAdds(cniPlugin, node, adds, output);
         var outages = new List<double>();
+        var managerOutages = new List<double>();
         var described = new List<string>();
-        for (var run = 1; run <= failovers; run++)
+        for (var run = 1; run <= failovers + managerFailovers; run++)
         {
+            var withManager = run > failovers;
             view = LabView.Now();
-            // A different forwarder each run where the lab has several; never the singleton's host.
-            var paths = view.ForwardedPaths().Where(p => p.Forwarder != view.RouteManager).ToList();
+            // A different forwarder each run where the lab has several; never the singleton's host. With the singleton's host
+            // killed too: a path through neither it nor its subnet, as LabFailureTests picks one.
+            var singleton = view.RouteManager is { } host ? view.Node(host) : null;
+            var paths = view.ForwardedPaths().Where(p => p.Forwarder != view.RouteManager && (!withManager || singleton is not null
+                && view.Node(p.Forwarder).Subnet != singleton.Subnet && p.Source.Node != singleton.Name
+                && p.Target.Node != singleton.Name)).ToList();
             if (paths.Count == 0)
             {
-                Console.Error.WriteLine("romana lab bench: no pod is reached through a forwarder (is --route-limit below the blocks?)");
+                Console.Error.WriteLine("romana lab bench: no pod is reached through a forwarder"
+                    + (withManager ? " outside the route singleton's subnet" : "") + " (is --route-limit below the blocks?)");
                 return 1;
             }
             var forwarders = paths.Select(p => p.Forwarder).Distinct().Order(StringComparer.Ordinal).ToList();
             var path = paths.First(p => p.Forwarder == forwarders[(run - 1) % forwarders.Count]);
             var train = PingTrain.Start(path.Source, path.Target.Ip, TimeSpan.FromSeconds(10));
             await Task.Delay(TimeSpan.FromSeconds(2));
-            LabFaults.Kill(view.Node(path.Forwarder));
+            var killed = new List<LabView.LabNodeView> { view.Node(path.Forwarder) };
+            LabFaults.Kill(killed[0]);
+            if (withManager)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(300));
+                killed.Add(singleton!);
+                LabFaults.Kill(singleton!);
+            }
             var result = await train.Result;
-            outages.Add(result.Outage.TotalSeconds);
-            var line = $"failover {run}: {path.Source.Name} -> {path.Target.Name} through {path.Forwarder}: {result}";
+            (withManager ? managerOutages : outages).Add(result.Outage.TotalSeconds);
+            var line = $"failover {run}: {path.Source.Name} -> {path.Target.Name} through {path.Forwarder}"
+                + (withManager ? $", the singleton's host {singleton!.Name} killed 300 ms later" : "") + $": {result}";
             described.Add(line);
             output.WriteLine(line);
-            if (await LabFaults.RestoreAsync(TimeSpan.FromSeconds(180), view.Node(path.Forwarder)) is null)
+            if (await LabFaults.RestoreAsync(TimeSpan.FromSeconds(180), [.. killed]) is null)
             {
-                Console.Error.WriteLine($"romana lab bench: {path.Forwarder} did not come back within 180 s");
+                Console.Error.WriteLine($"romana lab bench: {string.Join(" and ", killed.Select(k => k.Name))} did not come back "
+                    + "within 180 s");
                 return 1;
             }
         }
-        var figures = new Figures(latencies.Count, Median(latencies), Percentile(latencies, 0.99), outages, described);
+        var figures = new Figures(latencies.Count, Median(latencies), Percentile(latencies, 0.99), outages, managerOutages,
+            described);
         if (json)
             output.WriteLine(JsonSerializer.Serialize(figures, CamelCase));
         else
             output.WriteLine($"CNI ADD on {node.Name} (PostgreSQL journal, through the plugin): median {figures.AddMedianMs:0.0} ms, "
                 + $"p99 {figures.AddP99Ms:0.0} ms over {figures.Adds}; failover outage median {figures.OutageMedianS:0.00} s over "
-                + $"{outages.Count} runs ({string.Join(", ", outages.Select(o => o.ToString("0.00", CultureInfo.InvariantCulture)))} s)");
+                + $"{outages.Count} runs ({Seconds(outages)}); with the singleton's host killed too: median "
+                + $"{figures.ManagerOutageMedianS:0.00} s over {managerOutages.Count} runs ({Seconds(managerOutages)})");
         return 0;
     }
 
@@ -103,6 +124,9 @@ public static class LabBench
             foreach (var pod in pods) LabShell.Run("ip", ["netns", "del", pod]);
         }
     }
+
+    private static string Seconds(IEnumerable<double> outages) =>
+        string.Join(", ", outages.Select(o => o.ToString("0.00", CultureInfo.InvariantCulture))) + " s";
 
     private static readonly JsonSerializerOptions CamelCase = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 }
