@@ -41,7 +41,7 @@ public class ClusterHealthPlacementTests
         ConfigurationFactory.ParseString(Fast).WithFallback(ConfigurationFactory.ParseString(InProcessOnlySerializer.Hocon));
 
     /// <summary>Probes that always answer: only cluster reachability can fail a node here.</summary>
-    private sealed class AlwaysAnswers : IHealthProbe
+    internal sealed class AlwaysAnswers : IHealthProbe
     {
         public Task<bool> ProbeAsync(NodeName node, Ipv4 ip, TimeSpan timeout, CancellationToken cancellation = default) =>
             Task.FromResult(true);
@@ -77,7 +77,8 @@ public class ClusterHealthPlacementTests
             ClusterSettings.SystemName);
     }
 
-    private static async Task<IReadOnlySet<string>> ShardsOn(RomanaHost host)
+    /// <summary>The subnets whose supervisor runs on this member.</summary>
+    internal static async Task<IReadOnlySet<string>> ShardsOn(RomanaHost host)
     {
         var region = host.Registry.Get<ForwarderHealth>();
         var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, TimeSpan.FromSeconds(5));

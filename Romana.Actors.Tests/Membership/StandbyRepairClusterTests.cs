@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Akka.Actor;
-using Akka.Cluster.Sharding;
 using Akka.Configuration;
 using Akka.Hosting;
 using Amazon.EC2;
@@ -59,13 +58,6 @@ public class StandbyRepairClusterTests(ITestOutputHelper output)
 
     private static PlanNode Node(string name, string subnet) => new(new(name), new(subnet), Ipv4.Parse("127.0.0.1"), $"eni-{name}", true);
 
-    /// <summary>Probes that always answer: only cluster reachability fails a node here (a killed member's port would too).</summary>
-    private sealed class AlwaysAnswers : IHealthProbe
-    {
-        public Task<bool> ProbeAsync(NodeName node, Ipv4 ip, TimeSpan timeout, CancellationToken cancellation = default) =>
-            Task.FromResult(true);
-    }
-
     private static async Task<RomanaHost> MemberAsync(string name, string subnet, int port, int seedPort, TempJournal journal,
         string ec2)
     {
@@ -86,20 +78,13 @@ public class StandbyRepairClusterTests(ITestOutputHelper output)
                 .AddRomanaRoutes(null, RouteManagerPlacement.ClusterSingleton, node.Name)
                 .AddRomanaClusterHealth(),
             services => services
-                .AddSingleton<IHealthProbe>(new AlwaysAnswers())
+                .AddSingleton<IHealthProbe>(new ClusterHealthPlacementTests.AlwaysAnswers())
                 .AddSingleton(node)
                 .AddSingleton<IEc2RouteTables>(new AwsEc2RouteTables(client))
                 .AddSingleton<IRoutingSource>(new StaticRoutingSource(View))
                 .AddSingleton(RouteLab.Settings with { Tables = new RouteTableSelector(["rtb-x"]) })
                 .AddHostedService(sp => new ForwarderHealthRegistration(sp, TimeSpan.FromMilliseconds(300))),
             ClusterSettings.SystemName);
-    }
-
-    private static async Task<IReadOnlySet<string>> ShardsOn(RomanaHost host)
-    {
-        var region = host.Registry.Get<ForwarderHealth>();
-        var state = await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, TimeSpan.FromSeconds(5));
-        return state.Shards.Where(s => s.EntityIds.Count > 0).Select(s => s.ShardId).ToHashSet();
     }
 
     private static async Task UntilAsync(TimeSpan within, string what, Func<Task<bool>> holds)
@@ -134,7 +119,8 @@ public class StandbyRepairClusterTests(ITestOutputHelper output)
         // s1's supervisor runs on c (the only member outside s1 that is not the singleton's host) and holds the route list,
         // and EC2 sends some of s1's pods through b2.
         var started = Stopwatch.StartNew();
-        await UntilAsync(TimeSpan.FromSeconds(40), "s1's supervisor on c", async () => (await ShardsOn(c)).Contains("s1"));
+        await UntilAsync(TimeSpan.FromSeconds(40), "s1's supervisor on c",
+            async () => (await ClusterHealthPlacementTests.ShardsOn(c)).Contains("s1"));
         await UntilAsync(TimeSpan.FromSeconds(90), "EC2 routing every subnet, s1 partly through b2", () => Task.FromResult(
             ec2.RoutesOf("rtb-x").Any(r => r.Target == "eni-b2")
             && new[] { "eni-a", "eni-c" }.All(eni => ec2.RoutesOf("rtb-x").Any(r => r.Target == eni))));

@@ -295,13 +295,15 @@ public class VpcRouteActorWireTests
         supervisor.Tell(new WatchNode(s1, a1, Ipv4.Parse("10.0.0.1")));
         supervisor.Tell(new WatchNode(s1, a2, Ipv4.Parse("10.0.0.2")));
         supervisor.Tell(routes, gone);
+        // The supervisor lives in the manager's actor system, which the restart below ends: wait for its record of the move.
+        var recorded = new ConcurrentQueue<object>();
+        lab.System.EventStream.Subscribe(lab.System.ActorOf(Props.Create(() => new Recorder(recorded))),
+            typeof(ForwarderRoutesMovedByStandby));
         probe.Down[a2] = true;
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (throughA2.Any(x => lab.Ec2.RoutesOf(x.Table).Single(r => r.Destination == x.Cidr.ToString()).Target != "eni-a1"))
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the supervisor did not move a2's routes");
-            await Task.Delay(20);
-        }
+        await UntilAsync(() => recorded.OfType<ForwarderRoutesMovedByStandby>().FirstOrDefault(), TimeSpan.FromSeconds(10),
+            "the supervisor did not record moving a2's routes");
+        Assert.All(throughA2, x =>
+            Assert.Equal("eni-a1", lab.Ec2.RoutesOf(x.Table).Single(r => r.Destination == x.Cidr.ToString()).Target));
 
         // A new manager starts from the journal, with a2 judged failed.
         lab.Source.SetHealth("a2", false);
