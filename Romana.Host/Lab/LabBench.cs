@@ -83,9 +83,8 @@ public static class LabBench
             output.WriteLine(JsonSerializer.Serialize(figures, CamelCase));
         else
             output.WriteLine($"CNI ADD on {node.Name} (PostgreSQL journal, through the plugin): median {figures.AddMedianMs:0.0} ms, "
-                + $"p99 {figures.AddP99Ms:0.0} ms over {figures.Adds}; failover outage median {figures.OutageMedianS:0.00} s over "
-                + $"{outages.Count} runs ({Seconds(outages)}); with the singleton's host killed too: median "
-                + $"{figures.ManagerOutageMedianS:0.00} s over {managerOutages.Count} runs ({Seconds(managerOutages)})");
+                + $"p99 {figures.AddP99Ms:0.0} ms over {figures.Adds}"
+                + Outages("failover outage", outages) + Outages("with the singleton's host killed too", managerOutages));
         return 0;
     }
 
@@ -125,8 +124,9 @@ public static class LabBench
         }
     }
 
-    private static string Seconds(IEnumerable<double> outages) =>
-        string.Join(", ", outages.Select(o => o.ToString("0.00", CultureInfo.InvariantCulture))) + " s";
+    private static string Outages(string what, IReadOnlyList<double> outages) => outages.Count == 0 ? ""
+        : $"; {what}: median {Median(outages):0.00} s over {outages.Count} runs "
+            + $"({string.Join(", ", outages.Select(o => o.ToString("0.00", CultureInfo.InvariantCulture)))} s)";
 
     private static readonly JsonSerializerOptions CamelCase = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 }
