@@ -151,6 +151,17 @@ public sealed class StandbyRepairSupervisorTests : IAsyncLifetime
         [.. Owned.Routes.Where(r => r.Node == A2).Select(r => $"{r.Table} {r.Cidr} {TargetOf(r.Table, r.Cidr.ToString())}")];
 
     /// <summary>The supervisor's stream, read back through Akka.Persistence.Query once its host has stopped.</summary>
+    /// <summary>
+    /// The health stream once the standby's record of its move is written (EC2 shows the move before the supervisor's write
+    /// completes, and stopping the host first would lose it).
+    /// </summary>
+    private async Task<IReadOnlyList<IRomanaEvent>> RecordedMoveAsync()
+    {
+        await UntilAsync(() => _journal.CountEvents(nameof(ForwarderRoutesMovedByStandby)) > 0 ? "" : null, TimeSpan.FromSeconds(5),
+            "the standby's move not recorded");
+        return await HealthStreamAsync();
+    }
+
     private async Task<IReadOnlyList<IRomanaEvent>> HealthStreamAsync()
     {
         await _host!.DisposeAsync();
@@ -190,7 +201,7 @@ public sealed class StandbyRepairSupervisorTests : IAsyncLifetime
         Assert.Equal(0, _ec2.CountOf("CreateRoute") + _ec2.CountOf("DeleteRoute"));
         Assert.DoesNotContain(seen, m => m is FailoverNoted);
 
-        var events = await HealthStreamAsync();
+        var events = await RecordedMoveAsync();
         var moved = Assert.Single(events.OfType<ForwarderRoutesMovedByStandby>());
         Assert.Equal((S1, A2, A1), (moved.Subnet, moved.Node, moved.To));
         Assert.Equal([("rtb-a", "100.64.0.0/24"), ("rtb-a", "100.64.0.64/26"), ("rtb-b", "100.64.0.0/24")],
@@ -236,7 +247,7 @@ public sealed class StandbyRepairSupervisorTests : IAsyncLifetime
         Assert.All(_changes.Where(c => c.Target == "eni-a1"), m => Assert.True(m.At - failed.At >= Fast.StandbyRepairCheck,
             $"moved {(m.At - failed.At).TotalMilliseconds:0} ms after the judgement"));
 
-        var moved = Assert.Single((await HealthStreamAsync()).OfType<ForwarderRoutesMovedByStandby>());
+        var moved = Assert.Single((await RecordedMoveAsync()).OfType<ForwarderRoutesMovedByStandby>());
         Assert.Equal(3, moved.Routes.Length);
         Assert.StartsWith("the route manager acknowledged the failure but the routes still pointed at a2", moved.Reason);
     }
@@ -261,7 +272,7 @@ public sealed class StandbyRepairSupervisorTests : IAsyncLifetime
             Assert.True(DateTime.UtcNow < deadline, $"not moved after the throttle: {string.Join("; ", ThroughA2())}");
             await Task.Delay(20);
         }
-        var moved = Assert.Single((await HealthStreamAsync()).OfType<ForwarderRoutesMovedByStandby>());
+        var moved = Assert.Single((await RecordedMoveAsync()).OfType<ForwarderRoutesMovedByStandby>());
         Assert.Equal(3, moved.Routes.Length);
     }
 
