@@ -244,15 +244,17 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
     {
         if (noted.Subnet != _subnet || !_standby.TryGetValue(noted.Node, out var standby) || standby.Acked) return;
         _standby[noted.Node] = standby with { Acked = true };
-        if (!standby.Busy) Timers.StartSingleTimer(TimerOf(noted.Node), new StandbyDue(noted.Node), _settings.StandbyRepairCheck);
+        if (!standby.Busy) CheckLater(noted.Node);
     }
 
     private void CheckAgainLater(NodeName node)
     {
         if (!_standby.TryGetValue(node, out var standby)) return;
         _standby[node] = standby with { Busy = false };
-        Timers.StartSingleTimer(TimerOf(node), new StandbyDue(node), _settings.StandbyRepairCheck);
+        CheckLater(node);
     }
+
+    private void CheckLater(NodeName node) => Timers.StartSingleTimer(TimerOf(node), new StandbyDue(node), _settings.StandbyRepairCheck);
 
     /// <summary>Due: describe the tables of the manager's list, if the node is still judged failed and a list is held.</summary>
     private void StandbyCheck(NodeName node)
@@ -270,7 +272,7 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
                 _log.Warning("Subnet {0}: cannot move the routes through {1}: the route manager has not said which routes are "
                     + "Romana's yet", _subnet, node);
             _standby[node] = standby with { ToldNoList = true };
-            Timers.StartSingleTimer(TimerOf(node), new StandbyDue(node), _settings.StandbyRepairCheck);
+            CheckLater(node);
             return;
         }
         var tables = _routesThrough.Routes.Select(r => r.Table).Distinct().ToImmutableArray();

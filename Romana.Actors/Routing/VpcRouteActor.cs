@@ -115,9 +115,10 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         Command<Reconcile>(command => _again ??= command.Reason);
         Command<ClusterRead>(read =>
         {
-            if (!_nodes.SequenceEqual(read.Cluster.Nodes.Select(n => n with { Healthy = true })))
+            ImmutableArray<PlanNode> nodes = [.. read.Cluster.Nodes.Select(n => n with { Healthy = true })];
+            if (!_nodes.SequenceEqual(nodes))
             {
-                _nodes = [.. read.Cluster.Nodes.Select(n => n with { Healthy = true })];
+                _nodes = nodes;
                 _routesThrough = null;
             }
             var cluster = WithHealth(read.Cluster);
