@@ -112,11 +112,31 @@ public class ReconcilerTests
     }
 
     [Fact]
-    public void Every_node_eni_not_yet_checked_gets_its_source_dest_check_turned_off_first()
+    public void Every_node_eni_not_yet_checked_gets_its_source_dest_check_turned_off_after_the_routes_route_targets_first()
     {
-        var ops = Reconciler.Diff(RouteManagerState.Empty, [Table()], Wanted("a1"), Input, "plan");
-        Assert.Equal(["eni-a1", "eni-a2"], ops.OfType<RouteOperation.DisableSourceDestCheck>().Select(o => o.Eni));
-        Assert.IsType<RouteOperation.Create>(ops[^1]);
+        var bothHealthy = Input with { Nodes = [.. Input.Nodes.Select(n => n with { Healthy = true })] };
+        var ops = Reconciler.Diff(RouteManagerState.Empty, [Table()], Wanted("a2"), bothHealthy, "plan");
+        Assert.Equal(["eni-a2", "eni-a1"], ops.OfType<RouteOperation.DisableSourceDestCheck>().Select(o => o.Eni));
+        Assert.IsType<RouteOperation.Create>(ops[0]);
+    }
+
+    [Fact]
+    public void No_route_is_created_or_replaced_toward_a_node_judged_failed()
+    {
+        // a2 is judged failed; a plan can name it only when its subnet has no healthy node (it keeps its routes then).
+        Assert.Empty(Diff(Owning(), Table(), Wanted("a2")));
+        var state = Owning(new RouteCreated("rtb-x", S1, new("a1"), "eni-a1", Now, "plan"));
+        Assert.Empty(Diff(state, Table(("100.64.0.0/24", "eni-a1")), Wanted("a2")));
+    }
+
+    [Fact]
+    public void New_routes_are_created_the_least_specific_first_so_that_every_subnet_is_reached_early()
+    {
+        var wanted = new RoutePlan([new TablePlan("rtb-x", 5, [
+            new PlannedRoute(Ipv4Cidr.Parse("100.64.0.0/26"), new("a1"), "eni-a1"),
+            new PlannedRoute(S1, new("a1"), "eni-a1")])], 0, []);
+        var creates = Diff(Owning(), Table(), wanted).OfType<RouteOperation.Create>().Select(c => c.Cidr.PrefixLength);
+        Assert.Equal([24, 26], creates);
     }
 
     // ---- routes a forwarder supervisor's standby repair moved while the route manager was away -----------------------
@@ -129,9 +149,9 @@ public class ReconcilerTests
         Assert.Equal((new NodeName("a2"), new NodeName("a1"), "eni-a1"), (op.Previous, op.Target, op.Eni));
         Assert.Equal("moved by the supervisor of subnet s1 while the route manager was away", op.Reason);
 
-        // The pass records it without an EC2 call, and the journal's state then says what EC2 says.
-        var step = Assert.IsType<PassStep.RecordThenAdvance>(ReconcilePass.Start("plan").Planned([op]).NextStep(Now));
-        var replaced = Assert.IsType<RouteReplaced>(Assert.Single(step.Events));
+        // It is recorded without an EC2 call, and the journal's state then says what EC2 says.
+        Assert.False(RouteCalls.NeedsCall(op));
+        var replaced = Assert.IsType<RouteReplaced>(RouteCalls.Found(op, Now));
         Assert.Equal(op.Reason, replaced.Reason);
         Assert.Equal(new OwnedRoute(S1, new("a1"), "eni-a1", true), state.Apply(replaced).OwnedIn("rtb-x")[S1]);
     }

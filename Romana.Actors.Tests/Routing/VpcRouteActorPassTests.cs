@@ -52,14 +52,14 @@ public class VpcRouteActorPassTests() : Akka.TestKit.Xunit2.TestKit(Configuratio
         await AwaitConditionAsync(async () => holds(await ViewAsync(manager)), TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(20));
 
     [Fact]
-    public async Task While_a_pass_waits_its_view_says_for_the_cluster_an_ec2_answer_or_a_retry()
+    public async Task While_it_works_its_view_says_for_the_cluster_an_ec2_answer_or_a_retry()
     {
         var manager = StartManager();
         await UntilAsync(manager, v => v is { Busy: true, WaitingFor: "cluster" });
 
         _reads.Next().SetResult(Cluster);
         var describe = _describes.Next();
-        Assert.Equal("ec2", (await ViewAsync(manager)).WaitingFor);
+        await UntilAsync(manager, v => v is { Busy: true, WaitingFor: "ec2" });
 
         describe.SetException(new Ec2Error("RequestLimitExceeded", 400, "slow down"));
         await UntilAsync(manager, v => v.WaitingFor == "retry");
@@ -69,7 +69,7 @@ public class VpcRouteActorPassTests() : Akka.TestKit.Xunit2.TestKit(Configuratio
     }
 
     [Fact]
-    public async Task A_describe_refused_for_good_is_recorded_and_ends_the_pass_and_the_next_pass_describes_again()
+    public async Task A_describe_refused_for_good_is_recorded_and_the_next_check_describes_again()
     {
         Sys.EventStream.Subscribe(TestActor, typeof(Ec2CallFailed));
         var manager = StartManager();
@@ -77,7 +77,7 @@ public class VpcRouteActorPassTests() : Akka.TestKit.Xunit2.TestKit(Configuratio
         _describes.Next().SetException(new Ec2Error("UnauthorizedOperation", 403, "not allowed"));
 
         var failed = await ExpectMsgAsync<Ec2CallFailed>();
-        Assert.Equal(("DescribeRouteTables", "UnauthorizedOperation", "retried on the next pass"),
+        Assert.Equal(("DescribeRouteTables", "UnauthorizedOperation", "retried at the next check"),
             (failed.Action, failed.Code, failed.Reason));
         await UntilAsync(manager, v => v is { Busy: false, Passes: 1 });
 

@@ -34,6 +34,14 @@ public static class ConfigValues
             : throw Error(config, setting, $"{Quoting.Quote(text)} is not a whole number");
     }
 
+    public static double Double(Config config, string setting)
+    {
+        var text = Text(config, setting);
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var number) && double.IsFinite(number)
+            ? number
+            : throw Error(config, setting, $"{Quoting.Quote(text)} is not a number");
+    }
+
     public static TimeSpan Duration(Config config, string setting)
     {
         try

@@ -23,6 +23,9 @@ public sealed class IpamRoutingSource(IActorRef ipam, ClusterTopology topology, 
         return Snapshot(state, topology);
     }
 
+    /// <summary>The subnets publish their changes on the actor system's event stream.</summary>
+    public void Subscribe(IActorContext context) => context.System.EventStream.Subscribe(context.Self, typeof(OwnershipFeed.OwnershipChanged));
+
     public static RoutingSnapshot Snapshot(IpamStateView state, ClusterTopology topology)
     {
         var subnets = topology.Subnets.Where(s => s.RouteTable is not null).Select(s => new PlanSubnet(s.Id, s.PodPrefix, s.RouteTable!));

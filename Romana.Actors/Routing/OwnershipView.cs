@@ -150,4 +150,11 @@ public sealed class OwnershipRoutingSource(IActorRef view, ClusterTopology topol
             _ => throw new InvalidOperationException($"the ownership view answered {reply}"),
         };
     }
+
+    /// <summary>Each routed subnet publishes its changes on its topic, wherever its entity lives.</summary>
+    public void Subscribe(IActorContext context)
+    {
+        foreach (var subnet in topology.Subnets.Where(s => s.RouteTable is not null))
+            DistributedPubSub.Get(context.System).Mediator.Tell(new Subscribe(OwnershipFeed.Topic(subnet.Id), context.Self));
+    }
 }

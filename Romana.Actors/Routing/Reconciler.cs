@@ -67,20 +67,24 @@ public static class Reconciler
     }
 
     /// <summary>
-    /// Steps in the order they matter: new nodes may forward, what EC2 already shows is recorded, failed targets are
-    /// replaced, unwanted routes make room, then new routes.
+    /// Steps in the order they matter: what EC2 already shows is recorded, failed targets are replaced, unwanted routes
+    /// make room, then new routes, the least specific first (one route per subnet is what makes every pod reachable; more
+    /// specific ones only save a hop), then the source/destination checks, those of route targets first. No route is
+    /// created or replaced toward a node judged failed (a subnet without a healthy node keeps the routes it has).
     /// </summary>
     public static ImmutableArray<RouteOperation> Diff(RouteManagerState state, IReadOnlyList<Ec2RouteTable> actual, RoutePlan desired,
         RoutingInput input, string passReason)
     {
         var unhealthy = input.Nodes.Where(n => !n.Healthy).Select(n => n.Name).ToHashSet();
         var subnetOf = input.Nodes.ToDictionary(n => n.Name, n => n.Subnet.Value);
+        var targets = desired.Tables.SelectMany(t => t.Routes).Select(r => r.Target).ToHashSet();
         var checks = input.Nodes.Where(n => n.Eni.Length > 0 && !state.CheckedEnis.Contains(n.Eni))
+            .OrderBy(n => targets.Contains(n.Name) ? 0 : 1)
             .Select(n => (RouteOperation)new RouteOperation.DisableSourceDestCheck(n.Name, n.Eni));
         var claims = new List<RouteOperation>();
         var replaces = new List<RouteOperation>();
         var deletes = new List<RouteOperation>();
-        var creates = new List<RouteOperation>();
+        var creates = new List<RouteOperation.Create>();
 
         foreach (var table in actual)
         {
@@ -106,7 +110,7 @@ public static class Reconciler
 
             foreach (var (cidr, route) in wanted)
             {
-                if (dropped.Contains(cidr)) continue;
+                if (dropped.Contains(cidr) || unhealthy.Contains(route.Target)) continue;
                 var present = inEc2.TryGetValue(cidr, out var target);
                 if (!owned.TryGetValue(cidr, out var mine))
                 {
@@ -134,6 +138,8 @@ public static class Reconciler
                 deletes.Add(new RouteOperation.Delete(table.Id, route.Cidr, route.Target, inEc2.ContainsKey(route.Cidr),
                     inEc2.ContainsKey(route.Cidr) ? passReason : "already gone from EC2"));
         }
-        return [.. checks, .. claims, .. replaces, .. deletes, .. creates];
+        return [.. claims, .. replaces, .. deletes,
+            .. creates.OrderBy(c => c.Cidr.PrefixLength).ThenBy(c => c.Table, StringComparer.Ordinal),
+            .. checks];
     }
 }

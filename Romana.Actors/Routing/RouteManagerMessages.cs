@@ -21,8 +21,8 @@ public static class RouteManagerMessages
 
     // Replies
     /// <summary>
-    /// The manager's state; <paramref name="Busy"/> while a pass is under way,
-    /// <paramref name="Passes"/> completed since it started.
+    /// The manager's state; <paramref name="Busy"/> while work waits or is under way; <paramref name="Passes"/>: the times it
+    /// became idle after a plan (or after a reconcile that could not plan) since it started.
     /// </summary>
     public sealed record RouteManagerView(ImmutableSortedSet<string> Tables, ImmutableArray<(string Table, OwnedRoute Route)> Routes,
         RoutePlan? LastPlan, string? Refusal, DateTimeOffset? LastPassAt, long Passes, bool Busy,
@@ -66,8 +66,16 @@ public sealed record OwnedRoute(Ipv4Cidr Cidr, NodeName Target, string Eni, bool
 /// <summary>What the planner needs from the cluster: subnets, nodes with their ENI and health, blocks with their pods.</summary>
 public sealed record RoutingSnapshot(ImmutableArray<PlanSubnet> Subnets, ImmutableArray<PlanNode> Nodes, ImmutableArray<PlanBlock> Blocks);
 
-/// <summary>Where the route manager reads the cluster from (IPAM and health in production; a fixed view in tests).</summary>
+/// <summary>Where the route manager reads the cluster from (IPAM in production; a fixed view in tests).</summary>
 public interface IRoutingSource
 {
     Task<RoutingSnapshot> ReadAsync(CancellationToken cancellation = default);
+
+    /// <summary>
+    /// Subscribes the route manager (<paramref name="context"/>'s actor) to the subnets' ownership changes
+    /// (<see cref="Ipam.OwnershipFeed.OwnershipChanged"/>), so that its view follows IPAM between reads; a fixed view publishes none.
+    /// </summary>
+    void Subscribe(Akka.Actor.IActorContext context)
+    {
+    }
 }
