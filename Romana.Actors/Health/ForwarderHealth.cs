@@ -29,6 +29,33 @@ public sealed class ForwarderHealth : ReceiveActor
             else _log.Warning("Forwarder health: {0} names subnet {1}, which is not in the topology", command.GetType().Name,
                 command.Subnet);
         });
+        Receive<SyncAll>(_ =>
+        {
+            var gather = Context.ActorOf(Akka.Actor.Props.Create(() => new SyncGatherer(Sender, supervisors.Count)));
+            foreach (var (subnet, supervisor) in supervisors) supervisor.Tell(new Sync(subnet), gather);
+        });
+    }
+
+    /// <summary>Answers <see cref="SyncedAll"/> to the asker once every supervisor answered its <see cref="Sync"/>, then stops.</summary>
+    private sealed class SyncGatherer : ReceiveActor
+    {
+        private readonly List<SubnetHealth> _answers = new();
+
+        public SyncGatherer(IActorRef asker, int expected)
+        {
+            if (expected == 0) Answer(asker);
+            Receive<SubnetHealth>(health =>
+            {
+                _answers.Add(health);
+                if (_answers.Count == expected) Answer(asker);
+            });
+        }
+
+        private void Answer(IActorRef asker)
+        {
+            asker.Tell(new SyncedAll([.. _answers]));
+            Context.Stop(Self);
+        }
     }
 
     public static Props Props(ImmutableArray<SubnetId> subnets, IHealthProbe probe, HealthSettings settings, IActorRef routeManager,

@@ -34,6 +34,12 @@ public static class HealthMessages
     /// a simulation's barrier.
     /// </summary>
     public sealed record Sync(SubnetId Subnet) : ISubnetHealthCommand, IRomanaMessage;
+    /// <summary>
+    /// <see cref="Sync"/> to every subnet's supervisor at once, answered with <see cref="SyncedAll"/> once all have answered:
+    /// the simulation's barrier with one ask instead of one per subnet.
+    /// </summary>
+    public sealed record SyncAll : IRomanaMessage;
+    public sealed record SyncedAll(ImmutableArray<SubnetHealth> Subnets) : IRomanaMessage;
 
     // Replies, and what the supervisor tells the route manager
     /// <summary>The nodes of a subnet judged failed now; sent on every change and every status interval.</summary>

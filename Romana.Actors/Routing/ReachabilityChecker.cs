@@ -2,23 +2,39 @@ using Romana.Actors.Addressing;
 
 namespace Romana.Actors.Routing;
 
-public sealed record Violation(SubnetId Source, Ipv4Cidr Block, NodeName Owner, string Reason)
+/// <summary>What kind of fault a violation is.</summary>
+public enum ViolationKind
 {
-    public override string ToString() => $"from subnet {Source} to block {Block} of node {Owner}: {Reason}";
+    /// <summary>A route that should never exist: outside its subnet's prefix, to another subnet's node, a loop.</summary>
+    Wrong,
+    /// <summary>A pod not reached because its route still leads to a node that is not healthy: a failover not done yet.</summary>
+    Unreachable,
+    /// <summary>A pod not reached because no route covers it yet: a plan not carried out yet (a first convergence, a new block).</summary>
+    NotRouted,
+}
+
+/// <param name="FromNode">The source: a node of the subnet (true), or another instance of it, which has no host routes (false).</param>
+public sealed record Violation(SubnetId Source, Ipv4Cidr Block, NodeName Owner, string Reason, ViolationKind Kind = ViolationKind.Wrong,
+    bool FromNode = true)
+{
+    public override string ToString() => $"from {(FromNode ? "a node" : "an instance that is not a node")} of subnet {Source} " +
+        $"to block {Block} of node {Owner}: {Reason}";
 }
 
 /// <summary>
-/// Walks every (source subnet, destination block) pair, as packets would: within a subnet, host routes reach every
-/// block; across subnets, one lookup in the source subnet's route table must lead to the owner or to a healthy node of
-/// the owner's subnet, whose host route hands the packet on. Needing a second VPC lookup is a loop, and a violation.
-/// Also checks that every route is valid: its target a healthy node of the subnet whose prefix holds the route.
+/// Walks every (source, destination block) pair, as packets would. Two sources in every subnet: a node (within its
+/// subnet, host routes reach every block) and an instance that is not a node (a load balancer, a bastion: no host routes,
+/// so even its own subnet's pods go through the VPC). Through the VPC, one lookup in the source subnet's route table
+/// must lead to the owner or to a healthy node of the owner's subnet, whose host route hands the packet on; needing a
+/// second VPC lookup is a loop, and a violation. Also checks that every route is valid: its target a node of the subnet
+/// whose prefix holds the route. Each table's lookups are done once, whatever the number of subnets it serves.
 /// </summary>
 public static class ReachabilityChecker
 {
-    public static Violation? FirstViolation(RoutingInput input, RoutePlan plan)
+    /// <param name="routedOnly">Pods that no route covers yet are not reported (a failover's repair is judged on the routes there are).</param>
+    public static Violation? FirstViolation(RoutingInput input, RoutePlan plan, bool routedOnly = false)
     {
         var nodes = input.Nodes.ToDictionary(n => n.Name);
-        var subnets = input.Subnets.ToDictionary(s => s.Id);
 
         foreach (var table in plan.Tables)
             foreach (var route in table.Routes)
@@ -32,34 +48,75 @@ public static class ReachabilityChecker
                         $"route {route.Cidr} in table {table.Table} targets {route.Target}, not a node of subnet {holder[0].Id}");
             }
 
+        // What a source finds depends only on its subnet's table: each table's first problem is found once.
+        var firstProblems = new Dictionary<string, Violation?>();
         foreach (var source in input.Subnets)
         {
-            var table = plan.Table(source.RouteTable);
-            foreach (var block in input.Blocks)
+            if (plan.Table(source.RouteTable) is not { } table)
             {
-                if (!nodes.TryGetValue(block.Owner, out var owner))
-                    return new Violation(source.Id, block.Block, block.Owner, "the owner is not a known node");
-                if (owner.Subnet == source.Id) continue; // host routes
-                if (table is null)
-                    return new Violation(source.Id, block.Block, block.Owner,
-                        $"the subnet's route table {source.RouteTable} is not managed");
-                var route = table.Routes.Where(r => r.Cidr.Contains(block.Block.Network)).MaxBy(r => r.Cidr.PrefixLength);
-                if (route is null)
-                    return new Violation(source.Id, block.Block, block.Owner, $"no route in table {table.Table}");
-                if (route.Cidr.PrefixLength > block.Block.PrefixLength)
-                    return new Violation(source.Id, block.Block, block.Owner, $"route {route.Cidr} is more specific than the block");
-                var target = nodes[route.Target];
-                if (!target.Healthy)
-                    return new Violation(source.Id, block.Block, block.Owner,
-                        $"route {route.Cidr} targets {target.Name}, which is not healthy");
-                if (target.Subnet != owner.Subnet)
-                    return new Violation(source.Id, block.Block, block.Owner,
-                        $"route {route.Cidr} leads to {target.Name} in subnet {target.Subnet}, " +
-                        $"which would need a second VPC lookup (a loop)");
-                // Same subnet: the target is the owner, or its host route to the owner's block hands the packet on.
+                if (input.Blocks.FirstOrDefault() is { } any)
+                    return new Violation(source.Id, any.Block, any.Owner, $"the subnet's route table {source.RouteTable} is not managed",
+                        FromNode: false);
+                continue;
             }
+            if (!firstProblems.TryGetValue(table.Table, out var problem))
+                firstProblems[table.Table] = problem = FirstProblem(input, table, nodes, routedOnly);
+            // A node of the owner's subnet has a host route; any other instance (and a node of another subnet) asks the VPC.
+            if (problem is not null)
+                return problem with { Source = source.Id, FromNode = nodes.TryGetValue(problem.Owner, out var owner) && owner.Subnet != source.Id };
         }
         return null;
+    }
+
+    private static Violation? FirstProblem(RoutingInput input, TablePlan table, Dictionary<NodeName, PlanNode> nodes, bool routedOnly)
+    {
+        var lookup = new TableLookup(table, nodes);
+        foreach (var block in input.Blocks)
+        {
+            if (!nodes.TryGetValue(block.Owner, out var owner)) return new Violation(default, block.Block, block.Owner, "the owner is not a known node");
+            if (lookup.Problem(block, owner) is { } problem && !(routedOnly && problem.Kind == ViolationKind.NotRouted))
+                return new Violation(default, block.Block, block.Owner, problem.Reason, problem.Kind);
+        }
+        return null;
+    }
+
+    /// <summary>One table's longest-prefix lookups, by prefix length (longest first).</summary>
+    private sealed class TableLookup
+    {
+        private readonly string _table;
+        private readonly Dictionary<NodeName, PlanNode> _nodes;
+        private readonly List<(int Length, Dictionary<uint, PlannedRoute> Routes)> _byLength;
+
+        public TableLookup(TablePlan table, Dictionary<NodeName, PlanNode> nodes)
+        {
+            _table = table.Table;
+            _nodes = nodes;
+            _byLength = [.. table.Routes.GroupBy(r => r.Cidr.PrefixLength).OrderByDescending(g => g.Key)
+                .Select(g => (g.Key, g.GroupBy(r => r.Cidr.Network.Value).ToDictionary(r => r.Key, r => r.First())))];
+        }
+
+        /// <summary>Why a packet to the block does not reach its owner through this table, or null when it does.</summary>
+        public (string Reason, ViolationKind Kind)? Problem(PlanBlock block, PlanNode owner)
+        {
+            var route = Longest(block.Block.Network);
+            if (route is null) return ($"no route in table {_table}", ViolationKind.NotRouted);
+            if (route.Cidr.PrefixLength > block.Block.PrefixLength)
+                return ($"route {route.Cidr} is more specific than the block", ViolationKind.Wrong);
+            var target = _nodes[route.Target];
+            if (target.Subnet != owner.Subnet)
+                return ($"route {route.Cidr} leads to {target.Name} in subnet {target.Subnet}, which would need a second VPC lookup (a loop)",
+                    ViolationKind.Wrong);
+            if (!target.Healthy) return ($"route {route.Cidr} targets {target.Name}, which is not healthy", ViolationKind.Unreachable);
+            // Same subnet: the target is the owner, or its host route to the owner's block hands the packet on.
+            return null;
+        }
+
+        private PlannedRoute? Longest(Ipv4 address)
+        {
+            foreach (var (length, routes) in _byLength)
+                if (routes.TryGetValue(Ipv4Cidr.Containing(address, length).Network.Value, out var route)) return route;
+            return null;
+        }
     }
 }
 
@@ -76,12 +133,11 @@ public static class RouteMetrics
         long forwarded = 0, pods = 0;
         foreach (var table in plan.Tables)
         {
-            var own = input.Subnets.Where(s => s.RouteTable == table.Table).Select(s => s.Id).ToList();
             var routes = table.Routes.GroupBy(r => r.Cidr.PrefixLength).OrderByDescending(g => g.Key)
                 .Select(g => (Length: g.Key, Routes: g.ToDictionary(r => r.Cidr.Network, r => r.Target))).ToList();
             foreach (var block in input.Blocks)
             {
-                if (!subnetOf.TryGetValue(block.Owner, out var subnet) || (own.Count == 1 && own[0] == subnet)) continue;
+                if (!subnetOf.ContainsKey(block.Owner)) continue;
                 pods += block.Pods;
                 foreach (var (length, byNetwork) in routes)
                 {

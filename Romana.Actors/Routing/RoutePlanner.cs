@@ -28,11 +28,8 @@ public static class RoutePlanner
         var subnetOf = input.Nodes.ToDictionary(n => n.Name, n => n.Subnet);
         var blocksBySubnet = input.Blocks.ToLookup(b => subnetOf[b.Owner]);
         var withBlocks = input.Subnets.Where(s => blocksBySubnet[s.Id].Any()).ToList();
-        var tables = input.Tables.OrderBy(t => t.Id, StringComparer.Ordinal).Select(table =>
-        {
-            var own = input.Subnets.Where(s => s.RouteTable == table.Id).Select(s => s.Id).ToList();
-            return (Table: table, Reached: withBlocks.Where(s => !(own.Count == 1 && own[0] == s.Id)).Select(s => s.Id).ToHashSet());
-        }).ToList();
+        var tables = input.Tables.OrderBy(t => t.Id, StringComparer.Ordinal)
+            .Select(table => (Table: table, Reached: withBlocks.Select(s => s.Id).ToHashSet())).ToList();
         shortfalls = [.. tables.Where(t => t.Reached.Count > t.Table.Budget)
             .Select(t => new BudgetShortfall(t.Table.Id, t.Reached.Count, t.Table.Budget))];
         if (!shortfalls.IsEmpty) return null;

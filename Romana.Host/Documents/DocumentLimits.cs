@@ -22,8 +22,11 @@ public static class DocumentLimits
     /// <summary>Nodes of a cluster file: twenty times the 5,000 nodes Kubernetes supports.</summary>
     public const int MostNodes = 100_000;
 
-    /// <summary>Nodes of a simulation at once: every node is probed every probe interval, in virtual time.</summary>
-    public const int MostSimulatedNodes = 5_000;
+    /// <summary>
+    /// Nodes of a simulation at once: every node is probed every probe interval, in virtual time; 20,160 nodes take about
+    /// a few minutes and GBs here (README, Performance).
+    /// </summary>
+    public const int MostSimulatedNodes = 25_000;
 
     /// <summary>Subnets of a topology: AWS allows 200 per VPC by default.</summary>
     public const int MostSubnets = Romana.Actors.Topology.TopologyCarver.MostSubnets;

@@ -28,4 +28,5 @@ public sealed record ScenarioEventDocument(
     string? RemoveNode = null,
     string? Ec2 = null,
     string? For = null,
-    bool? RestartRouteManager = null);
+    bool? RestartRouteManager = null,
+    string? FailForwarder = null);

@@ -9,7 +9,8 @@ namespace Romana.Host.Documents;
 public sealed record SimulationDocument(
     IReadOnlyList<SimulationDocument.Entry> Timeline,
     IReadOnlyList<SimulationDocument.FailoverEntry> Failovers,
-    PlanDocument Final)
+    PlanDocument Final,
+    double? ConvergedAt)
 {
     /// <summary>{"at", "event", then the details as string fields, in name order}.</summary>
     public sealed record Entry(double At, string Event)
@@ -28,7 +29,7 @@ public sealed record SimulationDocument(
             Details = e.Details.ToDictionary(d => d.Key, d => JsonSerializer.SerializeToElement(d.Value, DocumentJson.Default.String)),
         })],
         [.. result.Failovers.Select(f => new FailoverEntry(f.Node, f.FailedAt, f.DetectedAt, f.RoutesRepairedAt))],
-        result.Final);
+        result.Final, result.ConvergedAt);
 
     public string ToJson() => JsonSerializer.Serialize(this, DocumentJson.Default.SimulationDocument);
 }

@@ -43,6 +43,7 @@ public sealed class Ec2Lab
     private TimeSpan _latency;
     private Func<TimeSpan, Task> _delay = latency => Task.Delay(latency);
     private int _associationCounter;
+    private long _callsReceived;
 
     /// <param name="clock">Refills the token bucket; the system clock unless given.</param>
     /// <param name="seed">Seeds the generator that decides which calls fail under <see cref="ErrorRate"/>.</param>
@@ -219,6 +220,9 @@ public sealed class Ec2Lab
         get { lock (_gate) return _calls.GroupBy(c => c.Action).ToDictionary(g => g.Key, g => g.Count()); }
     }
 
+    /// <summary>Calls received since the lab started (the log may keep fewer).</summary>
+    public long CallCount => Interlocked.Read(ref _callsReceived);
+
     public int CountOf(string action)
     {
         lock (_gate) return _calls.Count(c => c.Action == action);
@@ -242,6 +246,7 @@ public sealed class Ec2Lab
         lock (_gate)
         {
             _calls.Enqueue(call);
+            _callsReceived++;
             while (_calls.Count > _callLogCapacity) _calls.Dequeue();
             (latency, delay) = (_latency, _delay);
         }

@@ -15,6 +15,8 @@ public sealed record ScenarioHealth(TimeSpan? ProbeInterval, int? FailureThresho
 public abstract record ScenarioEvent(TimeSpan At, int Index)
 {
     public sealed record Fail(TimeSpan At, int Index, string Node) : ScenarioEvent(At, Index);
+    /// <summary>The node that forwards the subnet's route at that moment fails (a scenario cannot know it in advance).</summary>
+    public sealed record FailForwarder(TimeSpan At, int Index, string Subnet) : ScenarioEvent(At, Index);
     public sealed record Recover(TimeSpan At, int Index, string Node) : ScenarioEvent(At, Index);
     public sealed record AddNode(TimeSpan At, int Index, ClusterNode Node) : ScenarioEvent(At, Index);
     public sealed record RemoveNode(TimeSpan At, int Index, string Node) : ScenarioEvent(At, Index);
@@ -40,7 +42,7 @@ public sealed class ScenarioException : DocumentException
 /// </summary>
 public static partial class ScenarioReader
 {
-    private static readonly string[] Kinds = ["fail", "recover", "addNode", "removeNode", "ec2", "restartRouteManager"];
+    private static readonly string[] Kinds = ["fail", "failForwarder", "recover", "addNode", "removeNode", "ec2", "restartRouteManager"];
 
     public static Scenario Read(string path) => Parse(DocumentFile.ReadText(path, message => new ScenarioException(message)), path);
 
@@ -87,7 +89,7 @@ public static partial class ScenarioReader
             var time = Time(e.At, $"{at}.at", until, $"after until ({document.Until})");
             var named = new (string Kind, bool Given)[]
             {
-                ("fail", e.Fail is not null), ("recover", e.Recover is not null), ("addNode", e.AddNode is not null),
+                ("fail", e.Fail is not null), ("failForwarder", e.FailForwarder is not null), ("recover", e.Recover is not null), ("addNode", e.AddNode is not null),
                 ("removeNode", e.RemoveNode is not null), ("ec2", e.Ec2 is not null),
                 ("restartRouteManager", e.RestartRouteManager is not null),
             }.Where(k => k.Given).Select(k => k.Kind).ToList();
@@ -97,6 +99,7 @@ public static partial class ScenarioReader
             events.Add(named[0] switch
             {
                 "fail" => new ScenarioEvent.Fail(time, index, Known(e.Fail, $"{at}.fail", known)),
+                "failForwarder" => new ScenarioEvent.FailForwarder(time, index, KnownSubnet(e.FailForwarder, $"{at}.failForwarder", cluster)),
                 "recover" => new ScenarioEvent.Recover(time, index, Known(e.Recover, $"{at}.recover", known)),
                 "removeNode" => RemoveNode(time, index, Known(e.RemoveNode, $"{at}.removeNode", known), known, capacity),
                 "addNode" => AddNode(time, index, e.AddNode!, $"{at}.addNode", cluster, known, capacity),
@@ -135,6 +138,11 @@ public static partial class ScenarioReader
         known.ContainsKey(Name(node, path))
             ? node!
             : throw Problem(path, "unknown node (not in the cluster, or removed by an earlier event)");
+
+    private static string KnownSubnet(string? subnet, string path, ClusterFile cluster) =>
+        cluster.Subnets.Any(s => s.Id == Name(subnet, path))
+            ? subnet!
+            : throw Problem(path, "unknown subnet (not in the cluster)");
 
     /// <summary>"90s", "500ms", "1.5s", "2m", in milliseconds (a double: a time too long for a TimeSpan is still read).</summary>
     public static bool TryParseMilliseconds(string text, out double milliseconds)

@@ -35,22 +35,33 @@ public sealed record Capture(DateTimeOffset At, IpamMessages.IpamStateView Ipam,
 
 public sealed record TimelineEntry(double At, string Event, ImmutableSortedDictionary<string, string> Details);
 
+/// <summary>
+/// A node's failure: when it failed, when its supervisor judged it failed, and when its routes were repaired: the first
+/// moment EC2 held no route to it and every pod of its subnet was reachable again (null: never, within the run).
+/// </summary>
 public sealed record Failover(string Node, double FailedAt, double? DetectedAt, double? RoutesRepairedAt, int RoutesMoved);
 
+/// <param name="Violation">The first route that should never exist (a loop, a route outside its subnet): the run fails.</param>
+/// <param name="ConvergedAt">When every pod was first reachable from every source (null: never, within the run).</param>
+/// <param name="NotConverged">At the end of the run, a pair still unreachable since <paramref name="NotConvergedSince"/>.</param>
 public sealed record SimulationResult(ImmutableArray<TimelineEntry> Timeline, ImmutableArray<Failover> Failovers, PlanDocument Final,
     Violation? Violation, double? ViolationAt, int InvariantChecks, string Journal, TimeSpan Simulated, TimeSpan Elapsed,
-    DateTimeOffset Start, ImmutableArray<Capture> Captures);
+    DateTimeOffset Start, ImmutableArray<Capture> Captures, double? ConvergedAt = null, Violation? NotConverged = null,
+    double? NotConvergedSince = null, int SourceDestChecksDisabled = 0);
 
 /// <summary>
 /// Runs a scenario on the production actors — IPAM, forwarder supervisors and probes, the route manager — with an
-/// in-memory EC2 and simulated nodes, under Akka's test scheduler: virtual time moves in small steps, and after each
-/// step the run waits until every actor has done what that moment asked of it. After every scenario event, once health
-/// judgements match the truth and the routes have settled, the reachability checker walks every (subnet, block) pair of
-/// what EC2 holds.
+/// in-memory EC2 (EC2's own rate limit for mutating calls included) and simulated nodes, under Akka's test scheduler:
+/// virtual time moves in small steps, and after each step the run waits until every actor has done what that moment
+/// asked of it. Whenever what EC2 holds or the truth (which nodes are down) changed, the reachability checker walks
+/// every (source, block) pair of what EC2 holds against the truth: a route that should never exist is a violation; a pod
+/// unreachable because its route is not in place yet, or still leads to a dead node, means not converged, and the run
+/// says how long convergence took. A failover is repaired when EC2 holds no route to the dead node and every pod of its
+/// subnet is reachable.
 /// </summary>
 public sealed class SimulationRun : IAsyncDisposable
 {
-    private static readonly string[] Quiet = ["RouteClaimed", "RouteTableAdopted", "SourceDestCheckDisabled"];
+    private static readonly string[] Quiet = ["RouteClaimed", "RouteTableAdopted", "SourceDestCheckDisabled", "RouteBudgetsObserved"];
 
     private readonly Scenario _scenario;
     private readonly ClusterTopology _topology;
@@ -68,10 +79,21 @@ public sealed class SimulationRun : IAsyncDisposable
     private TestScheduler _scheduler = null!;
     private IActorRef _routes = ActorRefs.Nobody;
     private DateTimeOffset _start;
-    private long _passMark;
     private RouteManagerView? _routeManager;
     private int _pendingDelays;
     private int _checks;
+    private int _checksDisabled;
+
+    // The truth, as checked: what IPAM holds (read again when nodes come or go), what EC2 holds (a change counter), and
+    // the state of convergence and of each failure.
+    private RoutingSnapshot? _cluster;
+    private long _routeChanges;
+    private long _observedChanges = -1;
+    private bool _truthChanged = true;
+    private double? _convergingSince = 0;
+    private double? _convergedAt;
+    private Violation? _unreachable;
+    private readonly List<(string Node, double FailedAt)> _unrepaired = new();
 
     private readonly Action<TimeSpan>? _onTime;
     private readonly CancellationToken _cancel;
@@ -118,7 +140,6 @@ public sealed class SimulationRun : IAsyncDisposable
         Violation? violation = null;
         double? violationAt = null;
         var next = 0;
-        var checkDue = true;
         progress?.Invoke($"running {_scenario.Until.TotalSeconds:0.#} s of cluster life in steps of {_step.TotalMilliseconds:0} ms");
         while (true)
         {
@@ -126,23 +147,18 @@ public sealed class SimulationRun : IAsyncDisposable
             while (next < _scenario.Events.Count && _scenario.Events[next].At <= Elapsed)
             {
                 await ApplyAsync(_scenario.Events[next++]);
-                checkDue = true;
+                _truthChanged = true;
                 await SettleAsync();
             }
-            if (checkDue && await ConvergedAsync())
+            if (Observe() is { } found && violation is null)
             {
-                checkDue = false;
-                _checks++;
-                if (await CheckAsync() is { } found && violation is null)
-                {
-                    violation = found;
-                    violationAt = Elapsed.TotalSeconds;
-                    _timeline.Add(Entry(Elapsed, "invariantViolated", ("violation", found.ToString())));
-                }
+                violation = found;
+                violationAt = Elapsed.TotalSeconds;
+                _timeline.Add(Entry(Elapsed, "invariantViolated", ("violation", found.ToString())));
             }
             if (Elapsed >= _scenario.Until) break;
-            // Fine steps while the route manager works, so that EC2's latency is not rounded up to a coarse step.
-            _scheduler.Advance(_routeManager?.Busy == true ? FineStep : _step);
+            // Fine steps while EC2 calls are under way, so that EC2's latency is not rounded up to a coarse step.
+            _scheduler.Advance(_routeManager?.WaitingFor == "ec2" ? FineStep : _step);
             await SettleAsync();
             _onTime?.Invoke(Elapsed);
             while (_captureAt.TryPeek(out var capture) && capture <= Elapsed)
@@ -156,7 +172,7 @@ public sealed class SimulationRun : IAsyncDisposable
         var timeline = _timeline.OrderBy(e => e.At).ToImmutableArray();
         return new SimulationResult(timeline, Failovers(timeline), final, violation, violationAt, _checks,
             _temporaryJournal is null ? Path.GetFullPath(_journal.SqlitePath) : "(temporary)", _scenario.Until, DateTime.UtcNow - started,
-            _start, [.. _captures]);
+            _start, [.. _captures], _convergedAt, _convergingSince is null ? null : _unreachable, _convergingSince, _checksDisabled);
     }
 
     // ---- setting up ------------------------------------------------------------------------------------------------
@@ -197,6 +213,7 @@ public sealed class SimulationRun : IAsyncDisposable
         _forwarderHealth = _romana.Registry.Get<ForwarderHealth>();
 
         await ClusterPlanning.LoadAsync(_scenario.Cluster with { Nodes = _members }, _romana.Ipam, _cancel);
+        await ReadClusterAsync();
         foreach (var node in _members) Watch(node);
         _routes.Tell(new Reconcile("cluster loaded"));
         await SettleAsync();
@@ -207,7 +224,8 @@ public sealed class SimulationRun : IAsyncDisposable
     private IEc2RouteTables CreateEc2(ActorSystem system, IClock clock)
     {
         _scheduler = (TestScheduler)system.Scheduler;
-        _ec2 = new Ec2Lab(clock) { Latency = Ec2Latency, Delay = VirtualDelay };
+        _ec2 = new Ec2Lab(clock) { Latency = Ec2Latency, Delay = VirtualDelay, Throttle = Ec2Throttle.Ec2Default };
+        _ec2.RouteChanged += _ => Interlocked.Increment(ref _routeChanges);
         var foreign = 0;
         foreach (var table in _scenario.Cluster.RouteTables)
         {
@@ -243,17 +261,24 @@ public sealed class SimulationRun : IAsyncDisposable
         switch (e)
         {
             case ScenarioEvent.Fail fail:
-                _nodes.Fail(new NodeName(fail.Node));
-                _timeline.Add(Entry(at, "fail", ("node", fail.Node)));
+                Fail(fail.Node, at);
+                break;
+            case ScenarioEvent.FailForwarder forwarder:
+                var node = await ForwarderOfAsync(forwarder.Subnet) ?? throw new ScenarioException(new DocumentError(null,
+                    $"$.events[{forwarder.Index}].failForwarder", DocumentReader.Render(forwarder.Subnet),
+                    "no route of this subnet is planned yet, so no node forwards for it"));
+                Fail(node, at, ("forwarderOf", forwarder.Subnet));
                 break;
             case ScenarioEvent.Recover recover:
                 _nodes.Recover(new NodeName(recover.Node));
+                _unrepaired.RemoveAll(f => f.Node == recover.Node);
                 _timeline.Add(Entry(at, "recover", ("node", recover.Node)));
                 break;
             case ScenarioEvent.AddNode add:
                 await ClusterPlanning.AddNodeAsync(_romana.Ipam, add.Node);
                 await ClusterPlanning.AllocatePodsAsync(_romana.Ipam, add.Node, _cancel);
                 _members.Add(add.Node);
+                await ReadClusterAsync();
                 Watch(add.Node);
                 _routes.Tell(new Reconcile("node added"));
                 _timeline.Add(Entry(at, "addNode", ("node", add.Node.Name), ("subnet", add.Node.Subnet),
@@ -266,6 +291,8 @@ public sealed class SimulationRun : IAsyncDisposable
                     throw new ScenarioException(new DocumentError(null, $"$.events[{remove.Index}].removeNode",
                         DocumentReader.Render(remove.Node), failed.Error.Message));
                 _members.Remove(member);
+                await ReadClusterAsync();
+                _unrepaired.RemoveAll(f => f.Node == remove.Node);
                 _nodes.Recover(new NodeName(remove.Node)); // gone, not down
                 _forwarderHealth.Tell(new HealthMessages.UnwatchNode(new SubnetId(member.Subnet), new NodeName(remove.Node)));
                 _routes.Tell(new Reconcile("node removed"));
@@ -275,7 +302,7 @@ public sealed class SimulationRun : IAsyncDisposable
                 _ec2.Throttle = new Ec2Throttle(0, 0); // an empty bucket that never refills: every mutating call is throttled
                 _scheduler.ScheduleOnce(throttle.For, () =>
                 {
-                    _ec2.Throttle = null;
+                    _ec2.Throttle = Ec2Throttle.Ec2Default;
                     lock (_timeline) _timeline.Add(Entry(Elapsed, "ec2ThrottleEnded"));
                 });
                 _timeline.Add(Entry(at, "ec2Throttle", ("for", $"{throttle.For.TotalSeconds:0.###}s")));
@@ -285,6 +312,29 @@ public sealed class SimulationRun : IAsyncDisposable
                 _timeline.Add(Entry(at, "restartRouteManager"));
                 break;
         }
+    }
+
+    private void Fail(string node, TimeSpan at, params (string Key, string Value)[] details)
+    {
+        _nodes.Fail(new NodeName(node));
+        _unrepaired.Add((node, at.TotalSeconds));
+        _timeline.Add(Entry(at, "fail", [("node", node), .. details]));
+    }
+
+    /// <summary>
+    /// The node that the subnet's own route (its whole pod prefix) targets now: in EC2 if it is there, else in the route
+    /// manager's plan.
+    /// </summary>
+    private async Task<string?> ForwarderOfAsync(string subnet)
+    {
+        var prefix = _topology.FindSubnet(new SubnetId(subnet))!.PodPrefix;
+        var byEni = _cluster!.Nodes.Where(n => n.Eni.Length > 0).ToDictionary(n => n.Eni, n => n.Name.Value);
+        foreach (var table in _scenario.Cluster.RouteTables)
+            if (_ec2.RoutesOf(table.Id).FirstOrDefault(r => r.Destination == prefix.ToString()) is { Target: var eni }
+                && byEni.TryGetValue(eni, out var inEc2))
+                return inEc2;
+        var view = await _routes.Ask<RouteManagerView>(new GetRouteState(), TimeSpan.FromSeconds(60));
+        return view.LastPlan?.Tables.SelectMany(t => t.Routes).FirstOrDefault(r => r.Cidr == prefix)?.Target.Value;
     }
 
     // ---- waiting for the actors ------------------------------------------------------------------------------------
@@ -297,53 +347,85 @@ public sealed class SimulationRun : IAsyncDisposable
     {
         for (var round = 0; round < 10_000; round++)
         {
-            var before = (_events.Count, _ec2.Calls.Count);
+            var before = (_events.Count, _ec2.CallCount);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             var view = _routes.Ask<RouteManagerView>(new GetRouteState(), timeout.Token);
-            await Task.WhenAll(_topology.Subnets
-                .Select(s => _forwarderHealth.Ask<HealthMessages.SubnetHealth>(new HealthMessages.Sync(s.Id), timeout.Token))
-                .Append<Task>(view));
+            await Task.WhenAll(_forwarderHealth.Ask<HealthMessages.SyncedAll>(new HealthMessages.SyncAll(), timeout.Token), view);
             _routeManager = await view;
             // Reading the cluster is real work (IPAM), and so is handling an EC2 answer that came: wait for them. An EC2
             // call still under its latency, or a backoff, waits for virtual time.
             var realWork = _routeManager.WaitingFor == "cluster"
                 || (_routeManager.WaitingFor == "ec2" && Volatile.Read(ref _pendingDelays) == 0);
             if (realWork) await Task.Delay(1);
-            else if ((_events.Count, _ec2.Calls.Count) == before) break;
+            else if ((_events.Count, _ec2.CallCount) == before) break;
         }
         Collect();
     }
 
-    /// <summary>Converged: the nodes judged failed are the nodes that are down, and a pass since then left nothing to do.</summary>
-    private async Task<bool> ConvergedAsync()
-    {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        var view = await _routes.Ask<RouteManagerView>(new GetRouteState(), timeout.Token);
-        var down = _nodes.Down.Where(n => _members.Any(m => m.Name == n.Value)).ToHashSet();
-        if (!down.SetEquals(view.Failed))
-        {
-            _passMark = view.Passes;
-            return false;
-        }
-        return !view.Busy && view.Passes > _passMark && view.LastPlan is not null;
-    }
+    private async Task ReadClusterAsync() =>
+        _cluster = await new IpamRoutingSource(_romana.Ipam.FrontDoor, _topology, TimeSpan.FromSeconds(60)).ReadAsync(_cancel);
 
     /// <summary>
-    /// DESIGN.md section 2 on what EC2 holds,
-    /// with the true health (subnets whose every node is down cannot be reached and are left out).
+    /// When EC2's routes or the truth changed since the last look: DESIGN.md section 2 checked on what EC2 holds, with the
+    /// true health (subnets whose every node is down cannot be reached and are left out). Returns a route that should never
+    /// exist; an unreachable pod only keeps the cluster "converging", and the moment it ends is recorded. Each failure not
+    /// yet repaired is looked at too.
     /// </summary>
-    private async Task<Violation?> CheckAsync()
+    private Violation? Observe()
     {
-        var cluster = await new IpamRoutingSource(_romana.Ipam.FrontDoor, _topology, TimeSpan.FromSeconds(30)).ReadAsync();
+        var changes = Interlocked.Read(ref _routeChanges);
+        if (changes == _observedChanges && !_truthChanged) return null;
+        _observedChanges = changes;
+        _truthChanged = false;
+        var (input, inEc2) = Truth();
+        _checks++;
+        var violation = ReachabilityChecker.FirstViolation(input, inEc2);
+        RepairsSeen(input, inEc2);
+        if (violation is { Kind: ViolationKind.Wrong }) return violation;
+        if (violation is not null)
+        {
+            _convergingSince ??= Elapsed.TotalSeconds;
+            _unreachable = violation;
+        }
+        else if (_convergingSince is { } since)
+        {
+            _convergedAt ??= Elapsed.TotalSeconds;
+            _timeline.Add(Entry(Elapsed, "converged", ("after", $"{Elapsed.TotalSeconds - since:0.###}s"),
+                ("pairs", $"{2 * input.Subnets.Length * input.Blocks.Length}")));
+            _convergingSince = null;
+            _unreachable = null;
+        }
+        return null;
+    }
+
+    /// <summary>The cluster with the true health, without the blocks of subnets that are all down, and what EC2 holds.</summary>
+    private (RoutingInput Input, RoutePlan InEc2) Truth()
+    {
+        var cluster = _cluster!;
         var nodes = cluster.Nodes.Select(n => n with { Healthy = n.Healthy && !_nodes.IsDown(n.Name) }).ToList();
         var dark = nodes.GroupBy(n => n.Subnet).Where(g => g.All(n => !n.Healthy)).Select(g => g.Key).ToHashSet();
         var owners = nodes.ToDictionary(n => n.Name);
-        var input = new RoutingInput(cluster.Subnets, [.. nodes], [.. cluster.Blocks.Where(b => !dark.Contains(owners[b.Owner].Subnet))],
-            []);
-        var violation = ReachabilityChecker.FirstViolation(input, InEc2(nodes));
-        _timeline.Add(Entry(Elapsed, violation is null ? "invariantsHeld" : "invariantsChecked",
-            ("pairs", $"{input.Subnets.Length * input.Blocks.Length}")));
-        return violation;
+        var input = new RoutingInput(cluster.Subnets, [.. nodes],
+            [.. cluster.Blocks.Where(b => owners.TryGetValue(b.Owner, out var o) && !dark.Contains(o.Subnet))], []);
+        return (input, InEc2(nodes));
+    }
+
+    /// <summary>
+    /// A failure is repaired once EC2 holds no route to the node and every pod of its subnet that a route covers is reachable
+    /// (in the middle of a first convergence some are not routed yet: that is the plan's work, not the failover's).
+    /// </summary>
+    private void RepairsSeen(RoutingInput input, RoutePlan inEc2)
+    {
+        foreach (var (node, failedAt) in _unrepaired.ToList())
+        {
+            var name = new NodeName(node);
+            if (inEc2.Tables.Any(t => t.Routes.Any(r => r.Target == name))) continue;
+            var subnetOf = input.Nodes.ToDictionary(n => n.Name, n => n.Subnet);
+            var own = input with { Blocks = [.. input.Blocks.Where(b => subnetOf[b.Owner] == subnetOf[name])] };
+            if (ReachabilityChecker.FirstViolation(own, inEc2, routedOnly: true) is not null) continue;
+            _unrepaired.Remove((node, failedAt));
+            _timeline.Add(Entry(Elapsed, "routesRepaired", ("node", node), ("after", $"{Elapsed.TotalSeconds - failedAt:0.###}s")));
+        }
     }
 
     private RoutePlan InEc2(IReadOnlyList<PlanNode> nodes)
@@ -360,6 +442,7 @@ public sealed class SimulationRun : IAsyncDisposable
     {
         while (_events.TryDequeue(out var e))
         {
+            if (e is SourceDestCheckDisabled) _checksDisabled++;
             if (Quiet.Contains(e.GetType().Name)) continue;
             var at = e.At - _start;
             lock (_timeline) _timeline.Add(e switch
@@ -393,11 +476,10 @@ public sealed class SimulationRun : IAsyncDisposable
                 ?? double.MaxValue;
             var detected = timeline.FirstOrDefault(e => e.Event == "forwarderFailed" && e.Details["node"] == node && e.At >= fail.At
                 && e.At <= recovered)?.At;
-            var moved = detected is null
-                ? []
-                : timeline.Where(e => e.Event == "routeReplaced" && e.Details["from"] == node && e.At >= detected && e.At <= recovered)
-                    .ToList();
-            failovers.Add(new Failover(node, fail.At, detected, moved.Count > 0 ? moved.Max(e => e.At) : detected, moved.Count));
+            var moved = timeline.Count(e => e.Event == "routeReplaced" && e.Details["from"] == node && e.At >= fail.At && e.At <= recovered);
+            var repaired = timeline.FirstOrDefault(e => e.Event == "routesRepaired" && e.Details["node"] == node && e.At >= fail.At
+                && e.At <= recovered)?.At;
+            failovers.Add(new Failover(node, fail.At, detected, repaired, moved));
         }
         return [.. failovers];
     }
