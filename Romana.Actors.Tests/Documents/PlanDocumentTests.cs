@@ -117,7 +117,7 @@ public class PlanDocumentTests
         var details = ImmutableSortedDictionary.CreateRange([KeyValuePair.Create("reason", "failover"), KeyValuePair.Create("from", "n1")]);
         var result = new SimulationResult([new TimelineEntry(6.3, "routeReplaced", details)], [new Failover("n1", 5, 6.2, null, 0)],
             PlanDocument.Of([], [], [], 0), null, null, 1, "(temporary)", TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(1),
-            DateTimeOffset.UnixEpoch, []);
+            DateTimeOffset.UnixEpoch, [], ConvergedAt: 2.5);
         Assert.Equal("""
             {
               "timeline": [
@@ -141,7 +141,8 @@ public class PlanDocumentTests
                 "nodes": [],
                 "routeTables": [],
                 "forwardedFraction": 0
-              }
+              },
+              "convergedAt": 2.5
             }
             """.ReplaceLineEndings("\n"), SimulationDocument.Of(result).ToJson().ReplaceLineEndings("\n"));
     }

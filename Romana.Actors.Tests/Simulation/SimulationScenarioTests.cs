@@ -10,7 +10,10 @@ public class SimulationScenarioTests
     private static JsonObject Cluster(string example) =>
         JsonNode.Parse(File.ReadAllText(Path.Combine(Paths.RepositoryRoot, "hocon", "examples", example)))!.AsObject();
 
-    private static async Task<SimulationResult> RunAsync(JsonObject cluster, string until, params JsonObject[] events)
+    private static Task<SimulationResult> RunAsync(JsonObject cluster, string until, params JsonObject[] events) =>
+        RunAsync(cluster, until, converges: true, events);
+
+    private static async Task<SimulationResult> RunAsync(JsonObject cluster, string until, bool converges, params JsonObject[] events)
     {
         var scenario = ScenarioReader.Parse(new JsonObject
         {
@@ -22,6 +25,7 @@ public class SimulationScenarioTests
         var result = await SimulationRun.RunAsync(scenario, new SimulationOptions());
         Assert.True(result.Violation is null, $"at {result.ViolationAt}s: {result.Violation}");
         Assert.True(result.InvariantChecks >= 1, "the invariants were never checked");
+        if (converges) Assert.True(result.NotConverged is null, $"not converged since {result.NotConvergedSince}s: {result.NotConverged}");
         return result;
     }
 
@@ -117,6 +121,44 @@ public class SimulationScenarioTests
     }
 
     [Fact]
+    public async Task A_run_whose_routes_never_get_to_ec2_ends_not_converged_naming_an_unreachable_pair()
+    {
+        var result = await RunAsync(Cluster("small-single-zone.json"), "10s", converges: false,
+            At("0s", "ec2", "throttle").Also("for", "10s"));
+        Assert.Null(result.ConvergedAt);
+        Assert.NotNull(result.NotConverged);
+        Assert.Equal(Romana.Actors.Routing.ViolationKind.NotRouted, result.NotConverged!.Kind);
+        Assert.Equal(0, result.NotConvergedSince);
+    }
+
+    /// <summary>
+    /// 300 nodes in 60 subnets of 3 zones (limit 100, EC2's rate limit): the forwarders of two subnets fail at 10 s and 14 s,
+    /// while the first convergence is still creating routes at EC2's rate. Each repair is judged on what EC2 holds (no route
+    /// to the dead node, its subnet reachable) and stays within the bound; no route is created or replaced toward a node
+    /// judged failed; the first complete convergence comes after both failures.
+    /// </summary>
+    [Fact]
+    public async Task Failures_in_the_middle_of_a_large_first_convergence_are_repaired_first_and_within_the_bound()
+    {
+        var result = await SimulationRun.RunAsync(ScaleScenario.Scenario(nodesPerSubnet: 5), new SimulationOptions());
+        Assert.True(result.Violation is null, $"at {result.ViolationAt}s: {result.Violation}");
+        Assert.True(result.NotConverged is null, $"not converged: {result.NotConverged}");
+        Assert.Equal(2, result.Failovers.Length);
+        Assert.All(result.Failovers, f =>
+        {
+            RepairedInTime(f);
+            Assert.True(f.RoutesMoved >= 1, $"{f.Node} forwarded nothing");
+        });
+        Assert.True(result.ConvergedAt > 14, $"the first convergence ended at {result.ConvergedAt}s, before the failures");
+        foreach (var judged in result.Timeline.Where(e => e.Event == "forwarderFailed"))
+        {
+            var node = judged.Details["node"];
+            Assert.DoesNotContain(result.Timeline, e => e.At >= judged.At
+                && ((e.Event == "routeCreated" && e.Details["target"] == node) || (e.Event == "routeReplaced" && e.Details["to"] == node)));
+        }
+    }
+
+    [Fact]
     public async Task The_route_manager_restarted_during_a_failover_recovers_from_its_journal_and_finishes()
     {
         var result = await RunAsync(Cluster("small-single-zone.json"), "30s",
@@ -155,7 +197,7 @@ public class SimulationScenarioTests
         """$.events[0].fail = "nobody": unknown node (not in the cluster, or removed by an earlier event)""")]
     [InlineData("""{"at": "soon", "fail": "subnet-0a1-node-01"}""", """$.events[0].at = "soon": not a time such as 500ms, 20s or 2m""")]
     [InlineData("""{"at": "5s", "explode": true}""",
-        "$.events[0].explode = true: unknown field (known: at, fail, recover, addNode, removeNode, ec2, for, restartRouteManager)")]
+        "$.events[0].explode = true: unknown field (known: at, fail, failForwarder, recover, addNode, removeNode, ec2, for, restartRouteManager)")]
     [InlineData("""{"at": "5s", "ec2": "melt", "for": "1s"}""", """$.events[0].ec2 = "melt": not a known EC2 fault (throttle)""")]
     [InlineData("""{"at": "5s", "addNode": {"name": "x", "subnet": "nope", "ip": "10.0.0.9", "eni": "eni-x"}}""",
         """$.events[0].addNode.subnet = "nope": not a subnet of any zone (subnets: subnet-0a1, subnet-0a2)""")]

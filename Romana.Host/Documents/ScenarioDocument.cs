@@ -23,10 +23,10 @@ public sealed record ScenarioHealthDocument(int? ProbeIntervalMs = null, int? Fa
 public sealed record ScenarioEventDocument(
     string? At,
     string? Fail = null,
+    string? FailForwarder = null,
     string? Recover = null,
     ClusterNodeDocument? AddNode = null,
     string? RemoveNode = null,
     string? Ec2 = null,
     string? For = null,
-    bool? RestartRouteManager = null,
-    string? FailForwarder = null);
+    bool? RestartRouteManager = null);
