@@ -28,7 +28,19 @@ public sealed class StaticRoutingSource(RoutingSnapshot snapshot) : IRoutingSour
         set => _snapshot = value;
     }
 
-    public Task<RoutingSnapshot> ReadAsync(CancellationToken cancellation = default) => Task.FromResult(_snapshot);
+    /// <summary>Reads so far.</summary>
+    public int Reads => _reads;
+    private int _reads;
+
+    public Task<RoutingSnapshot> ReadAsync(CancellationToken cancellation = default)
+    {
+        Interlocked.Increment(ref _reads);
+        return Task.FromResult(_snapshot);
+    }
+
+    /// <summary>Ownership changes come on the actor system's event stream, as in a single process.</summary>
+    public void Subscribe(IActorContext context) =>
+        context.System.EventStream.Subscribe(context.Self, typeof(Romana.Actors.Ipam.OwnershipFeed.OwnershipChanged));
 
     public void SetHealth(string node, bool healthy) =>
         Snapshot = Snapshot with { Nodes = [.. Snapshot.Nodes.Select(n => n.Name.Value == node ? n with { Healthy = healthy } : n)] };

@@ -21,9 +21,12 @@ public class RouteManagerHandOverTests
         akka.cluster.singleton.hand-over-retry-interval = 200ms
         """);
 
-    /// <summary>A member composed as a daemon composes it, the route manager a cluster singleton; it does not join yet.</summary>
+    /// <summary>
+    /// A member composed as a daemon composes it, the route manager a cluster singleton; it does not join yet. One call at a
+    /// time, so that the work takes long enough to hand over in the middle of it.
+    /// </summary>
     private static Task<RomanaHost> MemberAsync(RouteLab lab) =>
-        lab.ComposeAsync(extra: ClusterConfig, placement: RouteManagerPlacement.ClusterSingleton);
+        lab.ComposeAsync(RouteLab.Settings with { Calls = new CallBudget(0, 1) }, ClusterConfig, RouteManagerPlacement.ClusterSingleton);
 
     private static async Task UpAsync(params ActorSystem[] members)
     {
@@ -56,13 +59,26 @@ public class RouteManagerHandOverTests
         }
         await CoordinatedShutdown.Get(first).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
 
+        // The new singleton (on the second member) has planned and carried its plan out; then EC2 is looked at.
+        var manager = secondHost.Registry.Get<VpcRouteActor>();
+        var finished = DateTime.UtcNow.AddSeconds(60);
+        while (await manager.Ask<RouteManagerMessages.RouteManagerView>(new RouteManagerMessages.GetRouteState(), TimeSpan.FromSeconds(10))
+            is not { Busy: false, Passes: > 0 })
+        {
+            if (DateTime.UtcNow > finished) throw new TimeoutException("the new singleton did not finish its work");
+            await Task.Delay(100);
+        }
         var plan = await lab.ConvergedAsync(TimeSpan.FromSeconds(60), anyManager: true);
         var creates = lab.Ec2.Calls.Where(c => c.Action == "CreateRoute")
             .GroupBy(c => (c.Parameters["RouteTableId"], c.Parameters["DestinationCidrBlock"])).ToList();
         Assert.Equal(plan.Tables.Sum(t => t.Routes.Length), creates.Count);
         Assert.All(creates, c => Assert.Single(c));
         Assert.Equal(0, lab.Ec2.CountOf("DeleteRoute"));
-        Assert.True(Cluster.Get(second).State.Members.All(m => m.Address == Cluster.Get(second).SelfAddress),
-            "the first member did not leave");
+        var left = DateTime.UtcNow.AddSeconds(20);
+        while (!Cluster.Get(second).State.Members.All(m => m.Address == Cluster.Get(second).SelfAddress))
+        {
+            if (DateTime.UtcNow > left) throw new TimeoutException("the first member did not leave");
+            await Task.Delay(100);
+        }
     }
 }

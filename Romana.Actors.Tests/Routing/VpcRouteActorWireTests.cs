@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Akka.Actor;
 using Amazon.EC2.Model;
 using Romana.Actors.Addressing;
+using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Ec2;
@@ -61,6 +62,28 @@ public class VpcRouteActorWireTests
         var toS1After = repaired.Table("rtb-c")!.Routes.Where(r => r.Cidr.ToString().StartsWith("100.64.0.", StringComparison.Ordinal));
         Assert.All(toS1After, r => Assert.Equal("eni-a1", r.Eni));
         Assert.NotEmpty(toS1After);
+    }
+
+    [Fact]
+    public async Task A_subnets_published_change_is_planned_without_reading_the_cluster_again()
+    {
+        await using var lab = new RouteLab();
+        await lab.StartAsync();
+        await lab.ConvergedAsync();
+        var reads = lab.Source.Reads;
+
+        // s2 publishes a new member b3 (with an ENI) owning a new block: the manager follows it from the feed alone.
+        var s2 = RouteLab.Cluster.Subnets[1];
+        var published = new SubnetSnapshot(s2.Id, s2.PodPrefix, 26,
+            [.. RouteLab.Cluster.Nodes.Where(n => n.Subnet == s2.Id).Select(n => new SubnetMemberSnapshot(n.Name, n.Ip, n.Eni)),
+                new SubnetMemberSnapshot(new("b3"), Ipv4.Parse("10.0.0.9"), "eni-b3")],
+            [.. RouteLab.Cluster.Blocks.Where(b => b.Owner.Value.StartsWith('b')).Select(b => new BlockOwnerSnapshot(b.Block, b.Owner)),
+                new BlockOwnerSnapshot(Ipv4Cidr.Parse("100.64.1.128/26"), new("b3"))], []);
+        lab.System!.EventStream.Publish(new OwnershipFeed.OwnershipChanged(published));
+
+        await UntilAsync(() => lab.Ec2.SourceDestCheck("eni-b3") == false ? "off" : null, TimeSpan.FromSeconds(10),
+            "the new node's source/destination check was not turned off");
+        Assert.Equal(reads, lab.Source.Reads);
     }
 
     [Fact]

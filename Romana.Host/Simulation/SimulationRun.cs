@@ -205,17 +205,20 @@ public sealed class SimulationRun : IAsyncDisposable
             .AddSingleton<IHealthProbe>(_nodes)
             .AddSingleton(routeSettings)
             .AddSingleton(_health), "romana-simulation");
+        _routes = _romana.Registry.Get<VpcRouteActor>();
+        _forwarderHealth = _romana.Registry.Get<ForwarderHealth>();
+
+        // Virtual time stands still while the cluster loads, so the route manager's first describe (an EC2 call, answered
+        // in virtual time) comes back only once the cluster is read whole: the first plan is the same on every run.
+        await ClusterPlanning.LoadAsync(_scenario.Cluster with { Nodes = _members }, _romana.Ipam, _cancel);
+        await ReadClusterAsync();
+        _routes.Tell(new Reconcile("cluster loaded"));
+        await SettleAsync();
         // Start on a multiple of the probe interval, so that every run sees the probes at the same moments.
         var interval = _health.ProbeInterval.Ticks;
         _scheduler.AdvanceTo(new DateTimeOffset((_scheduler.Now.UtcTicks / interval + 1) * interval, TimeSpan.Zero));
         _start = _scheduler.Now;
-        _routes = _romana.Registry.Get<VpcRouteActor>();
-        _forwarderHealth = _romana.Registry.Get<ForwarderHealth>();
-
-        await ClusterPlanning.LoadAsync(_scenario.Cluster with { Nodes = _members }, _romana.Ipam, _cancel);
-        await ReadClusterAsync();
         foreach (var node in _members) Watch(node);
-        _routes.Tell(new Reconcile("cluster loaded"));
         await SettleAsync();
         progress?.Invoke("route manager: first pass");
     }
