@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Romana.Actors.Addressing;
 using Romana.Actors.Tests.Conformance;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Cli;
@@ -44,6 +45,37 @@ public class PlanCommandTests
         var plan = JsonNode.Parse(output)!;
         Assert.Equal(60, plan["nodes"]!.AsArray().Count);
         Assert.All(plan["routeTables"]!.AsArray(), t => Assert.True(t!["routes"]!.AsArray().Count <= 47));
+    }
+
+    [Fact]
+    public async Task Ten_nodes_in_one_subnet_with_one_table_get_a_route_straight_to_every_nodes_block()
+    {
+        // Issue 13: ten nodes in subnet-0, one table rtb-shared with a budget of 48. The table serves that subnet alone,
+        // and used to get no route at all (its nodes use host routes); instances that are not nodes need the VPC's routes.
+        var nodes = Enumerable.Range(1, 10).Select(i => $$"""
+            {"name": "node-{{i:00}}", "subnet": "subnet-0", "ip": "10.0.0.{{10 + i}}", "eni": "eni-{{i:00}}", "pods": {{5 + i}}}
+            """);
+        var cluster = $$"""
+            {"podCidr": "100.64.0.0/16", "blockPrefixLength": 26, "routeLimit": 50,
+             "zones": [{"name": "z", "subnets": [{"id": "subnet-0", "cidr": "10.0.0.0/24", "routeTable": "rtb-shared"}]}],
+             "routeTables": [{"id": "rtb-shared", "foreignRoutes": 2}],
+             "nodes": [{{string.Join(",", nodes)}}]}
+            """;
+        using var folder = new TempFolder();
+        var (exit, output) = await PlanAsync(folder.Write("one-subnet.json", cluster));
+        Assert.Equal(0, exit);
+        var plan = JsonNode.Parse(output)!;
+        var table = Assert.Single(plan["routeTables"]!.AsArray())!;
+        Assert.Equal(48, table["budget"]!.GetValue<int>());
+        var routes = table["routes"]!.AsArray().Select(r => (Cidr: Ipv4Cidr.Parse(r!["cidr"]!.GetValue<string>()),
+            Target: r["target"]!.GetValue<string>())).ToList();
+        var blocks = plan["nodes"]!.AsArray().SelectMany(n => n!["blocks"]!.AsArray()
+            .Select(b => (Block: Ipv4Cidr.Parse(b!.GetValue<string>()), Owner: n["name"]!.GetValue<string>()))).ToList();
+        Assert.Equal(10, blocks.Count);
+        Assert.InRange(routes.Count, 1, blocks.Count);
+        foreach (var (block, owner) in blocks)
+            Assert.Equal(owner, routes.Where(r => r.Cidr.Contains(block)).MaxBy(r => r.Cidr.PrefixLength).Target);
+        Assert.Equal(0, plan["forwardedFraction"]!.GetValue<double>());
     }
 
     [Fact]

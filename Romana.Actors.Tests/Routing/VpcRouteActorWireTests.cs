@@ -33,9 +33,13 @@ public class VpcRouteActorWireTests
             Assert.Contains(("0.0.0.0/0", "igw-1"), lab.Ec2.RoutesOf(table));
             Assert.Contains(("10.0.0.0/16", "local"), lab.Ec2.RoutesOf(table));
         }
-        // Every table routes every subnet's pods, its own subnet's included (the VPC's other instances use it too).
-        Assert.All(new[] { "rtb-a", "rtb-b", "rtb-c" }, table => Assert.All(RouteLab.Cluster.Subnets, subnet =>
-            Assert.Contains(plan.Table(table)!.Routes, r => subnet.PodPrefix.Contains(r.Cidr))));
+        // Every table routes every subnet, its own included (rtb-a serves s1 alone and still routes s1's pods, for the
+        // instances of s1 that are not nodes); with room for all 7 blocks, each goes straight to its owner in every table.
+        foreach (var table in plan.Tables)
+            foreach (var block in RouteLab.Cluster.Blocks)
+                Assert.Equal(block.Owner, table.Routes.Where(r => r.Cidr.Contains(block.Block)).MaxBy(r => r.Cidr.PrefixLength)!.Target);
+        Assert.Contains(plan.Table("rtb-a")!.Routes, r => r.Cidr.ToString() == "100.64.0.0/24");
+        Assert.Contains(plan.Table("rtb-c")!.Routes, r => r.Cidr.ToString() == "100.64.2.0/24");
         var view = await lab.ViewAsync();
         Assert.Equal(["rtb-a", "rtb-b", "rtb-c"], view.Tables);
         Assert.Equal(routes, view.Routes.Length);
@@ -203,12 +207,17 @@ public class VpcRouteActorWireTests
         Assert.Equal(creates, lab.Ec2.CountOf("CreateRoute"));
         Assert.True(lab.Journal.CountEventsWhere("manifest = 'RouteReplaced' AND payload LIKE '%failover%'") >= 1);
 
-        // The node recovers: its routes stay where they are now.
+        // The node recovers: the subnet routes that moved go back to it, since where they are now the block route under each
+        // (100.64.0.64/26 -> a2) gains nothing; nothing else moves, and no route is created or deleted.
+        var (replaces, deletes) = (lab.Ec2.CountOf("ReplaceRoute"), lab.Ec2.CountOf("DeleteRoute"));
+        var moved = after.Tables.Sum(t => t.Routes.Count(r => !plan.Table(t.Table)!.Routes.Contains(r)));
         lab.Source.SetHealth(forwarder.Value, true);
         passes = (await lab.ViewAsync()).Passes;
         lab.Reconcile("health changed");
-        Assert.Equal(after.Tables.SelectMany(t => t.Routes),
-            (await lab.ConvergedAsync(afterPasses: passes)).Tables.SelectMany(t => t.Routes));
+        var recovered = await lab.ConvergedAsync(afterPasses: passes);
+        Assert.Equal(plan.Tables.SelectMany(t => t.Routes), recovered.Tables.SelectMany(t => t.Routes));
+        Assert.Equal(replaces + moved, lab.Ec2.CountOf("ReplaceRoute"));
+        Assert.Equal((creates, deletes), (lab.Ec2.CountOf("CreateRoute"), lab.Ec2.CountOf("DeleteRoute")));
     }
 
     [Fact]

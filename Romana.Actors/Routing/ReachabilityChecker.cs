@@ -123,13 +123,13 @@ public static class ReachabilityChecker
 public static class RouteMetrics
 {
     /// <summary>
-    /// The share of pods reached through a forwarder, over every table and every pod of the subnets it routes to: the
-    /// longest-prefix route of the pod's block targets another node than the owner. Computed from routes alone, so it
-    /// serves replays as well as plans.
+    /// The share of pods reached through a forwarder, over every table and every pod it routes (every subnet's, its own
+    /// included; a pod no route covers is reached neither way and not counted): the longest-prefix route of the pod's
+    /// block targets another node than the owner. Computed from routes alone, so it serves replays as well as plans.
     /// </summary>
     public static double ForwardedFraction(RoutingInput input, RoutePlan plan)
     {
-        var subnetOf = input.Nodes.ToDictionary(n => n.Name, n => n.Subnet);
+        var known = input.Nodes.Select(n => n.Name).ToHashSet();
         long forwarded = 0, pods = 0;
         foreach (var table in plan.Tables)
         {
@@ -137,13 +137,13 @@ public static class RouteMetrics
                 .Select(g => (Length: g.Key, Routes: g.ToDictionary(r => r.Cidr.Network, r => r.Target))).ToList();
             foreach (var block in input.Blocks)
             {
-                if (!subnetOf.ContainsKey(block.Owner)) continue;
-                pods += block.Pods;
+                if (!known.Contains(block.Owner)) continue;
                 foreach (var (length, byNetwork) in routes)
                 {
                     if (length > block.Block.PrefixLength
                         || !byNetwork.TryGetValue(Addressing.Ipv4Cidr.Containing(block.Block.Network, length).Network, out var target))
                         continue;
+                    pods += block.Pods;
                     if (target != block.Owner) forwarded += block.Pods;
                     break;
                 }

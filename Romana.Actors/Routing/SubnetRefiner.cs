@@ -4,17 +4,35 @@ using Romana.Actors.Addressing;
 namespace Romana.Actors.Routing;
 
 /// <summary>
+/// What a route adds: the pods, and then the blocks, that it turns from forwarded into direct. Pods come first; blocks
+/// decide between equal pods, so that a block without pods yet also gets its route when the budget has room for it.
+/// </summary>
+public readonly record struct RouteGain(long Pods, long Blocks) : IComparable<RouteGain>
+{
+    public bool IsPositive => Pods > 0 || (Pods == 0 && Blocks > 0);
+    public int CompareTo(RouteGain other) => Pods != other.Pods ? Pods.CompareTo(other.Pods) : Blocks.CompareTo(other.Blocks);
+    public static bool operator >(RouteGain a, RouteGain b) => a.CompareTo(b) > 0;
+    public static bool operator <(RouteGain a, RouteGain b) => a.CompareTo(b) < 0;
+    public static bool operator >=(RouteGain a, RouteGain b) => a.CompareTo(b) >= 0;
+    public static bool operator <=(RouteGain a, RouteGain b) => a.CompareTo(b) <= 0;
+}
+
+/// <summary>
 /// For one subnet, the sequence of routes more specific than the subnet's own that pay off most, greedily: each step
-/// adds the prefix that turns the most pods from forwarded into direct. A route's target is fixed by its prefix: the
-/// owner when one node owns every block under it, otherwise a rendezvous choice among the owners. The sequence is
-/// computed lazily, as far as the table with the largest budget needs.
+/// adds the prefix that turns the most pods (then blocks) from forwarded into direct. A route's target is fixed by its
+/// prefix: the owner when one node owns every block under it, otherwise a rendezvous choice among the owners. Every step
+/// gains something (a route to where its covering route already leads never does), and a step that puts a route above
+/// earlier ones with its own target takes those out (they would gain nothing any more): its cost is one route minus
+/// the routes it takes out. The sequence is computed lazily, as far as the table with the largest budget needs.
 /// </summary>
 internal sealed class SubnetRefiner
 {
     private readonly PlanBlock[] _blocks;
-    private readonly List<Candidate> _candidates = new();
-    private readonly int[] _effective;          // index of the most specific chosen candidate per block; -1: the subnet route
-    private readonly List<(int Candidate, int Gain)> _steps = new();
+    private readonly List<Candidate> _candidates = new();  // the Patricia trie's nodes in preorder: a node's subtree follows it
+    private readonly List<int> _parent = new();            // the enclosing candidate; -1: the subnet route
+    private readonly List<int> _subtreeEnd = new();        // one past the last candidate of the subtree
+    private readonly int[] _effective;                     // the most specific chosen candidate per block; -1: the subnet route
+    private readonly List<Step> _steps = new();
     private readonly bool[] _taken = [];
     private bool _exhausted;
 
@@ -24,7 +42,7 @@ internal sealed class SubnetRefiner
         _blocks = [.. blocks.OrderBy(b => b.Block)];
         _effective = Enumerable.Repeat(-1, _blocks.Length).ToArray();
         Root = CandidateOf(subnet.PodPrefix, 0, _blocks.Length);
-        if (_blocks.Length > 0) AddCandidates(0, _blocks.Length);
+        if (_blocks.Length > 0) AddCandidates(0, _blocks.Length, -1);
         _taken = new bool[_candidates.Count];
     }
 
@@ -32,18 +50,27 @@ internal sealed class SubnetRefiner
     public Candidate Root { get; }
 
     /// <summary>The gain of the refinement at <paramref name="step"/>, or null when no refinement that far pays off.</summary>
-    public int? Gain(int step)
+    public RouteGain? Gain(int step)
     {
         while (_steps.Count <= step && !_exhausted) ChooseNext();
         return step < _steps.Count ? _steps[step].Gain : null;
     }
 
-    /// <summary>The subnet route and the first <paramref name="steps"/> refinements, as routes with their pod counts.</summary>
+    /// <summary>How many routes the step at <paramref name="step"/> adds: one, minus the routes it makes useless.</summary>
+    public int Cost(int step) => Gain(step) is null ? 1 : 1 - _steps[step].Removed.Length;
+
+    /// <summary>The subnet route and what the first <paramref name="steps"/> refinements leave, with their pod counts.</summary>
     public IEnumerable<LayoutRoute> Routes(int steps)
     {
+        var inPlan = new bool[_candidates.Count];
+        foreach (var step in _steps.Take(steps))
+        {
+            inPlan[step.Candidate] = true;
+            foreach (var removed in step.Removed) inPlan[removed] = false;
+        }
         var chosen = new List<Candidate> { Root };
-        chosen.AddRange(_steps.Take(steps).Select(s => _candidates[s.Candidate]));
-        // Replay the steps to learn which blocks each route is the most specific for, then sum their pods per owner.
+        chosen.AddRange(_candidates.Where((_, c) => inPlan[c]));
+        // Which blocks each route is the most specific for, then their pods per owner.
         var effective = new int[_blocks.Length];
         for (var c = 1; c < chosen.Count; c++)
             for (var b = chosen[c].Lo; b < chosen[c].Hi; b++)
@@ -59,25 +86,30 @@ internal sealed class SubnetRefiner
                 pods[c].Values.Sum());
     }
 
+    private Candidate Effective(int block) => _effective[block] < 0 ? Root : _candidates[_effective[block]];
+
     private void ChooseNext()
     {
         var best = -1;
-        var bestGain = 0;
+        var bestGain = default(RouteGain);
         for (var c = 0; c < _candidates.Count; c++)
         {
-            var candidate = _candidates[c];
             if (_taken[c]) continue;
-            var gain = 0;
+            var candidate = _candidates[c];
+            long pods = 0, blocks = 0;
             for (var b = candidate.Lo; b < candidate.Hi; b++)
             {
-                var current = _effective[b] < 0 ? Root : _candidates[_effective[b]];
+                var current = Effective(b);
                 if (current.Prefix.PrefixLength >= candidate.Prefix.PrefixLength) continue; // a more specific route already decides
                 var owner = _blocks[b].Owner;
-                gain += _blocks[b].Pods * ((owner == candidate.Target ? 1 : 0) - (owner == current.Target ? 1 : 0));
+                var turned = (owner == candidate.Target ? 1 : 0) - (owner == current.Target ? 1 : 0);
+                pods += turned * _blocks[b].Pods;
+                blocks += turned;
             }
+            var gain = new RouteGain(pods, blocks);
             // Larger gain first; on a tie the shorter prefix, then the lower address: deterministic.
-            if (gain > bestGain
-                || (gain == bestGain && gain > 0 && best >= 0 && candidate.Prefix.PrefixLength < _candidates[best].Prefix.PrefixLength))
+            if (gain.IsPositive && (gain > bestGain
+                || (gain == bestGain && best >= 0 && candidate.Prefix.PrefixLength < _candidates[best].Prefix.PrefixLength)))
             {
                 best = c;
                 bestGain = gain;
@@ -89,26 +121,45 @@ internal sealed class SubnetRefiner
             return;
         }
         var chosen = _candidates[best];
-        for (var b = chosen.Lo; b < chosen.Hi; b++)
-        {
-            var current = _effective[b] < 0 ? Root : _candidates[_effective[b]];
-            if (current.Prefix.PrefixLength < chosen.Prefix.PrefixLength) _effective[b] = best;
-        }
         _taken[best] = true;
-        _steps.Add((best, bestGain));
+        // Routes under the new one that it now covers directly and that lead where it leads gain nothing any more: out.
+        var removed = new List<int>();
+        for (var c = best + 1; c < _subtreeEnd[best]; c++)
+        {
+            if (!_taken[c] || _candidates[c].Target != chosen.Target) continue;
+            var above = _parent[c];
+            while (above >= 0 && !_taken[above]) above = _parent[above];
+            if (above == best) removed.Add(c);
+        }
+        foreach (var c in removed) _taken[c] = false;
+        for (var b = chosen.Lo; b < chosen.Hi; b++)
+            if (Effective(b).Prefix.PrefixLength < chosen.Prefix.PrefixLength || removed.Contains(_effective[b])) _effective[b] = best;
+        _steps.Add(new Step(best, bestGain, [.. removed]));
     }
 
-    /// <summary>The nodes of a Patricia trie over the sorted blocks: each the longest prefix common to a run of blocks.</summary>
-    private void AddCandidates(int lo, int hi)
+    /// <summary>
+    /// The nodes of a Patricia trie over the sorted blocks, in preorder: each the longest prefix common to a run of blocks.
+    /// </summary>
+    private void AddCandidates(int lo, int hi, int parent)
     {
         var prefix = CommonPrefix(_blocks[lo].Block, _blocks[hi - 1].Block);
-        if (prefix != Subnet.PodPrefix) _candidates.Add(CandidateOf(prefix, lo, hi));
-        if (hi - lo == 1) return;
-        var bit = 31 - prefix.PrefixLength;
-        var mid = lo;
-        while (mid < hi && ((_blocks[mid].Block.Network.Value >> bit) & 1) == 0) mid++;
-        AddCandidates(lo, mid);
-        AddCandidates(mid, hi);
+        var self = parent;
+        if (prefix != Subnet.PodPrefix)
+        {
+            self = _candidates.Count;
+            _candidates.Add(CandidateOf(prefix, lo, hi));
+            _parent.Add(parent);
+            _subtreeEnd.Add(-1);
+        }
+        if (hi - lo > 1)
+        {
+            var bit = 31 - prefix.PrefixLength;
+            var mid = lo;
+            while (mid < hi && ((_blocks[mid].Block.Network.Value >> bit) & 1) == 0) mid++;
+            AddCandidates(lo, mid, self);
+            AddCandidates(mid, hi, self);
+        }
+        if (self != parent) _subtreeEnd[self] = _candidates.Count;
     }
 
     private static Ipv4Cidr CommonPrefix(Ipv4Cidr first, Ipv4Cidr last)
@@ -129,4 +180,7 @@ internal sealed class SubnetRefiner
     }
 
     internal sealed record Candidate(Ipv4Cidr Prefix, int Lo, int Hi, NodeName Target);
+
+    /// <summary>A chosen candidate, its gain, and the earlier choices it took out.</summary>
+    private sealed record Step(int Candidate, RouteGain Gain, int[] Removed);
 }
