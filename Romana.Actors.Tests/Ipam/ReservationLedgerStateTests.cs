@@ -85,9 +85,9 @@ public class ReservationLedgerStateTests
     }
 
     [Fact]
-    public void A_record_cut_short_is_completed_and_an_unreserve_cut_short_is_lifted()
+    public void A_record_cut_short_is_completed_and_what_the_ledger_does_not_hold_is_lifted()
     {
-        // 10.0.0.0/27 was decided, s1 recorded it, s2 did not; s4 still records 10.0.0.64/29, which the ledger lifted.
+        // 10.0.0.0/27 was decided, s1 recorded it, s2 did not; s4 records 10.0.0.64/29, which the ledger does not hold.
         var state = With("10.0.0.0/27");
         var plan = state.DecideReconcile(Topology, Recorded(("s1", ["10.0.0.0/27"]), ("s4", ["10.0.0.64/29"])), fresh: false, Now);
         Assert.Empty(plan.Adopt);

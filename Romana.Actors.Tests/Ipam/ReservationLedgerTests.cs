@@ -172,7 +172,7 @@ public class ReservationLedgerTests() : Akka.TestKit.Xunit2.TestKit(InMemoryJour
             : Agreeing(subnet, message));
         Assert.Equal("10.0.0.64/29", await ListAsync(ledger));
         var lifted = Assert.Single(Asked<SubnetMessages.Unreserve>(S4));
-        Assert.Equal((Ipv4Cidr.Parse("10.0.0.72/29"), "lifted: the reservation ledger no longer holds it (an unreserve cut short)"),
+        Assert.Equal((Ipv4Cidr.Parse("10.0.0.72/29"), "lifted: the reservation ledger does not hold it"),
             (lifted.Range, lifted.Reason));
     }
 

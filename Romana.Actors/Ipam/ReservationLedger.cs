@@ -42,9 +42,11 @@ namespace Romana.Actors.Ipam;
  *
  * Reconciliation, when the ledger starts (and after a step that a subnet did not answer): it reads what every subnet
  * recorded (GetRecordedReservations) and brings them in line with itself: a reservation the ledger decided that a subnet
- * does not hold is recorded there (a record phase cut short by a crash); one a subnet holds that the ledger does not is
- * lifted there (an unreserve cut short); a ledger whose journal is empty adopts what the subnets recorded before the
- * ledger existed. Commands wait until the first reconciliation is done.
+ * does not hold is recorded there (a record phase cut short by a crash, or an unreserve cut short: it stays reserved);
+ * one a subnet holds that the ledger does not is lifted there (the ledger's journal is the truth; since subnets lift
+ * before the ledger and record after it, only a journal out of step, such as one restored from an older backup, leaves
+ * one); a ledger whose journal is empty adopts what the subnets recorded before the ledger existed. Commands wait until
+ * the first reconciliation is done.
  *
  * Placement: local, a child of the IPAM front door (IpamActor). Cluster: one Cluster Sharding entity (type
  * "reservations"), so one writer cluster-wide; the subnets are sharded entities reached through their region, and the
@@ -306,7 +308,7 @@ public sealed class ReservationLedger : ReceivePersistentActor, IWithTimers
         var unanswered = false;
         foreach (var (range, subnet) in plan.Lift)
             unanswered |= !Lifted(new Reply(subnet, await AskAsync(subnet,
-                new SubnetMessages.Unreserve(range, "lifted: the reservation ledger no longer holds it (an unreserve cut short)"))));
+                new SubnetMessages.Unreserve(range, "lifted: the reservation ledger does not hold it"))));
         var refused = ImmutableArray.CreateBuilder<(Ipv4Cidr, string)>();
         foreach (var group in plan.Record.GroupBy(r => r.Range))
         {

@@ -17,8 +17,8 @@ public abstract record ReservationDecision
 
 /// <summary>
 /// What a recovering ledger must do to bring the subnets in line with it: adopt what subnets recorded before there was a
-/// ledger, record in a subnet a reservation the ledger decided and the subnet does not hold (a record phase cut short),
-/// and lift from a subnet a reservation the ledger no longer holds (an unreserve cut short). Lifts go first.
+/// ledger, record in a subnet a reservation the ledger holds and the subnet does not (a record phase or an unreserve cut
+/// short), and lift from a subnet a reservation the ledger does not hold (its journal is the truth). Lifts go first.
 /// </summary>
 public sealed record Reconciliation(ImmutableArray<ReservationMade> Adopt, ImmutableArray<(Ipv4Cidr Range, SubnetId Subnet)> Record,
     ImmutableArray<(Ipv4Cidr Range, SubnetId Subnet)> Lift)
