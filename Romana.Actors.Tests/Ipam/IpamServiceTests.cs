@@ -64,30 +64,6 @@ public class IpamServiceTests
         Assert.IsType<Succeeded>(await ipam.AskAsync(new AddNode(new("n"), new("s"), "10.0.0.5")));
     }
 
-    [Theory]
-    [InlineData("10.0.0.0/24", "must lie strictly inside the pod CIDR")]
-    [InlineData("10.0.0.0/25", "spans beyond subnet s1's pod prefix 10.0.0.0/26")]
-    [InlineData("10.0.1.0/30", "must lie strictly inside the pod CIDR")]
-    public async Task Reservations_lie_inside_one_subnets_prefix(string cidr, string expected)
-    {
-        using var journal = new TempJournal();
-        await using var ipam = await journal.StartAsync(Topologies.TwoZones());
-        var error = await FailsAsync(ipam, new Reserve(cidr));
-        Assert.Equal(IpamErrorCode.Invalid, error.Code);
-        Assert.Contains(expected, error.Message);
-    }
-
-    [Fact]
-    public async Task A_reservation_in_a_padding_slot_is_refused()
-    {
-        var topology = TopologyCarver.Carve(new TopologySpec("10.0.0.0/24", 28,
-            [new ZoneSpec("a", [new SubnetSpec("a1")]), new ZoneSpec("b", [new SubnetSpec("b1")]),
-                new ZoneSpec("c", [new SubnetSpec("c1")])]));
-        using var journal = new TempJournal();
-        await using var ipam = await journal.StartAsync(topology);
-        Assert.Contains("lies in no subnet's pod prefix", (await FailsAsync(ipam, new Reserve("10.0.0.192/28"))).Message);
-    }
-
     [Fact]
     public async Task Removing_a_node_frees_its_keys_and_blocks_for_others()
     {

@@ -1,5 +1,4 @@
 using Akka.Actor;
-using Akka.Configuration;
 using Akka.Persistence;
 using Akka.Persistence.TestKit;
 using Romana.Actors.Addressing;
@@ -14,15 +13,7 @@ namespace Romana.Actors.Tests.Ipam;
 /// Journal failures injected with Akka.Persistence.TestKit, on the production wiring:
 /// a subnet whose node runs under a backoff supervisor.
 /// </summary>
-public class NodeJournalFailureTests() : Akka.TestKit.Xunit2.TestKit(ConfigurationFactory.ParseString("""
-    akka.loglevel = WARNING
-    akka.persistence {
-      journal { plugin = "akka.persistence.journal.test", test.class = "Akka.Persistence.TestKit.TestJournal, Akka.Persistence.TestKit" }
-      snapshot-store {
-        plugin = "akka.persistence.snapshot-store.test", test.class = "Akka.Persistence.TestKit.TestSnapshotStore, Akka.Persistence.TestKit"
-      }
-    }
-    """))
+public class NodeJournalFailureTests() : Akka.TestKit.Xunit2.TestKit(InMemoryJournal.Config)
 {
     private static readonly NodeName Node = new("n1");
     private static readonly IpamSettings Settings = IpamSettings.Default with

@@ -102,6 +102,22 @@ public class NodeStateTests
     }
 
     [Fact]
+    public void A_fence_larger_than_the_nodes_blocks_keeps_every_address_of_them_and_of_blocks_adopted_later()
+    {
+        // A reservation that spans subnets covers whole blocks, and more than the node holds.
+        var (state, address) = Allocate(WithBlocks("10.0.0.0/30", "10.0.0.4/30"), "a");
+        var refuse = Assert.IsType<NodeDecision.Refuse>(state.DecideFence(Ipv4Cidr.Parse("10.0.0.0/24"), Now));
+        Assert.Equal($"reservation 10.0.0.0/24 would cover {address}, held by key 'a' on node n1", refuse.Error.Message);
+        state = Apply(state, state.DecideRelease(new("a"), "test", Now));
+        state = Apply(state, state.DecideFence(Ipv4Cidr.Parse("10.0.0.0/24"), Now));
+        Assert.IsType<NodeDecision.NeedBlock>(state.DecideAllocate(new("b"), null, Now));
+        state = state.Apply(new BlockAdopted(Node, Ipv4Cidr.Parse("10.0.0.8/30"), [], Now, "test"));
+        Assert.IsType<NodeDecision.NeedBlock>(state.DecideAllocate(new("b"), null, Now));
+        Assert.IsType<NodeDecision.Record>(state.DecideSyncFences([], Now));
+        Assert.IsType<NodeDecision.Unchanged>(state.DecideSyncFences([Ipv4Cidr.Parse("10.0.0.0/24")], Now));
+    }
+
+    [Fact]
     public void Stale_fences_are_lifted_when_their_reservation_is_gone()
     {
         var state = WithBlocks("10.0.0.0/30");

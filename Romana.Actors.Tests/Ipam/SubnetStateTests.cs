@@ -90,6 +90,48 @@ public class SubnetStateTests
     }
 
     [Fact]
+    public void A_reservation_may_reach_beyond_the_prefix_and_one_that_misses_it_is_invalid()
+    {
+        // Prefix 10.0.0.0/28; 10.0.0.0/27 spans this subnet and the next: it takes every block here.
+        var state = Assigned(Assigned(Subnet(), "10.0.0.0/30", N1), "10.0.0.8/30", N2);
+        Assert.Equal([N1, N2], state.DecideReserve(Ipv4Cidr.Parse("10.0.0.0/27")).MustFence.AsEnumerable());
+        state = state.Apply(state.Reserved(Ipv4Cidr.Parse("10.0.0.0/27"), Now, "across subnets"));
+        Assert.Equal([Ipv4Cidr.Parse("10.0.0.0/27")], state.ReservationsIn(Ipv4Cidr.Parse("10.0.0.4/30")).AsEnumerable());
+        Assert.IsType<BlockDecision.Exhausted>(state.DecideBlockFor(N1, [Ipv4Cidr.Parse("10.0.0.0/30")], Now));
+        var missed = Subnet().DecideReserve(Ipv4Cidr.Parse("10.0.0.16/28")).Error!;
+        Assert.Equal((IpamErrorCode.Invalid, "cidr: 10.0.0.16/28 does not touch subnet s1's pod prefix 10.0.0.0/28"),
+            (missed.Code, missed.Message));
+    }
+
+    [Fact]
+    public void A_hold_keeps_its_range_from_grants_and_ends_when_recorded_or_released()
+    {
+        var range = Ipv4Cidr.Parse("10.0.0.0/29");
+        var held = Subnet().WithHold(range);
+        Assert.Equal("10.0.0.8/30", Assert.IsType<BlockDecision.Assign>(held.DecideBlockFor(N1, [], Now)).Block.ToString());
+        Assert.Equal([range], held.ReservationsIn(Ipv4Cidr.Parse("10.0.0.4/30")).AsEnumerable());
+        Assert.Equal([range], held.FenceList.AsEnumerable());
+        Assert.Empty(held.ToSnapshot().Reservations); // never persisted
+        Assert.False(held.DecideReserve(range).AlreadyReserved); // only a recorded reservation makes a range a no-op
+
+        var released = held.WithoutHold(range);
+        Assert.Equal("10.0.0.0/30", Assert.IsType<BlockDecision.Assign>(released.DecideBlockFor(N1, [], Now)).Block.ToString());
+        var recorded = held.Apply(held.Reserved(range, Now));
+        Assert.Empty(recorded.Holds);
+        Assert.Equal([range], recorded.Reservations.AsEnumerable());
+        Assert.True(recorded.DecideReserve(Ipv4Cidr.Parse("10.0.0.4/30")).AlreadyReserved);
+    }
+
+    [Fact]
+    public void Lifting_a_range_keeps_the_reservations_and_holds_inside_it()
+    {
+        var state = Subnet().Apply(new RangeReserved(new("s1"), Ipv4Cidr.Parse("10.0.0.0/30"), [], Now, "test"))
+            .WithHold(Ipv4Cidr.Parse("10.0.0.4/31")).WithHold(Ipv4Cidr.Parse("10.0.0.0/28"));
+        Assert.Equal(["10.0.0.0/30", "10.0.0.4/31"], state.KeptInside(Ipv4Cidr.Parse("10.0.0.0/28")).Select(r => r.ToString()));
+        Assert.Equal(["10.0.0.0/28"], state.Blocked.Select(r => r.ToString()));
+    }
+
+    [Fact]
     public void The_same_node_again_is_a_no_op_and_another_ip_is_a_conflict()
     {
         var state = Subnet();

@@ -13,9 +13,9 @@ using static Romana.Actors.Topology.ZoneMessages;
 namespace Romana.Actors.Audit;
 
 /// <summary>
-/// Rebuilds the state of every zone, subnet, node, the route manager and forwarder health from their events alone, up
-/// to a time, with the same Apply functions the actors use. Fed in journal order, one event at a time: nothing but the
-/// current state is kept in memory.
+/// Rebuilds the state of every zone, subnet, node, the reservation ledger, the route manager and forwarder health from
+/// their events alone, up to a time, with the same Apply functions the actors use. Fed in journal order, one event at a
+/// time: nothing but the current state is kept in memory.
 /// </summary>
 public sealed class JournalReplay(DateTimeOffset? until = null)
 {
@@ -26,6 +26,7 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
     private readonly Dictionary<NodeName, NodeState> _nodes = new();
     private readonly List<IRomanaEvent> _waitingForBlockSize = new();
     private readonly Dictionary<SubnetId, SubnetHealthState> _health = new();
+    private ReservationLedgerState _ledger = ReservationLedgerState.Empty;
     private int? _blockPrefixLength;
 
     public RouteManagerState Routes { get; private set; } = RouteManagerState.Empty;
@@ -46,6 +47,9 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
                 break;
             case IRouteEvent route:
                 Routes = Routes.Apply(route);
+                break;
+            case ReservationMessages.ReservationMade or ReservationMessages.ReservationLifted:
+                _ledger = _ledger.Apply(e);
                 break;
             case IHealthEvent health:
                 _health[health.Subnet] = _health.GetValueOrDefault(health.Subnet, SubnetHealthState.Empty(health.Subnet)).Apply(health);
@@ -113,7 +117,10 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
         var subnets = _subnetOrder.Where(_subnets.ContainsKey).Select(id => _subnets[id].ToSnapshot()).ToImmutableArray();
         var members = subnets.SelectMany(s => s.Members.Select(m => m.Node)).ToHashSet();
         return new IpamStateView(subnets,
-            [.. _nodes.Values.Where(n => members.Contains(n.Node)).OrderBy(n => n.Node).Select(n => n.ToSnapshot())]);
+            [.. _nodes.Values.Where(n => members.Contains(n.Node)).OrderBy(n => n.Node).Select(n => n.ToSnapshot())])
+        {
+            Reservations = [.. _ledger.Reservations],
+        };
     }
 
     public IReadOnlyList<(string Name, Ipv4Cidr Prefix)> Prefixes() =>

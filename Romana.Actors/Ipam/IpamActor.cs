@@ -10,12 +10,14 @@ using static Romana.Actors.Topology.ZoneMessages;
 namespace Romana.Actors.Ipam;
 
 /// <summary>
-/// The IPAM front door: validates requests, routes them to the zone, subnet and node actors, and keeps two derived
+/// The IPAM front door: validates requests, routes them to the zone, subnet and node actors and the reservation ledger
+/// (<see cref="ReservationLedger"/>, its child), and keeps two derived
 /// indexes (node to subnet, key to node and address) that it rebuilds from those actors when it starts. It owns no
 /// state of its own: everything it knows can be recovered from the journal.
 ///
 /// Protocol. Starting, it asks every zone for its subnets, every subnet for its members, and every node for its
-/// addresses, in three rounds (<see cref="Startup"/> holds who has not answered yet); commands wait meanwhile. Serving,
+/// addresses, in three rounds, and the ledger whether it has reconciled with the subnets (<see cref="Startup"/> holds who
+/// has not answered yet); commands wait meanwhile. Serving,
 /// a command that needs a child's answer sends it and goes on; the answer comes back as <see cref="Answered"/> naming
 /// the <see cref="Step"/> it answers, which says whom to reply to and what the answer changes in the indexes. Whatever
 /// the child answers, or a timeout (no answer), the requester gets exactly one reply.
@@ -35,6 +37,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// <summary>Nodes being added or removed: a second change to them waits for the first to finish.</summary>
     private readonly HashSet<NodeName> _changing = new();
     private Startup _startup = Startup.Nobody;
+    private IActorRef _ledger = ActorRefs.Nobody;
 
     public IpamActor(ClusterTopology topology, IpamSettings settings, IClock clock)
     {
@@ -53,10 +56,11 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     // ---- the protocol's own messages -----------------------------------------------------------------------------
 
     /// <summary>Who has not answered yet in the start-up round under way.</summary>
-    private sealed record Startup(ImmutableHashSet<ZoneName> Zones, ImmutableHashSet<SubnetId> Subnets, ImmutableHashSet<NodeName> Nodes)
+    private sealed record Startup(ImmutableHashSet<ZoneName> Zones, ImmutableHashSet<SubnetId> Subnets, ImmutableHashSet<NodeName> Nodes,
+        bool Ledger = false)
     {
         public static readonly Startup Nobody = new([], [], []);
-        public bool Done => Zones.IsEmpty && Subnets.IsEmpty && Nodes.IsEmpty;
+        public bool Done => Zones.IsEmpty && Subnets.IsEmpty && Nodes.IsEmpty && !Ledger;
     }
 
     private sealed record StartupTimedOut : INoSerializationVerificationNeeded;
@@ -70,7 +74,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         public sealed record Releasing(AllocationKey Key, NodeName Node, IActorRef ReplyTo) : Step;
         public sealed record SettingAside(SetAside Command, IActorRef ReplyTo) : Step;
         /// <summary>A query about one node or subnet: the child's view becomes the reply.</summary>
-        public sealed record Relaying(string Who, Func<object, IpamReply?> Reply, IActorRef ReplyTo) : Step;
+        public sealed record Relaying(string Who, Func<object, IpamReply?> Reply, IActorRef ReplyTo, TimeSpan? Within = null) : Step;
         /// <summary>A subnet came back from its journal with new node actors.</summary>
         public sealed record RefreshingMembers(SubnetId Subnet) : Step;
         public sealed record GatheringState(IActorRef ReplyTo) : Step;
@@ -81,8 +85,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private sealed record RefreshSubnet(SubnetId Subnet) : INoSerializationVerificationNeeded;
 
-    private void Send(IActorRef child, object request, Step step) =>
-        child.Ask<object>(request, _settings.AskTimeout)
+    private void Send(IActorRef child, object request, Step step, TimeSpan? timeout = null) =>
+        child.Ask<object>(request, timeout ?? _settings.AskTimeout)
             .PipeTo(Self, success: reply => new Answered(step, reply), failure: _ => new Answered(step, null));
 
     // ---- start-up: rebuild the indexes from the actors -----------------------------------------------------------
@@ -106,7 +110,16 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             _startup = _startup with { Zones = _startup.Zones.Remove(ready.Zone) };
             if (!_startup.Zones.IsEmpty) return;
             foreach (var subnet in _subnets.Values) subnet.Tell(new SubnetMessages.GetMembers());
-            _startup = _startup with { Subnets = [.. _subnets.Keys] };
+            _ledger = Context.ActorOf(Supervision.RestartingOnStop(
+                ReservationLedger.Props(_topology, _subnets.ToImmutableDictionary(), _settings, _clock), "the reservation ledger",
+                _settings), "reservations");
+            _ledger.Tell(new ReservationMessages.AwaitLedger());
+            _startup = _startup with { Subnets = [.. _subnets.Keys], Ledger = true };
+            ContinueStartup();
+        });
+        Receive<ReservationMessages.Ledger>(_ =>
+        {
+            _startup = _startup with { Ledger = false };
             ContinueStartup();
         });
         Receive<SubnetMessages.Members>(members =>
@@ -126,9 +139,10 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         Receive<Failed>(failed => Fail(failed.Error)); // a zone, subnet or node restarting after a journal failure
         Receive<StartupTimedOut>(_ => Fail(IpamError.Unavailable(
-            _startup.Zones.IsEmpty
-                ? _startup.Subnets.IsEmpty ? "a node actor did not recover in time" : "a subnet actor did not recover in time"
-                : "a zone actor did not recover in time")));
+            !_startup.Zones.IsEmpty ? "a zone actor did not recover in time"
+            : !_startup.Subnets.IsEmpty ? "a subnet actor did not recover in time"
+            : !_startup.Nodes.IsEmpty ? "a node actor did not recover in time"
+            : "the reservation ledger did not reconcile with the subnets in time")));
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -151,6 +165,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             Receive<ZoneReady>(_ => { });
             Receive<SubnetMessages.Members>(_ => { });
             Receive<NodeSnapshot>(_ => { });
+            Receive<ReservationMessages.Ledger>(_ => { });
             ReceiveAny(_ => Sender.Tell(new Failed(error)));
         });
         Stash.UnstashAll();
@@ -286,47 +301,28 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             new Step.Releasing(key, held.Node, Sender));
     }
 
-    /// <summary>A reservation lies strictly inside the pod CIDR and inside one subnet's pod prefix.</summary>
+    /// <summary>The ledger decides reservations (any range strictly inside the pod CIDR); here only the CIDR is read.</summary>
     private void Reserve(Reserve command)
     {
-        if (!Ipv4Cidr.TryParse(command.Cidr, out var range))
-        {
-            Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR"));
-            return;
-        }
-        if (!_topology.PodCidr.Contains(range) || range == _topology.PodCidr)
-        {
-            Sender.Tell(Invalid($"cidr: {range} must lie strictly inside the pod CIDR {_topology.PodCidr}"));
-            return;
-        }
-        var subnets = _topology.SubnetsOverlapping(range);
-        if (subnets.Count == 0)
-        {
-            Sender.Tell(Invalid($"cidr: {range} lies in no subnet's pod prefix (padding slots are never handed out)"));
-            return;
-        }
-        if (subnets.Count > 1 || !subnets[0].PodPrefix.Contains(range))
-        {
-            Sender.Tell(Invalid($"cidr: {range} spans beyond subnet {subnets[0].Id}'s pod prefix {subnets[0].PodPrefix}; " +
-                $"reserve each subnet's part separately"));
-            return;
-        }
-        Relay(_subnets[subnets[0].Id], new SubnetMessages.Reserve(range), $"subnet {subnets[0].Id}", reply => reply as IpamReply);
+        if (ParseCidr(command.Cidr) is { } range) ToLedger(new ReservationMessages.Reserve(range));
     }
 
     private void Unreserve(Unreserve command)
     {
-        if (!Ipv4Cidr.TryParse(command.Cidr, out var range))
-        {
-            Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR"));
-            return;
-        }
-        if (_topology.Subnets.FirstOrDefault(s => s.PodPrefix.Contains(range)) is not { } subnet)
-        {
-            Sender.Tell(new Failed(IpamError.NotFound($"no reservation is exactly {range}")));
-            return;
-        }
-        Relay(_subnets[subnet.Id], new SubnetMessages.Unreserve(range), $"subnet {subnet.Id}", reply => reply as IpamReply);
+        if (ParseCidr(command.Cidr) is { } range) ToLedger(new ReservationMessages.Unreserve(range));
+    }
+
+    private Ipv4Cidr? ParseCidr(string text)
+    {
+        if (Ipv4Cidr.TryParse(text, out var range)) return range;
+        Sender.Tell(Invalid($"cidr: '{text}' is not an IPv4 CIDR"));
+        return null;
+    }
+
+    private void ToLedger(object command)
+    {
+        var within = ReservationLedger.AnswerWithin(_settings);
+        Send(_ledger, command, new Step.Relaying("the reservation ledger", reply => reply as IpamReply, Sender, within), within);
     }
 
     /// <summary>Answers a query about one node from its actor's state (blocks, allocations).</summary>
@@ -353,7 +349,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// <summary>Every subnet's and node's state, gathered by a child of its own so the front door keeps serving.</summary>
     private void GetState() => Context.ActorOf(StateGatherer.Props(
         [.. _subnets.OrderBy(s => s.Key).Select(s => (s.Value, (object)new SubnetMessages.GetSubnetState())),
-         .. _nodes.OrderBy(n => n.Key).Select(n => (n.Value.Actor, (object)new NodeMessages.GetNodeState(n.Key)))],
+         .. _nodes.OrderBy(n => n.Key).Select(n => (n.Value.Actor, (object)new NodeMessages.GetNodeState(n.Key))),
+         (_ledger, new ReservationMessages.GetLedger())],
         Sender, _settings.AskTimeout));
 
     // ---- answers -------------------------------------------------------------------------------------------------
@@ -402,8 +399,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 }
                 replyTo.Tell(reply as IpamReply ?? AsFailure(reply, $"node {command.Node}"));
                 break;
-            case Step.Relaying(var who, var toReply, var replyTo):
-                replyTo.Tell((reply is null ? null : reply as Failed ?? toReply(reply)) ?? AsFailure(reply, who));
+            case Step.Relaying(var who, var toReply, var replyTo, var within):
+                replyTo.Tell((reply is null ? null : reply as Failed ?? toReply(reply)) ?? AsFailure(reply, who, within));
                 break;
             case Step.RefreshingMembers(var subnet):
                 if (reply is not SubnetMessages.Members members)
@@ -436,14 +433,15 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private static Failed UnknownNode(NodeName node) => new(IpamError.NotFound($"node: '{node}' is not a member of any subnet"));
     private static Failed Busy(NodeName node) => new(IpamError.Conflict($"node {node} is being added or removed; try again"));
 
-    private Failed AsFailure(object? reply, string who) => reply as Failed
-        ?? new Failed(IpamError.Unavailable(
-            $"{who} did not answer within {_settings.AskTimeout.TotalSeconds:0.#}s; the outcome is unknown, and retrying is safe"));
+    private Failed AsFailure(object? reply, string who, TimeSpan? within = null) => reply as Failed
+        ?? new Failed(IpamError.Unavailable($"{who} did not answer within {(within ?? _settings.AskTimeout).TotalSeconds:0.#}s; " +
+            "the outcome is unknown, and retrying is safe"));
 }
 
 /// <summary>
-/// Asks every subnet and node for its state at once and answers <see cref="IpamStateView"/> when all have answered, or
-/// "unavailable" when one has not within the timeout; then stops. The replies keep the order of the questions.
+/// Asks every subnet and node (and the reservation ledger) for its state at once and answers <see cref="IpamStateView"/>
+/// when all have answered, or "unavailable" when one has not within the timeout; then stops. The replies keep the order
+/// of the questions.
 /// </summary>
 internal sealed class StateGatherer : ReceiveActor
 {
@@ -475,7 +473,10 @@ internal sealed class StateGatherer : ReceiveActor
 
     private void Finish(object?[] replies, IActorRef replyTo)
     {
-        replyTo.Tell(new IpamMessages.IpamStateView([.. replies.OfType<SubnetSnapshot>()], [.. replies.OfType<NodeSnapshot>()]));
+        replyTo.Tell(new IpamMessages.IpamStateView([.. replies.OfType<SubnetSnapshot>()], [.. replies.OfType<NodeSnapshot>()])
+        {
+            Reservations = replies.OfType<ReservationMessages.Ledger>().SingleOrDefault()?.Reservations ?? [],
+        });
         Context.Stop(Self);
     }
 

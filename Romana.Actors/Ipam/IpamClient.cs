@@ -26,16 +26,22 @@ public sealed class IpamClient(IActorRef ipam, IpamSettings settings)
         if (ready is Failed failed) throw new IpamStartException(failed.Error);
     }
 
-    /// <summary>Sends a command or query to the front door; a missing answer becomes an "unavailable" failure.</summary>
+    /// <summary>
+    /// Sends a command or query to the front door; a missing answer becomes an "unavailable" failure. A reservation waits
+    /// longer: the ledger holds, then records, in every subnet it touches.
+    /// </summary>
     public async Task<IpamReply> AskAsync(object message)
     {
+        var within = message is Reserve or Unreserve
+            ? ReservationLedger.AnswerWithin(Settings) + Settings.AskTimeout
+            : Settings.AskTimeout * 2;
         try
         {
-            return await FrontDoor.Ask<IpamReply>(message, Settings.AskTimeout * 2);
+            return await FrontDoor.Ask<IpamReply>(message, within);
         }
         catch (AskTimeoutException)
         {
-            return new Failed(IpamError.Unavailable($"IPAM did not answer within {(Settings.AskTimeout * 2).TotalSeconds:0.#}s"));
+            return new Failed(IpamError.Unavailable($"IPAM did not answer within {within.TotalSeconds:0.#}s"));
         }
     }
 }

@@ -33,7 +33,9 @@ public static class IpamMessages
     }
     /// <summary>Release by key or by address (exactly one of them).</summary>
     public sealed record Release(AllocationKey? Key, string? Address, string Reason = "released") : IRomanaMessage;
+    /// <summary>Any CIDR strictly inside the pod CIDR: inside a subnet, across subnets or zones, or in padding slots.</summary>
     public sealed record Reserve(string Cidr) : IRomanaMessage;
+    /// <summary>Lifts exactly the reservation <paramref name="Cidr"/>, wherever it lies.</summary>
     public sealed record Unreserve(string Cidr) : IRomanaMessage;
 
     // Queries
@@ -70,5 +72,9 @@ public static class IpamMessages
     public sealed record SubnetView(SubnetSnapshot Subnet) : IpamReply;
     public sealed record AllocationsOf(NodeName Node, ImmutableArray<Allocation> Allocations) : IpamReply;
     public sealed record PrefixList(ImmutableArray<(string Name, Ipv4Cidr Prefix)> Prefixes) : IpamReply;
-    public sealed record IpamStateView(ImmutableArray<SubnetSnapshot> Subnets, ImmutableArray<NodeSnapshot> Nodes) : IpamReply;
+    public sealed record IpamStateView(ImmutableArray<SubnetSnapshot> Subnets, ImmutableArray<NodeSnapshot> Nodes) : IpamReply
+    {
+        /// <summary>The reservation ledger's list: every reservation of the pod CIDR, padding slots included.</summary>
+        public ImmutableArray<Ipv4Cidr> Reservations { get; init; } = [];
+    }
 }

@@ -8,6 +8,9 @@ public static class IpamShards
 {
     public const string ZoneType = "zone";
     public const string SubnetType = "subnet";
+    /// <summary>The reservation ledger: one entity (<see cref="LedgerEntity"/>) for the whole pod CIDR.</summary>
+    public const string LedgerType = "reservations";
+    public const string LedgerEntity = "pod-cidr";
 
     /// <summary>Shards the zone and subnet entities are spread over; every member must use the same number.</summary>
     public const int Shards = 32;

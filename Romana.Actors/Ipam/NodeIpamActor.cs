@@ -13,8 +13,8 @@ namespace Romana.Actors.Ipam;
 /// The IPAM front door of one daemon in a cluster (<see cref="IpamPlacement.Cluster"/>). It runs the actor of its own node
 /// (node-N: one writer, in the daemon of node N) and serves that node only: a CNI ADD is decided here with one local
 /// journal write, and a key is checked on this node only (a CNI key, container id and interface, is unique by
-/// construction). Zones and subnets are sharded entities reached through their regions; only block grants, surrenders
-/// and fences cross the network.
+/// construction). Zones, subnets and the reservation ledger are sharded entities reached through their regions; only
+/// block grants, surrenders and fences cross the network. Reservations go to the ledger, whichever daemon is asked.
 ///
 /// Start: the node actor recovers from the journal alone (its blocks are its own: no subnet needs to answer for the
 /// addresses in them); the zone is asked in the background and <see cref="AddNode"/> waits for it. AddNode claims the node
@@ -28,6 +28,7 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
     private readonly SubnetLayout _layout;
     private readonly IActorRef _zones;
     private readonly IActorRef _subnets;
+    private readonly IActorRef _ledger;
     private readonly IpamSettings _settings;
     private readonly IClock _clock;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -36,9 +37,11 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
     private SubnetMessages.AddNode? _announcement;
     private bool _zoneDeclared;
 
-    public NodeIpamActor(ClusterTopology topology, NodeName node, SubnetId subnet, IActorRef zones, IActorRef subnets,
+    /// <param name="ledger">The reservation ledger's shard region.</param>
+    public NodeIpamActor(ClusterTopology topology, NodeName node, SubnetId subnet, IActorRef zones, IActorRef subnets, IActorRef ledger,
         IpamSettings settings, IClock clock)
     {
+        _ledger = ledger;
         _topology = topology;
         _node = node;
         _layout = topology.FindSubnet(subnet) ?? throw new ArgumentException($"subnet {subnet} is not in the topology");
@@ -50,8 +53,8 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
     }
 
     public static Props Props(ClusterTopology topology, NodeName node, SubnetId subnet, IActorRef zones, IActorRef subnets,
-        IpamSettings settings, IClock clock) =>
-        Akka.Actor.Props.Create(() => new NodeIpamActor(topology, node, subnet, zones, subnets, settings, clock));
+        IActorRef ledger, IpamSettings settings, IClock clock) =>
+        Akka.Actor.Props.Create(() => new NodeIpamActor(topology, node, subnet, zones, subnets, ledger, settings, clock));
 
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
@@ -65,6 +68,8 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
 
     private object ToSubnet(SubnetId subnet, object message) => new ShardingEnvelope(subnet.Value, message);
 
+    private static object ToLedger(object message) => new ShardingEnvelope(IpamShards.LedgerEntity, message);
+
     protected override void PreStart()
     {
         var link = Context.ActorOf(IpamShards.EntityLink.Props(_subnets, _layout.Id.Value), "subnet-link");
@@ -72,6 +77,8 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
             NodeActor.Props(_node, _topology.BlockPrefixLength, link, _settings, _clock), $"node {_node}'s actor", _settings),
             $"node-{Uri.EscapeDataString(_node.Value)}");
         _nodeActor.Tell(new NodeMessages.GetNodeState(_node));
+        // Starts the ledger wherever sharding places it, so it reconciles with the subnets before anyone needs it.
+        _ledger.Tell(ToLedger(new ReservationMessages.GetLedger()), ActorRefs.NoSender);
         Self.Tell(new AskZone());
         Timers.StartSingleTimer("startup", new StartupTimedOut(), _settings.StartupTimeout);
     }
@@ -275,43 +282,29 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
         return await AskAsync(_nodeActor, new NodeMessages.ReleaseAddress(_node, held.Key, reason), $"node {_node}");
     }
 
+    /// <summary>The ledger decides reservations (any range strictly inside the pod CIDR); here only the CIDR is read.</summary>
     private void Reserve(Reserve command)
     {
-        if (!Ipv4Cidr.TryParse(command.Cidr, out var range))
-        {
-            Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR"));
-            return;
-        }
-        if (!_topology.PodCidr.Contains(range) || range == _topology.PodCidr)
-        {
-            Sender.Tell(Invalid($"cidr: {range} must lie strictly inside the pod CIDR {_topology.PodCidr}"));
-            return;
-        }
-        var subnets = _topology.SubnetsOverlapping(range);
-        if (subnets.Count != 1 || !subnets[0].PodPrefix.Contains(range))
-        {
-            Sender.Tell(Invalid(subnets.Count == 0
-                ? $"cidr: {range} lies in no subnet's pod prefix (padding slots are never handed out)"
-                : $"cidr: {range} spans beyond subnet {subnets[0].Id}'s pod prefix {subnets[0].PodPrefix}; " +
-                    "reserve each subnet's part separately"));
-            return;
-        }
-        AskAsync(_subnets, ToSubnet(subnets[0].Id, new SubnetMessages.Reserve(range)), $"subnet {subnets[0].Id}").PipeTo(Sender);
+        if (ParseCidr(command.Cidr) is { } range) LedgerAsync(new ReservationMessages.Reserve(range)).PipeTo(Sender);
     }
 
     private void Unreserve(Unreserve command)
     {
-        if (!Ipv4Cidr.TryParse(command.Cidr, out var range))
-        {
-            Sender.Tell(Invalid($"cidr: '{command.Cidr}' is not an IPv4 CIDR"));
-            return;
-        }
-        if (_topology.Subnets.FirstOrDefault(s => s.PodPrefix.Contains(range)) is not { } subnet)
-        {
-            Sender.Tell(new Failed(IpamError.NotFound($"no reservation is exactly {range}")));
-            return;
-        }
-        AskAsync(_subnets, ToSubnet(subnet.Id, new SubnetMessages.Unreserve(range)), $"subnet {subnet.Id}").PipeTo(Sender);
+        if (ParseCidr(command.Cidr) is { } range) LedgerAsync(new ReservationMessages.Unreserve(range)).PipeTo(Sender);
+    }
+
+    private Ipv4Cidr? ParseCidr(string text)
+    {
+        if (Ipv4Cidr.TryParse(text, out var range)) return range;
+        Sender.Tell(Invalid($"cidr: '{text}' is not an IPv4 CIDR"));
+        return null;
+    }
+
+    private async Task<IpamReply> LedgerAsync(object command)
+    {
+        var within = ReservationLedger.AnswerWithin(_settings);
+        return await AskRawAsync(_ledger, ToLedger(command), within) as IpamReply ?? new Failed(IpamError.Unavailable(
+            $"the reservation ledger did not answer within {within.TotalSeconds:0.#}s; the outcome is unknown, and retrying is safe"));
     }
 
     /// <summary>`romana node remove`: the subnet that lists the node retires it (refused while a live daemon holds it).</summary>
@@ -340,7 +333,7 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
     private Task<IpamReply> SubnetAsync(SubnetId subnet) =>
         AskAsync(_subnets, ToSubnet(subnet, new SubnetMessages.GetSubnetState()), $"subnet {subnet}");
 
-    /// <summary>Every subnet's state and this node's.</summary>
+    /// <summary>Every subnet's state, the reservation ledger's list, and this node's state.</summary>
     private async Task<IpamReply> StateAsync()
     {
         var subnets = ImmutableArray.CreateBuilder<SubnetSnapshot>();
@@ -349,7 +342,11 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
             if (await SubnetAsync(subnet.Id) is not SubnetView view) return Unanswered($"subnet {subnet.Id}");
             subnets.Add(view.Subnet);
         }
-        return await NodeViewAsync() is { } node ? new IpamStateView(subnets.ToImmutable(), [node]) : Unanswered($"node {_node}");
+        if (await AskRawAsync(_ledger, ToLedger(new ReservationMessages.GetLedger()), _settings.AskTimeout)
+            is not ReservationMessages.Ledger ledger) return Unanswered("the reservation ledger");
+        return await NodeViewAsync() is { } node
+            ? new IpamStateView(subnets.ToImmutable(), [node]) { Reservations = ledger.Reservations }
+            : Unanswered($"node {_node}");
     }
 
     private async Task<IpamReply> AskAsync(IActorRef target, object message, string who)

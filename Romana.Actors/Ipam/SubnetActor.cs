@@ -42,6 +42,12 @@ namespace Romana.Actors.Ipam;
  * its addresses is held, persisting RangeFenced otherwise) before the subnet persists RangeReserved. Lifting a
  * reservation persists RangeUnreserved first and then unfences, so a cut-short lift leaves a fence too many, never
  * one too few; a node drops such stale fences when it next recovers (GetReservations).
+ *
+ * A reservation is decided by the reservation ledger (ReservationLedger.cs, where its two phases are written), and may
+ * span subnets: each subnet it touches records it whole. Phase one, HoldRange: the owners fence it as above, but the
+ * subnet records nothing; it keeps the range as a hold (in memory) that its grants respect like a reservation, and
+ * answers RangeHeld. Phase two, Reserve: the same fencing again (a no-op for fences already up) and RangeReserved,
+ * which ends the hold. A refused hold elsewhere ends in ReleaseHold, which unfences; a hold never recorded expires.
  */
 
 /// <summary>
@@ -110,11 +116,20 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
         Command<AddNode>(AddNode);
         Command<RemoveNode>(RemoveNode);
         Command<RequestBlock>(RequestBlock);
-        Command<Reserve>(Reserve);
+        Command<Reserve>(command => Reserve(command.Range, hold: false, command.Reason));
+        Command<HoldRange>(command => Reserve(command.Range, hold: true, "held"));
+        Command<ReleaseHold>(command =>
+        {
+            ReleaseHeld(command.Range, command.Reason);
+            Sender.Tell(Succeeded.Instance);
+        });
+        Command<HoldExpired>(expired => ReleaseHeld(expired.Range,
+            $"held {HoldFor.TotalSeconds:0.#}s without being recorded"));
         Command<Unreserve>(Unreserve);
+        Command<GetRecordedReservations>(_ => Sender.Tell(new ReservationsRecorded(_layout.Id, [.. _state.Reservations])));
         Command<GetMembers>(_ => Sender.Tell(new Members(_layout.Id,
             [.. _state.Members.Select(m => new Member(m.Key, m.Value, _nodes.GetValueOrDefault(m.Key, ActorRefs.Nobody)))])));
-        Command<GetReservations>(_ => Sender.Tell(new ReservationsNow([.. _state.Reservations])));
+        Command<GetReservations>(_ => Sender.Tell(new ReservationsNow(_state.FenceList)));
         Command<GetSubnetState>(_ => Sender.Tell(_state.ToSnapshot()));
         SnapshotHousekeeping();
     }
@@ -132,10 +147,10 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
             IActorRef Requester)
             : Protocol(Requester);
         /// <summary>
-        /// Reserve: every node owning a block the range touches fences it;
-        /// all must agree before the reservation is stored.
+        /// Reserve or HoldRange: every node owning a block the range touches fences it; all must agree before the
+        /// reservation is stored (<paramref name="Hold"/>: held in memory instead).
         /// </summary>
-        public sealed record Fencing(Ipv4Cidr Range, int Asked, ImmutableHashSet<NodeName> Waiting,
+        public sealed record Fencing(Ipv4Cidr Range, bool Hold, string Reason, int Asked, ImmutableHashSet<NodeName> Waiting,
             ImmutableArray<RangeFenceResult> Results, IActorRef Requester)
             : Protocol(Requester);
         /// <summary>Unreserve, once stored: the owners lift their fences (a node that does not answer drops it when it recovers).</summary>
@@ -146,6 +161,13 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
     private sealed record Answered(NodeName Node, object? Reply) : INoSerializationVerificationNeeded;
 
     private sealed record Settled : INoSerializationVerificationNeeded;
+
+    private sealed record HoldExpired(Ipv4Cidr Range) : INoSerializationVerificationNeeded;
+
+    /// <summary>How long a range stays held without being recorded: longer than the ledger's two phases take.</summary>
+    private TimeSpan HoldFor => _settings.AskTimeout * 6;
+
+    private static string HoldTimer(Ipv4Cidr range) => $"hold-{range}";
 
     private Protocol? _protocol;
 
@@ -352,22 +374,24 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    private void Reserve(Reserve command)
+    private void Reserve(Ipv4Cidr range, bool hold, string reason)
     {
         var replyTo = Sender;
-        var (mustFence, error, alreadyReserved) = _state.DecideReserve(command.Range);
-        if (error is not null || alreadyReserved)
+        var (mustFence, error, alreadyReserved) = _state.DecideReserve(range);
+        if (error is not null)
         {
-            replyTo.Tell(error is null ? Succeeded.Instance : new Failed(error));
+            replyTo.Tell(new Failed(error));
             return;
         }
-        if (mustFence.IsEmpty)
+        if (alreadyReserved)
         {
-            Record([_state.Reserved(command.Range, Now)], replyTo, () => replyTo.Tell(Succeeded.Instance));
+            replyTo.Tell(hold ? new RangeHeld(_layout.Id, range) : Succeeded.Instance);
             return;
         }
-        BeginProtocol(new Protocol.Fencing(command.Range, mustFence.Length, [.. mustFence], [], replyTo));
-        foreach (var node in mustFence) Ask(node, new FenceRange(command.Range));
+        var fencing = new Protocol.Fencing(range, hold, reason, mustFence.Length, [.. mustFence], [], replyTo);
+        BeginProtocol(fencing);
+        if (mustFence.IsEmpty) FencesUp(fencing);
+        else foreach (var node in mustFence) Ask(node, new FenceRange(range));
     }
 
     private void Fenced(Protocol.Fencing fencing, Answered answered)
@@ -379,21 +403,50 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
         var fenced = fencing.Results.Where(r => r.Conflict is null).Select(r => r.Node).ToList();
         if (fenced.Count == fencing.Asked)
         {
-            Record([_state.Reserved(fencing.Range, Now)], fencing.ReplyTo, () =>
-            {
-                fencing.ReplyTo.Tell(Succeeded.Instance);
-                EndProtocol();
-            });
+            FencesUp(fencing);
             return;
         }
         // Abort: lift the fences that were put up, keeping the smaller reservations the range would have absorbed.
-        var keep = _state.Reserved(fencing.Range, Now).Absorbed;
+        var keep = _state.KeptInside(fencing.Range);
         foreach (var node in fenced)
             if (_nodes.TryGetValue(node, out var actor)) actor.Tell(new UnfenceRange(fencing.Range, keep));
         var conflict = fencing.Results.Select(r => r.Conflict).FirstOrDefault(c => c is not null)
             ?? IpamError.Unavailable($"a node of subnet {_layout.Id} did not answer; reservation {fencing.Range} not made");
         fencing.ReplyTo.Tell(new Failed(conflict));
         EndProtocol();
+    }
+
+    /// <summary>Every owner fenced the range: record it, or (phase one of the ledger) hold it.</summary>
+    private void FencesUp(Protocol.Fencing fencing)
+    {
+        if (fencing.Hold)
+        {
+            _state = _state.WithHold(fencing.Range);
+            Timers.StartSingleTimer(HoldTimer(fencing.Range), new HoldExpired(fencing.Range), HoldFor);
+            fencing.ReplyTo.Tell(new RangeHeld(_layout.Id, fencing.Range));
+            EndProtocol();
+            return;
+        }
+        Record([_state.Reserved(fencing.Range, Now, fencing.Reason)], fencing.ReplyTo, () =>
+        {
+            Timers.Cancel(HoldTimer(fencing.Range));
+            fencing.ReplyTo.Tell(Succeeded.Instance);
+            EndProtocol();
+        });
+    }
+
+    /// <summary>A hold that will not be recorded: the owners lift its fences, unless a recorded reservation covers it.</summary>
+    private void ReleaseHeld(Ipv4Cidr range, string reason)
+    {
+        if (!_state.Holds.Contains(range)) return;
+        Timers.Cancel(HoldTimer(range));
+        _state = _state.WithoutHold(range);
+        _log.Info("Subnet {0}: hold of {1} released ({2})", _layout.Id, range, reason);
+        if (_state.Reservations.Any(r => r.Contains(range)) || _state.Holds.Any(h => h.Contains(range))) return;
+        var keep = _state.KeptInside(range);
+        foreach (var node in _state.Owners.Where(o => range.Overlaps(new Ipv4Cidr(o.Key, _state.BlockPrefixLength)))
+                     .Select(o => o.Value).Distinct())
+            if (_nodes.TryGetValue(node, out var actor)) actor.Tell(new UnfenceRange(range, keep));
     }
 
     private void Unreserve(Unreserve command)
@@ -405,12 +458,12 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
             return;
         }
         BeginProtocol(new Protocol.Unfencing(command.Range, [], replyTo));
-        Record([new RangeUnreserved(_layout.Id, command.Range, Now, "unreserved by operator")], replyTo, () =>
+        Record([new RangeUnreserved(_layout.Id, command.Range, Now, command.Reason)], replyTo, () =>
         {
             var owners = _state.Owners.Where(o => command.Range.Overlaps(new Ipv4Cidr(o.Key, _state.BlockPrefixLength)))
                 .Select(o => o.Value).ToImmutableHashSet();
             _protocol = new Protocol.Unfencing(command.Range, owners, replyTo);
-            foreach (var node in owners) Ask(node, new UnfenceRange(command.Range, []));
+            foreach (var node in owners) Ask(node, new UnfenceRange(command.Range, _state.KeptInside(command.Range)));
             if (owners.IsEmpty) Unfenced((Protocol.Unfencing)_protocol, null);
         });
     }

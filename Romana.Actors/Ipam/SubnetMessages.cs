@@ -16,8 +16,25 @@ public static class SubnetMessages
     /// </summary>
     public sealed record AddNode(NodeName Node, NodeEndpoint Endpoint, IActorRef? Holder = null) : IRomanaMessage;
     public sealed record RemoveNode(NodeName Node, string Reason) : IRomanaMessage;
-    public sealed record Reserve(Ipv4Cidr Range) : IRomanaMessage;
-    public sealed record Unreserve(Ipv4Cidr Range) : IRomanaMessage;
+
+    // Commands from the reservation ledger (ReservationLedger), which decides every reservation of the pod CIDR
+    /// <summary>
+    /// Records <paramref name="Range"/> (it may reach beyond this subnet's prefix): the owners of the blocks it touches fence
+    /// it first, and a held address refuses it. Replies Succeeded once RangeReserved is stored. The ledger's second phase.
+    /// </summary>
+    public sealed record Reserve(Ipv4Cidr Range, string Reason = "reserved by operator") : IRomanaMessage;
+    /// <summary>Lifts a recorded reservation (exact match, or not-found), then its fences.</summary>
+    public sealed record Unreserve(Ipv4Cidr Range, string Reason = "unreserved by operator") : IRomanaMessage;
+    /// <summary>
+    /// The ledger's first phase: the owners fence <paramref name="Range"/> as for <see cref="Reserve"/>, but nothing is
+    /// recorded; the subnet keeps the range from its grants in memory until it is recorded, released, or held too long.
+    /// Replies <see cref="RangeHeld"/>, or Failed (conflict: an address in it is held).
+    /// </summary>
+    public sealed record HoldRange(Ipv4Cidr Range) : IRomanaMessage;
+    /// <summary>Drops a hold that will not be recorded, and lifts its fences. Replies Succeeded.</summary>
+    public sealed record ReleaseHold(Ipv4Cidr Range, string Reason) : IRomanaMessage;
+    /// <summary>Replies <see cref="ReservationsRecorded"/>: what the subnet's journal holds, without holds.</summary>
+    public sealed record GetRecordedReservations : IRomanaMessage;
 
     // Commands from a node of the subnet
     /// <summary>The node has no free address left; <paramref name="Held"/> is what it believes it owns.</summary>
@@ -35,7 +52,10 @@ public static class SubnetMessages
     public sealed record NodeRemoved(NodeName Node, ImmutableArray<AllocationKey> Released) : IRomanaMessage;
     public sealed record BlockGranted(Ipv4Cidr Block, ImmutableArray<Ipv4Cidr> Reserved) : IRomanaMessage;
     public sealed record NoBlockAvailable(string Why) : IRomanaMessage;
+    /// <summary>The ranges a node's fences must match: recorded reservations and holds.</summary>
     public sealed record ReservationsNow(ImmutableArray<Ipv4Cidr> Reservations) : IRomanaMessage;
+    public sealed record RangeHeld(SubnetId Subnet, Ipv4Cidr Range) : IRomanaMessage;
+    public sealed record ReservationsRecorded(SubnetId Subnet, ImmutableArray<Ipv4Cidr> Reservations) : IRomanaMessage;
     public sealed record Member(NodeName Node, NodeEndpoint Endpoint, IActorRef NodeActor) : IRomanaMessage;
     public sealed record Members(SubnetId Subnet, ImmutableArray<Member> Nodes) : IRomanaMessage;
 
@@ -48,6 +68,9 @@ public static class SubnetMessages
     public sealed record NodeLeft(SubnetId Subnet, NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;
     public sealed record BlockAssigned(SubnetId Subnet, Ipv4Cidr Block, NodeName Node, DateTimeOffset At, string Reason) : IIpamEvent;
     public sealed record BlockReclaimed(SubnetId Subnet, Ipv4Cidr Block, NodeName From, DateTimeOffset At, string Reason) : IIpamEvent;
+    /// <summary>
+    /// A reservation recorded by this subnet; <paramref name="Range"/> may reach beyond its prefix (one that spans subnets).
+    /// </summary>
     public sealed record RangeReserved(SubnetId Subnet, Ipv4Cidr Range, ImmutableArray<Ipv4Cidr> Absorbed, DateTimeOffset At, string Reason)
         : IIpamEvent;
     public sealed record RangeUnreserved(SubnetId Subnet, Ipv4Cidr Range, DateTimeOffset At, string Reason) : IIpamEvent;

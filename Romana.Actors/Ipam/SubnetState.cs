@@ -18,7 +18,10 @@ public abstract record BlockDecision
 
 /// <summary>
 /// One VPC subnet's share of the pod network, as an immutable value: its member nodes, which node owns which block,
-/// and the reserved ranges. Decide functions are pure; <see cref="Apply"/> folds an event.
+/// and the reserved ranges (a reservation that spans subnets is recorded whole by each subnet it touches). Decide
+/// functions are pure; <see cref="Apply"/> folds an event. <see cref="Holds"/> are ranges held for a reservation the
+/// ledger is deciding: kept from grants like reservations, never persisted (a subnet that restarts forgets them, and the
+/// ledger's record phase fences again).
 /// </summary>
 public sealed record SubnetState(
     SubnetId Subnet,
@@ -32,12 +35,37 @@ public sealed record SubnetState(
         blockPrefixLength, ImmutableSortedDictionary<NodeName, NodeEndpoint>.Empty, ImmutableSortedDictionary<Ipv4, NodeName>.Empty,
         ImmutableSortedSet<Ipv4Cidr>.Empty);
 
+    /// <summary>Ranges held for a reservation being decided across subnets (in memory only).</summary>
+    public ImmutableSortedSet<Ipv4Cidr> Holds { get; init; } = ImmutableSortedSet<Ipv4Cidr>.Empty;
+
     private ulong BlockSize => 1UL << (32 - BlockPrefixLength);
 
     public IEnumerable<Ipv4Cidr> BlocksOf(NodeName node) =>
         Owners.Where(o => o.Value == node).Select(o => new Ipv4Cidr(o.Key, BlockPrefixLength));
 
-    public ImmutableArray<Ipv4Cidr> ReservationsIn(Ipv4Cidr block) => [.. Reservations.Where(r => r.Overlaps(block))];
+    /// <summary>Everything kept from allocation, reservations and holds, none inside another.</summary>
+    public ImmutableArray<Ipv4Cidr> Blocked
+    {
+        get
+        {
+            if (Holds.IsEmpty) return [.. Reservations]; // recorded reservations never nest: a larger one absorbs the smaller
+            var all = Reservations.Union(Holds);
+            return [.. all.Where(r => !all.Any(o => o != r && o.Contains(r)))];
+        }
+    }
+
+    /// <summary>What a node given <paramref name="block"/> must fence: the blocked ranges that touch it.</summary>
+    public ImmutableArray<Ipv4Cidr> ReservationsIn(Ipv4Cidr block) => [.. Blocked.Where(r => r.Overlaps(block))];
+
+    /// <summary>What a recovering node's fences must match (<see cref="NodeState.DecideSyncFences"/>).</summary>
+    public ImmutableArray<Ipv4Cidr> FenceList => [.. Reservations.Union(Holds)];
+
+    public SubnetState WithHold(Ipv4Cidr range) => this with { Holds = Holds.Add(range) };
+    public SubnetState WithoutHold(Ipv4Cidr range) => this with { Holds = Holds.Remove(range) };
+
+    /// <summary>What a node fencing <paramref name="range"/> keeps when that fence is lifted: the blocked ranges inside it.</summary>
+    public ImmutableArray<Ipv4Cidr> KeptInside(Ipv4Cidr range) =>
+        [.. Reservations.Union(Holds).Where(r => r != range && range.Contains(r))];
 
     // ---- decisions -------------------------------------------------------------------------------------------
 
@@ -76,9 +104,10 @@ public sealed record SubnetState(
         if (LowestFreeBlock() is { } free)
             return new BlockDecision.Assign(free, new BlockAssigned(Subnet, free, node, now, "node out of addresses"));
 
+        var blocked = Blocked;
         var candidates = Owners.Where(o => o.Value != node)
             .Select(o => (Block: new Ipv4Cidr(o.Key, BlockPrefixLength), Owner: o.Value))
-            .Where(c => HasUsableAddress(c.Block)).ToImmutableArray();
+            .Where(c => HasUsableAddress(c.Block, blocked)).ToImmutableArray();
         return candidates.IsEmpty
             ? new BlockDecision.Exhausted($"subnet {Subnet} ({PodPrefix}) has no free block and no other node's block to reclaim")
             : new BlockDecision.Reclaim(candidates);
@@ -90,18 +119,21 @@ public sealed record SubnetState(
         new BlockAssigned(Subnet, block, to, now, $"reclaimed from node {from}"),
     ];
 
-    /// <summary>A range already covered is a no-op (null); otherwise the nodes whose blocks it touches must fence it.</summary>
+    /// <summary>
+    /// A range already covered by a recorded reservation is a no-op; otherwise the nodes whose blocks it touches must fence
+    /// it. The range may reach beyond the prefix (a reservation that spans subnets); one that misses it is invalid.
+    /// </summary>
     public (ImmutableArray<NodeName> MustFence, IpamError? Error, bool AlreadyReserved) DecideReserve(Ipv4Cidr range)
     {
-        if (!PodPrefix.Contains(range))
-            return ([], IpamError.Invalid($"reservation {range} is not inside subnet {Subnet}'s pod prefix {PodPrefix}"), false);
+        if (!PodPrefix.Overlaps(range))
+            return ([], IpamError.Invalid($"cidr: {range} does not touch subnet {Subnet}'s pod prefix {PodPrefix}"), false);
         if (Reservations.Any(r => r.Contains(range))) return ([], null, true);
         var owners = Owners.Where(o => range.Overlaps(new Ipv4Cidr(o.Key, BlockPrefixLength))).Select(o => o.Value).Distinct();
         return ([.. owners], null, false);
     }
 
-    public RangeReserved Reserved(Ipv4Cidr range, DateTimeOffset now) =>
-        new(Subnet, range, [.. Reservations.Where(range.Contains)], now, "reserved by operator");
+    public RangeReserved Reserved(Ipv4Cidr range, DateTimeOffset now, string reason = "reserved by operator") =>
+        new(Subnet, range, [.. Reservations.Where(range.Contains)], now, reason);
 
     // ---- events ----------------------------------------------------------------------------------------------
 
@@ -111,7 +143,11 @@ public sealed record SubnetState(
         NodeLeft left => this with { Members = Members.Remove(left.Node) },
         BlockAssigned assigned => this with { Owners = Owners.SetItem(assigned.Block.Network, assigned.Node) },
         BlockReclaimed reclaimed => this with { Owners = Owners.Remove(reclaimed.Block.Network) },
-        RangeReserved reserved => this with { Reservations = Reservations.Except(reserved.Absorbed).Add(reserved.Range) },
+        RangeReserved reserved => this with
+        {
+            Reservations = Reservations.Except(reserved.Absorbed).Add(reserved.Range),
+            Holds = Holds.Remove(reserved.Range),
+        },
         RangeUnreserved unreserved => this with { Reservations = Reservations.Remove(unreserved.Range) },
         _ => throw new ArgumentException($"not a subnet event: {e.GetType().Name}", nameof(e)),
     };
@@ -123,24 +159,25 @@ public sealed record SubnetState(
     {
         var cursor = (ulong)PodPrefix.First.Value;
         var end = (ulong)PodPrefix.Last.Value + 1;
+        var blocked = Blocked;
         while (cursor < end)
         {
             var block = new Ipv4Cidr(new Ipv4((uint)cursor), BlockPrefixLength);
-            if (Reservations.Where(r => r.Contains(block)).Select(r => (Ipv4Cidr?)r).FirstOrDefault() is { } covering)
+            if (blocked.Where(r => r.Contains(block)).Select(r => (Ipv4Cidr?)r).FirstOrDefault() is { } covering)
             {
-                cursor = (ulong)covering.Last.Value + 1;
+                cursor = Math.Min(end, (ulong)covering.Last.Value + 1);
                 continue;
             }
-            if (!Owners.ContainsKey(block.Network) && HasUsableAddress(block)) return block;
+            if (!Owners.ContainsKey(block.Network) && HasUsableAddress(block, blocked)) return block;
             cursor += BlockSize;
         }
         return null;
     }
 
-    private bool HasUsableAddress(Ipv4Cidr block)
+    private static bool HasUsableAddress(Ipv4Cidr block, ImmutableArray<Ipv4Cidr> blocked)
     {
         ulong reserved = 0;
-        foreach (var r in Reservations)
+        foreach (var r in blocked)
             if (r.Overlaps(block)) reserved += r.Contains(block) ? block.Size : r.Size;
         return reserved < block.Size;
     }

@@ -26,8 +26,9 @@ public enum RouteManagerPlacement { Local, ClusterSingleton }
 public static class SubsystemHosting
 {
     /// <summary>
-    /// The IPAM. Local: zones, subnets and nodes under the front door (<see cref="IpamActor"/>). Cluster: zones and subnets
-    /// are Cluster Sharding entities (types "zone" and "subnet", one incarnation cluster-wide) and the front door
+    /// The IPAM. Local: zones, subnets, nodes and the reservation ledger under the front door (<see cref="IpamActor"/>).
+    /// Cluster: zones, subnets and the ledger are Cluster Sharding entities (types "zone", "subnet" and "reservations", one
+    /// incarnation cluster-wide) and the front door
     /// (<see cref="NodeIpamActor"/>, registered under <see cref="IpamActor"/>) runs <paramref name="node"/>'s actor and serves
     /// that node only. Cluster placement needs the cluster provider (akka.actor.provider = cluster) and the journal.
     /// </summary>
@@ -56,10 +57,18 @@ public static class SubsystemHosting
                             $"subnet {id}'s actor", resolver.GetService<IpamSettings>())
                         : Props.Create(() => new IpamShards.UnknownEntity(IpamShards.SubnetType, id)),
                 new IpamShards.Extractor(IpamShards.Shards), shardOptions)
+            .WithShardRegion<ReservationLedger>(IpamShards.LedgerType, (_, registry, resolver) => id =>
+                    id == IpamShards.LedgerEntity
+                        ? Supervision.RestartingOnStop(ReservationLedger.ShardedProps(topology, registry.Get<SubnetActor>(),
+                            resolver.GetService<IpamSettings>(), resolver.GetService<IClock>()), "the reservation ledger",
+                            resolver.GetService<IpamSettings>())
+                        : Props.Create(() => new IpamShards.UnknownEntity(IpamShards.LedgerType, id)),
+                new IpamShards.Extractor(IpamShards.Shards), shardOptions)
             .WithDistributedPubSub("")
             .WithActors((system, registry, resolver) =>
                 registry.Register<IpamActor>(system.ActorOf(NodeIpamActor.Props(topology, self, ownSubnet, registry.Get<ZoneActor>(),
-                    registry.Get<SubnetActor>(), resolver.GetService<IpamSettings>(), resolver.GetService<IClock>()), "ipam")));
+                    registry.Get<SubnetActor>(), registry.Get<ReservationLedger>(), resolver.GetService<IpamSettings>(),
+                    resolver.GetService<IClock>()), "ipam")));
     }
 
     /// <summary>
