@@ -38,9 +38,11 @@ public class ScenarioDocumentTests
 
     [Theory]
     [InlineData("""{"at": "5s", "explode": true}""",
-        "$.events[0].explode = true: unknown field (known: at, fail, failForwarder, recover, addNode, removeNode, ec2, for, restartRouteManager)")]
+        "$.events[0].explode = true: unknown field (known: at, fail, failForwarder, recover, addNode, removeNode, ec2, for, "
+        + "restartRouteManager)")]
     [InlineData("""{"at": "5s"}""",
-        "$.events[0] = {\"at\":\"5s\"}: names no event: expected one of fail, failForwarder, recover, addNode, removeNode, ec2, restartRouteManager")]
+        "$.events[0] = {\"at\":\"5s\"}: names no event: expected one of fail, failForwarder, recover, addNode, removeNode, ec2, "
+        + "restartRouteManager")]
     [InlineData("""{"at": "5s", "fail": "subnet-0a1-node-01", "recover": "subnet-0a1-node-02"}""",
         "$.events[0] = {\"at\":\"5s\",\"fail\":\"subnet-0a1-node-01\",\"recover\":\"subnet-0a1-node-02\"}: " +
         "names fail and recover: one event per entry")]

@@ -100,7 +100,8 @@ public class RouteWorkTests
     public void Calls_run_concurrently_up_to_the_limit_and_one_per_key()
     {
         var creates = Enumerable.Range(0, 30).Select(i => (RouteOperation)PassFixture.CreateIn("rtb-y", $"100.64.{i}.0/24")).ToList();
-        var (work, started, _) = Work().Replanned(creates, PassFixture.NoneFailed).Take(Now, Room, PassFixture.Budget, PassFixture.NoneFailed);
+        var (work, started, _) = Work().Replanned(creates, PassFixture.NoneFailed)
+            .Take(Now, Room, PassFixture.Budget, PassFixture.NoneFailed);
         Assert.Equal(20, started.Length);
         Assert.Equal(20, work.CallsInFlight);
         // A new plan with the same keys does not start them twice.
@@ -120,7 +121,8 @@ public class RouteWorkTests
             PassFixture.CreateIn("rtb-y", "100.64.3.0/24"),
         };
         var room = new Dictionary<string, int> { ["rtb-x"] = 1, ["rtb-y"] = 5 };
-        var (work, started, _) = Work().Replanned(creates, PassFixture.NoneFailed).Take(Now, room, PassFixture.Budget, PassFixture.NoneFailed);
+        var (work, started, _) = Work().Replanned(creates, PassFixture.NoneFailed)
+            .Take(Now, room, PassFixture.Budget, PassFixture.NoneFailed);
         Assert.Equal([creates[0], creates[2]], started.Select(s => s.Operation));
         Assert.Equal<RouteOperation>([creates[1]], work.Waiting);
     }
@@ -185,18 +187,21 @@ public class RouteCallsTests
     [Fact]
     public void Operations_without_a_call_record_what_ec2_shows()
     {
-        Assert.All(new RouteOperation[] { PassFixture.Confirm, PassFixture.Drop, PassFixture.Gone }, o => Assert.False(RouteCalls.NeedsCall(o)));
+        Assert.All(new RouteOperation[] { PassFixture.Confirm, PassFixture.Drop, PassFixture.Gone },
+            o => Assert.False(RouteCalls.NeedsCall(o)));
         Assert.Equal(new RouteCreated("rtb-x", PassFixture.S1, PassFixture.A1, "eni-a1", Now, "created before the manager restarted"),
             RouteCalls.Found(PassFixture.Confirm, Now));
         Assert.Equal(new RouteClaimDropped("rtb-x", PassFixture.S1, Now, "exists with target eni-z, which Romana did not set"),
             RouteCalls.Found(PassFixture.Drop, Now));
-        Assert.Equal(new RouteDeleted("rtb-x", PassFixture.S1, PassFixture.A1, Now, "already gone from EC2"), RouteCalls.Found(PassFixture.Gone, Now));
+        Assert.Equal(new RouteDeleted("rtb-x", PassFixture.S1, PassFixture.A1, Now, "already gone from EC2"),
+            RouteCalls.Found(PassFixture.Gone, Now));
     }
 
     [Fact]
     public void A_call_that_went_through_is_recorded_and_the_view_of_ec2_follows_it()
     {
-        Assert.Equal(new RouteCreated("rtb-x", PassFixture.S1, PassFixture.A1, "eni-a1", Now, "plan"), RouteCalls.Succeeded(PassFixture.Create, Now));
+        Assert.Equal(new RouteCreated("rtb-x", PassFixture.S1, PassFixture.A1, "eni-a1", Now, "plan"),
+            RouteCalls.Succeeded(PassFixture.Create, Now));
         Assert.Equal(new RouteReplaced("rtb-x", PassFixture.S1, PassFixture.A2, PassFixture.A1, "eni-a1", Now, "failover"),
             RouteCalls.Succeeded(PassFixture.Replace, Now));
         Assert.Equal(new SourceDestCheckDisabled(PassFixture.A1, "eni-a1", Now, "node can receive and forward pod traffic"),
@@ -231,7 +236,8 @@ public class FailedCallDecisionTests
     {
         var error = new Ec2Error(code, status, "try later");
         Assert.Equal(new FailedCallDecision.RetryAfterBackoff(error, 1, null), Decide(PassFixture.Create, error));
-        Assert.Equal(new FailedCallDecision.RetryAfterBackoff(error, MaxAttempts + 1, null), Decide(PassFixture.Create, error, MaxAttempts));
+        Assert.Equal(new FailedCallDecision.RetryAfterBackoff(error, MaxAttempts + 1, null),
+            Decide(PassFixture.Create, error, MaxAttempts));
     }
 
     [Fact]
@@ -257,7 +263,8 @@ public class FailedCallDecisionTests
         var error = new Ec2Error("RouteLimitExceeded", 400, "full");
         Assert.Equal(new FailedCallDecision.LearnRouteLimit(error, new RouteLimitLearned("rtb-x", 2, Now, "budget")),
             Decide(PassFixture.Create, error));
-        Assert.Equal(3, Assert.IsType<FailedCallDecision.LearnRouteLimit>(Decide(PassFixture.Create, error, routesInTable: 3)).Learned.Limit);
+        var learned = Assert.IsType<FailedCallDecision.LearnRouteLimit>(Decide(PassFixture.Create, error, routesInTable: 3));
+        Assert.Equal(3, learned.Learned.Limit);
     }
 
     [Fact]

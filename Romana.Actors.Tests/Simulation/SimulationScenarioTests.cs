@@ -197,7 +197,8 @@ public class SimulationScenarioTests
         """$.events[0].fail = "nobody": unknown node (not in the cluster, or removed by an earlier event)""")]
     [InlineData("""{"at": "soon", "fail": "subnet-0a1-node-01"}""", """$.events[0].at = "soon": not a time such as 500ms, 20s or 2m""")]
     [InlineData("""{"at": "5s", "explode": true}""",
-        "$.events[0].explode = true: unknown field (known: at, fail, failForwarder, recover, addNode, removeNode, ec2, for, restartRouteManager)")]
+        "$.events[0].explode = true: unknown field (known: at, fail, failForwarder, recover, addNode, removeNode, ec2, for, "
+        + "restartRouteManager)")]
     [InlineData("""{"at": "5s", "ec2": "melt", "for": "1s"}""", """$.events[0].ec2 = "melt": not a known EC2 fault (throttle)""")]
     [InlineData("""{"at": "5s", "addNode": {"name": "x", "subnet": "nope", "ip": "10.0.0.9", "eni": "eni-x"}}""",
         """$.events[0].addNode.subnet = "nope": not a subnet of any zone (subnets: subnet-0a1, subnet-0a2)""")]

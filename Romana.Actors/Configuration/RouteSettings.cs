@@ -35,7 +35,8 @@ public sealed record RouteSettings(
             ConfigValues.Int(config, $"{routes}.retry.max-attempts"),
             ConfigValues.Int(config, $"{routes}.snapshot-every"),
             ConfigValues.Duration(config, "romana.health.hold-down"),
-            new TokenBucketSettings(ConfigValues.Int(config, $"{routes}.ec2.burst"), ConfigValues.Double(config, $"{routes}.ec2.per-second")),
+            new TokenBucketSettings(ConfigValues.Int(config, $"{routes}.ec2.burst"),
+                ConfigValues.Double(config, $"{routes}.ec2.per-second")),
             new CallBudget(ConfigValues.Int(config, $"{routes}.ec2.reserve-for-repairs"),
                 ConfigValues.Int(config, $"{routes}.ec2.max-calls-in-flight")),
             ConfigValues.Duration(config, $"{routes}.replan-delay"));

@@ -24,7 +24,8 @@ public sealed class IpamRoutingSource(IActorRef ipam, ClusterTopology topology, 
     }
 
     /// <summary>The subnets publish their changes on the actor system's event stream.</summary>
-    public void Subscribe(IActorContext context) => context.System.EventStream.Subscribe(context.Self, typeof(OwnershipFeed.OwnershipChanged));
+    public void Subscribe(IActorContext context) =>
+        context.System.EventStream.Subscribe(context.Self, typeof(OwnershipFeed.OwnershipChanged));
 
     public static RoutingSnapshot Snapshot(IpamStateView state, ClusterTopology topology)
     {

@@ -31,7 +31,9 @@ public sealed record Violation(SubnetId Source, Ipv4Cidr Block, NodeName Owner, 
 /// </summary>
 public static class ReachabilityChecker
 {
-    /// <param name="routedOnly">Pods that no route covers yet are not reported (a failover's repair is judged on the routes there are).</param>
+    /// <param name="routedOnly">
+    /// Pods that no route covers yet are not reported (a failover's repair is judged on the routes there are).
+    /// </param>
     public static Violation? FirstViolation(RoutingInput input, RoutePlan plan, bool routedOnly = false)
     {
         var nodes = input.Nodes.ToDictionary(n => n.Name);
@@ -63,7 +65,11 @@ public static class ReachabilityChecker
                 firstProblems[table.Table] = problem = FirstProblem(input, table, nodes, routedOnly);
             // A node of the owner's subnet has a host route; any other instance (and a node of another subnet) asks the VPC.
             if (problem is not null)
-                return problem with { Source = source.Id, FromNode = nodes.TryGetValue(problem.Owner, out var owner) && owner.Subnet != source.Id };
+                return problem with
+                {
+                    Source = source.Id,
+                    FromNode = nodes.TryGetValue(problem.Owner, out var owner) && owner.Subnet != source.Id,
+                };
         }
         return null;
     }
@@ -73,7 +79,8 @@ public static class ReachabilityChecker
         var lookup = new TableLookup(table, nodes);
         foreach (var block in input.Blocks)
         {
-            if (!nodes.TryGetValue(block.Owner, out var owner)) return new Violation(default, block.Block, block.Owner, "the owner is not a known node");
+            if (!nodes.TryGetValue(block.Owner, out var owner))
+                return new Violation(default, block.Block, block.Owner, "the owner is not a known node");
             if (lookup.Problem(block, owner) is { } problem && !(routedOnly && problem.Kind == ViolationKind.NotRouted))
                 return new Violation(default, block.Block, block.Owner, problem.Reason, problem.Kind);
         }
@@ -104,7 +111,8 @@ public static class ReachabilityChecker
                 return ($"route {route.Cidr} is more specific than the block", ViolationKind.Wrong);
             var target = _nodes[route.Target];
             if (target.Subnet != owner.Subnet)
-                return ($"route {route.Cidr} leads to {target.Name} in subnet {target.Subnet}, which would need a second VPC lookup (a loop)",
+                return ($"route {route.Cidr} leads to {target.Name} in subnet {target.Subnet}, "
+                    + "which would need a second VPC lookup (a loop)",
                     ViolationKind.Wrong);
             if (!target.Healthy) return ($"route {route.Cidr} targets {target.Name}, which is not healthy", ViolationKind.Unreachable);
             // Same subnet: the target is the owner, or its host route to the owner's block hands the packet on.

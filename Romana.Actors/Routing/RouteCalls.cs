@@ -127,8 +127,10 @@ public abstract record FailedCallDecision(Ec2Error Error)
             case RouteOperation.Create when error.IsAlreadyExists:
                 return new DescribeAgain(error);
             case RouteOperation.Delete delete when error.IsRouteNotFound:
-                return new RecordAlreadyGone(error, new RouteDeleted(delete.Table, delete.Cidr, delete.Target, now, "already gone from EC2"));
+                return new RecordAlreadyGone(error,
+                    new RouteDeleted(delete.Table, delete.Cidr, delete.Target, now, "already gone from EC2"));
         }
-        return new RecordAndRetryLater(error, new Ec2CallFailed(action, table, error.Code, error.Message, now, "retried at the next check"));
+        return new RecordAndRetryLater(error,
+            new Ec2CallFailed(action, table, error.Code, error.Message, now, "retried at the next check"));
     }
 }

@@ -206,7 +206,9 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
     private bool Idle => _work.Idle && !_reading && !_describing && _writesPending == 0 && !Timers.IsTimerActive("replan")
         && !Timers.IsTimerActive("describe");
 
-    /// <summary>"cluster" while the cluster is read, "ec2" while a call or describe is under way, "retry" while work waits for time.</summary>
+    /// <summary>
+    /// "cluster" while the cluster is read, "ec2" while a call or describe is under way, "retry" while work waits for time.
+    /// </summary>
     private string? WaitingFor =>
         _reading ? "cluster"
         : _describing || _work.CallsInFlight > 0 ? "ec2"

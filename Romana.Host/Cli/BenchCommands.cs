@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Text.Json;
 using Romana.Host.Benchmarks;
-using Romana.Host.Simulation;
 using Romana.Host.Documents;
+using Romana.Host.Simulation;
 using Spectre.Console;
 
 namespace Romana.Host.Cli;
@@ -184,7 +184,8 @@ public static class BenchCommands
                     f.RoutesRepairedAt is { } r ? $"{(r - f.FailedAt) * 1000:0} ms ({f.RoutesMoved} routes)" : "not repaired");
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine(Markup.Escape(
-                $"{result.Nodes:N0} nodes, {result.Pods:N0} pods: {result.SimulatedSeconds:0} s simulated in {result.ElapsedSeconds:0.0} s, " +
+                $"{result.Nodes:N0} nodes, {result.Pods:N0} pods: {result.SimulatedSeconds:0} s simulated " +
+                $"in {result.ElapsedSeconds:0.0} s, " +
                 $"peak {result.PeakMegabytes:N0} MB; first complete convergence at " +
                 (result.ConvergedAt is { } c ? $"{c:0.00} s" : "never") +
                 $"; {result.RoutesInEc2} routes in EC2; {result.SourceDestChecksDisabled:N0} source/destination checks turned off"));

@@ -32,8 +32,8 @@ public static class ScaleScenario
                 for (var i = 0; i < nodesPerSubnet; i++, n++)
                 {
                     var host = 10 + i;
-                    nodes.Add(new ClusterNodeDocument($"{id}-node-{i:0000}", id, $"10.{index / 16}.{index % 16 * 16 + host / 256}.{host % 256}",
-                        $"eni-{n:x8}", $"i-{n:x8}", podsPerNode, true));
+                    var ip = $"10.{index / 16}.{index % 16 * 16 + host / 256}.{host % 256}";
+                    nodes.Add(new ClusterNodeDocument($"{id}-node-{i:0000}", id, ip, $"eni-{n:x8}", $"i-{n:x8}", podsPerNode, true));
                 }
             }
             zones.Add(new ClusterZoneDocument($"us-east-1{ZoneLetters[z]}", subnets));

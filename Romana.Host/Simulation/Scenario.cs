@@ -89,7 +89,8 @@ public static partial class ScenarioReader
             var time = Time(e.At, $"{at}.at", until, $"after until ({document.Until})");
             var named = new (string Kind, bool Given)[]
             {
-                ("fail", e.Fail is not null), ("failForwarder", e.FailForwarder is not null), ("recover", e.Recover is not null), ("addNode", e.AddNode is not null),
+                ("fail", e.Fail is not null), ("failForwarder", e.FailForwarder is not null), ("recover", e.Recover is not null),
+                ("addNode", e.AddNode is not null),
                 ("removeNode", e.RemoveNode is not null), ("ec2", e.Ec2 is not null),
                 ("restartRouteManager", e.RestartRouteManager is not null),
             }.Where(k => k.Given).Select(k => k.Kind).ToList();
@@ -99,7 +100,8 @@ public static partial class ScenarioReader
             events.Add(named[0] switch
             {
                 "fail" => new ScenarioEvent.Fail(time, index, Known(e.Fail, $"{at}.fail", known)),
-                "failForwarder" => new ScenarioEvent.FailForwarder(time, index, KnownSubnet(e.FailForwarder, $"{at}.failForwarder", cluster)),
+                "failForwarder" =>
+                    new ScenarioEvent.FailForwarder(time, index, KnownSubnet(e.FailForwarder, $"{at}.failForwarder", cluster)),
                 "recover" => new ScenarioEvent.Recover(time, index, Known(e.Recover, $"{at}.recover", known)),
                 "removeNode" => RemoveNode(time, index, Known(e.RemoveNode, $"{at}.removeNode", known), known, capacity),
                 "addNode" => AddNode(time, index, e.AddNode!, $"{at}.addNode", cluster, known, capacity),

@@ -479,7 +479,8 @@ public sealed class SimulationRun : IAsyncDisposable
                 ?? double.MaxValue;
             var detected = timeline.FirstOrDefault(e => e.Event == "forwarderFailed" && e.Details["node"] == node && e.At >= fail.At
                 && e.At <= recovered)?.At;
-            var moved = timeline.Count(e => e.Event == "routeReplaced" && e.Details["from"] == node && e.At >= fail.At && e.At <= recovered);
+            var moved = timeline.Count(e => e.Event == "routeReplaced" && e.Details["from"] == node
+                && e.At >= fail.At && e.At <= recovered);
             var repaired = timeline.FirstOrDefault(e => e.Event == "routesRepaired" && e.Details["node"] == node && e.At >= fail.At
                 && e.At <= recovered)?.At;
             failovers.Add(new Failover(node, fail.At, detected, repaired, moved));
