@@ -32,6 +32,16 @@ internal static class PassFixture
     /// <summary>EC2's bucket, full at <see cref="Now"/>.</summary>
     public static TokenBucket Ec2Bucket(double tokens = 50) => new(50, 5, tokens, Now);
 
+    /// <summary>The operation of each kind with a call, by name: check, create, replace or delete.</summary>
+    public static RouteOperation Named(string operation) => operation switch
+    {
+        "check" => Check,
+        "create" => Create,
+        "replace" => Replace,
+        "delete" => Delete,
+        _ => throw new ArgumentException($"no operation named {operation}", nameof(operation)),
+    };
+
     public static RouteOperation.Create CreateIn(string table, string cidr, string node = "a1") =>
         new(table, Ipv4Cidr.Parse(cidr), new NodeName(node), $"eni-{node}", false, "plan");
 }
@@ -173,13 +183,7 @@ public class RouteCallsTests
     [InlineData("delete", "DeleteRoute")]
     public void Each_operation_with_a_call_names_its_ec2_action(string operation, string action)
     {
-        RouteOperation chosen = operation switch
-        {
-            "check" => PassFixture.Check,
-            "create" => PassFixture.Create,
-            "replace" => PassFixture.Replace,
-            _ => PassFixture.Delete,
-        };
+        var chosen = PassFixture.Named(operation);
         Assert.True(RouteCalls.NeedsCall(chosen));
         Assert.Equal(action, RouteCalls.ActionOf(chosen));
     }
@@ -290,13 +294,7 @@ public class FailedCallDecisionTests
     [InlineData("check", "UnauthorizedOperation")]
     public void Any_other_error_is_recorded_and_tried_again_at_the_next_check(string operation, string code)
     {
-        RouteOperation chosen = operation switch
-        {
-            "replace" => PassFixture.Replace,
-            "create" => PassFixture.Create,
-            "delete" => PassFixture.Delete,
-            _ => PassFixture.Check,
-        };
+        var chosen = PassFixture.Named(operation);
         var error = new Ec2Error(code, 400, "no");
         Assert.Equal(new FailedCallDecision.RecordAndRetryLater(error,
             new Ec2CallFailed(RouteCalls.ActionOf(chosen), chosen.Table, code, $"{code}: no", Now, "retried at the next check")),

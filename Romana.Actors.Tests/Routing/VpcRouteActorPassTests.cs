@@ -1,9 +1,9 @@
 using System.Collections.Concurrent;
 using Akka.Actor;
-using Akka.Configuration;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Routing;
+using Romana.Actors.Tests.Support;
 using static Romana.Actors.Routing.RouteManagerMessages;
 
 namespace Romana.Actors.Tests.Routing;
@@ -12,19 +12,7 @@ namespace Romana.Actors.Tests.Routing;
 /// The messages of a pass, seen from outside: the route manager on an in-memory journal, with a cluster source and an
 /// EC2 whose every answer the test gives by hand.
 /// </summary>
-public class VpcRouteActorPassTests() : Akka.TestKit.Xunit2.TestKit(ConfigurationFactory.ParseString("""
-    akka.loglevel = WARNING
-    akka.persistence {
-      journal {
-        plugin = "akka.persistence.journal.test"
-        test.class = "Akka.Persistence.TestKit.TestJournal, Akka.Persistence.TestKit"
-      }
-      snapshot-store {
-        plugin = "akka.persistence.snapshot-store.test"
-        test.class = "Akka.Persistence.TestKit.TestSnapshotStore, Akka.Persistence.TestKit"
-      }
-    }
-    """))
+public class VpcRouteActorPassTests() : Akka.TestKit.Xunit2.TestKit(InMemoryJournal.Config)
 {
     /// <summary>One subnet, one node without an ENI and no blocks: a plan with nothing to send, so a pass ends after describing.</summary>
     private static readonly RoutingSnapshot Cluster = new(
