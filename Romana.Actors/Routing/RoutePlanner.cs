@@ -91,9 +91,6 @@ public static class RoutePlanner
             var was = currentTargets.GetValueOrDefault(table.Table);
             var routes = table.Routes;
             var covering = CoveringRoutes(routes);
-            var covered = new List<NodeName>?[routes.Length];
-            for (var i = 0; i < routes.Length; i++)
-                if (covering[i] >= 0) (covered[covering[i]] ??= []).Add(routes[i].Preferred);
             var targets = new NodeName[routes.Length];
             var planned = ImmutableArray.CreateBuilder<PlannedRoute>(routes.Length);
             for (var i = 0; i < routes.Length; i++)
@@ -101,7 +98,9 @@ public static class RoutePlanner
                 var route = routes[i];
                 NodeName? previous = was is not null && was.TryGetValue(route.Cidr, out var p) ? p : null;
                 NodeName? above = covering[i] >= 0 ? targets[covering[i]] : null;
-                var target = targets[i] = Target(route, previous, above, covered[i], nodes, healthyBySubnet, withoutHealthy);
+                // The layout never gives a route under this one the same preferred node, so only a moved route asks.
+                var previousFeedsCovered = previous is { } moved && moved != route.Preferred && CoveredPrefers(routes, covering, i, moved);
+                var target = targets[i] = Target(route, previous, above, previousFeedsCovered, nodes, healthyBySubnet, withoutHealthy);
                 forwarded += route.Pods - route.PodsByOwner.GetValueOrDefault(target);
                 pods += route.Pods;
                 if (above == target && previous is null) continue;
@@ -128,12 +127,21 @@ public static class RoutePlanner
         return covering;
     }
 
-    private static NodeName Target(LayoutRoute route, NodeName? previous, NodeName? above, List<NodeName>? covered,
+    /// <summary>Whether a route that route <paramref name="i"/> covers directly prefers <paramref name="node"/>.</summary>
+    private static bool CoveredPrefers(ImmutableArray<LayoutRoute> routes, int[] covering, int i, NodeName node)
+    {
+        for (var j = i + 1; j < routes.Length && routes[i].Cidr.Contains(routes[j].Cidr); j++)
+            if (covering[j] == i && routes[j].Preferred == node) return true;
+        return false;
+    }
+
+    /// <param name="previousFeedsCovered">The current target is the preferred node of a route this one covers.</param>
+    private static NodeName Target(LayoutRoute route, NodeName? previous, NodeName? above, bool previousFeedsCovered,
         Dictionary<NodeName, PlanNode> nodes, Lazy<ILookup<SubnetId, NodeName>> healthyBySubnet, SortedSet<SubnetId> withoutHealthy)
     {
         bool Usable(NodeName? n) => n is { } name && nodes.TryGetValue(name, out var node) && node.Healthy && node.Subnet == route.Subnet;
 
-        if (Usable(previous) && previous != above && !(covered?.Any(c => c == previous && Usable(c)) ?? false)) return previous!.Value;
+        if (Usable(previous) && previous != above && !previousFeedsCovered) return previous!.Value;
         if (Usable(route.Preferred)) return route.Preferred;
         var healthyOwners = route.Owners.Where(o => Usable(o) && o != above).ToList();
         if (healthyOwners.Count > 0) return Rendezvous.Choose(route.Cidr, healthyOwners);
