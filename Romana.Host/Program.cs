@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Romana.Host.Cli;
 
-if (BatchGc.ShouldRelaunch(args)) return await BatchGc.RelaunchAsync(args);
+if (BatchRuntime.ShouldRelaunch(args)) return await BatchRuntime.RelaunchAsync(args);
 
 var root = new RootCommand("""
     Romana: native VPC networking for Kubernetes pods on AWS EC2, without an overlay.

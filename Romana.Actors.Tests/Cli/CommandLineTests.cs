@@ -99,19 +99,23 @@ public class CommandLineTests
     }
 }
 
-public class BatchGcTests
+public class BatchRuntimeTests
 {
     [SkippableTheory]
     [InlineData(true, "audit", "replay", "--journal", "x.db")]
     [InlineData(true, "bench", "audit", "--runs", "1")]
+    [InlineData(true, "plan", "--input", "cluster.json")]
     [InlineData(false, "audit", "replay", "--help")]
+    [InlineData(false, "plan", "--help")]
+    [InlineData(false, "plan", "generate", "--zones", "2")]
     [InlineData(false, "bench", "ipam")]
     [InlineData(false, "daemon", "--config", "x.conf")]
     [InlineData(false, "simulate")]
-    public void Only_the_commands_that_read_a_whole_journal_run_again_with_the_batch_collector(bool relaunched, params string[] args)
+    public void Only_the_batch_commands_run_again_with_their_runtime_settings(bool relaunched, params string[] args)
     {
-        Skip.If(Environment.GetEnvironmentVariable("DOTNET_GCgen0size") is not null,
-            "DOTNET_GCgen0size is set: the user's setting wins and nothing is relaunched");
-        Assert.Equal(relaunched, Romana.Host.Cli.BatchGc.ShouldRelaunch(args));
+        string[] settings = ["DOTNET_gcServer", "DOTNET_GCHeapCount", "DOTNET_GCgen0size", "DOTNET_TieredPGO"];
+        Skip.If(settings.Any(s => Environment.GetEnvironmentVariable(s) is not null),
+            "a runtime setting of the batch commands is set here: the user's setting wins and nothing is relaunched");
+        Assert.Equal(relaunched, Romana.Host.Cli.BatchRuntime.ShouldRelaunch(args));
     }
 }

@@ -6,9 +6,9 @@ using Romana.Actors.Tests.Support;
 namespace Romana.Actors.Tests.Cli;
 
 /// <summary>
-/// A command that keeps a journal in a temporary folder removes the folder on every way out, a SIGTERM (a service manager
-/// stopping it) and a Ctrl-C (SIGINT) included: the romana executable is started as a user would, on work that takes
-/// minutes, and interrupted once its journal exists.
+/// A command interrupted by a SIGTERM (a service manager stopping it) or a Ctrl-C (SIGINT) ends with one line and 128 plus
+/// the signal's number, and leaves no temporary folder behind (a simulation's journal is in one): the romana executable is
+/// started as a user would, on work that takes minutes, and interrupted once it is well into it.
 /// </summary>
 public class InterruptionTests
 {
@@ -28,14 +28,54 @@ public class InterruptionTests
         })]),
     };
 
+    /// <summary>
+    /// `romana plan` runs again as a child process with its runtime settings (BatchRuntime): a SIGTERM sent to the process
+    /// the user started is passed on to the child; a Ctrl-C reaches both, as a terminal sends SIGINT to its whole
+    /// foreground process group.
+    /// </summary>
     [Theory]
     [InlineData("TERM", 143)]
     [InlineData("INT", 130)]
-    public async Task Plan_removes_its_temporary_journal_when_interrupted(string signal, int exitCode)
+    public async Task Plan_stops_with_one_line_and_leaves_nothing_behind_when_interrupted(string signal, int exitCode)
     {
         using var folder = new TempFolder();
         var input = folder.Write("large.json", LargeCluster().ToJsonString());
-        await InterruptAsync(folder, signal, exitCode, "plan", "--input", input);
+        // Its journal is in memory: there is no file to wait for, so wait for the CPU its work takes.
+        var temporary = await InterruptAsync(folder, signal, exitCode, process => CpuTime(process.Id) > TimeSpan.FromSeconds(3),
+            "plan", "--input", input);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temporary));
+    }
+
+    /// <summary>The CPU a process and its descendants have used so far (user and system), from /proc.</summary>
+    private static TimeSpan CpuTime(int pid)
+    {
+        string stat;
+        try
+        {
+            stat = File.ReadAllText($"/proc/{pid}/stat");
+        }
+        catch (IOException)
+        {
+            return TimeSpan.Zero; // gone: the caller sees it has exited
+        }
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command's name, in clock ticks (100 a second).
+        var own = TimeSpan.FromSeconds((long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0);
+        return Children(pid).Aggregate(own, (sum, child) => sum + CpuTime(child));
+    }
+
+    private static IEnumerable<int> Children(int pid)
+    {
+        try
+        {
+            return [.. Directory.EnumerateDirectories($"/proc/{pid}/task")
+                .SelectMany(task => File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                .Select(int.Parse)];
+        }
+        catch (IOException)
+        {
+            return [];
+        }
     }
 
     [Fact]
@@ -46,14 +86,18 @@ public class InterruptionTests
         foreach (var node in cluster["nodes"]!.AsArray()) node!["pods"] = 2_000;
         var scenario = new JsonObject { ["cluster"] = cluster, ["events"] = new JsonArray(), ["until"] = "60m" };
         var input = folder.Write("long.json", scenario.ToJsonString());
-        await InterruptAsync(folder, "TERM", 143, "simulate", "--scenario", input, "--json");
+        await InterruptAsync(folder, "TERM", 143,
+            _ => Directory.EnumerateFiles(Path.Combine(folder.Path, "tmp"), "journal.db", SearchOption.AllDirectories).Any(),
+            "simulate", "--scenario", input, "--json");
     }
 
     /// <summary>
-    /// Starts romana with its temporary folders under <paramref name="folder"/>, waits until its journal exists, sends the
-    /// signal, and checks the exit code, the one line on standard error, and that no temporary folder is left.
+    /// Starts romana with its temporary folders under <paramref name="folder"/>, waits until it is <paramref name="working"/>,
+    /// sends the signal, and checks the exit code, the one line on standard error, and that no temporary folder is left;
+    /// returns the folder it was given for its temporary files.
     /// </summary>
-    private static async Task InterruptAsync(TempFolder folder, string signal, int exitCode, params string[] arguments)
+    private static async Task<string> InterruptAsync(TempFolder folder, string signal, int exitCode, Func<Process, bool> working,
+        params string[] arguments)
     {
         var temporary = Directory.CreateDirectory(Path.Combine(folder.Path, "tmp")).FullName;
         var start = Processes.Describe("dotnet", [Path.Combine(AppContext.BaseDirectory, "romana.dll"), .. arguments],
@@ -65,15 +109,17 @@ public class InterruptionTests
         try
         {
             var waited = Stopwatch.StartNew();
-            while (!Directory.EnumerateFiles(temporary, "journal.db", SearchOption.AllDirectories).Any())
+            while (!working(process))
             {
-                if (process.HasExited) Assert.Fail($"romana exited ({process.ExitCode}) before its journal existed: {await error}");
-                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), "no journal within 60 s");
+                if (process.HasExited) Assert.Fail($"romana exited ({process.ExitCode}) before it was at work: {await error}");
+                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), "not at work within 60 s");
                 await Task.Delay(100);
             }
             await Task.Delay(1500); // well into the work
             if (process.HasExited) Assert.Fail($"romana finished ({process.ExitCode}) before it was interrupted: {await output}");
-            Assert.Equal(0, Processes.Run("kill", [$"-{signal}", process.Id.ToString()]).Exit);
+            // A Ctrl-C reaches every process of the terminal's foreground group: romana and what it started.
+            int[] receivers = signal == "INT" ? [process.Id, .. Children(process.Id)] : [process.Id];
+            Assert.Equal(0, Processes.Run("kill", [$"-{signal}", .. receivers.Select(p => p.ToString())]).Exit);
 
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             await process.WaitForExitAsync(timeout.Token);
@@ -85,5 +131,6 @@ public class InterruptionTests
         Assert.Equal(exitCode, process.ExitCode);
         Assert.Equal($"romana: interrupted by SIG{signal}", (await error).Trim());
         Assert.Empty(Directory.EnumerateFileSystemEntries(temporary, "romana-*"));
+        return temporary;
     }
 }

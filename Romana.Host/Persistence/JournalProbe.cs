@@ -18,8 +18,12 @@ public static class JournalProbe
 
     public static void Check(JournalSettings settings)
     {
-        if (settings.Journal == JournalKind.Sqlite) CheckSqlite(settings.SqlitePath);
-        else CheckPostgreSql(settings);
+        switch (settings.Journal)
+        {
+            case JournalKind.Sqlite: CheckSqlite(settings.SqlitePath); break;
+            case JournalKind.PostgreSql: CheckPostgreSql(settings); break;
+            default: throw new ConfigurationError("a journal in memory holds nothing to audit");
+        }
     }
 
     private static void CheckSqlite(string path)

@@ -3,9 +3,15 @@ using Romana.Actors.Configuration;
 
 namespace Romana.Host.Persistence;
 
-public enum JournalKind { Sqlite, PostgreSql }
+/// <summary>
+/// Where events go: an embedded SQLite file, PostgreSQL, or memory. Memory is for dry runs only (`romana plan`): nothing
+/// outlives the process, so it is never chosen by configuration.
+/// </summary>
+public enum JournalKind { Sqlite, PostgreSql, Memory }
 
-/// <summary>Where events and snapshots live (romana.persistence): an embedded SQLite file, or PostgreSQL.</summary>
+/// <summary>
+/// Where events and snapshots live (romana.persistence): an embedded SQLite file, or PostgreSQL; or memory, for a dry run.
+/// </summary>
 public sealed record JournalSettings(JournalKind Journal, string SqlitePath, string PostgreSqlConnectionString)
 {
     public const string SqlitePathKey = "romana.persistence.sqlite.path";
@@ -32,8 +38,16 @@ public sealed record JournalSettings(JournalKind Journal, string SqlitePath, str
 
     public static JournalSettings PostgreSql(string connectionString) => new(JournalKind.PostgreSql, "", connectionString);
 
+    /// <summary>Akka.Persistence's memory journal and snapshot store: a dry run's, gone with the process.</summary>
+    public static JournalSettings InMemory() => new(JournalKind.Memory, "", "");
+
     /// <summary>Snapshots sit beside the journal file: romana.db keeps its snapshots in romana.snapshots.db.</summary>
     public string SqliteSnapshotPath => Path.ChangeExtension(SqlitePath, ".snapshots" + Path.GetExtension(SqlitePath));
 
-    public string Describe() => Journal == JournalKind.Sqlite ? $"SQLite file {Path.GetFullPath(SqlitePath)}" : "PostgreSQL";
+    public string Describe() => Journal switch
+    {
+        JournalKind.Sqlite => $"SQLite file {Path.GetFullPath(SqlitePath)}",
+        JournalKind.PostgreSql => "PostgreSQL",
+        _ => "memory (kept by nothing)",
+    };
 }

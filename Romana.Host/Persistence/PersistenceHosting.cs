@@ -27,16 +27,23 @@ public static class PersistenceHosting
     public static AkkaConfigurationBuilder AddRomanaPersistence(this AkkaConfigurationBuilder builder, JournalSettings settings,
         bool readOnly = false)
     {
+        builder.WithCustomSerializer("romana", [typeof(IRomanaEvent), typeof(IRomanaSnapshot), typeof(IUpgradable), typeof(IRomanaMessage)],
+            system => new RomanaSerializer(system));
+        if (settings.Journal == JournalKind.Memory)
+        {
+            if (readOnly) throw new ArgumentException("a journal in memory holds nothing to read", nameof(settings));
+            return builder.WithInMemoryJournal(Adapters).WithInMemorySnapshotStore();
+        }
         var database = readOnly ? SqlDatabase.ReadOnly(settings) : SqlDatabase.For(settings);
         return builder
-            .WithCustomSerializer("romana", [typeof(IRomanaEvent), typeof(IRomanaSnapshot), typeof(IUpgradable), typeof(IRomanaMessage)],
-                system => new RomanaSerializer(system))
-            .WithJournalAndSnapshot(new RomanaSqlJournalOptions(database), new RomanaSqlSnapshotOptions(database),
-                journal => journal
-                    .AddWriteEventAdapter<EventTagger>("tagger", [typeof(IRomanaEvent)])
-                    .AddReadEventAdapter<EventUpgrader>("upgrader", [typeof(IUpgradable)]), _ => { })
+            .WithJournalAndSnapshot(new RomanaSqlJournalOptions(database), new RomanaSqlSnapshotOptions(database), Adapters, _ => { })
             .AddHocon(SqlPersistence.DefaultConfiguration, HoconAddMode.Append);
     }
+
+    /// <summary>The one tagging write adapter and the read adapter that upgrades older event shapes, whatever the journal.</summary>
+    private static void Adapters(AkkaPersistenceJournalBuilder journal) => journal
+        .AddWriteEventAdapter<EventTagger>("tagger", [typeof(IRomanaEvent)])
+        .AddReadEventAdapter<EventUpgrader>("upgrader", [typeof(IUpgradable)]);
 
     /// <summary>The read journal, read-only, tuned for audits that read whole aggregates and whole tags.</summary>
     public static AkkaConfigurationBuilder AddRomanaAudit(this AkkaConfigurationBuilder builder, JournalSettings settings)
@@ -60,6 +67,16 @@ public static class PersistenceHosting
     private sealed record SqlDatabase(string Provider, string JournalConnection, string SnapshotConnection, int Parallelism,
         bool CreatesSchema = true)
     {
+        /// <summary>
+        /// How reads (a recovery's highest sequence number, its events, its snapshot) begin their transaction. On SQLite
+        /// "unspecified" becomes BEGIN IMMEDIATE (Microsoft.Data.Sqlite), which takes the file's write lock for a read: a
+        /// recovery then waits for the journal's writes, and one that finds the lock taken sleeps 150 ms before it tries
+        /// again. Read-uncommitted begins a deferred transaction instead (BEGIN): in write-ahead logging a reader sees the
+        /// last committed state and never blocks the writer (the pragma read_uncommitted only matters in shared-cache mode,
+        /// which Romana does not use). PostgreSQL keeps its default, read committed.
+        /// </summary>
+        public string ReadIsolation => Provider == "SQLite.MS" ? "read-uncommitted" : "unspecified";
+
         /// <summary>
         /// The same database for reading only: SQLite files with Mode=ReadOnly (a missing file is an error, not a new
         /// file) and PostgreSQL sessions whose transactions are read-only, and no schema created.
@@ -138,6 +155,7 @@ public static class PersistenceHosting
             sb.AppendLine($"connection-string = {Hocon.Quote(database.JournalConnection)}");
             sb.AppendLine($"provider-name = {Hocon.Quote(database.Provider)}");
             sb.AppendLine($"parallelism = {database.Parallelism}");
+            sb.AppendLine($"read-isolation-level = {database.ReadIsolation}");
             // Tags live in the journal row (";routes;"), not in the tag table: a row is written in one insert, a read by
             // persistence id needs no join, and a read by tag is one pass along the ordering column. (The tag table's
             // reads gather each row's tags with a subquery over the whole tag table on SQLite.)
@@ -158,6 +176,7 @@ public static class PersistenceHosting
         {
             sb.AppendLine($"connection-string = {Hocon.Quote(database.SnapshotConnection)}");
             sb.AppendLine($"provider-name = {Hocon.Quote(database.Provider)}");
+            sb.AppendLine($"read-isolation-level = {database.ReadIsolation}");
             AutoInitialize = database.CreatesSchema;
             return base.Build(sb);
         }
