@@ -39,7 +39,9 @@ public class ClusterLoadingTests
         return (IpamStateView)await romana.Ipam.AskAsync(new GetIpamState());
     }
 
-    /// <summary>How the load went before subnets loaded side by side: every node joins in file order, then node after node gets its pods.</summary>
+    /// <summary>
+    /// How the load went before subnets loaded side by side: every node joins in file order, then node after node gets its pods.
+    /// </summary>
     private static async Task LoadOneByOneAsync(ClusterFile file, IpamClient ipam)
     {
         foreach (var node in file.Nodes) await ClusterPlanning.AddNodeAsync(ipam, node);
@@ -117,7 +119,8 @@ public class ClusterLoadingTests
     [Fact]
     public async Task Of_several_refused_nodes_the_one_first_in_the_file_is_reported_even_when_another_subnet_fails_sooner()
     {
-        var document = ClusterGenerator.Generate(new ClusterGenerator.Shape(Zones: 1, SubnetsPerZone: 2, NodesPerSubnet: 3, PodsPerNode: 2));
+        var document = ClusterGenerator.Generate(
+            new ClusterGenerator.Shape(Zones: 1, SubnetsPerZone: 2, NodesPerSubnet: 3, PodsPerNode: 2));
         var file = ClusterFileReader.FromDocument(document);
         // File order: b01, b02, b03 (refused: third of its subnet), a01 (refused: first of its subnet, so it fails first).
         var b = file.Nodes.Where(n => n.Subnet == "subnet-a02").ToList();
@@ -170,7 +173,8 @@ public class ClusterLoadingTests
         (exit, _, error) = await Processes.RunAsync("dotnet", [romana, "plan", "generate", "--zones", "0"], Paths.RepositoryRoot);
         Assert.Equal(2, exit);
         Assert.Equal("romana: --zones must be between 1 and 26 (not 0)", error.Trim().Split('\n')[0]);
-        (exit, _, error) = await Processes.RunAsync("dotnet", [romana, "plan", "generate", "--nodes-per-subnet", "2000"], Paths.RepositoryRoot);
+        (exit, _, error) = await Processes.RunAsync("dotnet", [romana, "plan", "generate", "--nodes-per-subnet", "2000"],
+            Paths.RepositoryRoot);
         Assert.Equal(2, exit);
         Assert.Equal("romana: plan generate: 60 subnets, 120,000 nodes, 2,400,000 pods: a cluster file holds at most 1,000 subnets, " +
             "100,000 nodes and 1,000,000 pods", error.Trim());

@@ -50,9 +50,11 @@ public static class PlanCommand
         {
             var shape = new ClusterGenerator.Shape(parse.GetValue(zones), parse.GetValue(subnets), parse.GetValue(nodes),
                 parse.GetValue(pods), parse.GetValue(limit));
-            if (shape.Subnets > DocumentLimits.MostSubnets || shape.Nodes > DocumentLimits.MostNodes || shape.Pods > DocumentLimits.MostPods)
+            if (shape.Subnets > DocumentLimits.MostSubnets || shape.Nodes > DocumentLimits.MostNodes
+                || shape.Pods > DocumentLimits.MostPods)
             {
-                Console.Error.WriteLine($"romana: plan generate: {shape.Subnets:N0} subnets, {shape.Nodes:N0} nodes, {shape.Pods:N0} pods: " +
+                Console.Error.WriteLine($"romana: plan generate: {shape.Subnets:N0} subnets, {shape.Nodes:N0} nodes, " +
+                    $"{shape.Pods:N0} pods: " +
                     $"a cluster file holds at most {DocumentLimits.MostSubnets:N0} subnets, {DocumentLimits.MostNodes:N0} nodes and " +
                     $"{DocumentLimits.MostPods:N0} pods");
                 return CommandLineGuard.BadInput;
@@ -64,7 +66,8 @@ public static class PlanCommand
             }
             catch (Exception e) when (e is ClusterFileException or TopologyException)
             {
-                Console.Error.WriteLine($"romana: plan generate: the cluster does not fit its pod CIDR {ClusterGenerator.PodCidr}: {e.Message}");
+                Console.Error.WriteLine(
+                    $"romana: plan generate: the cluster does not fit its pod CIDR {ClusterGenerator.PodCidr}: {e.Message}");
                 return CommandLineGuard.BadInput;
             }
             Console.Out.WriteLine(ClusterGenerator.ToJson(document));

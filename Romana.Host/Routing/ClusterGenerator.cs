@@ -48,7 +48,8 @@ public static class ClusterGenerator
                 for (var n = 0; n < shape.NodesPerSubnet; n++)
                 {
                     var index = nodes.Count + 1;
-                    nodes.Add(new ClusterNodeDocument($"{id}-node-{n + 1:000}", id, new Ipv4(first + 4 + (uint)n).ToString(), $"eni-{index:x8}",
+                    var ip = new Ipv4(first + 4 + (uint)n).ToString();
+                    nodes.Add(new ClusterNodeDocument($"{id}-node-{n + 1:000}", id, ip, $"eni-{index:x8}",
                         $"i-{index:x8}", shape.PodsPerNode, true));
                 }
             }
