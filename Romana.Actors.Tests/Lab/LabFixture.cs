@@ -80,6 +80,10 @@ public sealed class LabFixture : IDisposable
         [.. Status["pods"]!.AsArray().Select(p => (p!["name"]!.GetValue<string>(), p["netns"]!.GetValue<string>(),
             p["node"]!.GetValue<string>(), p["ip"]!.GetValue<string>()))];
 
+    public IReadOnlyList<(string Name, string Netns, string Subnet, string Ip)> Bastions =>
+        [.. Status["bastions"]!.AsArray().Select(b => (b!["name"]!.GetValue<string>(), b["netns"]!.GetValue<string>(),
+            b["subnet"]!.GetValue<string>(), b["ip"]!.GetValue<string>()))];
+
     public string NodeIp(string node) =>
         Status["nodes"]!.AsArray().First(n => n!["name"]!.GetValue<string>() == node)!["ip"]!.GetValue<string>();
 

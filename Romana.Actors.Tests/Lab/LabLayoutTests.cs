@@ -22,6 +22,15 @@ public sealed class LabLayoutTests
         Assert.All(layout.Pods, p => Assert.StartsWith(LabLayout.Prefix + "-", p.Netns));
         Assert.All(layout.Nodes, n => Assert.True(n.Port.Length <= 15, n.Port));
         Assert.Equal(["100.64.0.0/18", "100.64.64.0/18", "100.64.128.0/18", "100.64.192.0/18"], layout.Subnets.Select(s => s.PodPrefix));
+        // A bastion per subnet, on its bridge, at an address no node of the largest lab takes.
+        Assert.Equal(layout.Subnets.Select(s => (s.Id, s.Bridge, s.Gateway)), layout.Bastions.Select(b => (b.Subnet, b.Bridge, b.Gateway)));
+        Assert.Equal(["10.0.1.250", "10.0.2.250", "10.0.3.250", "10.0.4.250"], layout.Bastions.Select(b => b.Ip));
+        Assert.All(layout.Bastions, b => Assert.StartsWith(LabLayout.Prefix + "-", b.Netns));
+        var largest = new LabLayout(new LabOptions(Zones: 8, SubnetsPerZone: 8, NodesPerSubnet: 16));
+        var ports = largest.Nodes.Select(n => n.Port).Concat(largest.Bastions.Select(b => b.Port)).ToList();
+        Assert.Equal(ports.Count, ports.Distinct().Count());
+        Assert.All(ports, p => Assert.True(p.Length <= 15, p));
+        Assert.Empty(largest.Bastions.Select(b => b.Ip).Intersect(largest.Nodes.Select(n => n.Ip)));
     }
 
     [Fact]

@@ -22,6 +22,12 @@ public sealed record LabNode(string Name, string Netns, string Zone, string Subn
 
 public sealed record LabPod(string Name, string Netns, string Node, string ContainerId);
 
+/// <summary>
+/// An instance of a subnet that is not a node (a bastion, as a load balancer or a NAT path would be): one address in the
+/// subnet's VPC CIDR on its bridge, a default route to the subnet's gateway and nothing else: no host routes, no daemon.
+/// </summary>
+public sealed record LabBastion(string Name, string Netns, string Subnet, string Ip, string Port, string Gateway, string Bridge);
+
 public sealed record LabRouteTable(string Id, string Zone, int KernelTable, IReadOnlyList<string> Subnets);
 
 /// <summary>
@@ -30,7 +36,8 @@ public sealed record LabRouteTable(string Id, string Zone, int KernelTable, IRea
 /// only), nft tables <c>rlab_*</c>, and the folder <see cref="RunFolder"/>.
 /// <list type="bullet">
 /// <item>VPC 10.0.0.0/16; subnet k (0-based over all zones) is 10.0.(k+1).0/24, its gateway .1 on the router's bridge
-/// <c>rl-br-SUBNET</c>, its nodes .11, .12, ...; the lab's services (PostgreSQL, EC2) listen on 10.0.255.1 in the router.</item>
+/// <c>rl-br-SUBNET</c>, its nodes .11, .12, ..., its bastion .250; the lab's services (PostgreSQL, EC2) listen on 10.0.255.1
+/// in the router.</item>
 /// <item>Pod CIDR 100.64.0.0/16 in /26 blocks; zones, then subnets, share it in power-of-two slots as Romana carves it.</item>
 /// <item>One route table per zone (<c>rtb-lab-ZONE</c>), mirrored into kernel table 101 + the zone's index in the router,
 /// with one route Romana does not own: 0.0.0.0/0 to the internet gateway <c>igw-lab</c>, the "outside" namespace at
@@ -73,6 +80,7 @@ public sealed class LabLayout
         var subnets = new List<LabSubnet>();
         var nodes = new List<LabNode>();
         var pods = new List<LabPod>();
+        var bastions = new List<LabBastion>();
         var tables = new List<LabRouteTable>();
         for (var z = 0; z < options.Zones; z++)
         {
@@ -88,6 +96,8 @@ public sealed class LabLayout
                     $"rtb-{zone}", Cidr(subnetBase, subnetLength));
                 subnets.Add(subnet);
                 zoneSubnets.Add(subnet.Id);
+                bastions.Add(new LabBastion($"bastion-{short_}", $"{Prefix}-bastion-{short_}", subnet.Id, $"10.0.{k + 1}.250",
+                    $"rl-{short_}-b", subnet.Gateway, subnet.Bridge));
                 for (var n = 0; n < options.NodesPerSubnet; n++)
                 {
                     var name = $"node-{short_}-{n + 1}";
@@ -106,6 +116,7 @@ public sealed class LabLayout
         Subnets = subnets;
         Nodes = nodes;
         Pods = pods;
+        Bastions = bastions;
         RouteTables = tables;
     }
 
@@ -113,6 +124,7 @@ public sealed class LabLayout
     public IReadOnlyList<LabSubnet> Subnets { get; }
     public IReadOnlyList<LabNode> Nodes { get; }
     public IReadOnlyList<LabPod> Pods { get; }
+    public IReadOnlyList<LabBastion> Bastions { get; }
     public IReadOnlyList<LabRouteTable> RouteTables { get; }
 
     public string Ec2Endpoint => $"http://{ServicesAddress}:{Ec2Port}/";

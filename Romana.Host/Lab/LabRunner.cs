@@ -6,9 +6,9 @@ namespace Romana.Host.Lab;
 
 /// <summary>
 /// <c>romana lab up</c>, <c>status</c> and <c>down</c>: the VPC of DESIGN.md section 6 in network namespaces (see
-/// <see cref="LabLayout"/> for the names and addresses). <c>up</c> builds, in order: the router, the outside namespace,
-/// PostgreSQL in the router, <c>romana ec2 serve --router</c> in the router, the nodes with their daemons, the pods through
-/// the CNI plugin, and the routes; what fails is named, and everything is removed again.
+/// <see cref="LabLayout"/> for the names and addresses). <c>up</c> builds, in order: the router, the outside namespace, a
+/// bastion in each subnet, PostgreSQL in the router, <c>romana ec2 serve --router</c> in the router, the nodes with their
+/// daemons, the pods through the CNI plugin, and the routes; what fails is named, and everything is removed again.
 /// </summary>
 public static class LabRunner
 {
@@ -47,6 +47,7 @@ public static class LabRunner
         {
             Step(output, watch, "router", () => BuildRouter(layout));
             Step(output, watch, "outside", BuildOutside);
+            Step(output, watch, "bastions", () => BuildBastions(layout));
             Step(output, watch, "PostgreSQL", () => StartPostgres(postgres));
             var ec2Pid = StartEc2(layout);
             state = state with { Ec2Pid = ec2Pid };
@@ -175,6 +176,30 @@ public static class LabRunner
             """);
     }
 
+    /// <summary>
+    /// A bastion per subnet: a namespace on the subnet's bridge that is not a node. It has one address and a default route to
+    /// the subnet's gateway, so every packet it sends to a pod goes through the router and the subnet's route table, its
+    /// own subnet's pods included, as it would for a load balancer, a NAT or a VPN path of the VPC.
+    /// </summary>
+    private static void BuildBastions(LabLayout layout)
+    {
+        foreach (var bastion in layout.Bastions) OnBridge(bastion.Netns, bastion.Port, bastion.Bridge, bastion.Ip, bastion.Gateway);
+    }
+
+    /// <summary>
+    /// A new namespace on a subnet's bridge: a veth whose router end is a port of the bridge and whose other end, eth0, holds
+    /// the address, with a default route to the subnet's gateway.
+    /// </summary>
+    private static void OnBridge(string netns, string port, string bridge, string ip, string gateway)
+    {
+        AddNamespace(netns);
+        LabShell.Ip(LabLayout.RouterNetns, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns);
+        LabShell.Ip(LabLayout.RouterNetns, "link", "set", port, "master", bridge, "up");
+        LabShell.Ip(netns, "addr", "add", $"{ip}/24", "dev", "eth0");
+        LabShell.Ip(netns, "link", "set", "eth0", "up");
+        LabShell.Ip(netns, "route", "add", "default", "via", gateway);
+    }
+
     // ---- PostgreSQL -----------------------------------------------------------------------------------------------
 
     private static string? PostgresBin() =>
@@ -249,12 +274,7 @@ public static class LabRunner
 
     private static int StartNode(LabLayout layout, LabNode node)
     {
-        AddNamespace(node.Netns);
-        LabShell.Ip(LabLayout.RouterNetns, "link", "add", node.Port, "type", "veth", "peer", "name", "eth0", "netns", node.Netns);
-        LabShell.Ip(LabLayout.RouterNetns, "link", "set", node.Port, "master", node.Bridge, "up");
-        LabShell.Ip(node.Netns, "addr", "add", $"{node.Ip}/24", "dev", "eth0");
-        LabShell.Ip(node.Netns, "link", "set", "eth0", "up");
-        LabShell.Ip(node.Netns, "route", "add", "default", "via", node.Gateway);
+        OnBridge(node.Netns, node.Port, node.Bridge, node.Ip, node.Gateway);
         Directory.CreateDirectory(node.Folder);
         File.WriteAllText(node.ConfigPath, LabDaemonConfig.For(layout, node));
         return SpawnDaemon(node);
@@ -394,12 +414,11 @@ public static class LabRunner
             var view = tables.FirstOrDefault(t => t.Id == table.Id);
             if (view is null) return $"no route table {table.Id}";
             var routes = view.Routes.Where(r => r.ToEni).ToList();
-            // Every pod's address has a route, to a node of its own subnet (a table serving one subnet alone may leave that
-            // subnet out: its nodes reach each other over host routes).
+            // Every pod's address has a route, to a node of its own subnet, in every table: its own subnet's pods too, which
+            // the subnet's bastion (and any instance that is not a node) reaches through the table.
             foreach (var pod in layout.Pods)
             {
                 var subnet = layout.NodeOf(pod).Subnet;
-                if (table.Subnets.Count == 1 && table.Subnets[0] == subnet) continue;
                 if (!ips.TryGetValue(pod.Name, out var ip)) return $"pod {pod.Name} has no address";
                 var best = LabRoute.For(routes, ip);
                 if (best is null) return $"{table.Id} has no route to {pod.Name} ({ip})";
@@ -456,6 +475,10 @@ public static class LabRunner
             {
                 ["name"] = p.Name, ["netns"] = p.Netns, ["node"] = p.Node, ["ip"] = state.PodIps.GetValueOrDefault(p.Name),
             })]),
+            ["bastions"] = new JsonArray([.. layout.Bastions.Select(b => (JsonNode)new JsonObject
+            {
+                ["name"] = b.Name, ["netns"] = b.Netns, ["subnet"] = b.Subnet, ["ip"] = b.Ip,
+            })]),
             ["routeTables"] = new JsonArray([.. tables.Select(t => (JsonNode)new JsonObject
             {
                 ["id"] = t.Id,
@@ -483,6 +506,8 @@ public static class LabRunner
             foreach (var pod in layout.Pods.Where(p => p.Node == node.Name))
                 output.WriteLine($"    {pod.Name,-14} {state.PodIps.GetValueOrDefault(pod.Name) ?? "(not wired)"}");
         }
+        foreach (var bastion in layout.Bastions)
+            output.WriteLine($"  {bastion.Name,-12} {bastion.Netns,-18} {bastion.Subnet} {bastion.Ip,-10} (not a node: no host routes)");
         foreach (var table in tables)
         {
             output.WriteLine($"  {table.Id} ({string.Join(", ", table.Subnets)}):");

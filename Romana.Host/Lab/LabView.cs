@@ -49,10 +49,13 @@ public sealed class LabView
 
     public sealed record LabPodView(string Name, string Netns, string Node, string Ip);
 
+    public sealed record LabBastionView(string Name, string Netns, string Subnet, string Ip);
+
     public sealed record PodPath(LabPodView Source, LabPodView Target, string Forwarder);
 
     public required IReadOnlyList<LabNodeView> Nodes { get; init; }
     public required IReadOnlyList<LabPodView> Pods { get; init; }
+    public required IReadOnlyList<LabBastionView> Bastions { get; init; }
     public required IReadOnlyDictionary<string, IReadOnlyList<LabRoute>> Tables { get; init; }
     public required IReadOnlyDictionary<string, IReadOnlyList<string>> TableSubnets { get; init; }
     public string? RouteManager { get; init; }
@@ -67,6 +70,8 @@ public sealed class LabView
             Nodes = [.. json["nodes"]!.AsArray().Select(n => new LabNodeView(S(n, "name"), S(n, "netns"), S(n, "zone"), S(n, "subnet"),
                 S(n, "ip"), S(n, "eni"), n!["pid"]?.GetValue<int>() ?? 0))],
             Pods = [.. json["pods"]!.AsArray().Select(p => new LabPodView(S(p, "name"), S(p, "netns"), S(p, "node"), S(p, "ip")))],
+            Bastions = [.. json["bastions"]!.AsArray().Select(b => new LabBastionView(S(b, "name"), S(b, "netns"), S(b, "subnet"),
+                S(b, "ip")))],
             Tables = json["routeTables"]!.AsArray().ToDictionary(t => S(t, "id"),
                 t => (IReadOnlyList<LabRoute>)[.. t!["routes"]!.AsArray().Select(r => new LabRoute(S(r, "cidr"), S(r, "target")))]),
             TableSubnets = json["routeTables"]!.AsArray().ToDictionary(t => S(t, "id"),
@@ -109,10 +114,11 @@ public sealed class LabView
         [.. Tables.SelectMany(t => t.Value.Where(r => !r.ToEni)
             .Select(r => $"{t.Key} {r.Cidr} {r.Target}")).Order(StringComparer.Ordinal)];
 
-    /// <summary>Every pod on a live node is reached, from every table serving another subnet, through a live node of its subnet.</summary>
+    /// <summary>
+    /// Every pod on a live node is reached, from every table (its own subnet's included: instances that are not nodes use it),
+    /// through a live node of its subnet.
+    /// </summary>
     public bool Converged(IReadOnlyList<string> dead) =>
         Pods.Where(p => !dead.Contains(p.Node)).All(pod => Tables.Keys
-            // A table serving the pod's subnet alone may leave it out: its nodes reach each other over host routes.
-            .Where(table => TableSubnets[table] is not [var only] || only != Node(pod.Node).Subnet)
             .All(table => FirstHop(table, pod.Ip) is { } hop && !dead.Contains(hop) && Node(hop).Subnet == Node(pod.Node).Subnet));
 }
