@@ -21,6 +21,7 @@ public class PlanCommandTests
     [InlineData("small-single-zone.json")]
     [InlineData("one-zone-60-nodes.json")]
     [InlineData("three-zones.json")]
+    [InlineData("one-subnet.json")]
     public async Task Every_example_plans_within_its_budgets_in_the_documented_shape(string example)
     {
         var (exit, output) = await PlanAsync(Example(example));
@@ -50,19 +51,9 @@ public class PlanCommandTests
     [Fact]
     public async Task Ten_nodes_in_one_subnet_with_one_table_get_a_route_straight_to_every_nodes_block()
     {
-        // Issue 13: ten nodes in subnet-0, one table rtb-shared with a budget of 48. The table serves that subnet alone,
-        // and used to get no route at all (its nodes use host routes); instances that are not nodes need the VPC's routes.
-        var nodes = Enumerable.Range(1, 10).Select(i => $$"""
-            {"name": "node-{{i:00}}", "subnet": "subnet-0", "ip": "10.0.0.{{10 + i}}", "eni": "eni-{{i:00}}", "pods": {{5 + i}}}
-            """);
-        var cluster = $$"""
-            {"podCidr": "100.64.0.0/16", "blockPrefixLength": 26, "routeLimit": 50,
-             "zones": [{"name": "z", "subnets": [{"id": "subnet-0", "cidr": "10.0.0.0/24", "routeTable": "rtb-shared"}]}],
-             "routeTables": [{"id": "rtb-shared", "foreignRoutes": 2}],
-             "nodes": [{{string.Join(",", nodes)}}]}
-            """;
-        using var folder = new TempFolder();
-        var (exit, output) = await PlanAsync(folder.Write("one-subnet.json", cluster));
+        // Issue 13: ten nodes in subnet-0, one table rtb-shared with a budget of 48 (one-subnet.json). The table serves that
+        // subnet alone, and used to get no route at all (its nodes use host routes); instances that are not nodes need them.
+        var (exit, output) = await PlanAsync(Example("one-subnet.json"));
         Assert.Equal(0, exit);
         var plan = JsonNode.Parse(output)!;
         var table = Assert.Single(plan["routeTables"]!.AsArray())!;
