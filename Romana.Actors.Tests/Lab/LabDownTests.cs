@@ -27,7 +27,8 @@ public sealed class LabDownTests(ITestOutputHelper output)
             var pids = status["nodes"]!.AsArray().Select(n => n!["pid"]!.GetValue<int>()).ToList();
             var namespaces = LabCli.LabNamespaces();
             pids.AddRange(LabCli.ProcessesIn(namespaces));
-            Assert.Equal(2 + 2 + 2, namespaces.Count); // router, outside, 2 nodes, 2 pods
+            Assert.Equal(2 + 2 + 2 + 2, namespaces.Count); // router, outside, 2 bastions, 2 nodes, 2 pods
+            Assert.Equal(2, namespaces.Count(n => n.StartsWith("rlab-bastion-", StringComparison.Ordinal)));
 
             var down = LabCli.Romana("lab", "down");
             output.WriteLine(down.Output + down.Error);

@@ -7,7 +7,7 @@ namespace Romana.Actors.Routing;
 /// What a route adds: the pods, and then the blocks, that it turns from forwarded into direct. Pods come first; blocks
 /// decide between equal pods, so that a block without pods yet also gets its route when the budget has room for it.
 /// </summary>
-public readonly record struct RouteGain(long Pods, long Blocks) : IComparable<RouteGain>
+internal readonly record struct RouteGain(long Pods, long Blocks) : IComparable<RouteGain>
 {
     public bool IsPositive => Pods > 0 || (Pods == 0 && Blocks > 0);
     public int CompareTo(RouteGain other) => Pods != other.Pods ? Pods.CompareTo(other.Pods) : Blocks.CompareTo(other.Blocks);
