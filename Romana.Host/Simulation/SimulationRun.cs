@@ -65,7 +65,6 @@ public sealed class SimulationRun : IAsyncDisposable
 
     private readonly Scenario _scenario;
     private readonly ClusterTopology _topology;
-    private readonly FreshJournal? _temporaryJournal;
     private readonly JournalSettings _journal;
     private readonly TimeSpan _step;
     private readonly HealthSettings _health;
@@ -100,15 +99,15 @@ public sealed class SimulationRun : IAsyncDisposable
     private readonly Queue<TimeSpan> _captureAt;
     private readonly List<Capture> _captures = new();
 
-    private SimulationRun(Scenario scenario, SimulationOptions options, FreshJournal? temporary)
+    private SimulationRun(Scenario scenario, SimulationOptions options)
     {
         _onTime = options.OnTime;
         _cancel = options.Cancel;
         _captureAt = new Queue<TimeSpan>((options.CaptureAt ?? []).Order());
         _scenario = scenario;
         _topology = TopologyCarver.Carve(scenario.Cluster.Topology);
-        _temporaryJournal = temporary;
-        _journal = temporary?.Settings ?? JournalSettings.Sqlite(options.JournalPath!);
+        // A run whose journal nobody keeps writes it to memory: the actors persist as always, and nothing waits on a disk.
+        _journal = options.JournalPath is { } path ? JournalSettings.Sqlite(path) : JournalSettings.InMemory();
         _step = options.Step ?? TimeSpan.FromMilliseconds(50);
         _members = [.. scenario.Cluster.Nodes];
         var defaults = HealthSettings.Default;
@@ -128,8 +127,7 @@ public sealed class SimulationRun : IAsyncDisposable
 
     public static async Task<SimulationResult> RunAsync(Scenario scenario, SimulationOptions options, Action<string>? progress = null)
     {
-        var temporary = options.JournalPath is null ? await FreshJournal.SqliteAsync() : null;
-        await using var run = new SimulationRun(scenario, options, temporary);
+        await using var run = new SimulationRun(scenario, options);
         return await run.RunAsync(progress);
     }
 
@@ -171,7 +169,7 @@ public sealed class SimulationRun : IAsyncDisposable
         var final = await FinalAsync();
         var timeline = _timeline.OrderBy(e => e.At).ToImmutableArray();
         return new SimulationResult(timeline, Failovers(timeline), final, violation, violationAt, _checks,
-            _temporaryJournal is null ? Path.GetFullPath(_journal.SqlitePath) : "(temporary)", _scenario.Until, DateTime.UtcNow - started,
+            _journal.Journal == JournalKind.Memory ? "(in memory)" : Path.GetFullPath(_journal.SqlitePath), _scenario.Until, DateTime.UtcNow - started,
             _start, [.. _captures], _convergedAt, _convergingSince is null ? null : _unreachable, _convergingSince, _checksDisabled);
     }
 
@@ -514,6 +512,5 @@ public sealed class SimulationRun : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (_romana is not null) await _romana.DisposeAsync();
-        if (_temporaryJournal is not null) await _temporaryJournal.DisposeAsync();
     }
 }
