@@ -76,6 +76,8 @@ public sealed class RouteLab : IAsyncDisposable
     public Ec2Lab Ec2 { get; } = new();
     public Ec2QueryApiServer Endpoint { get; }
     public TempJournal Journal { get; } = new();
+    /// <summary>The journal the route manager writes: <see cref="Journal"/>, unless the lab was given another.</summary>
+    private readonly JournalSettings _journal;
     public StaticRoutingSource Source { get; } = new(Cluster);
     public AmazonEC2Client Client { get; }
     private RomanaHost? _host;
@@ -83,8 +85,9 @@ public sealed class RouteLab : IAsyncDisposable
     /// <summary>The actor system the route manager runs in, for stand-ins that talk to it.</summary>
     public ActorSystem? System => _host?.System;
 
-    public RouteLab()
+    public RouteLab(JournalSettings? journal = null)
     {
+        _journal = journal ?? Journal.Settings;
         Endpoint = Ec2QueryApiServer.Start(Ec2);
         Client = AwsEc2RouteTables.CreateClient("us-east-1", Endpoint.Url, TimeSpan.FromSeconds(10),
             new BasicAWSCredentials("test", "test"));
@@ -112,7 +115,7 @@ public sealed class RouteLab : IAsyncDisposable
     public Task<RomanaHost> ComposeAsync(RouteSettings? settings = null, Config? extra = null,
         RouteManagerPlacement placement = RouteManagerPlacement.Local, NodeName? host = null) =>
         RomanaHost.StartAsync((extra ?? Config.Empty).WithFallback(TempJournal.Quiet),
-            akka => akka.AddRomanaPersistence(Journal.Settings).AddRomanaRoutes(null, placement, host), services => services
+            akka => akka.AddRomanaPersistence(_journal).AddRomanaRoutes(null, placement, host), services => services
                 .AddSingleton<IEc2RouteTables>(new AwsEc2RouteTables(Client))
                 .AddSingleton<IRoutingSource>(Source)
                 .AddSingleton(settings ?? Settings));

@@ -4,6 +4,7 @@ using Akka.Event;
 using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
+using Romana.Actors.Persistence;
 using static Romana.Actors.Ipam.IpamMessages;
 using static Romana.Actors.Ipam.NodeMessages;
 using static Romana.Actors.Ipam.SubnetMessages;
@@ -54,10 +55,7 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         _clock = clock;
         _state = NodeState.Empty(node, blockPrefixLength);
 
-        Recover<SnapshotOffer>(offer =>
-        {
-            if (offer.Snapshot is NodeSnapshot snapshot) _state = NodeState.FromSnapshot(snapshot);
-        });
+        Recover<SnapshotOffer>(offer => _state = NodeState.FromSnapshot(SnapshotRecord.As<NodeSnapshot>(offer, PersistenceId)));
         Recover<NodeEvent>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {

@@ -6,6 +6,7 @@ using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
 using Romana.Actors.Configuration;
+using Romana.Actors.Persistence;
 using Romana.Actors.Topology;
 using static Romana.Actors.Ipam.NodeMessages;
 using static Romana.Actors.Ipam.SubnetMessages;
@@ -83,10 +84,7 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
         _clock = clock;
         _state = SubnetState.Empty(layout.Id, layout.PodPrefix, blockPrefixLength);
 
-        Recover<SnapshotOffer>(offer =>
-        {
-            if (offer.Snapshot is SubnetSnapshot snapshot) _state = SubnetState.FromSnapshot(snapshot);
-        });
+        Recover<SnapshotOffer>(offer => _state = SubnetState.FromSnapshot(SnapshotRecord.As<SubnetSnapshot>(offer, PersistenceId)));
         Recover<IIpamEvent>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {

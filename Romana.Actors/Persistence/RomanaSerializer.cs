@@ -2,6 +2,7 @@ using System.Runtime.Serialization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Akka.Actor;
+using Akka.Persistence;
 using Akka.Serialization;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
@@ -22,6 +23,24 @@ public interface IRomanaMessage;
 public interface IHasSnapshot : IRomanaSnapshot
 {
     IRomanaSnapshot ToSnapshotRecord();
+}
+
+/// <summary>
+/// A snapshot offer's content as its record. A store that serializes gives the record back; one that keeps objects (the
+/// in-memory store of the simulation, <c>romana plan</c> and the tests) gives back the state that was saved.
+/// </summary>
+public static class SnapshotRecord
+{
+    public static object Of(object snapshot) => snapshot is IHasSnapshot state ? state.ToSnapshotRecord() : snapshot;
+
+    /// <summary>
+    /// The offer as <typeparamref name="T"/>. Anything else stops the recovery: replaying only the events after a snapshot
+    /// that was not understood would lose what it held (addresses handed out twice, routes no longer known as Romana's).
+    /// </summary>
+    public static T As<T>(SnapshotOffer offer, string persistenceId) where T : IRomanaSnapshot =>
+        Of(offer.Snapshot) is T record ? record
+        : throw new InvalidOperationException(
+            $"{persistenceId}: snapshot {offer.Metadata.SequenceNr} is a {offer.Snapshot.GetType().Name}, not a {typeof(T).Name}");
 }
 
 /// <summary>
@@ -48,7 +67,7 @@ public sealed class RomanaSerializer(ExtendedActorSystem system) : SerializerWit
     }
 
     /// <summary>A state handed to SaveSnapshot is stored as its snapshot record; converting it here keeps the cost off the actor.</summary>
-    private static object Stored(object o) => o is IHasSnapshot state ? state.ToSnapshotRecord() : o;
+    private static object Stored(object o) => SnapshotRecord.Of(o);
 
     /// <summary>
     /// A legacy shape (an older manifest) is read as its legacy record;

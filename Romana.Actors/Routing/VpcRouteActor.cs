@@ -5,6 +5,7 @@ using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Ipam;
+using Romana.Actors.Persistence;
 using static Romana.Actors.Health.HealthMessages;
 using static Romana.Actors.Routing.RouteManagerMessages;
 
@@ -94,10 +95,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         _settings = settings;
         _clock = clock;
         _work = RouteWork.Start(TokenBucket.Full(settings.Ec2Rate.Burst, settings.Ec2Rate.PerSecond, clock.Now));
-        Recover<SnapshotOffer>(offer =>
-        {
-            if (offer.Snapshot is RouteManagerSnapshot snapshot) _state = snapshot.ToState();
-        });
+        Recover<SnapshotOffer>(offer => _state = SnapshotRecord.As<RouteManagerSnapshot>(offer, PersistenceId).ToState());
         Recover<IRouteEvent>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
@@ -207,10 +205,12 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         && !Timers.IsTimerActive("describe");
 
     /// <summary>
-    /// "cluster" while the cluster is read, "ec2" while a call or describe is under way, "retry" while work waits for time.
+    /// "journal" while events are written, "cluster" while the cluster is read, "ec2" while a call or describe is under way,
+    /// "retry" while work waits for time.
     /// </summary>
     private string? WaitingFor =>
-        _reading ? "cluster"
+        _writesPending > 0 ? "journal"
+        : _reading ? "cluster"
         : _describing || _work.CallsInFlight > 0 ? "ec2"
         : !_work.Waiting.IsEmpty || Timers.IsTimerActive("describe") ? "retry"
         : null;

@@ -32,7 +32,10 @@ public static class PersistenceHosting
         if (settings.Journal == JournalKind.Memory)
         {
             if (readOnly) throw new ArgumentException("a journal in memory holds nothing to read", nameof(settings));
-            return builder.WithInMemoryJournal(Adapters).WithInMemorySnapshotStore();
+            // Untagged: Akka's memory journal keeps the tagging adapter's Tagged wrapper as the payload and replays it wrapped,
+            // so an actor that recovered would see none of its events (the SQL journals keep tags in a column of their own).
+            // Nothing reads a journal in memory by tag.
+            return builder.WithInMemoryJournal(Upgrades).WithInMemorySnapshotStore();
         }
         var database = readOnly ? SqlDatabase.ReadOnly(settings) : SqlDatabase.For(settings);
         return builder
@@ -40,10 +43,12 @@ public static class PersistenceHosting
             .AddHocon(SqlPersistence.DefaultConfiguration, HoconAddMode.Append);
     }
 
-    /// <summary>The one tagging write adapter and the read adapter that upgrades older event shapes, whatever the journal.</summary>
-    private static void Adapters(AkkaPersistenceJournalBuilder journal) => journal
-        .AddWriteEventAdapter<EventTagger>("tagger", [typeof(IRomanaEvent)])
-        .AddReadEventAdapter<EventUpgrader>("upgrader", [typeof(IUpgradable)]);
+    /// <summary>The one tagging write adapter and the read adapter that upgrades older event shapes.</summary>
+    private static void Adapters(AkkaPersistenceJournalBuilder journal) =>
+        Upgrades(journal.AddWriteEventAdapter<EventTagger>("tagger", [typeof(IRomanaEvent)]));
+
+    private static void Upgrades(AkkaPersistenceJournalBuilder journal) =>
+        journal.AddReadEventAdapter<EventUpgrader>("upgrader", [typeof(IUpgradable)]);
 
     /// <summary>The read journal, read-only, tuned for audits that read whole aggregates and whole tags.</summary>
     public static AkkaConfigurationBuilder AddRomanaAudit(this AkkaConfigurationBuilder builder, JournalSettings settings)
@@ -56,6 +61,9 @@ public static class PersistenceHosting
               tag-read-mode = Csv
               # Audits read whole aggregates: large pages.
               max-buffer-size = 5000
+              # The read journal asks its actor for the highest ordering it may read up to; on a busy machine that answer
+              # takes longer than the 1 s default, and the audit failed with an AskTimeoutException though nothing was wrong.
+              journal-sequence-retrieval.ask-timeout = 30s
             }
             """), HoconAddMode.Prepend);
     }
