@@ -22,7 +22,7 @@ public static class CommandLineGuard
         using var interruption = Interruption.Register();
         var exit = await RunAsync(() => action(interruption.Token), interruption);
         if (interruption.Signal is null) return exit;
-        Console.Error.WriteLine($"romana: {interruption.Describe()}");
+        interruption.Report();
         return interruption.ExitCode;
     }
 

@@ -19,6 +19,7 @@ public sealed class Interruption : IDisposable
     private readonly CancellationTokenSource _source = new();
     private readonly PosixSignalRegistration[] _registrations;
     private int _signals;
+    private int _reported;
     private volatile bool _disposed;
 
     private Interruption()
@@ -66,8 +67,16 @@ public sealed class Interruption : IDisposable
     {
         if (_disposed) return; // the command ended in time and reports the interruption itself
         TemporaryFolder.RemoveAll();
-        Console.Error.WriteLine($"romana: {Describe()}");
+        Report();
         Environment.Exit(ExitCode);
+    }
+
+    /// <summary>
+    /// Writes the one line, once: the command ending on its own and the grace running out may both come to it.
+    /// </summary>
+    public void Report()
+    {
+        if (Interlocked.Exchange(ref _reported, 1) == 0) Console.Error.WriteLine($"romana: {Describe()}");
     }
 
     private static int Number(PosixSignal signal) => signal switch

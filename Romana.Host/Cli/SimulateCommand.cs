@@ -19,7 +19,7 @@ public static class SimulateCommand
         var json = new Option<bool>("--json") { Description = "Print {timeline, failovers, final} as JSON" };
         var journal = new Option<string?>("--journal")
         {
-            Description = "Keep the journal in this SQLite file (built-in run: romana-simulation.db; with --scenario: a temporary file)"
+            Description = "Keep the journal in this SQLite file (built-in run: romana-simulation.db; with --scenario: kept in memory only)"
         };
         var report = new Option<string?>("--report") { Description = "Write the HTML report here (built-in run: romana-simulation.html)" };
         var command = new Command("simulate", """

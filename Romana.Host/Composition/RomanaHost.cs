@@ -42,12 +42,16 @@ public sealed class RomanaHost : IAsyncDisposable
     public static HostApplicationBuilder CreateBuilder(Config config, Action<AkkaConfigurationBuilder> compose,
         Action<IServiceCollection>? services = null, string name = "romana")
     {
+        // Under a command that handles the signals itself, neither the host nor the actor system stops on its own when one
+        // arrives (Akka's shutdown hook answers SIGTERM too): the command stops what it is doing first, then the host (see
+        // Cli.Interruption). A simulation whose actor system had stopped under it waited on its asks until the grace ran out.
+        var command = Cli.Interruption.Current is not null;
+        if (command)
+            config = ConfigurationFactory.ParseString("akka.coordinated-shutdown.run-by-clr-shutdown-hook = off").WithFallback(config);
         config = config.WithFallback(RomanaConfig.Reference);
         var builder = Microsoft.Extensions.Hosting.Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         services?.Invoke(builder.Services);
-        // Under a command that handles the signals itself, the host does not stop on its own when one arrives: the command
-        // stops what it is doing first, then the host (see Cli.Interruption).
-        if (Cli.Interruption.Current is not null) builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
+        if (command) builder.Services.AddSingleton<IHostLifetime, CommandLifetime>();
         // Read now, not when first asked for: a setting that cannot be used is refused here, naming its file and itself,
         // before anything starts.
         AddSettings(builder.Services, () => IpamSettings.From(config));

@@ -24,7 +24,7 @@ using static Romana.Actors.Routing.RouteManagerMessages;
 namespace Romana.Host.Simulation;
 
 /// <summary>
-/// How to run: where the journal goes (default: a temporary file),
+/// How to run: where the journal goes (default: memory, kept by nobody),
 /// EC2's latency, the step, a callback as virtual time advances, and what stops the run (an interrupted command).
 /// </summary>
 public sealed record SimulationOptions(string? JournalPath = null, TimeSpan? Ec2Latency = null, TimeSpan? Step = null,
@@ -169,8 +169,9 @@ public sealed class SimulationRun : IAsyncDisposable
         var final = await FinalAsync();
         var timeline = _timeline.OrderBy(e => e.At).ToImmutableArray();
         return new SimulationResult(timeline, Failovers(timeline), final, violation, violationAt, _checks,
-            _journal.Journal == JournalKind.Memory ? "(in memory)" : Path.GetFullPath(_journal.SqlitePath), _scenario.Until, DateTime.UtcNow - started,
-            _start, [.. _captures], _convergedAt, _convergingSince is null ? null : _unreachable, _convergingSince, _checksDisabled);
+            _journal.Journal == JournalKind.Memory ? "(in memory)" : Path.GetFullPath(_journal.SqlitePath), _scenario.Until,
+            DateTime.UtcNow - started, _start, [.. _captures], _convergedAt, _convergingSince is null ? null : _unreachable,
+            _convergingSince, _checksDisabled);
     }
 
     // ---- setting up ------------------------------------------------------------------------------------------------
@@ -353,9 +354,10 @@ public sealed class SimulationRun : IAsyncDisposable
             var view = _routes.Ask<RouteManagerView>(new GetRouteState(), timeout.Token);
             await Task.WhenAll(_forwarderHealth.Ask<HealthMessages.SyncedAll>(new HealthMessages.SyncAll(), timeout.Token), view);
             _routeManager = await view;
-            // Reading the cluster is real work (IPAM), and so is handling an EC2 answer that came: wait for them. An EC2
-            // call still under its latency, or a backoff, waits for virtual time.
-            var realWork = _routeManager.WaitingFor == "cluster"
+            // Writing events, reading the cluster (IPAM) and handling an EC2 answer that came are real work: wait for them
+            // (a capture or a check taken meanwhile would miss what is being written). An EC2 call still under its
+            // latency, or a backoff, waits for virtual time.
+            var realWork = _routeManager.WaitingFor is "journal" or "cluster"
                 || (_routeManager.WaitingFor == "ec2" && Volatile.Read(ref _pendingDelays) == 0);
             if (realWork) await Task.Delay(1);
             else if ((_events.Count, _ec2.CallCount) == before) break;
