@@ -541,6 +541,26 @@ public static class LabRunner
 
     // ---- down -----------------------------------------------------------------------------------------------------
 
+    /// <summary>
+    /// Removes the folder. A second `lab down` (a test's cleanup beside a user's), or a server still stopping, may remove
+    /// or add files inside it during one pass, which then fails on a path that is gone: it tries again.
+    /// </summary>
+    private static void RemoveFolder(string path)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+                return;
+            }
+            catch (IOException) when (attempt < 5)
+            {
+                Thread.Sleep(100);
+            }
+        }
+    }
+
     public static bool Exists() => Directory.Exists(LabLayout.RunFolder) || LabNamespaces().Count > 0;
 
     private static List<string> LabNamespaces() =>
@@ -575,7 +595,7 @@ public static class LabRunner
         while (namespaces.Any(n => Pids(n).Any(LabShell.IsAlive)) && waited.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(50);
         foreach (var name in namespaces) LabShell.Run("ip", ["netns", "del", name]);
         var folder = Directory.Exists(LabLayout.RunFolder);
-        if (folder) Directory.Delete(LabLayout.RunFolder, recursive: true);
+        if (folder) RemoveFolder(LabLayout.RunFolder);
         output.WriteLine(namespaces.Count == 0 && !folder
             ? "no lab to remove"
             : $"lab down: {killed} processes killed, {namespaces.Count} namespaces deleted"
