@@ -71,8 +71,8 @@ public sealed class DeployManifestTests
         var role = Single<V1ClusterRole>();
         var granted = role.Rules.SelectMany(r =>
             from g in r.ApiGroups ?? [] from res in r.Resources ?? [] from v in r.Verbs select (g, res, v)).ToHashSet();
-        var wanted = (from pair in new[] { ("", "nodes"), ("", "pods"), ("", "namespaces"), ("networking.k8s.io", "networkpolicies") }
-            from verb in new[] { "get", "list", "watch" } select (pair.Item1, pair.Item2, verb)).ToHashSet();
+        (string, string)[] resources = [("", "nodes"), ("", "pods"), ("", "namespaces"), ("networking.k8s.io", "networkpolicies")];
+        var wanted = resources.SelectMany(r => new[] { "get", "list", "watch" }.Select(verb => (r.Item1, r.Item2, verb))).ToHashSet();
         Assert.Equal(wanted.Order(), granted.Order());
         Assert.All(role.Rules, r =>
         {
