@@ -44,6 +44,64 @@ public class ConfigurationFileTests
         Assert.Equal($"{file}: {expected}", error.Message);
     }
 
+    /// <summary>The file the DaemonSet's ConfigMap holds (deploy/romana.conf) reads its node's name and addresses so.</summary>
+    private const string FromEnvironment = """
+        romana {
+          node {
+            name = ${?ROMANA_NODE_NAME}
+            ip = ${?ROMANA_HOST_IP}
+          }
+          cluster {
+            hostname = ${?ROMANA_POD_IP}
+            port = 4053
+          }
+          persistence.postgresql.connection-string = ${ROMANA_DB}
+          ipam.snapshot-every = 77 # ${NOT_READ_IN_A_COMMENT}
+          node.subnet = ${romana.ipam.snapshot-every}
+          audit.late-writes = "2m" // "${NOT_READ_EITHER}"
+          host-agent.masquerade.exclude = ["${NOT_IN_QUOTES}"]
+        }
+        """;
+
+    private static Config WithEnvironment(Dictionary<string, string> environment) =>
+        ConfigurationFactory.ParseString(RomanaConfig.WithEnvironment(FromEnvironment, "romana.conf", environment.GetValueOrDefault))
+            .WithFallback(RomanaConfig.Reference);
+
+    [Fact]
+    public void Environment_variables_are_put_in_as_strings_and_an_unset_optional_one_leaves_the_default()
+    {
+        var set = WithEnvironment(new()
+        {
+            ["ROMANA_NODE_NAME"] = "ip-10-0-1-7.ec2.internal", ["ROMANA_HOST_IP"] = "10.0.1.7", ["ROMANA_POD_IP"] = "10.0.1.7",
+            ["ROMANA_DB"] = "Host=db;Password=a\\b\"c;Database=romana",
+        });
+        Assert.Equal(("ip-10-0-1-7.ec2.internal", "10.0.1.7", "10.0.1.7"),
+            (set.GetString("romana.node.name"), set.GetString("romana.node.ip"), set.GetString("romana.cluster.hostname")));
+        Assert.Equal("Host=db;Password=a\\b\"c;Database=romana", set.GetString("romana.persistence.postgresql.connection-string"));
+        // A substitution of a setting (lower case, dotted) is still Akka's.
+        Assert.Equal("77", set.GetString("romana.node.subnet"));
+        Assert.Equal(77, set.GetInt("romana.ipam.snapshot-every"));
+        // Comments and quoted strings are left alone, as HOCON substitutes in neither.
+        Assert.Equal(["${NOT_IN_QUOTES}"], set.GetStringList("romana.host-agent.masquerade.exclude"));
+
+        var unset = WithEnvironment(new() { ["ROMANA_DB"] = "Host=db" });
+        Assert.Equal(("", "", "127.0.0.1"),
+            (unset.GetString("romana.node.name"), unset.GetString("romana.node.ip"), unset.GetString("romana.cluster.hostname")));
+        Assert.Equal(77, unset.GetInt("romana.ipam.snapshot-every"));
+    }
+
+    [Fact]
+    public void An_unset_environment_variable_that_must_be_set_names_the_file_and_the_variable()
+    {
+        using var folder = new TempFolder();
+        var file = folder.Write("romana.conf", "romana.persistence.postgresql.connection-string = ${ROMANA_UNSET_IN_TESTS_1}\n");
+        Assert.Equal($"{file}: ${{ROMANA_UNSET_IN_TESTS_1}}: environment variable not set",
+            Assert.Throws<ConfigurationError>(() => RomanaConfig.Load(file)).Message);
+        var inside = folder.Write("other.conf", "romana.cluster.seed-nodes = [${?ROMANA_UNSET_IN_TESTS_2}]\n");
+        Assert.Equal($"{inside}: ${{?ROMANA_UNSET_IN_TESTS_2}}: environment variable not set",
+            Assert.Throws<ConfigurationError>(() => RomanaConfig.Load(inside)).Message);
+    }
+
     [Fact]
     public void A_bad_journal_kind_names_the_file_and_the_setting()
     {

@@ -30,7 +30,7 @@ public static class RomanaConfig
     {
         if (path is null) return Reference;
         if (!File.Exists(path)) throw new ConfigurationError($"{path}: no such configuration file");
-        var text = ReadBounded(path);
+        var text = WithEnvironment(ReadBounded(path), path, Environment.GetEnvironmentVariable);
         try
         {
             return ConfigurationFactory.ParseString(text)
@@ -63,6 +63,60 @@ public static class RomanaConfig
     }
 
     private static string Quote(string text) => "\"" + text.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
+    /// <summary>A field whose whole value is one substitution of an environment variable: <c>name = ${?ROMANA_NODE_NAME}</c>.</summary>
+    private static readonly System.Text.RegularExpressions.Regex EnvironmentField = new(
+        @"^(?<indent>[ \t]*)(?<key>[A-Za-z0-9_.\-""]+)[ \t]*[=:][ \t]*\$\{(?<optional>\?)?(?<name>[A-Z_][A-Z0-9_]*)\}[ \t]*$");
+
+    private static readonly System.Text.RegularExpressions.Regex EnvironmentSubstitution =
+        new(@"\$\{(?<optional>\?)?(?<name>[A-Z_][A-Z0-9_]*)\}");
+
+    /// <summary>
+    /// Puts environment variables in: <c>${NAME}</c> and <c>${?NAME}</c> whose NAME is in capitals, digits and underscores (no
+    /// setting of Romana or Akka is named so), outside comments. Akka's HOCON parser does not read the environment, and an
+    /// optional substitution it cannot resolve leaves the whole file unread. A variable that is set becomes its value as a
+    /// quoted string; an unset <c>${?NAME}</c> that is a field's whole value drops the field (HOCON's meaning: the default
+    /// stays); any other unset one is an error naming the variable.
+    /// </summary>
+    public static string WithEnvironment(string text, string file, Func<string, string?> environment)
+    {
+        var lines = text.Split('\n');
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var cut = CommentStart(lines[i]);
+            var (code, comment) = (lines[i][..cut], lines[i][cut..]);
+            var field = EnvironmentField.Match(code.TrimEnd('\r'));
+            if (field.Success && field.Groups["optional"].Success && environment(field.Groups["name"].Value) is null)
+            {
+                lines[i] = $"{field.Groups["indent"].Value}# {field.Groups["key"].Value}: ${field.Groups["name"].Value} is not set";
+                continue;
+            }
+            var line = code;
+            lines[i] = EnvironmentSubstitution.Replace(code, m => InQuotes(line, m.Index) ? m.Value
+                : environment(m.Groups["name"].Value) is { } value ? Quote(value)
+                : throw new ConfigurationError(
+                    $"{file}: ${{{(m.Groups["optional"].Success ? "?" : "")}{m.Groups["name"].Value}}}: environment variable not set"))
+                + comment;
+        }
+        return string.Join('\n', lines);
+    }
+
+    /// <summary>Where a line's comment (# or //) starts outside a quoted string; the line's length when it has none.</summary>
+    private static int CommentStart(string line)
+    {
+        for (var i = 0; i < line.Length; i++)
+            if (!InQuotes(line, i) && (line[i] == '#' || (line[i] == '/' && i + 1 < line.Length && line[i + 1] == '/'))) return i;
+        return line.Length;
+    }
+
+    /// <summary>Whether position <paramref name="at"/> of a line lies inside a quoted string (a HOCON string is one line).</summary>
+    private static bool InQuotes(string line, int at)
+    {
+        var quoted = false;
+        for (var i = 0; i < at; i++)
+            if (line[i] == '"' && (i == 0 || line[i - 1] != '\\')) quoted = !quoted;
+        return quoted;
+    }
 
     /// <summary>
     /// Reads romana.topology; a missing or mistyped field is reported with its path, and the topology is then carved. Every

@@ -72,6 +72,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
             ? await NodeIdentity.ResolveInClusterAsync(config, topology, InstanceMetadata.From(config))
             : NodeIdentity.Resolve(config, topology);
         var masqueradeRules = MasqueradeSettings.From(config).RulesFor(topology);
+        var imdsRules = ImdsSettings.From(config).RulesFor(topology);
         CreateJournalFolder(journal);
 
         // The node's socket, then the journal's lock, before the journal is opened: a second daemon on the node (same
@@ -115,7 +116,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 }
             }, cluster.Enabled ? ClusterSettings.SystemName : "romana-daemon");
             builder.Services.AddHostedService<NodeMembership>();
-            builder.Services.AddHostedService(sp => new MasqueradeService(sp, masqueradeRules));
+            builder.Services.AddHostedService(sp => new MasqueradeService(sp, masqueradeRules, imdsRules));
 
             var daemon = new RomanaDaemon(await RomanaHost.StartAsync(builder), journalLock);
             // When the cluster downs or removes this member, Akka runs its coordinated shutdown by itself: the CNI socket is
