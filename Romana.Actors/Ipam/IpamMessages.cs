@@ -8,8 +8,14 @@ namespace Romana.Actors.Ipam;
 public static class IpamMessages
 {
     // Commands
-    /// <summary>A node joins a subnet; its ENI (what VPC routes target) and instance are optional until routes are managed.</summary>
-    public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip, string? Eni = null, string? InstanceId = null) : IRomanaMessage;
+    /// <summary>
+    /// A node joins a subnet; its ENI (what VPC routes target) and instance are optional until routes are managed. Joining
+    /// again as the node is known changes nothing (an ENI or instance not known yet is recorded); <paramref name="Reason"/> is
+    /// the cause its NodeJoined event carries. In a cluster, a daemon's front door asked for another node (the Kubernetes
+    /// Node watch) records the membership only: the node's actor runs in that node's daemon, which claims it.
+    /// </summary>
+    public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip, string? Eni = null, string? InstanceId = null,
+        string Reason = "node added") : IRomanaMessage;
     /// <summary>The node leaves Romana: its addresses are released and its blocks returned; replies <see cref="NodeRemoved"/>.</summary>
     public sealed record RemoveNode(NodeName Node, string Reason = "node removed") : IRomanaMessage;
     /// <summary>
