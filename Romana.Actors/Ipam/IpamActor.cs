@@ -260,7 +260,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             return;
         }
         _pending[key] = (command.Node, pending.Count + 1);
-        Send(node.Actor, new NodeMessages.AllocateAddress(command.Node, key, command.Pod, command.Netns),
+        Send(node.Actor, new NodeMessages.AllocateAddress(command.Node, key, command.Pod, command.Netns, command.PodUid),
             new Step.Allocating(command, Sender));
     }
 

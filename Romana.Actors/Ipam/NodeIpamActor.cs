@@ -159,7 +159,7 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
         {
             if (string.IsNullOrWhiteSpace(command.Key.Value)) Sender.Tell(Invalid("key: an allocation needs a key"));
             else if (Own(command.Node))
-                _nodeActor.Forward(new NodeMessages.AllocateAddress(command.Node, command.Key, command.Pod, command.Netns));
+                _nodeActor.Forward(new NodeMessages.AllocateAddress(command.Node, command.Key, command.Pod, command.Netns, command.PodUid));
         });
         Receive<SetAside>(command =>
         {
