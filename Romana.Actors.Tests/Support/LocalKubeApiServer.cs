@@ -134,6 +134,12 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>The object stored under "name" (a Node) or "namespace/name" (a Pod).</summary>
+    public T Get<T>(string key) where T : IKubernetesObject<V1ObjectMeta>
+    {
+        lock (_gate) return (T)_stores[typeof(T) == typeof(V1Node) ? "/api/v1/nodes" : "/api/v1/pods"].Objects[key];
+    }
+
     /// <summary>Deletes an object (DELETED to the watches); returns the resourceVersion of the deletion.</summary>
     public long Delete(IKubernetesObject<V1ObjectMeta> item)
     {

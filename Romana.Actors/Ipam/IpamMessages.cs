@@ -12,10 +12,11 @@ public static class IpamMessages
     /// A node joins a subnet; its ENI (what VPC routes target) and instance are optional until routes are managed. Joining
     /// again as the node is known changes nothing (an ENI or instance not known yet is recorded); <paramref name="Reason"/> is
     /// the cause its NodeJoined event carries. In a cluster, a daemon's front door asked for another node (the Kubernetes
-    /// Node watch) records the membership only: the node's actor runs in that node's daemon, which claims it.
+    /// Node watch) records the membership only: the node's actor runs in that node's daemon, which claims it. So does one with
+    /// <paramref name="MembershipOnly"/> for its own node (the watch runs in some daemon, perhaps the node's own).
     /// </summary>
     public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip, string? Eni = null, string? InstanceId = null,
-        string Reason = "node added") : IRomanaMessage;
+        string Reason = "node added", bool MembershipOnly = false) : IRomanaMessage;
     /// <summary>The node leaves Romana: its addresses are released and its blocks returned; replies <see cref="NodeRemoved"/>.</summary>
     public sealed record RemoveNode(NodeName Node, string Reason = "node removed") : IRomanaMessage;
     /// <summary>

@@ -207,7 +207,7 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
 
     private void AddNode(AddNode command)
     {
-        if (command.Node != _node)
+        if (command.Node != _node || command.MembershipOnly)
         {
             JoinOther(command);
             return;

@@ -36,7 +36,7 @@ public static class NodePlacement
         var zone = node.Zone is { Length: > 0 } z ? $"zone {z}" : "no zone label";
         return new Join(new AddNode(new NodeName(node.Name), layout.Id, address.ToString(), null, instance,
                 $"Kubernetes Node {node.Name} (uid {node.Uid}) added: InternalIP {address} in subnet {layout.Id}'s vpc-cidr {layout.VpcCidr}, " +
-                $"{zone}{(instance is null ? "" : $", instance {instance}")}"),
+                $"{zone}{(instance is null ? "" : $", instance {instance}")}", MembershipOnly: true),
             $"InternalIP {address} in {layout.VpcCidr}");
     }
 
