@@ -107,7 +107,7 @@ public sealed class InformerTests : IAsyncLifetime
         Start();
         var synced = await SeenAsync<InformerSignals.Synced>(_ => true);
         Assert.Equal(listedAt, synced.ResourceVersion);
-        Assert.Equal(["n1"], synced.Keys);
+        Assert.Equal(new[] { "n1" }, synced.Keys.ToArray());
         await UntilAsync("a watch", () => _server.Watches(Nodes).Count == 1);
         var watch = _server.Watches(Nodes)[0];
         Assert.Equal((listedAt, true, "30"), (watch.ResourceVersion, watch.AllowWatchBookmarks, watch.TimeoutSeconds));

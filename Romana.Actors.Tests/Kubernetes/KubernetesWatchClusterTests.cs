@@ -96,7 +96,8 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
         var released = Assert.Single((await EventsAsync("node-n2")).OfType<NodeMessages.AddressesReleased>());
         Assert.Equal(2, released.Addresses.Length);
         Assert.All(released.Addresses, a => Assert.StartsWith("Kubernetes Node n2 deleted", a.Reason));
-        var reclaimed = (await EventsAsync("subnet-subnet-a")).OfType<SubnetMessages.BlockReclaimed>().Where(e => e.From == new NodeName("n2"));
+        var reclaimed = (await EventsAsync("subnet-subnet-a")).OfType<SubnetMessages.BlockReclaimed>()
+            .Where(e => e.From == new NodeName("n2")).ToList();
         Assert.Equal(n2Blocks.Order(), reclaimed.Select(r => r.Block).Order());
         Assert.All(reclaimed, r => Assert.StartsWith("Kubernetes Node n2 deleted", r.Reason));
         Assert.DoesNotContain((await SubnetAsync()).Members, m => m.Node.Value == "stray");
@@ -119,7 +120,8 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
         // Not Kubernetes's (no pod): never touched. A pod of another node under this node's key: that pod is not on n1.
         var plain = Assigned(await ipam.AskAsync(new Allocate(node, new("c-plain/eth0"))));
         var stray = Assigned(await ipam.AskAsync(new Allocate(node, new("c-stray/eth0"), "default/elsewhere", PodUid: "uid-elsewhere")));
-        await InformerTests.UntilAsync("the pod watch of n1", () => _api.Watches("/api/v1/pods").Any(w => w.FieldSelector == "spec.nodeName=n1"));
+        await InformerTests.UntilAsync("the pod watch of n1",
+            () => _api.Watches("/api/v1/pods").Any(w => w.FieldSelector == "spec.nodeName=n1"));
 
         // The watch goes down; db is deleted meanwhile. Nothing is released while the watch is down, however long.
         _api.RefuseWatches = true;
@@ -134,17 +136,20 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
         output.WriteLine($"released {clock.Elapsed.TotalSeconds:0.0}s after the watch came back (grace 2s)");
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(2), $"released after {clock.Elapsed}, before the grace");
         var resumed = _api.Watches("/api/v1/pods").Last(w => w.FieldSelector == "spec.nodeName=n1");
-        Assert.True(long.Parse(resumed.ResourceVersion!) < deletedAt, $"resumed from {resumed.ResourceVersion}, not before the delete at {deletedAt}");
+        Assert.True(long.Parse(resumed.ResourceVersion!) < deletedAt,
+            $"resumed from {resumed.ResourceVersion}, not before the delete at {deletedAt}");
 
         var events = await EventsAsync("node-n1");
         var allocated = events.OfType<NodeMessages.AddressesAllocated>().SelectMany(e => e.Addresses).Single(a => a.Address == db);
         Assert.Equal(("default/db", "uid-db"), (allocated.Pod, allocated.PodUid));
         var release = events.OfType<NodeMessages.AddressesReleased>().SelectMany(e => e.Addresses).Where(a => a.Address == db).ToList();
-        Assert.StartsWith("pod default/db (uid uid-db) no longer exists on node n1 in Kubernetes (missing for", Assert.Single(release).Reason);
+        Assert.StartsWith("pod default/db (uid uid-db) no longer exists on node n1 in Kubernetes (missing for",
+            Assert.Single(release).Reason);
         Assert.EndsWith("released by the Pod watch", release[0].Reason);
 
         // The pod of another node is not on n1: its address goes too; web (alive) and the address with no pod stay.
-        await EventuallyAsync("the address of a pod not on n1 released", async () => (await HeldAsync()).Contains(stray) ? null : (object)true);
+        await EventuallyAsync("the address of a pod not on n1 released",
+            async () => (await HeldAsync()).Contains(stray) ? null : (object)true);
         var held = await HeldAsync();
         Assert.Contains(web, held);
         Assert.Contains(plain, held);
@@ -153,7 +158,8 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
     private static Ipv4 Assigned(IpamReply reply) => Assert.IsType<AddressAssigned>(reply).Address;
 
     private async Task<List<Ipv4>> HeldAsync() =>
-        [.. Assert.IsType<AllocationsOf>(await _daemons["n1"].Ipam.AskAsync(new GetAllocations(new("n1")))).Allocations.Select(a => a.Address)];
+        [.. Assert.IsType<AllocationsOf>(await _daemons["n1"].Ipam.AskAsync(new GetAllocations(new("n1")))).Allocations
+            .Select(a => a.Address)];
 
     private async Task<SubnetSnapshot> SubnetAsync() =>
         Assert.IsType<SubnetView>(await _daemons["n1"].Ipam.AskAsync(new GetSubnet(Subnet))).Subnet;

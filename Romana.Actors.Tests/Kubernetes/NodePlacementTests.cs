@@ -8,11 +8,13 @@ public sealed class NodePlacementTests
 {
     private static readonly ClusterTopology Topology = TopologyCarver.Carve(new TopologySpec("100.64.0.0/16", 26,
     [
-        new ZoneSpec("us-east-1a", [new SubnetSpec("subnet-a1", VpcCidr: "10.0.1.0/24"), new SubnetSpec("subnet-a2", VpcCidr: "10.0.2.0/24")]),
+        new ZoneSpec("us-east-1a",
+            [new SubnetSpec("subnet-a1", VpcCidr: "10.0.1.0/24"), new SubnetSpec("subnet-a2", VpcCidr: "10.0.2.0/24")]),
         new ZoneSpec("us-east-1b", [new SubnetSpec("subnet-b1", VpcCidr: "10.0.3.0/24"), new SubnetSpec("subnet-none")]),
     ]));
 
-    private static KubeNode Node(string name, string? zone, string? provider, params string[] ips) => new(name, "u", "1", zone, provider, [.. ips]);
+    private static KubeNode Node(string name, string? zone, string? provider, params string[] ips) =>
+        new(name, "u", "1", zone, provider, [.. ips]);
 
     [Fact]
     public void A_Node_goes_to_the_subnet_whose_vpc_cidr_holds_its_InternalIP_with_the_instance_of_its_providerID()

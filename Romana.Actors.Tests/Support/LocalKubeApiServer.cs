@@ -102,12 +102,18 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
             {
                 Name = name,
                 Uid = uid ?? Guid.NewGuid().ToString(),
-                Labels = zone is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["topology.kubernetes.io/zone"] = zone },
+                Labels = zone is null
+                    ? new Dictionary<string, string>()
+                    : new Dictionary<string, string> { ["topology.kubernetes.io/zone"] = zone },
             },
             Spec = new V1NodeSpec { ProviderID = instance is null ? null : $"aws:///{zone}/{instance}" },
             Status = new V1NodeStatus
             {
-                Addresses = [new V1NodeAddress { Type = "InternalIP", Address = internalIp }, new V1NodeAddress { Type = "Hostname", Address = name }],
+                Addresses =
+                [
+                    new V1NodeAddress { Type = "InternalIP", Address = internalIp },
+                    new V1NodeAddress { Type = "Hostname", Address = name },
+                ],
             },
         };
 
@@ -163,8 +169,8 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
             {
                 var kind = watch.Path.EndsWith("nodes", StringComparison.Ordinal) ? "Node" : "Pod";
                 watch.Lines.Writer.TryWrite(
-                    "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"" + kind + "\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\""
-                    + _version + "\"}}}");
+                    "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"" + kind + "\",\"apiVersion\":\"v1\","
+                    + "\"metadata\":{\"resourceVersion\":\"" + _version + "\"}}}");
             }
             return _version;
         }
@@ -252,7 +258,8 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
             open = null!;
             if (refusal == 0)
             {
-                replay = [.. store.History.Where(e => e.Version > from && Matches(e.Object, request.FieldSelector)).Select(e => Line(e.Type, e.Object))];
+                replay = [.. store.History.Where(e => e.Version > from && Matches(e.Object, request.FieldSelector))
+                    .Select(e => Line(e.Type, e.Object))];
                 open = new OpenWatch(path, request.FieldSelector, Channel.CreateUnbounded<string>(), new CancellationTokenSource());
                 _watches.Add(open);
             }
@@ -300,7 +307,8 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
         $$"""{"type":"{{type}}","object":{{KubernetesJson.Serialize(item)}}}""";
 
     private static string Status410() =>
-        $$"""{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version","reason":"Expired","code":410}""";
+        """{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",""" +
+        "\"message\":\"too old resource version\",\"reason\":\"Expired\",\"code\":410}";
 
     private static bool Matches(IKubernetesObject<V1ObjectMeta> item, string? fieldSelector) =>
         fieldSelector is null || !fieldSelector.StartsWith("spec.nodeName=", StringComparison.Ordinal)

@@ -23,7 +23,9 @@ public static class IpamMessages
     /// An address for the key: the same again for a key the node holds, unless it was handed to another network namespace
     /// (<paramref name="Netns"/>, an identity of the caller's choosing, compared as text): that is a conflict.
     /// </summary>
-    /// <param name="PodUid">The pod's uid (K8S_POD_UID), recorded with the address: the Pod watch releases it once that pod is gone.</param>
+    /// <param name="PodUid">
+    /// The pod's uid (K8S_POD_UID), recorded with the address: the Pod watch releases it once that pod is gone.
+    /// </param>
     public sealed record Allocate(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null, string? PodUid = null)
         : IRomanaMessage;
     /// <summary>

@@ -195,7 +195,8 @@ public sealed record NodeState(
     {
         var state = Empty(snapshot.Node, snapshot.BlockPrefixLength) with { Fences = [.. snapshot.Fences] };
         foreach (var block in snapshot.Blocks) state = state.WithUsage(BlockUsage.Empty(block).WithFences(state.Fences));
-        return snapshot.Allocations.Aggregate(state, (s, a) => s.Allocate(new AllocatedAddress(a.Key, a.Address, a.Pod, a.Netns, a.PodUid), a.Since));
+        return snapshot.Allocations.Aggregate(state,
+            (s, a) => s.Allocate(new AllocatedAddress(a.Key, a.Address, a.Pod, a.Netns, a.PodUid), a.Since));
     }
 }
 

@@ -38,7 +38,9 @@ public static class InformerSignals
     public sealed record Interrupted(string What, string Why, TimeSpan RetryIn) : INoSerializationVerificationNeeded;
 }
 
-/// <summary>Backoff between reconnects: doubled from <see cref="Min"/> up to <see cref="Max"/>, each wait ± <see cref="Jitter"/>.</summary>
+/// <summary>
+/// Backoff between reconnects: doubled from <see cref="Min"/> up to <see cref="Max"/>, each wait ± <see cref="Jitter"/>.
+/// </summary>
 public sealed record InformerSettings(TimeSpan Min, TimeSpan Max, double Jitter)
 {
     public static InformerSettings Default { get; } = new(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2);
@@ -103,8 +105,8 @@ public sealed class Informer<T>(IKubeSource<T> source, InformerSettings settings
             }
             catch (ResourceExpiredException expired)
             {
-                emit(new InformerSignals.Interrupted(source.What, $"resourceVersion {Cache.ResourceVersion} expired ({expired.Message}): re-listing",
-                    TimeSpan.Zero));
+                emit(new InformerSignals.Interrupted(source.What,
+                    $"resourceVersion {Cache.ResourceVersion} expired ({expired.Message}): re-listing", TimeSpan.Zero));
                 listed = false;
             }
             catch (Exception e)

@@ -32,9 +32,12 @@ public abstract record InformerDelta<T>(string Cause) : INoSerializationVerifica
 /// </summary>
 public sealed record InformerCache<T>(ImmutableSortedDictionary<string, T> Objects, string ResourceVersion) where T : IKubeObject
 {
-    public static InformerCache<T> Empty { get; } = new(ImmutableSortedDictionary<string, T>.Empty.WithComparers(StringComparer.Ordinal), "");
+    public static InformerCache<T> Empty { get; } =
+        new(ImmutableSortedDictionary<string, T>.Empty.WithComparers(StringComparer.Ordinal), "");
 
-    /// <summary>The list (or re-list) at <paramref name="resourceVersion"/> replaces the cache; deletes first, then adds and updates.</summary>
+    /// <summary>
+    /// The list (or re-list) at <paramref name="resourceVersion"/> replaces the cache; deletes first, then adds and updates.
+    /// </summary>
     public (InformerCache<T> Cache, ImmutableArray<InformerDelta<T>> Deltas) Relist(IEnumerable<T> items, string resourceVersion)
     {
         var listed = ImmutableSortedDictionary.CreateBuilder<string, T>(StringComparer.Ordinal);
@@ -42,7 +45,8 @@ public sealed record InformerCache<T>(ImmutableSortedDictionary<string, T> Objec
         var deltas = ImmutableArray.CreateBuilder<InformerDelta<T>>();
         foreach (var (key, old) in Objects)
             if (!listed.TryGetValue(key, out var now))
-                deltas.Add(new InformerDelta<T>.Deleted(old, $"not in the list at resourceVersion {resourceVersion}: deleted while unwatched"));
+                deltas.Add(new InformerDelta<T>.Deleted(old,
+                    $"not in the list at resourceVersion {resourceVersion}: deleted while unwatched"));
             else if (now.Uid != old.Uid)
                 deltas.Add(new InformerDelta<T>.Deleted(old, $"uid {old.Uid} replaced by {now.Uid} in the list at resourceVersion " +
                     $"{resourceVersion}: deleted and created again while unwatched"));

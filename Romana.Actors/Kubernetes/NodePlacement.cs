@@ -29,13 +29,14 @@ public static class NodePlacement
             orderby subnet.Zone.Value == node.Zone ? 0 : 1
             select (Ip: parsed.Value, Subnet: subnet)).ToList();
         if (candidates.Count == 0)
-            return new Skip($"Node {node.Name}: no InternalIP of {string.Join(", ", node.InternalIps)} is inside the vpc-cidr of a subnet " +
-                "of romana.topology");
+            return new Skip($"Node {node.Name}: no InternalIP of {string.Join(", ", node.InternalIps)} is inside the vpc-cidr " +
+                "of a subnet of romana.topology");
         var (address, layout) = candidates[0];
         var instance = InstanceOf(node.ProviderId);
         var zone = node.Zone is { Length: > 0 } z ? $"zone {z}" : "no zone label";
         return new Join(new AddNode(new NodeName(node.Name), layout.Id, address.ToString(), null, instance,
-                $"Kubernetes Node {node.Name} (uid {node.Uid}) added: InternalIP {address} in subnet {layout.Id}'s vpc-cidr {layout.VpcCidr}, " +
+                $"Kubernetes Node {node.Name} (uid {node.Uid}) added: InternalIP {address} in subnet {layout.Id}'s " +
+                $"vpc-cidr {layout.VpcCidr}, " +
                 $"{zone}{(instance is null ? "" : $", instance {instance}")}", MembershipOnly: true),
             $"InternalIP {address} in {layout.VpcCidr}");
     }

@@ -44,7 +44,8 @@ public sealed class NodeWatchActor : ReceiveActor, IWithTimers
         Receive<InformerDelta<KubeNode>.Deleted>(deleted => Deleted(new NodeName(deleted.Last.Name), deleted.Cause));
         Receive<InformerSignals.Synced>(synced => _log.Info("Node watch: {0} Nodes listed at resourceVersion {1}", synced.Keys.Length,
             synced.ResourceVersion));
-        Receive<InformerSignals.Interrupted>(down => _log.Warning("Node watch: {0}; again in {1:0.###}s", down.Why, down.RetryIn.TotalSeconds));
+        Receive<InformerSignals.Interrupted>(down =>
+            _log.Warning("Node watch: {0}; again in {1:0.###}s", down.Why, down.RetryIn.TotalSeconds));
         Receive<Retry>(_ => RetryAll());
         Receive<Answered>(OnAnswered);
         Receive<GetPending>(_ => Sender.Tell(new Pending([.. _joining.Keys], [.. _removing.Keys])));

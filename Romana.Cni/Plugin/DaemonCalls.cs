@@ -78,7 +78,8 @@ internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment,
     {
         try
         {
-            return client.Send(new DaemonRequest(command, attachment.ContainerId, attachment.IfName, netns, pod, NetnsId: netnsId, PodUid: podUid));
+            return client.Send(new DaemonRequest(command, attachment.ContainerId, attachment.IfName, netns, pod, NetnsId: netnsId,
+                PodUid: podUid));
         }
         catch (DaemonUnreachableException e)
         {

@@ -103,7 +103,8 @@ public sealed class NodeSource(IKubernetes client, TimeSpan watchTimeout) : Kube
             onError: onError, cancellationToken: cancellation);
 
     protected override KubeNode Convert(V1Node node) => new(node.Metadata.Name ?? "", node.Metadata.Uid ?? "",
-        node.Metadata.ResourceVersion ?? "", node.Metadata.Labels is { } labels && labels.TryGetValue(KubeNode.ZoneLabel, out var zone) ? zone : null, node.Spec?.ProviderID,
+        node.Metadata.ResourceVersion ?? "",
+        node.Metadata.Labels is { } labels && labels.TryGetValue(KubeNode.ZoneLabel, out var zone) ? zone : null, node.Spec?.ProviderID,
         [.. (node.Status?.Addresses ?? []).Where(a => a.Type == "InternalIP" && a.Address is not null).Select(a => a.Address)]);
 }
 

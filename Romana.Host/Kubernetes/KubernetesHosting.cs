@@ -32,8 +32,8 @@ public sealed record KubernetesSettings(bool Enabled, string ApiServer, TimeSpan
         var apiServer = ConfigValues.Text(config, $"{Section}.api-server");
         if (apiServer.Length > 0 && !Uri.TryCreate(apiServer, UriKind.Absolute, out _))
             throw ConfigValues.Error(config, $"{Section}.api-server", $"{Quoting.Quote(apiServer)} is not a URL");
-        return new KubernetesSettings(enabled, apiServer, Positive(config, "watch-timeout"), backoff, Positive(config, "nodes.retry-interval"),
-            Positive(config, "pods.grace"), Positive(config, "pods.check-interval"));
+        return new KubernetesSettings(enabled, apiServer, Positive(config, "watch-timeout"), backoff,
+            Positive(config, "nodes.retry-interval"), Positive(config, "pods.grace"), Positive(config, "pods.check-interval"));
     }
 
     private static TimeSpan Positive(Config config, string setting)
