@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using k8s.Models;
 using Romana.Actors.Kubernetes;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Kubernetes;
@@ -179,6 +180,44 @@ public sealed class InformerTests : IAsyncLifetime
         _server.Put(LocalKubeApiServer.Node("n3", "10.0.1.13"));
         await SeenAsync<InformerDelta<KubeNode>.Added>(a => a.Object.Name == "n3");
         Assert.DoesNotContain(_seen, s => s is InformerDelta<KubeNode>.Deleted);
+    }
+
+    [Fact]
+    public async Task The_same_informer_follows_Namespaces_and_NetworkPolicies_for_the_cluster_wide_view()
+    {
+        var seen = new ConcurrentQueue<object>();
+        var backoff = new InformerSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(400), 0.2);
+        var namespaces = new Informer<KubeNamespace>(new NamespaceSource(_server.Client(), TimeSpan.FromSeconds(30)), backoff, seen.Enqueue);
+        var policies = new Informer<KubeNetworkPolicy>(new NetworkPolicySource(_server.Client(), TimeSpan.FromSeconds(30)), backoff,
+            seen.Enqueue);
+        var shop = new V1Namespace
+        {
+            ApiVersion = "v1", Kind = "Namespace",
+            Metadata = new V1ObjectMeta { Name = "shop", Uid = "uid-shop", Labels = new Dictionary<string, string> { ["team"] = "a" } },
+        };
+        var denyAll = new V1NetworkPolicy
+        {
+            ApiVersion = "networking.k8s.io/v1", Kind = "NetworkPolicy",
+            Metadata = new V1ObjectMeta { Name = "deny-all", NamespaceProperty = "shop", Uid = "uid-deny" },
+            Spec = new V1NetworkPolicySpec { PodSelector = new V1LabelSelector(), PolicyTypes = ["Ingress"] },
+        };
+        _server.Put(shop);
+        _running = Task.WhenAll(namespaces.RunAsync(_stop.Token), policies.RunAsync(_stop.Token));
+        await UntilAsync("both watches", () => _server.OpenWatches == 2);
+        _server.Put(denyAll);
+        await UntilAsync("the policy", () => seen.OfType<InformerDelta<KubeNetworkPolicy>.Added>().Any());
+        var policy = seen.OfType<InformerDelta<KubeNetworkPolicy>.Added>().Single().Object;
+        Assert.Equal(("shop/deny-all", "uid-deny"), (policy.Key, policy.Uid));
+        Assert.Contains("\"policyTypes\":[\"Ingress\"]", policy.SpecJson);
+        Assert.Equal("a", seen.OfType<InformerDelta<KubeNamespace>.Added>().Single().Object.Labels["team"]);
+        // A policy deleted while its watch is refused, the history compacted: the re-list delivers the delete.
+        _server.RefuseWatches = true;
+        _server.DropWatches();
+        _server.Delete(denyAll);
+        _server.Compact();
+        _server.RefuseWatches = false;
+        await UntilAsync("the missed delete", () => seen.OfType<InformerDelta<KubeNetworkPolicy>.Deleted>().Any(d => d.Last.Name == "deny-all"));
+        Assert.Empty(seen.OfType<InformerDelta<KubeNamespace>.Deleted>());
     }
 
     private async Task<T> SeenAsync<T>(Func<T, bool> match)

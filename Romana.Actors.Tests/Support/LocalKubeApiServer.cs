@@ -27,6 +27,8 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
     {
         ["/api/v1/nodes"] = new Store("NodeList"),
         ["/api/v1/pods"] = new Store("PodList"),
+        ["/api/v1/namespaces"] = new Store("NamespaceList"),
+        ["/apis/networking.k8s.io/v1/networkpolicies"] = new Store("NetworkPolicyList"),
     };
     private readonly List<OpenWatch> _watches = [];
     private readonly List<Request> _requests = [];
@@ -143,7 +145,7 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
     /// <summary>The object stored under "name" (a Node) or "namespace/name" (a Pod).</summary>
     public T Get<T>(string key) where T : IKubernetesObject<V1ObjectMeta>
     {
-        lock (_gate) return (T)_stores[typeof(T) == typeof(V1Node) ? "/api/v1/nodes" : "/api/v1/pods"].Objects[key];
+        lock (_gate) return (T)_stores[PathOf(typeof(T))].Objects[key];
     }
 
     /// <summary>Deletes an object (DELETED to the watches); returns the resourceVersion of the deletion.</summary>
@@ -167,7 +169,7 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
             ++_version;
             foreach (var watch in _watches)
             {
-                var kind = watch.Path.EndsWith("nodes", StringComparison.Ordinal) ? "Node" : "Pod";
+                var kind = _stores[watch.Path].ListKind[..^"List".Length];
                 watch.Lines.Writer.TryWrite(
                     "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"" + kind + "\",\"apiVersion\":\"v1\","
                     + "\"metadata\":{\"resourceVersion\":\"" + _version + "\"}}}");
@@ -314,7 +316,14 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
         fieldSelector is null || !fieldSelector.StartsWith("spec.nodeName=", StringComparison.Ordinal)
             || (item is V1Pod pod && pod.Spec?.NodeName == fieldSelector["spec.nodeName=".Length..]);
 
-    private Store StoreOf(IKubernetesObject<V1ObjectMeta> item) => _stores[item is V1Node ? "/api/v1/nodes" : "/api/v1/pods"];
+    private Store StoreOf(IKubernetesObject<V1ObjectMeta> item) => _stores[PathOf(item.GetType())];
+
+    private static string PathOf(Type kind) =>
+        kind == typeof(V1Node) ? "/api/v1/nodes"
+        : kind == typeof(V1Pod) ? "/api/v1/pods"
+        : kind == typeof(V1Namespace) ? "/api/v1/namespaces"
+        : kind == typeof(V1NetworkPolicy) ? "/apis/networking.k8s.io/v1/networkpolicies"
+        : throw new ArgumentException($"{kind.Name} is not served here");
 
     private static string KeyOf(IKubernetesObject<V1ObjectMeta> item) =>
         item.Metadata.NamespaceProperty is { } ns ? $"{ns}/{item.Metadata.Name}" : item.Metadata.Name;

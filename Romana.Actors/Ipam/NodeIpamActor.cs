@@ -217,12 +217,7 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
             Sender.Tell(Invalid($"subnet: node {_node} belongs to subnet {_layout.Id} here, not '{command.Subnet}'"));
             return;
         }
-        if (!Ipv4.TryParse(command.Ip, out var ip)) { Sender.Tell(Invalid($"ip: '{command.Ip}' is not an IPv4 address")); return; }
-        if (_layout.VpcCidr is { } vpc && !vpc.Contains(ip))
-        {
-            Sender.Tell(Invalid($"ip: {ip} is not inside subnet {_layout.Id}'s VPC CIDR {vpc}"));
-            return;
-        }
+        if (IpIn(_layout, command.Ip) is not { } ip) return;
         if (!_zoneDeclared)
         {
             _waitingForZone.Add((command, Sender));
@@ -244,14 +239,19 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
             Sender.Tell(Invalid($"subnet: '{command.Subnet}' is not in the topology"));
             return;
         }
-        if (!Ipv4.TryParse(command.Ip, out var ip)) { Sender.Tell(Invalid($"ip: '{command.Ip}' is not an IPv4 address")); return; }
-        if (layout.VpcCidr is { } vpc && !vpc.Contains(ip))
-        {
-            Sender.Tell(Invalid($"ip: {ip} is not inside subnet {layout.Id}'s VPC CIDR {vpc}"));
-            return;
-        }
+        if (IpIn(layout, command.Ip) is not { } ip) return;
         var join = new SubnetMessages.AddNode(command.Node, new NodeEndpoint(ip, command.Eni, command.InstanceId), null, command.Reason);
         JoinAsync(layout.Id, join).PipeTo(Sender);
+    }
+
+    /// <summary>A node's IP, inside its subnet's VPC CIDR when the topology gives one; null (the sender told why) otherwise.</summary>
+    private Ipv4? IpIn(SubnetLayout layout, string text)
+    {
+        if (!Ipv4.TryParse(text, out var ip)) Sender.Tell(Invalid($"ip: '{text}' is not an IPv4 address"));
+        else if (layout.VpcCidr is { } vpc && !vpc.Contains(ip))
+            Sender.Tell(Invalid($"ip: {ip} is not inside subnet {layout.Id}'s VPC CIDR {vpc}"));
+        else return ip;
+        return null;
     }
 
     private async Task<IpamReply> JoinAsync(SubnetId subnet, SubnetMessages.AddNode join) =>

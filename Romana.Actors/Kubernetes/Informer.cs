@@ -127,3 +127,21 @@ public sealed class Informer<T>(IKubeSource<T> source, InformerSettings settings
         }
     }
 }
+
+/// <summary>An informer run for an actor: its deltas and signals become the actor's messages, and it stops with the actor.</summary>
+public static class InformerRun
+{
+    public static CancellationTokenSource Start(IActorRef self, Func<Action<object>, CancellationToken, Task> run)
+    {
+        var stop = new CancellationTokenSource();
+        var token = stop.Token;
+        _ = Task.Run(() => run(message => self.Tell(message), token), token);
+        return stop;
+    }
+
+    public static void Stop(CancellationTokenSource? stop)
+    {
+        stop?.Cancel();
+        stop?.Dispose();
+    }
+}

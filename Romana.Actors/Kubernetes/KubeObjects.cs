@@ -20,3 +20,16 @@ public sealed record KubePod(string Namespace, string Name, string Uid, string R
 {
     public string Key => $"{Namespace}/{Name}";
 }
+
+/// <summary>A Namespace and its labels (what a NetworkPolicy's namespaceSelector selects on).</summary>
+public sealed record KubeNamespace(string Name, string Uid, string ResourceVersion, ImmutableSortedDictionary<string, string> Labels)
+    : IKubeObject
+{
+    public string Key => Name;
+}
+
+/// <summary>A NetworkPolicy, its spec kept as the API server's JSON for the policy compiler (the next issue) to read.</summary>
+public sealed record KubeNetworkPolicy(string Namespace, string Name, string Uid, string ResourceVersion, string SpecJson) : IKubeObject
+{
+    public string Key => $"{Namespace}/{Name}";
+}

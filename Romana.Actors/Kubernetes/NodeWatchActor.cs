@@ -25,7 +25,7 @@ public sealed class NodeWatchActor : ReceiveActor, IWithTimers
     private readonly NodeWatchSettings _settings;
     private readonly Func<Action<object>, CancellationToken, Task> _runInformer;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly CancellationTokenSource _stop = new();
+    private CancellationTokenSource? _informer;
     private readonly Dictionary<NodeName, AddNode> _joining = [];
     private readonly Dictionary<NodeName, string> _removing = [];
     private readonly HashSet<string> _said = [];
@@ -66,17 +66,11 @@ public sealed class NodeWatchActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        var self = Self;
-        var token = _stop.Token;
-        _ = Task.Run(() => _runInformer(message => self.Tell(message), token), token);
+        _informer = InformerRun.Start(Self, _runInformer);
         Timers.StartPeriodicTimer("retry", new Retry(), _settings.RetryInterval);
     }
 
-    protected override void PostStop()
-    {
-        _stop.Cancel();
-        _stop.Dispose();
-    }
+    protected override void PostStop() => InformerRun.Stop(_informer);
 
     private void Joined(KubeNode node, string cause)
     {

@@ -23,7 +23,7 @@ public sealed class PodWatchActor : ReceiveActor, IWithTimers
     private readonly IClock _clock;
     private readonly Func<Action<object>, CancellationToken, Task> _runInformer;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly CancellationTokenSource _stop = new();
+    private CancellationTokenSource? _informer;
     private readonly Dictionary<string, KubePod> _pods = [];
     private readonly Dictionary<AllocationKey, DateTimeOffset> _missingSince = [];
     private bool _current;
@@ -78,17 +78,11 @@ public sealed class PodWatchActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        var self = Self;
-        var token = _stop.Token;
-        _ = Task.Run(() => _runInformer(message => self.Tell(message), token), token);
+        _informer = InformerRun.Start(Self, _runInformer);
         Timers.StartPeriodicTimer("check", new Check(), _settings.CheckInterval);
     }
 
-    protected override void PostStop()
-    {
-        _stop.Cancel();
-        _stop.Dispose();
-    }
+    protected override void PostStop() => InformerRun.Stop(_informer);
 
     private void Seen(KubePod pod)
     {

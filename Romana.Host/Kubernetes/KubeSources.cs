@@ -129,3 +129,43 @@ public sealed class PodSource(IKubernetes client, TimeSpan watchTimeout, string?
         pod.Metadata.Uid ?? "", pod.Metadata.ResourceVersion ?? "", pod.Spec?.NodeName,
         (pod.Metadata.Labels ?? new Dictionary<string, string>()).ToImmutableSortedDictionary(StringComparer.Ordinal), pod.Status?.PodIP);
 }
+
+/// <summary>Every Namespace of the cluster, with its labels.</summary>
+public sealed class NamespaceSource(IKubernetes client, TimeSpan watchTimeout)
+    : KubeSource<KubeNamespace, V1Namespace>("Namespaces", watchTimeout)
+{
+    protected override async Task<(IEnumerable<V1Namespace> Items, string? ResourceVersion)> ListModelsAsync(CancellationToken cancellation)
+    {
+        var list = await client.CoreV1.ListNamespaceAsync(cancellationToken: cancellation);
+        return (list.Items ?? [], list.Metadata?.ResourceVersion);
+    }
+
+    protected override IAsyncEnumerable<(WatchEventType, V1Namespace)> WatchModelsAsync(string resourceVersion,
+        Action<Exception> onError, CancellationToken cancellation) =>
+        client.CoreV1.WatchListNamespaceAsync(allowWatchBookmarks: true, resourceVersion: resourceVersion,
+            timeoutSeconds: TimeoutSeconds, onError: onError, cancellationToken: cancellation);
+
+    protected override KubeNamespace Convert(V1Namespace model) => new(model.Metadata.Name ?? "", model.Metadata.Uid ?? "",
+        model.Metadata.ResourceVersion ?? "",
+        (model.Metadata.Labels ?? new Dictionary<string, string>()).ToImmutableSortedDictionary(StringComparer.Ordinal));
+}
+
+/// <summary>Every NetworkPolicy of the cluster (networking.k8s.io/v1), its spec as JSON.</summary>
+public sealed class NetworkPolicySource(IKubernetes client, TimeSpan watchTimeout)
+    : KubeSource<KubeNetworkPolicy, V1NetworkPolicy>("NetworkPolicies", watchTimeout)
+{
+    protected override async Task<(IEnumerable<V1NetworkPolicy> Items, string? ResourceVersion)> ListModelsAsync(
+        CancellationToken cancellation)
+    {
+        var list = await client.NetworkingV1.ListNetworkPolicyForAllNamespacesAsync(cancellationToken: cancellation);
+        return (list.Items ?? [], list.Metadata?.ResourceVersion);
+    }
+
+    protected override IAsyncEnumerable<(WatchEventType, V1NetworkPolicy)> WatchModelsAsync(string resourceVersion,
+        Action<Exception> onError, CancellationToken cancellation) =>
+        client.NetworkingV1.WatchListNetworkPolicyForAllNamespacesAsync(allowWatchBookmarks: true, resourceVersion: resourceVersion,
+            timeoutSeconds: TimeoutSeconds, onError: onError, cancellationToken: cancellation);
+
+    protected override KubeNetworkPolicy Convert(V1NetworkPolicy model) => new(model.Metadata.NamespaceProperty ?? "default",
+        model.Metadata.Name ?? "", model.Metadata.Uid ?? "", model.Metadata.ResourceVersion ?? "", KubernetesJson.Serialize(model.Spec));
+}
