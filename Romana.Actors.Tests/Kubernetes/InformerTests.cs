@@ -187,7 +187,8 @@ public sealed class InformerTests : IAsyncLifetime
     {
         var seen = new ConcurrentQueue<object>();
         var backoff = new InformerSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(400), 0.2);
-        var namespaces = new Informer<KubeNamespace>(new NamespaceSource(_server.Client(), TimeSpan.FromSeconds(30)), backoff, seen.Enqueue);
+        var namespaces = new Informer<KubeNamespace>(new NamespaceSource(_server.Client(), TimeSpan.FromSeconds(30)), backoff,
+            seen.Enqueue);
         var policies = new Informer<KubeNetworkPolicy>(new NetworkPolicySource(_server.Client(), TimeSpan.FromSeconds(30)), backoff,
             seen.Enqueue);
         var shop = new V1Namespace
@@ -216,7 +217,8 @@ public sealed class InformerTests : IAsyncLifetime
         _server.Delete(denyAll);
         _server.Compact();
         _server.RefuseWatches = false;
-        await UntilAsync("the missed delete", () => seen.OfType<InformerDelta<KubeNetworkPolicy>.Deleted>().Any(d => d.Last.Name == "deny-all"));
+        await UntilAsync("the missed delete",
+            () => seen.OfType<InformerDelta<KubeNetworkPolicy>.Deleted>().Any(d => d.Last.Name == "deny-all"));
         Assert.Empty(seen.OfType<InformerDelta<KubeNamespace>.Deleted>());
     }
 
