@@ -156,6 +156,29 @@ public class CniEnvironmentTests
     [InlineData("k8s_pod_name=lowercase-is-another-key")]
     public void Without_a_pod_name_in_CNI_ARGS_there_is_no_pod(string? args) => Assert.Null(With(args: args).PodName());
 
+    /// <summary>The pod's uid goes into the journal with the address; the Pod watch releases it once that uid is gone.</summary>
+    [Theory]
+    [InlineData("K8S_POD_NAMESPACE=web;K8S_POD_NAME=api;K8S_POD_UID=0f5d2c4e-8a1b-4c3d-9e2f-1a2b3c4d5e6f",
+        "0f5d2c4e-8a1b-4c3d-9e2f-1a2b3c4d5e6f")]
+    [InlineData("K8S_POD_UID=abc;K8S_POD_NAME=api", "abc")]
+    [InlineData("K8S_POD_NAME=api", null)]
+    [InlineData("K8S_POD_NAME=api;K8S_POD_UID=", null)]
+    [InlineData(null, null)]
+    public void CNI_ARGS_give_the_pods_uid(string? args, string? uid) => Assert.Equal(uid, With(args: args).PodUid());
+
+    [Theory]
+    [InlineData("K8S_POD_UID=a b")]
+    [InlineData("K8S_POD_UID=abc\nromana: forged")]
+    [InlineData("K8S_POD_UID=uid/../x")]
+    public void A_uid_that_is_no_kubernetes_uid_is_code_4_naming_the_argument(string args)
+    {
+        var error = Assert.Throws<CniException>(() => With(args: args).PodUid());
+        Assert.Equal(CniErrorCode.InvalidEnvironment, error.Code);
+        Assert.StartsWith("CNI_ARGS K8S_POD_UID ", error.Message);
+        Assert.EndsWith("is not a Kubernetes uid (1-64 of ASCII letters, digits and '-')", error.Message);
+        Assert.DoesNotContain('\n', error.Message);
+    }
+
     [Theory]
     [InlineData("K8S_POD_NAME")]
     [InlineData("K8S_POD_NAME=a;broken")]

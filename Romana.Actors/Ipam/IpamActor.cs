@@ -231,7 +231,8 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             return;
         }
         if (!_changing.Add(command.Node)) { Sender.Tell(Busy(command.Node)); return; }
-        Send(_subnets[command.Subnet], new SubnetMessages.AddNode(command.Node, new NodeEndpoint(ip, command.Eni, command.InstanceId)),
+        Send(_subnets[command.Subnet], new SubnetMessages.AddNode(command.Node, new NodeEndpoint(ip, command.Eni, command.InstanceId), null,
+                command.Reason),
             new Step.AddingNode(command, Sender));
     }
 
@@ -259,7 +260,7 @@ public sealed class IpamActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             return;
         }
         _pending[key] = (command.Node, pending.Count + 1);
-        Send(node.Actor, new NodeMessages.AllocateAddress(command.Node, key, command.Pod, command.Netns),
+        Send(node.Actor, new NodeMessages.AllocateAddress(command.Node, key, command.Pod, command.Netns, command.PodUid),
             new Step.Allocating(command, Sender));
     }
 

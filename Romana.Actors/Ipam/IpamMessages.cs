@@ -8,15 +8,26 @@ namespace Romana.Actors.Ipam;
 public static class IpamMessages
 {
     // Commands
-    /// <summary>A node joins a subnet; its ENI (what VPC routes target) and instance are optional until routes are managed.</summary>
-    public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip, string? Eni = null, string? InstanceId = null) : IRomanaMessage;
+    /// <summary>
+    /// A node joins a subnet; its ENI (what VPC routes target) and instance are optional until routes are managed. Joining
+    /// again as the node is known changes nothing (an ENI or instance not known yet is recorded); <paramref name="Reason"/> is
+    /// the cause its NodeJoined event carries. In a cluster, a daemon's front door asked for another node (the Kubernetes
+    /// Node watch) records the membership only: the node's actor runs in that node's daemon, which claims it. So does one with
+    /// <paramref name="MembershipOnly"/> for its own node (the watch runs in some daemon, perhaps the node's own).
+    /// </summary>
+    public sealed record AddNode(NodeName Node, SubnetId Subnet, string Ip, string? Eni = null, string? InstanceId = null,
+        string Reason = "node added", bool MembershipOnly = false) : IRomanaMessage;
     /// <summary>The node leaves Romana: its addresses are released and its blocks returned; replies <see cref="NodeRemoved"/>.</summary>
     public sealed record RemoveNode(NodeName Node, string Reason = "node removed") : IRomanaMessage;
     /// <summary>
     /// An address for the key: the same again for a key the node holds, unless it was handed to another network namespace
     /// (<paramref name="Netns"/>, an identity of the caller's choosing, compared as text): that is a conflict.
     /// </summary>
-    public sealed record Allocate(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null) : IRomanaMessage;
+    /// <param name="PodUid">
+    /// The pod's uid (K8S_POD_UID), recorded with the address: the Pod watch releases it once that pod is gone.
+    /// </param>
+    public sealed record Allocate(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null, string? PodUid = null)
+        : IRomanaMessage;
     /// <summary>
     /// The address just given to <paramref name="Key"/> is in use on the node after all (<paramref name="Reason"/> says by
     /// what): the node keeps it under <see cref="KeyOf"/>(address), where no allocation finds it, and the key holds nothing;

@@ -150,7 +150,7 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
 
     private void Allocate(AllocateAddress command, IActorRef replyTo)
     {
-        switch (_state.DecideAllocate(command.Key, command.Pod, BatchTime, command.Netns))
+        switch (_state.DecideAllocate(command.Key, command.Pod, BatchTime, command.Netns, command.PodUid))
         {
             case NodeDecision.Record record:
                 var allocated = ((AddressesAllocated)record.Events[0]).Addresses[0];

@@ -159,7 +159,7 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
         {
             if (string.IsNullOrWhiteSpace(command.Key.Value)) Sender.Tell(Invalid("key: an allocation needs a key"));
             else if (Own(command.Node))
-                _nodeActor.Forward(new NodeMessages.AllocateAddress(command.Node, command.Key, command.Pod, command.Netns));
+                _nodeActor.Forward(new NodeMessages.AllocateAddress(command.Node, command.Key, command.Pod, command.Netns, command.PodUid));
         });
         Receive<SetAside>(command =>
         {
@@ -207,27 +207,60 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
 
     private void AddNode(AddNode command)
     {
-        if (command.Node != _node) { Sender.Tell(Invalid($"node: this daemon serves node {_node} only, not '{command.Node}'")); return; }
+        if (command.Node != _node || command.MembershipOnly)
+        {
+            JoinOther(command);
+            return;
+        }
         if (command.Subnet != _layout.Id)
         {
             Sender.Tell(Invalid($"subnet: node {_node} belongs to subnet {_layout.Id} here, not '{command.Subnet}'"));
             return;
         }
-        if (!Ipv4.TryParse(command.Ip, out var ip)) { Sender.Tell(Invalid($"ip: '{command.Ip}' is not an IPv4 address")); return; }
-        if (_layout.VpcCidr is { } vpc && !vpc.Contains(ip))
-        {
-            Sender.Tell(Invalid($"ip: {ip} is not inside subnet {_layout.Id}'s VPC CIDR {vpc}"));
-            return;
-        }
+        if (IpIn(_layout, command.Ip) is not { } ip) return;
         if (!_zoneDeclared)
         {
             _waitingForZone.Add((command, Sender));
             return;
         }
-        _announcement = new SubnetMessages.AddNode(_node, new NodeEndpoint(ip, command.Eni, command.InstanceId), Self);
+        _announcement = new SubnetMessages.AddNode(_node, new NodeEndpoint(ip, command.Eni, command.InstanceId), Self, command.Reason);
         Timers.StartPeriodicTimer("announce", new Announce(), _settings.RegisterInterval);
         Claim(_announcement, Sender);
     }
+
+    /// <summary>
+    /// Another node's membership (the Kubernetes Node watch, a cluster singleton that may run in any daemon): its subnet
+    /// records the join without a holder; the node's own daemon claims it when it starts. Idempotent as every AddNode is.
+    /// </summary>
+    private void JoinOther(AddNode command)
+    {
+        if (_topology.FindSubnet(command.Subnet) is not { } layout)
+        {
+            Sender.Tell(Invalid($"subnet: '{command.Subnet}' is not in the topology"));
+            return;
+        }
+        if (IpIn(layout, command.Ip) is not { } ip) return;
+        var join = new SubnetMessages.AddNode(command.Node, new NodeEndpoint(ip, command.Eni, command.InstanceId), null, command.Reason);
+        JoinAsync(layout.Id, join).PipeTo(Sender);
+    }
+
+    /// <summary>A node's IP, inside its subnet's VPC CIDR when the topology gives one; null (the sender told why) otherwise.</summary>
+    private Ipv4? IpIn(SubnetLayout layout, string text)
+    {
+        if (!Ipv4.TryParse(text, out var ip)) Sender.Tell(Invalid($"ip: '{text}' is not an IPv4 address"));
+        else if (layout.VpcCidr is { } vpc && !vpc.Contains(ip))
+            Sender.Tell(Invalid($"ip: {ip} is not inside subnet {layout.Id}'s VPC CIDR {vpc}"));
+        else return ip;
+        return null;
+    }
+
+    private async Task<IpamReply> JoinAsync(SubnetId subnet, SubnetMessages.AddNode join) =>
+        await AskRawAsync(_subnets, ToSubnet(subnet, join), _settings.AskTimeout) switch
+        {
+            SubnetMessages.NodeAdded => Succeeded.Instance,
+            Failed failed => failed,
+            _ => Unanswered($"subnet {subnet}"),
+        };
 
     private void Claim(SubnetMessages.AddNode announcement, IActorRef? replyTo) =>
         _subnets.Ask<object>(ToSubnet(_layout.Id, announcement), _settings.AskTimeout)

@@ -9,7 +9,8 @@ public static class NodeMessages
 {
     // Commands from the IPAM front door
     /// <summary><paramref name="Netns"/>: the identity of the pod's network namespace, recorded with the address.</summary>
-    public sealed record AllocateAddress(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null) : IRomanaMessage;
+    public sealed record AllocateAddress(NodeName Node, AllocationKey Key, string? Pod = null, string? Netns = null, string? PodUid = null)
+        : IRomanaMessage;
     /// <summary>
     /// The address <paramref name="Key"/> was just given is still in use on the node: it moves to its set-aside key
     /// (<see cref="IpamMessages.SetAside.KeyOf"/>), and <paramref name="Key"/> holds nothing. Replies Succeeded.
@@ -57,9 +58,11 @@ public static class NodeMessages
 /// <summary>
 /// One address of an <see cref="NodeMessages.AddressesAllocated"/> event: the key, the pod when the caller said which, and
 /// the identity of the pod's network namespace ("MAJOR:MINOR:INODE" of its file) when the caller gave it. Netns is an
-/// optional field added in issue 11: events written before it read as null.
+/// optional field added in issue 11: events written before it read as null. PodUid (K8S_POD_UID from CNI_ARGS) is an optional
+/// field added in issue 14 the same way: the JSON shape only gains a member that is left out when null, so every journal
+/// before it reads unchanged (null) and no new version of the event is needed.
 /// </summary>
-public sealed record AllocatedAddress(AllocationKey Key, Ipv4 Address, string? Pod, string? Netns = null);
+public sealed record AllocatedAddress(AllocationKey Key, Ipv4 Address, string? Pod, string? Netns = null, string? PodUid = null);
 
 /// <summary>One address of an <see cref="NodeMessages.AddressesReleased"/> event, and why it was released.</summary>
 public sealed record ReleasedAddress(AllocationKey Key, Ipv4 Address, string Reason);
@@ -68,4 +71,5 @@ public sealed record ReleasedAddress(AllocationKey Key, Ipv4 Address, string Rea
 /// An address held by a key on a node, since a time, for a pod when the caller said which, in the network namespace whose
 /// identity the caller gave (null when it gave none, and for every allocation of a journal older than issue 11).
 /// </summary>
-public sealed record Allocation(AllocationKey Key, Ipv4 Address, string? Pod, DateTimeOffset Since, string? Netns = null);
+public sealed record Allocation(AllocationKey Key, Ipv4 Address, string? Pod, DateTimeOffset Since, string? Netns = null,
+    string? PodUid = null);

@@ -45,7 +45,7 @@ public sealed record NodeState(
     /// reused in another pod), and changes nothing. An allocation recorded without a namespace (before issue 11, or by a
     /// caller that gave none) cannot be told apart, and is the same key again.
     /// </summary>
-    public NodeDecision DecideAllocate(AllocationKey key, string? pod, DateTimeOffset now, string? netns = null)
+    public NodeDecision DecideAllocate(AllocationKey key, string? pod, DateTimeOffset now, string? netns = null, string? podUid = null)
     {
         if (ByKey.TryGetValue(key, out var held))
             return held.Netns is { } holder && holder != netns
@@ -55,7 +55,7 @@ public sealed record NodeState(
                 : new NodeDecision.AlreadyHeld(held);
         if (BlocksWithRoom.IsEmpty) return new NodeDecision.NeedBlock();
         var address = Blocks[BlocksWithRoom.Min].LowestFree()!.Value;
-        return NodeDecision.Of(new AddressesAllocated(Node, [new AllocatedAddress(key, address, pod, netns)], now, "allocated"));
+        return NodeDecision.Of(new AddressesAllocated(Node, [new AllocatedAddress(key, address, pod, netns, podUid)], now, "allocated"));
     }
 
     /// <summary>
@@ -165,7 +165,7 @@ public sealed record NodeState(
 
     private NodeState Allocate(AllocatedAddress a, DateTimeOffset at) => WithUsage(UsageOf(a.Address).WithAllocated(a.Address, true)) with
     {
-        ByKey = ByKey.SetItem(a.Key, new Allocation(a.Key, a.Address, a.Pod, at, a.Netns)),
+        ByKey = ByKey.SetItem(a.Key, new Allocation(a.Key, a.Address, a.Pod, at, a.Netns, a.PodUid)),
     };
 
     private BlockUsage UsageOf(Ipv4 address) => Blocks[Ipv4Cidr.Containing(address, BlockPrefixLength).Network];
@@ -195,7 +195,8 @@ public sealed record NodeState(
     {
         var state = Empty(snapshot.Node, snapshot.BlockPrefixLength) with { Fences = [.. snapshot.Fences] };
         foreach (var block in snapshot.Blocks) state = state.WithUsage(BlockUsage.Empty(block).WithFences(state.Fences));
-        return snapshot.Allocations.Aggregate(state, (s, a) => s.Allocate(new AllocatedAddress(a.Key, a.Address, a.Pod, a.Netns), a.Since));
+        return snapshot.Allocations.Aggregate(state,
+            (s, a) => s.Allocate(new AllocatedAddress(a.Key, a.Address, a.Pod, a.Netns, a.PodUid), a.Since));
     }
 }
 

@@ -218,13 +218,20 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
             replyTo.Tell(new Failed(refusal));
             return;
         }
-        var (joined, error) = _state.DecideAddNode(command.Node, command.Endpoint, Now);
+        var (joined, error) = _state.DecideAddNode(command.Node, command.Endpoint, Now, command.Reason);
         if (error is not null) replyTo.Tell(new Failed(error));
         else if (command.Holder is { } claimant)
         {
             Hold(command.Node, claimant);
             if (joined is null) replyTo.Tell(new NodeAdded(command.Node, claimant));
             else Record([joined], replyTo, () => replyTo.Tell(new NodeAdded(command.Node, claimant)));
+        }
+        else if (_placement == IpamPlacement.Cluster)
+        {
+            // Membership only (the Kubernetes Node watch): the node's actor runs in its own daemon, which claims the node.
+            var held = _nodes.GetValueOrDefault(command.Node) ?? ActorRefs.Nobody;
+            if (joined is null) replyTo.Tell(new NodeAdded(command.Node, held));
+            else Record([joined], replyTo, () => replyTo.Tell(new NodeAdded(command.Node, held)));
         }
         else if (joined is null) replyTo.Tell(new NodeAdded(command.Node, _nodes[command.Node]));
         else Record([joined], replyTo, () => replyTo.Tell(new NodeAdded(command.Node, StartNode(command.Node))));

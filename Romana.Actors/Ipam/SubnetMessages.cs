@@ -14,7 +14,10 @@ public static class SubnetMessages
     /// IPAM front door that runs the node's actor) it also claims the node: the subnet speaks to the node through the holder,
     /// and refuses a second live holder of the same node. Without it, the subnet runs the node's actor itself (one process).
     /// </summary>
-    public sealed record AddNode(NodeName Node, NodeEndpoint Endpoint, IActorRef? Holder = null) : IRomanaMessage;
+    /// <remarks>In a cluster, an AddNode without a holder (the Kubernetes Node watch, from any daemon) records the membership
+    /// only; the node's daemon claims it.</remarks>
+    public sealed record AddNode(NodeName Node, NodeEndpoint Endpoint, IActorRef? Holder = null, string Reason = "node added")
+        : IRomanaMessage;
     public sealed record RemoveNode(NodeName Node, string Reason) : IRomanaMessage;
 
     // Commands from the reservation ledger (ReservationLedger), which decides every reservation of the pod CIDR
@@ -86,4 +89,10 @@ public sealed record NodeEndpoint(Ipv4 Ip, string? Eni = null, string? InstanceI
     public bool AgreesWith(NodeEndpoint other) =>
         Ip == other.Ip && (Eni is null || other.Eni is null || Eni == other.Eni)
             && (InstanceId is null || other.InstanceId is null || InstanceId == other.InstanceId);
+
+    /// <summary>What an agreeing announcement adds: an ENI or instance this endpoint does not know yet; null when nothing.</summary>
+    public NodeEndpoint? CompletedBy(NodeEndpoint other) =>
+        (Eni is null && other.Eni is not null) || (InstanceId is null && other.InstanceId is not null)
+            ? this with { Eni = Eni ?? other.Eni, InstanceId = InstanceId ?? other.InstanceId }
+            : null;
 }

@@ -69,17 +69,25 @@ public sealed record SubnetState(
 
     // ---- decisions -------------------------------------------------------------------------------------------
 
-    /// <summary>Adding the same node as it is known again is a no-op (null); with another IP, ENI or instance it is a conflict.</summary>
-    public (NodeJoined? Event, IpamError? Error) DecideAddNode(NodeName node, NodeEndpoint endpoint, DateTimeOffset now)
+    /// <summary>
+    /// Adding the same node as it is known again is a no-op (null), unless it brings an ENI or instance not known yet (a
+    /// NodeJoined with the completed endpoint: the Kubernetes Node watch joins without the ENI, the node's daemon with it);
+    /// with another IP, ENI or instance it is a conflict.
+    /// </summary>
+    public (NodeJoined? Event, IpamError? Error) DecideAddNode(NodeName node, NodeEndpoint endpoint, DateTimeOffset now,
+        string reason = "node added")
     {
         if (Members.TryGetValue(node, out var known))
-            return known.AgreesWith(endpoint)
-                ? (null, null)
-                : (null, IpamError.Conflict($"node {node} is already in subnet {Subnet} as {known}, not {endpoint}"));
+            return !known.AgreesWith(endpoint)
+                ? (null, IpamError.Conflict($"node {node} is already in subnet {Subnet} as {known}, not {endpoint}"))
+                : known.CompletedBy(endpoint) is { } completed
+                    ? (new NodeJoined(Subnet, node, completed.Ip, now, $"{reason}: ENI {completed.Eni ?? "unknown"}, instance " +
+                        $"{completed.InstanceId ?? "unknown"} learned", completed.Eni, completed.InstanceId), null)
+                    : (null, null);
         var clash = Members.FirstOrDefault(m => m.Value.Ip == endpoint.Ip);
         if (clash.Key.Value is not null)
             return (null, IpamError.Conflict($"IP {endpoint.Ip} already belongs to node {clash.Key} in subnet {Subnet}"));
-        return (new NodeJoined(Subnet, node, endpoint.Ip, now, "node added", endpoint.Eni, endpoint.InstanceId), null);
+        return (new NodeJoined(Subnet, node, endpoint.Ip, now, reason, endpoint.Eni, endpoint.InstanceId), null);
     }
 
     /// <summary>Once the node has released its addresses and returned its blocks, the subnet takes them back.</summary>

@@ -46,6 +46,16 @@ internal sealed record CniEnvironment(string? Command, string? ContainerId, stri
         return $"{(podNamespace is { Length: > 0 } ? podNamespace : "default")}/{podName}";
     }
 
+    /// <summary>K8S_POD_UID from CNI_ARGS (the pod's uid, for the journal and the Pod watch); null without it.</summary>
+    public string? PodUid()
+    {
+        if (string.IsNullOrEmpty(Args)) return null;
+        foreach (var pair in Args.Split(';', StringSplitOptions.RemoveEmptyEntries))
+            if (pair.StartsWith("K8S_POD_UID=", StringComparison.Ordinal) && pair["K8S_POD_UID=".Length..] is { Length: > 0 } uid)
+                return Valid("CNI_ARGS K8S_POD_UID", uid, CniIdentifiers.PodUidProblem);
+        return null;
+    }
+
     /// <summary>DEL must get through whatever the arguments say: a pod name it cannot use is left out of the request.</summary>
     public string? PodNameIfValid()
     {

@@ -76,7 +76,8 @@ internal sealed class CniPlugin(CniEnvironment environment, Func<byte[]> readStd
         var netns = environment.RequireNetns();
         var pod = environment.PodName();
         using var podNamespace = OpenPodNamespace(netns);
-        var daemon = new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, netns, pod, podNamespace.Identity?.ToString());
+        var daemon = new DaemonCalls(new DaemonClient(config.DaemonSocket), attachment, netns, pod, podNamespace.Identity?.ToString(),
+            environment.PodUid());
         var address = daemon.Add();
         var wiring = new PodWiring(attachment);
         string podMac;

@@ -9,7 +9,8 @@ namespace Romana.Cni.Plugin;
 /// The daemon requests of each command, with the daemon's answers turned into CNI error codes. <paramref name="netnsId"/> is
 /// the identity of the pod's namespace (<see cref="DaemonRequest.NetnsId"/>), when there is one.
 /// </summary>
-internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment, string? netns, string? pod, string? netnsId = null)
+internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment, string? netns, string? pod, string? netnsId = null,
+    string? podUid = null)
 {
     private const string NotFound = "not-found";
     private const string Conflict = "conflict";
@@ -77,7 +78,8 @@ internal sealed class DaemonCalls(DaemonClient client, PodAttachment attachment,
     {
         try
         {
-            return client.Send(new DaemonRequest(command, attachment.ContainerId, attachment.IfName, netns, pod, NetnsId: netnsId));
+            return client.Send(new DaemonRequest(command, attachment.ContainerId, attachment.IfName, netns, pod, NetnsId: netnsId,
+                PodUid: podUid));
         }
         catch (DaemonUnreachableException e)
         {

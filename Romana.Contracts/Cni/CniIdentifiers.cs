@@ -67,6 +67,15 @@ public static class CniIdentifiers
         return null;
     }
 
+    /// <summary>A pod's uid as Kubernetes makes them (a UUID; here 1-64 ASCII letters, digits and '-').</summary>
+    public static string? PodUidProblem(string? value)
+    {
+        if (string.IsNullOrEmpty(value)) return "is empty";
+        return value.Length > 64 || value.Any(c => !char.IsAsciiLetterOrDigit(c) && c != '-')
+            ? "is not a Kubernetes uid (1-64 of ASCII letters, digits and '-')"
+            : null;
+    }
+
     /// <summary>The pod as the plugin sends it: "namespace/name", each part a <see cref="PodNamePartProblem"/>-valid name.</summary>
     public static string? PodProblem(string? value)
     {

@@ -65,9 +65,10 @@ public static class DaemonProtocol
 /// namespace is a conflict and changes nothing, and a DEL from another namespace releases nothing.
 /// </param>
 /// <param name="Node">NODE-REMOVE, required: the name of the node to remove.</param>
+/// <param name="PodUid">ADD: K8S_POD_UID from CNI_ARGS when the runtime gives it; it goes into the journal with the address.</param>
 public sealed record DaemonRequest(
     string Command, string ContainerId, string IfName, string? Netns = null, string? Pod = null, string[]? Valid = null,
-    string? NetnsId = null, string? Node = null);
+    string? NetnsId = null, string? Node = null, string? PodUid = null);
 
 /// <param name="Address">ADD and CHECK: the pod's IPv4 address (a /32).</param>
 /// <param name="Released">GC, NODE-REMOVE: how many addresses were released.</param>

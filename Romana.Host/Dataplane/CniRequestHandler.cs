@@ -57,7 +57,8 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, IHostN
         Field("containerId", request.ContainerId, CniIdentifiers.ContainerIdProblem)
         ?? Field("ifName", request.IfName, CniIdentifiers.InterfaceNameProblem)
         ?? (request.Pod is null ? null : Field("pod", request.Pod, CniIdentifiers.PodProblem))
-        ?? (request.NetnsId is null ? null : Field("netnsId", request.NetnsId, CniIdentifiers.NetnsIdProblem));
+        ?? (request.NetnsId is null ? null : Field("netnsId", request.NetnsId, CniIdentifiers.NetnsIdProblem))
+        ?? (request.PodUid is null ? null : Field("podUid", request.PodUid, CniIdentifiers.PodUidProblem));
 
     private static string? Field(string name, string? value, Func<string?, string?> problemOf) =>
         problemOf(value) is { } problem ? $"{name} {Printable.Quote(value)} {problem}" : null;
@@ -78,7 +79,7 @@ public sealed class CniRequestHandler(IpamClient ipam, NodeIdentity node, IHostN
     {
         for (var setAside = 0; ; setAside++)
         {
-            var answer = await ipam.AskAsync(new Allocate(node.Name, key, request.Pod, request.NetnsId));
+            var answer = await ipam.AskAsync(new Allocate(node.Name, key, request.Pod, request.NetnsId, request.PodUid));
             if (answer is not AddressAssigned assigned) return Failure(answer);
             if (!assigned.Fresh) return new DaemonReply(true, assigned.Address.ToString());
             string? use;

@@ -10,6 +10,7 @@ using Romana.Actors.Routing;
 using Romana.Host.Aws;
 using Romana.Host.Composition;
 using Romana.Host.Health;
+using Romana.Host.Kubernetes;
 using Romana.Host.Persistence;
 using Romana.Host.Routing;
 
@@ -67,6 +68,10 @@ public sealed class RomanaDaemon : IAsyncDisposable
             $"{(long)(cni.StopTimeout + TimeSpan.FromSeconds(1)).TotalMilliseconds}ms").WithFallback(config);
         var cluster = ClusterSettings.From(config);
         cluster.RequireSharedJournal(config, journal);
+        var kubernetes = KubernetesSettings.From(config);
+        if (kubernetes.Enabled && !cluster.Enabled)
+            throw ConfigValues.Error(config, "romana.kubernetes.enabled", "on with romana.cluster.enabled = off; the Node watch is a " +
+                "cluster singleton (turn the cluster on)");
         var aws = cluster.Enabled ? AwsSettings.From(config) : null;
         var node = cluster.Enabled
             ? await NodeIdentity.ResolveInClusterAsync(config, topology, InstanceMetadata.From(config))
@@ -95,6 +100,8 @@ public sealed class RomanaDaemon : IAsyncDisposable
                             ClusterHosting.NameRole(node.Name)])
                         .AddRomanaRoutes(topology, RouteManagerPlacement.ClusterSingleton, node.Name)
                         .AddRomanaClusterHealth();
+                // Kubernetes drives membership: the Node watch (a cluster singleton) and this node's Pod watch.
+                if (kubernetes.Enabled) akka.AddRomanaKubernetes(kubernetes, topology, node.Name);
             }, services =>
             {
                 services.AddSingleton(node);

@@ -1,0 +1,337 @@
+using System.Threading.Channels;
+using k8s;
+using k8s.Models;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Romana.Actors.Tests.Support;
+
+/// <summary>
+/// A Kubernetes API server in the test process, as KubernetesClient's own tests mock one (Kestrel on 127.0.0.1, port 0):
+/// lists (JSON) and watches (one JSON event a line, chunked) of Nodes (<c>/api/v1/nodes</c>) and Pods
+/// (<c>/api/v1/pods</c>, with <c>fieldSelector=spec.nodeName=N</c>), from a resourceVersion, with a history of events the
+/// way the API server's watch cache keeps one. Controls: change objects (each change is an event with the next
+/// resourceVersion), send bookmarks, drop every open watch connection, refuse watches for a while, compact the history (a
+/// watch from before it is refused with HTTP 410, or told by an ERROR event with code 410). Every request is recorded.
+/// </summary>
+public sealed class LocalKubeApiServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly object _gate = new();
+    private readonly Dictionary<string, Store> _stores = new()
+    {
+        ["/api/v1/nodes"] = new Store("NodeList"),
+        ["/api/v1/pods"] = new Store("PodList"),
+        ["/api/v1/namespaces"] = new Store("NamespaceList"),
+        ["/apis/networking.k8s.io/v1/networkpolicies"] = new Store("NetworkPolicyList"),
+    };
+    private readonly List<OpenWatch> _watches = [];
+    private readonly List<Request> _requests = [];
+    private long _version = 100;
+    private long _compactedTo;
+    private bool _refuseWatches;
+
+    /// <summary>A recorded request: its path, whether it watched, and the query parameters Romana sets.</summary>
+    public sealed record Request(string Path, bool Watch, string? ResourceVersion, bool AllowWatchBookmarks, string? FieldSelector,
+        string? TimeoutSeconds);
+
+    private sealed record Store(string ListKind)
+    {
+        public Dictionary<string, IKubernetesObject<V1ObjectMeta>> Objects { get; } = [];
+        public List<(long Version, string Type, IKubernetesObject<V1ObjectMeta> Object)> History { get; } = [];
+    }
+
+    private sealed record OpenWatch(string Path, string? FieldSelector, Channel<string> Lines, CancellationTokenSource Drop);
+
+    private LocalKubeApiServer(WebApplication app) => _app = app;
+
+    public static async Task<LocalKubeApiServer> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(options => options.Listen(System.Net.IPAddress.Loopback, 0));
+        var app = builder.Build();
+        var server = new LocalKubeApiServer(app);
+        app.Run(server.ServeAsync);
+        await app.StartAsync();
+        return server;
+    }
+
+    public string Url => _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+
+    /// <summary>KubernetesClient pointed at this server over plain HTTP.</summary>
+    public IKubernetes Client() => new k8s.Kubernetes(new KubernetesClientConfiguration { Host = Url });
+
+    public IReadOnlyList<Request> Requests
+    {
+        get
+        {
+            lock (_gate) return [.. _requests];
+        }
+    }
+
+    public IReadOnlyList<Request> Watches(string path) => [.. Requests.Where(r => r.Watch && r.Path == path)];
+
+    public int OpenWatches
+    {
+        get
+        {
+            lock (_gate) return _watches.Count;
+        }
+    }
+
+    public long ResourceVersion
+    {
+        get
+        {
+            lock (_gate) return _version;
+        }
+    }
+
+    // ---- objects -----------------------------------------------------------------------------------------------------
+
+    public static V1Node Node(string name, string internalIp, string? zone = "us-east-1a", string? instance = null, string? uid = null) =>
+        new()
+        {
+            ApiVersion = "v1",
+            Kind = "Node",
+            Metadata = new V1ObjectMeta
+            {
+                Name = name,
+                Uid = uid ?? Guid.NewGuid().ToString(),
+                Labels = zone is null
+                    ? new Dictionary<string, string>()
+                    : new Dictionary<string, string> { ["topology.kubernetes.io/zone"] = zone },
+            },
+            Spec = new V1NodeSpec { ProviderID = instance is null ? null : $"aws:///{zone}/{instance}" },
+            Status = new V1NodeStatus
+            {
+                Addresses =
+                [
+                    new V1NodeAddress { Type = "InternalIP", Address = internalIp },
+                    new V1NodeAddress { Type = "Hostname", Address = name },
+                ],
+            },
+        };
+
+    public static V1Pod Pod(string ns, string name, string node, string? uid = null, Dictionary<string, string>? labels = null) => new()
+    {
+        ApiVersion = "v1",
+        Kind = "Pod",
+        Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns, Uid = uid ?? Guid.NewGuid().ToString(), Labels = labels },
+        Spec = new V1PodSpec { NodeName = node, Containers = [new V1Container { Name = "c", Image = "pause" }] },
+    };
+
+    /// <summary>Adds or changes an object (ADDED or MODIFIED to the watches); returns its new resourceVersion.</summary>
+    public long Put(IKubernetesObject<V1ObjectMeta> item)
+    {
+        lock (_gate)
+        {
+            var store = StoreOf(item);
+            var key = KeyOf(item);
+            var type = store.Objects.ContainsKey(key) ? "MODIFIED" : "ADDED";
+            item.Metadata.ResourceVersion = (++_version).ToString();
+            store.Objects[key] = item;
+            Record(store, type, item);
+            return _version;
+        }
+    }
+
+    /// <summary>The object stored under "name" (a Node) or "namespace/name" (a Pod).</summary>
+    public T Get<T>(string key) where T : IKubernetesObject<V1ObjectMeta>
+    {
+        lock (_gate) return (T)_stores[PathOf(typeof(T))].Objects[key];
+    }
+
+    /// <summary>Deletes an object (DELETED to the watches); returns the resourceVersion of the deletion.</summary>
+    public long Delete(IKubernetesObject<V1ObjectMeta> item)
+    {
+        lock (_gate)
+        {
+            var store = StoreOf(item);
+            if (!store.Objects.Remove(KeyOf(item), out var gone)) throw new InvalidOperationException($"{KeyOf(item)} is not there");
+            gone.Metadata.ResourceVersion = (++_version).ToString();
+            Record(store, "DELETED", gone);
+            return _version;
+        }
+    }
+
+    /// <summary>A BOOKMARK at the current resourceVersion to every open watch that asked for bookmarks; returns it.</summary>
+    public long Bookmark()
+    {
+        lock (_gate)
+        {
+            ++_version;
+            foreach (var watch in _watches)
+            {
+                var kind = _stores[watch.Path].ListKind[..^"List".Length];
+                watch.Lines.Writer.TryWrite(
+                    "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"" + kind + "\",\"apiVersion\":\"v1\","
+                    + "\"metadata\":{\"resourceVersion\":\"" + _version + "\"}}}");
+            }
+            return _version;
+        }
+    }
+
+    /// <summary>Breaks every open watch connection (the client sees the stream fail, not end).</summary>
+    public void DropWatches()
+    {
+        List<OpenWatch> open;
+        lock (_gate) open = [.. _watches];
+        foreach (var watch in open) watch.Drop.Cancel();
+    }
+
+    /// <summary>While set, a watch request is answered 503 (the API server unreachable for watches).</summary>
+    public bool RefuseWatches
+    {
+        set
+        {
+            lock (_gate) _refuseWatches = value;
+        }
+    }
+
+    /// <summary>
+    /// Forgets the history up to now: a watch from an older resourceVersion is refused with HTTP 410 Gone. With
+    /// <paramref name="tellOpenWatches"/>, every open watch gets an ERROR event with a Status of code 410 and is closed.
+    /// </summary>
+    public void Compact(bool tellOpenWatches = false)
+    {
+        lock (_gate)
+        {
+            _compactedTo = _version;
+            if (!tellOpenWatches) return;
+            foreach (var watch in _watches)
+            {
+                watch.Lines.Writer.TryWrite($$"""{"type":"ERROR","object":{{Status410()}}}""");
+                watch.Lines.Writer.TryComplete();
+            }
+        }
+    }
+
+    // ---- serving -----------------------------------------------------------------------------------------------------
+
+    private async Task ServeAsync(HttpContext context)
+    {
+        var path = context.Request.Path.Value ?? "";
+        var query = context.Request.Query;
+        var watch = query["watch"] == "true" || query["watch"] == "1";
+        var fieldSelector = query["fieldSelector"].FirstOrDefault();
+        var request = new Request(path, watch, query["resourceVersion"].FirstOrDefault(), query["allowWatchBookmarks"] == "true",
+            fieldSelector, query["timeoutSeconds"].FirstOrDefault());
+        lock (_gate) _requests.Add(request);
+        if (!_stores.TryGetValue(path, out var store))
+        {
+            context.Response.StatusCode = 404;
+            return;
+        }
+        if (!watch)
+        {
+            string list;
+            lock (_gate)
+            {
+                var items = store.Objects.Values.Where(o => Matches(o, fieldSelector)).Select(o => KubernetesJson.Serialize(o));
+                list = $$"""{"kind":"{{store.ListKind}}","apiVersion":"v1","metadata":{"resourceVersion":"{{_version}}"},""" +
+                    $$"""
+                    "items":[{{string.Join(",", items)}}]}
+                    """;
+            }
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync(list);
+            return;
+        }
+        await WatchAsync(context, path, store, request);
+    }
+
+    private async Task WatchAsync(HttpContext context, string path, Store store, Request request)
+    {
+        var from = long.TryParse(request.ResourceVersion, out var version) ? version : 0;
+        OpenWatch open;
+        List<string> replay;
+        int refusal;
+        lock (_gate)
+        {
+            refusal = _refuseWatches ? 503 : from < _compactedTo ? 410 : 0;
+            replay = [];
+            open = null!;
+            if (refusal == 0)
+            {
+                replay = [.. store.History.Where(e => e.Version > from && Matches(e.Object, request.FieldSelector))
+                    .Select(e => Line(e.Type, e.Object))];
+                open = new OpenWatch(path, request.FieldSelector, Channel.CreateUnbounded<string>(), new CancellationTokenSource());
+                _watches.Add(open);
+            }
+        }
+        if (refusal != 0)
+        {
+            context.Response.StatusCode = refusal;
+            context.Response.ContentType = "application/json";
+            if (refusal == 410) await context.Response.WriteAsync(Status410());
+            return;
+        }
+        var timeout = TimeSpan.FromSeconds(int.TryParse(request.TimeoutSeconds, out var seconds) ? seconds : 300);
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(open.Drop.Token, context.RequestAborted);
+        ending.CancelAfter(timeout);
+        try
+        {
+            context.Response.ContentType = "application/json";
+            foreach (var line in replay) await context.Response.WriteAsync(line + "\n");
+            await context.Response.Body.FlushAsync();
+            await foreach (var line in open.Lines.Reader.ReadAllAsync(ending.Token))
+            {
+                await context.Response.WriteAsync(line + "\n");
+                await context.Response.Body.FlushAsync();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            if (open.Drop.IsCancellationRequested) context.Abort(); // a dropped connection, not a clean end
+        }
+        finally
+        {
+            lock (_gate) _watches.Remove(open);
+        }
+    }
+
+    private void Record(Store store, string type, IKubernetesObject<V1ObjectMeta> item)
+    {
+        store.History.Add((_version, type, item));
+        var path = _stores.Single(s => s.Value == store).Key;
+        foreach (var watch in _watches.Where(w => w.Path == path && Matches(item, w.FieldSelector)))
+            watch.Lines.Writer.TryWrite(Line(type, item));
+    }
+
+    private static string Line(string type, IKubernetesObject<V1ObjectMeta> item) =>
+        $$"""{"type":"{{type}}","object":{{KubernetesJson.Serialize(item)}}}""";
+
+    private static string Status410() =>
+        """{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",""" +
+        "\"message\":\"too old resource version\",\"reason\":\"Expired\",\"code\":410}";
+
+    private static bool Matches(IKubernetesObject<V1ObjectMeta> item, string? fieldSelector) =>
+        fieldSelector is null || !fieldSelector.StartsWith("spec.nodeName=", StringComparison.Ordinal)
+            || (item is V1Pod pod && pod.Spec?.NodeName == fieldSelector["spec.nodeName=".Length..]);
+
+    private Store StoreOf(IKubernetesObject<V1ObjectMeta> item) => _stores[PathOf(item.GetType())];
+
+    private static string PathOf(Type kind) =>
+        kind == typeof(V1Node) ? "/api/v1/nodes"
+        : kind == typeof(V1Pod) ? "/api/v1/pods"
+        : kind == typeof(V1Namespace) ? "/api/v1/namespaces"
+        : kind == typeof(V1NetworkPolicy) ? "/apis/networking.k8s.io/v1/networkpolicies"
+        : throw new ArgumentException($"{kind.Name} is not served here");
+
+    private static string KeyOf(IKubernetesObject<V1ObjectMeta> item) =>
+        item.Metadata.NamespaceProperty is { } ns ? $"{ns}/{item.Metadata.Name}" : item.Metadata.Name;
+
+    public async ValueTask DisposeAsync()
+    {
+        DropWatches();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
