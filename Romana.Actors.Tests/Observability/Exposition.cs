@@ -49,7 +49,8 @@ public sealed partial class Exposition(string text)
     /// <summary>`promtool check metrics` on the text: its exit code and what it printed (null: promtool is not installed).</summary>
     public static (int ExitCode, string Output)? Promtool(string text)
     {
-        var path = Environment.GetEnvironmentVariable("PATH")!.Split(':').Select(d => Path.Combine(d, "promtool")).FirstOrDefault(File.Exists);
+        var path = Environment.GetEnvironmentVariable("PATH")!.Split(':').Select(d => Path.Combine(d, "promtool"))
+            .FirstOrDefault(File.Exists);
         if (path is null) return null;
         var start = new ProcessStartInfo(path, ["check", "metrics"])
         {

@@ -50,7 +50,14 @@ public class HttpEndpointTests(ITestOutputHelper output)
 
         foreach (var key in new[] { "c1", "c2", "c3" })
             Assert.True(DaemonWire.Send(socket, DaemonWire.Add(key), TimeSpan.FromSeconds(30)).Ok, key);
+        // The feed hears of a write after the write's reply is sent: the figures follow within moments.
         var (status, body) = await GetAsync(daemon.HttpPort, "/metrics");
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); !body.Contains("romana_ipam_node_addresses_held{subnet=\"s1\",node=\"n1\"} 3")
+             && DateTime.UtcNow < deadline;)
+        {
+            await Task.Delay(50);
+            (status, body) = await GetAsync(daemon.HttpPort, "/metrics");
+        }
         Assert.Equal(HttpStatusCode.OK, status);
         output.WriteLine(body);
         var text = new Exposition(body);
@@ -102,7 +109,8 @@ public class HttpEndpointTests(ITestOutputHelper output)
                     $"journal: the last write (node, at {at:O}) failed: database is locked\ncni: socket file {socket} is gone\n"),
                 await GetAsync(server.Port, "/readyz"));
             metrics.JournalWritten("node", at.AddSeconds(1));
-            Assert.Equal((HttpStatusCode.ServiceUnavailable, $"cni: socket file {socket} is gone\n"), await GetAsync(server.Port, "/readyz"));
+            Assert.Equal((HttpStatusCode.ServiceUnavailable, $"cni: socket file {socket} is gone\n"),
+                await GetAsync(server.Port, "/readyz"));
         }
         finally
         {

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using Akka.Event;
 using Akka.Configuration;
+using Akka.Event;
 using Microsoft.Extensions.DependencyInjection;
 using Romana.Actors.Addressing;
 using Romana.Actors.Tests.Support;
@@ -32,7 +32,8 @@ public class JsonLogTests
             Assert.IsType<Succeeded>(await host.Ipam.AskAsync(new AddNode(new NodeName("n1"), new SubnetId("s1"), "10.1.0.1")));
             Assert.IsType<AddressAssigned>(await host.Ipam.AskAsync(new Allocate(new NodeName("n1"), new AllocationKey("pod-a"))));
             host.System.Log.Error(new InvalidOperationException("broken on purpose"), "an error with its exception");
-            await EventuallyAsync(() => Text(lines).Contains("an error with its exception"));
+            await EventuallyAsync(() => Text(lines) is var text && text.Contains("an error with its exception")
+                && text.Contains("AddressesAllocated"));
         }
 
         var all = Text(lines).Split('\n', StringSplitOptions.RemoveEmptyEntries);

@@ -1,7 +1,7 @@
 using System.Collections.Immutable;
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
-using System.Diagnostics;
 using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;

@@ -1,6 +1,5 @@
-using System.Diagnostics;
-using Romana.Actors.Observability;
 using System.Collections.Immutable;
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
@@ -8,6 +7,7 @@ using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
 using Romana.Actors.Configuration;
+using Romana.Actors.Observability;
 using Romana.Actors.Persistence;
 using Romana.Actors.Topology;
 using static Romana.Actors.Ipam.NodeMessages;

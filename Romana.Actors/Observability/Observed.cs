@@ -15,7 +15,8 @@ public static class Observed
     /// allocated; <paramref name="Free"/>: neither allocated nor fenced by a reservation, in the node's blocks;
     /// <paramref name="FirstBlock"/>: one of its blocks (it tells the subnet), null while it has none.
     /// </summary>
-    public sealed record NodeUsage(NodeName Node, int Blocks, int Held, int Free, Ipv4Cidr? FirstBlock) : INoSerializationVerificationNeeded;
+    public sealed record NodeUsage(NodeName Node, int Blocks, int Held, int Free, Ipv4Cidr? FirstBlock)
+        : INoSerializationVerificationNeeded;
 
     /// <summary>The route manager's journal state after each write and after recovery (immutable: published as it is).</summary>
     public sealed record RoutesNow(RouteManagerState State) : INoSerializationVerificationNeeded;

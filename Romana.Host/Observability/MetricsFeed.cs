@@ -66,6 +66,18 @@ public sealed class MetricsFeed : ReceiveActor
         Receive<Observed.JournalWriteFailed>(failed => _metrics.JournalWriteFailed(failed.Writer, failed.Cause, _clock.Now));
         Receive<OwnershipFeed.OwnershipChanged>(changed => Ownership(changed.Subnet));
         Receive<SubscribeAck>(_ => { });
+        Receive<Flush>(_ => Sender.Tell(Flushed.Instance));
+    }
+
+    /// <summary>Answered with <see cref="Flushed"/> once what was published before it is in the collectors.</summary>
+    public sealed record Flush : INoSerializationVerificationNeeded
+    {
+        public static readonly Flush Instance = new();
+    }
+
+    public sealed record Flushed : INoSerializationVerificationNeeded
+    {
+        public static readonly Flushed Instance = new();
     }
 
     public static Props Props(RomanaMetrics metrics, ClusterTopology? topology, IpamPlacement placement, IClock clock, bool logEvents) =>
@@ -172,9 +184,12 @@ public sealed class MetricsFeed : ReceiveActor
     public static string Describe(IRomanaEvent e)
     {
         var fields = Fields.GetOrAdd(e.GetType(), type => [.. type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Where(p => p.Name is not ("At" or "Reason" or "EqualityContract") && p.GetIndexParameters().Length == 0)]);
+            .Where(p => p.Name is not ("At" or "Reason" or "EqualityContract") && p.GetIndexParameters().Length == 0)
+            .OrderBy(p => Depth(p.DeclaringType))]); // a base record's fields (the node of a node event) first
         return $"{e.GetType().Name} " + string.Join(" ", fields.Select(p => $"{Camel(p.Name)}={Text(p.GetValue(e))}"));
     }
+
+    private static int Depth(Type? type) => type?.BaseType is { } parent ? 1 + Depth(parent) : 0;
 
     private static string Camel(string name) => char.ToLowerInvariant(name[0]) + name[1..];
 

@@ -42,6 +42,7 @@ public sealed record LogSettings(LogFormat Format, bool Events)
 
     /// <summary>The Akka settings of this format: the JSON logger in place of the default one, or nothing.</summary>
     public Config AkkaConfig() => Format == LogFormat.Json
-        ? ConfigurationFactory.ParseString($"akka.loggers = [\"{typeof(JsonLogger).FullName}, {typeof(JsonLogger).Assembly.GetName().Name}\"]")
+        ? ConfigurationFactory.ParseString(
+            $"akka.loggers = [\"{typeof(JsonLogger).FullName}, {typeof(JsonLogger).Assembly.GetName().Name}\"]")
         : Config.Empty;
 }

@@ -175,6 +175,7 @@ public sealed class SimulationRun : IAsyncDisposable
         }
         Collect();
         var final = await FinalAsync();
+        await _romana.Registry.Get<MetricsFeed>().Ask<MetricsFeed.Flushed>(MetricsFeed.Flush.Instance, TimeSpan.FromSeconds(60));
         var metrics = new SimulationMetrics(await _romana.Services.GetRequiredService<RomanaMetrics>().ExportAsync(),
             _ec2.CallCounts.ToImmutableSortedDictionary(StringComparer.Ordinal),
             InEc2(_cluster!.Nodes).Tables.ToImmutableSortedDictionary(t => t.Table, t => t.Routes.Length, StringComparer.Ordinal));
