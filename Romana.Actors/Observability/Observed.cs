@@ -18,6 +18,12 @@ public static class Observed
     public sealed record NodeUsage(NodeName Node, int Blocks, int Held, int Free, Ipv4Cidr? FirstBlock)
         : INoSerializationVerificationNeeded;
 
+    /// <summary>
+    /// A supervisor's judgement as the route manager received it (from whichever member the supervisor runs on), so that
+    /// the failover's repair is timed where the routes are moved.
+    /// </summary>
+    public sealed record HealthNoted(Health.IHealthEvent Judgement) : INoSerializationVerificationNeeded;
+
     /// <summary>The route manager's journal state after each write and after recovery (immutable: published as it is).</summary>
     public sealed record RoutesNow(RouteManagerState State) : INoSerializationVerificationNeeded;
 

@@ -176,11 +176,13 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         {
             // On receipt, before anything else: the supervisor moves the routes itself when this does not come (the manager is away).
             if (Replyable(Sender)) Sender.Tell(new FailoverNoted(failed.Subnet, failed.Node));
+            Context.System.EventStream.Publish(new Observed.HealthNoted(failed));
             HealthChanged(failed.Subnet, f => f.Add(failed.Node));
         });
         Command<ForwarderRecovered>(recovered =>
         {
             _recoveredAt[recovered.Node] = recovered.At;
+            Context.System.EventStream.Publish(new Observed.HealthNoted(recovered));
             HealthChanged(recovered.Subnet, f => f.Remove(recovered.Node));
         });
         Command<SubnetHealth>(health =>

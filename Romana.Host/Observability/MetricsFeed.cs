@@ -7,6 +7,7 @@ using Akka.Event;
 using Romana.Actors;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
+using Romana.Actors.Health;
 using Romana.Actors.Ipam;
 using Romana.Actors.Observability;
 using Romana.Actors.Routing;
@@ -64,6 +65,7 @@ public sealed class MetricsFeed : ReceiveActor
             _metrics.JournalWritten(written.Writer, _clock.Now);
         });
         Receive<Observed.JournalWriteFailed>(failed => _metrics.JournalWriteFailed(failed.Writer, failed.Cause, _clock.Now));
+        Receive<Observed.HealthNoted>(noted => Judged(noted.Judgement));
         Receive<OwnershipFeed.OwnershipChanged>(changed => Ownership(changed.Subnet));
         Receive<SubscribeAck>(_ => { });
         Receive<Flush>(_ => Sender.Tell(Flushed.Instance));
@@ -89,7 +91,7 @@ public sealed class MetricsFeed : ReceiveActor
         foreach (var type in new[]
                  {
                      typeof(IRomanaEvent), typeof(Observed.NodeUsage), typeof(Observed.RoutesNow), typeof(Observed.JournalWritten),
-                     typeof(Observed.JournalWriteFailed),
+                     typeof(Observed.JournalWriteFailed), typeof(Observed.HealthNoted),
                  })
             stream.Subscribe(Self, type);
         if (_placement == IpamPlacement.Cluster && _topology is not null)
@@ -117,16 +119,26 @@ public sealed class MetricsFeed : ReceiveActor
                 break;
             case ForwarderFailed failed:
                 _metrics.Failovers.WithLabels(failed.Subnet.Value).Inc();
-                // Only a node that carries routes has a repair to time; without the route manager's state here, nothing is timed.
-                if (_routes is not null && Carries(_routes, failed.Node))
-                    _failing[failed.Node] = _metrics.FirstMissOf(failed.Node) is { } first && first <= failed.At ? first : failed.At;
+                Judged(failed);
                 break;
             case ForwarderRecovered recovered:
-                _failing.Remove(recovered.Node);
+                Judged(recovered);
                 break;
         }
         if (_logEvents && _eventLog.IsInfoEnabled)
             Context.System.EventStream.Publish(new Info(EventSource, typeof(MetricsFeed), new CausedLine(Describe(e), e.Reason)));
+    }
+
+    /// <summary>
+    /// A failed node that carries routes is timed from its first missed probe (or its judgement) until it carries none; the
+    /// supervisor's event and the route manager's receipt of it may both come here, and the first one counts.
+    /// </summary>
+    private void Judged(IHealthEvent judgement)
+    {
+        if (judgement is ForwarderRecovered) _failing.Remove(judgement.Node);
+        else if (judgement is ForwarderFailed && _routes is not null && Carries(_routes, judgement.Node)
+                 && !_failing.ContainsKey(judgement.Node))
+            _failing[judgement.Node] = _metrics.FirstMissOf(judgement.Node) is { } first && first <= judgement.At ? first : judgement.At;
     }
 
     private static bool Carries(RouteManagerState routes, NodeName node) =>
