@@ -33,6 +33,7 @@ public sealed class AdminCommandTests : IAsyncLifetime
               }
               node { name = "n1", ip = "10.99.0.11" }
               health.probe-port = 0
+              http.port = 0
               persistence { journal = sqlite, sqlite.path = "{{_folder.Path}}/romana.db" }
               cni.socket = "{{Socket}}"
             }

@@ -41,7 +41,8 @@ public class CniPluginTests
     private static async Task<(RomanaDaemon Daemon, CniRuntime Runtime)> StartDaemonAsync(TempFolder folder, string node,
         string overrides = "", string? conflist = null)
     {
-        var config = RomanaConfig.Load(DaemonConfig(folder, "romana.node.name = n1\nromana.health.probe-port = 0\n" + overrides));
+        var config = RomanaConfig.Load(DaemonConfig(folder,
+            "romana.node.name = n1\nromana.health.probe-port = 0\nromana.http.port = 0\n" + overrides));
         var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: new LinuxHostNetwork(HostAgentSettings.From(config), node));
         return (daemon, new CniRuntime(node, conflist ?? Conflist.Replace("SOCKET", SocketOf(folder))));
     }

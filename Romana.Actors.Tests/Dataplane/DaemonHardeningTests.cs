@@ -35,7 +35,7 @@ public class DaemonHardeningTests(ITestOutputHelper output)
         File.ReadAllText(Path.Combine(Paths.RepositoryRoot, "hocon", "single-node.conf"))
             .Replace("/var/lib/romana/romana.db", JournalOf(folder))
             .Replace("/run/romana/cni.sock", SocketOf(folder))
-        + "\nromana.node.name = n1\nromana.node.ip = 10.99.0.11\nromana.health.probe-port = 0\n" + overrides + "\n");
+        + "\nromana.node.name = n1\nromana.node.ip = 10.99.0.11\nromana.health.probe-port = 0\nromana.http.port = 0\n" + overrides + "\n");
 
     /// <summary>Idle connections to the daemon's socket, opened one after the other, each given half a second to be queued.</summary>
     private sealed class Flood(string socketPath) : IDisposable

@@ -219,6 +219,7 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
               aws { region = "eu-west-1", endpoint = "{{_ec2.Url}}" }
               routes.tables { tag-key = "romana.io/cluster", tag-value = "admin" }
               health.probe-port = {{ClusterMembershipTests.FreePort()}}
+              http.port = 0
               ipam.cluster.register-interval = 300ms
               persistence { journal = postgresql, postgresql.connection-string = "{{_journal.Settings.PostgreSqlConnectionString}}" }
               cni.socket = "{{SocketOf(node)}}"

@@ -48,6 +48,7 @@ public class DaemonClusterTests(PostgreSqlServer server)
               aws { region = "eu-west-1", endpoint = "{{endpoint.Url}}" }
               routes.tables { tag-key = "romana.io/cluster", tag-value = "lab" }
               health.probe-port = {{ClusterMembershipTests.FreePort()}}
+              http.port = 0
               persistence { journal = postgresql, postgresql.connection-string = "{{journal.Settings.PostgreSqlConnectionString}}" }
               cni.socket = "{{folder.Path}}/cni.sock"
             }

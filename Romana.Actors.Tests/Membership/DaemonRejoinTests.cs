@@ -248,6 +248,7 @@ public sealed class DaemonRejoinTests(PostgreSqlServer server, ITestOutputHelper
               aws { region = "eu-west-1", endpoint = "{{_ec2.Url}}" }
               routes.tables { tag-key = "romana.io/cluster", tag-value = "lab" }
               health.probe-port = {{ClusterMembershipTests.FreePort()}}
+              http.port = 0
               ipam.cluster.register-interval = 300ms
               persistence { journal = postgresql, postgresql.connection-string = "{{_journal.Settings.PostgreSqlConnectionString}}" }
               cni.socket = "{{_folder.Path}}/{{name}}.sock"

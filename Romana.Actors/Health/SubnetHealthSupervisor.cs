@@ -1,10 +1,12 @@
 using System.Collections.Immutable;
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
+using Romana.Actors.Observability;
 using Romana.Actors.Routing;
 using static Romana.Actors.Health.HealthMessages;
 
@@ -197,7 +199,8 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         if (e is ForwarderFailed) StandbyWait(e.Node);
         else StandbyEnd(e.Node);
         Status();
-        PersistAsync(e, _ => { });
+        var started = Stopwatch.GetTimestamp();
+        PersistAsync(e, _ => Context.System.EventStream.Publish(new Observed.JournalWritten("health", Stopwatch.GetElapsedTime(started))));
     }
 
     private SubnetHealth Health() => new(_subnet, [.. _watched.Keys], _state.Failed, _routesThrough?.Version ?? 0);
@@ -377,4 +380,16 @@ public sealed class SubnetHealthSupervisor : ReceivePersistentActor, IWithTimers
         string Reason) : INoSerializationVerificationNeeded;
 
     private sealed record SendStatus : INoSerializationVerificationNeeded;
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        Context.System.EventStream.Publish(new Observed.JournalWriteFailed("health", cause.Message));
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        Context.System.EventStream.Publish(new Observed.JournalWriteFailed("health", cause.Message));
+        base.OnPersistRejected(cause, @event, sequenceNr);
+    }
 }

@@ -1,9 +1,11 @@
 using System.Collections.Immutable;
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
+using Romana.Actors.Observability;
 using Romana.Actors.Persistence;
 using static Romana.Actors.Ipam.IpamMessages;
 using static Romana.Actors.Ipam.NodeMessages;
@@ -60,6 +62,7 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
         Recover<RecoveryCompleted>(_ =>
         {
             _nextSnapshotAt = LastSequenceNr + _settings.SnapshotEvery;
+            Context.System.EventStream.Publish(_state.Usage());
             _subnet.Tell(new GetReservations(_node));
         });
         Serving();
@@ -258,9 +261,13 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
     {
         _awaitingWrite.Enqueue(requesters);
         var left = events.Count;
-        PersistAllAsync(events, _ =>
+        var started = Stopwatch.GetTimestamp();
+        PersistAllAsync(events, e =>
         {
+            Context.System.EventStream.Publish(e);
             if (--left > 0) return;
+            Context.System.EventStream.Publish(new Observed.JournalWritten("node", Stopwatch.GetElapsedTime(started)));
+            Context.System.EventStream.Publish(_state.Usage());
             _awaitingWrite.Dequeue();
             stored();
             if (_awaitingWrite.Count > 0) return;
@@ -313,12 +320,14 @@ public sealed class NodeActor : ReceivePersistentActor, IWithTimers
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
+        Context.System.EventStream.Publish(new Observed.JournalWriteFailed("node", cause.Message));
         FailWaitingRequesters(cause);
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
+        Context.System.EventStream.Publish(new Observed.JournalWriteFailed("node", cause.Message));
         FailWaitingRequesters(cause);
         base.OnPersistRejected(cause, @event, sequenceNr);
         // _state already holds the rejected event: start over from the journal.

@@ -37,6 +37,10 @@ public sealed record NodeState(
 
     public ImmutableArray<Ipv4Cidr> BlockList => [.. Blocks.Values.Select(b => b.Block)];
 
+    /// <summary>What the metrics show of this node: blocks, addresses allocated, addresses neither allocated nor fenced.</summary>
+    public Observability.Observed.NodeUsage Usage() => new(Node, Blocks.Count, Blocks.Values.Sum(b => b.Allocated),
+        Blocks.Values.Sum(b => b.Capacity - b.Allocated - b.Fenced), Blocks.IsEmpty ? null : Blocks.Values.First().Block);
+
     // ---- decisions -------------------------------------------------------------------------------------------
 
     /// <summary>

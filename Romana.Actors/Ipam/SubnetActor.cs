@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
@@ -6,6 +7,7 @@ using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
 using Romana.Actors.Configuration;
+using Romana.Actors.Observability;
 using Romana.Actors.Persistence;
 using Romana.Actors.Topology;
 using static Romana.Actors.Ipam.NodeMessages;
@@ -488,11 +490,14 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
     {
         _awaitingWrite = replyTo;
         var left = events.Length;
+        var started = Stopwatch.GetTimestamp();
         PersistAll(events, e =>
         {
             _state = _state.Apply(e);
+            Context.System.EventStream.Publish(e);
             if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state); // immutable: serialized off this thread
             if (--left > 0) return;
+            Context.System.EventStream.Publish(new Observed.JournalWritten("subnet", Stopwatch.GetElapsedTime(started)));
             _awaitingWrite = null;
             Publish();
             then();
@@ -502,6 +507,7 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
     /// <summary>The actor stops after this; its supervisor brings it back from the journal.</summary>
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
+        Context.System.EventStream.Publish(new Observed.JournalWriteFailed("subnet", cause.Message));
         FailWaitingRequester(cause);
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
@@ -509,6 +515,7 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
     /// <summary>Nothing was applied: the subnet answers with the failure and goes on.</summary>
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
     {
+        Context.System.EventStream.Publish(new Observed.JournalWriteFailed("subnet", cause.Message));
         base.OnPersistRejected(cause, @event, sequenceNr);
         FailWaitingRequester(cause);
         EndProtocol();

@@ -1,10 +1,12 @@
 using System.Collections.Immutable;
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
 using Romana.Actors.Ipam;
+using Romana.Actors.Observability;
 using Romana.Actors.Persistence;
 using static Romana.Actors.Health.HealthMessages;
 using static Romana.Actors.Routing.RouteManagerMessages;
@@ -99,6 +101,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         Recover<IRouteEvent>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
+            Context.System.EventStream.Publish(new Observed.RoutesNow(_state));
             _source.Subscribe(Context);
             Timers.StartPeriodicTimer("reconcile", new Reconcile("periodic check"), _settings.ReconcileInterval);
             Self.Tell(new Reconcile("route manager started"));
@@ -173,11 +176,13 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         {
             // On receipt, before anything else: the supervisor moves the routes itself when this does not come (the manager is away).
             if (Replyable(Sender)) Sender.Tell(new FailoverNoted(failed.Subnet, failed.Node));
+            Context.System.EventStream.Publish(new Observed.HealthNoted(failed));
             HealthChanged(failed.Subnet, f => f.Add(failed.Node));
         });
         Command<ForwarderRecovered>(recovered =>
         {
             _recoveredAt[recovered.Node] = recovered.At;
+            Context.System.EventStream.Publish(new Observed.HealthNoted(recovered));
             HealthChanged(recovered.Subnet, f => f.Remove(recovered.Node));
         });
         Command<SubnetHealth>(health =>
@@ -580,6 +585,7 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
         }
         var left = list.Count;
         _writesPending++;
+        var started = Stopwatch.GetTimestamp();
         PersistAllAsync(list, e =>
         {
             _state = _state.Apply(e);
@@ -587,9 +593,23 @@ public sealed class VpcRouteActor : ReceivePersistentActor, IWithTimers
             Context.System.EventStream.Publish(e);
             if (LastSequenceNr % _settings.SnapshotEvery == 0) SaveSnapshot(_state);
             if (--left > 0) return;
+            Context.System.EventStream.Publish(new Observed.JournalWritten("routes", Stopwatch.GetElapsedTime(started)));
+            Context.System.EventStream.Publish(new Observed.RoutesNow(_state));
             _writesPending--;
             then();
             UpdateIdle();
         });
+    }
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        Context.System.EventStream.Publish(new Observed.JournalWriteFailed("routes", cause.Message));
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        Context.System.EventStream.Publish(new Observed.JournalWriteFailed("routes", cause.Message));
+        base.OnPersistRejected(cause, @event, sequenceNr);
     }
 }

@@ -58,6 +58,7 @@ public sealed class CniServer : IAsyncDisposable
     private ILoggingAdapter _log = NoLogger.Instance;
     private RateLimitedLog _warnings = new(NoLogger.Instance, LogInterval);
     private int _stopped;
+    private int _serving;
 
     private CniServer(Socket listener, CniSettings settings)
     {
@@ -167,6 +168,14 @@ public sealed class CniServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Why plugins cannot be served now (null: they can): not served yet, stopped, or the socket file gone.</summary>
+    public string? NotServedBecause =>
+        Volatile.Read(ref _stopped) == 1 ? $"socket {Path} closed (the daemon is stopping)"
+        : Volatile.Read(ref _serving) == 0 ? $"socket {Path} not served yet (the daemon is starting)"
+        : _accepting.IsCompleted ? $"socket {Path} no longer accepts connections"
+        : !File.Exists(Path) ? $"socket file {Path} is gone"
+        : null;
+
     public void Serve(ICniRequests requests, ILoggingAdapter log)
     {
         _log = log;
@@ -176,6 +185,7 @@ public sealed class CniServer : IAsyncDisposable
         log.Info("CNI socket {0}: at most {1} connections at once ({2}); a request line within {3} s of connecting, " +
             "of at most {4} bytes", Path, _limit, why, _settings.RequestTimeout.TotalSeconds, _settings.MaxRequestBytes);
         _accepting = AcceptAsync(requests);
+        Volatile.Write(ref _serving, 1);
     }
 
     /// <summary>

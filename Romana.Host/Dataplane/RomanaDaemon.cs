@@ -11,6 +11,7 @@ using Romana.Host.Aws;
 using Romana.Host.Composition;
 using Romana.Host.Health;
 using Romana.Host.Kubernetes;
+using Romana.Host.Observability;
 using Romana.Host.Persistence;
 using Romana.Host.Routing;
 
@@ -45,6 +46,12 @@ public sealed class RomanaDaemon : IAsyncDisposable
     /// </summary>
     public Task Terminated { get; }
 
+    /// <summary>The port of /metrics, /healthz and /readyz (romana.http.port, or the one taken for port 0).</summary>
+    public int HttpPort => _host.Services.GetRequiredService<RomanaHttpServer>().Port;
+
+    /// <summary>The collectors /metrics shows.</summary>
+    public RomanaMetrics Metrics => _host.Services.GetRequiredService<RomanaMetrics>();
+
     /// <summary>The IPAM front door of this daemon (what other nodes of a cluster, or a test, speak to).</summary>
     public IpamClient Ipam => _host.Ipam;
 
@@ -62,6 +69,9 @@ public sealed class RomanaDaemon : IAsyncDisposable
         var agentSettings = HostAgentSettings.From(config);
         var health = HealthSettings.From(config);
         var cni = CniSettings.From(config, socketPath);
+        var http = HttpSettings.From(config);
+        var logs = LogSettings.From(config);
+        config = logs.AkkaConfig().WithFallback(config);
         // A shutdown the daemon did not ask for (the cluster downed this member) closes the CNI socket in its first phase
         // (below): that phase waits for the requests in flight as long as the daemon's own stop does.
         config = ConfigurationFactory.ParseString("akka.coordinated-shutdown.phases.before-service-unbind.timeout = " +
@@ -91,6 +101,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
             var builder = RomanaHost.CreateBuilder(config, akka =>
             {
                 akka.AddRomanaPersistence(journal)
+                    .AddRomanaMetrics(topology, placement, logs.Events)
                     .AddRomanaIpam(topology, placement, node.Name, node.Subnet)
                     .AddRomanaDataplane(node.Name, topology.PodCidr, node.Subnet, placement);
                 // A member of the cluster: the route manager as the cluster singleton (never a forwarder itself while its
@@ -104,6 +115,12 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 if (kubernetes.Enabled) akka.AddRomanaKubernetes(kubernetes, topology, node.Name);
             }, services =>
             {
+                // The HTTP endpoint first: bound before anything else starts, and stopped last (/healthz answers throughout).
+                services.AddSingleton(sp => new RomanaHttpServer(http, sp));
+                services.AddHostedService(sp => sp.GetRequiredService<RomanaHttpServer>());
+                services.AddSingleton<IReadinessCheck>(sp => new JournalReadiness(sp.GetRequiredService<RomanaMetrics>()));
+                services.AddSingleton<IReadinessCheck>(new CniSocketReadiness(server));
+                if (cluster.Enabled) services.AddSingleton<IReadinessCheck>(sp => new ClusterMemberReadiness(sp));
                 services.AddSingleton(node);
                 if (placement == IpamPlacement.Cluster) services.AddSingleton(new ClusterPlacementMarker());
                 services.AddSingleton(agentSettings);
@@ -121,6 +138,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
                     services.AddHostedService<SourceDestCheckAtStart>();
                     services.AddHostedService(sp => new ForwarderHealthRegistration(sp, health.ProbeInterval * 2));
                 }
+                services.AddRomanaMetrics();
             }, cluster.Enabled ? ClusterSettings.SystemName : "romana-daemon");
             builder.Services.AddHostedService<NodeMembership>();
             builder.Services.AddHostedService(sp => new MasqueradeService(sp, masqueradeRules, imdsRules));
@@ -135,8 +153,9 @@ public sealed class RomanaDaemon : IAsyncDisposable
                     await server.DisposeAsync();
                     return Akka.Done.Instance;
                 });
-            daemon._host.Services.DaemonLog().Info("Romana daemon: node {0} ({1}) of subnet {2}; CNI socket {3}; health port {4}; {5}",
-                node.Name, node.Ip, node.Subnet, cni.Socket, health.ProbePort,
+            daemon._host.Services.DaemonLog().Info(
+                "Romana daemon: node {0} ({1}) of subnet {2}; CNI socket {3}; {4}; {5}",
+                node.Name, node.Ip, node.Subnet, cni.Socket, $"health port {health.ProbePort}; HTTP port {daemon.HttpPort}",
                 $"journal {journal.Describe()}{(journalLock is null ? "" : $", locked by {journalLock.LockPath}")}" +
                 (cluster.Enabled ? $"; cluster member {Akka.Cluster.Cluster.Get(daemon._host.System).SelfAddress}" +
                     $"{(node.Eni.Length > 0 ? $", instance {node.InstanceId}, ENI {node.Eni}" : "")}" : ""));

@@ -20,7 +20,10 @@ public sealed class SimulatedNodes : IHealthProbe
         Task.FromResult(!_down.ContainsKey(node));
 }
 
-/// <summary>Collects every persisted event the actors publish, in order, for the timeline.</summary>
+/// <summary>
+/// Collects every persisted event the actors publish, in order, for the timeline: the route manager's and the health
+/// supervisors' (the IPAM's node events, published for the metrics and logs, are not the timeline's).
+/// </summary>
 public sealed class EventRecorder : ReceiveActor
 {
     private readonly ConcurrentQueue<IRomanaEvent> _events;
@@ -28,7 +31,10 @@ public sealed class EventRecorder : ReceiveActor
     public EventRecorder(ConcurrentQueue<IRomanaEvent> events)
     {
         _events = events;
-        Receive<IRomanaEvent>(e => _events.Enqueue(e));
+        Receive<IRomanaEvent>(e =>
+        {
+            if (e is not IIpamEvent) _events.Enqueue(e);
+        });
     }
 
     public static Props Props(ConcurrentQueue<IRomanaEvent> events) => Akka.Actor.Props.Create(() => new EventRecorder(events));

@@ -17,6 +17,7 @@ using Romana.Host.Composition;
 using Romana.Host.Documents;
 using Romana.Host.Ec2;
 using Romana.Host.Ipam;
+using Romana.Host.Observability;
 using Romana.Host.Persistence;
 using Romana.Host.Routing;
 using static Romana.Actors.Routing.RouteManagerMessages;
@@ -47,7 +48,14 @@ public sealed record Failover(string Node, double FailedAt, double? DetectedAt, 
 public sealed record SimulationResult(ImmutableArray<TimelineEntry> Timeline, ImmutableArray<Failover> Failovers, PlanDocument Final,
     Violation? Violation, double? ViolationAt, int InvariantChecks, string Journal, TimeSpan Simulated, TimeSpan Elapsed,
     DateTimeOffset Start, ImmutableArray<Capture> Captures, double? ConvergedAt = null, Violation? NotConverged = null,
-    double? NotConvergedSince = null, int SourceDestChecksDisabled = 0);
+    double? NotConvergedSince = null, int SourceDestChecksDisabled = 0, SimulationMetrics? Metrics = null);
+
+/// <summary>
+/// What /metrics would show at the end of the run (the daemon's collectors, composed the same way), and what the in-memory
+/// EC2 counted itself, to compare them with: calls received by action, and the routes to cluster nodes each table holds.
+/// </summary>
+public sealed record SimulationMetrics(string Text, ImmutableSortedDictionary<string, int> Ec2Calls,
+    ImmutableSortedDictionary<string, int> Ec2PodRoutes);
 
 /// <summary>
 /// Runs a scenario on the production actors — IPAM, forwarder supervisors and probes, the route manager — with an
@@ -167,11 +175,15 @@ public sealed class SimulationRun : IAsyncDisposable
         }
         Collect();
         var final = await FinalAsync();
+        await _romana.Registry.Get<MetricsFeed>().Ask<MetricsFeed.Flushed>(MetricsFeed.Flush.Instance, TimeSpan.FromSeconds(60));
+        var metrics = new SimulationMetrics(await _romana.Services.GetRequiredService<RomanaMetrics>().ExportAsync(),
+            _ec2.CallCounts.ToImmutableSortedDictionary(StringComparer.Ordinal),
+            InEc2(_cluster!.Nodes).Tables.ToImmutableSortedDictionary(t => t.Table, t => t.Routes.Length, StringComparer.Ordinal));
         var timeline = _timeline.OrderBy(e => e.At).ToImmutableArray();
         return new SimulationResult(timeline, Failovers(timeline), final, violation, violationAt, _checks,
             _journal.Journal == JournalKind.Memory ? "(in memory)" : Path.GetFullPath(_journal.SqlitePath), _scenario.Until,
             DateTime.UtcNow - started, _start, [.. _captures], _convergedAt, _convergingSince is null ? null : _unreachable,
-            _convergingSince, _checksDisabled);
+            _convergingSince, _checksDisabled, metrics);
     }
 
     // ---- setting up ------------------------------------------------------------------------------------------------
@@ -195,6 +207,7 @@ public sealed class SimulationRun : IAsyncDisposable
         progress?.Invoke($"IPAM: {_members.Count} nodes join, {_members.Sum(n => n.Pods):N0} pods get addresses");
         _romana = await RomanaHost.StartAsync(config, akka => akka
             .AddRomanaPersistence(_journal)
+            .AddRomanaMetrics(_topology)
             .AddRomanaIpam(_topology)
             .AddRomanaRoutes(_topology)
             .AddRomanaHealth(_topology)
@@ -203,7 +216,8 @@ public sealed class SimulationRun : IAsyncDisposable
             .AddSingleton<IEc2RouteTables>(sp => CreateEc2(sp.GetRequiredService<ActorSystem>(), sp.GetRequiredService<IClock>()))
             .AddSingleton<IHealthProbe>(_nodes)
             .AddSingleton(routeSettings)
-            .AddSingleton(_health), "romana-simulation");
+            .AddSingleton(_health)
+            .AddRomanaMetrics(), "romana-simulation");
         _routes = _romana.Registry.Get<VpcRouteActor>();
         _forwarderHealth = _romana.Registry.Get<ForwarderHealth>();
 
