@@ -6,6 +6,7 @@ using Akka.Discovery;
 using k8s.Models;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
+using Romana.Actors.Tests.Conformance;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Composition;
 using Romana.Host.Kubernetes;
@@ -97,6 +98,29 @@ public class KubernetesBootstrapTests
         if (!k8s.KubernetesClientConfiguration.IsInCluster())
             Assert.StartsWith("romana.cluster.discovery: kubernetes, but this process runs in no Kubernetes pod",
                 ErrorOf("discovery = kubernetes"));
+    }
+
+    [SkippableFact]
+    public async Task A_daemon_with_kubernetes_discovery_outside_a_pod_and_no_api_server_is_refused_with_one_line_and_exit_2()
+    {
+        Skip.If(k8s.KubernetesClientConfiguration.IsInCluster(), "this test process runs in a Kubernetes pod");
+        using var folder = new TempFolder();
+        var config = folder.Write("member.conf", $$"""
+            romana {
+              topology { pod-cidr = "100.64.0.0/16", block-prefix-length = 26, zones = [{ name = "z", subnets = [{ id = "s1" }] }] }
+              node { name = "n1", subnet = "s1", ip = "127.0.0.1", instance-id = "i-1", eni = "eni-1" }
+              cluster { enabled = on, port = 0, discovery = kubernetes }
+              persistence { journal = postgresql, postgresql.connection-string = "Host=127.0.0.1;Port=1" }
+              cni.socket = "{{folder.Path}}/cni.sock"
+            }
+            """);
+        var (exit, output, error) = await Processes.RunAsync("dotnet", [DaemonProcess.RomanaDll, "daemon", "--config", config]);
+        Assert.Equal(2, exit);
+        Assert.Equal("", output);
+        Assert.Equal($"romana: {config}: romana.cluster.discovery: kubernetes, but this process runs in no Kubernetes pod " +
+            "(KUBERNETES_SERVICE_HOST or _PORT unset, or no service account token and CA); set romana.cluster.bootstrap.api-server, " +
+            "api-token-path and api-ca-path", error.Trim());
+        Assert.False(File.Exists(Path.Combine(folder.Path, "cni.sock")), "the refused daemon bound its socket");
     }
 
     [Fact]

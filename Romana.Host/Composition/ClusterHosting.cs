@@ -138,6 +138,7 @@ public static class ClusterHosting
                 contactPoint.Dispose();
                 return Task.FromResult(Akka.Done.Instance);
             });
+            system.WhenTerminated.ContinueWith(_ => contactPoint.Dispose(), TaskScheduler.Default);
             var clusterBootstrap = ClusterBootstrap.Get(system);
             // What Akka.Management does when it binds its routes: tell bootstrap this member's own contact point.
             clusterBootstrap.Routes(ManagementRouteProviderSettings.Create(contactPoint.BaseUri, readOnly: true));
