@@ -10,7 +10,8 @@ namespace Romana.Actors.Tests.Support;
 /// and the cluster's own events to its local subscribers (membership and reachability changes, the singleton manager's
 /// oldest-member notices) never leave the process, and the default serializer cannot carry them: it loses a member's
 /// up-number, so a singleton manager reading a copy misjudges which member is oldest and waits for a hand-over that never
-/// comes. This serializer hands them through by reference, so verifying every message does not drop or corrupt them.
+/// comes. Cluster bootstrap's coordinator talks to itself and its contact point probes the same way (a discovery answer
+/// holds IPAddresses, which the default serializer cannot carry). This serializer hands them through by reference, so verifying every message does not drop or corrupt them.
 /// Bound in tests only, to third-party types only.
 /// </summary>
 public sealed class InProcessOnlySerializer(ExtendedActorSystem system) : Serializer(system)
@@ -29,6 +30,11 @@ public sealed class InProcessOnlySerializer(ExtendedActorSystem system) : Serial
           "Akka.Cluster.ClusterEvent+CurrentClusterState, Akka.Cluster" = in-process-only
           "Akka.Cluster.Tools.Singleton.OldestChangedBuffer+OldestChanged, Akka.Cluster.Tools" = in-process-only
           "Akka.Cluster.Tools.Singleton.OldestChangedBuffer+InitialOldestState, Akka.Cluster.Tools" = in-process-only
+          "Akka.Discovery.ServiceDiscovery+Resolved, Akka.Discovery" = in-process-only
+          "Akka.Management.Cluster.Bootstrap.Internal.BootstrapCoordinator+Protocol+InitiateBootstrapping, Akka.Management" = in-process-only
+          "Akka.Management.Cluster.Bootstrap.Internal.BootstrapCoordinator+Protocol+ObtainedSeedNodesObservation, Akka.Management" = in-process-only
+          "Akka.Management.Cluster.Bootstrap.Internal.BootstrapCoordinator+Protocol+ProbingFailed, Akka.Management" = in-process-only
+          "Akka.Management.Cluster.Bootstrap.IJoinDecision, Akka.Management" = in-process-only
         }
         akka.actor.serialization-identifiers { "Romana.Actors.Tests.Support.InProcessOnlySerializer, Romana.Actors.Tests" = 4199 }
         """;

@@ -6,9 +6,12 @@ using Akka.Cluster.Hosting;
 using Akka.Cluster.Hosting.SBR;
 using Akka.Configuration;
 using Akka.Hosting;
+using Akka.Management.Dsl;
+using Akka.Management.Cluster.Bootstrap;
 using Akka.Remote.Hosting;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
+using Romana.Host.Kubernetes;
 
 namespace Romana.Host.Composition;
 
@@ -54,7 +57,8 @@ public static class ClusterHosting
 
     /// <summary>
     /// Remoting on <see cref="ClusterSettings.Hostname"/>:<see cref="ClusterSettings.Port"/> (TLS when asked), the cluster
-    /// with its seed nodes and <paramref name="roles"/>, and the split-brain resolver as the downing provider.
+    /// with its seed nodes and <paramref name="roles"/>, the split-brain resolver as the downing provider, and with discovery
+    /// = kubernetes the cluster bootstrap (<see cref="AddRomanaKubernetesBootstrap"/>).
     /// </summary>
     public static AkkaConfigurationBuilder AddRomanaCluster(this AkkaConfigurationBuilder akka, ClusterSettings settings,
         IEnumerable<string> roles)
@@ -93,10 +97,62 @@ public static class ClusterHosting
             ? "akka.cluster.split-brain-resolver.active-strategy = down-all\n"
             : "";
         var seeds = settings.SeedNodes.Select(seed => Quoted(WithProtocol(seed, settings.Tls.Enabled)));
+        if (settings.Discovery == ClusterDiscovery.Kubernetes) akka.AddRomanaKubernetesBootstrap(settings);
         return akka.AddHocon(ConfigurationFactory.ParseString($"""
             {downAll}akka.cluster.split-brain-resolver.stable-after = {(long)settings.StableAfter.TotalMilliseconds}ms
             akka.cluster.roles = [{string.Join(", ", roles.Select(Quoted))}]
             akka.cluster.seed-nodes = [{string.Join(", ", seeds)}]
+            """), HoconAddMode.Prepend);
+    }
+
+    /// <summary>
+    /// Cluster bootstrap (Akka.Management's ClusterBootstrap), started with the actor system: the daemon pods come from
+    /// <see cref="KubernetesPodDiscovery"/> (by label selector, with the container port named management-port-name), and
+    /// each is asked at its <see cref="BootstrapContactPoint"/> (this member's listens on <see cref="ClusterSettings.Hostname"/>
+    /// at the management port). A pod found that is in a cluster is joined; with none in one, the pod with the lowest address
+    /// forms it once required-contact-points pods answered and the pods found were stable for stable-margin. Seed nodes, when
+    /// there are some (a downed member's rejoin lists the members it last saw), win: bootstrap then steps aside and the
+    /// member joins them.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddRomanaKubernetesBootstrap(this AkkaConfigurationBuilder akka, ClusterSettings settings)
+    {
+        var bootstrap = settings.Bootstrap;
+        // Not started by Akka.Management (autoStart): its HTTP endpoint cannot start here (BootstrapContactPoint says why).
+        akka.WithClusterBootstrap(options =>
+        {
+            options.NewClusterEnabled = true;
+            options.ContactPointDiscovery.ServiceName = ClusterSettings.SystemName;
+            options.ContactPointDiscovery.PortName = bootstrap.ManagementPortName;
+            options.ContactPointDiscovery.DiscoveryMethod = KubernetesPodDiscovery.Method;
+            options.ContactPointDiscovery.RequiredContactPointsNr = bootstrap.RequiredContactPoints;
+            options.ContactPointDiscovery.StableMargin = bootstrap.StableMargin;
+            options.ContactPointDiscovery.Interval = bootstrap.Interval;
+            options.ContactPointDiscovery.ContactWithAllContactPoints = true;
+            options.ContactPoint.FallbackPort = bootstrap.ManagementPort;
+        }, autoStart: false);
+        akka.AddStartup((system, registry) =>
+        {
+            var contactPoint = BootstrapContactPoint.Start(system, settings.Hostname, bootstrap.ManagementPort);
+            CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseServiceUnbind, "romana-bootstrap-contact-point", () =>
+            {
+                contactPoint.Dispose();
+                return Task.FromResult(Akka.Done.Instance);
+            });
+            system.WhenTerminated.ContinueWith(_ => contactPoint.Dispose(), TaskScheduler.Default);
+            var clusterBootstrap = ClusterBootstrap.Get(system);
+            // What Akka.Management does when it binds its routes: tell bootstrap this member's own contact point.
+            clusterBootstrap.Routes(ManagementRouteProviderSettings.Create(contactPoint.BaseUri, readOnly: true));
+            _ = clusterBootstrap.Start();
+        });
+        return akka.AddHocon(ConfigurationFactory.ParseString($$"""
+            akka.discovery.{{KubernetesPodDiscovery.Method}} {
+              class = {{Quoted(typeof(KubernetesPodDiscovery).AssemblyQualifiedName!)}}
+              pod-label-selector = {{Quoted(bootstrap.PodLabelSelector)}}
+              pod-namespace = {{Quoted(bootstrap.PodNamespace)}}
+              api-server = {{Quoted(bootstrap.ApiServer)}}
+              api-token-path = {{Quoted(bootstrap.ApiTokenPath)}}
+              api-ca-path = {{Quoted(bootstrap.ApiCaPath)}}
+            }
             """), HoconAddMode.Prepend);
     }
 

@@ -17,12 +17,19 @@ public sealed record ClusterTlsSettings(bool Enabled, string CertificatePath, st
 }
 
 /// <summary>
-/// How `romana daemon` joins an Akka.Cluster (romana.cluster): where other members reach it, whom it asks to join, how a
-/// partition is resolved, and whether remoting speaks TLS. The actor system is always named <see cref="SystemName"/>.
+/// How `romana daemon` joins an Akka.Cluster (romana.cluster): where other members reach it, how it finds them (seed nodes,
+/// or cluster bootstrap through Kubernetes), how a partition is resolved, and whether remoting speaks TLS. The actor system
+/// is always named <see cref="SystemName"/>.
 /// </summary>
 public sealed record ClusterSettings(bool Enabled, string Hostname, int Port, ImmutableArray<string> SeedNodes,
     SplitBrainStrategy Strategy, TimeSpan StableAfter, int QuorumSize, ClusterTlsSettings Tls)
 {
+    /// <summary>How the daemon finds the other members: the seed nodes, or Kubernetes (<see cref="Bootstrap"/>).</summary>
+    public ClusterDiscovery Discovery { get; init; } = ClusterDiscovery.SeedNodes;
+
+    /// <summary>Cluster bootstrap through Kubernetes, used when <see cref="Discovery"/> is Kubernetes.</summary>
+    public KubernetesBootstrapSettings Bootstrap { get; init; } = KubernetesBootstrapSettings.From(RomanaConfig.Reference, check: false);
+
     public const string Section = "romana.cluster";
     public const string SystemName = "romana";
 
@@ -63,7 +70,19 @@ public sealed record ClusterSettings(bool Enabled, string Hostname, int Port, Im
             throw ConfigValues.Error(config, $"{Section}.tls.certificate-path", "empty while tls.enabled = on; name a PKCS#12 (.pfx) file");
         if (enabled && tls.Enabled && !File.Exists(tls.CertificatePath))
             throw ConfigValues.Error(config, $"{Section}.tls.certificate-path", $"{Quoting.Quote(tls.CertificatePath)}: no such file");
-        return new ClusterSettings(enabled, hostname, port, seeds, strategy, stableAfter, quorum, tls);
+        var discoveryText = ConfigValues.Text(config, $"{Section}.discovery");
+        var discovery = discoveryText switch
+        {
+            "seed-nodes" => ClusterDiscovery.SeedNodes,
+            "kubernetes" => ClusterDiscovery.Kubernetes,
+            _ => throw ConfigValues.Error(config, $"{Section}.discovery", $"{Quoting.Quote(discoveryText)} is neither seed-nodes nor kubernetes"),
+        };
+        var bootstrap = KubernetesBootstrapSettings.From(config, check: enabled && discovery == ClusterDiscovery.Kubernetes);
+        return new ClusterSettings(enabled, hostname, port, seeds, strategy, stableAfter, quorum, tls)
+        {
+            Discovery = discovery,
+            Bootstrap = bootstrap,
+        };
     }
 
     /// <summary>
