@@ -203,6 +203,7 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
               aws { region = "eu-west-1", endpoint = "{{_ec2.Url}}" }
               routes.tables { tag-key = "romana.io/cluster", tag-value = "k8s" }
               health.probe-port = {{ClusterMembershipTests.FreePort()}}
+              http.port = 0
               ipam.cluster.register-interval = 300ms
               persistence { journal = postgresql, postgresql.connection-string = "{{_journal.Settings.PostgreSqlConnectionString}}" }
               cni.socket = "{{Path.Combine(_folder.Path, $"{node}.sock")}}"

@@ -1,18 +1,16 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
 using System.Threading.Channels;
 using k8s;
 using k8s.Models;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace Romana.Actors.Tests.Support;
 
 /// <summary>
-/// A Kubernetes API server in the test process, as KubernetesClient's own tests mock one (Kestrel on 127.0.0.1, port 0):
+/// A Kubernetes API server in the test process, as KubernetesClient's own tests mock one (on 127.0.0.1, a free port;
+/// HttpListener rather than Kestrel, so that the test project needs no ASP.NET Core framework reference — with one,
+/// romana.dll run from the test output could not load Microsoft.Extensions.* assemblies):
 /// lists (JSON) and watches (one JSON event a line, chunked) of Nodes (<c>/api/v1/nodes</c>) and Pods
 /// (<c>/api/v1/pods</c>, with <c>fieldSelector=spec.nodeName=N</c>), from a resourceVersion, with a history of events the
 /// way the API server's watch cache keeps one. Controls: change objects (each change is an event with the next
@@ -21,7 +19,8 @@ namespace Romana.Actors.Tests.Support;
 /// </summary>
 public sealed class LocalKubeApiServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly HttpListener _listener;
+    private readonly Task _accepting;
     private readonly object _gate = new();
     private readonly Dictionary<string, Store> _stores = new()
     {
@@ -48,21 +47,61 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
 
     private sealed record OpenWatch(string Path, string? FieldSelector, Channel<string> Lines, CancellationTokenSource Drop);
 
-    private LocalKubeApiServer(WebApplication app) => _app = app;
-
-    public static async Task<LocalKubeApiServer> StartAsync()
+    private LocalKubeApiServer()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(options => options.Listen(System.Net.IPAddress.Loopback, 0));
-        var app = builder.Build();
-        var server = new LocalKubeApiServer(app);
-        app.Run(server.ServeAsync);
-        await app.StartAsync();
-        return server;
+        for (var attempt = 1; ; attempt++)
+        {
+            using (var probe = new TcpListener(IPAddress.Loopback, 0))
+            {
+                probe.Start();
+                Url = $"http://127.0.0.1:{((IPEndPoint)probe.LocalEndpoint).Port}";
+            }
+            _listener = new HttpListener();
+            _listener.Prefixes.Add(Url + "/");
+            try
+            {
+                _listener.Start();
+                break;
+            }
+            catch (HttpListenerException) when (attempt < 10)
+            {
+                _listener.Close(); // the port was taken meanwhile: another
+            }
+        }
+        _accepting = AcceptAsync();
     }
 
-    public string Url => _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+    public static Task<LocalKubeApiServer> StartAsync() => Task.FromResult(new LocalKubeApiServer());
+
+    public string Url { get; private set; } = "";
+
+    private async Task AcceptAsync()
+    {
+        while (true)
+        {
+            HttpListenerContext context;
+            try
+            {
+                context = await _listener.GetContextAsync();
+            }
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+            {
+                return; // closed
+            }
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await ServeAsync(context);
+                    context.Response.Close();
+                }
+                catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
+                {
+                    // the client went away
+                }
+            });
+        }
+    }
 
     /// <summary>KubernetesClient pointed at this server over plain HTTP.</summary>
     public IKubernetes Client() => new k8s.Kubernetes(new KubernetesClientConfiguration { Host = Url });
@@ -215,14 +254,14 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
 
     // ---- serving -----------------------------------------------------------------------------------------------------
 
-    private async Task ServeAsync(HttpContext context)
+    private async Task ServeAsync(HttpListenerContext context)
     {
-        var path = context.Request.Path.Value ?? "";
-        var query = context.Request.Query;
-        var watch = query["watch"] == "true" || query["watch"] == "1";
-        var fieldSelector = query["fieldSelector"].FirstOrDefault();
-        var request = new Request(path, watch, query["resourceVersion"].FirstOrDefault(), query["allowWatchBookmarks"] == "true",
-            fieldSelector, query["timeoutSeconds"].FirstOrDefault());
+        var path = context.Request.Url!.AbsolutePath;
+        var query = context.Request.QueryString;
+        var watch = query["watch"] is "true" or "1";
+        var fieldSelector = query["fieldSelector"];
+        var request = new Request(path, watch, query["resourceVersion"], query["allowWatchBookmarks"] == "true",
+            fieldSelector, query["timeoutSeconds"]);
         lock (_gate) _requests.Add(request);
         if (!_stores.TryGetValue(path, out var store))
         {
@@ -241,13 +280,21 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
                     """;
             }
             context.Response.ContentType = "application/json";
-            await context.Response.WriteAsync(list);
+            await WriteAsync(context, list);
             return;
         }
         await WatchAsync(context, path, store, request);
     }
 
-    private async Task WatchAsync(HttpContext context, string path, Store store, Request request)
+    private static async Task WriteAsync(HttpListenerContext context, string text)
+    {
+        if (text.Length == 0) return; // a chunk of no bytes would end a chunked response
+        var bytes = Encoding.UTF8.GetBytes(text);
+        await context.Response.OutputStream.WriteAsync(bytes);
+        await context.Response.OutputStream.FlushAsync();
+    }
+
+    private async Task WatchAsync(HttpListenerContext context, string path, Store store, Request request)
     {
         var from = long.TryParse(request.ResourceVersion, out var version) ? version : 0;
         OpenWatch open;
@@ -270,26 +317,22 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
         {
             context.Response.StatusCode = refusal;
             context.Response.ContentType = "application/json";
-            if (refusal == 410) await context.Response.WriteAsync(Status410());
+            if (refusal == 410) await WriteAsync(context, Status410());
             return;
         }
         var timeout = TimeSpan.FromSeconds(int.TryParse(request.TimeoutSeconds, out var seconds) ? seconds : 300);
-        using var ending = CancellationTokenSource.CreateLinkedTokenSource(open.Drop.Token, context.RequestAborted);
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(open.Drop.Token);
         ending.CancelAfter(timeout);
         try
         {
             context.Response.ContentType = "application/json";
-            foreach (var line in replay) await context.Response.WriteAsync(line + "\n");
-            await context.Response.Body.FlushAsync();
-            await foreach (var line in open.Lines.Reader.ReadAllAsync(ending.Token))
-            {
-                await context.Response.WriteAsync(line + "\n");
-                await context.Response.Body.FlushAsync();
-            }
+            context.Response.SendChunked = true;
+            await WriteAsync(context, string.Concat(replay.Select(line => line + "\n")));
+            await foreach (var line in open.Lines.Reader.ReadAllAsync(ending.Token)) await WriteAsync(context, line + "\n");
         }
         catch (OperationCanceledException)
         {
-            if (open.Drop.IsCancellationRequested) context.Abort(); // a dropped connection, not a clean end
+            if (open.Drop.IsCancellationRequested) context.Response.Abort(); // a dropped connection, not a clean end
         }
         finally
         {
@@ -331,7 +374,7 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         DropWatches();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        _listener.Close();
+        await _accepting;
     }
 }
