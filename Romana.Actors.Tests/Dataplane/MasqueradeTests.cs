@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Akka.Configuration;
 using Romana.Actors.Addressing;
 using Romana.Actors.Configuration;
+using Romana.Actors.Tests.Conformance;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Dataplane;
 
@@ -159,6 +160,33 @@ public sealed class MasqueradeTests
         Assert.DoesNotContain("@allowed", ruleset);
         Assert.Contains($"table ip {MasqueradeRules.Table}", ruleset);
         Assert.False(await ConnectsAsync(allowedPod), "pod2 once the allow-list is gone again");
+    }
+
+    [SkippableFact]
+    public async Task The_daemon_puts_the_metadata_block_in_place_beside_the_masquerade_as_it_starts_and_leaves_it_when_it_stops()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        Skip.If(!File.Exists("/usr/sbin/nft"), "no nft (.ci/run installs nftables)");
+        using var lab = new NetnsLab();
+        using var folder = new TempFolder();
+        var node = lab.AddNode("n1", lab.AddSubnet("sub"), "10.99.0.11/24");
+        // hocon/single-node.conf (pod CIDR 100.64.0.0/16) with its journal and socket in the test's folder.
+        var file = folder.Write("romana.conf", File.ReadAllText(Path.Combine(Paths.RepositoryRoot, "hocon", "single-node.conf"))
+            .Replace("/var/lib/romana/romana.db", Path.Combine(folder.Path, "romana.db"))
+            .Replace("/run/romana/cni.sock", Path.Combine(folder.Path, "cni.sock"))
+            + "\nromana.node { name = n1, ip = 10.99.0.11 }\nromana.health.probe-port = 0\n"
+            + "romana.host-agent.imds-allow = [\"100.64.3.0/24\"]\n");
+        var config = RomanaConfig.Load(file);
+        string Table() => NetnsLab.Exec(node, "nft", ["list", "table", "ip", ImdsBlockRules.Table]).Output;
+        var hostNetwork = new LinuxHostNetwork(HostAgentSettings.From(config), node);
+        await using (var daemon = await RomanaDaemon.StartAsync(config, hostNetwork: hostNetwork))
+        {
+            Assert.Contains($"ip saddr 100.64.0.0/16 ip daddr {ImdsBlockRules.Address} meta l4proto tcp counter", Table());
+            Assert.Contains("elements = { 100.64.3.0/24 }", Table());
+            Assert.Contains($"table ip {MasqueradeRules.Table}", NetnsLab.Exec(node, "nft", ["list", "ruleset"]).Output);
+        }
+        // Stopped: the pods keep their traffic, and stay away from the metadata service.
+        Assert.Contains($"ip daddr {ImdsBlockRules.Address}", Table());
     }
 
     /// <summary>A pod namespace whose eth0 (100.64.N.5/24) hangs off the node's veth (100.64.N.1/24), its default route.</summary>
