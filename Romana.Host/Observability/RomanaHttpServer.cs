@@ -120,16 +120,7 @@ public sealed class RomanaHttpServer(HttpSettings settings, IServiceProvider ser
         var response = context.Response;
         try
         {
-            var (status, type, body) = context.Request.HttpMethod is not ("GET" or "HEAD")
-                ? (405, "text/plain; charset=utf-8", "only GET and HEAD\n")
-                : context.Request.Url?.AbsolutePath switch
-                {
-                    "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8",
-                        await services.GetRequiredService<RomanaMetrics>().ExportAsync()),
-                    "/healthz" => (200, "text/plain; charset=utf-8", "ok\n"),
-                    "/readyz" => Ready(),
-                    _ => (404, "text/plain; charset=utf-8", "not found: /metrics, /healthz and /readyz are served\n"),
-                };
+            var (status, type, body) = await AnswerOfAsync(context.Request);
             var bytes = Encoding.UTF8.GetBytes(body);
             response.StatusCode = status;
             response.ContentType = type;
@@ -153,9 +144,44 @@ public sealed class RomanaHttpServer(HttpSettings settings, IServiceProvider ser
         }
     }
 
+    private async Task<(int, string, string)> AnswerOfAsync(HttpListenerRequest request)
+    {
+        const string text = "text/plain; charset=utf-8";
+        try
+        {
+            return request.HttpMethod is not ("GET" or "HEAD")
+                ? (405, text, "only GET and HEAD\n")
+                : request.Url?.AbsolutePath switch
+                {
+                    "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8",
+                        await services.GetRequiredService<RomanaMetrics>().ExportAsync()),
+                    "/healthz" => (200, text, "ok\n"),
+                    "/readyz" => Ready(),
+                    _ => (404, text, "not found: /metrics, /healthz and /readyz are served\n"),
+                };
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return (500, text, $"{request.Url?.AbsolutePath}: {e.GetType().Name}: {e.Message}\n");
+        }
+    }
+
+    /// <summary>A check that throws fails with what it threw, in one line.</summary>
+    private static string? Failing(IReadinessCheck check)
+    {
+        try
+        {
+            return check.Failing();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return $"{check.GetType().Name}: {e.GetType().Name}: {e.Message}";
+        }
+    }
+
     private (int, string, string) Ready()
     {
-        var failing = services.GetServices<IReadinessCheck>().Select(c => c.Failing()).OfType<string>().ToList();
+        var failing = services.GetServices<IReadinessCheck>().Select(Failing).OfType<string>().ToList();
         return failing.Count == 0
             ? (200, "text/plain; charset=utf-8", "ready\n")
             : (503, "text/plain; charset=utf-8", string.Concat(failing.Select(f => f + "\n")));
