@@ -81,6 +81,15 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
             (await SubnetAsync()).Members.Any(m => m.Node == new NodeName("n3")) ? null : (object)true);
         var n3Left = (await EventsAsync("subnet-subnet-a")).OfType<SubnetMessages.NodeLeft>().Single(e => e.Node == new NodeName("n3"));
         Assert.StartsWith("Kubernetes Node n3 deleted (watch DELETED at resourceVersion", n3Left.Reason);
+        // n4 is a member with no Node (its Node was deleted while no watch ran): the next list finds it and it leaves.
+        Assert.IsType<Succeeded>(await _daemons["n1"].Ipam.AskAsync(new AddNode(new("n4"), Subnet, "127.0.0.14", MembershipOnly: true)));
+        Assert.Contains((await SubnetAsync()).Members, m => m.Node == new NodeName("n4"));
+        _api.Compact(tellOpenWatches: true); // 410: the Node watch lists again
+        await EventuallyAsync("n4 gone from subnet-a", async () =>
+            (await SubnetAsync()).Members.Any(m => m.Node == new NodeName("n4")) ? null : (object)true);
+        var n4Left = (await EventsAsync("subnet-subnet-a")).OfType<SubnetMessages.NodeLeft>().Single(e => e.Node == new NodeName("n4"));
+        Assert.Matches(@"^Kubernetes Node n4 deleted \(no Node n4 in the list at resourceVersion \d+: deleted while unwatched\)$",
+            n4Left.Reason);
         await Task.Delay(TimeSpan.FromSeconds(3)); // ten retry intervals of the watch
         Assert.Contains((await SubnetAsync()).Members, m => m.Node == new NodeName("n2"));
         Assert.Equal(2, Assert.IsType<AllocationsOf>(await _daemons["n2"].Ipam.AskAsync(new GetAllocations(new("n2")))).Allocations.Length);

@@ -30,6 +30,8 @@ public sealed class NodeWatchActor : ReceiveActor, IWithTimers
     private readonly Dictionary<NodeName, string> _removing = [];
     private readonly HashSet<string> _said = [];
     private readonly HashSet<NodeName> _asking = [];
+    /// <summary>The Nodes the watch shows now (the list and the events after it).</summary>
+    private readonly HashSet<string> _known = new(StringComparer.Ordinal);
 
     public NodeWatchActor(ClusterTopology topology, IActorRef ipam, Func<NodeName, string?> liveMember, NodeWatchSettings settings,
         Func<Action<object>, CancellationToken, Task> runInformer)
@@ -42,8 +44,8 @@ public sealed class NodeWatchActor : ReceiveActor, IWithTimers
         Receive<InformerDelta<KubeNode>.Added>(added => Joined(added.Object, added.Cause));
         Receive<InformerDelta<KubeNode>.Updated>(updated => Joined(updated.New, updated.Cause));
         Receive<InformerDelta<KubeNode>.Deleted>(deleted => Deleted(new NodeName(deleted.Last.Name), deleted.Cause));
-        Receive<InformerSignals.Synced>(synced => _log.Info("Node watch: {0} Nodes listed at resourceVersion {1}", synced.Keys.Length,
-            synced.ResourceVersion));
+        Receive<InformerSignals.Synced>(Listed);
+        Receive<MembersRead>(Reconcile);
         Receive<InformerSignals.Interrupted>(down =>
             _log.Warning("Node watch: {0}; again in {1:0.###}s", down.Why, down.RetryIn.TotalSeconds));
         Receive<Retry>(_ => RetryAll());
@@ -62,6 +64,7 @@ public sealed class NodeWatchActor : ReceiveActor, IWithTimers
     public sealed record Pending(IReadOnlyList<NodeName> Joining, IReadOnlyList<NodeName> Removing) : INoSerializationVerificationNeeded;
 
     private sealed record Retry : INoSerializationVerificationNeeded;
+    private sealed record MembersRead(InformerSignals.Synced Listed, IReadOnlyList<NodeName>? Members) : INoSerializationVerificationNeeded;
     private sealed record Answered(NodeName Node, object Command, object? Reply) : INoSerializationVerificationNeeded;
 
     protected override void PreStart()
@@ -72,9 +75,43 @@ public sealed class NodeWatchActor : ReceiveActor, IWithTimers
 
     protected override void PostStop() => InformerRun.Stop(_informer);
 
+    /// <summary>
+    /// After each list (the first, and every re-list after 410): the IPAM's members that no listed Node names are removed
+    /// like deleted Nodes (a Node deleted while no Node watch ran, as when the singleton moved), under the same liveness rule.
+    /// </summary>
+    private void Listed(InformerSignals.Synced synced)
+    {
+        _log.Info("Node watch: {0} Nodes listed at resourceVersion {1}", synced.Keys.Length, synced.ResourceVersion);
+        MembersAsync().PipeTo(Self, success: members => new MembersRead(synced, members), failure: _ => new MembersRead(synced, null));
+    }
+
+    private async Task<IReadOnlyList<NodeName>?> MembersAsync()
+    {
+        var members = new List<NodeName>();
+        foreach (var subnet in _topology.Subnets)
+        {
+            if (await _ipam.Ask<object>(new GetSubnet(subnet.Id), _settings.AskTimeout) is not SubnetView view) return null;
+            members.AddRange(view.Subnet.Members.Select(m => m.Node));
+        }
+        return members;
+    }
+
+    private void Reconcile(MembersRead read)
+    {
+        if (read.Members is null)
+        {
+            _log.Warning("Node watch: the IPAM's members could not be read after the list at resourceVersion {0}; " +
+                "Nodes deleted while unwatched are found at the next list", read.Listed.ResourceVersion);
+            return;
+        }
+        foreach (var node in read.Members.Where(m => !_known.Contains(m.Value) && !_removing.ContainsKey(m)).Distinct().ToList())
+            Deleted(node, $"no Node {node} in the list at resourceVersion {read.Listed.ResourceVersion}: deleted while unwatched");
+    }
+
     private void Joined(KubeNode node, string cause)
     {
         var name = new NodeName(node.Name);
+        _known.Add(node.Name);
         if (_removing.Remove(name)) _log.Info("Node watch: Node {0} is back ({1}); its removal is cancelled", name, cause);
         switch (NodePlacement.Decide(node, _topology))
         {
@@ -91,6 +128,7 @@ public sealed class NodeWatchActor : ReceiveActor, IWithTimers
 
     private void Deleted(NodeName node, string cause)
     {
+        _known.Remove(node.Value);
         _joining.Remove(node);
         _removing[node] = $"Kubernetes Node {node} deleted ({cause})";
         _log.Info("Node watch: Node {0} deleted ({1}); it leaves Romana once its daemon is no member of the cluster", node, cause);
