@@ -141,7 +141,7 @@ public sealed class DeployManifestTests
     {
         var config = LoadedConfig();
         var port = config.GetInt("romana.http.port");
-        Assert.Equal(9607, port);
+        Assert.Equal(9608, port);
         Assert.Equal("0.0.0.0", config.GetString("romana.http.host"));
         Assert.Equal(port, Daemon.Ports.Single(p => p.Name == "http").ContainerPort);
         Assert.Equal(("/healthz", port.ToString()), (Daemon.LivenessProbe.HttpGet.Path, Daemon.LivenessProbe.HttpGet.Port.Value));
