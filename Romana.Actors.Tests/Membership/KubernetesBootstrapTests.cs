@@ -208,8 +208,12 @@ public class KubernetesBootstrapTests
             // Exactly one member formed the cluster (joined itself); the others joined it.
             var formed = members.Count(m => CollectingLogger.Lines(m.System).Any(l => l.Contains("Initiating new cluster, self-joining")));
             Assert.Equal(1, formed);
+            // Bootstrap is over once a member has decided to join: the API server is asked no more.
+            var lists = api.Requests.Count;
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            Assert.Equal(lists, api.Requests.Count);
             Console.WriteLine($"bootstrap: 3 members Up in one cluster {formedIn.TotalSeconds:0.0}s after their start " +
-                $"({api.Requests.Count} pod lists)");
+                $"({lists} pod lists)");
         }
         finally
         {
