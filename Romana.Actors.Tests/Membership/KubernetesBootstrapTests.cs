@@ -56,7 +56,7 @@ public class KubernetesBootstrapTests
     private static IEnumerable<Address> Up(RomanaHost member) =>
         Cluster.Get(member.System).State.Members.Where(m => m.Status == MemberStatus.Up).Select(m => m.Address);
 
-    /// <summary>All members see <paramref name="count"/> members Up within the bound; else the failure shows their bootstrap logs.</summary>
+    /// <summary>All members see <paramref name="count"/> members Up within the bound; else the failure shows their logs.</summary>
     private static async Task AwaitUpAsync(TimeSpan within, int count, RomanaHost[] members)
     {
         try
@@ -91,7 +91,8 @@ public class KubernetesBootstrapTests
         Assert.Equal("romana.cluster.bootstrap.pod-namespace: empty with api-server set; name the daemon pods' namespace",
             ErrorOf("discovery = kubernetes, bootstrap.api-server = \"https://127.0.0.1:6443\""));
         Assert.Equal("romana.cluster.bootstrap.api-ca-path: '/nonexistent/ca.crt': no such file", ErrorOf(
-            "discovery = kubernetes, bootstrap { api-server = \"https://127.0.0.1:6443\", pod-namespace = x, api-ca-path = /nonexistent/ca.crt }"));
+            "discovery = kubernetes, bootstrap { api-server = \"https://127.0.0.1:6443\", pod-namespace = x, " +
+            "api-ca-path = /nonexistent/ca.crt }"));
         Assert.Equal("romana.cluster.bootstrap.pod-label-selector: empty; name the daemon pods' labels, e.g. " +
             "app.kubernetes.io/name=romana", ErrorOf("discovery = kubernetes, bootstrap.pod-label-selector = \"\""));
         // Not in a pod (this test process has no service account) and no api-server: refused before anything starts.
@@ -207,8 +208,12 @@ public class KubernetesBootstrapTests
             // Exactly one member formed the cluster (joined itself); the others joined it.
             var formed = members.Count(m => CollectingLogger.Lines(m.System).Any(l => l.Contains("Initiating new cluster, self-joining")));
             Assert.Equal(1, formed);
+            // Bootstrap is over once a member has decided to join: the API server is asked no more.
+            var lists = api.Requests.Count;
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            Assert.Equal(lists, api.Requests.Count);
             Console.WriteLine($"bootstrap: 3 members Up in one cluster {formedIn.TotalSeconds:0.0}s after their start " +
-                $"({api.Requests.Count} pod lists)");
+                $"({lists} pod lists)");
         }
         finally
         {
@@ -236,7 +241,8 @@ public class KubernetesBootstrapTests
                 Assert.Contains(lines, l => l.StartsWith("[WARNING] Kubernetes discovery: the API server", StringComparison.Ordinal)
                     && l.Contains($"refused to list pods in namespace {Namespace} (403 Forbidden): the daemon's service account " +
                         "needs get and list on pods there"));
-                Assert.Contains(lines, l => l == $"[WARNING] Kubernetes discovery: no daemon pod found: 0 pod(s) in namespace {Namespace} " +
+                Assert.Contains(lines, l => l == "[WARNING] Kubernetes discovery: no daemon pod found: 0 pod(s) in namespace " +
+                    $"{Namespace} " +
                     "match the label selector app.kubernetes.io/name=romana, none Running with an IP and a container port named " +
                     "management; no cluster forms until daemon pods are found");
             }

@@ -11,7 +11,8 @@ namespace Romana.Actors.Tests.Support;
 /// oldest-member notices) never leave the process, and the default serializer cannot carry them: it loses a member's
 /// up-number, so a singleton manager reading a copy misjudges which member is oldest and waits for a hand-over that never
 /// comes. Cluster bootstrap's coordinator talks to itself and its contact point probes the same way (a discovery answer
-/// holds IPAddresses, which the default serializer cannot carry). This serializer hands them through by reference, so verifying every message does not drop or corrupt them.
+/// holds IPAddresses, which the default serializer cannot carry). This serializer hands them through by reference, so
+/// verifying every message does not drop or corrupt them.
 /// Bound in tests only, to third-party types only.
 /// </summary>
 public sealed class InProcessOnlySerializer(ExtendedActorSystem system) : Serializer(system)
@@ -22,6 +23,7 @@ public sealed class InProcessOnlySerializer(ExtendedActorSystem system) : Serial
     /// <summary>HOCON that binds the types to it.</summary>
     public const string Hocon = """
         akka.actor.serializers.in-process-only = "Romana.Actors.Tests.Support.InProcessOnlySerializer, Romana.Actors.Tests"
+        akka.actor.serializers.local = "Romana.Actors.Tests.Support.InProcessOnlySerializer, Romana.Actors.Tests"
         akka.actor.serialization-bindings {
           "Akka.Persistence.Sql.Journal.Types.WriteFinished, Akka.Persistence.Sql" = in-process-only
           "Akka.DistributedData.Internal.ReadRepair, Akka.DistributedData" = in-process-only
@@ -31,9 +33,9 @@ public sealed class InProcessOnlySerializer(ExtendedActorSystem system) : Serial
           "Akka.Cluster.Tools.Singleton.OldestChangedBuffer+OldestChanged, Akka.Cluster.Tools" = in-process-only
           "Akka.Cluster.Tools.Singleton.OldestChangedBuffer+InitialOldestState, Akka.Cluster.Tools" = in-process-only
           "Akka.Discovery.ServiceDiscovery+Resolved, Akka.Discovery" = in-process-only
-          "Akka.Management.Cluster.Bootstrap.Internal.BootstrapCoordinator+Protocol+InitiateBootstrapping, Akka.Management" = in-process-only
-          "Akka.Management.Cluster.Bootstrap.Internal.BootstrapCoordinator+Protocol+ObtainedSeedNodesObservation, Akka.Management" = in-process-only
-          "Akka.Management.Cluster.Bootstrap.Internal.BootstrapCoordinator+Protocol+ProbingFailed, Akka.Management" = in-process-only
+          "Akka.Management.Cluster.Bootstrap.Internal.BootstrapCoordinator+Protocol+InitiateBootstrapping, Akka.Management" = local
+          "Akka.Management.Cluster.Bootstrap.Internal.BootstrapCoordinator+Protocol+ObtainedSeedNodesObservation, Akka.Management" = local
+          "Akka.Management.Cluster.Bootstrap.Internal.BootstrapCoordinator+Protocol+ProbingFailed, Akka.Management" = local
           "Akka.Management.Cluster.Bootstrap.IJoinDecision, Akka.Management" = in-process-only
         }
         akka.actor.serialization-identifiers { "Romana.Actors.Tests.Support.InProcessOnlySerializer, Romana.Actors.Tests" = 4199 }

@@ -12,12 +12,13 @@ using Romana.Actors.Tests.Conformance;
 namespace Romana.Actors.Tests.Support;
 
 /// <summary>
-/// The part of a Kubernetes API server that cluster bootstrap asks, in the test process: HTTP/1.1 on 127.0.0.1, port 0, over
-/// TLS (SslStream; no Kestrel: the test project stays without the ASP.NET Core framework, whose Microsoft.Extensions
-/// assemblies would then be missing from the output folder that romana.dll runs from) with a self-signed certificate made here (its PEM is <see cref="CaPath"/>), answering
+/// The part of a Kubernetes API server that cluster bootstrap asks, in the test process: HTTP/1.1 over TLS on 127.0.0.1,
+/// port 0, with a self-signed certificate made here (its PEM is <see cref="CaPath"/>), answering
 /// <c>GET /api/v1/namespaces/{ns}/pods?labelSelector=…</c> with the pods of that namespace whose labels match, to a request
 /// with the bearer token in <see cref="TokenPath"/> (401 without it; 403 for every request while <see cref="Forbid"/>).
-/// Every request is recorded. The certificate and token files live in a folder removed on dispose.
+/// Every request is recorded. The certificate and token files live in a folder removed on dispose. A TcpListener with an
+/// SslStream, not Kestrel: with the ASP.NET Core framework referenced, the test output lacks the Microsoft.Extensions
+/// assemblies that romana.dll (run from there by the daemon tests) loads.
 /// </summary>
 public sealed class PodListApiServer : IAsyncDisposable
 {
@@ -97,7 +98,8 @@ public sealed class PodListApiServer : IAsyncDisposable
     /// A Running pod of a daemon in <paramref name="ns"/> with <paramref name="labels"/>, at 127.0.0.1, whose container names
     /// <paramref name="managementPort"/> "management" (and the remoting port, as a DaemonSet's pod spec would).
     /// </summary>
-    public static V1Pod DaemonPod(string name, string ns, IDictionary<string, string> labels, int managementPort, string phase = "Running") =>
+    public static V1Pod DaemonPod(string name, string ns, IDictionary<string, string> labels, int managementPort,
+        string phase = "Running") =>
         new()
         {
             Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns, Labels = labels, Uid = Guid.NewGuid().ToString() },
@@ -177,7 +179,8 @@ public sealed class PodListApiServer : IAsyncDisposable
         if (!authorized)
             return Status(401, "Unauthorized", "Unauthorized");
         if (Forbid)
-            return Status(403, "Forbidden", "pods is forbidden: User \"system:serviceaccount:kube-system:romana\" cannot list resource \"pods\"");
+            return Status(403, "Forbidden",
+                "pods is forbidden: User \"system:serviceaccount:kube-system:romana\" cannot list resource \"pods\"");
         if (parts[0] != "GET" || path.Split('/', StringSplitOptions.RemoveEmptyEntries) is not ["api", "v1", "namespaces", var ns, "pods"])
             return Status(404, "NotFound", $"{path} is not served here");
         var wanted = ParseSelector(selector);

@@ -75,7 +75,8 @@ public sealed record ClusterSettings(bool Enabled, string Hostname, int Port, Im
         {
             "seed-nodes" => ClusterDiscovery.SeedNodes,
             "kubernetes" => ClusterDiscovery.Kubernetes,
-            _ => throw ConfigValues.Error(config, $"{Section}.discovery", $"{Quoting.Quote(discoveryText)} is neither seed-nodes nor kubernetes"),
+            _ => throw ConfigValues.Error(config, $"{Section}.discovery",
+                $"{Quoting.Quote(discoveryText)} is neither seed-nodes nor kubernetes"),
         };
         var bootstrap = KubernetesBootstrapSettings.From(config, check: enabled && discovery == ClusterDiscovery.Kubernetes);
         return new ClusterSettings(enabled, hostname, port, seeds, strategy, stableAfter, quorum, tls)

@@ -47,7 +47,8 @@ public sealed record KubernetesBootstrapSettings(string PodLabelSelector, string
         var apiServer = ConfigValues.Text(config, $"{Section}.api-server");
         var token = ConfigValues.Text(config, $"{Section}.api-token-path");
         var ca = ConfigValues.Text(config, $"{Section}.api-ca-path");
-        var settings = new KubernetesBootstrapSettings(selector, ns, port, portName, required, stableMargin, interval, apiServer, token, ca);
+        var settings = new KubernetesBootstrapSettings(selector, ns, port, portName, required, stableMargin, interval, apiServer,
+            token, ca);
         if (check) settings.Check(config);
         return settings;
     }
@@ -55,9 +56,11 @@ public sealed record KubernetesBootstrapSettings(string PodLabelSelector, string
     private void Check(Config config)
     {
         if (string.IsNullOrWhiteSpace(PodLabelSelector))
-            throw ConfigValues.Error(config, $"{Section}.pod-label-selector", "empty; name the daemon pods' labels, e.g. app.kubernetes.io/name=romana");
+            throw ConfigValues.Error(config, $"{Section}.pod-label-selector",
+                "empty; name the daemon pods' labels, e.g. app.kubernetes.io/name=romana");
         if (string.IsNullOrWhiteSpace(ManagementPortName))
-            throw ConfigValues.Error(config, $"{Section}.management-port-name", "empty; name the container port of the management endpoint");
+            throw ConfigValues.Error(config, $"{Section}.management-port-name",
+                "empty; name the container port of the management endpoint");
         if (ApiServer.Length == 0)
         {
             if (!KubernetesClientConfiguration.IsInCluster())
@@ -78,6 +81,8 @@ public sealed record KubernetesBootstrapSettings(string PodLabelSelector, string
     private static TimeSpan Positive(Config config, string setting)
     {
         var value = ConfigValues.Duration(config, setting);
-        return value > TimeSpan.Zero ? value : throw ConfigValues.Error(config, setting, $"{ConfigValues.Text(config, setting)} must be positive");
+        return value > TimeSpan.Zero
+            ? value
+            : throw ConfigValues.Error(config, setting, $"{ConfigValues.Text(config, setting)} must be positive");
     }
 }
