@@ -1,16 +1,11 @@
 using System.Diagnostics;
 using Akka.Cluster;
 using Romana.Actors.Addressing;
-using Romana.Actors.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Actors.Kubernetes;
-using Romana.Actors.Tests.Conformance;
-using Romana.Actors.Tests.Dataplane;
-using Romana.Actors.Tests.Membership;
 using Romana.Actors.Tests.Support;
 using Romana.Host.Composition;
 using Romana.Host.Dataplane;
-using Romana.Host.Ec2;
 using Xunit.Abstractions;
 using static Romana.Actors.Ipam.IpamMessages;
 
@@ -23,22 +18,17 @@ namespace Romana.Actors.Tests.Kubernetes;
 [Collection(ClusterCollection.Name)]
 public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOutputHelper output) : IAsyncLifetime
 {
-    private readonly TempFolder _folder = new();
-    private readonly Dictionary<string, RomanaDaemon> _daemons = [];
-    private readonly int _seedPort = ClusterMembershipTests.FreePort();
-    private Host.Ipam.FreshJournal? _journal;
-    private Ec2QueryApiServer? _ec2;
+    private readonly InProcessDaemonCluster _cluster = new(server, "k8s", vpcCidr: "127.0.0.0/24");
     private LocalKubeApiServer _api = null!;
+
+    private Dictionary<string, RomanaDaemon> Daemons => _cluster.Daemons;
 
     public async Task InitializeAsync() => _api = await LocalKubeApiServer.StartAsync();
 
     public async Task DisposeAsync()
     {
-        foreach (var daemon in _daemons.Values) await daemon.DisposeAsync();
-        if (_ec2 is not null) await _ec2.DisposeAsync();
-        if (_journal is not null) await _journal.DisposeAsync();
+        await _cluster.DisposeAsync();
         await _api.DisposeAsync();
-        _folder.Dispose();
     }
 
     private static readonly SubnetId Subnet = new("subnet-a");
@@ -55,7 +45,7 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
         _api.Put(LocalKubeApiServer.Node("stray", "192.168.9.9"));
         await StartAsync("n1");
         await StartAsync("n2");
-        await EventuallyAsync("two members up", () => Task.FromResult(_daemons.Values.All(d =>
+        await EventuallyAsync("two members up", () => Task.FromResult(Daemons.Values.All(d =>
             Cluster.Get(d.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 2) ? (object)true : null));
 
         // n3 joins from its Node alone: its IP, the instance of its providerID, no ENI (its daemon will tell it), the cause.
@@ -69,11 +59,11 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
         var members = (await SubnetAsync()).Members;
         Assert.Equal(["n1", "n2", "n3"], members.Select(m => m.Node.Value).Order());
         Assert.Equal("eni-n2", members.Single(m => m.Node == new NodeName("n2")).Eni);
-        Assert.All(_daemons.Values, d => Assert.False(d.Terminated.IsCompleted));
+        Assert.All(Daemons.Values, d => Assert.False(d.Terminated.IsCompleted));
 
         // n2's daemon holds two addresses. Its Node is deleted while the daemon is a member: nothing leaves.
         foreach (var key in new[] { "c1/eth0", "c2/eth0" })
-            Assert.IsType<AddressAssigned>(await _daemons["n2"].Ipam.AskAsync(new Allocate(new NodeName("n2"), new AllocationKey(key))));
+            Assert.IsType<AddressAssigned>(await Daemons["n2"].Ipam.AskAsync(new Allocate(new NodeName("n2"), new AllocationKey(key))));
         _api.Delete(_api.Get<k8s.Models.V1Node>("n2"));
         // n3's Node is deleted too: no daemon holds it, so it leaves at once, with the cause.
         _api.Delete(n3);
@@ -82,7 +72,7 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
         var n3Left = (await EventsAsync("subnet-subnet-a")).OfType<SubnetMessages.NodeLeft>().Single(e => e.Node == new NodeName("n3"));
         Assert.StartsWith("Kubernetes Node n3 deleted (watch DELETED at resourceVersion", n3Left.Reason);
         // n4 is a member with no Node (its Node was deleted while no watch ran): the next list finds it and it leaves.
-        Assert.IsType<Succeeded>(await _daemons["n1"].Ipam.AskAsync(new AddNode(new("n4"), Subnet, "127.0.0.14", MembershipOnly: true)));
+        Assert.IsType<Succeeded>(await Daemons["n1"].Ipam.AskAsync(new AddNode(new("n4"), Subnet, "127.0.0.14", MembershipOnly: true)));
         Assert.Contains((await SubnetAsync()).Members, m => m.Node == new NodeName("n4"));
         _api.Compact(tellOpenWatches: true); // 410: the Node watch lists again
         await EventuallyAsync("n4 gone from subnet-a", async () =>
@@ -92,14 +82,13 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
             n4Left.Reason);
         await Task.Delay(TimeSpan.FromSeconds(3)); // ten retry intervals of the watch
         Assert.Contains((await SubnetAsync()).Members, m => m.Node == new NodeName("n2"));
-        Assert.Equal(2, Assert.IsType<AllocationsOf>(await _daemons["n2"].Ipam.AskAsync(new GetAllocations(new("n2")))).Allocations.Length);
+        Assert.Equal(2, Assert.IsType<AllocationsOf>(await Daemons["n2"].Ipam.AskAsync(new GetAllocations(new("n2")))).Allocations.Length);
         Assert.Empty((await EventsAsync("node-n2")).OfType<NodeMessages.AddressesReleased>());
 
         // Its daemon stops: now n2 leaves, its addresses released and its blocks returned, each with the Node's deletion as cause.
         var n2Blocks = (await SubnetAsync()).Owners.Where(o => o.Node == new NodeName("n2")).Select(o => o.Block).ToList();
         Assert.NotEmpty(n2Blocks);
-        await _daemons["n2"].DisposeAsync();
-        _daemons.Remove("n2");
+        await _cluster.StopAsync("n2");
         await EventuallyAsync("n2 gone from subnet-a", async () =>
             (await SubnetAsync()).Members.Any(m => m.Node == new NodeName("n2")) ? null : (object)true);
         var released = Assert.Single((await EventsAsync("node-n2")).OfType<NodeMessages.AddressesReleased>());
@@ -110,7 +99,7 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
         Assert.Equal(n2Blocks.Order(), reclaimed.Select(r => r.Block).Order());
         Assert.All(reclaimed, r => Assert.StartsWith("Kubernetes Node n2 deleted", r.Reason));
         Assert.DoesNotContain((await SubnetAsync()).Members, m => m.Node.Value == "stray");
-        Assert.False(_daemons["n1"].Terminated.IsCompleted);
+        Assert.False(Daemons["n1"].Terminated.IsCompleted);
     }
 
     [SkippableFact]
@@ -122,7 +111,7 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
         _api.Put(LocalKubeApiServer.Pod("default", "db", "n1", uid: "uid-db"));
         _api.Put(LocalKubeApiServer.Pod("default", "elsewhere", "n2", uid: "uid-elsewhere"));
         await StartAsync("n1");
-        var ipam = _daemons["n1"].Ipam;
+        var ipam = Daemons["n1"].Ipam;
         var node = new NodeName("n1");
         var web = Assigned(await ipam.AskAsync(new Allocate(node, new("c-web/eth0"), "default/web", PodUid: "uid-web")));
         var db = Assigned(await ipam.AskAsync(new Allocate(node, new("c-db/eth0"), "default/db", PodUid: "uid-db")));
@@ -167,71 +156,27 @@ public sealed class KubernetesWatchClusterTests(PostgreSqlServer server, ITestOu
     private static Ipv4 Assigned(IpamReply reply) => Assert.IsType<AddressAssigned>(reply).Address;
 
     private async Task<List<Ipv4>> HeldAsync() =>
-        [.. Assert.IsType<AllocationsOf>(await _daemons["n1"].Ipam.AskAsync(new GetAllocations(new("n1")))).Allocations
+        [.. Assert.IsType<AllocationsOf>(await Daemons["n1"].Ipam.AskAsync(new GetAllocations(new("n1")))).Allocations
             .Select(a => a.Address)];
 
     private async Task<SubnetSnapshot> SubnetAsync() =>
-        Assert.IsType<SubnetView>(await _daemons["n1"].Ipam.AskAsync(new GetSubnet(Subnet))).Subnet;
+        Assert.IsType<SubnetView>(await Daemons["n1"].Ipam.AskAsync(new GetSubnet(Subnet))).Subnet;
 
     private async Task<List<object>> EventsAsync(string persistenceId)
     {
-        await using var audit = await RomanaHost.StartAuditAsync(_journal!.Settings);
+        await using var audit = await RomanaHost.StartAuditAsync(_cluster.Journal.Settings);
         return [.. await audit.Audit.ByPersistenceIdAsync(persistenceId)];
     }
 
-    private async Task StartAsync(string node)
-    {
-        _journal ??= await server.CreateJournalAsync();
-        if (_ec2 is null)
-        {
-            var ec2 = new Ec2Lab();
-            ec2.AddRouteTable("rtb-a", subnetIds: ["subnet-a"], tags: [new("romana.io/cluster", "k8s")], vpcCidr: "127.0.0.0/24");
-            _ec2 = Ec2QueryApiServer.Start(ec2);
-            Environment.SetEnvironmentVariable("AWS_ACCESS_KEY_ID", "lab");
-            Environment.SetEnvironmentVariable("AWS_SECRET_ACCESS_KEY", "lab");
+    private Task StartAsync(string node) => _cluster.StartAsync(node, $$"""
+        kubernetes {
+          enabled = on, api-server = "{{_api.Url}}"
+          backoff { min = 100ms, max = 500ms }
+          nodes.retry-interval = 300ms
+          pods { grace = 2s, check-interval = 200ms }
         }
-        var index = _daemons.Count + 1;
-        var config = RomanaConfig.Load(_folder.Write($"{node}.conf", $$"""
-            romana {
-              topology {
-                pod-cidr = "100.64.0.0/26", block-prefix-length = 28
-                zones = [{ name = "z", subnets = [{ id = "subnet-a", route-table = "rtb-a", vpc-cidr = "127.0.0.0/24" }] }]
-              }
-              node {
-                name = "{{node}}", subnet = "subnet-a", ip = "127.0.0.{{10 + index}}", instance-id = "i-{{node}}", eni = "eni-{{node}}"
-              }
-              cluster {
-                enabled = on, port = {{(index == 1 ? _seedPort : 0)}}, seed-nodes = ["akka.tcp://romana@127.0.0.1:{{_seedPort}}"]
-              }
-              kubernetes {
-                enabled = on, api-server = "{{_api.Url}}"
-                backoff { min = 100ms, max = 500ms }
-                nodes.retry-interval = 300ms
-                pods { grace = 2s, check-interval = 200ms }
-              }
-              aws { region = "eu-west-1", endpoint = "{{_ec2.Url}}" }
-              routes.tables { tag-key = "romana.io/cluster", tag-value = "k8s" }
-              health.probe-port = {{ClusterMembershipTests.FreePort()}}
-              http.port = 0
-              ipam.cluster.register-interval = 300ms
-              persistence { journal = postgresql, postgresql.connection-string = "{{_journal.Settings.PostgreSqlConnectionString}}" }
-              cni.socket = "{{Path.Combine(_folder.Path, $"{node}.sock")}}"
-            }
-            akka.loglevel = WARNING
-            akka.actor.serialize-messages = on
-            {{InProcessOnlySerializer.Hocon}}
-            """));
-        _daemons[node] = await RomanaDaemon.StartAsync(config, hostNetwork: new InMemoryHostNetwork());
-    }
+        """);
 
-    private static async Task<T> EventuallyAsync<T>(string what, Func<Task<T?>> attempt) where T : class
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (await attempt() is { } done) return done;
-            if (clock.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException($"not within 60 s: {what}");
-            await Task.Delay(200);
-        }
-    }
+    private static Task<T> EventuallyAsync<T>(string what, Func<Task<T?>> attempt) where T : class =>
+        InProcessDaemonCluster.EventuallyAsync(what, attempt);
 }

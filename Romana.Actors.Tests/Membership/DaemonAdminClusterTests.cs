@@ -1,19 +1,14 @@
-using System.Diagnostics;
 using System.Text.RegularExpressions;
 using Akka.Actor;
 using Akka.Cluster;
 using Romana.Actors.Addressing;
-using Romana.Actors.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
-using Romana.Actors.Tests.Conformance;
-using Romana.Actors.Tests.Dataplane;
 using Romana.Actors.Tests.Support;
 using Romana.Contracts.Cni;
 using Romana.Host.Cli;
 using Romana.Host.Composition;
 using Romana.Host.Dataplane;
-using Romana.Host.Ec2;
 using Xunit.Abstractions;
 using static Romana.Actors.Ipam.IpamMessages;
 
@@ -27,28 +22,20 @@ namespace Romana.Actors.Tests.Membership;
 [Collection(ClusterCollection.Name)]
 public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutputHelper output) : IAsyncLifetime
 {
-    private readonly TempFolder _folder = new();
-    private readonly Dictionary<string, RomanaDaemon> _daemons = [];
-    private readonly int _seedPort = ClusterMembershipTests.FreePort();
-    private Host.Ipam.FreshJournal? _journal;
-    private Ec2QueryApiServer? _ec2;
+    private readonly InProcessDaemonCluster _cluster = new(server, "admin");
+
+    private Dictionary<string, RomanaDaemon> Daemons => _cluster.Daemons;
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var daemon in _daemons.Values) await daemon.DisposeAsync();
-        if (_ec2 is not null) await _ec2.DisposeAsync();
-        if (_journal is not null) await _journal.DisposeAsync();
-        _folder.Dispose();
-    }
+    public async Task DisposeAsync() => await _cluster.DisposeAsync();
 
     [SkippableFact]
     public async Task Members_agree_on_the_route_manager_a_live_node_is_not_removed_and_a_stopped_one_is_with_its_addresses_released()
     {
         Skip.If(server.Unavailable is not null, server.Unavailable);
         foreach (var node in new[] { "n1", "n2", "n3" }) await StartAsync(node);
-        await EventuallyAsync("three members up, seen by each", () => Task.FromResult(_daemons.Values.All(d =>
+        await EventuallyAsync("three members up, seen by each", () => Task.FromResult(Daemons.Values.All(d =>
             Cluster.Get(d.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 3) ? (object)true : null));
         // A pod on each node; three on n2.
         var pods = new Dictionary<string, Ipv4>();
@@ -58,12 +45,12 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
                 var key = $"{node}-pod-{i}/eth0";
                 var allocate = new Allocate(new NodeName(node), new AllocationKey(key));
                 pods[key] = (await EventuallyAsync($"an address for {key}", async () =>
-                    await _daemons[node].Ipam.AskAsync(allocate) as AddressAssigned)).Address;
+                    await Daemons[node].Ipam.AskAsync(allocate) as AddressAssigned)).Address;
             }
 
         // CLUSTER: every member lists the three by their node names, and they agree on where the route singleton runs.
         var views = new Dictionary<string, ClusterView>();
-        foreach (var node in _daemons.Keys)
+        foreach (var node in Daemons.Keys)
             views[node] = await EventuallyAsync($"{node}'s view with a route manager", async () =>
                 (await AskAsync(node, new DaemonRequest(DaemonProtocol.Cluster, "", ""))).Cluster is { RouteManager: not null } view
                     && view.Members.Length == 3 ? view : null);
@@ -72,7 +59,7 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
             Assert.Equal((node, true), (view.Self, view.Enabled));
             Assert.Equal(["n1", "n2", "n3"], view.Members.Select(m => m.Node).Order());
             Assert.All(view.Members, m => Assert.Equal(("Up", true, "subnet-a"), (m.Status, m.Reachable, m.Subnet)));
-            Assert.Equal(Cluster.Get(_daemons[node].System).SelfAddress.ToString(), view.SelfAddress);
+            Assert.Equal(Cluster.Get(Daemons[node].System).SelfAddress.ToString(), view.SelfAddress);
             output.WriteLine($"{node}: route manager {view.RouteManager}; members {string.Join(", ", view.Members.Select(m => m.Node))}");
         }
         var routeManager = Assert.Single(views.Values.Select(v => v.RouteManager).Distinct())!;
@@ -83,13 +70,13 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
         output.WriteLine(table);
         Assert.Equal((0, ""), (exit, error));
         Assert.Contains("route manager: node n1", table);
-        foreach (var node in _daemons.Keys)
+        foreach (var node in Daemons.Keys)
             Assert.Matches($"{node} +. subnet-a +. {Regex.Escape(views[node].SelfAddress!)} +. Up +. yes +. "
                 + (node == "n1" ? "route manager" : node == "n3" ? "this daemon" : " "), table);
         await EventuallyAsync($"the route singleton running on {routeManager}", async () =>
-            await RunsRouteSingletonAsync(_daemons[routeManager].System) ? (object)true : null);
-        foreach (var other in _daemons.Keys.Where(n => n != routeManager))
-            Assert.False(await RunsRouteSingletonAsync(_daemons[other].System), $"{other} runs the route singleton too");
+            await RunsRouteSingletonAsync(Daemons[routeManager].System) ? (object)true : null);
+        foreach (var other in Daemons.Keys.Where(n => n != routeManager))
+            Assert.False(await RunsRouteSingletonAsync(Daemons[other].System), $"{other} runs the route singleton too");
 
         // n2 is alive: refused from every other member, and nothing changes.
         var n2Address = views["n1"].Members.Single(m => m.Node == "n2").Address;
@@ -101,18 +88,17 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
         }
         Assert.Equal("invalid", (await AskAsync("n1", Remove("n1"))).Code);
         Assert.Equal("not-found", (await AskAsync("n1", Remove("n9"))).Code);
-        Assert.Equal(3, Assert.IsType<AllocationsOf>(await _daemons["n2"].Ipam.AskAsync(new GetAllocations(new("n2")))).Allocations.Length);
+        Assert.Equal(3, Assert.IsType<AllocationsOf>(await Daemons["n2"].Ipam.AskAsync(new GetAllocations(new("n2")))).Allocations.Length);
         Assert.Empty(await ReleasesOfAsync("n2"));
-        var before = Assert.IsType<SubnetView>(await _daemons["n1"].Ipam.AskAsync(new GetSubnet(new SubnetId("subnet-a")))).Subnet;
+        var before = Assert.IsType<SubnetView>(await Daemons["n1"].Ipam.AskAsync(new GetSubnet(new SubnetId("subnet-a")))).Subnet;
         var n2Blocks = before.Owners.Where(o => o.Node == new NodeName("n2")).Select(o => o.Block).ToList();
         Assert.NotEmpty(n2Blocks);
 
         // n2's daemon stops (it leaves the cluster); its pods' addresses stay its own until the node is removed.
-        await _daemons["n2"].DisposeAsync();
-        _daemons.Remove("n2");
+        await _cluster.StopAsync("n2");
         await EventuallyAsync<object>("n2 gone from the others' views", async () =>
         {
-            foreach (var node in _daemons.Keys)
+            foreach (var node in Daemons.Keys)
                 if ((await AskAsync(node, new DaemonRequest(DaemonProtocol.Cluster, "", ""))).Cluster!.Members.Any(m => m.Node == "n2"))
                     return null;
             return (object)true;
@@ -135,7 +121,7 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
         Assert.Equal(pods.Where(p => p.Key.StartsWith("n2-")).Select(p => p.Value).Order(),
             released.Addresses.Select(a => a.Address).Order());
         Assert.All(released.Addresses, a => Assert.Equal(DaemonAdminRequests.RemoveReason, a.Reason));
-        var after = Assert.IsType<SubnetView>(await _daemons["n1"].Ipam.AskAsync(new GetSubnet(new SubnetId("subnet-a")))).Subnet;
+        var after = Assert.IsType<SubnetView>(await Daemons["n1"].Ipam.AskAsync(new GetSubnet(new SubnetId("subnet-a")))).Subnet;
         Assert.DoesNotContain(after.Members, m => m.Node == new NodeName("n2"));
         Assert.DoesNotContain(after.Owners, o => o.Node == new NodeName("n2"));
         Assert.Equal("not-found", (await AskAsync("n1", Remove("n2"))).Code);
@@ -146,13 +132,13 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
         {
             Assert.True(i < 64, $"n3 was never granted one of n2's former blocks {string.Join(", ", n2Blocks)}");
             more.Add(Assert.IsType<AddressAssigned>(
-                await _daemons["n3"].Ipam.AskAsync(new Allocate(new("n3"), new($"n3-more-{i}/eth0")))).Address);
+                await Daemons["n3"].Ipam.AskAsync(new Allocate(new("n3"), new($"n3-more-{i}/eth0")))).Address);
         }
         // The pods on the surviving nodes keep their addresses, and nothing new is handed out twice.
         foreach (var (key, address) in pods.Where(p => !p.Key.StartsWith("n2-")))
         {
             var node = key[..2];
-            Assert.Equal(address, Assert.IsType<AddressAssigned>(await _daemons[node].Ipam.AskAsync(new GetAddress(new(key)))).Address);
+            Assert.Equal(address, Assert.IsType<AddressAssigned>(await Daemons[node].Ipam.AskAsync(new GetAddress(new(key)))).Address);
             Assert.DoesNotContain(address, more);
         }
         Assert.Equal(more.Count, more.Distinct().Count());
@@ -163,15 +149,15 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
     private Task<DaemonReply> AskAsync(string node, DaemonRequest request) =>
         DaemonSocketClient.SendAsync(SocketOf(node), request, TimeSpan.FromSeconds(60));
 
-    private string SocketOf(string node) => Path.Combine(_folder.Path, $"{node}.sock");
+    private string SocketOf(string node) => _cluster.SocketOf(node);
 
     private async Task<bool> OwnsAnyAsync(string node, List<Ipv4Cidr> blocks) =>
-        Assert.IsType<BlocksOf>(await _daemons[node].Ipam.AskAsync(new GetBlocks(new(node)))).Blocks.Any(blocks.Contains);
+        Assert.IsType<BlocksOf>(await Daemons[node].Ipam.AskAsync(new GetBlocks(new(node)))).Blocks.Any(blocks.Contains);
 
     /// <summary>The release events in the node's journal, read through Akka.Persistence.Query as `romana audit` reads them.</summary>
     private async Task<List<NodeMessages.AddressesReleased>> ReleasesOfAsync(string node)
     {
-        await using var audit = await RomanaHost.StartAuditAsync(_journal!.Settings);
+        await using var audit = await RomanaHost.StartAuditAsync(_cluster.Journal.Settings);
         return [.. (await audit.Audit.ByPersistenceIdAsync($"node-{node}")).OfType<NodeMessages.AddressesReleased>()];
     }
 
@@ -190,55 +176,8 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
         }
     }
 
-    private async Task StartAsync(string node)
-    {
-        _journal ??= await server.CreateJournalAsync();
-        if (_ec2 is null)
-        {
-            var ec2 = new Ec2Lab();
-            ec2.AddRouteTable("rtb-a", subnetIds: ["subnet-a"], tags: [new("romana.io/cluster", "admin")], vpcCidr: "10.0.0.0/16");
-            _ec2 = Ec2QueryApiServer.Start(ec2);
-            // The route manager's SDK client takes its credentials from the default chain: here, its environment variables.
-            Environment.SetEnvironmentVariable("AWS_ACCESS_KEY_ID", "lab");
-            Environment.SetEnvironmentVariable("AWS_SECRET_ACCESS_KEY", "lab");
-        }
-        var index = _daemons.Count + 1;
-        // Node addresses on loopback: the forwarder health probes connect to them.
-        var config = RomanaConfig.Load(_folder.Write($"{node}.conf", $$"""
-            romana {
-              topology {
-                pod-cidr = "100.64.0.0/26", block-prefix-length = 28
-                zones = [{ name = "z", subnets = [{ id = "subnet-a", route-table = "rtb-a" }] }]
-              }
-              node {
-                name = "{{node}}", subnet = "subnet-a", ip = "127.0.0.{{10 + index}}", instance-id = "i-{{node}}", eni = "eni-{{node}}"
-              }
-              cluster {
-                enabled = on, port = {{(index == 1 ? _seedPort : 0)}}, seed-nodes = ["akka.tcp://romana@127.0.0.1:{{_seedPort}}"]
-              }
-              aws { region = "eu-west-1", endpoint = "{{_ec2.Url}}" }
-              routes.tables { tag-key = "romana.io/cluster", tag-value = "admin" }
-              health.probe-port = {{ClusterMembershipTests.FreePort()}}
-              http.port = 0
-              ipam.cluster.register-interval = 300ms
-              persistence { journal = postgresql, postgresql.connection-string = "{{_journal.Settings.PostgreSqlConnectionString}}" }
-              cni.socket = "{{SocketOf(node)}}"
-            }
-            akka.loglevel = WARNING
-            akka.actor.serialize-messages = on
-            {{InProcessOnlySerializer.Hocon}}
-            """));
-        _daemons[node] = await RomanaDaemon.StartAsync(config, hostNetwork: new InMemoryHostNetwork());
-    }
+    private Task StartAsync(string node) => _cluster.StartAsync(node);
 
-    private static async Task<T> EventuallyAsync<T>(string what, Func<Task<T?>> attempt) where T : class
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (await attempt() is { } done) return done;
-            if (clock.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException($"not within 60 s: {what}");
-            await Task.Delay(200);
-        }
-    }
+    private static Task<T> EventuallyAsync<T>(string what, Func<Task<T?>> attempt) where T : class =>
+        InProcessDaemonCluster.EventuallyAsync(what, attempt);
 }
