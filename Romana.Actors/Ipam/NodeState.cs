@@ -101,7 +101,9 @@ public sealed record NodeState(
 
     public NodeDecision DecideFence(Ipv4Cidr range, DateTimeOffset now)
     {
-        if (Fences.Any(f => f.Contains(range))) return NodeDecision.Nothing;
+        // A fence only withholds addresses of the node's blocks; one over none of them would be left behind by the lift,
+        // which asks only the owners of the range.
+        if (Fences.Any(f => f.Contains(range)) || !Blocks.Values.Any(b => b.Block.Overlaps(range))) return NodeDecision.Nothing;
         foreach (var usage in Blocks.Values)
         {
             var held = usage.AllocatedIn(range).Select(a => (Ipv4?)a).FirstOrDefault();
@@ -117,7 +119,9 @@ public sealed record NodeState(
     {
         if (!Fences.Contains(range)) return NodeDecision.Nothing;
         var events = new List<NodeEvent> { new RangeUnfenced(Node, range, now, "reservation lifted") };
-        events.AddRange(restore.Select(r => new RangeFenced(Node, r, now, "reservation kept")));
+        // The subnet sends every range kept inside the lifted one; this node keeps those over its own blocks.
+        events.AddRange(restore.Where(r => Blocks.Values.Any(b => b.Block.Overlaps(r)))
+            .Select(r => new RangeFenced(Node, r, now, "reservation kept")));
         return new NodeDecision.Record([.. events]);
     }
 
@@ -148,11 +152,7 @@ public sealed record NodeState(
         AddressesAllocated allocated => allocated.Addresses.Aggregate(this, (state, a) => state.Allocate(a, allocated.At)),
         AddressesReleased released => released.Addresses.Aggregate(this, (state, a) =>
             state.WithUsage(state.UsageOf(a.Address).WithAllocated(a.Address, false)) with { ByKey = state.ByKey.Remove(a.Key) }),
-        BlockReturned returned => this with
-        {
-            Blocks = Blocks.Remove(returned.Block.Network),
-            BlocksWithRoom = BlocksWithRoom.Remove(returned.Block.Network),
-        },
+        BlockReturned returned => ReturnBlock(returned.Block),
         RangeFenced fenced => WithFences(Fences.Where(f => !fenced.Range.Contains(f)).Append(fenced.Range), fenced.Range),
         RangeUnfenced unfenced => WithFences(Fences.Remove(unfenced.Range), unfenced.Range),
         _ => throw new ArgumentException($"not a node event: {e.GetType().Name}", nameof(e)),
@@ -165,6 +165,22 @@ public sealed record NodeState(
         foreach (var range in reserved.Where(r => !Fences.Any(f => f.Contains(r))))
             state = state with { Fences = state.Fences.Where(f => !range.Contains(f)).ToImmutableSortedSet().Add(range) };
         return state.WithUsage(BlockUsage.Empty(block).WithFences(state.Fences));
+    }
+
+    /// <summary>
+    /// The block leaves with the fences that touch no block still held: the subnet lifts a reservation only on the owners
+    /// of its range, so a fence kept here would withhold addresses of a block adopted later, and recovery would drop it
+    /// (the state would differ across a restart).
+    /// </summary>
+    private NodeState ReturnBlock(Ipv4Cidr block)
+    {
+        var blocks = Blocks.Remove(block.Network);
+        return this with
+        {
+            Blocks = blocks,
+            BlocksWithRoom = BlocksWithRoom.Remove(block.Network),
+            Fences = Fences.Where(f => blocks.Values.Any(b => b.Block.Overlaps(f))).ToImmutableSortedSet(),
+        };
     }
 
     private NodeState Allocate(AllocatedAddress a, DateTimeOffset at) => WithUsage(UsageOf(a.Address).WithAllocated(a.Address, true)) with

@@ -181,11 +181,13 @@ public sealed class ReservationLedger : ReceivePersistentActor, IWithTimers
         if (replies.FirstOrDefault(r => r.Answer is not SubnetMessages.RangeHeld) is { } refused)
         {
             var error = Refusal(range, hold.Subnets, refused);
-            foreach (var subnet in hold.Subnets)
-                _subnets[subnet].Tell(new SubnetMessages.ReleaseHold(range, $"reservation {range} refused: {error.Message}"));
             _log.Info("Reservation {0} refused: {1}", range, error);
-            replyTo.Tell(new Failed(error));
-            EndBusy();
+            // Answered once the holds are released (or their subnets timed out): a refused range withholds nothing after.
+            Run(AskEachAsync(hold.Subnets, new SubnetMessages.ReleaseHold(range, $"reservation {range} refused: {error.Message}")), _ =>
+            {
+                replyTo.Tell(new Failed(error));
+                EndBusy();
+            });
             return;
         }
         var reason = hold.Subnets.Length == 1

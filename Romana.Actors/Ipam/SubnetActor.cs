@@ -50,7 +50,8 @@ namespace Romana.Actors.Ipam;
  * span subnets: each subnet it touches records it whole. Phase one, HoldRange: the owners fence it as above, but the
  * subnet records nothing; it keeps the range as a hold (in memory) that its grants respect like a reservation, and
  * answers RangeHeld. Phase two, Reserve: the same fencing again (a no-op for fences already up) and RangeReserved,
- * which ends the hold. A refused hold elsewhere ends in ReleaseHold, which unfences; a hold never recorded expires.
+ * which ends the hold. A refused hold elsewhere ends in ReleaseHold, which unfences and answers once the owners did (so
+ * a refused reservation withholds no address once the requester has its answer); a hold never recorded expires.
  */
 
 /// <summary>
@@ -118,13 +119,9 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
         Command<RequestBlock>(RequestBlock);
         Command<Reserve>(command => Reserve(command.Range, hold: false, command.Reason));
         Command<HoldRange>(command => Reserve(command.Range, hold: true, "held"));
-        Command<ReleaseHold>(command =>
-        {
-            ReleaseHeld(command.Range, command.Reason);
-            Sender.Tell(Succeeded.Instance);
-        });
+        Command<ReleaseHold>(command => ReleaseHeld(command.Range, command.Reason, Sender));
         Command<HoldExpired>(expired => ReleaseHeld(expired.Range,
-            $"held {HoldFor.TotalSeconds:0.#}s without being recorded"));
+            $"held {HoldFor.TotalSeconds:0.#}s without being recorded", ActorRefs.Nobody));
         Command<Unreserve>(Unreserve);
         Command<GetRecordedReservations>(_ => Sender.Tell(new ReservationsRecorded(_layout.Id, [.. _state.Reservations])));
         Command<GetMembers>(_ => Sender.Tell(new Members(_layout.Id,
@@ -153,8 +150,13 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
         public sealed record Fencing(Ipv4Cidr Range, bool Hold, string Reason, int Asked, ImmutableHashSet<NodeName> Waiting,
             ImmutableArray<RangeFenceResult> Results, IActorRef Requester)
             : Protocol(Requester);
-        /// <summary>Unreserve, once stored: the owners lift their fences (a node that does not answer drops it when it recovers).</summary>
-        public sealed record Unfencing(Ipv4Cidr Range, ImmutableHashSet<NodeName> Waiting, IActorRef Requester) : Protocol(Requester);
+        /// <summary>
+        /// Unreserve once stored, a hold released, a fencing aborted: the owners lift their fences (a node that does not
+        /// answer drops it when it recovers), then the requester gets <paramref name="Answer"/>. Answering only then means a
+        /// refused or lifted reservation withholds no address once its answer is out.
+        /// </summary>
+        public sealed record Unfencing(Ipv4Cidr Range, ImmutableHashSet<NodeName> Waiting, IActorRef Requester, object Answer)
+            : Protocol(Requester);
     }
 
     /// <summary>A node's answer to the protocol under way; null when none came in time.</summary>
@@ -414,13 +416,9 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
             return;
         }
         // Abort: lift the fences that were put up, keeping the smaller reservations the range would have absorbed.
-        var keep = _state.KeptInside(fencing.Range);
-        foreach (var node in fenced)
-            if (_nodes.TryGetValue(node, out var actor)) actor.Tell(new UnfenceRange(fencing.Range, keep));
         var conflict = fencing.Results.Select(r => r.Conflict).FirstOrDefault(c => c is not null)
             ?? IpamError.Unavailable($"a node of subnet {_layout.Id} did not answer; reservation {fencing.Range} not made");
-        fencing.ReplyTo.Tell(new Failed(conflict));
-        EndProtocol();
+        LiftFences(fencing.Range, [.. fenced], fencing.ReplyTo, new Failed(conflict));
     }
 
     /// <summary>Every owner fenced the range: record it, or (phase one of the ledger) hold it.</summary>
@@ -443,17 +441,32 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>A hold that will not be recorded: the owners lift its fences, unless a recorded reservation covers it.</summary>
-    private void ReleaseHeld(Ipv4Cidr range, string reason)
+    private void ReleaseHeld(Ipv4Cidr range, string reason, IActorRef replyTo)
     {
-        if (!_state.Holds.Contains(range)) return;
+        if (!_state.Holds.Contains(range))
+        {
+            replyTo.Tell(Succeeded.Instance);
+            return;
+        }
         Timers.Cancel(HoldTimer(range));
         _state = _state.WithoutHold(range);
         _log.Info("Subnet {0}: hold of {1} released ({2})", _layout.Id, range, reason);
-        if (_state.Reservations.Any(r => r.Contains(range)) || _state.Holds.Any(h => h.Contains(range))) return;
+        if (_state.Reservations.Any(r => r.Contains(range)) || _state.Holds.Any(h => h.Contains(range)))
+            replyTo.Tell(Succeeded.Instance);
+        else LiftFences(range, OwnersTouching(range), replyTo, Succeeded.Instance);
+    }
+
+    private ImmutableArray<NodeName> OwnersTouching(Ipv4Cidr range) =>
+        [.. _state.Owners.Where(o => range.Overlaps(new Ipv4Cidr(o.Key, _state.BlockPrefixLength))).Select(o => o.Value).Distinct()];
+
+    /// <summary>The owners lift the range's fences, keeping the reservations inside it; once each answered, the requester gets the answer.</summary>
+    private void LiftFences(Ipv4Cidr range, ImmutableArray<NodeName> owners, IActorRef replyTo, object answer)
+    {
+        var unfencing = new Protocol.Unfencing(range, [.. owners], replyTo, answer);
+        BeginProtocol(unfencing);
         var keep = _state.KeptInside(range);
-        foreach (var node in _state.Owners.Where(o => range.Overlaps(new Ipv4Cidr(o.Key, _state.BlockPrefixLength)))
-                     .Select(o => o.Value).Distinct())
-            if (_nodes.TryGetValue(node, out var actor)) actor.Tell(new UnfenceRange(range, keep));
+        foreach (var node in unfencing.Waiting) Ask(node, new UnfenceRange(range, keep));
+        if (unfencing.Waiting.IsEmpty) Unfenced(unfencing, null);
     }
 
     private void Unreserve(Unreserve command)
@@ -464,15 +477,9 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
             replyTo.Tell(new Failed(IpamError.NotFound($"no reservation is exactly {command.Range} in subnet {_layout.Id}")));
             return;
         }
-        BeginProtocol(new Protocol.Unfencing(command.Range, [], replyTo));
-        Record([new RangeUnreserved(_layout.Id, command.Range, Now, command.Reason)], replyTo, () =>
-        {
-            var owners = _state.Owners.Where(o => command.Range.Overlaps(new Ipv4Cidr(o.Key, _state.BlockPrefixLength)))
-                .Select(o => o.Value).ToImmutableHashSet();
-            _protocol = new Protocol.Unfencing(command.Range, owners, replyTo);
-            foreach (var node in owners) Ask(node, new UnfenceRange(command.Range, _state.KeptInside(command.Range)));
-            if (owners.IsEmpty) Unfenced((Protocol.Unfencing)_protocol, null);
-        });
+        BeginProtocol(new Protocol.Unfencing(command.Range, [], replyTo, Succeeded.Instance));
+        Record([new RangeUnreserved(_layout.Id, command.Range, Now, command.Reason)], replyTo,
+            () => LiftFences(command.Range, OwnersTouching(command.Range), replyTo, Succeeded.Instance));
     }
 
     private void Unfenced(Protocol.Unfencing unfencing, NodeName? node)
@@ -480,7 +487,7 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
         unfencing = unfencing with { Waiting = node is { } answered ? unfencing.Waiting.Remove(answered) : unfencing.Waiting };
         _protocol = unfencing;
         if (!unfencing.Waiting.IsEmpty) return;
-        unfencing.ReplyTo.Tell(Succeeded.Instance);
+        unfencing.ReplyTo.Tell(unfencing.Answer);
         EndProtocol();
     }
 
