@@ -8,16 +8,18 @@ public static class Paths
     /// <summary>CI lays ../shared beside the clone, read-only; the conformance vectors are there.</summary>
     public static string Shared => Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared"));
 
-    public static string IpamVectors
+    public static string IpamVectors => Conformance("ipam");
+
+    /// <summary>The NetworkPolicy truth tables.</summary>
+    public static string NetpolCases => Conformance("netpol");
+
+    private static string Conformance(string kind)
     {
-        get
-        {
-            var folder = Path.Combine(Shared, "conformance", "ipam");
-            return Directory.Exists(folder)
-                ? folder
-                : throw new DirectoryNotFoundException(
-                    $"{folder} is missing: the conformance vectors are expected in ../shared beside the clone");
-        }
+        var folder = Path.Combine(Shared, "conformance", kind);
+        return Directory.Exists(folder)
+            ? folder
+            : throw new DirectoryNotFoundException(
+                $"{folder} is missing: the conformance vectors are expected in ../shared beside the clone");
     }
 
     private static string FindRoot()

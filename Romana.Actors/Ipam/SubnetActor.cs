@@ -459,7 +459,9 @@ public sealed class SubnetActor : ReceivePersistentActor, IWithTimers
     private ImmutableArray<NodeName> OwnersTouching(Ipv4Cidr range) =>
         [.. _state.Owners.Where(o => range.Overlaps(new Ipv4Cidr(o.Key, _state.BlockPrefixLength))).Select(o => o.Value).Distinct()];
 
-    /// <summary>The owners lift the range's fences, keeping the reservations inside it; once each answered, the requester gets the answer.</summary>
+    /// <summary>
+    /// The owners lift the range's fences, keeping the reservations inside it; once each answered, the requester gets the answer.
+    /// </summary>
     private void LiftFences(Ipv4Cidr range, ImmutableArray<NodeName> owners, IActorRef replyTo, object answer)
     {
         var unfencing = new Protocol.Unfencing(range, [.. owners], replyTo, answer);

@@ -34,7 +34,7 @@ public static class SubnetMessages
     /// Replies <see cref="RangeHeld"/>, or Failed (conflict: an address in it is held).
     /// </summary>
     public sealed record HoldRange(Ipv4Cidr Range) : IRomanaMessage;
-    /// <summary>Drops a hold that will not be recorded, and lifts its fences. Replies Succeeded once the owners lifted them (or timed out).</summary>
+    /// <summary>Drops a hold that will not be recorded and lifts its fences; replies Succeeded once the owners did so.</summary>
     public sealed record ReleaseHold(Ipv4Cidr Range, string Reason) : IRomanaMessage;
     /// <summary>Replies <see cref="ReservationsRecorded"/>: what the subnet's journal holds, without holds.</summary>
     public sealed record GetRecordedReservations : IRomanaMessage;
