@@ -93,9 +93,9 @@ public sealed class InformerTests : IAsyncLifetime
 
     private const string Nodes = "/api/v1/nodes";
 
-    private void Start()
+    private void Start(int pageSize = KubeSources.DefaultPageSize)
     {
-        var informer = new Informer<KubeNode>(new NodeSource(_server.Client(), TimeSpan.FromSeconds(30)),
+        var informer = new Informer<KubeNode>(new NodeSource(_server.Client(), TimeSpan.FromSeconds(30), pageSize),
             new InformerSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(400), 0.2), _seen.Enqueue);
         _running = informer.RunAsync(_stop.Token);
     }
@@ -114,6 +114,24 @@ public sealed class InformerTests : IAsyncLifetime
         Assert.Equal((listedAt, true, "30"), (watch.ResourceVersion, watch.AllowWatchBookmarks, watch.TimeoutSeconds));
         _server.Put(LocalKubeApiServer.Node("n2", "10.0.1.12"));
         Assert.Equal("n2", (await SeenAsync<InformerDelta<KubeNode>.Added>(a => a.Object.Name == "n2")).Object.Name);
+    }
+
+    [Fact]
+    public async Task A_list_is_read_in_pages_of_one_snapshot_and_starts_over_when_its_continue_token_expires()
+    {
+        for (var i = 1; i <= 5; i++) _server.Put(LocalKubeApiServer.Node($"n{i}", $"10.0.1.{10 + i}"));
+        var listedAt = _server.ResourceVersion.ToString();
+        _server.ExpireNextContinue = true;
+        Start(pageSize: 2);
+        var synced = await SeenAsync<InformerSignals.Synced>(_ => true);
+        Assert.Equal(["n1", "n2", "n3", "n4", "n5"], synced.Keys.Order());
+        Assert.Equal(listedAt, synced.ResourceVersion);
+        // Page one, its continue refused (410 Expired), then three pages from the start: limit 2 on each, tokens followed.
+        var lists = _server.Requests.Where(r => !r.Watch && r.Path == Nodes).ToList();
+        Assert.Equal(["2"], lists.Select(r => r.Limit).Distinct());
+        Assert.Equal([false, true, false, true, true], lists.Select(r => r.Continue is not null));
+        await UntilAsync("a watch", () => _server.Watches(Nodes).Count == 1);
+        Assert.Equal(listedAt, _server.Watches(Nodes)[0].ResourceVersion);
     }
 
     [Fact]
