@@ -23,8 +23,13 @@ public sealed record KubernetesSettings(bool Enabled, string ApiServer, TimeSpan
     public static KubernetesSettings From(Config config)
     {
         var enabled = config.GetBoolean($"{Section}.enabled", false);
+        var watchTimeout = Positive(config, "watch-timeout");
+        var idle = Positive(config, "watch-idle-timeout");
+        if (idle <= watchTimeout)
+            throw ConfigValues.Error(config, $"{Section}.watch-idle-timeout",
+                $"{idle} must be longer than watch-timeout {watchTimeout} (the server ends a quiet watch at watch-timeout)");
         var backoff = new InformerSettings(Positive(config, "backoff.min"), Positive(config, "backoff.max"),
-            ConfigValues.Double(config, $"{Section}.backoff.jitter"));
+            ConfigValues.Double(config, $"{Section}.backoff.jitter"), idle);
         if (backoff.Max < backoff.Min)
             throw ConfigValues.Error(config, $"{Section}.backoff.max", $"{backoff.Max} is less than backoff.min {backoff.Min}");
         if (backoff.Jitter is < 0 or >= 1)
@@ -35,7 +40,7 @@ public sealed record KubernetesSettings(bool Enabled, string ApiServer, TimeSpan
         var pageSize = ConfigValues.Int(config, $"{Section}.list-page-size");
         if (pageSize < 1)
             throw ConfigValues.Error(config, $"{Section}.list-page-size", $"{pageSize} must be at least 1");
-        return new KubernetesSettings(enabled, apiServer, Positive(config, "watch-timeout"), backoff,
+        return new KubernetesSettings(enabled, apiServer, watchTimeout, backoff,
             Positive(config, "nodes.retry-interval"), Positive(config, "pods.grace"), Positive(config, "pods.check-interval"), pageSize);
     }
 
