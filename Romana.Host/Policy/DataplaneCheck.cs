@@ -41,7 +41,17 @@ public sealed class DataplaneCheck(Func<string, IPolicyDataplane> dataplaneIn, T
         await node.BuildAsync(cancel);
         var world = @case.World(CaseAddresses.Pod, CaseAddresses.Node);
         var dataplane = dataplaneIn(node.Node);
-        node.OnRemove(() => dataplane.RemoveAsync(CancellationToken.None));
+        node.OnRemove(async () =>
+        {
+            try
+            {
+                await dataplane.RemoveAsync(CancellationToken.None);
+            }
+            finally
+            {
+                (dataplane as IDisposable)?.Dispose();
+            }
+        });
         await dataplane.ApplyAsync(world, @case.Pods.ToHashSet(StringComparer.Ordinal), cancel);
 
         var questions = PolicyCaseRunner.Questions(@case).ToList();
@@ -151,7 +161,9 @@ public sealed class DataplaneCheck(Func<string, IPolicyDataplane> dataplaneIn, T
             return space;
         }
 
-        /// <summary>On a thread inside the node: every pod's veth, addresses, neighbour and routes, as the CNI plugin's ADD makes them.</summary>
+        /// <summary>
+        /// On a thread inside the node: every pod's veth, addresses, neighbour and routes, as the CNI plugin's ADD makes them.
+        /// </summary>
         private bool Wire(List<NetworkNamespace> pods)
         {
             using var hostSocket = NetlinkSocket.Open();

@@ -27,7 +27,9 @@ public sealed record CaseOutcome(string Name, string File, ImmutableArray<CaseMi
           + (Mismatches.Length > Shown ? $" (and {Mismatches.Length - Shown} more)" : "");
 }
 
-/// <summary>Where the runners put a case's pods: 10.0.0.1, .2, ... on a node at 10.0.255.254 (those of PolicyCaseRunner.Evaluate).</summary>
+/// <summary>
+/// Where the runners put a case's pods: 10.0.0.1, .2, ... on a node at 10.0.255.254 (as PolicyCaseRunner.Evaluate does).
+/// </summary>
 public static class CaseAddresses
 {
     public static readonly Ipv4Cidr PodCidr = Ipv4Cidr.Parse("10.0.0.0/16");
