@@ -97,7 +97,7 @@ public class PolicyCheckCommandTests
         var mismatches = report["cases"]![0]!["mismatches"]!.AsArray()
             .Select(m => $"{m!["probe"]} {m["port"]}/{m["protocol"]} {m["from"]}->{m["to"]} {m["expected"]}/{m["got"]}");
         Assert.Equal(["0 81/TCP y/a->x/a deny/allow", "1 80/TCP y/a->x/a allow/deny"], mismatches);
-        var prefix = report["namespaces"]!.GetValue<string>();
+        var prefix = report["namespacePrefix"]!.GetValue<string>();
         Assert.StartsWith(Prefix, prefix);
         Assert.DoesNotContain(CheckNamespaces(), n => n.StartsWith(prefix + "-"));
     }

@@ -117,7 +117,7 @@ public static class PolicyCommands
             output.WriteLine(JsonSerializer.Serialize(new
             {
                 mode = dataplane ? "dataplane" : "evaluator",
-                namespaces = check?.Prefix,
+                namespacePrefix = check?.Prefix,
                 seconds = Math.Round(Stopwatch.GetElapsedTime(started).TotalSeconds, 3),
                 passed,
                 failed,
