@@ -69,9 +69,8 @@ public static class PolicyCommands
         return command;
     }
 
-    /// <summary>The node's policy dataplane inside a network namespace (a name under /var/run/netns).</summary>
-    public static Func<string, IPolicyDataplane> Dataplane { get; set; } =
-        _ => throw new NotSupportedException("no policy dataplane is built into this romana");
+    /// <summary>The node's policy dataplane inside a network namespace (a name under /var/run/netns): the daemon's own adapter.</summary>
+    private static IPolicyDataplane Dataplane(string netns) => new NftablesPolicyDataplane(netns);
 
     public static async Task<int> RunAsync(IReadOnlyList<string> paths, bool dataplane, TimeSpan timeout, bool json, TextWriter output,
         CancellationToken cancel = default)
