@@ -48,6 +48,21 @@ public class PolicyCheckCommandTests
         [.. PolicyCase.Files([Paths.NetpolCases]).Select(f => $"PASS {PolicyCase.Load(f).Name}"), "12 passed, 0 failed"];
 
     [Fact]
+    public async Task Help_explains_both_modes_that_the_dataplane_needs_root_and_what_it_creates_and_removes()
+    {
+        var (exit, output, _) = await RomanaAsync("policy", "check", "--help");
+        Assert.Equal(0, exit);
+        var help = string.Join(' ', output.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
+        foreach (var phrase in new[]
+                 {
+                     "Without --dataplane, the pure evaluator", "With --dataplane (root)", "romana-check-<id>-<case>-node",
+                     "table inet romana_policy", "every namespace and table the run made is removed at the end",
+                     "also after a failure or Ctrl-C", "2 on a malformed case file", "--json", "--timeout-ms",
+                 })
+            Assert.Contains(phrase, help);
+    }
+
+    [Fact]
     public async Task The_evaluator_passes_every_shared_case_one_line_each_then_the_summary()
     {
         var (exit, output, error) = await RomanaAsync("policy", "check", Paths.NetpolCases);
