@@ -99,7 +99,7 @@ public class PolicyCheckCommandTests
     }
 
     [SkippableFact]
-    public async Task The_json_of_a_dataplane_run_lists_the_mismatches_and_names_namespaces_that_are_gone_after_it()
+    public async Task The_json_of_a_dataplane_run_lists_mismatches_and_drops_per_pod_and_names_namespaces_gone_after_it()
     {
         Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
         using var folder = new TempFolder();
@@ -112,6 +112,10 @@ public class PolicyCheckCommandTests
         var mismatches = report["cases"]![0]!["mismatches"]!.AsArray()
             .Select(m => $"{m!["probe"]} {m["port"]}/{m["protocol"]} {m["from"]}->{m["to"]} {m["expected"]}/{m["got"]}");
         Assert.Equal(["0 81/TCP y/a->x/a deny/allow", "1 80/TCP y/a->x/a allow/deny"], mismatches);
+        // port-restricted selects x/a alone, for ingress: the denied probes were dropped and counted there, and nowhere else.
+        var drops = report["cases"]![0]!["drops"]!.AsArray()
+            .Where(d => d!["packets"]!.GetValue<long>() > 0).Select(d => $"{d!["pod"]} {d["direction"]}");
+        Assert.Equal(["x/a Ingress"], drops);
         var prefix = report["namespacePrefix"]!.GetValue<string>();
         Assert.StartsWith(Prefix, prefix);
         Assert.DoesNotContain(CheckNamespaces(), n => n.StartsWith(prefix + "-"));

@@ -39,7 +39,10 @@ public static class PolicyCommands
         {
             if (r.GetValueOrDefault<int>() is < 10 or > 60_000) r.AddError("--timeout-ms must be from 10 to 60000");
         });
-        var json = new Option<bool>("--json") { Description = "Print one JSON document (cases, mismatches, skipped probes)" };
+        var json = new Option<bool>("--json")
+        {
+            Description = "Print one JSON document (cases, mismatches, skipped probes; with --dataplane the drops counted per pod)",
+        };
         var command = new Command("check", """
             Checks NetworkPolicy truth tables in the conformance format (../shared/conformance/netpol/README.md): each
             case's pods, policies and probes, every probe asked for every ordered pair of distinct pods.
@@ -140,6 +143,7 @@ public static class PolicyCommands
                     {
                         probe = s.Probe, port = s.Port, protocol = s.Protocol.ToString().ToUpperInvariant(), reason = s.Reason,
                     }),
+                    drops = o.Drops.Select(d => new { pod = d.Pod, direction = d.Direction.ToString(), packets = d.Packets }),
                 }),
             }, JsonOptions.Indented));
         else

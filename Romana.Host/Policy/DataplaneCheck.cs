@@ -66,7 +66,8 @@ public sealed class DataplaneCheck(Func<string, IPolicyDataplane> dataplaneIn, T
         var mismatches = asked.Zip(answers, (q, got) => (q, got)).Where(a => a.got != a.q.Expected)
             .Select(a => new CaseMismatch(a.q.Index, a.q.Probe, a.q.From, a.q.To, a.q.Expected, a.got))
             .ToImmutableArray();
-        return new CaseOutcome(@case.Name, @case.File, mismatches, skipped, Stopwatch.GetElapsedTime(started));
+        var drops = await dataplane.DropsAsync(cancel);
+        return new CaseOutcome(@case.Name, @case.File, mismatches, skipped, Stopwatch.GetElapsedTime(started)) { Drops = [.. drops] };
     }
 
     /// <summary>True when the packet got through: a TCP or SCTP connection made, or a UDP request echoed, within the timeout.</summary>

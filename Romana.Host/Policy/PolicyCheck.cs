@@ -11,10 +11,15 @@ public sealed record SkippedProbe(int Probe, int Port, PolicyProtocol Protocol, 
     public override string ToString() => $"probe {Probe} ({Port}/{Protocol.ToString().ToUpperInvariant()}) skipped: {Reason}";
 }
 
-/// <summary>One case as a runner answered it: the pairs that disagree with the case, and the probes it could not send.</summary>
+/// <summary>
+/// One case as a runner answered it: the pairs that disagree with the case, the probes it could not send, and (the
+/// dataplane) the packets the node's table dropped per pod and direction while the probes ran.
+/// </summary>
 public sealed record CaseOutcome(string Name, string File, ImmutableArray<CaseMismatch> Mismatches, ImmutableArray<SkippedProbe> Skipped,
     TimeSpan Took)
 {
+    public ImmutableArray<PolicyDrops> Drops { get; init; } = [];
+
     public bool Passed => Mismatches.IsEmpty;
 
     /// <summary>How many wrong pairs a FAIL line shows; the rest are counted.</summary>
