@@ -103,8 +103,7 @@ public sealed class NftInterpreterTests
     [InlineData(nameof(Marked))]
     public async Task The_interpreter_agrees_with_the_kernel_on_real_packets(string name)
     {
-        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
-        Skip.If(!File.Exists("/usr/sbin/nft"), "no nft (.ci/run installs nftables)");
+        SkipUnlessNftInNamespaces();
         using var lab = new NetnsLab();
         var (node, client, _) = Route(lab);
         Load(node, name switch { nameof(Dispatching) => Dispatching, nameof(Layered) => Layered, _ => Marked });
@@ -142,8 +141,7 @@ public sealed class NftInterpreterTests
     [SkippableFact]
     public void What_the_interpreter_does_not_know_is_an_error_naming_it_never_a_verdict()
     {
-        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
-        Skip.If(!File.Exists("/usr/sbin/nft"), "no nft (.ci/run installs nftables)");
+        SkipUnlessNftInNamespaces();
         using var lab = new NetnsLab();
         var node = lab.AddNamespace("node");
         string Rejected(string rules)
@@ -196,6 +194,13 @@ public sealed class NftInterpreterTests
         Sysctl(node, "net.ipv4.ip_forward=1");
         Sysctl(server, "net.ipv4.icmp_ratelimit=0");
         return (node, client, server);
+    }
+
+    /// <summary>Skips the test where network namespaces cannot be made or nft is missing.</summary>
+    public static void SkipUnlessNftInNamespaces()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        Skip.If(!File.Exists("/usr/sbin/nft"), "no nft (.ci/run installs nftables)");
     }
 
     public static void Sysctl(string netns, string setting)

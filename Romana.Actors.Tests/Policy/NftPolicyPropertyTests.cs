@@ -21,8 +21,7 @@ public sealed class NftPolicyPropertyTests
     [SkippableFact]
     public void Compiled_rules_read_back_from_the_kernel_agree_with_the_evaluator()
     {
-        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
-        Skip.If(!File.Exists("/usr/sbin/nft"), "no nft (.ci/run installs nftables)");
+        NftInterpreterTests.SkipUnlessNftInNamespaces();
         using var lab = new NetnsLab();
         var nodes = Enumerable.Range(0, PolicyWorlds.Nodes).Select(n => lab.AddNamespace($"node{n}")).ToArray();
         var (accepted, dropped) = (0, 0);
@@ -52,8 +51,7 @@ public sealed class NftPolicyPropertyTests
     [SkippableFact]
     public void A_table_missing_a_policy_is_caught()
     {
-        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
-        Skip.If(!File.Exists("/usr/sbin/nft"), "no nft (.ci/run installs nftables)");
+        NftInterpreterTests.SkipUnlessNftInNamespaces();
         using var lab = new NetnsLab();
         var netns = lab.AddNamespace("node");
         var caught = 0;
@@ -82,8 +80,7 @@ public sealed class NftPolicyPropertyTests
     [SkippableFact]
     public void Incremental_changes_read_back_the_same_as_a_fresh_apply()
     {
-        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
-        Skip.If(!File.Exists("/usr/sbin/nft"), "no nft (.ci/run installs nftables)");
+        NftInterpreterTests.SkipUnlessNftInNamespaces();
         using var lab = new NetnsLab();
         var incremental = lab.AddNamespace("incremental");
         var fresh = lab.AddNamespace("fresh");

@@ -28,8 +28,7 @@ public sealed class PolicyPathBenchmarkTests
         foreach (var (port, allowed) in new[] { (5201, true), (5202, true), (5203, false), (1000, false) })
             Assert.Equal(allowed, PolicyEvaluator.Allows(world, new PolicyProbe(Client, Server, port, PolicyProtocol.Tcp)));
 
-        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
-        Skip.If(!File.Exists("/usr/sbin/nft"), "no nft (.ci/run installs nftables)");
+        NftInterpreterTests.SkipUnlessNftInNamespaces();
         using var lab = new NetnsLab();
         var node = lab.AddNamespace("node");
         using var dataplane = new NftablesPolicyDataplane(node);

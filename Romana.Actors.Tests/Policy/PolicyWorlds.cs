@@ -158,8 +158,11 @@ public static class PolicyWorlds
                 return world with { Pods = pods.Replace(pod, pod with { Labels = change.Labels }) };
             case 1:
                 var ns = change.Index % world.NamespaceLabels.Length;
-                return world with { NamespaceLabels = world.NamespaceLabels.SetItem(ns, change.Labels.Remove("tier").Remove("app")
-                    .SetItem("team", change.Labels.GetValueOrDefault("app", "a"))) };
+                return world with
+                {
+                    NamespaceLabels = world.NamespaceLabels.SetItem(ns, change.Labels.Remove("tier").Remove("app")
+                    .SetItem("team", change.Labels.GetValueOrDefault("app", "a")))
+                };
             case 2:
                 var added = change.Pod with { Id = world.NextId, Namespace = change.Pod.Namespace % world.NamespaceLabels.Length };
                 return world with { Pods = pods.Add(added), NextId = world.NextId + 1 };

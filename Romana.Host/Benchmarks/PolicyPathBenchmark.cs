@@ -86,7 +86,8 @@ public static class PolicyPathBenchmark
             var chainRules = applied.Chains.Values.ToDictionary(c => c.Pod, c => c.Rules.Length);
             var enforced = !await ConnectsAsync(clientNs, ClosedPort, TimeSpan.FromSeconds(1))
                 && await ConnectsAsync(clientNs, ConnectPort, TimeSpan.FromSeconds(1));
-            progress?.Invoke($"{options.Policies:N0} policies applied: client egress chain {chainRules.GetValueOrDefault("bench/client")} " +
+            progress?.Invoke($"{options.Policies:N0} policies applied: client egress chain " +
+                $"{chainRules.GetValueOrDefault("bench/client")} " +
                 $"rules, server ingress chain {chainRules.GetValueOrDefault("bench/server")} rules; a port no policy allows " +
                 (enforced ? "is dropped" : "is NOT dropped"));
 
@@ -216,7 +217,8 @@ public static class PolicyPathBenchmark
 
     private static async Task<double> ThroughputAsync(string client, int seconds, CancellationToken cancellation)
     {
-        var start = Start("ip", "netns", "exec", client, "iperf3", "-c", $"{ServerAddress}", "-p", $"{IperfPort}", "-t", $"{seconds}", "-J");
+        var start = Start("ip", "netns", "exec", client, "iperf3", "-c", $"{ServerAddress}", "-p", $"{IperfPort}",
+            "-t", $"{seconds}", "-J");
         using var process = Process.Start(start)!;
         var output = await process.StandardOutput.ReadToEndAsync(cancellation);
         await process.WaitForExitAsync(cancellation);

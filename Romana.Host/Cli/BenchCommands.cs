@@ -259,7 +259,11 @@ public static class BenchCommands
             Description = "Policies that select each of the two pods (the client's egress, the server's ingress)",
             DefaultValueFactory = _ => 100,
         };
-        var runs = new Option<int>("--runs") { Description = "Interleaved runs of each setup; the median is reported", DefaultValueFactory = _ => 5 };
+        var runs = new Option<int>("--runs")
+        {
+            Description = "Interleaved runs of each setup; the median is reported",
+            DefaultValueFactory = _ => 5,
+        };
         var seconds = new Option<int>("--seconds") { Description = "Seconds of each measurement", DefaultValueFactory = _ => 5 };
         var connections = new Option<int>("--connections")
         {
@@ -284,7 +288,8 @@ public static class BenchCommands
         {
             if (2 * parse.GetValue(selecting) > parse.GetValue(policies))
             {
-                Console.Error.WriteLine($"--selecting must be at most half of --policies (not {parse.GetValue(selecting)} of {parse.GetValue(policies)})");
+                Console.Error.WriteLine(
+                    $"--selecting must be at most half of --policies (not {parse.GetValue(selecting)} of {parse.GetValue(policies)})");
                 return CommandLineGuard.BadInput;
             }
             if (PolicyPathBenchmark.WhyNot() is { } why)
@@ -309,7 +314,8 @@ public static class BenchCommands
                 $"with policies against none: throughput {result.ThroughputDifference:+0.0%;-0.0%}, " +
                 $"connection rate {result.RateDifference:+0.0%;-0.0%} (bound ±{PolicyPathBenchmark.Bound:P0}): " +
                 (result.WithinBound ? "within" : "OUTSIDE") + $"; chains: client egress {result.ClientChainRules} rules, " +
-                $"server ingress {result.ServerChainRules} rules; a port no policy allows {(result.Enforced ? "was" : "was NOT")} dropped"));
+                $"server ingress {result.ServerChainRules} rules; a port no policy allows " +
+                $"{(result.Enforced ? "was" : "was NOT")} dropped"));
             AnsiConsole.MarkupLine(Markup.Escape($"{result.Machine}; load {result.LoadBefore} before, {result.LoadAfter} after"));
             return result.WithinBound ? CommandLineGuard.Ok : CommandLineGuard.Failed;
         }));
