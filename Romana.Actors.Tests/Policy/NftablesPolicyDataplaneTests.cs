@@ -32,12 +32,12 @@ public class NftablesPolicyDataplaneTests
 
     internal static PolicyWorld World(params string[] policies) => World([Xa, Xb, Yc], policies);
 
-    internal static string Policy(string ns, string name, string spec) => $$"""
+    internal static string NetPol(string ns, string name, string spec) => $$"""
         {"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"{{name}}","namespace":"{{ns}}"},"spec":{{spec}}}
         """;
 
     /// <summary>x/b takes TCP 80 from app=a only.</summary>
-    internal static readonly string BFromAOn80 = Policy("x", "b-from-a", """
+    internal static readonly string BFromAOn80 = NetPol("x", "b-from-a", """
         {"podSelector":{"matchLabels":{"app":"b"}},"ingress":[{"from":[{"podSelector":{"matchLabels":{"app":"a"}}}],
          "ports":[{"protocol":"TCP","port":80}]}]}
         """);
@@ -45,7 +45,7 @@ public class NftablesPolicyDataplaneTests
     internal static readonly IReadOnlySet<string> AllLocal = new HashSet<string> { Xa.Key, Xb.Key, Yc.Key };
 
     /// <summary>A lab with the three pods, each serving TCP 80 and 81.</summary>
-    internal static (NftNodeLab Lab, Dictionary<PolicyPod, string> Netns) Lab()
+    internal static (NftNodeLab Lab, Dictionary<PolicyPod, string> Netns) ThreePods()
     {
         var lab = new NftNodeLab();
         try
@@ -70,7 +70,7 @@ public class NftablesPolicyDataplaneTests
     public async Task Real_tcp_connections_between_pod_namespaces_obey_the_applied_world()
     {
         Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
-        var (lab, netns) = Lab();
+        var (lab, netns) = ThreePods();
         using var _ = lab;
         using var dataplane = new NftablesPolicyDataplane(lab.Node);
         // Before any policy, everything connects (the lab routes).
@@ -101,7 +101,7 @@ public class NftablesPolicyDataplaneTests
     public async Task Dropped_packets_are_counted_for_the_pod_and_direction_that_dropped_them()
     {
         Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
-        var (lab, netns) = Lab();
+        var (lab, netns) = ThreePods();
         using var _ = lab;
         using var dataplane = new NftablesPolicyDataplane(lab.Node);
         await dataplane.ApplyAsync(World(BFromAOn80), AllLocal, None);
@@ -118,7 +118,7 @@ public class NftablesPolicyDataplaneTests
     public async Task Another_table_is_byte_identical_after_apply_update_and_remove()
     {
         Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
-        var (lab, _) = Lab();
+        var (lab, _) = ThreePods();
         using var __ = lab;
         var made = NetnsLab.Exec(lab.Node, "nft", ["-f", "-"], """
             table inet other {

@@ -17,11 +17,13 @@ public sealed class NftablesPolicyDataplane : IPolicyDataplane, IDisposable
     private NftRuleset? _applied;
     private int _generation;
 
-    public NftablesPolicyDataplane(INftables nft)
+    /// <param name="nft">nft in the node's namespace.</param>
+    /// <param name="generation">The generation before the first apply; random unless given (tests compare with it).</param>
+    public NftablesPolicyDataplane(INftables nft, int? generation = null)
     {
         _nft = nft;
         // A daemon that restarts must not take flows its predecessor admitted for admitted by its own first rules.
-        _generation = Random.Shared.Next(1, NftCompiler.MaxGeneration + 1);
+        _generation = generation ?? Random.Shared.Next(1, NftCompiler.MaxGeneration + 1);
     }
 
     /// <summary>The adapter for <paramref name="netns"/>: null (this process's namespace), a name, or a path.</summary>
