@@ -170,6 +170,24 @@ public sealed class PolicyAgentTests : TestKit
     }
 
     [Fact]
+    public void A_view_sent_in_parts_is_applied_once_whole()
+    {
+        var (agent, _) = Start();
+        var view = ViewOf([.. Enumerable.Range(0, 250).Select(i => Pod($"lab/p{i}", $"100.64.{i / 200}.{i % 200 + 2}", $"n{i % 2 + 1}"))])
+            .Apply(new ViewChange.PolicySet(DenyAll("lab"), "test"));
+        var parts = PolicyMessages.Split("e1", 3, view);
+        Assert.Equal(3, parts.Count);
+        Assert.All(parts, p => Assert.True(p.Content.Pods.Count + p.Content.Namespaces.Count + p.Content.Policies.Count <= 100));
+        foreach (var part in parts.Reverse()) agent.Tell(part);
+        AwaitCondition(() => Status(agent).Applies == 1, TimeSpan.FromSeconds(5));
+        Thread.Sleep(200);
+        var call = Assert.Single(_dataplane.Calls);
+        Assert.Equal(250, call.World.Pods.Length);
+        Assert.Equal(125, call.Local.Count);
+        Assert.Single(call.World.Policies);
+    }
+
+    [Fact]
     public void Drops_are_read_now_and_then_and_published_for_the_metrics()
     {
         var probe = CreateTestProbe();

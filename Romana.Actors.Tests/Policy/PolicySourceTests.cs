@@ -93,7 +93,7 @@ public sealed class KubernetesPolicySourceTests(ITestOutputHelper output) : Test
             TimeSpan.FromSeconds(1)));
         var agent = Sys.ActorOf(PolicyAgentActor.Props("n1", _dataplane, view, Agent));
         agents.Add(agent);
-        Until("the pods in the agent's view", () => Status(agent).View.Pods.Count == 2);
+        Until("the pods and namespaces in the agent's view", () => Status(agent).View is { Pods.Count: 2, Namespaces.Count: 2 });
 
         var seen = Status(agent).View;
         var db = seen.Pods["shop/db-0"];

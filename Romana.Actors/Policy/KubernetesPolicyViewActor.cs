@@ -47,7 +47,10 @@ public sealed class KubernetesPolicyViewActor : ReceiveActor, IWithTimers
             _log.Info("Policy view: {0} listed at resourceVersion {1} ({2}); the view: {3}", s.What, s.ResourceVersion, s.Keys.Length, _view));
         Receive<InformerSignals.Interrupted>(down =>
             _log.Warning("Policy view: {0}: {1}; again in {2:0.###}s", down.What, down.Why, down.RetryIn.TotalSeconds));
-        Receive<PolicyMessages.GetView>(_ => Sender.Tell(new PolicyMessages.View(_epoch, _seq, _view)));
+        Receive<PolicyMessages.GetView>(_ =>
+        {
+            foreach (var part in PolicyMessages.Split(_epoch, _seq, _view)) Sender.Tell(part);
+        });
         Receive<Tick>(_ => _publish(new PolicyMessages.Version(_epoch, _seq)));
     }
 

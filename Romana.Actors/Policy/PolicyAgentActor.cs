@@ -112,8 +112,24 @@ public sealed class PolicyAgentActor : ReceiveActor, IWithTimers
         Timers.StartSingleTimer("view", new AskView(), _settings.ViewRetry);
     }
 
+    /// <summary>The parts of a view received so far (all of one epoch and change).</summary>
+    private readonly List<PolicyMessages.View> _parts = [];
+
     private void OnView(PolicyMessages.View view)
     {
+        if (view.Parts > 1)
+        {
+            if (_parts.Count > 0 && (_parts[0].Epoch != view.Epoch || _parts[0].Seq != view.Seq)) _parts.Clear();
+            _parts.Add(view);
+            if (_parts.Select(p => p.Part).Distinct().Count() < view.Parts) return;
+            view = new PolicyMessages.View(view.Epoch, view.Seq, _parts.Aggregate(PolicyView.Empty, (whole, part) => whole with
+            {
+                Namespaces = whole.Namespaces.SetItems(part.Content.Namespaces),
+                Pods = whole.Pods.SetItems(part.Content.Pods),
+                Policies = whole.Policies.SetItems(part.Content.Policies),
+            }));
+            _parts.Clear();
+        }
         if (view.Epoch == _epoch && view.Seq <= _seq) return; // an answer older than what the changes already brought
         Timers.Cancel("view");
         var first = _epoch is null;

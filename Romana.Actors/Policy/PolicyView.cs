@@ -75,7 +75,24 @@ public static class PolicyMessages
     public const string Topic = "romana-policy-view";
 
     public sealed record GetView(string Node) : IRomanaMessage;
-    public sealed record View(string Epoch, long Seq, PolicyView Content) : IRomanaMessage;
+    /// <summary>
+    /// The whole view at change <paramref name="Seq"/>, or part <paramref name="Part"/> of <paramref name="Parts"/> of it: a
+    /// view sent across the cluster is split so that no message nears Akka.Remote's frame size (<see cref="Split"/>).
+    /// </summary>
+    public sealed record View(string Epoch, long Seq, PolicyView Content, int Part = 0, int Parts = 1) : IRomanaMessage;
+
+    /// <summary>Objects per part of a view sent across the cluster (a policy of a few hundred bytes; the frame is 128,000).</summary>
+    public const int ObjectsPerPart = 100;
+
+    /// <summary>The view in parts of at most <paramref name="perPart"/> objects (namespaces, pods, policies); one part at least.</summary>
+    public static IReadOnlyList<View> Split(string epoch, long seq, PolicyView view, int perPart = ObjectsPerPart)
+    {
+        IEnumerable<ViewChange> all = [.. view.Namespaces.Values.Select(n => new ViewChange.NamespaceSet(n, "")),
+            .. view.Pods.Values.Select(p => new ViewChange.PodSet(p, "")), .. view.Policies.Values.Select(p => new ViewChange.PolicySet(p, ""))];
+        var chunks = all.Chunk(perPart).ToList();
+        if (chunks.Count <= 1) return [new View(epoch, seq, view)];
+        return [.. chunks.Select((chunk, i) => new View(epoch, seq, PolicyView.Empty.Apply(chunk), i, chunks.Count))];
+    }
     public sealed record Changed(string Epoch, long Seq, ImmutableArray<ViewChange> Changes) : IRomanaMessage;
     public sealed record Version(string Epoch, long Seq) : IRomanaMessage;
 }
