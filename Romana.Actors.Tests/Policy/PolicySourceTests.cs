@@ -144,13 +144,15 @@ public sealed class KubernetesPolicySourceTests(ITestOutputHelper output) : Test
         const int Nodes = 20;
         const int Changes = 10;
         _server.Put(Namespace("shop"));
-        for (var i = 0; i < 50; i++) _server.Put(Pod("shop", $"p{i}", $"n{i % 8}", $"100.64.1.{i + 2}", $"10.0.1.{11 + i % 8}", ("app", "x")));
+        for (var i = 0; i < 50; i++)
+            _server.Put(Pod("shop", $"p{i}", $"n{i % 8}", $"100.64.1.{i + 2}", $"10.0.1.{11 + i % 8}", ("app", "x")));
         var stop = new CancellationTokenSource();
         // The singleton design: one Pod watch for the cluster.
         var single = Informers()[0](_ => { }, stop.Token);
         Until("the singleton's watch", () => _server.OpenWatches == 1);
         var (events0, bytes0) = _server.Sent(PodsPath);
-        for (var i = 0; i < Changes; i++) _server.Put(Pod("shop", $"p{i}", $"n{i % 8}", $"100.64.1.{i + 2}", "10.0.1.11", ("app", $"y{i}")));
+        for (var i = 0; i < Changes; i++)
+            _server.Put(Pod("shop", $"p{i}", $"n{i % 8}", $"100.64.1.{i + 2}", "10.0.1.11", ("app", $"y{i}")));
         Until("the singleton's events", () => _server.Sent(PodsPath).Events - events0 == Changes);
         var singleBytes = (_server.Sent(PodsPath).Bytes - bytes0) / (double)Changes;
 
@@ -158,7 +160,8 @@ public sealed class KubernetesPolicySourceTests(ITestOutputHelper output) : Test
         var perNode = Enumerable.Range(0, Nodes).Select(_ => Informers()[0](_ => { }, stop.Token)).ToList();
         Until("the per-node watches", () => _server.OpenWatches == 1 + Nodes);
         var (events1, bytes1) = _server.Sent(PodsPath);
-        for (var i = 0; i < Changes; i++) _server.Put(Pod("shop", $"p{i}", $"n{i % 8}", $"100.64.1.{i + 2}", "10.0.1.11", ("app", $"z{i}")));
+        for (var i = 0; i < Changes; i++)
+            _server.Put(Pod("shop", $"p{i}", $"n{i % 8}", $"100.64.1.{i + 2}", "10.0.1.11", ("app", $"z{i}")));
         Until("every watch's events", () => _server.Sent(PodsPath).Events - events1 == Changes * (1 + Nodes));
         var allBytes = (_server.Sent(PodsPath).Bytes - bytes1) / (double)Changes;
         stop.Cancel();
@@ -188,7 +191,8 @@ public sealed class KubernetesPolicySourceTests(ITestOutputHelper output) : Test
             """);
         var pod = new ViewPod(new PolicyPod("x", "a", ImmutableSortedDictionary<string, string>.Empty.Add("pod", "a"),
             Ipv4.Parse("100.64.0.2"), Ipv4.Parse("10.0.1.11"), [new NamedPort("serve-80-tcp", 80, PolicyProtocol.Tcp)]), "n1");
-        ViewChange[] changes = [new ViewChange.PodSet(pod, "c"), new ViewChange.PolicySet(policy, "c"), new ViewChange.PodRemoved("x/b", "c"),
+        ViewChange[] changes = [new ViewChange.PodSet(pod, "c"), new ViewChange.PolicySet(policy, "c"),
+            new ViewChange.PodRemoved("x/b", "c"),
             new ViewChange.NamespaceSet(new PolicyNamespace("x", ImmutableSortedDictionary<string, string>.Empty.Add("ns", "x")), "c")];
         var message = new PolicyMessages.Changed("e", 7, [.. changes]);
         var back = (PolicyMessages.Changed)serializer.FromBinary(serializer.ToBinary(message), serializer.Manifest(message));

@@ -356,7 +356,9 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
             }
     }
 
-    /// <summary>Watch events (bookmarks included) and their bytes (a line each, its newline counted) sent so far on a path's watches.</summary>
+    /// <summary>
+    /// Watch events (bookmarks included) and their bytes (a line each, its newline counted) sent so far on a path's watches.
+    /// </summary>
     public (long Events, long Bytes) Sent(string path)
     {
         lock (_gate) return _sent.GetValueOrDefault(path);

@@ -44,7 +44,8 @@ public sealed class KubernetesPolicyViewActor : ReceiveActor, IWithTimers
         Receive<InformerDelta<KubeNetworkPolicy>.Updated>(d => Publish(Policy(d.New, d.Cause)));
         Receive<InformerDelta<KubeNetworkPolicy>.Deleted>(d => Publish(Removed(new ViewChange.PolicyRemoved(d.Last.Key, d.Cause))));
         Receive<InformerSignals.Synced>(s =>
-            _log.Info("Policy view: {0} listed at resourceVersion {1} ({2}); the view: {3}", s.What, s.ResourceVersion, s.Keys.Length, _view));
+            _log.Info("Policy view: {0} listed at resourceVersion {1} ({2}); the view: {3}", s.What, s.ResourceVersion, s.Keys.Length,
+                _view));
         Receive<InformerSignals.Interrupted>(down =>
             _log.Warning("Policy view: {0}: {1}; again in {2:0.###}s", down.What, down.Why, down.RetryIn.TotalSeconds));
         Receive<PolicyMessages.GetView>(_ =>

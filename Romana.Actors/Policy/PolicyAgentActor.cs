@@ -14,7 +14,8 @@ public sealed record PolicyAgentSettings(TimeSpan ApplyInterval, TimeSpan RetryM
     TimeSpan ViewRetry)
 {
     public TimeSpan Backoff(int failures) =>
-        TimeSpan.FromMilliseconds(Math.Min(RetryMin.TotalMilliseconds * Math.Pow(2, Math.Min(failures - 1, 30)), RetryMax.TotalMilliseconds));
+        TimeSpan.FromMilliseconds(Math.Min(RetryMin.TotalMilliseconds * Math.Pow(2, Math.Min(failures - 1, 30)),
+            RetryMax.TotalMilliseconds));
 }
 
 /// <summary>The agent's messages besides the source protocol (<see cref="PolicyMessages"/>).</summary>

@@ -101,7 +101,8 @@ public static class PolicyFiles
                 held.Address, held.NodeAddress, described?.NamedPorts ?? []), held.Node);
         }
         foreach (var pod in filePods.Values.Where(p => !pods.ContainsKey(p.Key) && p.Address is not null))
-            pods[pod.Key] = new ViewPod(new PolicyPod(pod.Namespace, pod.Name, pod.Labels, pod.Address!.Value, pod.NodeAddress, pod.NamedPorts),
+            pods[pod.Key] = new ViewPod(
+                new PolicyPod(pod.Namespace, pod.Name, pod.Labels, pod.Address!.Value, pod.NodeAddress, pod.NamedPorts),
                 pod.Node ?? "");
         var namespaces = new Dictionary<string, PolicyNamespace>(StringComparer.Ordinal);
         foreach (var ns in pods.Values.Select(p => p.Pod.Namespace).Distinct())
@@ -135,7 +136,8 @@ public static class PolicyFiles
 
     /// <summary>Equal by content (records holding immutable collections compare those by reference).</summary>
     private static bool Same<T>(T a, T b) =>
-        JsonSerializer.Serialize(a, Persistence.RomanaSerializer.Options) == JsonSerializer.Serialize(b, Persistence.RomanaSerializer.Options);
+        JsonSerializer.Serialize(a, Persistence.RomanaSerializer.Options)
+        == JsonSerializer.Serialize(b, Persistence.RomanaSerializer.Options);
 
     private static IEnumerable<(JsonElement Item, string At)> Items(JsonElement root, string where)
     {
@@ -158,7 +160,9 @@ public static class PolicyFiles
     }
 
     private static (JsonElement, string) Expect(JsonElement item, string at) =>
-        item.ValueKind == JsonValueKind.Object ? (item, at) : throw new PolicyFormatException(at, $"expected an object, found {item.ValueKind}");
+        item.ValueKind == JsonValueKind.Object
+            ? (item, at)
+            : throw new PolicyFormatException(at, $"expected an object, found {item.ValueKind}");
 
     private static FilePod Pod(JsonElement item, string at)
     {
@@ -179,7 +183,8 @@ public static class PolicyFiles
                 {
                     var pAt = $"{cAt}.ports[{p++}]";
                     if (Text(port, "name", pAt) is not { Length: > 0 } name) continue;
-                    if (!port.TryGetProperty("containerPort", out var number) || !number.TryGetInt32(out var value) || value is < 1 or > 65535)
+                    if (!port.TryGetProperty("containerPort", out var number) || !number.TryGetInt32(out var value)
+                        || value is < 1 or > 65535)
                         throw new PolicyFormatException($"{pAt}.containerPort", "expected a port number 1-65535");
                     ports.Add(new NamedPort(name, value, Text(port, "protocol", pAt) switch
                     {
@@ -198,7 +203,9 @@ public static class PolicyFiles
 
     private static Ipv4? Address(JsonElement? parent, string field, string at) =>
         parent is { } p && Text(p, field, at) is { } text
-            ? Ipv4.TryParse(text, out var address) ? address : throw new PolicyFormatException($"{at}.{field}", $"'{text}' is not an IPv4 address")
+            ? Ipv4.TryParse(text, out var address)
+                ? address
+                : throw new PolicyFormatException($"{at}.{field}", $"'{text}' is not an IPv4 address")
             : null;
 
     private static string Name(JsonElement item, string at) =>
@@ -212,7 +219,8 @@ public static class PolicyFiles
             foreach (var label in l.EnumerateObject())
                 labels[label.Name] = label.Value.ValueKind == JsonValueKind.String
                     ? label.Value.GetString()!
-                    : throw new PolicyFormatException($"{at}.metadata.labels.{label.Name}", $"expected a string, found {label.Value.ValueKind}");
+                    : throw new PolicyFormatException($"{at}.metadata.labels.{label.Name}",
+                        $"expected a string, found {label.Value.ValueKind}");
         return labels.ToImmutable();
     }
 

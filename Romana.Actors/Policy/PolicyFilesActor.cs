@@ -20,7 +20,7 @@ public sealed class PolicyFilesActor : ReceiveActor, IWithTimers
     private readonly string _epoch = Guid.NewGuid().ToString("N")[..12];
     private readonly HashSet<IActorRef> _agents = [];
     private readonly HashSet<string> _said = [];
-    private ImmutableDictionary<string, (DateTime Stamp, PolicyFileContent Content)> _files = ImmutableDictionary<string, (DateTime, PolicyFileContent)>.Empty;
+    private ImmutableDictionary<string, FileRead> _files = ImmutableDictionary<string, FileRead>.Empty;
     private IReadOnlyList<IpamPod> _ipam = [];
     private PolicyView _view = PolicyView.Empty;
     private long _seq;
@@ -46,7 +46,8 @@ public sealed class PolicyFilesActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     private sealed record Tick : INoSerializationVerificationNeeded;
-    private sealed record ReadDone(ImmutableDictionary<string, (DateTime Stamp, PolicyFileContent Content)> Files, ImmutableArray<string> Problems,
+    private readonly record struct FileRead(DateTime Stamp, PolicyFileContent Content);
+    private sealed record ReadDone(ImmutableDictionary<string, FileRead> Files, ImmutableArray<string> Problems,
         IReadOnlyList<IpamPod>? Ipam, string? IpamProblem) : INoSerializationVerificationNeeded;
 
     protected override void PreStart()
@@ -65,13 +66,15 @@ public sealed class PolicyFilesActor : ReceiveActor, IWithTimers
         Task.Run(async () =>
         {
             var problems = ImmutableArray.CreateBuilder<string>();
-            var files = ImmutableDictionary.CreateBuilder<string, (DateTime Stamp, PolicyFileContent Content)>();
+            var files = ImmutableDictionary.CreateBuilder<string, FileRead>();
             foreach (var path in PolicyFiles.List(folder))
             {
                 try
                 {
                     var stamp = File.GetLastWriteTimeUtc(path);
-                    files[path] = known.TryGetValue(path, out var same) && same.Stamp == stamp ? same : (stamp, PolicyFiles.Read(path));
+                    files[path] = known.TryGetValue(path, out var same) && same.Stamp == stamp
+                        ? same
+                        : new FileRead(stamp, PolicyFiles.Read(path));
                 }
                 catch (Exception e) when (e is PolicyFormatException or IOException or UnauthorizedAccessException)
                 {
@@ -79,9 +82,9 @@ public sealed class PolicyFilesActor : ReceiveActor, IWithTimers
                     if (known.TryGetValue(path, out var last)) files[path] = last;
                 }
             }
-            IReadOnlyList<IpamPod>? pods = null;
+            IReadOnlyList<IpamPod>? pods = files.Count == 0 ? [] : null;
             string? ipamProblem = null;
-            if (ipam is not null)
+            if (ipam is not null && files.Count > 0) // no file, no policy: the IPAM is not asked (a lab starting, a node without policy)
             {
                 try
                 {
@@ -116,8 +119,9 @@ public sealed class PolicyFilesActor : ReceiveActor, IWithTimers
         foreach (var agent in _agents) agent.Tell(message);
     }
 
-    private static ImmutableArray<string> FileChanges(ImmutableDictionary<string, (DateTime Stamp, PolicyFileContent Content)> before,
-        ImmutableDictionary<string, (DateTime Stamp, PolicyFileContent Content)> after) =>
-        [.. after.Keys.Union(before.Keys).Where(k => !before.TryGetValue(k, out var a) || !after.TryGetValue(k, out var b) || a.Stamp != b.Stamp)
+    private static ImmutableArray<string> FileChanges(ImmutableDictionary<string, FileRead> before,
+        ImmutableDictionary<string, FileRead> after) =>
+        [.. after.Keys.Union(before.Keys)
+            .Where(k => !before.TryGetValue(k, out var a) || !after.TryGetValue(k, out var b) || a.Stamp != b.Stamp)
             .Select(Path.GetFileName).Order(StringComparer.Ordinal)!];
 }

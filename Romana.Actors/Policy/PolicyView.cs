@@ -88,7 +88,8 @@ public static class PolicyMessages
     public static IReadOnlyList<View> Split(string epoch, long seq, PolicyView view, int perPart = ObjectsPerPart)
     {
         IEnumerable<ViewChange> all = [.. view.Namespaces.Values.Select(n => new ViewChange.NamespaceSet(n, "")),
-            .. view.Pods.Values.Select(p => new ViewChange.PodSet(p, "")), .. view.Policies.Values.Select(p => new ViewChange.PolicySet(p, ""))];
+            .. view.Pods.Values.Select(p => new ViewChange.PodSet(p, "")),
+            .. view.Policies.Values.Select(p => new ViewChange.PolicySet(p, ""))];
         var chunks = all.Chunk(perPart).ToList();
         if (chunks.Count <= 1) return [new View(epoch, seq, view)];
         return [.. chunks.Select((chunk, i) => new View(epoch, seq, PolicyView.Empty.Apply(chunk), i, chunks.Count))];

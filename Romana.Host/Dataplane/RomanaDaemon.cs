@@ -146,7 +146,8 @@ public sealed class RomanaDaemon : IAsyncDisposable
                     services.AddHostedService(sp => new ForwarderHealthRegistration(sp, health.ProbeInterval * 2));
                 }
                 // NetworkPolicy in this namespace's nftables (table inet romana_policy only), when the agent runs.
-                if (policy.Runs) services.AddSingleton<Romana.Actors.Policy.IPolicyDataplane>(_ => new NftablesPolicyDataplane((string?)null));
+                if (policy.Runs)
+                    services.AddSingleton<Romana.Actors.Policy.IPolicyDataplane>(_ => new NftablesPolicyDataplane((string?)null));
                 services.AddRomanaMetrics();
             }, cluster.Enabled ? ClusterSettings.SystemName : "romana-daemon");
             builder.Services.AddHostedService<NodeMembership>();

@@ -48,8 +48,8 @@ public sealed record PolicySettings(bool Enabled, PolicySourceKind Source, strin
         var enabled = config.GetBoolean($"{Section}.enabled", false);
         if (enabled && source == PolicySourceKind.Files && files.Length == 0)
             throw ConfigValues.Error(config, $"{Section}.files", "empty with source = files (name the folder of the policy files)");
-        var agent = new PolicyAgentSettings(Positive(config, "apply-interval"), Positive(config, "retry.min"), Positive(config, "retry.max"),
-            Positive(config, "drops-interval"), Positive(config, "view-retry"));
+        var agent = new PolicyAgentSettings(Positive(config, "apply-interval"), Positive(config, "retry.min"),
+            Positive(config, "retry.max"), Positive(config, "drops-interval"), Positive(config, "view-retry"));
         if (agent.RetryMax < agent.RetryMin)
             throw ConfigValues.Error(config, $"{Section}.retry.max", $"{agent.RetryMax} is less than retry.min {agent.RetryMin}");
         return new PolicySettings(enabled, source, files, Positive(config, "files-interval"), agent, Positive(config, "version-interval"));
@@ -97,7 +97,8 @@ public static class PolicyHosting
         return akka.WithActors((system, registry, resolver) =>
         {
             var dataplane = resolver.GetService<IPolicyDataplane>()
-                ?? throw new InvalidOperationException("romana.policy needs an IPolicyDataplane registered (the daemon registers nftables)");
+                ?? throw new InvalidOperationException(
+                    "romana.policy needs an IPolicyDataplane registered (the daemon registers nftables)");
             IActorRef source;
             if (settings.Source == PolicySourceKind.Kubernetes)
             {
