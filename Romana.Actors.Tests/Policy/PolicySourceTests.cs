@@ -90,7 +90,7 @@ public sealed class KubernetesPolicySourceTests(ITestOutputHelper output) : Test
         _server.Put(Pod("web", "front-0", "n2", "100.64.0.66", "10.0.1.12", ("app", "front")));
         var agents = new List<IActorRef>();
         var view = Sys.ActorOf(KubernetesPolicyViewActor.Props(m => agents.ForEach(a => a.Tell(m)), Informers(),
-            TimeSpan.FromSeconds(1)));
+            TimeSpan.FromSeconds(1), TimeSpan.FromMilliseconds(50)));
         var agent = Sys.ActorOf(PolicyAgentActor.Props("n1", _dataplane, view, Agent));
         agents.Add(agent);
         Until("the pods and namespaces in the agent's view", () => Status(agent).View is { Pods.Count: 2, Namespaces.Count: 2 });
@@ -131,6 +131,39 @@ public sealed class KubernetesPolicySourceTests(ITestOutputHelper output) : Test
         _server.Put(done);
         Until("the delete and the finished pod", () => Status(agent).View is { Policies.Count: 0, Pods.Count: 1 });
         Assert.Equal(3, _server.OpenWatches); // one Pod, one Namespace and one NetworkPolicy watch for the cluster
+    }
+
+    [Fact]
+    public void A_burst_of_pod_changes_is_batched_and_a_change_policy_does_not_read_is_no_message()
+    {
+        _server.Put(Namespace("shop"));
+        for (var i = 0; i < 10; i++) _server.Put(Pod("shop", $"p{i}", "n1", $"100.64.1.{i + 2}", "10.0.1.11", ("app", "x")));
+        var published = new System.Collections.Concurrent.ConcurrentQueue<PolicyMessages.Changed>();
+        var view = Sys.ActorOf(KubernetesPolicyViewActor.Props(m =>
+        {
+            if (m is PolicyMessages.Changed changed) published.Enqueue(changed);
+        }, Informers(), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(300)));
+        PolicyView Seen() => view.Ask<PolicyMessages.View>(new PolicyMessages.GetView("test"), TimeSpan.FromSeconds(5)).Result.Content;
+        Until("the listed pods", () => Seen().Pods.Count == 10);
+        published.Clear();
+
+        for (var i = 0; i < 10; i++)
+        {
+            var pod = Pod("shop", $"p{i}", "n1", $"100.64.1.{i + 2}", "10.0.1.11", ("app", "y"));
+            pod.Metadata.Uid = _server.Get<V1Pod>($"shop/p{i}").Metadata.Uid;
+            _server.Put(pod);
+        }
+        Until("the ten changes", () => published.Sum(c => c.Changes.Length) == 10);
+        Assert.True(published.Count <= 3, $"{published.Count} messages for 10 changes within 300 ms batches");
+
+        // A status condition changes: nothing policy reads, so no message.
+        var before = published.Count;
+        var ready = Pod("shop", "p0", "n1", "100.64.1.2", "10.0.1.11", ("app", "y"));
+        ready.Metadata.Uid = _server.Get<V1Pod>("shop/p0").Metadata.Uid;
+        ready.Status.Conditions = [new V1PodCondition { Type = "Ready", Status = "True" }];
+        _server.Put(ready);
+        Thread.Sleep(1000);
+        Assert.Equal(before, published.Count);
     }
 
     /// <summary>

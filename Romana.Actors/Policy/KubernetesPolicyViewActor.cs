@@ -12,7 +12,9 @@ namespace Romana.Actors.Policy;
 /// every NetworkPolicy of the cluster), keeps the <see cref="PolicyView"/> they show, and publishes each change, numbered
 /// within its epoch (this run), through <paramref name="publish"/> (DistributedPubSub's topic <see cref="PolicyMessages.Topic"/>)
 /// to every node's agent; an agent that starts, or misses a change, asks for the whole view (<see cref="PolicyMessages.GetView"/>).
-/// The API server thus serves three watches per cluster, not three per node. A pod is in the view once it has an address
+/// The API server thus serves three watches per cluster, not three per node. Changes are batched: what changed within
+/// <paramref name="batchInterval"/> is one message to every agent (and a pod event that changes nothing policy reads, such as
+/// a status condition, is none). A pod is in the view once it has an address
 /// and a node, unless it uses the host's network or has finished (Succeeded, Failed: its address may be another pod's).
 /// A NetworkPolicy that cannot be read is left out, logged once naming its field and value.
 /// </summary>
@@ -21,6 +23,8 @@ public sealed class KubernetesPolicyViewActor : ReceiveActor, IWithTimers
     private readonly Action<object> _publish;
     private readonly IReadOnlyList<Func<Action<object>, CancellationToken, Task>> _informers;
     private readonly TimeSpan _versionInterval;
+    private readonly TimeSpan _batchInterval;
+    private readonly List<ViewChange> _pending = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly string _epoch = Guid.NewGuid().ToString("N")[..12];
     private readonly List<CancellationTokenSource> _running = [];
@@ -29,11 +33,12 @@ public sealed class KubernetesPolicyViewActor : ReceiveActor, IWithTimers
     private long _seq;
 
     public KubernetesPolicyViewActor(Action<object> publish, IReadOnlyList<Func<Action<object>, CancellationToken, Task>> informers,
-        TimeSpan versionInterval)
+        TimeSpan versionInterval, TimeSpan batchInterval)
     {
         _publish = publish;
         _informers = informers;
         _versionInterval = versionInterval;
+        _batchInterval = batchInterval;
         Receive<InformerDelta<KubePod>.Added>(d => Publish(Pod(d.Object, d.Cause)));
         Receive<InformerDelta<KubePod>.Updated>(d => Publish(Pod(d.New, d.Cause)));
         Receive<InformerDelta<KubePod>.Deleted>(d => Publish(Removed(new ViewChange.PodRemoved(d.Last.Key, d.Cause))));
@@ -48,20 +53,23 @@ public sealed class KubernetesPolicyViewActor : ReceiveActor, IWithTimers
                 _view));
         Receive<InformerSignals.Interrupted>(down =>
             _log.Warning("Policy view: {0}: {1}; again in {2:0.###}s", down.What, down.Why, down.RetryIn.TotalSeconds));
+        Receive<Flush>(_ => FlushPending());
         Receive<PolicyMessages.GetView>(_ =>
         {
+            FlushPending();
             foreach (var part in PolicyMessages.Split(_epoch, _seq, _view)) Sender.Tell(part);
         });
         Receive<Tick>(_ => _publish(new PolicyMessages.Version(_epoch, _seq)));
     }
 
     public static Props Props(Action<object> publish, IReadOnlyList<Func<Action<object>, CancellationToken, Task>> informers,
-        TimeSpan versionInterval) =>
-        Akka.Actor.Props.Create(() => new KubernetesPolicyViewActor(publish, informers, versionInterval));
+        TimeSpan versionInterval, TimeSpan batchInterval) =>
+        Akka.Actor.Props.Create(() => new KubernetesPolicyViewActor(publish, informers, versionInterval, batchInterval));
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     private sealed record Tick : INoSerializationVerificationNeeded;
+    private sealed record Flush : INoSerializationVerificationNeeded;
 
     protected override void PreStart()
     {
@@ -81,7 +89,16 @@ public sealed class KubernetesPolicyViewActor : ReceiveActor, IWithTimers
         var view = _view.Apply(change);
         if (view == _view) return;
         _view = view;
-        _publish(new PolicyMessages.Changed(_epoch, ++_seq, [change]));
+        _pending.Add(change);
+        if (!Timers.IsTimerActive("flush")) Timers.StartSingleTimer("flush", new Flush(), _batchInterval);
+    }
+
+    private void FlushPending()
+    {
+        Timers.Cancel("flush");
+        if (_pending.Count == 0) return;
+        _publish(new PolicyMessages.Changed(_epoch, ++_seq, [.. _pending]));
+        _pending.Clear();
     }
 
     /// <summary>A removal of what the view does not hold is no change.</summary>

@@ -29,7 +29,7 @@ public enum PolicySourceKind
 
 /// <summary><c>romana.policy</c>: NetworkPolicy enforcement on this node.</summary>
 public sealed record PolicySettings(bool Enabled, PolicySourceKind Source, string Files, TimeSpan FilesInterval, PolicyAgentSettings Agent,
-    TimeSpan VersionInterval)
+    TimeSpan VersionInterval, TimeSpan BatchInterval)
 {
     private const string Section = "romana.policy";
 
@@ -52,7 +52,8 @@ public sealed record PolicySettings(bool Enabled, PolicySourceKind Source, strin
             Positive(config, "retry.max"), Positive(config, "drops-interval"), Positive(config, "view-retry"));
         if (agent.RetryMax < agent.RetryMin)
             throw ConfigValues.Error(config, $"{Section}.retry.max", $"{agent.RetryMax} is less than retry.min {agent.RetryMin}");
-        return new PolicySettings(enabled, source, files, Positive(config, "files-interval"), agent, Positive(config, "version-interval"));
+        return new PolicySettings(enabled, source, files, Positive(config, "files-interval"), agent, Positive(config, "version-interval"),
+            Positive(config, "batch-interval"));
     }
 
     private static TimeSpan Positive(Config config, string setting)
@@ -91,7 +92,7 @@ public static class PolicyHosting
                     (emit, token) => new Informer<KubeNamespace>(new NamespaceSource(client.Value, watch), backoff, emit).RunAsync(token),
                     (emit, token) =>
                         new Informer<KubeNetworkPolicy>(new NetworkPolicySource(client.Value, watch), backoff, emit).RunAsync(token),
-                ], settings.VersionInterval);
+                ], settings.VersionInterval, settings.BatchInterval);
             }, new ClusterSingletonOptions(), createProxyToo: true);
         }
         return akka.WithActors((system, registry, resolver) =>
@@ -127,12 +128,15 @@ public static class PolicyHosting
         var pods = new List<IpamPod>();
         foreach (var subnet in topology.Subnets)
         {
-            if (await ipam.AskAsync(new GetSubnet(subnet.Id)) is not SubnetView view)
-                throw new IOException($"the IPAM did not answer for subnet {subnet.Id}");
+            var answer = await ipam.AskAsync(new GetSubnet(subnet.Id));
+            if (answer is not SubnetView view)
+                throw new IOException($"the IPAM did not give subnet {subnet.Id}: {(answer is Failed f ? f.Error.Message : answer)}");
             foreach (var member in view.Subnet.Members)
             {
-                if (await ipam.AskAsync(new GetAllocations(member.Node)) is not AllocationsOf held)
-                    throw new IOException($"the IPAM did not answer for node {member.Node}");
+                var reply = await ipam.AskAsync(new GetAllocations(member.Node));
+                if (reply is not AllocationsOf held)
+                    throw new IOException(
+                        $"the IPAM did not give node {member.Node}'s allocations: {(reply is Failed f ? f.Error.Message : reply)}");
                 pods.AddRange(held.Allocations.Where(a => a.Pod is { Length: > 0 })
                     .Select(a => new IpamPod(a.Pod!, a.Address, member.Node.Value, member.Ip)));
             }
