@@ -168,14 +168,14 @@ public sealed class KubernetesPolicySourceTests(ITestOutputHelper output) : Test
 
     /// <summary>
     /// What one pod change costs the API server: with the view as a singleton, one event on one watch; with every node
-    /// watching for itself, one event per node. Measured with <see cref="Nodes"/> per-node watch sets, the figures the
+    /// watching for itself, one event per node. Measured with 20 per-node watch sets, the figures the
     /// README gives for 5,000 nodes scale these (each node's watch set sends the same bytes).
     /// </summary>
     [Fact]
     public async Task One_pod_change_is_one_event_for_the_singleton_and_one_per_node_when_every_node_watches()
     {
-        const int Nodes = 20;
-        const int Changes = 10;
+        const int nodes = 20;
+        const int changes = 10;
         _server.Put(Namespace("shop"));
         for (var i = 0; i < 50; i++)
             _server.Put(Pod("shop", $"p{i}", $"n{i % 8}", $"100.64.1.{i + 2}", $"10.0.1.{11 + i % 8}", ("app", "x")));
@@ -184,29 +184,29 @@ public sealed class KubernetesPolicySourceTests(ITestOutputHelper output) : Test
         var single = Informers()[0](_ => { }, stop.Token);
         Until("the singleton's watch", () => _server.OpenWatches == 1);
         var (events0, bytes0) = _server.Sent(PodsPath);
-        for (var i = 0; i < Changes; i++)
+        for (var i = 0; i < changes; i++)
             _server.Put(Pod("shop", $"p{i}", $"n{i % 8}", $"100.64.1.{i + 2}", "10.0.1.11", ("app", $"y{i}")));
-        Until("the singleton's events", () => _server.Sent(PodsPath).Events - events0 == Changes);
-        var singleBytes = (_server.Sent(PodsPath).Bytes - bytes0) / (double)Changes;
+        Until("the singleton's events", () => _server.Sent(PodsPath).Events - events0 == changes);
+        var singleBytes = (_server.Sent(PodsPath).Bytes - bytes0) / (double)changes;
 
-        // Every node watching for itself: Nodes more Pod watches of the whole cluster.
-        var perNode = Enumerable.Range(0, Nodes).Select(_ => Informers()[0](_ => { }, stop.Token)).ToList();
-        Until("the per-node watches", () => _server.OpenWatches == 1 + Nodes);
+        // Every node watching for itself: nodes more Pod watches of the whole cluster.
+        var perNode = Enumerable.Range(0, nodes).Select(_ => Informers()[0](_ => { }, stop.Token)).ToList();
+        Until("the per-node watches", () => _server.OpenWatches == 1 + nodes);
         var (events1, bytes1) = _server.Sent(PodsPath);
-        for (var i = 0; i < Changes; i++)
+        for (var i = 0; i < changes; i++)
             _server.Put(Pod("shop", $"p{i}", $"n{i % 8}", $"100.64.1.{i + 2}", "10.0.1.11", ("app", $"z{i}")));
-        Until("every watch's events", () => _server.Sent(PodsPath).Events - events1 == Changes * (1 + Nodes));
-        var allBytes = (_server.Sent(PodsPath).Bytes - bytes1) / (double)Changes;
+        Until("every watch's events", () => _server.Sent(PodsPath).Events - events1 == changes * (1 + nodes));
+        var allBytes = (_server.Sent(PodsPath).Bytes - bytes1) / (double)changes;
         stop.Cancel();
         await Task.WhenAll([single, .. perNode]).WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
 
-        Assert.Equal(singleBytes * (1 + Nodes), allBytes, 0.5);
+        Assert.Equal(singleBytes * (1 + nodes), allBytes, 0.5);
         var changed = new PolicyMessages.Changed("0123456789ab", 42, [new ViewChange.PodSet(PolicyAgentTests.Pod("shop/p1",
             "100.64.1.3", "n1", ("app", "y1")), "watch MODIFIED at resourceVersion 1234")]);
         var serializer = new RomanaSerializer((ExtendedActorSystem)Sys);
         var clusterBytes = serializer.ToBinary(changed).Length;
-        output.WriteLine($"one pod change: {singleBytes:0} bytes on 1 watch (singleton); {allBytes / (1 + Nodes):0} bytes on each of " +
-            $"{1 + Nodes} watches; at 5,000 nodes: {singleBytes:0} bytes from the API server and 5,000 cluster messages of " +
+        output.WriteLine($"one pod change: {singleBytes:0} bytes on 1 watch (singleton); {allBytes / (1 + nodes):0} bytes on each of " +
+            $"{1 + nodes} watches; at 5,000 nodes: {singleBytes:0} bytes from the API server and 5,000 cluster messages of " +
             $"{clusterBytes} bytes (singleton), or {singleBytes * 5000 / 1e6:0.00} MB in 5,000 events (a watch set per node)");
     }
 
