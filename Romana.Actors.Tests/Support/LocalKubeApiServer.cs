@@ -31,6 +31,7 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
     };
     private readonly List<OpenWatch> _watches = [];
     private readonly List<Request> _requests = [];
+    private readonly Dictionary<string, (long Events, long Bytes)> _sent = [];
     private long _version = 100;
     private long _compactedTo;
     private bool _refuseWatches;
@@ -375,7 +376,12 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
             context.Response.ContentType = "application/json";
             context.Response.SendChunked = true;
             await WriteAsync(context, string.Concat(replay.Select(line => line + "\n")));
-            await foreach (var line in open.Lines.Reader.ReadAllAsync(ending.Token)) await WriteAsync(context, line + "\n");
+            Count(path, replay);
+            await foreach (var line in open.Lines.Reader.ReadAllAsync(ending.Token))
+            {
+                Count(path, [line]);
+                await WriteAsync(context, line + "\n");
+            }
         }
         catch (OperationCanceledException)
         {
@@ -385,6 +391,24 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
         {
             lock (_gate) _watches.Remove(open);
         }
+    }
+
+    private void Count(string path, IEnumerable<string> lines)
+    {
+        lock (_gate)
+            foreach (var line in lines)
+            {
+                var (events, bytes) = _sent.GetValueOrDefault(path);
+                _sent[path] = (events + 1, bytes + Encoding.UTF8.GetByteCount(line) + 1);
+            }
+    }
+
+    /// <summary>
+    /// Watch events (bookmarks included) and their bytes (a line each, its newline counted) sent so far on a path's watches.
+    /// </summary>
+    public (long Events, long Bytes) Sent(string path)
+    {
+        lock (_gate) return _sent.GetValueOrDefault(path);
     }
 
     private void Record(Store store, string type, IKubernetesObject<V1ObjectMeta> item)

@@ -14,9 +14,13 @@ public sealed record KubeNode(string Name, string Uid, string ResourceVersion, s
     public string Key => Name;
 }
 
-/// <summary>What Romana reads of a Pod: namespace, name, uid, the node it is bound to and its labels and address.</summary>
+/// <summary>
+/// What Romana reads of a Pod: namespace, name, uid, the node it is bound to and its labels and address; for policy also its
+/// node's address (<c>status.hostIP</c>), whether it uses the host's network, its phase, and its named container ports.
+/// </summary>
 public sealed record KubePod(string Namespace, string Name, string Uid, string ResourceVersion, string? NodeName,
-    ImmutableSortedDictionary<string, string> Labels, string? PodIp = null) : IKubeObject
+    ImmutableSortedDictionary<string, string> Labels, string? PodIp = null, string? HostIp = null, bool HostNetwork = false,
+    string? Phase = null, ImmutableArray<Policy.NamedPort> NamedPorts = default) : IKubeObject
 {
     public string Key => $"{Namespace}/{Name}";
 }

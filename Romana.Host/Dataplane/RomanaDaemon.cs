@@ -13,6 +13,7 @@ using Romana.Host.Health;
 using Romana.Host.Kubernetes;
 using Romana.Host.Observability;
 using Romana.Host.Persistence;
+using Romana.Host.Policy;
 using Romana.Host.Routing;
 
 namespace Romana.Host.Dataplane;
@@ -82,6 +83,10 @@ public sealed class RomanaDaemon : IAsyncDisposable
         if (kubernetes.Enabled && !cluster.Enabled)
             throw ConfigValues.Error(config, "romana.kubernetes.enabled", "on with romana.cluster.enabled = off; the Node watch is a " +
                 "cluster singleton (turn the cluster on)");
+        var policy = PolicySettings.From(config);
+        if (policy is { Runs: true, Source: PolicySourceKind.Kubernetes } && !kubernetes.Enabled)
+            throw ConfigValues.Error(config, "romana.policy.source", "kubernetes with romana.kubernetes.enabled = off (turn the watches " +
+                "on, or use source = files)");
         var aws = cluster.Enabled ? AwsSettings.From(config) : null;
         var node = cluster.Enabled
             ? await NodeIdentity.ResolveInClusterAsync(config, topology, InstanceMetadata.From(config))
@@ -113,6 +118,8 @@ public sealed class RomanaDaemon : IAsyncDisposable
                         .AddRomanaClusterHealth();
                 // Kubernetes drives membership: the Node watch (a cluster singleton) and this node's Pod watch.
                 if (kubernetes.Enabled) akka.AddRomanaKubernetes(kubernetes, topology, node.Name);
+                // NetworkPolicy: this node's agent, fed by the Kubernetes view (a singleton) or by policy files.
+                akka.AddRomanaPolicy(policy, node.Name, topology, kubernetes.Enabled ? kubernetes : null);
             }, services =>
             {
                 // The HTTP endpoint first: bound before anything else starts, and stopped last (/healthz answers throughout).
@@ -138,6 +145,9 @@ public sealed class RomanaDaemon : IAsyncDisposable
                     services.AddHostedService<SourceDestCheckAtStart>();
                     services.AddHostedService(sp => new ForwarderHealthRegistration(sp, health.ProbeInterval * 2));
                 }
+                // NetworkPolicy in this namespace's nftables (table inet romana_policy only), when the agent runs.
+                if (policy.Runs)
+                    services.AddSingleton<Romana.Actors.Policy.IPolicyDataplane>(_ => new NftablesPolicyDataplane((string?)null));
                 services.AddRomanaMetrics();
             }, cluster.Enabled ? ClusterSettings.SystemName : "romana-daemon");
             builder.Services.AddHostedService<NodeMembership>();

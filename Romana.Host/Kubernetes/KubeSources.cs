@@ -5,6 +5,7 @@ using k8s;
 using k8s.Autorest;
 using k8s.Models;
 using Romana.Actors.Kubernetes;
+using Romana.Actors.Policy;
 
 namespace Romana.Host.Kubernetes;
 
@@ -164,7 +165,19 @@ public sealed class PodSource(IKubernetes client, TimeSpan watchTimeout, string?
 
     protected override KubePod Convert(V1Pod pod) => new(pod.Metadata.NamespaceProperty ?? "default", pod.Metadata.Name ?? "",
         pod.Metadata.Uid ?? "", pod.Metadata.ResourceVersion ?? "", pod.Spec?.NodeName,
-        (pod.Metadata.Labels ?? new Dictionary<string, string>()).ToImmutableSortedDictionary(StringComparer.Ordinal), pod.Status?.PodIP);
+        (pod.Metadata.Labels ?? new Dictionary<string, string>()).ToImmutableSortedDictionary(StringComparer.Ordinal), pod.Status?.PodIP,
+        pod.Status?.HostIP, pod.Spec?.HostNetwork == true, pod.Status?.Phase, NamedPorts(pod));
+
+    /// <summary>Every named container port (init containers' too, as sidecars serve), with its protocol (TCP when omitted).</summary>
+    private static ImmutableArray<NamedPort> NamedPorts(V1Pod pod) =>
+        [.. (pod.Spec?.Containers ?? []).Concat(pod.Spec?.InitContainers ?? []).SelectMany(c => c.Ports ?? [])
+            .Where(p => !string.IsNullOrEmpty(p.Name))
+            .Select(p => new NamedPort(p.Name, p.ContainerPort, p.Protocol?.ToUpperInvariant() switch
+            {
+                "UDP" => PolicyProtocol.Udp,
+                "SCTP" => PolicyProtocol.Sctp,
+                _ => PolicyProtocol.Tcp,
+            }))];
 }
 
 /// <summary>Every Namespace of the cluster, with its labels.</summary>

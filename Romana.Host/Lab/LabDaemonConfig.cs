@@ -47,12 +47,20 @@ public static class LabDaemonConfig
         hocon.AppendLine($"  aws {{ region = \"us-east-1\", endpoint = \"{layout.Ec2Endpoint}\" }}");
         hocon.AppendLine($"  routes {{ tables.tag-key = \"romana.io/cluster\", tables.tag-value = \"lab\", "
             + $"route-limit = {layout.Options.RouteLimit} }}");
+        // NetworkPolicy from the lab's policy folder (the pods' addresses from the IPAM: CNI_ARGS name them lab/POD).
+        hocon.AppendLine($"  policy {{ enabled = on, source = files, files = \"{PolicyFolder}\" }}");
         hocon.AppendLine("}");
         // A journal call that a loaded machine answers late must not fail a recovery (Akka's default is 10 s).
         hocon.AppendLine("akka.persistence.journal.sql.circuit-breaker.call-timeout = 60s");
         hocon.AppendLine("akka.persistence.snapshot-store.sql.circuit-breaker.call-timeout = 60s");
         return hocon.ToString();
     }
+
+    /// <summary>
+    /// The folder every daemon of the lab reads NetworkPolicy files from (<c>romana.policy.files</c>): empty after `lab up`, so
+    /// nothing is enforced until a file is put there.
+    /// </summary>
+    public const string PolicyFolder = "/run/romana-lab/policy";
 
     /// <summary>The cluster's one database on the lab's PostgreSQL server.</summary>
     public const string Database = "romana";

@@ -59,6 +59,18 @@ public sealed class RomanaMetrics
         JournalFailures = f.CreateCounter("romana_journal_write_failures_total",
             "Journal writes that failed or were rejected, by writer; the writer stops and recovers from the journal.", "writer");
         Events = f.CreateCounter("romana_events_total", "Events written to the journal by the actors of this process, by type.", "type");
+        PolicyApplies = f.CreateCounter("romana_policy_applies_total",
+            "NetworkPolicy applies of this node's agent by result (ok, failed: tried again with backoff).", "result");
+        PolicyApplySeconds = f.CreateHistogram("romana_policy_apply_seconds",
+            "From the start of an apply (compile and kernel transaction) to its end, for applies that succeeded.",
+            new HistogramConfiguration { Buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
+        Policies = f.CreateGauge("romana_policy_policies", "NetworkPolicies in the world of this node's last apply.");
+        PolicyPods = f.CreateGauge("romana_policy_pods",
+            "Pods in the world of this node's last apply: of the cluster (scope cluster), hosted here (scope local).", "scope");
+        PolicyDroppedPackets = f.CreateCounter("romana_policy_dropped_packets_total",
+            "Packets NetworkPolicy dropped, per local pod (namespace/name) and direction (ingress, egress).", "pod", "direction");
+        PolicyDroppedBytes = f.CreateCounter("romana_policy_dropped_bytes_total",
+            "Bytes NetworkPolicy dropped, per local pod (namespace/name) and direction (ingress, egress).", "pod", "direction");
     }
 
     public CollectorRegistry Registry { get; } = Metrics.NewCustomRegistry();
@@ -82,6 +94,12 @@ public sealed class RomanaMetrics
     public Histogram JournalWrite { get; }
     public Counter JournalFailures { get; }
     public Counter Events { get; }
+    public Counter PolicyApplies { get; }
+    public Histogram PolicyApplySeconds { get; }
+    public Gauge Policies { get; }
+    public Gauge PolicyPods { get; }
+    public Counter PolicyDroppedPackets { get; }
+    public Counter PolicyDroppedBytes { get; }
 
     /// <summary>The Prometheus text format (version 0.0.4) of every collector.</summary>
     public async Task<string> ExportAsync(CancellationToken cancellation = default)
