@@ -48,6 +48,17 @@ public sealed class DaemonAdminClusterTests(PostgreSqlServer server, ITestOutput
                     await Daemons[node].Ipam.AskAsync(allocate) as AddressAssigned)).Address;
             }
 
+        // n1's IPAM front door started before n2 and n3 joined through their own daemons: asked about them, it learns the
+        // subnets' members and answers from their node actors (the policy files source reads every node's pods this way).
+        foreach (var node in new[] { "n2", "n3" })
+        {
+            var held = await Daemons["n1"].Ipam.AskAsync(new GetAllocations(new(node)));
+            Assert.True(held is AllocationsOf, $"{node}: {held}");
+            Assert.Equal(pods.Where(p => p.Key.StartsWith($"{node}-", StringComparison.Ordinal)).Select(p => p.Value).Order(),
+                ((AllocationsOf)held).Allocations.Select(a => a.Address).Order());
+        }
+        Assert.Equal("not-found", Assert.IsType<Failed>(await Daemons["n1"].Ipam.AskAsync(new GetAllocations(new("n9")))).Error.CodeText);
+
         // CLUSTER: every member lists the three by their node names, and they agree on where the route singleton runs.
         var views = new Dictionary<string, ClusterView>();
         foreach (var node in Daemons.Keys)

@@ -167,14 +167,9 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
                 _nodeActor.Forward(new NodeMessages.SetAsideAddress(command.Node, command.Key, command.Address, command.Reason));
         });
         Receive<Release>(Release);
-        Receive<GetBlocks>(query =>
-        {
-            if (Own(query.Node)) FromNode(view => new BlocksOf(_node, view.Blocks)).PipeTo(Sender);
-        });
-        Receive<GetAllocations>(query =>
-        {
-            if (Own(query.Node)) FromNode(view => new AllocationsOf(_node, view.Allocations)).PipeTo(Sender);
-        });
+        // Questions about a node's state, this one's or another daemon's (the policy files source reads every node's pods).
+        Receive<GetBlocks>(query => FromNode(query.Node, view => new BlocksOf(query.Node, view.Blocks)).PipeTo(Sender));
+        Receive<GetAllocations>(query => FromNode(query.Node, view => new AllocationsOf(query.Node, view.Allocations)).PipeTo(Sender));
         Receive<GetAddress>(query => FromNode(view => view.Allocations.FirstOrDefault(a => a.Key == query.Key) is { } held
             ? new AddressAssigned(_node, held.Key, held.Address, held.Netns)
             : new Failed(IpamError.NotFound($"key '{query.Key}' holds no address on node {_node}"))).PipeTo(Sender));
@@ -359,6 +354,27 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
 
     private async Task<IpamReply> FromNode(Func<NodeSnapshot, IpamReply> answer) =>
         await NodeViewAsync() is { } view ? answer(view) : Unanswered($"node {_node}");
+
+    /// <summary>
+    /// Another node's state comes from the daemon that holds it: its subnet lists the holder (the member's node actor), which
+    /// answers for its node as it does for the subnet's protocols.
+    /// </summary>
+    private async Task<IpamReply> FromNode(NodeName node, Func<NodeSnapshot, IpamReply> answer)
+    {
+        if (node == _node) return await FromNode(answer);
+        foreach (var subnet in _topology.Subnets)
+        {
+            if (await AskRawAsync(_subnets, ToSubnet(subnet.Id, new SubnetMessages.GetMembers()), _settings.AskTimeout)
+                is not SubnetMessages.Members members) return Unanswered($"subnet {subnet.Id}");
+            if (members.Nodes.FirstOrDefault(m => m.Node == node) is not { } member) continue;
+            if (member.NodeActor.IsNobody())
+                return new Failed(IpamError.Unavailable($"node: '{node}' is a member of subnet {subnet.Id}, but no daemon holds it now"));
+            return await AskRawAsync(member.NodeActor, new NodeMessages.GetNodeState(node), _settings.AskTimeout) is NodeSnapshot view
+                ? answer(view)
+                : Unanswered($"node {node}'s daemon");
+        }
+        return new Failed(IpamError.NotFound($"node: '{node}' is not a member of any subnet"));
+    }
 
     private async Task<NodeSnapshot?> NodeViewAsync() =>
         await AskRawAsync(_nodeActor, new NodeMessages.GetNodeState(_node), _settings.AskTimeout) as NodeSnapshot;
