@@ -65,6 +65,8 @@ public static class PolicyBenchmark
                         var applied = clock.Elapsed.TotalMilliseconds;
                         await WaitVisibleAsync(dataplane, shown, next.Pods[0].Address, cancellation);
                         changeStatements = change.Statements;
+                        Add(backend, "label change: compile", change.Compile.TotalMilliseconds);
+                        Add(backend, "label change: apply", change.Apply.TotalMilliseconds);
                         Add(backend, "label change: compile + apply", applied);
                         Add(backend, "label change: until nft list shows it", clock.Elapsed.TotalMilliseconds);
                     }
