@@ -17,6 +17,7 @@ root.Subcommands.Add(Ec2Commands.Create());
 root.Subcommands.Add(LabCommands.Create());
 root.Subcommands.Add(AdminCommands.Node());
 root.Subcommands.Add(AdminCommands.Cluster());
+root.Subcommands.Add(PolicyCommands.Create());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0 && !args.Contains("--help") && !args.Contains("-h"))

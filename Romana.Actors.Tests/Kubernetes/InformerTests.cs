@@ -93,10 +93,10 @@ public sealed class InformerTests : IAsyncLifetime
 
     private const string Nodes = "/api/v1/nodes";
 
-    private void Start()
+    private void Start(int pageSize = KubeSources.DefaultPageSize, TimeSpan? idle = null)
     {
-        var informer = new Informer<KubeNode>(new NodeSource(_server.Client(), TimeSpan.FromSeconds(30)),
-            new InformerSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(400), 0.2), _seen.Enqueue);
+        var informer = new Informer<KubeNode>(new NodeSource(_server.Client(), TimeSpan.FromSeconds(30), pageSize),
+            new InformerSettings(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(400), 0.2, idle), _seen.Enqueue);
         _running = informer.RunAsync(_stop.Token);
     }
 
@@ -114,6 +114,47 @@ public sealed class InformerTests : IAsyncLifetime
         Assert.Equal((listedAt, true, "30"), (watch.ResourceVersion, watch.AllowWatchBookmarks, watch.TimeoutSeconds));
         _server.Put(LocalKubeApiServer.Node("n2", "10.0.1.12"));
         Assert.Equal("n2", (await SeenAsync<InformerDelta<KubeNode>.Added>(a => a.Object.Name == "n2")).Object.Name);
+    }
+
+    [Fact]
+    public async Task A_list_is_read_in_pages_of_one_snapshot_and_starts_over_when_its_continue_token_expires()
+    {
+        for (var i = 1; i <= 5; i++) _server.Put(LocalKubeApiServer.Node($"n{i}", $"10.0.1.{10 + i}"));
+        var listedAt = _server.ResourceVersion.ToString();
+        _server.ExpireNextContinue = true;
+        Start(pageSize: 2);
+        var synced = await SeenAsync<InformerSignals.Synced>(_ => true);
+        Assert.Equal(["n1", "n2", "n3", "n4", "n5"], synced.Keys.Order());
+        Assert.Equal(listedAt, synced.ResourceVersion);
+        // Page one, its continue refused (410 Expired), then three pages from the start: limit 2 on each, tokens followed.
+        var lists = _server.Requests.Where(r => !r.Watch && r.Path == Nodes).ToList();
+        Assert.Equal(["2"], lists.Select(r => r.Limit).Distinct());
+        Assert.Equal([false, true, false, true, true], lists.Select(r => r.Continue is not null));
+        await UntilAsync("a watch", () => _server.Watches(Nodes).Count == 1);
+        Assert.Equal(listedAt, _server.Watches(Nodes)[0].ResourceVersion);
+    }
+
+    [Fact]
+    public async Task A_watch_silent_past_the_idle_limit_is_opened_again_from_its_resource_version_and_a_talking_one_is_kept()
+    {
+        _server.Put(LocalKubeApiServer.Node("n1", "10.0.1.11"));
+        Start(idle: TimeSpan.FromSeconds(1.5));
+        await UntilAsync("a watch", () => _server.Watches(Nodes).Count == 1);
+        // Bookmarks every 0.25 s for 3 s: the watch talks, so it is kept (the server's own timeout is 30 s).
+        for (var i = 0; i < 12; i++)
+        {
+            _server.Bookmark();
+            await Task.Delay(250);
+        }
+        Assert.Single(_server.Watches(Nodes));
+        // Then silence: the informer gives the watch up and opens another from the last bookmark's resourceVersion.
+        var last = _server.Bookmark().ToString();
+        var silent = await SeenAsync<InformerSignals.Interrupted>(i => i.Why.Contains("silent for 1.5s"));
+        Assert.StartsWith("watch failed: WatchSilentException", silent.Why);
+        await UntilAsync("a second watch", () => _server.Watches(Nodes).Count == 2);
+        Assert.Equal(last, _server.Watches(Nodes)[1].ResourceVersion);
+        _server.Put(LocalKubeApiServer.Node("n2", "10.0.1.12"));
+        await SeenAsync<InformerDelta<KubeNode>.Added>(a => a.Object.Name == "n2");
     }
 
     [Fact]

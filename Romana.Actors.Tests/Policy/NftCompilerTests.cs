@@ -6,7 +6,7 @@ namespace Romana.Actors.Tests.Policy;
 /// <summary>The compiler alone (pure): what chains, sets, rules and map entries a world gives, and what a change sends.</summary>
 public class NftCompilerTests
 {
-    private static NftRuleset Compile(PolicyWorld world, params PolicyPod[] local) =>
+    private static Romana.Actors.Policy.NftRuleset Compile(PolicyWorld world, params PolicyPod[] local) =>
         NftCompiler.Compile(world, local.Select(p => p.Key).ToHashSet(), 7);
 
     [Fact]

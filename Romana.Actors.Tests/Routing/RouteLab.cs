@@ -172,8 +172,12 @@ public sealed class RouteLab : IAsyncDisposable
         return !view.Busy && view.Passes > afterPasses;
     }
 
+    /// <summary>
+    /// The manager's view. It answers at once unless a journal write is under way (commands wait for it); on a loaded machine
+    /// a SQLite write can take seconds, so the ask allows far more than that: convergence has its own deadline.
+    /// </summary>
     public async Task<RouteManagerMessages.RouteManagerView> ViewAsync() =>
-        await Manager!.Ask<RouteManagerMessages.RouteManagerView>(new RouteManagerMessages.GetRouteState(), TimeSpan.FromSeconds(5));
+        await Manager!.Ask<RouteManagerMessages.RouteManagerView>(new RouteManagerMessages.GetRouteState(), TimeSpan.FromSeconds(30));
 
     public async ValueTask DisposeAsync()
     {

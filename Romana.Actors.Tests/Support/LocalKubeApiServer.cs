@@ -34,10 +34,12 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
     private long _version = 100;
     private long _compactedTo;
     private bool _refuseWatches;
+    private readonly Dictionary<string, (long Version, List<string> Items)> _listSnapshots = [];
+    private bool _expireNextContinue;
 
     /// <summary>A recorded request: its path, whether it watched, and the query parameters Romana sets.</summary>
     public sealed record Request(string Path, bool Watch, string? ResourceVersion, bool AllowWatchBookmarks, string? FieldSelector,
-        string? TimeoutSeconds);
+        string? TimeoutSeconds, string? Limit = null, string? Continue = null);
 
     private sealed record Store(string ListKind)
     {
@@ -261,7 +263,7 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
         var watch = query["watch"] is "true" or "1";
         var fieldSelector = query["fieldSelector"];
         var request = new Request(path, watch, query["resourceVersion"], query["allowWatchBookmarks"] == "true",
-            fieldSelector, query["timeoutSeconds"]);
+            fieldSelector, query["timeoutSeconds"], query["limit"], query["continue"]);
         lock (_gate) _requests.Add(request);
         if (!_stores.TryGetValue(path, out var store))
         {
@@ -270,20 +272,65 @@ public sealed class LocalKubeApiServer : IAsyncDisposable
         }
         if (!watch)
         {
-            string list;
-            lock (_gate)
-            {
-                var items = store.Objects.Values.Where(o => Matches(o, fieldSelector)).Select(o => KubernetesJson.Serialize(o));
-                list = $$"""{"kind":"{{store.ListKind}}","apiVersion":"v1","metadata":{"resourceVersion":"{{_version}}"},""" +
-                    $$"""
-                    "items":[{{string.Join(",", items)}}]}
-                    """;
-            }
+            var list = List(store, fieldSelector, query["limit"], query["continue"]);
+            context.Response.StatusCode = list is null ? 410 : 200;
             context.Response.ContentType = "application/json";
-            await WriteAsync(context, list);
+            await WriteAsync(context, list ?? """
+                {"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Expired","code":410,
+                 "message":"The provided continue parameter is too old"}
+                """);
             return;
         }
         await WatchAsync(context, path, store, request);
+    }
+
+    /// <summary>
+    /// A list, in pages when the client gives a limit: the first page takes a snapshot, later ones read it by their continue
+    /// token, as the API server serves every page from the first page's resourceVersion. Null: the token expired.
+    /// </summary>
+    private string? List(Store store, string? fieldSelector, string? limitText, string? continueToken)
+    {
+        lock (_gate)
+        {
+            (long Version, List<string> Items) snapshot;
+            var offset = 0;
+            if (continueToken is null)
+                snapshot = (_version,
+                    [.. store.Objects.Values.Where(o => Matches(o, fieldSelector)).Select(o => KubernetesJson.Serialize(o))]);
+            else if (!_expireNextContinue && continueToken.Split(':') is [var id, var at]
+                && _listSnapshots.TryGetValue(id, out var kept))
+                (snapshot, offset) = (kept, int.Parse(at, System.Globalization.CultureInfo.InvariantCulture));
+            else
+            {
+                _expireNextContinue = false;
+                return null;
+            }
+            var limit = int.TryParse(limitText, out var l) && l > 0 ? l : int.MaxValue;
+            var page = snapshot.Items.Skip(offset).Take(limit).ToList();
+            var next = "";
+            if (offset + page.Count < snapshot.Items.Count)
+            {
+                var id = continueToken?.Split(':')[0] ?? Guid.NewGuid().ToString("N");
+                _listSnapshots[id] = snapshot;
+                next = $"{id}:{offset + page.Count}";
+            }
+            return $$"""{"kind":"{{store.ListKind}}","apiVersion":"v1","metadata":{"resourceVersion":"{{snapshot.Version}}",""" +
+                $$"""
+                "continue":"{{next}}"},"items":[{{string.Join(",", page)}}]}
+                """;
+        }
+    }
+
+    /// <summary>
+    /// The next page asked by a continue token is refused with 410 Expired, once, as when the API server compacted past the
+    /// list's snapshot between two pages.
+    /// </summary>
+    public bool ExpireNextContinue
+    {
+        set
+        {
+            lock (_gate) _expireNextContinue = value;
+        }
     }
 
     private static async Task WriteAsync(HttpListenerContext context, string text)

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.CompilerServices;
 using Akka.Actor;
 
 namespace Romana.Actors.Kubernetes;
@@ -40,8 +41,11 @@ public static class InformerSignals
 
 /// <summary>
 /// Backoff between reconnects: doubled from <see cref="Min"/> up to <see cref="Max"/>, each wait ± <see cref="Jitter"/>.
+/// A watch silent for <see cref="Idle"/> (nothing, not even a bookmark) is taken as broken and reconnected: a connection
+/// that died without a FIN or RST (a NAT or load balancer forgot it) would otherwise wait forever, since the server's own
+/// timeout closes a stream the client can no longer hear. Null: no limit.
 /// </summary>
-public sealed record InformerSettings(TimeSpan Min, TimeSpan Max, double Jitter)
+public sealed record InformerSettings(TimeSpan Min, TimeSpan Max, double Jitter, TimeSpan? Idle = null)
 {
     public static InformerSettings Default { get; } = new(TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30), 0.2);
 
@@ -82,8 +86,11 @@ public sealed class Informer<T>(IKubeSource<T> source, InformerSettings settings
                     emit(new InformerSignals.Synced(source.What, [.. cache.Objects.Keys], version));
                     listed = true;
                 }
-                await foreach (var item in source.WatchAsync(Cache.ResourceVersion, cancellation))
+                using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+                if (settings.Idle is { } limit) idle.CancelAfter(limit);
+                await foreach (var item in WatchUntilSilentAsync(idle, cancellation))
                 {
+                    if (settings.Idle is { } again) idle.CancelAfter(again);
                     failures = 0;
                     switch (item)
                     {
@@ -126,7 +133,38 @@ public sealed class Informer<T>(IKubeSource<T> source, InformerSettings settings
             }
         }
     }
+
+    /// <summary>The watch from the cache's resourceVersion, ended by <paramref name="idle"/> firing as a silent watch.</summary>
+    private async IAsyncEnumerable<WatchItem<T>> WatchUntilSilentAsync(CancellationTokenSource idle,
+        [EnumeratorCancellation] CancellationToken cancellation)
+    {
+        var stream = source.WatchAsync(Cache.ResourceVersion, idle.Token).GetAsyncEnumerator(idle.Token);
+        try
+        {
+            while (true)
+            {
+                bool more;
+                try
+                {
+                    more = await stream.MoveNextAsync();
+                }
+                catch (OperationCanceledException) when (idle.IsCancellationRequested && !cancellation.IsCancellationRequested)
+                {
+                    throw new WatchSilentException(settings.Idle ?? TimeSpan.Zero);
+                }
+                if (!more) yield break;
+                yield return stream.Current;
+            }
+        }
+        finally
+        {
+            await stream.DisposeAsync();
+        }
+    }
 }
+
+/// <summary>A watch that heard nothing for the informer's idle limit.</summary>
+public sealed class WatchSilentException(TimeSpan silent) : Exception($"the watch was silent for {silent.TotalSeconds:0.#}s");
 
 /// <summary>An informer run for an actor: its deltas and signals become the actor's messages, and it stops with the actor.</summary>
 public static class InformerRun

@@ -34,6 +34,10 @@ internal sealed class SubnetRefiner
     private readonly int[] _effective;                     // the most specific chosen candidate per block; -1: the subnet route
     private readonly List<Step> _steps = new();
     private readonly bool[] _taken = [];
+    // Each candidate's gain, kept between steps: a step changes only the blocks under the chosen prefix, so only the
+    // gains of its subtree and its ancestors are computed again (a full rescan per step was the planner's hotspot).
+    private readonly RouteGain[] _gains = [];
+    private readonly bool[] _gainKnown = [];
     private bool _exhausted;
 
     public SubnetRefiner(PlanSubnet subnet, IEnumerable<PlanBlock> blocks)
@@ -44,6 +48,8 @@ internal sealed class SubnetRefiner
         Root = CandidateOf(subnet.PodPrefix, 0, _blocks.Length);
         if (_blocks.Length > 0) AddCandidates(0, _blocks.Length, -1);
         _taken = new bool[_candidates.Count];
+        _gains = new RouteGain[_candidates.Count];
+        _gainKnown = new bool[_candidates.Count];
     }
 
     public PlanSubnet Subnet { get; }
@@ -96,17 +102,7 @@ internal sealed class SubnetRefiner
         {
             if (_taken[c]) continue;
             var candidate = _candidates[c];
-            long pods = 0, blocks = 0;
-            for (var b = candidate.Lo; b < candidate.Hi; b++)
-            {
-                var current = Effective(b);
-                if (current.Prefix.PrefixLength >= candidate.Prefix.PrefixLength) continue; // a more specific route already decides
-                var owner = _blocks[b].Owner;
-                var turned = (owner == candidate.Target ? 1 : 0) - (owner == current.Target ? 1 : 0);
-                pods += turned * _blocks[b].Pods;
-                blocks += turned;
-            }
-            var gain = new RouteGain(pods, blocks);
+            var gain = GainOf(c);
             // Larger gain first; on a tie the shorter prefix, then the lower address: deterministic.
             if (gain.IsPositive && (gain > bestGain
                 || (gain == bestGain && best >= 0 && candidate.Prefix.PrefixLength < _candidates[best].Prefix.PrefixLength)))
@@ -135,6 +131,26 @@ internal sealed class SubnetRefiner
         for (var b = chosen.Lo; b < chosen.Hi; b++)
             if (Effective(b).Prefix.PrefixLength < chosen.Prefix.PrefixLength || removed.Contains(_effective[b])) _effective[b] = best;
         _steps.Add(new Step(best, bestGain, [.. removed]));
+        for (var c = best; c < _subtreeEnd[best]; c++) _gainKnown[c] = false;
+        for (var above = _parent[best]; above >= 0; above = _parent[above]) _gainKnown[above] = false;
+    }
+
+    private RouteGain GainOf(int c)
+    {
+        if (_gainKnown[c]) return _gains[c];
+        var candidate = _candidates[c];
+        long pods = 0, blocks = 0;
+        for (var b = candidate.Lo; b < candidate.Hi; b++)
+        {
+            var current = Effective(b);
+            if (current.Prefix.PrefixLength >= candidate.Prefix.PrefixLength) continue; // a more specific route already decides
+            var owner = _blocks[b].Owner;
+            var turned = (owner == candidate.Target ? 1 : 0) - (owner == current.Target ? 1 : 0);
+            pods += turned * _blocks[b].Pods;
+            blocks += turned;
+        }
+        _gainKnown[c] = true;
+        return _gains[c] = new RouteGain(pods, blocks);
     }
 
     /// <summary>

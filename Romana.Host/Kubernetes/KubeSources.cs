@@ -13,17 +13,43 @@ namespace Romana.Host.Kubernetes;
 /// with <c>allowWatchBookmarks=true</c> and the server-side <c>timeoutSeconds</c>. 410 Gone, as the HTTP status of the watch
 /// request or as an ERROR event whose Status has code 410, becomes <see cref="ResourceExpiredException"/>.
 /// </summary>
-public abstract class KubeSource<TObject, TModel>(string what, TimeSpan watchTimeout) : IKubeSource<TObject>
+public abstract class KubeSource<TObject, TModel>(string what, TimeSpan watchTimeout, int pageSize) : IKubeSource<TObject>
     where TObject : IKubeObject where TModel : IKubernetesObject<V1ObjectMeta>
 {
+    /// <summary>A list whose continue token expires (the API server compacted past it) starts over, this many times at most.</summary>
+    private const int ListAttempts = 3;
+
     public string What { get; } = what;
 
     protected int TimeoutSeconds { get; } = Math.Max(1, (int)watchTimeout.TotalSeconds);
 
+    /// <summary>
+    /// The list in pages of <c>limit</c> objects, following <c>continue</c>: every page is of the first page's snapshot, and the
+    /// list's resourceVersion is that snapshot's. One response for 100,000 pods would be held whole by the API server and by
+    /// the daemon; pages bound both.
+    /// </summary>
     public async Task<(IReadOnlyList<TObject> Items, string ResourceVersion)> ListAsync(CancellationToken cancellation)
     {
-        var (items, version) = await ListModelsAsync(cancellation);
-        return ([.. items.Select(Convert)], version ?? "");
+        for (var attempt = 1; ; attempt++)
+        {
+            var items = new List<TObject>();
+            string? token = null, version = null;
+            try
+            {
+                do
+                {
+                    var page = await ListPageAsync(pageSize, token, cancellation);
+                    items.AddRange(page.Items.Select(Convert));
+                    (version, token) = (page.ResourceVersion, page.Continue);
+                } while (!string.IsNullOrEmpty(token));
+                return (items, version ?? "");
+            }
+            catch (HttpOperationException e) when (e.Response?.StatusCode == HttpStatusCode.Gone && token is not null
+                && attempt < ListAttempts)
+            {
+                // The snapshot of the first page expired before the last page was read: a fresh list from the start.
+            }
+        }
     }
 
     public async IAsyncEnumerable<WatchItem<TObject>> WatchAsync(string resourceVersion,
@@ -80,7 +106,7 @@ public abstract class KubeSource<TObject, TModel>(string what, TimeSpan watchTim
         }
     }
 
-    protected abstract Task<(IEnumerable<TModel> Items, string? ResourceVersion)> ListModelsAsync(CancellationToken cancellation);
+    protected abstract Task<ListPage<TModel>> ListPageAsync(int limit, string? continueToken, CancellationToken cancellation);
 
     protected abstract IAsyncEnumerable<(WatchEventType, TModel)> WatchModelsAsync(string resourceVersion, Action<Exception> onError,
         CancellationToken cancellation);
@@ -88,13 +114,23 @@ public abstract class KubeSource<TObject, TModel>(string what, TimeSpan watchTim
     protected abstract TObject Convert(TModel model);
 }
 
-/// <summary>Every Node of the cluster.</summary>
-public sealed class NodeSource(IKubernetes client, TimeSpan watchTimeout) : KubeSource<KubeNode, V1Node>("Nodes", watchTimeout)
+/// <summary>One page of a list: its objects, the snapshot's resourceVersion, and the token of the next page (none: the last).</summary>
+public sealed record ListPage<TModel>(IEnumerable<TModel> Items, string? ResourceVersion, string? Continue);
+
+public static class KubeSources
 {
-    protected override async Task<(IEnumerable<V1Node> Items, string? ResourceVersion)> ListModelsAsync(CancellationToken cancellation)
+    /// <summary>Objects per page of a list (<c>romana.kubernetes.list-page-size</c>); kubectl and client-go use 500.</summary>
+    public const int DefaultPageSize = 500;
+}
+
+/// <summary>Every Node of the cluster.</summary>
+public sealed class NodeSource(IKubernetes client, TimeSpan watchTimeout, int pageSize = KubeSources.DefaultPageSize)
+    : KubeSource<KubeNode, V1Node>("Nodes", watchTimeout, pageSize)
+{
+    protected override async Task<ListPage<V1Node>> ListPageAsync(int limit, string? continueToken, CancellationToken cancellation)
     {
-        var list = await client.CoreV1.ListNodeAsync(cancellationToken: cancellation);
-        return (list.Items ?? [], list.Metadata?.ResourceVersion);
+        var list = await client.CoreV1.ListNodeAsync(continueParameter: continueToken, limit: limit, cancellationToken: cancellation);
+        return new(list.Items ?? [], list.Metadata?.ResourceVersion, list.Metadata?.ContinueProperty);
     }
 
     protected override IAsyncEnumerable<(WatchEventType, V1Node)> WatchModelsAsync(string resourceVersion, Action<Exception> onError,
@@ -109,15 +145,16 @@ public sealed class NodeSource(IKubernetes client, TimeSpan watchTimeout) : Kube
 }
 
 /// <summary>The Pods of the cluster, or those bound to one node (<c>fieldSelector=spec.nodeName=N</c>).</summary>
-public sealed class PodSource(IKubernetes client, TimeSpan watchTimeout, string? node)
-    : KubeSource<KubePod, V1Pod>(node is null ? "Pods" : $"Pods on node {node}", watchTimeout)
+public sealed class PodSource(IKubernetes client, TimeSpan watchTimeout, string? node, int pageSize = KubeSources.DefaultPageSize)
+    : KubeSource<KubePod, V1Pod>(node is null ? "Pods" : $"Pods on node {node}", watchTimeout, pageSize)
 {
     private readonly string? _selector = node is null ? null : $"spec.nodeName={node}";
 
-    protected override async Task<(IEnumerable<V1Pod> Items, string? ResourceVersion)> ListModelsAsync(CancellationToken cancellation)
+    protected override async Task<ListPage<V1Pod>> ListPageAsync(int limit, string? continueToken, CancellationToken cancellation)
     {
-        var list = await client.CoreV1.ListPodForAllNamespacesAsync(fieldSelector: _selector, cancellationToken: cancellation);
-        return (list.Items ?? [], list.Metadata?.ResourceVersion);
+        var list = await client.CoreV1.ListPodForAllNamespacesAsync(continueParameter: continueToken, fieldSelector: _selector,
+            limit: limit, cancellationToken: cancellation);
+        return new(list.Items ?? [], list.Metadata?.ResourceVersion, list.Metadata?.ContinueProperty);
     }
 
     protected override IAsyncEnumerable<(WatchEventType, V1Pod)> WatchModelsAsync(string resourceVersion, Action<Exception> onError,
@@ -131,13 +168,15 @@ public sealed class PodSource(IKubernetes client, TimeSpan watchTimeout, string?
 }
 
 /// <summary>Every Namespace of the cluster, with its labels.</summary>
-public sealed class NamespaceSource(IKubernetes client, TimeSpan watchTimeout)
-    : KubeSource<KubeNamespace, V1Namespace>("Namespaces", watchTimeout)
+public sealed class NamespaceSource(IKubernetes client, TimeSpan watchTimeout, int pageSize = KubeSources.DefaultPageSize)
+    : KubeSource<KubeNamespace, V1Namespace>("Namespaces", watchTimeout, pageSize)
 {
-    protected override async Task<(IEnumerable<V1Namespace> Items, string? ResourceVersion)> ListModelsAsync(CancellationToken cancellation)
+    protected override async Task<ListPage<V1Namespace>> ListPageAsync(int limit, string? continueToken,
+        CancellationToken cancellation)
     {
-        var list = await client.CoreV1.ListNamespaceAsync(cancellationToken: cancellation);
-        return (list.Items ?? [], list.Metadata?.ResourceVersion);
+        var list = await client.CoreV1.ListNamespaceAsync(continueParameter: continueToken, limit: limit,
+            cancellationToken: cancellation);
+        return new(list.Items ?? [], list.Metadata?.ResourceVersion, list.Metadata?.ContinueProperty);
     }
 
     protected override IAsyncEnumerable<(WatchEventType, V1Namespace)> WatchModelsAsync(string resourceVersion,
@@ -151,14 +190,15 @@ public sealed class NamespaceSource(IKubernetes client, TimeSpan watchTimeout)
 }
 
 /// <summary>Every NetworkPolicy of the cluster (networking.k8s.io/v1), its spec as JSON.</summary>
-public sealed class NetworkPolicySource(IKubernetes client, TimeSpan watchTimeout)
-    : KubeSource<KubeNetworkPolicy, V1NetworkPolicy>("NetworkPolicies", watchTimeout)
+public sealed class NetworkPolicySource(IKubernetes client, TimeSpan watchTimeout, int pageSize = KubeSources.DefaultPageSize)
+    : KubeSource<KubeNetworkPolicy, V1NetworkPolicy>("NetworkPolicies", watchTimeout, pageSize)
 {
-    protected override async Task<(IEnumerable<V1NetworkPolicy> Items, string? ResourceVersion)> ListModelsAsync(
+    protected override async Task<ListPage<V1NetworkPolicy>> ListPageAsync(int limit, string? continueToken,
         CancellationToken cancellation)
     {
-        var list = await client.NetworkingV1.ListNetworkPolicyForAllNamespacesAsync(cancellationToken: cancellation);
-        return (list.Items ?? [], list.Metadata?.ResourceVersion);
+        var list = await client.NetworkingV1.ListNetworkPolicyForAllNamespacesAsync(continueParameter: continueToken, limit: limit,
+            cancellationToken: cancellation);
+        return new(list.Items ?? [], list.Metadata?.ResourceVersion, list.Metadata?.ContinueProperty);
     }
 
     protected override IAsyncEnumerable<(WatchEventType, V1NetworkPolicy)> WatchModelsAsync(string resourceVersion,

@@ -16,15 +16,20 @@ namespace Romana.Host.Kubernetes;
 
 /// <summary><c>romana.kubernetes</c>: where the API server is, and how the watches behave.</summary>
 public sealed record KubernetesSettings(bool Enabled, string ApiServer, TimeSpan WatchTimeout, InformerSettings Backoff,
-    TimeSpan NodeRetryInterval, TimeSpan PodGrace, TimeSpan PodCheckInterval)
+    TimeSpan NodeRetryInterval, TimeSpan PodGrace, TimeSpan PodCheckInterval, int ListPageSize = KubeSources.DefaultPageSize)
 {
     private const string Section = "romana.kubernetes";
 
     public static KubernetesSettings From(Config config)
     {
         var enabled = config.GetBoolean($"{Section}.enabled", false);
+        var watchTimeout = Positive(config, "watch-timeout");
+        var idle = Positive(config, "watch-idle-timeout");
+        if (idle <= watchTimeout)
+            throw ConfigValues.Error(config, $"{Section}.watch-idle-timeout",
+                $"{idle} must be longer than watch-timeout {watchTimeout} (the server ends a quiet watch at watch-timeout)");
         var backoff = new InformerSettings(Positive(config, "backoff.min"), Positive(config, "backoff.max"),
-            ConfigValues.Double(config, $"{Section}.backoff.jitter"));
+            ConfigValues.Double(config, $"{Section}.backoff.jitter"), idle);
         if (backoff.Max < backoff.Min)
             throw ConfigValues.Error(config, $"{Section}.backoff.max", $"{backoff.Max} is less than backoff.min {backoff.Min}");
         if (backoff.Jitter is < 0 or >= 1)
@@ -32,8 +37,11 @@ public sealed record KubernetesSettings(bool Enabled, string ApiServer, TimeSpan
         var apiServer = ConfigValues.Text(config, $"{Section}.api-server");
         if (apiServer.Length > 0 && !Uri.TryCreate(apiServer, UriKind.Absolute, out _))
             throw ConfigValues.Error(config, $"{Section}.api-server", $"{Quoting.Quote(apiServer)} is not a URL");
-        return new KubernetesSettings(enabled, apiServer, Positive(config, "watch-timeout"), backoff,
-            Positive(config, "nodes.retry-interval"), Positive(config, "pods.grace"), Positive(config, "pods.check-interval"));
+        var pageSize = ConfigValues.Int(config, $"{Section}.list-page-size");
+        if (pageSize < 1)
+            throw ConfigValues.Error(config, $"{Section}.list-page-size", $"{pageSize} must be at least 1");
+        return new KubernetesSettings(enabled, apiServer, watchTimeout, backoff,
+            Positive(config, "nodes.retry-interval"), Positive(config, "pods.grace"), Positive(config, "pods.check-interval"), pageSize);
     }
 
     private static TimeSpan Positive(Config config, string setting)
@@ -64,14 +72,14 @@ public static class KubernetesHosting
         return akka
             .WithSingleton<NodeWatchActor>(NodeWatchName, (system, registry, resolver) =>
             {
-                var source = new NodeSource(client.Value, settings.WatchTimeout);
+                var source = new NodeSource(client.Value, settings.WatchTimeout, settings.ListPageSize);
                 return NodeWatchActor.Props(topology, registry.Get<IpamActor>(), n => DaemonMemberOf(system, n),
                     new NodeWatchSettings(settings.NodeRetryInterval, resolver.GetService<IpamSettings>().AskTimeout * 2),
                     (emit, token) => new Informer<KubeNode>(source, settings.Backoff, emit).RunAsync(token));
             }, new ClusterSingletonOptions(), createProxyToo: false)
             .WithActors((system, registry, resolver) =>
             {
-                var source = new PodSource(client.Value, settings.WatchTimeout, node.Value);
+                var source = new PodSource(client.Value, settings.WatchTimeout, node.Value, settings.ListPageSize);
                 system.ActorOf(PodWatchActor.Props(node, registry.Get<IpamActor>(),
                     new PodWatchSettings(settings.PodGrace, settings.PodCheckInterval, resolver.GetService<IpamSettings>().AskTimeout * 2),
                     resolver.GetService<IClock>(), (emit, token) => new Informer<KubePod>(source, settings.Backoff, emit).RunAsync(token)),
