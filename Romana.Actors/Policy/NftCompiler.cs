@@ -280,6 +280,11 @@ public static class NftCompiler
 
         private readonly Dictionary<string, string> _peerSets = [];
 
+        // The pods of each namespace, and every namespace a pod or the world names: a peer looks only at the pods of the
+        // namespaces it can select, not at every pod of the world.
+        private readonly Dictionary<string, List<PolicyPod>> _podsByNamespace = world.Pods.GroupBy(p => p.Namespace)
+            .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+
         public IEnumerable<string> Rules(PolicyPod pod, PolicyDirections direction, IEnumerable<NetworkPolicy> selecting)
         {
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -315,7 +320,12 @@ public static class NftCompiler
                 : $"namespaces={Canonical(peer.NamespaceSelector)};pods={Canonical(peer.PodSelector ?? LabelSelector.Everything)}";
             if (_peerSets.TryGetValue(definition, out var known)) return known;
             var name = "p." + Hash(definition);
-            var elements = world.Pods.Where(p => PolicyEvaluator.PeerMatches(world, policy, peer, p.Address, p))
+            var namespaces = peer.NamespaceSelector is { } selector
+                ? _podsByNamespace.Keys.Where(ns => selector.Matches(world.NamespaceLabels(ns)))
+                : [policy.Namespace];
+            var pods = peer.PodSelector ?? LabelSelector.Everything;
+            var elements = namespaces.SelectMany(ns => _podsByNamespace.GetValueOrDefault(ns) ?? [])
+                .Where(p => pods.Matches(p.Labels))
                 .Select(p => p.Address.ToString()).ToImmutableSortedSet(StringComparer.Ordinal);
             Sets[name] = new NftSet(name, "ipv4_addr", false, elements);
             _peerSets[definition] = name;

@@ -32,6 +32,9 @@ public sealed class NftablesPolicyDataplane : IPolicyDataplane, IDisposable
     {
     }
 
+    /// <summary>The nft this adapter applies through (to read the table back).</summary>
+    public INftables Nft => _nft;
+
     /// <summary>The ruleset the kernel holds now, as this adapter last applied it (null before the first or after a failure).</summary>
     public NftRuleset? Applied => _applied;
 

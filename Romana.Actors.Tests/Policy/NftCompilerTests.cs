@@ -1,0 +1,107 @@
+using Romana.Actors.Policy;
+using static Romana.Actors.Tests.Policy.NftablesPolicyDataplaneTests;
+
+namespace Romana.Actors.Tests.Policy;
+
+/// <summary>The compiler alone (pure): what chains, sets, rules and map entries a world gives, and what a change sends.</summary>
+public class NftCompilerTests
+{
+    private static Romana.Actors.Policy.NftRuleset Compile(PolicyWorld world, params PolicyPod[] local) =>
+        NftCompiler.Compile(world, local.Select(p => p.Key).ToHashSet(), 7);
+
+    [Fact]
+    public void Only_pods_some_policy_of_a_direction_selects_get_a_chain_that_ends_in_a_counted_drop_and_a_map_entry()
+    {
+        var ruleset = Compile(World(BFromAOn80), Xa, Xb, Yc);
+
+        var chain = Assert.Single(ruleset.Chains.Values);
+        Assert.Equal(("in.x/b", Xb.Key, PolicyDirections.Ingress), (chain.Name, chain.Pod, chain.Direction));
+        Assert.Equal("counter name in.x/b drop", chain.Rules[^1]);
+        Assert.Equal(new Dictionary<string, string> { [Xb.Address.ToString()] = "in.x/b" }, ruleset.Ingress);
+        Assert.Empty(ruleset.Egress);
+        // A pod the node does not host gets nothing, even when selected.
+        Assert.Empty(Compile(World(BFromAOn80), Xa, Yc).Chains);
+    }
+
+    [Fact]
+    public void A_pod_peer_is_a_set_of_the_matching_pods_addresses_in_the_policys_namespace_or_the_selected_namespaces()
+    {
+        var ruleset = Compile(World(BFromAOn80, NetPol("x", "b-from-blue", """
+            {"podSelector":{"matchLabels":{"app":"b"}},"ingress":[{"from":[
+             {"namespaceSelector":{"matchLabels":{"team":"blue"}},"podSelector":{"matchExpressions":[{"key":"app","operator":"Exists"}]}},
+             {"podSelector":{"matchLabels":{"app":"c"}}}]}]}
+            """)), Xb);
+
+        var rules = ruleset.Chains["in.x/b"].Rules;
+        var sets = rules.SelectMany(r => ruleset.Sets.Values.Where(s => r.Contains("@" + s.Name)))
+            .Select(s => s.Elements.ToList()).ToList();
+        // app=a in x; app exists in team=blue namespaces (y/c); app=c in x (none: y/c is in y).
+        Assert.Equal([[Xa.Address.ToString()], [Yc.Address.ToString()], []], sets);
+        Assert.All(rules.Take(3), r => Assert.StartsWith("ip saddr @p.", r));
+    }
+
+    [Fact]
+    public void An_ip_block_is_an_interval_set_of_its_cidr_minus_its_excepts()
+    {
+        var ruleset = Compile(World(NetPol("x", "a-out", """
+            {"podSelector":{},"policyTypes":["Egress"],"egress":[{"to":[{"ipBlock":{"cidr":"10.0.0.0/8",
+             "except":["10.1.0.0/16","10.255.255.255/32","10.0.0.0/24"]}}]}]}
+            """)), Xa);
+
+        var set = Assert.Single(ruleset.Sets.Values);
+        Assert.True(set.Interval);
+        Assert.Equal(["10.0.1.0-10.0.255.255", "10.2.0.0-10.255.255.254"], set.Elements);
+        Assert.Equal($"ip daddr @{set.Name} return", ruleset.Chains["eg.x/a"].Rules[0]);
+    }
+
+    [Fact]
+    public void Ports_merge_per_protocol_a_protocol_without_port_takes_all_and_named_ports_resolve_per_destination()
+    {
+        var world = World(NetPol("x", "ports", """
+            {"podSelector":{},"policyTypes":["Ingress","Egress"],
+             "ingress":[{"ports":[{"port":80},{"port":81,"endPort":90},{"port":85},{"protocol":"UDP"},{"protocol":"UDP","port":53},
+              {"port":"http"},{"protocol":"UDP","port":"http"},{"protocol":"SCTP","port":9}]}],
+             "egress":[{"ports":[{"port":"http"}]}]}
+            """));
+        var ruleset = Compile(world, Xa);
+
+        // Ingress: x/a's own http is 81/TCP, merged into 80-90; its UDP http does not exist.
+        Assert.Equal(
+            new[] { "meta l4proto tcp th dport { 80-90 } return", "meta l4proto udp return", "meta l4proto sctp th dport { 9 } return",
+                "counter name in.x/a drop" },
+            ruleset.Chains["in.x/a"].Rules.ToArray());
+        var named = Assert.Single(ruleset.Sets.Values);
+        Assert.Equal($"ip daddr . meta l4proto . th dport @{named.Name} return", ruleset.Chains["eg.x/a"].Rules[0]);
+        Assert.Equal([.. new[] { Xa, Xb, Yc }.Select(p => $"{p.Address} . tcp . 81").Order(StringComparer.Ordinal)], named.Elements);
+    }
+
+    [Fact]
+    public void A_label_change_sends_only_set_elements_and_the_forward_chain_and_nothing_changed_sends_nothing()
+    {
+        var before = Compile(World(BFromAOn80), Xa, Xb, Yc);
+        var world = World([Xa with { Labels = Xa.Labels.SetItem("app", "z") }, Xb, Yc], BFromAOn80);
+        var after = NftCompiler.Compile(world, AllLocal, 8);
+
+        var update = NftCompiler.Update(before, after);
+        var lines = update.Text.TrimEnd().Split('\n');
+        Assert.DoesNotContain(lines, l => l.Contains("chain") && !l.Contains(" forward"));
+        Assert.Single(lines, l => l.StartsWith("delete element inet romana_policy p.", StringComparison.Ordinal)
+            && l.EndsWith($"{{ {Xa.Address} }}"));
+        Assert.DoesNotContain(lines, l => l.StartsWith("add element", StringComparison.Ordinal));
+        Assert.Contains("add rule inet romana_policy forward ct state established ct mark and 0xffff0000 == 0x00080000 accept", lines);
+        Assert.True(NftCompiler.Update(after, after).IsEmpty);
+    }
+
+    [Fact]
+    public void A_pod_that_goes_loses_its_map_entry_before_its_chain_and_its_counter()
+    {
+        var before = Compile(World(BFromAOn80), Xa, Xb, Yc);
+        var after = NftCompiler.Compile(World([Xa, Yc], BFromAOn80), AllLocal, 8);
+
+        var lines = NftCompiler.Update(before, after).Text.Split('\n').ToList();
+        var entry = lines.IndexOf($"delete element inet romana_policy ingress {{ {Xb.Address} }}");
+        var chain = lines.IndexOf("delete chain inet romana_policy in.x/b");
+        Assert.True(entry >= 0 && chain > entry, string.Join('\n', lines));
+        Assert.Contains("delete counter inet romana_policy in.x/b", lines);
+    }
+}
