@@ -145,6 +145,13 @@ public sealed class KubernetesPolicySourceTests(ITestOutputHelper output) : Test
         }, Informers(), TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(300)));
         PolicyView Seen() => view.Ask<PolicyMessages.View>(new PolicyMessages.GetView("test"), TimeSpan.FromSeconds(5)).Result.Content;
         Until("the listed pods", () => Seen().Pods.Count == 10);
+        // The list's own batch may still be on its way out: wait until nothing is published for two batch intervals.
+        Until("the list's batches out", () =>
+        {
+            var count = published.Count;
+            Thread.Sleep(600);
+            return published.Count == count;
+        });
         published.Clear();
 
         for (var i = 0; i < 10; i++)
