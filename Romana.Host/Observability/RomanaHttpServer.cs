@@ -193,8 +193,15 @@ public sealed class RomanaHttpServer(HttpSettings settings, IServiceProvider ser
 
     public async Task StoppedAsync(CancellationToken cancellationToken)
     {
-        _listener?.Stop();
-        _listener?.Close();
+        try
+        {
+            _listener?.Close();
+        }
+        catch (HttpListenerException)
+        {
+            // The managed HttpListener binds the endpoint again to take its prefix out; when another process has taken the
+            // freed port meanwhile (port 0 was asked for, so it is any free port), that bind fails: the listener is closed anyway.
+        }
         await _serving;
     }
 }
