@@ -140,6 +140,9 @@ public class HttpEndpointTests(ITestOutputHelper output)
         cluster.RegisterOnMemberUp(() => up.TrySetResult());
         cluster.Join(cluster.SelfAddress);
         await up.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // The check reads Cluster.State, which the cluster's read view updates a moment after the member-up callbacks run.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (check.Failing() is not null && DateTime.UtcNow < deadline) await Task.Delay(50);
         Assert.Null(check.Failing());
         await CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
     }
