@@ -125,7 +125,7 @@ public sealed partial record PolicyCase(string Name, string File, ImmutableArray
             probeList.Add(new CaseProbe(port, protocol, Pairs(probe, "deny", $"{file}: {at}"), Pairs(probe, "allow", $"{file}: {at}")));
         }
         var read = new PolicyCase(name, file, pods, labels.ToImmutable(), policyJson, probeList.ToImmutable());
-        read.World(i => new Ipv4(0x0A000000u + (uint)i + 1)); // every policy is read once here, so a bad one names the file
+        read.World(CaseAddresses.Pod); // every policy is read once here, so a bad one names the file
         return read;
     }
 
@@ -196,6 +196,17 @@ public sealed record CaseMismatch(int Probe, CaseProbe Of, string From, string T
     private static string Word(bool allowed) => allowed ? "allow" : "deny";
 }
 
+/// <summary>
+/// Where every runner of a case (the evaluator and real packets alike) puts its pods: 10.0.0.1, .2, ... on a node at 10.0.255.254.
+/// </summary>
+public static class CaseAddresses
+{
+    public static readonly Ipv4Cidr PodCidr = Ipv4Cidr.Parse("10.0.0.0/16");
+    public static readonly Ipv4 Node = Ipv4.Parse("10.0.255.254");
+
+    public static Ipv4 Pod(int index) => new(PodCidr.Network.Value + (uint)index + 1);
+}
+
 /// <summary>Runs a case's probes through a decision (the pure evaluator, or real packets) and lists what disagrees.</summary>
 public static class PolicyCaseRunner
 {
@@ -204,10 +215,10 @@ public static class PolicyCaseRunner
         @case.Probes.SelectMany((probe, i) => @case.Pods.SelectMany(from => @case.Pods.Where(to => to != from)
             .Select(to => (i, probe, from, to, probe.Expected(from, to)))));
 
-    /// <summary>The pure evaluator's answers, pods at 10.0.0.1, .2, ... and their node at 10.0.255.254.</summary>
+    /// <summary>The pure evaluator's answers, the pods and their node at <see cref="CaseAddresses"/>.</summary>
     public static ImmutableArray<CaseMismatch> Evaluate(PolicyCase @case)
     {
-        var world = @case.World(i => new Ipv4(0x0A000000u + (uint)i + 1), Ipv4.Parse("10.0.255.254"));
+        var world = @case.World(CaseAddresses.Pod, CaseAddresses.Node);
         var pods = world.Pods.ToDictionary(p => p.Key);
         return [.. Questions(@case)
             .Select(q => (q, got: PolicyEvaluator.Allows(world, pods[q.From], pods[q.To], q.Probe.Port, q.Probe.Protocol)))

@@ -32,17 +32,6 @@ public sealed record CaseOutcome(string Name, string File, ImmutableArray<CaseMi
           + (Mismatches.Length > Shown ? $" (and {Mismatches.Length - Shown} more)" : "");
 }
 
-/// <summary>
-/// Where the runners put a case's pods: 10.0.0.1, .2, ... on a node at 10.0.255.254 (as PolicyCaseRunner.Evaluate does).
-/// </summary>
-public static class CaseAddresses
-{
-    public static readonly Ipv4Cidr PodCidr = Ipv4Cidr.Parse("10.0.0.0/16");
-    public static readonly Ipv4 Node = Ipv4.Parse("10.0.255.254");
-
-    public static Ipv4 Pod(int index) => new(PodCidr.Network.Value + (uint)index + 1);
-}
-
 /// <summary>The pure evaluator as a runner: every probe answered by <see cref="PolicyEvaluator"/>.</summary>
 public static class EvaluatorCheck
 {
