@@ -28,6 +28,8 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
     private readonly SubnetLayout _layout;
     private readonly IActorRef _zones;
     private readonly IActorRef _subnets;
+    // Other nodes' holders, as their subnets listed them (written from ask continuations, hence concurrent).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<NodeName, IActorRef> _holders = new();
     private readonly IActorRef _ledger;
     private readonly IpamSettings _settings;
     private readonly IClock _clock;
@@ -357,23 +359,33 @@ public sealed class NodeIpamActor : ReceiveActor, IWithUnboundedStash, IWithTime
 
     /// <summary>
     /// Another node's state comes from the daemon that holds it: its subnet lists the holder (the member's node actor), which
-    /// answers for its node as it does for the subnet's protocols.
+    /// answers for its node as it does for the subnet's protocols. Holders learned from one pass over the subnets are kept,
+    /// so a reader asking about every node (the policy files source) does not scan every subnet per node; a holder that
+    /// does not answer is forgotten and looked up again.
     /// </summary>
     private async Task<IpamReply> FromNode(NodeName node, Func<NodeSnapshot, IpamReply> answer)
     {
         if (node == _node) return await FromNode(answer);
-        foreach (var subnet in _topology.Subnets)
+        if (!_holders.TryGetValue(node, out var holder))
         {
-            if (await AskRawAsync(_subnets, ToSubnet(subnet.Id, new SubnetMessages.GetMembers()), _settings.AskTimeout)
-                is not SubnetMessages.Members members) return Unanswered($"subnet {subnet.Id}");
-            if (members.Nodes.FirstOrDefault(m => m.Node == node) is not { } member) continue;
-            if (member.NodeActor.IsNobody())
-                return new Failed(IpamError.Unavailable($"node: '{node}' is a member of subnet {subnet.Id}, but no daemon holds it now"));
-            return await AskRawAsync(member.NodeActor, new NodeMessages.GetNodeState(node), _settings.AskTimeout) is NodeSnapshot view
-                ? answer(view)
-                : Unanswered($"node {node}'s daemon");
+            foreach (var subnet in _topology.Subnets)
+            {
+                if (await AskRawAsync(_subnets, ToSubnet(subnet.Id, new SubnetMessages.GetMembers()), _settings.AskTimeout)
+                    is not SubnetMessages.Members members) return Unanswered($"subnet {subnet.Id}");
+                foreach (var held in members.Nodes.Where(m => !m.NodeActor.IsNobody())) _holders[held.Node] = held.NodeActor;
+                if (members.Nodes.FirstOrDefault(m => m.Node == node) is not { } member) continue;
+                if (member.NodeActor.IsNobody())
+                    return new Failed(IpamError.Unavailable(
+                        $"node: '{node}' is a member of subnet {subnet.Id}, but no daemon holds it now"));
+                holder = member.NodeActor;
+                break;
+            }
+            if (holder is null) return new Failed(IpamError.NotFound($"node: '{node}' is not a member of any subnet"));
         }
-        return new Failed(IpamError.NotFound($"node: '{node}' is not a member of any subnet"));
+        if (await AskRawAsync(holder, new NodeMessages.GetNodeState(node), _settings.AskTimeout) is NodeSnapshot view)
+            return answer(view);
+        _holders.TryRemove(node, out _);
+        return Unanswered($"node {node}'s daemon");
     }
 
     private async Task<NodeSnapshot?> NodeViewAsync() =>
