@@ -31,10 +31,17 @@ public sealed class AuditJournal
     /// The events with this tag in journal order (the ordering column), handed to <paramref name="each"/> as they stream
     /// in, until it returns false: then the stream stops and no further page is read.
     /// </summary>
-    public Task ByTagAsync(string tag, Func<IRomanaEvent, bool> each) =>
-        // One stage does the filtering and the folding: each stage an element passes costs, and a replay passes a million.
-        _byTag.CurrentEventsByTag(tag, Offset.NoOffset())
-            .TakeWhile(e => Upgraded(e.Event) is not IRomanaEvent romana || each(romana))
+    public Task ByTagAsync(string tag, Func<IRomanaEvent, bool> each) => ByTagAfterAsync(tag, 0, e => each(e.Event));
+
+    /// <summary>
+    /// The events with this tag after <paramref name="afterOrdering"/> (0: from the start), with their ordering, until
+    /// <paramref name="each"/> returns false: what a projection's catch-up and an audit's tail after a checkpoint read.
+    /// </summary>
+    public Task ByTagAfterAsync(string tag, long afterOrdering, Func<TaggedEvent, bool> each) =>
+        _byTag.CurrentEventsByTag(tag, afterOrdering <= 0 ? Offset.NoOffset() : Offset.Sequence(afterOrdering))
+            // One stage does the filtering and the folding: each stage an element passes costs, and a replay passes a million.
+            .TakeWhile(e => Upgraded(e.Event) is not IRomanaEvent romana
+                || each(new TaggedEvent(tag, ((Sequence)e.Offset).Value, romana)))
                 .RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
 
     public async Task<IReadOnlyList<IRomanaEvent>> ByPersistenceIdAsync(string persistenceId) =>

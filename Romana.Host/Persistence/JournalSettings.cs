@@ -44,6 +44,12 @@ public sealed record JournalSettings(JournalKind Journal, string SqlitePath, str
     /// <summary>Snapshots sit beside the journal file: romana.db keeps its snapshots in romana.snapshots.db.</summary>
     public string SqliteSnapshotPath => Path.ChangeExtension(SqlitePath, ".snapshots" + Path.GetExtension(SqlitePath));
 
+    /// <summary>
+    /// The audit's derived data (checkpoints, the address index) sits beside the journal file too: romana.audit.db. On
+    /// PostgreSQL it is tables of the journal's database named romana_audit_*.
+    /// </summary>
+    public string SqliteAuditPath => Path.ChangeExtension(SqlitePath, ".audit" + Path.GetExtension(SqlitePath));
+
     public string Describe() => Journal switch
     {
         JournalKind.Sqlite => $"SQLite file {Path.GetFullPath(SqlitePath)}",
