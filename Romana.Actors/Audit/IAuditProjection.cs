@@ -22,4 +22,7 @@ public interface IAuditProjection
 
     /// <summary>Folds a batch, in journal order within each tag, and stores it with the new offsets as one transaction.</summary>
     Task ApplyAsync(IReadOnlyList<TaggedEvent> batch, CancellationToken cancel);
+
+    /// <summary>Drops everything derived and the offsets: the next batches rebuild from the start (`romana audit rebuild`).</summary>
+    Task ResetAsync(CancellationToken cancel);
 }

@@ -72,7 +72,7 @@ public static class PersistenceHosting
     public static string ReadOnlyConnectionString(JournalSettings settings) => SqlDatabase.ReadOnly(settings).JournalConnection;
 
     /// <summary>Where the journal and the snapshots go, and through which linq2db provider.</summary>
-    private sealed record SqlDatabase(string Provider, string JournalConnection, string SnapshotConnection, int Parallelism,
+    internal sealed record SqlDatabase(string Provider, string JournalConnection, string SnapshotConnection, int Parallelism,
         bool CreatesSchema = true)
     {
         /// <summary>
@@ -97,10 +97,10 @@ public static class PersistenceHosting
                 ReadOnlyPostgreSql(settings.PostgreSqlConnectionString), 3, CreatesSchema: false),
         };
 
-        private static string ReadOnlySqlite(string path) =>
+        public static string ReadOnlySqlite(string path) =>
             new SqliteConnectionStringBuilder { DataSource = Path.GetFullPath(path), Mode = SqliteOpenMode.ReadOnly }.ToString();
 
-        private static string ReadOnlyPostgreSql(string connectionString)
+        public static string ReadOnlyPostgreSql(string connectionString)
         {
             var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
             builder.Options = $"{builder.Options} -c default_transaction_read_only=on".Trim();
@@ -120,7 +120,7 @@ public static class PersistenceHosting
         /// Creates the file's folder and switches it to write-ahead logging (readers never block the writer); a file that
         /// cannot be opened or written is an error naming the setting and the path (SQLite's own message names neither).
         /// </summary>
-        private static string PrepareSqlite(JournalSettings settings, string path, string what)
+        public static string PrepareSqlite(JournalSettings settings, string path, string what)
         {
             var full = Path.GetFullPath(path);
             var folder = Path.GetDirectoryName(full)!;
