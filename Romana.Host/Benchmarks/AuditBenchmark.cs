@@ -29,32 +29,43 @@ public static class AuditBenchmark
     /// <summary>One question's runs and their median, with what the last run found.</summary>
     public sealed record Question(string Name, double MedianMs, IReadOnlyList<double> RunsMs, string Found);
 
-    public sealed record Result(string Journal, long Events, double WriteSeconds, IReadOnlyList<Question> Questions);
+    /// <summary><see cref="WriteSeconds"/> is null for a kept journal asked again.</summary>
+    public sealed record Result(string Journal, long Events, double? WriteSeconds, IReadOnlyList<Question> Questions);
 
     /// <summary>
     /// <paramref name="keep"/>: a SQLite file to write and keep. <paramref name="postgreSql"/>: a server to write a journal
     /// to instead, in a database of the benchmark's own (created, and dropped at the end unless <paramref name="keep"/>
-    /// names the database to keep), never in a database that holds anything.
+    /// names the database to keep), never in a database that holds anything. A kept journal that exists already (from an
+    /// earlier run) is asked again as it is, without writing: the large ones take minutes to write.
     /// </summary>
     public static async Task<Result> RunAsync(long events, int runs, string? keep, string? postgreSql, Action<string>? progress)
     {
-        await using var fresh = postgreSql is not null ? await PostgreSqlDatabase.CreateAsync(postgreSql, keep)
+        var existing = keep is not null
+            && (postgreSql is null ? File.Exists(keep) : await PostgreSqlDatabase.ExistsAsync(postgreSql, keep));
+        await using var fresh = postgreSql is not null ? await PostgreSqlDatabase.OpenAsync(postgreSql, keep, existing)
             : keep is null ? await FreshJournal.SqliteAsync()
             : new FreshJournal(JournalSettings.Sqlite(keep), () => Task.CompletedTask);
-        // Akka.Persistence.Sql creates its tables on first use: open the journal once through it.
-        await (await RomanaHost.StartIpamAsync(TopologyCarver.Carve(new TopologySpec("100.64.0.0/16", 26,
-            [new ZoneSpec("z", [new SubnetSpec("s")])])),
-            fresh.Settings, Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING"))).DisposeAsync();
-
-        progress?.Invoke($"writing {events:N0} events to {fresh.Settings.Describe()}");
         var clock = Stopwatch.StartNew();
-        (long Written, DateTimeOffset Start, Ipv4 Probe) written;
-        using (var rows = fresh.Settings.Journal == JournalKind.PostgreSql
-                   ? (IJournalRows)new PostgreSqlRows(fresh.Settings.PostgreSqlConnectionString)
-                   : new SqliteRows(fresh.Settings.SqlitePath))
+        long written;
+        if (existing)
+        {
+            written = await CountAsync(fresh.Settings);
+            progress?.Invoke($"asking the {written:N0} events already in {fresh.Settings.Describe()}");
+        }
+        else
+        {
+            // Akka.Persistence.Sql creates its tables on first use: open the journal once through it.
+            await (await RomanaHost.StartIpamAsync(TopologyCarver.Carve(new TopologySpec("100.64.0.0/16", 26,
+                [new ZoneSpec("z", [new SubnetSpec("s")])])),
+                fresh.Settings, Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING"))).DisposeAsync();
+            progress?.Invoke($"writing {events:N0} events to {fresh.Settings.Describe()}");
+            using var rows = fresh.Settings.Journal == JournalKind.PostgreSql
+                ? (IJournalRows)new PostgreSqlRows(fresh.Settings.PostgreSqlConnectionString)
+                : new SqliteRows(fresh.Settings.SqlitePath);
             written = Write(rows, events, progress);
-        var (_, start, probe) = written;
-        var writeSeconds = clock.Elapsed.TotalSeconds;
+        }
+        double? writeSeconds = existing ? null : clock.Elapsed.TotalSeconds;
+        var (start, probe) = (Start, Probe);
 
         await using var romana = await RomanaHost.StartAuditAsync(fresh.Settings);
         var journal = romana.Audit;
@@ -73,15 +84,33 @@ public static class AuditBenchmark
         }
         static string Replayed(JournalReplay replay) => $"{replay.Applied:N0} events applied, {replay.Ipam().Nodes.Length} nodes";
         // The moments of "any moment": spread over the whole history, the same ones on every journal of this size.
-        var span = Step * written.Written;
+        var span = Step * written;
         var random = new Random(16);
         var moments = Enumerable.Range(0, runs).Select(_ => start + span * random.NextDouble()).ToArray();
-        return new Result(fresh.Settings.Describe(), written.Written, writeSeconds,
+        return new Result(fresh.Settings.Describe(), written, writeSeconds,
         [
             await Measure($"address {probe}", async _ => $"{(await AuditQueries.AddressAsync(journal, probe)).Length} holdings"),
             await Measure("replay to a random moment", async run => Replayed(await AuditQueries.ReplayAsync(journal, moments[run]))),
             await Measure("replay to the end", async _ => Replayed(await AuditQueries.ReplayAsync(journal, null))),
         ]);
+    }
+
+    private static readonly DateTimeOffset Start = new(2026, 10, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly Ipv4Cidr ClusterPrefix = Ipv4Cidr.Parse("100.64.0.0/10");
+
+    /// <summary>An address of the first node's first block: held again and again over the history.</summary>
+    private static readonly Ipv4 Probe = new(ClusterPrefix.Network.Value + 3);
+
+    private static async Task<long> CountAsync(JournalSettings settings)
+    {
+        await using System.Data.Common.DbConnection connection = settings.Journal == JournalKind.PostgreSql
+            ? new NpgsqlConnection(settings.PostgreSqlConnectionString)
+            : new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = settings.SqlitePath, Mode = SqliteOpenMode.ReadOnly }
+                .ToString());
+        await connection.OpenAsync();
+        await using var count = connection.CreateCommand();
+        count.CommandText = "SELECT coalesce(max(ordering), 0) FROM journal";
+        return Convert.ToInt64(await count.ExecuteScalarAsync());
     }
 
     /// <summary>A month of churn per million events.</summary>
@@ -91,18 +120,17 @@ public static class AuditBenchmark
     /// Three zones of two subnets, 50 nodes each with two /26 blocks; pods come and go, one event a pod, a month of it per
     /// million events.
     /// </summary>
-    private static (long Written, DateTimeOffset Start, Ipv4 Probe) Write(IJournalRows rows, long target, Action<string>? progress)
+    private static long Write(IJournalRows rows, long target, Action<string>? progress)
     {
         var writer = new RowWriter(rows, progress);
-        var start = new DateTimeOffset(2026, 10, 1, 0, 0, 0, TimeSpan.Zero);
         var nodes = new List<(NodeName Node, ImmutableArray<Ipv4Cidr> Blocks)>();
-        var at = start;
+        var at = Start;
         var pod = 0;
 
         for (var z = 0; z < 3; z++)
         {
             var zone = new ZoneName($"zone-{z}");
-            var zonePrefix = Ipv4Cidr.Parse("100.64.0.0/10").Slot((ulong)z, 12);
+            var zonePrefix = ClusterPrefix.Slot((ulong)z, 12);
             writer.Add($"zone-{zone}", new ZoneDeclared(zone, zonePrefix, at, "zone configured"));
             for (var s = 0; s < 2; s++)
             {
@@ -150,7 +178,7 @@ public static class AuditBenchmark
             }
         }
         rows.Complete();
-        return (writer.Written, start, new Ipv4(nodes[0].Blocks[0].Network.Value + 3));
+        return writer.Written;
     }
 
     /// <summary>Numbers each persistence id's events and serializes them as Akka.Persistence.Sql stores them.</summary>
@@ -291,14 +319,26 @@ public static class AuditBenchmark
     /// <summary>A database of the benchmark's own on a PostgreSQL server: created fresh, dropped at the end unless kept.</summary>
     private static class PostgreSqlDatabase
     {
-        public static async Task<FreshJournal> CreateAsync(string server, string? keep)
+        public static async Task<bool> ExistsAsync(string server, string name)
+        {
+            await using var connection = new NpgsqlConnection(server);
+            await connection.OpenAsync();
+            await using var exists = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE datname = $1", connection)
+            {
+                Parameters = { new NpgsqlParameter { Value = name } },
+            };
+            return Convert.ToInt64(await exists.ExecuteScalarAsync()) > 0;
+        }
+
+        public static async Task<FreshJournal> OpenAsync(string server, string? keep, bool existing)
         {
             var name = keep ?? $"romana_bench_{Guid.NewGuid():N}"[..28];
             if (!System.Text.RegularExpressions.Regex.IsMatch(name, "^[a-z_][a-z0-9_]{0,62}$"))
                 throw new ArgumentException($"--journal: {name}: with --postgresql, the name of a database to create " +
                     "(lower-case letters, digits and _)");
-            await using (var connection = new NpgsqlConnection(server))
+            if (!existing)
             {
+                await using var connection = new NpgsqlConnection(server);
                 await connection.OpenAsync();
                 await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
                 await create.ExecuteNonQueryAsync();

@@ -233,7 +233,8 @@ public static class BenchCommands
             else
             {
                 AnsiConsole.MarkupLine(
-                    Markup.Escape($"{result.Events:N0} events in {result.Journal}, written in {result.WriteSeconds:0.0} s"));
+                    Markup.Escape($"{result.Events:N0} events in {result.Journal}, " +
+                        (result.WriteSeconds is { } seconds ? $"written in {seconds:0.0} s" : "kept from an earlier run")));
                 var table = new Table().AddColumns("question", "median ms", "runs ms", "found");
                 foreach (var q in result.Questions)
                     table.AddRow(Markup.Escape(q.Name), q.MedianMs.ToString("0"), string.Join(", ", q.RunsMs.Select(r => r.ToString("0"))),
