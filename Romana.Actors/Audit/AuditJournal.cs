@@ -1,3 +1,4 @@
+using Akka;
 using Akka.Actor;
 using Akka.Persistence.Query;
 using Akka.Streams;
@@ -14,6 +15,7 @@ namespace Romana.Actors.Audit;
 public sealed class AuditJournal
 {
     private readonly ICurrentEventsByTagQuery _byTag;
+    private readonly IReadJournal _journal;
     private readonly ICurrentEventsByPersistenceIdQuery _byPersistenceId;
     private readonly ICurrentPersistenceIdsQuery _persistenceIds;
     private readonly IMaterializer _materializer;
@@ -21,6 +23,7 @@ public sealed class AuditJournal
     public AuditJournal(ActorSystem system, string readJournalId)
     {
         var journal = PersistenceQuery.Get(system).ReadJournalFor<IReadJournal>(readJournalId);
+        _journal = journal;
         _byTag = (ICurrentEventsByTagQuery)journal;
         _byPersistenceId = (ICurrentEventsByPersistenceIdQuery)journal;
         _persistenceIds = (ICurrentPersistenceIdsQuery)journal;
@@ -43,6 +46,16 @@ public sealed class AuditJournal
             .TakeWhile(e => Upgraded(e.Event) is not IRomanaEvent romana
                 || each(new TaggedEvent(tag, ((Sequence)e.Offset).Value, romana)))
                 .RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
+
+    /// <summary>
+    /// The events with this tag after <paramref name="afterOrdering"/>, live: the stream does not end at the journal's end but
+    /// goes on with the events written later (what a projection's runner reads).
+    /// </summary>
+    public Source<TaggedEvent, NotUsed> LiveByTag(string tag, long afterOrdering) =>
+        ((IEventsByTagQuery)_journal).EventsByTag(tag, afterOrdering <= 0 ? Offset.NoOffset() : Offset.Sequence(afterOrdering))
+            .Select(e => (Event: Upgraded(e.Event), Ordering: ((Sequence)e.Offset).Value))
+            .Where(e => e.Event is IRomanaEvent)
+            .Select(e => new TaggedEvent(tag, e.Ordering, (IRomanaEvent)e.Event));
 
     public async Task<IReadOnlyList<IRomanaEvent>> ByPersistenceIdAsync(string persistenceId) =>
         [.. (await _byPersistenceId.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)
