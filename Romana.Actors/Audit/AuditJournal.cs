@@ -15,6 +15,7 @@ namespace Romana.Actors.Audit;
 public sealed class AuditJournal
 {
     private readonly ICurrentEventsByTagQuery _byTag;
+    private readonly ICurrentAllEventsQuery _all;
     private readonly IReadJournal _journal;
     private readonly ICurrentEventsByPersistenceIdQuery _byPersistenceId;
     private readonly ICurrentPersistenceIdsQuery _persistenceIds;
@@ -24,6 +25,7 @@ public sealed class AuditJournal
     {
         var journal = PersistenceQuery.Get(system).ReadJournalFor<IReadJournal>(readJournalId);
         _journal = journal;
+        _all = (ICurrentAllEventsQuery)journal;
         _byTag = (ICurrentEventsByTagQuery)journal;
         _byPersistenceId = (ICurrentEventsByPersistenceIdQuery)journal;
         _persistenceIds = (ICurrentPersistenceIdsQuery)journal;
@@ -48,14 +50,19 @@ public sealed class AuditJournal
                 .RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
 
     /// <summary>
-    /// The events with this tag after <paramref name="afterOrdering"/>, live: the stream does not end at the journal's end but
-    /// goes on with the events written later (what a projection's runner reads).
+    /// Every event after <paramref name="afterOrdering"/> in journal order, whatever its tag, with its ordering (the event is
+    /// null when it is not Romana's), until <paramref name="each"/> returns false. One pass along the ordering column that
+    /// stops where asked: unlike a tag's read, a tag with few events does not make it read on to the journal's end.
     /// </summary>
-    public Source<TaggedEvent, NotUsed> LiveByTag(string tag, long afterOrdering) =>
-        ((IEventsByTagQuery)_journal).EventsByTag(tag, afterOrdering <= 0 ? Offset.NoOffset() : Offset.Sequence(afterOrdering))
-            .Select(e => (Event: Upgraded(e.Event), Ordering: ((Sequence)e.Offset).Value))
-            .Where(e => e.Event is IRomanaEvent)
-            .Select(e => new TaggedEvent(tag, e.Ordering, (IRomanaEvent)e.Event));
+    public Task AllAfterAsync(long afterOrdering, Func<long, IRomanaEvent?, bool> each) =>
+        _all.CurrentAllEvents(afterOrdering <= 0 ? Offset.NoOffset() : Offset.Sequence(afterOrdering))
+            .TakeWhile(e => each(((Sequence)e.Offset).Value, Upgraded(e.Event) as IRomanaEvent))
+            .RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
+
+    /// <summary>Every event after <paramref name="afterOrdering"/>, live (see <see cref="AllAfterAsync"/>).</summary>
+    public Source<(long Ordering, IRomanaEvent? Event), NotUsed> LiveAll(long afterOrdering) =>
+        ((IAllEventsQuery)_journal).AllEvents(afterOrdering <= 0 ? Offset.NoOffset() : Offset.Sequence(afterOrdering))
+            .Select(e => (((Sequence)e.Offset).Value, Upgraded(e.Event) as IRomanaEvent));
 
     public async Task<IReadOnlyList<IRomanaEvent>> ByPersistenceIdAsync(string persistenceId) =>
         [.. (await _byPersistenceId.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)

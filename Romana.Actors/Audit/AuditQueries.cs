@@ -129,26 +129,26 @@ public static class AuditQueries
         (await ReplayFromAsync(journal, new JournalReplay(until), ImmutableDictionary<string, long>.Empty, until, lateWrites)).Replay;
 
     /// <summary>
-    /// Goes on with <paramref name="replay"/> (a checkpoint's, or a new one) from <paramref name="offsets"/>, the last ordering
-    /// it applied of each tag, up to <paramref name="until"/>, as <see cref="ReplayAsync"/> does; with how many events it
-    /// read after the offsets (applied or not).
+    /// Goes on with <paramref name="replay"/> (a checkpoint's, or a new one) from <paramref name="offsets"/>, the ordering up
+    /// to which it holds each tag, up to <paramref name="until"/>; with how many events of the replay's tags it read after
+    /// the offsets (applied or not). The journal is read once in its order from the lowest offset (a tag with few events
+    /// would make a read by tag go on to the journal's end), and the read stops at the first event of those tags more than
+    /// <paramref name="lateWrites"/> past <paramref name="until"/>, as a read by tag does.
     /// </summary>
     public static async Task<(JournalReplay Replay, long TailRead)> ReplayFromAsync(AuditJournal journal, JournalReplay replay,
         IReadOnlyDictionary<string, long> offsets, DateTimeOffset? until, TimeSpan? lateWrites = null)
     {
-        var gate = new object();
         long read = 0;
         var stopAfter = until + (lateWrites ?? DefaultLateWrites);
-        await Task.WhenAll(ReplayTags.Select(tag => journal.ByTagAfterAsync(tag, offsets.GetValueOrDefault(tag), e =>
+        await journal.AllAfterAsync(ReplayTags.Min(t => offsets.GetValueOrDefault(t)), (ordering, e) =>
         {
-            if (e.Event.At > stopAfter) return false;
-            lock (gate)
-            {
-                read++;
-                replay.Apply(e.Event);
-            }
+            if (e is null || EventTagger.TagOf(e) is not { } tag || !ReplayTags.Contains(tag)) return true;
+            if (e.At > stopAfter) return false;
+            if (ordering <= offsets.GetValueOrDefault(tag)) return true;
+            read++;
+            replay.Apply(e);
             return true;
-        })));
+        });
         return (replay, read);
     }
 

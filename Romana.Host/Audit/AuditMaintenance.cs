@@ -25,6 +25,7 @@ public static class AuditMaintenance
     public static async Task<(JournalReplay Replay, ReplaySource Source)> ReplayAsync(AuditJournal journal, AuditStore? store,
         DateTimeOffset? until, TimeSpan lateWrites, CancellationToken cancel)
     {
+        var clock = Stopwatch.StartNew();
         var notes = new List<string>();
         (CheckpointRow Row, byte[] Payload)? checkpoint = null;
         if (store is null) notes.Add("no audit store beside the journal");
@@ -45,13 +46,14 @@ public static class AuditMaintenance
         {
             var (full, read) = await AuditQueries.ReplayFromAsync(journal, new JournalReplay(until),
                 ImmutableDictionary<string, long>.Empty, until, lateWrites).WaitAsync(cancel);
-            notes.Add($"replayed the journal from its start: {read:N0} events read");
+            notes.Add($"replayed the journal from its start: {read:N0} events read in {clock.Elapsed.TotalSeconds:0.000} s");
             return (full, new ReplaySource(null, read, string.Join("; ", notes)));
         }
         var start = JournalReplay.FromCheckpoint(ReplayCheckpoint.Decode(found.Payload), until);
         var (replay, tail) = await AuditQueries.ReplayFromAsync(journal, start, found.Row.Offsets, until, lateWrites).WaitAsync(cancel);
         notes.Add($"from the checkpoint of {found.Row.Events:N0} events covering until " +
-            $"{found.Row.CoversUntil.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ}, then {tail:N0} events read after it");
+            $"{found.Row.CoversUntil.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ}, then {tail:N0} events read after it, in " +
+            $"{clock.Elapsed.TotalSeconds:0.000} s");
         return (replay, new ReplaySource(found.Row, tail, string.Join("; ", notes)));
     }
 
@@ -63,7 +65,7 @@ public static class AuditMaintenance
     public static async Task<ImmutableArray<ProjectionRun>> CatchUpAsync(JournalSettings journal, AuditSettings settings, bool reset,
         Action<string, long>? progress, CancellationToken cancel)
     {
-        await using var audit = await RomanaHost.StartAuditAsync(journal);
+        await using var audit = await RomanaHost.StartAuditAsync(journal, oneShot: false);
         var store = AuditStore.For(journal, readOnly: false)
             ?? throw new ArgumentException("a journal in memory has no audit store", nameof(journal));
         var runs = ImmutableArray.CreateBuilder<ProjectionRun>();
@@ -71,8 +73,10 @@ public static class AuditMaintenance
         {
             var clock = Stopwatch.StartNew();
             if (reset) await projection.ResetAsync(cancel);
-            var events = await ProjectionCatchUp.RunAsync(audit.Audit, projection, Math.Max(settings.Checkpoints.EveryEvents,
-                settings.Projections.BatchEvents), applied => progress?.Invoke(projection.Name, applied), cancel);
+            // Windows as long as a checkpoint's stretch: one checkpoint a window, and few queries.
+            var events = await ProjectionCatchUp.RunAsync(audit.Audit, projection,
+                Math.Max(settings.Checkpoints.EveryEvents, settings.Projections.BatchEvents),
+                applied => progress?.Invoke(projection.Name, applied), cancel);
             var checkpoints = projection as CheckpointProjection;
             runs.Add(new ProjectionRun(projection.Name, events, checkpoints?.Written ?? 0, clock.Elapsed.TotalSeconds,
                 checkpoints?.LastPayloadBytes ?? 0));

@@ -8,7 +8,8 @@ public sealed record AuditSettings(TimeSpan LateWrites, ProjectionSettings Proje
 {
     public static AuditSettings From(Config config)
     {
-        config = config.WithFallback(RomanaConfig.Reference);
+        // Settings a caller gave alone (a test's, a simulation's) fall back to the reference; loaded ones have it already.
+        if (!config.HasPath("romana.audit.checkpoints.every-events")) config = config.WithFallback(RomanaConfig.Reference);
         var everyEvents = ConfigValues.Int(config, "romana.audit.checkpoints.every-events");
         if (everyEvents < 1)
             throw ConfigValues.Error(config, "romana.audit.checkpoints.every-events", $"{everyEvents} is not a positive number of events");

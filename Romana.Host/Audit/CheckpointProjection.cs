@@ -59,7 +59,13 @@ public sealed class CheckpointProjection(AuditStore store, CheckpointSettings se
         return _offsets;
     }
 
-    public async Task ApplyAsync(IReadOnlyList<TaggedEvent> batch, CancellationToken cancel)
+    public Task ApplyAsync(IReadOnlyList<TaggedEvent> batch, CancellationToken cancel) => ApplyAsync(batch, 0, cancel);
+
+    /// <summary>
+    /// Also moves every tag's offset to <paramref name="readThrough"/>: a tag with few events (health, often routes) then
+    /// does not hold a checkpoint's tail back to its last event, and a replay from it reads from there.
+    /// </summary>
+    public async Task ApplyAsync(IReadOnlyList<TaggedEvent> batch, long readThrough, CancellationToken cancel)
     {
         foreach (var e in batch)
         {
@@ -70,6 +76,9 @@ public sealed class CheckpointProjection(AuditStore store, CheckpointSettings se
             if (e.Event.At > _coversUntil) _coversUntil = e.Event.At;
             _unwritten++;
         }
+        if (readThrough > 0)
+            foreach (var tag in Tags.Where(t => _offsets.GetValueOrDefault(t) < readThrough))
+                _offsets = _offsets.SetItem(tag, readThrough);
         if (_unwritten >= settings.EveryEvents || (_unwritten > 0 && DateTimeOffset.UtcNow - _lastWritten >= settings.Every))
             await WriteAsync(cancel);
     }

@@ -67,11 +67,21 @@ public static class CheckpointStore
         CancellationToken cancel)
     {
         await using var connection = await store.OpenAsync(cancel);
-        await using var command = Command(connection, null, $"""
-            SELECT format, events, offsets, covers_until, written, payload FROM romana_audit_checkpoints
+        // The key first, then that one row: a query that sorted whole rows would carry every candidate's payload along.
+        long events;
+        await using (var newest = Command(connection, null, $"""
+            SELECT events FROM romana_audit_checkpoints
             WHERE format = @format{(until is null ? "" : " AND covers_until <= @until")}
             ORDER BY events DESC LIMIT 1
-            """, [("format", format), .. until is { } limit ? new[] { ("until", (object)limit.UtcTicks) } : []]);
+            """, [("format", format), .. until is { } limit ? new[] { ("until", (object)limit.UtcTicks) } : []]))
+        {
+            if (await newest.ExecuteScalarAsync(cancel) is not { } found || found is DBNull) return null;
+            events = Convert.ToInt64(found);
+        }
+        await using var command = Command(connection, null, """
+            SELECT format, events, offsets, covers_until, written, payload FROM romana_audit_checkpoints
+            WHERE format = @format AND events = @events
+            """, ("format", format), ("events", events));
         await using var reader = await command.ExecuteReaderAsync(cancel);
         if (!await reader.ReadAsync(cancel)) return null;
         var payload = (byte[])reader.GetValue(5);

@@ -10,11 +10,11 @@ using Romana.Host.Persistence;
 namespace Romana.Host.Audit;
 
 /// <summary>
-/// Runs every registered projection live: from its stored offsets, each of its tags read with EventsByTag (the live query,
-/// which goes on with what is written later), merged, in batches of <see cref="ProjectionSettings.BatchEvents"/> events or
-/// <see cref="ProjectionSettings.BatchTime"/>, each batch stored by the projection with its offsets as one transaction. A
-/// failure (the database away, a transaction refused) starts that projection again from its stored offsets after a
-/// backoff that doubles up to <see cref="ProjectionSettings.MaxBackoff"/>. One per journal: in a cluster, a singleton.
+/// Runs every registered projection live: from its stored offsets, the journal read with AllEvents (the live query, which
+/// goes on with what is written later) and filed by tag as the tagging adapter tags, in batches of
+/// <see cref="ProjectionSettings.BatchEvents"/> events or <see cref="ProjectionSettings.BatchTime"/>, each batch stored by the
+/// projection with its offsets as one transaction. A failure (the database away, a transaction refused) starts that
+/// projection again from its stored offsets after a backoff that doubles up to <see cref="ProjectionSettings.MaxBackoff"/>. One per journal: in a cluster, a singleton.
 /// </summary>
 public sealed class ProjectionRunner : ReceiveActor
 {
@@ -34,7 +34,7 @@ public sealed class ProjectionRunner : ReceiveActor
     public static Props Props(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings) =>
         Akka.Actor.Props.Create(() => new ProjectionRunner(projections, settings));
 
-    private sealed record Applied(string Projection, int Events);
+    private sealed record Applied(string Projection, int Events) : INoSerializationVerificationNeeded;
 
     protected override void PreStart()
     {
@@ -53,22 +53,25 @@ public sealed class ProjectionRunner : ReceiveActor
         }
     }
 
-    /// <summary>One run of a projection: its offsets, then its tags live and merged, in batches, each stored.</summary>
+    /// <summary>
+    /// One run of a projection: its offsets, then the journal live in its order from the lowest of them (one query, not one
+    /// per tag: a tag with few events would keep a read by tag polling far behind), its tags' events in batches, each
+    /// stored with how far the journal was read.
+    /// </summary>
     private Source<int, NotUsed> Run(AuditJournal journal, IAuditProjection projection) =>
         Source.FromTask(Logged(projection, "reading its offsets", () => projection.OffsetsAsync(_stop.Token)))
-            .ConcatMany(offsets => Source.From(projection.Tags)
-                .MergeMany(projection.Tags.Length, tag => journal.LiveByTag(tag, offsets.GetValueOrDefault(tag))))
-            .GroupedWithin(_settings.BatchEvents, _settings.BatchTime)
-            .SelectAsync(1, async batch =>
-            {
-                var events = batch.ToList();
-                await Logged(projection, $"storing a batch of {events.Count} events", async () =>
+            .ConcatMany(offsets => journal.LiveAll(projection.Tags.Min(t => offsets.GetValueOrDefault(t)))
+                .GroupedWithin(_settings.BatchEvents, _settings.BatchTime)
+                .SelectAsync(1, async read =>
                 {
-                    await projection.ApplyAsync(events, _stop.Token);
-                    return 0;
-                });
-                return events.Count;
-            });
+                    var (events, through) = ProjectionCatchUp.Of(projection, offsets, read);
+                    await Logged(projection, $"storing a batch of {events.Count} events", async () =>
+                    {
+                        await projection.ApplyAsync(events, through, _stop.Token);
+                        return 0;
+                    });
+                    return events.Count;
+                }));
 
     private async Task<T> Logged<T>(IAuditProjection projection, string what, Func<Task<T>> step)
     {
@@ -95,52 +98,55 @@ public sealed class ProjectionRunner : ReceiveActor
 
 /// <summary>
 /// A projection brought to the journal's current end without the live query (a rebuild, the end of a simulation, a
-/// test): its tags are read in windows of the journal's ordering, each window's events of every tag applied as one batch
-/// in journal order, so the tags move forward together and the checkpoints cover the same stretch of every tag.
+/// test): the journal read in its order from the projection's lowest offset, in windows of events, each window's events
+/// of its tags applied as one batch with how far the window went, so the tags move forward together.
 /// </summary>
 public static class ProjectionCatchUp
 {
     /// <returns>The events applied.</returns>
-    public static async Task<long> RunAsync(AuditJournal journal, IAuditProjection projection, long window, Action<long>? progress,
+    public static async Task<long> RunAsync(AuditJournal journal, IAuditProjection projection, int window, Action<long>? progress,
         CancellationToken cancel)
     {
         var offsets = await projection.OffsetsAsync(cancel);
-        var position = projection.Tags.ToDictionary(t => t, t => offsets.GetValueOrDefault(t));
-        // The ordering of the next event of a tag when it is known (past a window), so a sparse tag is not read again until
-        // the windows reach it; a tag whose read ended within a window is at the journal's end.
-        var next = new Dictionary<string, long>();
-        var ended = new HashSet<string>();
+        var position = projection.Tags.Min(t => offsets.GetValueOrDefault(t));
         long applied = 0;
-        while (ended.Count < projection.Tags.Length)
+        while (true)
         {
             cancel.ThrowIfCancellationRequested();
-            var from = projection.Tags.Where(t => !ended.Contains(t)).Min(t => next.TryGetValue(t, out var n) ? n - 1 : position[t]);
-            var to = from + window;
-            var batch = new List<TaggedEvent>();
-            foreach (var tag in projection.Tags.Where(t => !ended.Contains(t) && (!next.TryGetValue(t, out var n) || n <= to)))
+            var read = new List<(long Ordering, IRomanaEvent? Event)>();
+            var full = false;
+            await journal.AllAfterAsync(position, (ordering, e) =>
             {
-                var beyond = false;
-                await journal.ByTagAfterAsync(tag, position[tag], e =>
-                {
-                    if (e.Ordering > to)
-                    {
-                        next[tag] = e.Ordering;
-                        beyond = true;
-                        return false;
-                    }
-                    batch.Add(e);
-                    position[tag] = e.Ordering;
-                    return true;
-                }).WaitAsync(cancel);
-                if (!beyond) ended.Add(tag);
-            }
-            batch.Sort((a, b) => a.Ordering.CompareTo(b.Ordering));
-            if (batch.Count > 0) await projection.ApplyAsync(batch, cancel);
-            applied += batch.Count;
+                read.Add((ordering, e));
+                full = read.Count >= window;
+                return !full;
+            }).WaitAsync(cancel);
+            if (read.Count == 0) break;
+            var (events, through) = Of(projection, offsets, read);
+            await projection.ApplyAsync(events, through, cancel);
+            applied += events.Count;
+            position = through;
             progress?.Invoke(applied);
+            if (!full) break;
         }
         if (projection is CheckpointProjection checkpoints) await checkpoints.FlushAsync(cancel);
         return applied;
+    }
+
+    /// <summary>Of what was read in the journal's order, the projection's events it has not applied, and how far it goes.</summary>
+    public static (List<TaggedEvent> Events, long ReadThrough) Of(IAuditProjection projection, IReadOnlyDictionary<string, long> offsets,
+        IEnumerable<(long Ordering, IRomanaEvent? Event)> read)
+    {
+        var events = new List<TaggedEvent>();
+        long through = 0;
+        foreach (var (ordering, e) in read)
+        {
+            through = Math.Max(through, ordering);
+            if (e is not null && EventTagger.TagOf(e) is { } tag && projection.Tags.Contains(tag)
+                && ordering > offsets.GetValueOrDefault(tag))
+                events.Add(new TaggedEvent(tag, ordering, e));
+        }
+        return (events, through);
     }
 
     /// <summary>The projections the build registers, on <paramref name="store"/>: the runner and `audit rebuild` run these.</summary>
