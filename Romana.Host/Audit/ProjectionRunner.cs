@@ -14,7 +14,8 @@ namespace Romana.Host.Audit;
 /// goes on with what is written later) and filed by tag as the tagging adapter tags, in batches of
 /// <see cref="ProjectionSettings.BatchEvents"/> events or <see cref="ProjectionSettings.BatchTime"/>, each batch stored by the
 /// projection with its offsets as one transaction. A failure (the database away, a transaction refused) starts that
-/// projection again from its stored offsets after a backoff that doubles up to <see cref="ProjectionSettings.MaxBackoff"/>. One per journal: in a cluster, a singleton.
+/// projection again from its stored offsets after a backoff that doubles up to <see cref="ProjectionSettings.MaxBackoff"/>.
+/// One per journal: in a cluster, a singleton.
 /// </summary>
 public sealed class ProjectionRunner : ReceiveActor
 {
