@@ -29,7 +29,7 @@ public sealed class NftIncrementalCompiler
     /// <summary>What a set's elements are made of.</summary>
     private abstract record SetDefinition;
 
-    /// <summary>The addresses of the pods in <paramref name="Namespace"/> (or in the namespaces Namespaces selects) that Pods selects.</summary>
+    /// <summary>The addresses of the pods of <paramref name="Namespace"/> (or of the namespaces Namespaces selects) Pods selects.</summary>
     private sealed record PeerDefinition(string? Namespace, LabelSelector? Namespaces, LabelSelector Pods) : SetDefinition
     {
         public bool Matches(PolicyWorld world, PolicyPod pod) =>
@@ -271,7 +271,8 @@ public sealed class NftIncrementalCompiler
                         }
                         else if (port.Number is { } number)
                         {
-                            if ((port.EndPort ?? number) >= number) list.AddRange(peers.Select(peer => (number, port.EndPort ?? number, peer)));
+                            var end = port.EndPort ?? number;
+                            if (end >= number) list.AddRange(peers.Select(peer => (number, end, peer)));
                         }
                         else list.AddRange(peers.Select(peer => (0, 65535, peer)));
                     }
@@ -419,7 +420,10 @@ internal static class Same
     private static bool Selectors(LabelSelector? a, LabelSelector? b) =>
         a is null ? b is null
             : b is not null && a.MatchLabels.SequenceEqual(b.MatchLabels) && a.MatchExpressions.SequenceEqual(b.MatchExpressions,
-                new Comparer<SelectorRequirement>((x, y) => x.Key == y.Key && x.Operator == y.Operator && x.Values.SequenceEqual(y.Values)));
+                Requirements);
+
+    private static readonly IEqualityComparer<SelectorRequirement> Requirements = new Comparer<SelectorRequirement>((x, y) =>
+        x.Key == y.Key && x.Operator == y.Operator && x.Values.SequenceEqual(y.Values));
 
     private sealed class Comparer<T>(Func<T, T, bool> equal) : IEqualityComparer<T>
         where T : class

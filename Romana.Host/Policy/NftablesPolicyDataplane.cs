@@ -28,7 +28,7 @@ public sealed class NftablesPolicyDataplane : IPolicyDataplane, IDisposable
     }
 
     /// <summary>The adapter for <paramref name="netns"/>: null (this process's namespace), a name, or a path.</summary>
-    public NftablesPolicyDataplane(string? netns, NftablesBackend backend = NftablesBackend.CommandLine)
+    public NftablesPolicyDataplane(string? netns, NftablesBackend backend = NftablesBackend.Helper)
         : this(Nftables.Open(netns, backend))
     {
     }
