@@ -37,16 +37,32 @@ public class NftCompilerTests
             .Select(s => string.Join(",", s.Elements)).Order(StringComparer.Ordinal);
         // app=a in x; app exists in team=blue namespaces (y/c); app=c in x (none: y/c is in y).
         Assert.Equal(["", Xa.Address.ToString(), Yc.Address.ToString()], peerSets);
-        // The rule without ports: its two peers are one merged interval set, looked up once
-        var merged = Assert.Single(ruleset.Sets.Values, s => s.Name.StartsWith("m.", StringComparison.Ordinal));
-        Assert.True(merged.Interval);
-        Assert.Equal([Yc.Address.ToString()], merged.Elements);
-        Assert.Equal($"ip saddr @{merged.Name} return", rules[1]);
+        // The rule without ports: its two peers' sets, one lookup each (after the port map, before the counted drop)
+        var blue = ruleset.Sets.Values.Single(s => s.Elements.SequenceEqual([Yc.Address.ToString()])).Name;
+        var appC = ruleset.Sets.Values.Single(s => s.Name.StartsWith("p.", StringComparison.Ordinal) && s.Elements.IsEmpty).Name;
+        var fallback = new[] { $"ip saddr @{blue} return", $"ip saddr @{appC} return" }.Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal([.. fallback, "counter name in.x/b drop"], rules.Skip(1).ToArray());
         // TCP 80 from app=a: the port map sends it to a segment chain that looks up app=a's set, then the fallback
         Assert.Equal($"meta l4proto {{ tcp, udp, sctp }} meta l4proto . th dport vmap @v.in.x/b", rules[0]);
         var segment = ruleset.Segments[ruleset.PortMaps["v.in.x/b"].Elements["tcp . 80"]["goto ".Length..]];
         var appA = ruleset.Sets.Values.Single(s => s.Elements.SequenceEqual([Xa.Address.ToString()])).Name;
-        Assert.Equal([$"ip saddr @{appA} return", $"ip saddr @{merged.Name} return", "counter name in.x/b drop"], segment.Rules.ToArray());
+        Assert.Equal([$"ip saddr @{appA} return", .. fallback, "counter name in.x/b drop"], segment.Rules.ToArray());
+    }
+
+    [Fact]
+    public void The_ip_blocks_of_a_segment_are_one_merged_interval_set()
+    {
+        var ruleset = Compile(World(NetPol("x", "blocks", """
+            {"podSelector":{},"policyTypes":["Ingress"],"ingress":[
+             {"from":[{"ipBlock":{"cidr":"10.1.0.0/24","except":["10.1.0.128/25"]}},{"ipBlock":{"cidr":"10.1.0.128/26"}},
+                      {"ipBlock":{"cidr":"192.0.2.7/32"}}],"ports":[{"port":80}]}]}
+            """)), Xa);
+
+        var merged = Assert.Single(ruleset.Sets.Values, s => s.Name.StartsWith("m.", StringComparison.Ordinal));
+        Assert.True(merged.Interval);
+        Assert.Equal(["10.1.0.0-10.1.0.191", "192.0.2.7"], merged.Elements);
+        var segment = Assert.Single(ruleset.Segments.Values);
+        Assert.Equal([$"ip saddr @{merged.Name} return", "counter name in.x/a drop"], segment.Rules.ToArray());
     }
 
     [Fact]

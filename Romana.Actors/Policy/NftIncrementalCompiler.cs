@@ -52,24 +52,28 @@ public sealed class NftIncrementalCompiler
     {
         if (generation is < 1 or > NftCompiler.MaxGeneration)
             throw new ArgumentOutOfRangeException(nameof(generation), generation, "a generation is 1..65535");
-        var pods = new Dictionary<string, PolicyPod>(StringComparer.Ordinal);
-        foreach (var pod in world.Pods) pods.TryAdd(pod.Key, pod);
-        var changed = Changed(world, pods);
-        var index = new WorldIndex(world);
-        if (changed is null)
+        var changes = Changed(world);
+        if (changes is null)
         {
             _outputs.Clear();
             _definitions.Clear();
             _sets.Clear();
+            _pods = new Dictionary<string, PolicyPod>(StringComparer.Ordinal);
+            foreach (var pod in world.Pods) _pods.TryAdd(pod.Key, pod);
         }
         else
         {
-            UpdateSets(world, changed, index);
-            foreach (var key in _outputs.Keys.Where(k => changed.Contains(k.Pod) || !localPods.Contains(k.Pod)).ToList())
+            UpdateSets(world, changes);
+            foreach (var (key, (_, now)) in changes)
+            {
+                if (now is null) _pods.Remove(key);
+                else _pods[key] = now;
+            }
+            foreach (var key in _outputs.Keys.Where(k => changes.ContainsKey(k.Pod) || !localPods.Contains(k.Pod)).ToList())
                 _outputs.Remove(key);
         }
         _world = world;
-        _pods = pods;
+        var index = new WorldIndex(world);
 
         var builder = new Builder(this, world, index);
         LastCompiledChains = 0;
@@ -80,7 +84,7 @@ public sealed class NftIncrementalCompiler
         var ingress = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
         var used = new HashSet<string>(StringComparer.Ordinal);
         // The first pod of a key wins, as in the world's own order; pods in key order
-        foreach (var pod in pods.Values.Where(p => localPods.Contains(p.Key)).OrderBy(p => p.Key, StringComparer.Ordinal))
+        foreach (var pod in localPods.Where(_pods.ContainsKey).Order(StringComparer.Ordinal).Select(key => _pods[key]))
         {
             foreach (var direction in new[] { PolicyDirections.Ingress, PolicyDirections.Egress })
             {
@@ -108,51 +112,76 @@ public sealed class NftIncrementalCompiler
             segments.ToImmutable(), maps.ToImmutable());
     }
 
-    /// <summary>The keys of the pods that differ from the last compile's, or null when more than pods changed (compile all).</summary>
-    private HashSet<string>? Changed(PolicyWorld world, Dictionary<string, PolicyPod> pods)
+    /// <summary>
+    /// The pods that differ from the last compile's, by key (before and after; null where there is none), or null when more
+    /// than pods changed (compile all). The world's pods in the same order with the same keys are compared place by place.
+    /// </summary>
+    private Dictionary<string, (PolicyPod? Old, PolicyPod? New)>? Changed(PolicyWorld world)
     {
         LastWasIncremental = false;
         if (_world is not { } last) return null;
         if (last.Policies != world.Policies && !last.Policies.SequenceEqual(world.Policies, Same.Policies)) return null;
         if (last.Namespaces != world.Namespaces && !last.Namespaces.Values.SequenceEqual(world.Namespaces.Values, Same.Namespaces))
             return null;
-        var changed = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (key, pod) in pods)
-            if (!_pods.TryGetValue(key, out var old) || !Same.Pods.Equals(old, pod)) changed.Add(key);
-        foreach (var key in _pods.Keys)
-            if (!pods.ContainsKey(key)) changed.Add(key);
+        var changes = new Dictionary<string, (PolicyPod? Old, PolicyPod? New)>(StringComparer.Ordinal);
+        if (last.Pods != world.Pods
+            && !(last.Pods.Length == world.Pods.Length && _pods.Count == world.Pods.Length && InPlace(last.Pods, world.Pods, changes)))
+        {
+            changes.Clear();
+            var pods = new Dictionary<string, PolicyPod>(StringComparer.Ordinal);
+            foreach (var pod in world.Pods) pods.TryAdd(pod.Key, pod);
+            foreach (var (key, pod) in pods)
+                if (!_pods.TryGetValue(key, out var old) || !Same.Pods.Equals(old, pod)) changes[key] = (old, pod);
+            foreach (var (key, old) in _pods)
+                if (!pods.ContainsKey(key)) changes[key] = (old, null);
+        }
         // Many changes at once: compiling afresh is as quick and simpler to trust
-        if (changed.Count > pods.Count / 4 + 16) return null;
+        if (changes.Count > world.Pods.Length / 4 + 16) return null;
         LastWasIncremental = true;
-        return changed;
+        return changes;
     }
 
-    /// <summary>The cached sets' elements after the pods <paramref name="changed"/> changed (added, removed or altered).</summary>
-    private void UpdateSets(PolicyWorld world, HashSet<string> changed, WorldIndex index)
+    /// <summary>The changes of pods that kept their places and keys (the keys unique); false when a key moved.</summary>
+    private static bool InPlace(ImmutableArray<PolicyPod> before, ImmutableArray<PolicyPod> after,
+        Dictionary<string, (PolicyPod? Old, PolicyPod? New)> changes)
     {
-        if (changed.Count == 0) return;
+        for (var i = 0; i < after.Length; i++)
+        {
+            var (old, now) = (before[i], after[i]);
+            if (ReferenceEquals(old, now)) continue;
+            if (old.Key != now.Key) return false;
+            if (!Same.Pods.Equals(old, now)) changes[old.Key] = (old, now);
+        }
+        return true;
+    }
+
+    /// <summary>The cached sets' elements after the pods changed (added, removed or altered).</summary>
+    private void UpdateSets(PolicyWorld world, Dictionary<string, (PolicyPod? Old, PolicyPod? New)> changes)
+    {
+        if (changes.Count == 0) return;
+        // Another pod of the same address may still hold an element a changed one took away: every pod at the addresses
+        // the change touched gives its elements again
+        var atAddress = new Dictionary<Ipv4, List<PolicyPod>>();
+        foreach (var (old, now) in changes.Values)
+        {
+            if (old is not null) atAddress.TryAdd(old.Address, []);
+            if (now is not null) atAddress.TryAdd(now.Address, []);
+        }
+        foreach (var pod in world.Pods)
+            if (atAddress.TryGetValue(pod.Address, out var list)) list.Add(pod);
         var touched = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, definition) in _definitions)
         {
             if (definition is not (PeerDefinition or NamedDefinition)) continue;
             var elements = _sets[name].Elements;
             var builder = elements.ToBuilder();
-            foreach (var key in changed)
-            {
-                if (_pods.TryGetValue(key, out var old))
-                    foreach (var element in ElementsOf(definition, _world!, old)) builder.Remove(element);
-            }
-            foreach (var key in changed)
-            {
-                // Another pod of the same address may still hold an element a changed one took away: add back every pod's
-                // elements at the addresses the change touched
-                var addresses = new HashSet<Ipv4>();
-                if (_pods.TryGetValue(key, out var old)) addresses.Add(old.Address);
-                if (index.Pod(key) is { } now) addresses.Add(now.Address);
-                foreach (var address in addresses)
-                    foreach (var pod in index.AtAddress(address))
-                        foreach (var element in ElementsOf(definition, world, pod)) builder.Add(element);
-            }
+            var modified = false;
+            foreach (var (old, _) in changes.Values)
+                if (old is not null)
+                    foreach (var element in ElementsOf(definition, _world!, old)) modified |= builder.Remove(element);
+            foreach (var pod in atAddress.Values.SelectMany(l => l))
+                foreach (var element in ElementsOf(definition, world, pod)) modified |= builder.Add(element);
+            if (!modified) continue;
             var updated = builder.ToImmutable();
             if (updated.SetEquals(elements)) continue;
             _sets[name] = _sets[name] with { Elements = updated };
@@ -202,29 +231,13 @@ public sealed class NftIncrementalCompiler
     private static string Range(ulong first, ulong last) =>
         first == last ? new Ipv4((uint)first).ToString() : $"{new Ipv4((uint)first)}-{new Ipv4((uint)last)}";
 
-    /// <summary>The world's pods by namespace, key and address, made when first asked.</summary>
+    /// <summary>The world's pods by namespace, made when first asked.</summary>
     private sealed class WorldIndex(PolicyWorld world)
     {
         private Dictionary<string, List<PolicyPod>>? _byNamespace;
-        private Dictionary<string, PolicyPod>? _byKey;
-        private Dictionary<Ipv4, List<PolicyPod>>? _byAddress;
 
         public IReadOnlyDictionary<string, List<PolicyPod>> ByNamespace => _byNamespace ??= world.Pods.GroupBy(p => p.Namespace)
             .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-
-        public PolicyPod? Pod(string key)
-        {
-            if (_byKey is null)
-            {
-                _byKey = new Dictionary<string, PolicyPod>(StringComparer.Ordinal);
-                foreach (var pod in world.Pods) _byKey.TryAdd(pod.Key, pod);
-            }
-            return _byKey.GetValueOrDefault(key);
-        }
-
-        public IReadOnlyList<PolicyPod> AtAddress(Ipv4 address) =>
-            (_byAddress ??= world.Pods.GroupBy(p => p.Address).ToDictionary(g => g.Key, g => g.ToList()))
-            .GetValueOrDefault(address) ?? [];
     }
 
     /// <summary>Builds one pod and direction's chains, and the sets they need that the cache does not hold yet.</summary>
@@ -282,7 +295,7 @@ public sealed class NftIncrementalCompiler
             // The fallback: rules without ports, then named ports of egress; a rule open to any peer on all ports opens all
             var fallback = new List<string>();
             if (allPorts.Contains(AnyPeer)) fallback.Add("return");
-            else if (allPorts.Count > 0) fallback.Add($"{field} @{Peers(allPorts, sets)} return");
+            else fallback.AddRange(Peers(allPorts, sets).Select(set => $"{field} @{set} return"));
             fallback.AddRange(named.Distinct());
             fallback.Add($"counter name {name} drop");
 
@@ -299,7 +312,7 @@ public sealed class NftIncrementalCompiler
                     {
                         var rules = peers.Contains(AnyPeer)
                             ? ImmutableArray.Create("return")
-                            : [$"{field} @{Peers(peers, sets)} return", .. fallback];
+                            : [.. Peers(peers, sets).Select(set => $"{field} @{set} return"), .. fallback];
                         segmentChains[segment] = new NftSegmentChain(segment, name, rules);
                     }
                     var key = first == last ? $"{NftCompiler.ProtocolName(protocol)} . {first}"
@@ -337,12 +350,17 @@ public sealed class NftIncrementalCompiler
             return result;
         }
 
-        /// <summary>One set for several peers: the peer's own set when there is one, else the merged set of their union.</summary>
-        private string Peers(IReadOnlyCollection<string> peers, HashSet<string> sets)
+        /// <summary>
+        /// The sets to look up for several peers: each pod peer's own set (shared by every chain that names that peer),
+        /// and the ipBlocks as one set, the block's own or the merged union of all of them (blocks never change with pods).
+        /// </summary>
+        private List<string> Peers(IReadOnlyCollection<string> peers, HashSet<string> sets)
         {
-            if (peers.Count == 1) return peers.First();
-            var parts = peers.Order(StringComparer.Ordinal).ToImmutableArray();
-            return Set("m." + NftCompiler.Hash(string.Join(",", parts)), new MergedDefinition(parts), sets);
+            var blocks = peers.Where(p => p.StartsWith("b.", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToImmutableArray();
+            var lookups = peers.Where(p => !p.StartsWith("b.", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
+            if (blocks.Length == 1) lookups.Add(blocks[0]);
+            else if (blocks.Length > 1) lookups.Add(Set("m." + NftCompiler.Hash(string.Join(",", blocks)), new MergedDefinition(blocks), sets));
+            return lookups;
         }
 
         private string PeerSet(NetworkPolicy policy, PolicyPeer peer, HashSet<string> sets)
