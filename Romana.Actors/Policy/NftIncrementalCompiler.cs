@@ -359,7 +359,8 @@ public sealed class NftIncrementalCompiler
             var blocks = peers.Where(p => p.StartsWith("b.", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToImmutableArray();
             var lookups = peers.Where(p => !p.StartsWith("b.", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
             if (blocks.Length == 1) lookups.Add(blocks[0]);
-            else if (blocks.Length > 1) lookups.Add(Set("m." + NftCompiler.Hash(string.Join(",", blocks)), new MergedDefinition(blocks), sets));
+            else if (blocks.Length > 1)
+                lookups.Add(Set("m." + NftCompiler.Hash(string.Join(",", blocks)), new MergedDefinition(blocks), sets));
             return lookups;
         }
 
