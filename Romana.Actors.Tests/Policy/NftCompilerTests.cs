@@ -33,11 +33,36 @@ public class NftCompilerTests
             """)), Xb);
 
         var rules = ruleset.Chains["in.x/b"].Rules;
-        var sets = rules.SelectMany(r => ruleset.Sets.Values.Where(s => r.Contains("@" + s.Name)))
-            .Select(s => s.Elements.ToList()).ToList();
+        var peerSets = ruleset.Sets.Values.Where(s => s.Name.StartsWith("p.", StringComparison.Ordinal))
+            .Select(s => string.Join(",", s.Elements)).Order(StringComparer.Ordinal);
         // app=a in x; app exists in team=blue namespaces (y/c); app=c in x (none: y/c is in y).
-        Assert.Equal([[Xa.Address.ToString()], [Yc.Address.ToString()], []], sets);
-        Assert.All(rules.Take(3), r => Assert.StartsWith("ip saddr @p.", r));
+        Assert.Equal(["", Xa.Address.ToString(), Yc.Address.ToString()], peerSets);
+        // The rule without ports: its two peers' sets, one lookup each (after the port map, before the counted drop)
+        var blue = ruleset.Sets.Values.Single(s => s.Elements.SequenceEqual([Yc.Address.ToString()])).Name;
+        var appC = ruleset.Sets.Values.Single(s => s.Name.StartsWith("p.", StringComparison.Ordinal) && s.Elements.IsEmpty).Name;
+        var fallback = new[] { $"ip saddr @{blue} return", $"ip saddr @{appC} return" }.Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal([.. fallback, "counter name in.x/b drop"], rules.Skip(1).ToArray());
+        // TCP 80 from app=a: the port map sends it to a segment chain that looks up app=a's set, then the fallback
+        Assert.Equal($"meta l4proto {{ tcp, udp, sctp }} meta l4proto . th dport vmap @v.in.x/b", rules[0]);
+        var segment = ruleset.Segments[ruleset.PortMaps["v.in.x/b"].Elements["tcp . 80"]["goto ".Length..]];
+        var appA = ruleset.Sets.Values.Single(s => s.Elements.SequenceEqual([Xa.Address.ToString()])).Name;
+        Assert.Equal([$"ip saddr @{appA} return", .. fallback, "counter name in.x/b drop"], segment.Rules.ToArray());
+    }
+
+    [Fact]
+    public void The_ip_blocks_of_a_segment_are_one_merged_interval_set()
+    {
+        var ruleset = Compile(World(NetPol("x", "blocks", """
+            {"podSelector":{},"policyTypes":["Ingress"],"ingress":[
+             {"from":[{"ipBlock":{"cidr":"10.1.0.0/24","except":["10.1.0.128/25"]}},{"ipBlock":{"cidr":"10.1.0.128/26"}},
+                      {"ipBlock":{"cidr":"192.0.2.7/32"}}],"ports":[{"port":80}]}]}
+            """)), Xa);
+
+        var merged = Assert.Single(ruleset.Sets.Values, s => s.Name.StartsWith("m.", StringComparison.Ordinal));
+        Assert.True(merged.Interval);
+        Assert.Equal(["10.1.0.0-10.1.0.191", "192.0.2.7"], merged.Elements);
+        var segment = Assert.Single(ruleset.Segments.Values);
+        Assert.Equal([$"ip saddr @{merged.Name} return", "counter name in.x/a drop"], segment.Rules.ToArray());
     }
 
     [Fact]
@@ -65,11 +90,12 @@ public class NftCompilerTests
             """));
         var ruleset = Compile(world, Xa);
 
-        // Ingress: x/a's own http is 81/TCP, merged into 80-90; its UDP http does not exist.
-        Assert.Equal(
-            new[] { "meta l4proto tcp th dport { 80-90 } return", "meta l4proto udp return", "meta l4proto sctp th dport { 9 } return",
-                "counter name in.x/a drop" },
+        // Ingress: x/a's own http is 81/TCP, merged into 80-90; its UDP http does not exist; any peer: one segment chain
+        Assert.Equal(["meta l4proto { tcp, udp, sctp } meta l4proto . th dport vmap @v.in.x/a", "counter name in.x/a drop"],
             ruleset.Chains["in.x/a"].Rules.ToArray());
+        var map = ruleset.PortMaps["v.in.x/a"].Elements;
+        Assert.Equal(["sctp . 9", "tcp . 80-90", "udp . 0-65535"], map.Keys);
+        Assert.Equal(["return"], ruleset.Segments[Assert.Single(map.Values.Distinct())["goto ".Length..]].Rules.ToArray());
         var named = Assert.Single(ruleset.Sets.Values);
         Assert.Equal($"ip daddr . meta l4proto . th dport @{named.Name} return", ruleset.Chains["eg.x/a"].Rules[0]);
         Assert.Equal([.. new[] { Xa, Xb, Yc }.Select(p => $"{p.Address} . tcp . 81").Order(StringComparer.Ordinal)], named.Elements);

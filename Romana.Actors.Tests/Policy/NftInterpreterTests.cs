@@ -97,7 +97,39 @@ public sealed class NftInterpreterTests
         }
         """;
 
+    /// <summary>The compiler's pod chain: an interval map of `protocol . port` segments going to segment chains, a merged
+    /// interval set, the protocol guard, and named counters in chains reached by goto.</summary>
+    public const string Segmented = """
+        table inet romana_policy {
+          counter in.s { }
+          set m.peers { type ipv4_addr; flags interval; elements = { 10.1.0.2, 10.1.0.4-10.1.0.5 } }
+          set p.one { type ipv4_addr; elements = { 10.1.0.3 } }
+          chain s.a {
+            ip saddr @m.peers return
+            ip saddr @p.one udp dport 53 return
+            counter name in.s drop
+          }
+          chain s.any {
+            return
+          }
+          map v.in.s { type inet_proto . inet_service : verdict; flags interval;
+            elements = { tcp . 80-90 : goto s.a, tcp . 443 : goto s.any, udp . 0-100 : goto s.a, tcp . 1000-2000 : goto s.any } }
+          chain in.s {
+            meta l4proto { tcp, udp, sctp } meta l4proto . th dport vmap @v.in.s
+            ip saddr 10.1.0.5 return
+            counter name in.s drop
+          }
+          chain forward {
+            type filter hook forward priority filter; policy accept;
+            ct state established,related accept
+            ip daddr { 10.2.0.2, 10.2.0.4 } jump in.s
+            ip daddr 10.2.0.3 ip saddr 10.1.0.2 drop
+          }
+        }
+        """;
+
     [SkippableTheory]
+    [InlineData(nameof(Segmented))]
     [InlineData(nameof(Dispatching))]
     [InlineData(nameof(Layered))]
     [InlineData(nameof(Marked))]
@@ -106,7 +138,13 @@ public sealed class NftInterpreterTests
         SkipUnlessNftInNamespaces();
         using var lab = new NetnsLab();
         var (node, client, _) = Route(lab);
-        Load(node, name switch { nameof(Dispatching) => Dispatching, nameof(Layered) => Layered, _ => Marked });
+        Load(node, name switch
+        {
+            nameof(Dispatching) => Dispatching,
+            nameof(Layered) => Layered,
+            nameof(Segmented) => Segmented,
+            _ => Marked,
+        });
         var ruleset = NftRuleset.Parse(ListTable(node));
 
         var probes = (from source in Clients

@@ -140,4 +140,50 @@ public class NftablesPolicyDataplaneTests
         Assert.Equal(before, Others());
         Assert.DoesNotContain("table inet romana_policy", lab.Nft("list", "tables").Split('\n').Select(l => l.Trim()));
     }
+
+    /// <summary>
+    /// The daemon's way to nftables: libnftables in a helper process. This process holds over 1,024 descriptors (its next
+    /// one is numbered 1024 or more, where libnftables' select() in this process would abort it), and the adapter still
+    /// applies a whole table and a change, which real connections obey; a refused transaction gives nft's message and the
+    /// next one works; the helper's own descriptors stay under 1024.
+    /// </summary>
+    [SkippableFact]
+    public async Task The_helper_process_applies_for_a_process_holding_more_than_1024_descriptors()
+    {
+        Skip.If(NetnsLab.WhyNot is not null, NetnsLab.WhyNot);
+        var (lab, netns) = ThreePods();
+        using var _ = lab;
+        var held = new List<Microsoft.Win32.SafeHandles.SafeFileHandle>();
+        try
+        {
+            // Other tests run beside this one and open and close their own: hold 1,100 at least, some numbered over 1023
+            while (Directory.GetFiles("/proc/self/fd").Length < 1100 || held.Count < 1100) held.Add(File.OpenHandle("/dev/null"));
+            Assert.Contains(held, handle => handle.DangerousGetHandle() >= 1024);
+            var nft = Assert.IsType<NftHelperProcess>(Nftables.Open(lab.Node));
+            using var dataplane = new NftablesPolicyDataplane(nft);
+
+            Assert.True((await dataplane.ApplyAsync(World(BFromAOn80), AllLocal, None)).Whole);
+            Assert.True(await lab.ConnectsAsync(netns[Xa], Xb.Address.ToString(), 80));
+            Assert.False(await lab.ConnectsAsync(netns[Yc], Xb.Address.ToString(), 80));
+            // x/a leaves app=a: it may not any more; then x/b leaves app=b: no policy selects it, y/c may
+            Assert.False((await dataplane.ApplyAsync(World([Xa with { Labels = Xa.Labels.SetItem("app", "q") }, Xb, Yc], BFromAOn80),
+                AllLocal, None)).Whole);
+            Assert.False(await lab.ConnectsAsync(netns[Xa], Xb.Address.ToString(), 80));
+            Assert.False((await dataplane.ApplyAsync(World([Xa, Xb with { Labels = Xb.Labels.SetItem("app", "z") }, Yc], BFromAOn80),
+                AllLocal, None)).Whole);
+            Assert.True(await lab.ConnectsAsync(netns[Yc], Xb.Address.ToString(), 80));
+
+            var refused = await Assert.ThrowsAsync<NftablesException>(
+                () => nft.RunAsync("add rule inet romana_policy nowhere accept\n", false, None));
+            Assert.Contains("No such file or directory", refused.Message);
+            Assert.Contains("chain forward", await nft.RunAsync("list table inet romana_policy", false, None));
+            var helperDescriptors = Directory.GetFiles($"/proc/{nft.ProcessId}/fd").Select(f => int.Parse(Path.GetFileName(f))).ToList();
+            Assert.True(helperDescriptors.Max() < 1024, $"the helper holds descriptor {helperDescriptors.Max()}");
+            Assert.True(Directory.GetFiles("/proc/self/fd").Length >= 1100, "this process still holds over 1,024 descriptors");
+        }
+        finally
+        {
+            foreach (var handle in held) handle.Dispose();
+        }
+    }
 }

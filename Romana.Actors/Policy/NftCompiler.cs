@@ -20,8 +20,21 @@ namespace Romana.Actors.Policy;
  *     ip saddr vmap @egress      local pod address -> jump its egress chain
  *     ip daddr vmap @ingress     local pod address -> jump its ingress chain
  *     ct mark set GENERATION     (the flow was admitted by this generation's rules)
- *   A chain per local pod and direction, for the pods some policy of that direction selects (the others get none: open). Each
- *   rule `return`s on allow; the chain ends with a drop counted in a named counter (the same name as the chain).
+ *   A chain per local pod and direction, for the pods some policy of that direction selects (the others get none: open).
+ *   A new connection costs a constant number of lookups there, however many policies select the pod:
+ *     meta l4proto { tcp, udp, sctp } meta l4proto . th dport vmap @v.CHAIN
+ *         the pod's ports cut into disjoint segments (an interval map of protocol . port range), each going to the segment
+ *         chain of the peers that allow exactly that segment;
+ *     FALLBACK: ip saddr @PEERS return (the peers of the rules without ports), and for egress rules with
+ *         named ports, ip daddr @PEER ip daddr . meta l4proto . th dport @NAMED return;
+ *     counter name CHAIN drop
+ *   A segment chain (s.HASH, per pod chain and set of peers): `ip saddr @PEERS return` (or `return` when any peer may),
+ *   then the FALLBACK and the counted drop again (the map's goto does not come back). PEERS: one lookup per pod peer set
+ *   (the shared p.HASH sets) and one for all the ipBlocks (the block's set, or an interval set m.HASH of their union).
+ *   Merging the pod peer sets too (one lookup in all) was measured and left: each pod would hold its own copy of its
+ *   peers' addresses (3.5 times the statements in `bench policy`), and interval sets that pods enter and leave make nft
+ *   read them back from the kernel on every change (a label change took 470 ms instead of tens).
+ *   Each rule `return`s on allow; each chain ends with a drop counted in a named counter (the same name as the pod chain).
  *
  * Why a generation in the connection mark instead of deleting conntrack entries: an established flow of an older
  * generation is evaluated again, packet by packet in its original direction, until one passes the current rules (then it is
@@ -36,6 +49,10 @@ namespace Romana.Actors.Policy;
  * egress rules with named ports, one set per (name, protocol) of `address . protocol . port` of every pod of the world
  * that has that container port. Ingress named ports resolve against the local pod itself. Set names are a hash of what
  * defines them, so the same peer anywhere shares one set, and a set's name never changes while its meaning holds.
+ *
+ * The compile is incremental (NftIncrementalCompiler): a pod's chains depend only on the pod itself and the policies, and a
+ * set's elements only on the pods (and namespaces) its definition reads; when only pods change, only the changed local pods'
+ * chains are compiled again and only the sets the changed pods enter or leave are updated.
  */
 
 /// <summary>An nftables set of the table: its name, its type, whether it holds ranges, and its elements as nft text.</summary>
@@ -44,20 +61,32 @@ public sealed record NftSet(string Name, string Type, bool Interval, ImmutableSo
 /// <summary>A chain of one local pod and direction; its counter (of drops) has the same name.</summary>
 public sealed record NftPodChain(string Name, string Pod, PolicyDirections Direction, ImmutableArray<string> Rules);
 
+/// <summary>A segment chain of a pod chain: the peers allowed on some ports, then the pod chain's fallback and its counted drop.</summary>
+public sealed record NftSegmentChain(string Name, string PodChain, ImmutableArray<string> Rules);
+
+/// <summary>A pod chain's verdict map from `protocol . port range` (nft text) to `goto SEGMENT`.</summary>
+public sealed record NftPortMap(string Name, string PodChain, ImmutableSortedDictionary<string, string> Elements)
+{
+    public const string Type = "inet_proto . inet_service";
+}
+
 /// <summary>
-/// The compiled table: the generation its forward chain marks admitted flows with, the sets, the pods' chains, and the
-/// verdict maps from local pod addresses to their chains.
+/// The compiled table: the generation its forward chain marks admitted flows with, the sets, the pods' chains, the
+/// verdict maps from local pod addresses to their chains, and the pods' segment chains and port maps.
 /// </summary>
 public sealed record NftRuleset(
     int Generation,
     ImmutableSortedDictionary<string, NftSet> Sets,
     ImmutableSortedDictionary<string, NftPodChain> Chains,
     ImmutableSortedDictionary<string, string> Egress,
-    ImmutableSortedDictionary<string, string> Ingress)
+    ImmutableSortedDictionary<string, string> Ingress,
+    ImmutableSortedDictionary<string, NftSegmentChain> Segments,
+    ImmutableSortedDictionary<string, NftPortMap> PortMaps)
 {
     public static NftRuleset Empty(int generation) => new(generation, ImmutableSortedDictionary<string, NftSet>.Empty,
         ImmutableSortedDictionary<string, NftPodChain>.Empty, ImmutableSortedDictionary<string, string>.Empty,
-        ImmutableSortedDictionary<string, string>.Empty);
+        ImmutableSortedDictionary<string, string>.Empty, ImmutableSortedDictionary<string, NftSegmentChain>.Empty,
+        ImmutableSortedDictionary<string, NftPortMap>.Empty);
 }
 
 /// <summary>One nft transaction as text, and how many statements (objects, rules, elements) it holds.</summary>
@@ -84,30 +113,9 @@ public static class NftCompiler
     /// <summary>The next generation after <paramref name="generation"/>: 1..65535, never 0 (an unmarked flow).</summary>
     public static int NextGeneration(int generation) => generation >= MaxGeneration ? 1 : generation + 1;
 
-    public static NftRuleset Compile(PolicyWorld world, IReadOnlySet<string> localPods, int generation)
-    {
-        if (generation is < 1 or > MaxGeneration)
-            throw new ArgumentOutOfRangeException(nameof(generation), generation, "a generation is 1..65535");
-        var builder = new Builder(world);
-        var chains = ImmutableSortedDictionary.CreateBuilder<string, NftPodChain>(StringComparer.Ordinal);
-        var egress = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
-        var ingress = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
-        foreach (var pod in world.Pods.Where(p => localPods.Contains(p.Key)).OrderBy(p => p.Key, StringComparer.Ordinal))
-        {
-            foreach (var direction in new[] { PolicyDirections.Ingress, PolicyDirections.Egress })
-            {
-                var selecting = PolicyEvaluator.Selecting(world, pod, direction).ToList();
-                if (selecting.Count == 0) continue;
-                var name = ChainName(pod, direction);
-                var rules = builder.Rules(pod, direction, selecting).Append($"counter name {name} drop").ToImmutableArray();
-                chains[name] = new NftPodChain(name, pod.Key, direction, rules);
-                var map = direction == PolicyDirections.Ingress ? ingress : egress;
-                map.TryAdd(pod.Address.ToString(), name);
-            }
-        }
-        return new NftRuleset(generation, builder.Sets.ToImmutable(), chains.ToImmutable(), egress.ToImmutable(),
-            ingress.ToImmutable());
-    }
+    /// <summary>A fresh whole compile (the incremental compiler with nothing cached).</summary>
+    public static NftRuleset Compile(PolicyWorld world, IReadOnlySet<string> localPods, int generation) =>
+        new NftIncrementalCompiler().Compile(world, localPods, generation);
 
     /// <summary>The name of a pod's chain (and counter) of a direction: readable when the key allows, else a hash.</summary>
     public static string ChainName(PolicyPod pod, PolicyDirections direction)
@@ -159,6 +167,21 @@ public static class NftCompiler
             text.Append(" }\n");
             statements += 1 + set.Elements.Count;
         }
+        foreach (var chain in ruleset.Segments.Values)
+        {
+            text.Append("\tchain ").Append(chain.Name).Append(" {\n");
+            foreach (var rule in chain.Rules) text.Append("\t\t").Append(rule).Append('\n');
+            text.Append("\t}\n");
+            statements += 1 + chain.Rules.Length;
+        }
+        foreach (var map in ruleset.PortMaps.Values)
+        {
+            text.Append("\tmap ").Append(map.Name).Append(" { type ").Append(NftPortMap.Type).Append(" : verdict; flags interval;");
+            if (!map.Elements.IsEmpty)
+                text.Append(" elements = { ").AppendJoin(", ", map.Elements.Select(e => $"{e.Key} : {e.Value}")).Append(" }");
+            text.Append(" }\n");
+            statements += 1 + map.Elements.Count;
+        }
         foreach (var chain in ruleset.Chains.Values)
         {
             text.Append("\tchain ").Append(chain.Name).Append(" {\n");
@@ -202,7 +225,25 @@ public static class NftCompiler
             text.Append(line).Append('\n');
             statements++;
         }
+        void Fill(string chain, ImmutableArray<string> rules, ImmutableArray<string>? old)
+        {
+            if (old is { } before)
+            {
+                if (before.SequenceEqual(rules)) return;
+                Line($"flush chain {TableRef} {chain}");
+            }
+            else Line($"add chain {TableRef} {chain}");
+            foreach (var rule in rules) Line($"add rule {TableRef} {chain} {rule}");
+        }
+        void Entries(string name, IReadOnlyDictionary<string, string> before, IReadOnlyDictionary<string, string> after)
+        {
+            var gone = before.Where(e => !after.TryGetValue(e.Key, out var v) || v != e.Value).Select(e => e.Key).ToList();
+            var come = after.Where(e => !before.TryGetValue(e.Key, out var v) || v != e.Value).Select(e => $"{e.Key} : {e.Value}").ToList();
+            if (gone.Count > 0) Line($"delete element {TableRef} {name} {{ {string.Join(", ", gone)} }}");
+            if (come.Count > 0) Line($"add element {TableRef} {name} {{ {string.Join(", ", come)} }}");
+        }
 
+        // What rules refer to first: sets, counters, segment chains, port maps; then the pods' chains and the address maps.
         foreach (var set in next.Sets.Values)
         {
             if (!previous.Sets.TryGetValue(set.Name, out var old))
@@ -211,37 +252,44 @@ public static class NftCompiler
                 if (!set.Elements.IsEmpty) Line($"add element {TableRef} {set.Name} {{ {string.Join(", ", set.Elements)} }}");
                 continue;
             }
-            var removed = old.Elements.Except(next.Sets[set.Name].Elements);
+            if (ReferenceEquals(old, set) || ReferenceEquals(old.Elements, set.Elements)) continue;
+            var removed = old.Elements.Except(set.Elements);
             var added = set.Elements.Except(old.Elements);
             if (!removed.IsEmpty) Line($"delete element {TableRef} {set.Name} {{ {string.Join(", ", removed)} }}");
             if (!added.IsEmpty) Line($"add element {TableRef} {set.Name} {{ {string.Join(", ", added)} }}");
         }
-        foreach (var chain in next.Chains.Values)
+        foreach (var chain in next.Chains.Values.Where(c => !previous.Chains.ContainsKey(c.Name)))
+            Line($"add counter {TableRef} {chain.Name}");
+        foreach (var chain in next.Segments.Values)
+            Fill(chain.Name, chain.Rules, previous.Segments.TryGetValue(chain.Name, out var old) ? old.Rules : null);
+        foreach (var map in next.PortMaps.Values)
         {
-            if (previous.Chains.TryGetValue(chain.Name, out var old))
-            {
-                if (old.Rules.SequenceEqual(chain.Rules)) continue;
-                Line($"flush chain {TableRef} {chain.Name}");
-            }
+            if (previous.PortMaps.TryGetValue(map.Name, out var old)) Entries(map.Name, old.Elements, map.Elements);
             else
             {
-                Line($"add counter {TableRef} {chain.Name}");
-                Line($"add chain {TableRef} {chain.Name}");
+                Line($"add map {TableRef} {map.Name} {{ type {NftPortMap.Type} : verdict; flags interval; }}");
+                Entries(map.Name, ImmutableSortedDictionary<string, string>.Empty, map.Elements);
             }
-            foreach (var rule in chain.Rules) Line($"add rule {TableRef} {chain.Name} {rule}");
         }
-        var maps = new[] { (EgressMap, previous.Egress, next.Egress), (IngressMap, previous.Ingress, next.Ingress) };
-        foreach (var (name, before, after) in maps)
-        {
-            var gone = before.Where(e => !after.TryGetValue(e.Key, out var chain) || chain != e.Value).Select(e => e.Key).ToList();
-            var come = after.Where(e => !before.TryGetValue(e.Key, out var chain) || chain != e.Value)
-                .Select(e => $"{e.Key} : jump {e.Value}").ToList();
-            if (gone.Count > 0) Line($"delete element {TableRef} {name} {{ {string.Join(", ", gone)} }}");
-            if (come.Count > 0) Line($"add element {TableRef} {name} {{ {string.Join(", ", come)} }}");
-        }
-        foreach (var chain in previous.Chains.Values.Where(c => !next.Chains.ContainsKey(c.Name)))
+        foreach (var chain in next.Chains.Values)
+            Fill(chain.Name, chain.Rules, previous.Chains.TryGetValue(chain.Name, out var old) ? old.Rules : null);
+        static ImmutableSortedDictionary<string, string> Jumps(ImmutableSortedDictionary<string, string> map) =>
+            map.ToImmutableSortedDictionary(e => e.Key, e => $"jump {e.Value}", StringComparer.Ordinal);
+        Entries(EgressMap, Jumps(previous.Egress), Jumps(next.Egress));
+        Entries(IngressMap, Jumps(previous.Ingress), Jumps(next.Ingress));
+
+        // Then what goes, each after what refers to it.
+        var goneChains = previous.Chains.Values.Where(c => !next.Chains.ContainsKey(c.Name)).ToList();
+        foreach (var chain in goneChains) Line($"flush chain {TableRef} {chain.Name}");
+        foreach (var map in previous.PortMaps.Values.Where(m => !next.PortMaps.ContainsKey(m.Name)))
+            Line($"delete map {TableRef} {map.Name}");
+        foreach (var chain in previous.Segments.Values.Where(c => !next.Segments.ContainsKey(c.Name)))
         {
             Line($"flush chain {TableRef} {chain.Name}");
+            Line($"delete chain {TableRef} {chain.Name}");
+        }
+        foreach (var chain in goneChains)
+        {
             Line($"delete chain {TableRef} {chain.Name}");
             Line($"delete counter {TableRef} {chain.Name}");
         }
@@ -259,7 +307,11 @@ public static class NftCompiler
             && o.Type == s.Value.Type && o.Interval == s.Value.Interval)
         && a.Chains.Count == b.Chains.Count
         && a.Chains.All(c => b.Chains.TryGetValue(c.Key, out var o) && o.Rules.SequenceEqual(c.Value.Rules))
-        && a.Egress.SequenceEqual(b.Egress) && a.Ingress.SequenceEqual(b.Ingress);
+        && a.Egress.SequenceEqual(b.Egress) && a.Ingress.SequenceEqual(b.Ingress)
+        && a.Segments.Count == b.Segments.Count
+        && a.Segments.All(c => b.Segments.TryGetValue(c.Key, out var o) && o.Rules.SequenceEqual(c.Value.Rules))
+        && a.PortMaps.Count == b.PortMaps.Count
+        && a.PortMaps.All(m => b.PortMaps.TryGetValue(m.Key, out var o) && o.Elements.SequenceEqual(m.Value.Elements));
 
     internal static string Hash(string text) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
@@ -272,160 +324,25 @@ public static class NftCompiler
         _ => throw new ArgumentOutOfRangeException(nameof(protocol), protocol, null),
     };
 
-    /// <summary>The sets a compile needs, made once per peer, block or named port, and the rules of each pod's chain.</summary>
-    private sealed class Builder(PolicyWorld world)
+    /// <summary>The block's CIDR minus its excepts, as disjoint ranges (an element per range).</summary>
+    public static IEnumerable<string> Ranges(IpBlock block)
     {
-        public ImmutableSortedDictionary<string, NftSet>.Builder Sets { get; } =
-            ImmutableSortedDictionary.CreateBuilder<string, NftSet>(StringComparer.Ordinal);
-
-        private readonly Dictionary<string, string> _peerSets = [];
-
-        // The pods of each namespace, and every namespace a pod or the world names: a peer looks only at the pods of the
-        // namespaces it can select, not at every pod of the world.
-        private readonly Dictionary<string, List<PolicyPod>> _podsByNamespace = world.Pods.GroupBy(p => p.Namespace)
-            .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-
-        public IEnumerable<string> Rules(PolicyPod pod, PolicyDirections direction, IEnumerable<NetworkPolicy> selecting)
+        var ranges = new List<(ulong First, ulong Last)> { (block.Cidr.First.Value, block.Cidr.Last.Value) };
+        foreach (var except in block.Except)
         {
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            var ingress = direction == PolicyDirections.Ingress;
-            foreach (var policy in selecting)
+            var (first, last) = ((ulong)except.First.Value, (ulong)except.Last.Value);
+            ranges = ranges.SelectMany(r =>
             {
-                foreach (var rule in ingress ? policy.Ingress : policy.Egress)
-                {
-                    var peers = rule.Peers.IsEmpty ? [""] : rule.Peers.Select(peer => PeerMatch(policy, peer, ingress)).ToList();
-                    var ports = PortMatches(rule, pod, ingress);
-                    foreach (var peer in peers)
-                    {
-                        foreach (var port in ports)
-                        {
-                            var line = string.Join(' ', new[] { peer, port, "return" }.Where(part => part.Length > 0));
-                            if (seen.Add(line)) yield return line;
-                        }
-                    }
-                }
-            }
+                if (last < r.First || first > r.Last) return new[] { r };
+                var parts = new List<(ulong, ulong)>();
+                if (first > r.First) parts.Add((r.First, first - 1));
+                if (last < r.Last) parts.Add((last + 1, r.Last));
+                return parts.ToArray();
+            }).ToList();
         }
-
-        private string PeerMatch(NetworkPolicy policy, PolicyPeer peer, bool ingress)
-        {
-            var field = ingress ? "ip saddr" : "ip daddr";
-            return $"{field} @{(peer.IpBlock is { } block ? BlockSet(block) : PeerSet(policy, peer))}";
-        }
-
-        private string PeerSet(NetworkPolicy policy, PolicyPeer peer)
-        {
-            var definition = peer.NamespaceSelector is null
-                ? $"ns={policy.Namespace};pods={Canonical(peer.PodSelector ?? LabelSelector.Everything)}"
-                : $"namespaces={Canonical(peer.NamespaceSelector)};pods={Canonical(peer.PodSelector ?? LabelSelector.Everything)}";
-            if (_peerSets.TryGetValue(definition, out var known)) return known;
-            var name = "p." + Hash(definition);
-            var namespaces = peer.NamespaceSelector is { } selector
-                ? _podsByNamespace.Keys.Where(ns => selector.Matches(world.NamespaceLabels(ns)))
-                : [policy.Namespace];
-            var pods = peer.PodSelector ?? LabelSelector.Everything;
-            var elements = namespaces.SelectMany(ns => _podsByNamespace.GetValueOrDefault(ns) ?? [])
-                .Where(p => pods.Matches(p.Labels))
-                .Select(p => p.Address.ToString()).ToImmutableSortedSet(StringComparer.Ordinal);
-            Sets[name] = new NftSet(name, "ipv4_addr", false, elements);
-            _peerSets[definition] = name;
-            return name;
-        }
-
-        private string BlockSet(IpBlock block)
-        {
-            var definition = $"{block.Cidr} except {string.Join(",", block.Except.Order())}";
-            var name = "b." + Hash(definition);
-            if (Sets.ContainsKey(name)) return name;
-            Sets[name] = new NftSet(name, "ipv4_addr", true, Ranges(block).ToImmutableSortedSet(StringComparer.Ordinal));
-            return name;
-        }
-
-        /// <summary>The block's CIDR minus its excepts, as disjoint ranges (an element per range).</summary>
-        public static IEnumerable<string> Ranges(IpBlock block)
-        {
-            var ranges = new List<(ulong First, ulong Last)> { (block.Cidr.First.Value, block.Cidr.Last.Value) };
-            foreach (var except in block.Except)
-            {
-                var (first, last) = ((ulong)except.First.Value, (ulong)except.Last.Value);
-                ranges = ranges.SelectMany(r =>
-                {
-                    if (last < r.First || first > r.Last) return new[] { r };
-                    var parts = new List<(ulong, ulong)>();
-                    if (first > r.First) parts.Add((r.First, first - 1));
-                    if (last < r.Last) parts.Add((last + 1, r.Last));
-                    return parts.ToArray();
-                }).ToList();
-            }
-            return ranges.Select(r => r.First == r.Last
-                ? new Ipv4((uint)r.First).ToString()
-                : $"{new Ipv4((uint)r.First)}-{new Ipv4((uint)r.Last)}");
-        }
-
-        /// <summary>
-        /// The port matches of a rule, each one rule's worth (OR): none when the rule has no ports; per protocol, the whole
-        /// protocol or the numbers and ranges merged; per named port, the local pod's number (ingress) or a set of the
-        /// destinations' (egress). A rule whose ports all name ports that do not exist matches nothing: no match at all.
-        /// </summary>
-        private List<string> PortMatches(PolicyRule rule, PolicyPod pod, bool ingress)
-        {
-            if (rule.Ports.IsEmpty) return [""];
-            var matches = new List<string>();
-            var named = new List<string>();
-            foreach (var group in rule.Ports.GroupBy(p => p.Protocol).OrderBy(g => g.Key))
-            {
-                var protocol = ProtocolName(group.Key);
-                if (group.Any(p => p.Name is null && p.Number is null))
-                {
-                    matches.Add($"meta l4proto {protocol}");
-                    continue;
-                }
-                var ranges = new List<(int First, int Last)>();
-                foreach (var port in group)
-                {
-                    if (port.Name is { } name)
-                    {
-                        if (!ingress)
-                        {
-                            named.Add($"ip daddr . meta l4proto . th dport @{NamedPortSet(name, group.Key)}");
-                            continue;
-                        }
-                        foreach (var number in pod.NamedPorts.Where(n => n.Name == name && n.Protocol == group.Key).Select(n => n.Number))
-                            ranges.Add((number, number));
-                    }
-                    else if (port.Number is { } number && (port.EndPort ?? number) >= number)
-                        ranges.Add((number, port.EndPort ?? number));
-                }
-                if (ranges.Count == 0) continue;
-                var merged = Merge(ranges).Select(r => r.First == r.Last ? $"{r.First}" : $"{r.First}-{r.Last}");
-                matches.Add($"meta l4proto {protocol} th dport {{ {string.Join(", ", merged)} }}");
-            }
-            matches.AddRange(named.Distinct());
-            return matches;
-        }
-
-        private static List<(int First, int Last)> Merge(List<(int First, int Last)> ranges)
-        {
-            var merged = new List<(int First, int Last)>();
-            foreach (var range in ranges.OrderBy(r => r.First))
-            {
-                if (merged.Count > 0 && range.First <= merged[^1].Last + 1)
-                    merged[^1] = (merged[^1].First, Math.Max(merged[^1].Last, range.Last));
-                else merged.Add(range);
-            }
-            return merged;
-        }
-
-        private string NamedPortSet(string portName, PolicyProtocol protocol)
-        {
-            var name = "n." + Hash($"named={portName};protocol={protocol}");
-            if (Sets.ContainsKey(name)) return name;
-            var elements = world.Pods.SelectMany(p => p.NamedPorts.Where(n => n.Name == portName && n.Protocol == protocol)
-                    .Select(n => $"{p.Address} . {ProtocolName(protocol)} . {n.Number}"))
-                .ToImmutableSortedSet(StringComparer.Ordinal);
-            Sets[name] = new NftSet(name, "ipv4_addr . inet_proto . inet_service", false, elements);
-            return name;
-        }
+        return ranges.Select(r => r.First == r.Last
+            ? new Ipv4((uint)r.First).ToString()
+            : $"{new Ipv4((uint)r.First)}-{new Ipv4((uint)r.Last)}");
     }
 
     /// <summary>A selector as text that is the same for every equal selector, whatever order it was written in.</summary>

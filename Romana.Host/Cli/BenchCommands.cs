@@ -265,7 +265,7 @@ public static class BenchCommands
             NetworkPolicy on nftables (root): a generated world of policies over pods in 50 namespaces, the node hosting the
             first --local pods, in a scratch network namespace removed at the end. Times compiling and applying the whole
             table (target: under 1 s), and one local pod's label change until the kernel's table shows it (target: under
-            100 ms), through libnftables and through nft -f, interleaved.
+            100 ms), through libnftables in this process, libnftables in a helper process (the daemon's way) and nft -f, interleaved.
             """) { policies, pods, local, runs, json };
         command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async cancel =>
         {

@@ -16,7 +16,22 @@ public static class PolicyCommands
     {
         var policy = new Command("policy", "NetworkPolicy (networking.k8s.io/v1): check the conformance truth tables.");
         policy.Subcommands.Add(Check());
+        policy.Subcommands.Add(NftHelperCommand());
         return policy;
+    }
+
+    /// <summary>The nftables helper the daemon starts (NftHelper.cs): hidden, it speaks a line protocol on stdin and stdout.</summary>
+    private static Command NftHelperCommand()
+    {
+        var netns = new Option<string?>("--netns") { Description = "The network namespace (a name or a path); default this one" };
+        var command = new Command("nft-helper", "libnftables for the daemon, one transaction at a time over stdin/stdout")
+        {
+            Hidden = true,
+        };
+        command.Options.Add(netns);
+        command.SetAction((parse, _) =>
+            NftHelper.ServeAsync(parse.GetValue(netns), Console.OpenStandardInput(), Console.OpenStandardOutput()));
+        return command;
     }
 
     private static Command Check()

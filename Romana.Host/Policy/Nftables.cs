@@ -25,8 +25,14 @@ public enum NftablesBackend
     /// </summary>
     Library,
 
-    /// <summary>`nft -f -` as a process per transaction (nsenter --net for another namespace): the default, safe at any size.</summary>
+    /// <summary>`nft -f -` as a process per transaction (nsenter --net for another namespace): safe at any size, but slow.</summary>
     CommandLine,
+
+    /// <summary>
+    /// libnftables in a long-lived child process (`romana policy nft-helper`, NftHelper.cs) that holds few descriptors: about
+    /// as fast as <see cref="Library"/>, safe in a process with any number of descriptors. The default.
+    /// </summary>
+    Helper,
 }
 
 public static class Nftables
@@ -35,10 +41,15 @@ public static class Nftables
     /// Opens nft for <paramref name="netns"/>: null for the caller's own namespace, a name (/var/run/netns/NAME), or a path
     /// (/proc/PID/ns/net).
     /// </summary>
-    public static INftables Open(string? netns, NftablesBackend backend = NftablesBackend.CommandLine)
+    public static INftables Open(string? netns, NftablesBackend backend = NftablesBackend.Helper)
     {
         var path = netns is null ? null : netns.Contains('/') ? netns : $"/var/run/netns/{netns}";
-        return backend == NftablesBackend.Library ? new LibNftables(path) : new NftCommandLine(path);
+        return backend switch
+        {
+            NftablesBackend.Library => new LibNftables(path),
+            NftablesBackend.Helper => new NftHelperProcess(path),
+            _ => new NftCommandLine(path),
+        };
     }
 }
 

@@ -14,6 +14,7 @@ public sealed class NftablesPolicyDataplane : IPolicyDataplane, IDisposable
 {
     private readonly INftables _nft;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly NftIncrementalCompiler _compiler = new();
     private NftRuleset? _applied;
     private int _generation;
 
@@ -27,7 +28,7 @@ public sealed class NftablesPolicyDataplane : IPolicyDataplane, IDisposable
     }
 
     /// <summary>The adapter for <paramref name="netns"/>: null (this process's namespace), a name, or a path.</summary>
-    public NftablesPolicyDataplane(string? netns, NftablesBackend backend = NftablesBackend.CommandLine)
+    public NftablesPolicyDataplane(string? netns, NftablesBackend backend = NftablesBackend.Helper)
         : this(Nftables.Open(netns, backend))
     {
     }
@@ -45,7 +46,7 @@ public sealed class NftablesPolicyDataplane : IPolicyDataplane, IDisposable
         {
             var clock = Stopwatch.StartNew();
             var generation = NftCompiler.NextGeneration(_generation);
-            var next = NftCompiler.Compile(world, localPods, generation);
+            var next = _compiler.Compile(world, localPods, generation);
             var previous = _applied;
             var transaction = previous is null ? NftCompiler.Full(next) : NftCompiler.Update(previous, next);
             var compiled = clock.Elapsed;
