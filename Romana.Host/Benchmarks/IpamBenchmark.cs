@@ -7,6 +7,7 @@ using Romana.Actors.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Actors.Persistence;
 using Romana.Actors.Topology;
+using Romana.Host.Audit;
 using Romana.Host.Composition;
 using Romana.Host.Persistence;
 using static Romana.Actors.Ipam.IpamMessages;
@@ -21,10 +22,29 @@ namespace Romana.Host.Benchmarks;
 /// </summary>
 public static class IpamBenchmark
 {
-    public sealed record Options(int Requesters, int Allocations, int Live, int RecoveryEvents, int Runs);
+    /// <param name="Projections">
+    /// Whether the audit's projections (checkpoints, the address index) run beside the node, as in a daemon: off, on, or both
+    /// (each run measured once without and once with, in alternating order, so both see the same moments of the machine).
+    /// </param>
+    public sealed record Options(int Requesters, int Allocations, int Live, int RecoveryEvents, int Runs,
+        ProjectionsMode Projections = ProjectionsMode.Off);
+
+    public enum ProjectionsMode { Off, On, Both }
+
     public sealed record ThroughputRun(double AllocationsPerSecond, double P50Ms, double P99Ms);
+
+    /// <param name="WithProjections">With <see cref="ProjectionsMode.Both"/>: the runs with the projections running (the
+    /// main figures are those without).</param>
     public sealed record Result(string Machine, int Requesters, int Allocations, int Live, double AllocationsPerSecond, double P50Ms,
-        double P99Ms, IReadOnlyList<ThroughputRun> Runs, int RecoveryEvents, double RecoveryMs, IReadOnlyList<double> RecoveryRunsMs);
+        double P99Ms, IReadOnlyList<ThroughputRun> Runs, int RecoveryEvents, double RecoveryMs, IReadOnlyList<double> RecoveryRunsMs)
+    {
+        public string Projections { get; init; } = "off";
+        public Side? WithProjections { get; init; }
+    }
+
+    /// <summary>The same measurement with the projections running, and its cost: the throughput lost, in percent.</summary>
+    public sealed record Side(double AllocationsPerSecond, double P50Ms, double P99Ms, IReadOnlyList<ThroughputRun> Runs,
+        double CostPercent);
 
     private static readonly NodeName Node = new("bench-node");
     private static readonly Config Quiet = ConfigurationFactory.ParseString("akka.loglevel = WARNING");
@@ -35,10 +55,24 @@ public static class IpamBenchmark
     public static async Task<Result> RunAsync(Options options, Action<string>? progress)
     {
         var runs = new List<ThroughputRun>();
+        var withProjections = new List<ThroughputRun>();
         for (var run = 1; run <= options.Runs; run++)
         {
-            progress?.Invoke($"throughput run {run}/{options.Runs}: {options.Allocations:N0} allocations, {options.Requesters} requesters");
-            runs.Add(await InFreshJournalAsync(journal => ThroughputAsync(journal, options)));
+            progress?.Invoke($"throughput run {run}/{options.Runs}: {options.Allocations:N0} allocations, {options.Requesters} requesters" +
+                (options.Projections == ProjectionsMode.Both ? ", without and with the projections" : ""));
+            if (options.Projections == ProjectionsMode.Both)
+            {
+                // Alternate which goes first: the machine's state drifts within a run pair too.
+                var projectionsFirst = run % 2 == 0;
+                var first = await InFreshJournalAsync(journal => ThroughputAsync(journal, options, projectionsFirst));
+                var second = await InFreshJournalAsync(journal => ThroughputAsync(journal, options, !projectionsFirst));
+                runs.Add(projectionsFirst ? second : first);
+                withProjections.Add(projectionsFirst ? first : second);
+                progress?.Invoke($"  without {runs[^1].AllocationsPerSecond:N0}/s, with {withProjections[^1].AllocationsPerSecond:N0}/s");
+            }
+            else
+                runs.Add(await InFreshJournalAsync(journal =>
+                    ThroughputAsync(journal, options, options.Projections == ProjectionsMode.On)));
         }
 
         progress?.Invoke($"writing {options.RecoveryEvents:N0} events for the recovery measurement");
@@ -50,14 +84,21 @@ public static class IpamBenchmark
             return times;
         });
 
+        var without = Median(runs.Select(r => r.AllocationsPerSecond));
+        var with = Median(withProjections.Select(r => r.AllocationsPerSecond));
         return new Result(Machine(), options.Requesters, options.Allocations, options.Live,
-            Median(runs.Select(r => r.AllocationsPerSecond)), Median(runs.Select(r => r.P50Ms)), Median(runs.Select(r => r.P99Ms)), runs,
-            options.RecoveryEvents, Median(recoveries), recoveries);
+            without, Median(runs.Select(r => r.P50Ms)), Median(runs.Select(r => r.P99Ms)), runs,
+            options.RecoveryEvents, Median(recoveries), recoveries)
+        {
+            Projections = options.Projections.ToString().ToLowerInvariant(),
+            WithProjections = withProjections.Count == 0 ? null : new Side(with, Median(withProjections.Select(r => r.P50Ms)),
+                Median(withProjections.Select(r => r.P99Ms)), withProjections, 100 * (without - with) / without),
+        };
     }
 
-    private static async Task<ThroughputRun> ThroughputAsync(JournalSettings journal, Options options)
+    private static async Task<ThroughputRun> ThroughputAsync(JournalSettings journal, Options options, bool projections)
     {
-        await using var romana = await StartAsync(journal);
+        await using var romana = await StartAsync(journal, projections);
         var ipam = romana.Ipam;
         // Warm-up outside the measurement: JIT, connection pool, the first blocks.
         await AllocateAsync(ipam, options.Requesters, Math.Min(10_000, options.Allocations), "warm", options.Live);
@@ -154,9 +195,13 @@ public static class IpamBenchmark
         return await measure(JournalSettings.Sqlite(Path.Combine(folder.Path, "journal.db")));
     }
 
-    private static async Task<RomanaHost> StartAsync(JournalSettings journal)
+    private static async Task<RomanaHost> StartAsync(JournalSettings journal, bool projections = false)
     {
-        var romana = await RomanaHost.StartIpamAsync(Topology, journal, Quiet);
+        var romana = projections
+            // As the daemon runs them: the runner beside the IPAM, on the journal's audit store, with the reference settings.
+            ? await RomanaHost.StartAsync(Quiet, akka => akka.AddRomanaPersistence(journal).AddRomanaIpam(Topology)
+                .AddRomanaProjections(journal, AuditSettings.From(Config.Empty)))
+            : await RomanaHost.StartIpamAsync(Topology, journal, Quiet);
         var reply = await romana.Ipam.AskAsync(new AddNode(Node, new SubnetId("bench-subnet"), "10.0.0.10"));
         if (reply is Failed failed) throw new InvalidOperationException($"add node: {failed.Error}");
         return romana;

@@ -50,6 +50,12 @@ public static class BenchCommands
             Description = "Runs of each measurement; the median is reported",
             DefaultValueFactory = _ => 3
         };
+        var projections = new Option<IpamBenchmark.ProjectionsMode>("--projections")
+        {
+            Description = "The audit's projections (checkpoints, the address index) beside the node, as in a daemon: off, on, or " +
+                "both (each run without and with, alternating, and the throughput the projections cost)",
+            DefaultValueFactory = _ => IpamBenchmark.ProjectionsMode.Off,
+        };
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON" };
         requesters.Within(1, 10_000);
         allocations.Within(1, 10_000_000);
@@ -61,11 +67,11 @@ public static class BenchCommands
             folder: concurrent requesters each send the next allocation when the previous one is answered (throughput,
             p50 and p99 latency), releasing the oldest pod once --live are held; then the recovery time of a node actor
             whose journal holds many events (snapshots every romana.ipam.snapshot-every events).
-            """) { requesters, allocations, live, recoveryEvents, runs, json };
+            """) { requesters, allocations, live, recoveryEvents, runs, projections, json };
         command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async _ =>
         {
             var options = new IpamBenchmark.Options(parse.GetValue(requesters), parse.GetValue(allocations), parse.GetValue(live),
-                parse.GetValue(recoveryEvents), parse.GetValue(runs));
+                parse.GetValue(recoveryEvents), parse.GetValue(runs), parse.GetValue(projections));
             var result = await IpamBenchmark.RunAsync(options, parse.GetValue(json) ? null : m => AnsiConsole.MarkupLine(Markup.Escape(m)));
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions.Indented));
             else Print(result);
@@ -302,6 +308,14 @@ public static class BenchCommands
         table.AddRow("durable allocations/s", $"{result.AllocationsPerSecond:N0}", Runs(result, r => r.AllocationsPerSecond, "N0"));
         table.AddRow("latency p50 (ms)", $"{result.P50Ms:0.00}", Runs(result, r => r.P50Ms, "0.00"));
         table.AddRow("latency p99 (ms)", $"{result.P99Ms:0.00}", Runs(result, r => r.P99Ms, "0.00"));
+        if (result.WithProjections is { } with)
+        {
+            table.AddRow("with the projections: allocations/s", $"{with.AllocationsPerSecond:N0}", string.Join(", ",
+                with.Runs.Select(r => r.AllocationsPerSecond.ToString("N0"))));
+            table.AddRow("with the projections: latency p99 (ms)", $"{with.P99Ms:0.00}", string.Join(", ",
+                with.Runs.Select(r => r.P99Ms.ToString("0.00"))));
+            table.AddRow("throughput the projections cost", $"{with.CostPercent:0.0} %", "");
+        }
         table.AddRow($"recovery of {result.RecoveryEvents:N0} events (ms)", $"{result.RecoveryMs:0.0}",
             string.Join(", ", result.RecoveryRunsMs.Select(r => $"{r:0.0}")));
         AnsiConsole.Write(table);
