@@ -77,7 +77,8 @@ public sealed class AddressIndexFold
                     var id = new HoldingId(ordering, i);
                     if (_open.Remove((allocated.Node, a.Address), out var replaced)) changes.Add(new HoldingDropped(ordering, replaced));
                     _open[(allocated.Node, a.Address)] = id;
-                    changes.Add(new HoldingOpened(id, new AddressHolding(a.Address, a.Key, a.Pod, allocated.Node, allocated.At, null, null)));
+                    changes.Add(new HoldingOpened(id,
+                        new AddressHolding(a.Address, a.Key, a.Pod, allocated.Node, allocated.At, null, null)));
                 }
                 break;
             case AddressesReleased released when Concerns(released.Node):
@@ -119,7 +120,8 @@ public sealed class AddressIndexFold
                 case HoldingOpened opened: rows.Add(new IndexedHolding(opened.Id, opened.Holding)); break;
                 case HoldingClosed closed:
                     var at = rows.FindIndex(r => r.Id == closed.Id);
-                    if (at >= 0) rows[at] = rows[at] with { Holding = rows[at].Holding with { To = closed.To, ReleaseReason = closed.Reason } };
+                    if (at >= 0)
+                        rows[at] = rows[at] with { Holding = rows[at].Holding with { To = closed.To, ReleaseReason = closed.Reason } };
                     break;
                 case HoldingDropped dropped: rows.RemoveAll(r => r.Id == dropped.Id); break;
             }

@@ -67,7 +67,8 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
         await using var connection = await store.OpenAsync(cancel);
         await EnsureAsync(connection, cancel);
         var offset = await AddressIndex.OffsetAsync(connection, cancel);
-        return offset is { } o ? ImmutableDictionary<string, long>.Empty.Add(EventTags.Ipam, o.Ordering) : ImmutableDictionary<string, long>.Empty;
+        var none = ImmutableDictionary<string, long>.Empty;
+        return offset is { } o ? none.Add(EventTags.Ipam, o.Ordering) : none;
     }
 
     public async Task ApplyAsync(IReadOnlyList<TaggedEvent> batch, CancellationToken cancel)
@@ -108,7 +109,8 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
         _fold = null;
         _ready = false;
         await using var transaction = await connection.BeginTransactionAsync(cancel);
-        foreach (var sql in new[] { AuditStore.OffsetsTable, $"DROP TABLE IF EXISTS {HoldingsTable}", $"DROP TABLE IF EXISTS {NodeChangesTable}" })
+        foreach (var sql in new[]
+            { AuditStore.OffsetsTable, $"DROP TABLE IF EXISTS {HoldingsTable}", $"DROP TABLE IF EXISTS {NodeChangesTable}" })
             await ExecuteAsync(connection, transaction, sql, cancel);
         await using (var delete = AddressIndex.Command(connection, "DELETE FROM romana_audit_offsets WHERE projection = @projection"))
         {
@@ -144,7 +146,8 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
     private static async Task<List<KeyValuePair<(NodeName Node, Ipv4 Address), HoldingId>>> OpenHoldingsAsync(DbConnection connection,
         CancellationToken cancel)
     {
-        await using var query = AddressIndex.Command(connection, $"SELECT node, address, opened, position FROM {HoldingsTable} WHERE to_ticks IS NULL");
+        await using var query = AddressIndex.Command(connection,
+            $"SELECT node, address, opened, position FROM {HoldingsTable} WHERE to_ticks IS NULL");
         await using var reader = await query.ExecuteReaderAsync(cancel);
         var open = new List<KeyValuePair<(NodeName, Ipv4), HoldingId>>();
         while (await reader.ReadAsync(cancel))
@@ -176,10 +179,12 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
                         UPDATE {HoldingsTable} SET to_ticks = @to, reason = @reason, closed = @closed
                         WHERE opened = @opened AND position = @position
                         """, L("@to"), S("@reason"), L("@closed"), L("@opened"), I("@position"));
-                    await RunAsync(_close, cancel, closed.To.UtcTicks, closed.Reason, closed.Ordering, closed.Id.Opened, closed.Id.Position);
+                    await RunAsync(_close, cancel, closed.To.UtcTicks, closed.Reason, closed.Ordering, closed.Id.Opened,
+                        closed.Id.Position);
                     break;
                 case HoldingDropped dropped:
-                    _drop ??= Prepare($"DELETE FROM {HoldingsTable} WHERE opened = @opened AND position = @position", L("@opened"), I("@position"));
+                    _drop ??= Prepare($"DELETE FROM {HoldingsTable} WHERE opened = @opened AND position = @position",
+                        L("@opened"), I("@position"));
                     await RunAsync(_drop, cancel, dropped.Id.Opened, dropped.Id.Position);
                     break;
                 case NodeChanged node:
@@ -187,7 +192,8 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
                         INSERT INTO {NodeChangesTable} (ordering, node, subnet, at_ticks, what, detail, reason)
                         VALUES (@ordering, @node, @subnet, @at, @what, @detail, @reason)
                         """, L("@ordering"), S("@node"), S("@subnet"), L("@at"), S("@what"), S("@detail"), S("@reason"));
-                    await RunAsync(_node, cancel, node.Ordering, node.Node.Value, node.Subnet?.Value, node.Change.At.UtcTicks, node.Change.What,
+                    await RunAsync(_node, cancel, node.Ordering, node.Node.Value, node.Subnet?.Value, node.Change.At.UtcTicks,
+                        node.Change.What,
                         node.Change.Detail, node.Change.Reason);
                     break;
             }
@@ -268,7 +274,8 @@ public static class AddressIndex
     /// <summary>The index's offset in the ipam tag and its format; null: no index (never built, or reset).</summary>
     public static async Task<Offset?> OffsetAsync(DbConnection connection, CancellationToken cancel, DbTransaction? transaction = null)
     {
-        await using var query = Command(connection, "SELECT ordering, format FROM romana_audit_offsets WHERE projection = @projection AND tag = @tag");
+        await using var query = Command(connection,
+            "SELECT ordering, format FROM romana_audit_offsets WHERE projection = @projection AND tag = @tag");
         query.Transaction = transaction;
         Parameter(query, "@projection", AddressIndexProjection.ProjectionName);
         Parameter(query, "@tag", EventTags.Ipam);

@@ -17,8 +17,8 @@ public static class IndexedAudit
     /// <summary>An answer (null: ask the journal) and where it came from, or why the index could not give it.</summary>
     public sealed record Answer<T>(T? Value, string Note);
 
-    public static async Task<Answer<ImmutableArray<AddressHolding>?>> AddressAsync(JournalSettings settings, AuditJournal journal, Ipv4 address,
-        int maxTail, CancellationToken cancel)
+    public static async Task<Answer<ImmutableArray<AddressHolding>?>> AddressAsync(JournalSettings settings, AuditJournal journal,
+        Ipv4 address, int maxTail, CancellationToken cancel)
     {
         var read = await ReadAsync(settings, (connection, transaction) =>
             AddressIndex.HoldingsAsync(connection, transaction, "address", (long)address.Value, cancel), cancel);
@@ -92,7 +92,8 @@ public static class IndexedAudit
             + "after it";
 
     /// <summary>The ipam events after the offset and their changes; null when there are more than <paramref name="maxTail"/>.</summary>
-    private static async Task<(int Events, List<IndexChange> Changes)?> TailAsync(AuditJournal journal, long offset, int maxTail, AddressIndexFold fold)
+    private static async Task<(int Events, List<IndexChange> Changes)?> TailAsync(AuditJournal journal, long offset, int maxTail,
+        AddressIndexFold fold)
     {
         var changes = new List<IndexChange>();
         var read = 0;
