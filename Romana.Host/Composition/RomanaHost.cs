@@ -99,7 +99,8 @@ public sealed class RomanaHost : IAsyncDisposable
     {
         JournalProbe.Check(journal);
         return await StartAsync(ConfigurationFactory.ParseString("akka.loglevel = WARNING"),
-            akka => akka.AddRomanaPersistence(journal, readOnly: true).AddRomanaAudit(journal), name: "romana-audit");
+            akka => akka.AddRomanaPersistence(journal, readOnly: true).AddRomanaAudit(journal, once: true),
+            name: "romana-audit");
     }
 
     public static async Task<RomanaHost> StartAsync(HostApplicationBuilder builder)

@@ -50,10 +50,25 @@ public static class PersistenceHosting
     private static void Upgrades(AkkaPersistenceJournalBuilder journal) =>
         journal.AddReadEventAdapter<EventUpgrader>("upgrader", [typeof(IUpgradable)]);
 
-    /// <summary>The read journal, read-only, tuned for audits that read whole aggregates and whole tags.</summary>
-    public static AkkaConfigurationBuilder AddRomanaAudit(this AkkaConfigurationBuilder builder, JournalSettings settings)
+    /// <summary>
+    /// The read journal, read-only, tuned for audits that read whole aggregates and whole tags. <paramref name="once"/>: a
+    /// process that asks its questions of the journal as it is now and ends (`romana audit`), never a live reader. Its first
+    /// read by tag does not wait for the read journal's sequence actor to walk every ordering of the journal from the first
+    /// (seconds on a million events, before even an index's short tail could be read): the actor takes the journal's
+    /// highest ordering as read after 0.1 s. A live reader (a projection) keeps the default: it waits for gaps of writes
+    /// still under way, which a reader that ends anyway has no use for.
+    /// </summary>
+    public static AkkaConfigurationBuilder AddRomanaAudit(this AkkaConfigurationBuilder builder, JournalSettings settings, bool once = false)
     {
         var database = SqlDatabase.ReadOnly(settings);
+        if (once)
+            builder.AddHocon(ConfigurationFactory.ParseString($$"""
+                {{ReadJournalId}} {
+                  journal-sequence-retrieval.query-delay = 50ms
+                  journal-sequence-retrieval.max-tries = 2
+                  refresh-interval = 100ms
+                }
+                """), HoconAddMode.Prepend);
         return builder.AddHocon(ConfigurationFactory.ParseString($$"""
             {{ReadJournalId}} {
               connection-string = {{Hocon.Quote(database.JournalConnection)}}
