@@ -58,7 +58,8 @@ public static class PersistenceHosting
     /// highest ordering as read after 0.1 s. A live reader (a projection) keeps the default: it waits for gaps of writes
     /// still under way, which a reader that ends anyway has no use for.
     /// </summary>
-    public static AkkaConfigurationBuilder AddRomanaAudit(this AkkaConfigurationBuilder builder, JournalSettings settings, bool once = false)
+    public static AkkaConfigurationBuilder AddRomanaAudit(this AkkaConfigurationBuilder builder, JournalSettings settings,
+        bool once = false)
     {
         var database = SqlDatabase.ReadOnly(settings);
         if (once)
