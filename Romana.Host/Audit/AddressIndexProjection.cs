@@ -24,6 +24,7 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
     public const string NodeChangesTable = "romana_audit_node_changes";
 
     private AddressIndexFold? _fold;
+    private long _applied;
     private bool _ready;
 
     public string Name => ProjectionName;
@@ -73,13 +74,18 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
 
     public async Task ApplyAsync(IReadOnlyList<TaggedEvent> batch, CancellationToken cancel)
     {
-        var events = batch.Where(e => e.Tag == EventTags.Ipam).ToList();
-        if (events.Count == 0) return;
         await using var connection = await store.OpenAsync(cancel);
         try
         {
             await EnsureAsync(connection, cancel);
-            _fold ??= new AddressIndexFold(await OpenHoldingsAsync(connection, cancel));
+            if (_fold is null)
+            {
+                _applied = (await AddressIndex.OffsetAsync(connection, cancel))?.Ordering ?? 0;
+                _fold = new AddressIndexFold(await OpenHoldingsAsync(connection, cancel));
+            }
+            // Events already applied (a batch handed again after a failure the commit survived) change nothing.
+            var events = batch.Where(e => e.Tag == EventTags.Ipam && e.Ordering > _applied).ToList();
+            if (events.Count == 0) return;
             var changes = new List<IndexChange>();
             foreach (var e in events) _fold.Apply(e, changes);
             await using var transaction = await connection.BeginTransactionAsync(cancel);
@@ -89,6 +95,7 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
                 await writer.OffsetAsync(events[^1].Ordering, cancel);
             }
             await transaction.CommitAsync(cancel);
+            _applied = events[^1].Ordering;
         }
         catch
         {
