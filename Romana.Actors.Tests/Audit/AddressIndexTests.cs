@@ -105,7 +105,7 @@ public static class IndexChecks
     }
 
     public static Task<long> BuildAsync(JournalSettings settings, AuditJournal journal, int batch = 7) =>
-        ProjectionCatchUp.RunAsync(journal, new AddressIndexProjection(AuditStore.For(settings, readOnly: false)!), batch, default);
+        ProjectionCatchUp.RunAsync(journal, new AddressIndexProjection(AuditStore.For(settings, readOnly: false)!), batch, null, default);
 
     /// <summary>Every address and node the journal knows (and one address it does not), asked both ways; the notes of the index.</summary>
     public static async Task<List<string>> AssertSameAnswersAsync(JournalSettings settings, AuditJournal journal, int maxTail = 10_000)
@@ -263,7 +263,7 @@ public class AddressIndexTests(IndexWorkloadFixture workload) : IClassFixture<In
             Assert.Empty(await projection.OffsetsAsync(default));
             Assert.Contains("holds format 99", Assert.Single(logged));
             Assert.Equal(0L, await CountAsync(store, AddressIndexProjection.HoldingsTable));
-            await ProjectionCatchUp.RunAsync(romana.Audit, projection, 1000, default);
+            await ProjectionCatchUp.RunAsync(romana.Audit, projection, 1000, null, default);
             await IndexChecks.AssertSameAnswersAsync(settings, romana.Audit);
         }
         SqliteConnection.ClearAllPools();
@@ -295,7 +295,7 @@ public class AddressIndexTests(IndexWorkloadFixture workload) : IClassFixture<In
 
             await ExecuteAsync(store, "DROP TRIGGER fail_offsets");
             // The same projection (its fold ran ahead and is dropped), from the stored offset.
-            Assert.Equal(events.Count - first, await ProjectionCatchUp.RunAsync(romana.Audit, projection, 5, default));
+            Assert.Equal(events.Count - first, await ProjectionCatchUp.RunAsync(romana.Audit, projection, 5, null, default));
             await IndexChecks.AssertSameAnswersAsync(settings, romana.Audit);
             // Batches handed again (a runner that retries what did commit) change nothing, in this projection or a new one.
             var all = await CountAsync(store, AddressIndexProjection.HoldingsTable);
@@ -411,7 +411,7 @@ public class PostgreSqlAddressIndexTests(PostgreSqlServer server)
             await using var drop = new NpgsqlCommand("DROP TRIGGER fail_offsets ON romana_audit_offsets", connection);
             await drop.ExecuteNonQueryAsync();
         }
-        await ProjectionCatchUp.RunAsync(romana.Audit, projection, 5, default);
+        await ProjectionCatchUp.RunAsync(romana.Audit, projection, 5, null, default);
         Assert.All(await IndexChecks.AssertSameAnswersAsync(fresh.Settings, romana.Audit),
             n => Assert.EndsWith("and the 0 ipam events after it", n));
     }

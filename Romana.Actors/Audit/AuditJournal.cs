@@ -1,3 +1,4 @@
+using Akka;
 using Akka.Actor;
 using Akka.Persistence.Query;
 using Akka.Streams;
@@ -14,6 +15,8 @@ namespace Romana.Actors.Audit;
 public sealed class AuditJournal
 {
     private readonly ICurrentEventsByTagQuery _byTag;
+    private readonly ICurrentAllEventsQuery _all;
+    private readonly IReadJournal _journal;
     private readonly ICurrentEventsByPersistenceIdQuery _byPersistenceId;
     private readonly ICurrentPersistenceIdsQuery _persistenceIds;
     private readonly IMaterializer _materializer;
@@ -21,6 +24,8 @@ public sealed class AuditJournal
     public AuditJournal(ActorSystem system, string readJournalId)
     {
         var journal = PersistenceQuery.Get(system).ReadJournalFor<IReadJournal>(readJournalId);
+        _journal = journal;
+        _all = (ICurrentAllEventsQuery)journal;
         _byTag = (ICurrentEventsByTagQuery)journal;
         _byPersistenceId = (ICurrentEventsByPersistenceIdQuery)journal;
         _persistenceIds = (ICurrentPersistenceIdsQuery)journal;
@@ -43,6 +48,21 @@ public sealed class AuditJournal
             .TakeWhile(e => Upgraded(e.Event) is not IRomanaEvent romana
                 || each(new TaggedEvent(tag, ((Sequence)e.Offset).Value, romana)))
                 .RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
+
+    /// <summary>
+    /// Every event after <paramref name="afterOrdering"/> in journal order, whatever its tag, with its ordering (the event is
+    /// null when it is not Romana's), until <paramref name="each"/> returns false. One pass along the ordering column that
+    /// stops where asked: unlike a tag's read, a tag with few events does not make it read on to the journal's end.
+    /// </summary>
+    public Task AllAfterAsync(long afterOrdering, Func<long, IRomanaEvent?, bool> each) =>
+        _all.CurrentAllEvents(afterOrdering <= 0 ? Offset.NoOffset() : Offset.Sequence(afterOrdering))
+            .TakeWhile(e => each(((Sequence)e.Offset).Value, Upgraded(e.Event) as IRomanaEvent))
+            .RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
+
+    /// <summary>Every event after <paramref name="afterOrdering"/>, live (see <see cref="AllAfterAsync"/>).</summary>
+    public Source<(long Ordering, IRomanaEvent? Event), NotUsed> LiveAll(long afterOrdering) =>
+        ((IAllEventsQuery)_journal).AllEvents(afterOrdering <= 0 ? Offset.NoOffset() : Offset.Sequence(afterOrdering))
+            .Select(e => (((Sequence)e.Offset).Value, Upgraded(e.Event) as IRomanaEvent));
 
     public async Task<IReadOnlyList<IRomanaEvent>> ByPersistenceIdAsync(string persistenceId) =>
         [.. (await _byPersistenceId.CurrentEventsByPersistenceId(persistenceId, 0, long.MaxValue)

@@ -124,19 +124,35 @@ public static class AuditQueries
     /// <paramref name="lateWrites"/> past <paramref name="until"/>: the journal's order is the order of writing, and an
     /// event is written within moments of its time, so nothing earlier can follow it.
     /// </summary>
-    public static async Task<JournalReplay> ReplayAsync(AuditJournal journal, DateTimeOffset? until, TimeSpan? lateWrites = null)
+    public static async Task<JournalReplay> ReplayAsync(AuditJournal journal, DateTimeOffset? until, TimeSpan? lateWrites = null) =>
+        (await ReplayFromAsync(journal, new JournalReplay(until), ImmutableDictionary<string, long>.Empty, until, lateWrites)).Replay;
+
+    /// <summary>
+    /// Goes on with <paramref name="replay"/> (a checkpoint's, or a new one) from <paramref name="offsets"/>, the ordering up
+    /// to which it holds each tag, up to <paramref name="until"/>; with how many events of the replay's tags it read after
+    /// the offsets (applied or not). The journal is read once in its order from the lowest offset (a tag with few events
+    /// would make a read by tag go on to the journal's end), and the read stops at the first event of those tags more than
+    /// <paramref name="lateWrites"/> past <paramref name="until"/>, as a read by tag does.
+    /// </summary>
+    public static async Task<(JournalReplay Replay, long TailRead)> ReplayFromAsync(AuditJournal journal, JournalReplay replay,
+        IReadOnlyDictionary<string, long> offsets, DateTimeOffset? until, TimeSpan? lateWrites = null)
     {
-        var replay = new JournalReplay(until);
-        var gate = new object();
+        long read = 0;
         var stopAfter = until + (lateWrites ?? DefaultLateWrites);
-        await Task.WhenAll(new[] { EventTags.Ipam, EventTags.Routes, EventTags.Health }.Select(tag => journal.ByTagAsync(tag, e =>
+        await journal.AllAfterAsync(ReplayTags.Min(t => offsets.GetValueOrDefault(t)), (ordering, e) =>
         {
+            if (e is null || EventTagger.TagOf(e) is not { } tag || !ReplayTags.Contains(tag)) return true;
             if (e.At > stopAfter) return false;
-            lock (gate) replay.Apply(e);
+            if (ordering <= offsets.GetValueOrDefault(tag)) return true;
+            read++;
+            replay.Apply(e);
             return true;
-        })));
-        return replay;
+        });
+        return (replay, read);
     }
+
+    /// <summary>The tags a replay reads: each folds into its own part of the state.</summary>
+    public static readonly ImmutableArray<string> ReplayTags = [EventTags.Ipam, EventTags.Routes, EventTags.Health];
 
     /// <summary>
     /// How much later than its time an event may reach the journal

@@ -37,4 +37,13 @@ public sealed class EventTagger : IWriteEventAdapter
         Health.IHealthEvent => new Tagged(evt, HealthTags),
         _ => evt,
     };
+
+    /// <summary>The tag <see cref="ToJournal"/> gives an event (null: none): what a reader of all events files it under.</summary>
+    public static string? TagOf(object evt) => evt switch
+    {
+        IIpamEvent => EventTags.Ipam,
+        Routing.IRouteEvent => EventTags.Routes,
+        Health.IHealthEvent => EventTags.Health,
+        _ => null,
+    };
 }

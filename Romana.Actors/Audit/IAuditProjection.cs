@@ -23,6 +23,13 @@ public interface IAuditProjection
     /// <summary>Folds a batch, in journal order within each tag, and stores it with the new offsets as one transaction.</summary>
     Task ApplyAsync(IReadOnlyList<TaggedEvent> batch, CancellationToken cancel);
 
+    /// <summary>
+    /// As <see cref="ApplyAsync(IReadOnlyList{TaggedEvent}, CancellationToken)"/>, knowing more: every event of its tags up to
+    /// <paramref name="readThrough"/> is in this batch or was in an earlier one (the runner and rebuilds read the journal in
+    /// order), so a tag with no event lately is nonetheless known up to there. A projection may store that as its offsets.
+    /// </summary>
+    Task ApplyAsync(IReadOnlyList<TaggedEvent> batch, long readThrough, CancellationToken cancel) => ApplyAsync(batch, cancel);
+
     /// <summary>Drops everything derived and the offsets: the next batches rebuild from the start (`romana audit rebuild`).</summary>
     Task ResetAsync(CancellationToken cancel);
 }

@@ -110,6 +110,43 @@ public sealed class JournalReplay(DateTimeOffset? until = null)
         _waitingForBlockSize.Clear();
     }
 
+    /// <summary>Everything this replay holds, as data (<see cref="ReplayCheckpoint"/>); the replay is left as it was.</summary>
+    public ReplayCheckpoint ToCheckpoint() => new(
+        [.. _zones.Select(z => new ReplayCheckpoint.Zone(z.Zone.Value, z.Prefix))],
+        [.. _subnetOrder.Select(s => new ReplayCheckpoint.Zone(s.Value, _subnetPrefixes[s]))],
+        [.. _subnets.Values.OrderBy(s => s.Subnet).Select(s => s.ToSnapshot())],
+        [.. _nodes.Values.OrderBy(n => n.Node).Select(n => n.ToSnapshot())],
+        [.. _ledger.Reservations],
+        (RouteManagerSnapshot)Routes.ToSnapshotRecord(),
+        [.. _health.Values.OrderBy(h => h.Subnet).Select(h => new ReplayCheckpoint.SubnetHealth(h.Subnet, [.. h.Failed]))],
+        _blockPrefixLength,
+        [.. _waitingForBlockSize.Select(ReplayCheckpoint.Store)],
+        Applied);
+
+    /// <summary>
+    /// The replay a checkpoint was taken of, continuing up to <paramref name="until"/>: the events it applied must all be at
+    /// or before that time (a checkpoint whose covers-until is not later), so it is exactly where a full replay would be.
+    /// </summary>
+    public static JournalReplay FromCheckpoint(ReplayCheckpoint checkpoint, DateTimeOffset? until = null)
+    {
+        var replay = new JournalReplay(until);
+        replay._zones.AddRange(checkpoint.Zones.Select(z => (new ZoneName(z.Name), z.Prefix)));
+        foreach (var subnet in checkpoint.Subnets)
+        {
+            replay._subnetOrder.Add(new SubnetId(subnet.Name));
+            replay._subnetPrefixes[new SubnetId(subnet.Name)] = subnet.Prefix;
+        }
+        foreach (var subnet in checkpoint.SubnetStates) replay._subnets[subnet.Subnet] = SubnetState.FromSnapshot(subnet);
+        foreach (var node in checkpoint.NodeStates) replay._nodes[node.Node] = NodeState.FromSnapshot(node);
+        replay._ledger = new ReservationLedgerState([.. checkpoint.Reservations]);
+        replay.Routes = checkpoint.Routes.ToState();
+        foreach (var health in checkpoint.Health) replay._health[health.Subnet] = new SubnetHealthState(health.Subnet, [.. health.Failed]);
+        replay._blockPrefixLength = checkpoint.BlockPrefixLength;
+        replay._waitingForBlockSize.AddRange(checkpoint.WaitingForBlockSize.Select(ReplayCheckpoint.Load));
+        replay.Applied = checkpoint.Applied;
+        return replay;
+    }
+
     /// <summary>Subnets in the order they were configured, and the nodes that are members at the time, in the order they joined.</summary>
     public IpamStateView Ipam()
     {

@@ -1,6 +1,8 @@
 using System.Collections.Immutable;
 using System.Diagnostics;
 using Microsoft.Data.Sqlite;
+using Npgsql;
+using NpgsqlTypes;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
 using Romana.Actors.Configuration;
@@ -27,67 +29,108 @@ public static class AuditBenchmark
     /// <summary>One question's runs and their median, with what the last run found.</summary>
     public sealed record Question(string Name, double MedianMs, IReadOnlyList<double> RunsMs, string Found);
 
-    public sealed record Result(long Events, double WriteSeconds, IReadOnlyList<Question> Questions);
+    /// <summary><see cref="WriteSeconds"/> is null for a kept journal asked again.</summary>
+    public sealed record Result(string Journal, long Events, double? WriteSeconds, IReadOnlyList<Question> Questions);
 
-    public static async Task<Result> RunAsync(long events, int runs, string? keep, Action<string>? progress)
+    /// <summary>
+    /// <paramref name="keep"/>: a SQLite file to write and keep. <paramref name="postgreSql"/>: a server to write a journal
+    /// to instead, in a database of the benchmark's own (created, and dropped at the end unless <paramref name="keep"/>
+    /// names the database to keep), never in a database that holds anything. A kept journal that exists already (from an
+    /// earlier run) is asked again as it is, without writing: the large ones take minutes to write.
+    /// </summary>
+    public static async Task<Result> RunAsync(long events, int runs, string? keep, string? postgreSql, Action<string>? progress)
     {
-        await using var fresh = keep is null
-            ? await FreshJournal.SqliteAsync()
+        var existing = keep is not null
+            && (postgreSql is null ? File.Exists(keep) : await PostgreSqlDatabase.ExistsAsync(postgreSql, keep));
+        await using var fresh = postgreSql is not null ? await PostgreSqlDatabase.OpenAsync(postgreSql, keep, existing)
+            : keep is null ? await FreshJournal.SqliteAsync()
             : new FreshJournal(JournalSettings.Sqlite(keep), () => Task.CompletedTask);
-        // Akka.Persistence.Sql creates its tables on first use: open the journal once through it.
-        await (await RomanaHost.StartIpamAsync(TopologyCarver.Carve(new TopologySpec("100.64.0.0/16", 26,
-            [new ZoneSpec("z", [new SubnetSpec("s")])])),
-            fresh.Settings, Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING"))).DisposeAsync();
-
-        progress?.Invoke($"writing {events:N0} events");
         var clock = Stopwatch.StartNew();
-        var (written, start, probe) = Write(fresh.Settings.SqlitePath, events);
-        var writeSeconds = clock.Elapsed.TotalSeconds;
+        long written;
+        if (existing)
+        {
+            written = await CountAsync(fresh.Settings);
+            progress?.Invoke($"asking the {written:N0} events already in {fresh.Settings.Describe()}");
+        }
+        else
+        {
+            // Akka.Persistence.Sql creates its tables on first use: open the journal once through it.
+            await (await RomanaHost.StartIpamAsync(TopologyCarver.Carve(new TopologySpec("100.64.0.0/16", 26,
+                [new ZoneSpec("z", [new SubnetSpec("s")])])),
+                fresh.Settings, Akka.Configuration.ConfigurationFactory.ParseString("akka.loglevel = WARNING"))).DisposeAsync();
+            progress?.Invoke($"writing {events:N0} events to {fresh.Settings.Describe()}");
+            using var rows = fresh.Settings.Journal == JournalKind.PostgreSql
+                ? (IJournalRows)new PostgreSqlRows(fresh.Settings.PostgreSqlConnectionString)
+                : new SqliteRows(fresh.Settings.SqlitePath);
+            written = Write(rows, events, progress);
+        }
+        double? writeSeconds = existing ? null : clock.Elapsed.TotalSeconds;
+        var (start, probe) = (Start, Probe);
 
         await using var romana = await RomanaHost.StartAuditAsync(fresh.Settings);
         var journal = romana.Audit;
-        async Task<Question> Measure(string name, Func<Task<string>> ask)
+        async Task<Question> Measure(string name, Func<int, Task<string>> ask)
         {
             var times = new List<double>();
-            var found = "";
+            var found = new List<string>();
             for (var run = 0; run < runs; run++)
             {
                 clock.Restart();
-                found = await ask();
+                found.Add(await ask(run));
                 times.Add(clock.Elapsed.TotalMilliseconds);
-                progress?.Invoke($"{name} {run + 1}/{runs}: {times[^1]:0} ms, {found}");
+                progress?.Invoke($"{name} {run + 1}/{runs}: {times[^1]:0} ms, {found[^1]}");
             }
-            return new Question(name, Median(times), times, found);
+            return new Question(name, BenchStatistics.Median(times), times, string.Join("; ", found.Distinct()));
         }
         static string Replayed(JournalReplay replay) => $"{replay.Applied:N0} events applied, {replay.Ipam().Nodes.Length} nodes";
-        return new Result(written, writeSeconds,
+        // The moments of "any moment": spread over the whole history, the same ones on every journal of this size.
+        var span = Step * written;
+        var random = new Random(16);
+        var moments = Enumerable.Range(0, runs).Select(_ => start + span * random.NextDouble()).ToArray();
+        return new Result(fresh.Settings.Describe(), written, writeSeconds,
         [
-            await Measure($"address {probe}", async () => $"{(await AuditQueries.AddressAsync(journal, probe)).Length} holdings"),
-            await Measure("replay to the middle", async () => Replayed(await AuditQueries.ReplayAsync(journal, start.AddDays(15)))),
-            await Measure("replay to the end", async () => Replayed(await AuditQueries.ReplayAsync(journal, null))),
+            await Measure($"address {probe}", async _ => $"{(await AuditQueries.AddressAsync(journal, probe)).Length} holdings"),
+            await Measure("replay to a random moment", async run => Replayed(await AuditQueries.ReplayAsync(journal, moments[run]))),
+            await Measure("replay to the end", async _ => Replayed(await AuditQueries.ReplayAsync(journal, null))),
         ]);
     }
 
-    /// <summary>Three zones of two subnets, 50 nodes each with two /26 blocks; pods come and go, one event a pod.</summary>
-    private static (long Written, DateTimeOffset Start, Ipv4 Probe) Write(string path, long target)
+    private static readonly DateTimeOffset Start = new(2026, 10, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly Ipv4Cidr ClusterPrefix = Ipv4Cidr.Parse("100.64.0.0/10");
+
+    /// <summary>An address of the first node's first block: held again and again over the history.</summary>
+    private static readonly Ipv4 Probe = new(ClusterPrefix.Network.Value + 3);
+
+    private static async Task<long> CountAsync(JournalSettings settings)
     {
-        var serializer = new RomanaSerializer(null!);
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path }.ToString());
-        connection.Open();
-        using var pragma = connection.CreateCommand();
-        // The tables were created by the plugin; the events its start-up wrote belong to another topology.
-        pragma.CommandText = "PRAGMA synchronous = OFF; DELETE FROM journal;";
-        pragma.ExecuteNonQuery();
-        var writer = new RowWriter(connection, serializer);
-        var start = new DateTimeOffset(2026, 10, 1, 0, 0, 0, TimeSpan.Zero);
+        await using System.Data.Common.DbConnection connection = settings.Journal == JournalKind.PostgreSql
+            ? new NpgsqlConnection(settings.PostgreSqlConnectionString)
+            : new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = settings.SqlitePath, Mode = SqliteOpenMode.ReadOnly }
+                .ToString());
+        await connection.OpenAsync();
+        await using var count = connection.CreateCommand();
+        count.CommandText = "SELECT coalesce(max(ordering), 0) FROM journal";
+        return Convert.ToInt64(await count.ExecuteScalarAsync());
+    }
+
+    /// <summary>A month of churn per million events.</summary>
+    private static readonly TimeSpan Step = TimeSpan.FromDays(30) / 1_000_000;
+
+    /// <summary>
+    /// Three zones of two subnets, 50 nodes each with two /26 blocks; pods come and go, one event a pod, a month of it per
+    /// million events.
+    /// </summary>
+    private static long Write(IJournalRows rows, long target, Action<string>? progress)
+    {
+        var writer = new RowWriter(rows, progress);
         var nodes = new List<(NodeName Node, ImmutableArray<Ipv4Cidr> Blocks)>();
-        var at = start;
+        var at = Start;
         var pod = 0;
 
         for (var z = 0; z < 3; z++)
         {
             var zone = new ZoneName($"zone-{z}");
-            var zonePrefix = Ipv4Cidr.Parse("100.64.0.0/10").Slot((ulong)z, 12);
+            var zonePrefix = ClusterPrefix.Slot((ulong)z, 12);
             writer.Add($"zone-{zone}", new ZoneDeclared(zone, zonePrefix, at, "zone configured"));
             for (var s = 0; s < 2; s++)
             {
@@ -112,14 +155,13 @@ public static class AuditBenchmark
 
         // Each node keeps 40 pods and replaces them one at a time: release the oldest, allocate the lowest free address.
         var held = nodes.Select(_ => new Queue<(AllocationKey Key, Ipv4 Address)>()).ToList();
-        var step = TimeSpan.FromDays(30) / Math.Max(1, target);
         while (writer.Written < target)
         {
             for (var i = 0; i < nodes.Count && writer.Written < target; i++)
             {
                 var (node, blocks) = nodes[i];
                 var queue = held[i];
-                at += step;
+                at += Step;
                 if (queue.Count >= 40)
                 {
                     var (key, address) = queue.Dequeue();
@@ -135,67 +177,182 @@ public static class AuditBenchmark
                     new AddressesAllocated(node, [new AllocatedAddress(newKey, free, $"default/web-{pod++:x6}")], at, "allocated"));
             }
         }
-        writer.Commit();
-        return (writer.Written, start, new Ipv4(nodes[0].Blocks[0].Network.Value + 3));
+        rows.Complete();
+        return writer.Written;
     }
 
-    /// <summary>
-    /// Rows as Akka.Persistence.Sql writes them on SQLite:
-    /// ticks, serializer id, manifest and the tag between separators.
-    /// </summary>
-    private sealed class RowWriter
+    /// <summary>Numbers each persistence id's events and serializes them as Akka.Persistence.Sql stores them.</summary>
+    private sealed class RowWriter(IJournalRows rows, Action<string>? progress)
     {
-        private readonly SqliteConnection _connection;
-        private readonly RomanaSerializer _serializer;
+        private readonly RomanaSerializer _serializer = new(null!);
         private readonly Dictionary<string, long> _sequence = new();
-        private readonly string _writer = Guid.NewGuid().ToString("N");
-        private SqliteTransaction _transaction;
-        private readonly SqliteCommand _journal;
-
-        public RowWriter(SqliteConnection connection, RomanaSerializer serializer)
-        {
-            _connection = connection;
-            _serializer = serializer;
-            _transaction = connection.BeginTransaction();
-            _journal = connection.CreateCommand();
-            _journal.CommandText = """
-                INSERT INTO journal
-                    (ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags)
-                VALUES ($ordering, $created, 0, $pid, $seq, $message, $manifest, $identifier, $writer, ';ipam;')
-                """;
-            foreach (var name in new[] { "$ordering", "$created", "$pid", "$seq", "$message", "$manifest", "$identifier", "$writer" })
-                _journal.Parameters.Add(new SqliteParameter { ParameterName = name });
-        }
 
         public long Written { get; private set; }
 
         public void Add(string persistenceId, Romana.Actors.Audit.IIpamEvent e)
         {
             var sequence = _sequence[persistenceId] = _sequence.GetValueOrDefault(persistenceId) + 1;
-            var ordering = Written + 1;
-            _journal.Transaction = _transaction;
-            _journal.Parameters["$ordering"].Value = ordering;
-            _journal.Parameters["$created"].Value = e.At.UtcTicks;
-            _journal.Parameters["$pid"].Value = persistenceId;
-            _journal.Parameters["$seq"].Value = sequence;
-            _journal.Parameters["$message"].Value = _serializer.ToBinary(e);
-            _journal.Parameters["$manifest"].Value = _serializer.Manifest(e);
-            _journal.Parameters["$identifier"].Value = RomanaSerializer.Id;
-            _journal.Parameters["$writer"].Value = _writer;
-            _journal.ExecuteNonQuery();
-            if (++Written % 50_000 == 0)
-            {
-                _transaction.Commit();
-                _transaction = _connection.BeginTransaction();
-            }
+            rows.Add(++Written, e.At.UtcTicks, persistenceId, sequence, _serializer.ToBinary(e), _serializer.Manifest(e));
+            if (Written % 1_000_000 == 0) progress?.Invoke($"{Written:N0} events written");
         }
-
-        public void Commit() => _transaction.Commit();
     }
 
-    private static double Median(List<double> values)
+    /// <summary>
+    /// Journal rows in Akka.Persistence.Sql's layout (the same columns on SQLite and PostgreSQL): ordering, ticks,
+    /// serializer id, manifest, and the tag between separators.
+    /// </summary>
+    private interface IJournalRows : IDisposable
     {
-        var sorted = values.Order().ToArray();
-        return sorted[sorted.Length / 2];
+        void Add(long ordering, long created, string persistenceId, long sequence, byte[] message, string manifest);
+
+        void Complete();
+    }
+
+    private const string Tags = ";ipam;";
+
+    private sealed class SqliteRows : IJournalRows
+    {
+        private readonly SqliteConnection _connection;
+        private readonly SqliteCommand _insert;
+        private readonly string _writer = Guid.NewGuid().ToString("N");
+        private SqliteTransaction _transaction;
+        private long _inTransaction;
+
+        public SqliteRows(string path)
+        {
+            _connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path }.ToString());
+            _connection.Open();
+            using var pragma = _connection.CreateCommand();
+            // The tables were created by the plugin; the events its start-up wrote belong to another topology.
+            pragma.CommandText = "PRAGMA synchronous = OFF; DELETE FROM journal;";
+            pragma.ExecuteNonQuery();
+            _transaction = _connection.BeginTransaction();
+            _insert = _connection.CreateCommand();
+            _insert.CommandText = $"""
+                INSERT INTO journal
+                    (ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags)
+                VALUES ($ordering, $created, 0, $pid, $seq, $message, $manifest, {RomanaSerializer.Id}, '{_writer}', '{Tags}')
+                """;
+            foreach (var name in new[] { "$ordering", "$created", "$pid", "$seq", "$message", "$manifest" })
+                _insert.Parameters.Add(new SqliteParameter { ParameterName = name });
+        }
+
+        public void Add(long ordering, long created, string persistenceId, long sequence, byte[] message, string manifest)
+        {
+            _insert.Transaction = _transaction;
+            _insert.Parameters[0].Value = ordering;
+            _insert.Parameters[1].Value = created;
+            _insert.Parameters[2].Value = persistenceId;
+            _insert.Parameters[3].Value = sequence;
+            _insert.Parameters[4].Value = message;
+            _insert.Parameters[5].Value = manifest;
+            _insert.ExecuteNonQuery();
+            if (++_inTransaction % 50_000 != 0) return;
+            _transaction.Commit();
+            _transaction = _connection.BeginTransaction();
+        }
+
+        public void Complete() => _transaction.Commit();
+
+        public void Dispose()
+        {
+            _insert.Dispose();
+            _transaction.Dispose();
+            _connection.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Binary COPY, the fastest way in. COPY fills the identity column `ordering` with the values given; the identity's
+    /// sequence is then moved past them, so the plugin's own writes would continue after the generated history.
+    /// </summary>
+    private sealed class PostgreSqlRows : IJournalRows
+    {
+        private readonly NpgsqlConnection _connection;
+        private readonly NpgsqlBinaryImporter _copy;
+        private readonly string _writer = Guid.NewGuid().ToString("N");
+
+        public PostgreSqlRows(string connectionString)
+        {
+            _connection = new NpgsqlConnection(connectionString);
+            _connection.Open();
+            using (var delete = new NpgsqlCommand("DELETE FROM journal", _connection)) delete.ExecuteNonQuery();
+            _copy = _connection.BeginBinaryImport("""
+                COPY journal (ordering, created, deleted, persistence_id, sequence_number, message, manifest, identifier, writer_uuid, tags)
+                FROM STDIN (FORMAT BINARY)
+                """);
+        }
+
+        public void Add(long ordering, long created, string persistenceId, long sequence, byte[] message, string manifest)
+        {
+            _copy.StartRow();
+            _copy.Write(ordering, NpgsqlDbType.Bigint);
+            _copy.Write(created, NpgsqlDbType.Bigint);
+            _copy.Write(false, NpgsqlDbType.Boolean);
+            _copy.Write(persistenceId, NpgsqlDbType.Text);
+            _copy.Write(sequence, NpgsqlDbType.Bigint);
+            _copy.Write(message, NpgsqlDbType.Bytea);
+            _copy.Write(manifest, NpgsqlDbType.Text);
+            _copy.Write(RomanaSerializer.Id, NpgsqlDbType.Integer);
+            _copy.Write(_writer, NpgsqlDbType.Text);
+            _copy.Write(Tags, NpgsqlDbType.Text);
+        }
+
+        public void Complete()
+        {
+            _copy.Complete();
+            _copy.Dispose();
+            using var after = new NpgsqlCommand("""
+                SELECT setval(pg_get_serial_sequence('journal', 'ordering'), (SELECT max(ordering) FROM journal));
+                ANALYZE journal;
+                """, _connection);
+            after.ExecuteNonQuery();
+        }
+
+        public void Dispose()
+        {
+            _copy.Dispose();
+            _connection.Dispose();
+        }
+    }
+
+    /// <summary>A database of the benchmark's own on a PostgreSQL server: created fresh, dropped at the end unless kept.</summary>
+    private static class PostgreSqlDatabase
+    {
+        public static async Task<bool> ExistsAsync(string server, string name)
+        {
+            await using var connection = new NpgsqlConnection(server);
+            await connection.OpenAsync();
+            await using var exists = new NpgsqlCommand("SELECT count(*) FROM pg_database WHERE datname = $1", connection)
+            {
+                Parameters = { new NpgsqlParameter { Value = name } },
+            };
+            return Convert.ToInt64(await exists.ExecuteScalarAsync()) > 0;
+        }
+
+        public static async Task<FreshJournal> OpenAsync(string server, string? keep, bool existing)
+        {
+            var name = keep ?? $"romana_bench_{Guid.NewGuid():N}"[..28];
+            if (!System.Text.RegularExpressions.Regex.IsMatch(name, "^[a-z_][a-z0-9_]{0,62}$"))
+                throw new ArgumentException($"--journal: {name}: with --postgresql, the name of a database to create " +
+                    "(lower-case letters, digits and _)");
+            if (!existing)
+            {
+                await using var connection = new NpgsqlConnection(server);
+                await connection.OpenAsync();
+                await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
+                await create.ExecuteNonQueryAsync();
+            }
+            var settings = JournalSettings.PostgreSql(new NpgsqlConnectionStringBuilder(server) { Database = name }.ToString());
+            return new FreshJournal(settings, async () =>
+            {
+                if (keep is not null) return;
+                NpgsqlConnection.ClearAllPools();
+                await using var connection = new NpgsqlConnection(server);
+                await connection.OpenAsync();
+                await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", connection);
+                await drop.ExecuteNonQueryAsync();
+            });
+        }
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
@@ -39,6 +40,7 @@ public static partial class AuditCommands
         audit.Subcommands.Add(Node());
         audit.Subcommands.Add(Routes());
         audit.Subcommands.Add(Replay());
+        audit.Subcommands.Add(Rebuild());
         return audit;
     }
 
@@ -55,7 +57,7 @@ public static partial class AuditCommands
             if (!Ipv4.TryParse(parse.GetValue(address), out var ip))
                 return Bad($"ADDRESS: {Quoting.Quote(parse.GetValue(address))} is not an IPv4 address");
             var when = parse.GetValue(at) is { } text ? Time(text, "--at") : (DateTimeOffset?)null;
-            var settings = Settings(parse);
+            var settings = JournalSettingsOf(parse);
             await using var romana = await RomanaHost.StartAuditAsync(settings);
             var journal = romana.Audit;
             var indexed = await IndexedAudit.AddressAsync(settings, journal, ip, MaxTail(parse), cancel).WaitAsync(cancel);
@@ -79,7 +81,7 @@ public static partial class AuditCommands
         var command = new Command("node", "A node's membership, blocks, addresses and health over time.") { name, Journal, Config, Json };
         command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async cancel =>
         {
-            var settings = Settings(parse);
+            var settings = JournalSettingsOf(parse);
             await using var romana = await RomanaHost.StartAuditAsync(settings);
             var journal = romana.Audit;
             var node = new NodeName(parse.GetValue(name)!);
@@ -141,10 +143,13 @@ public static partial class AuditCommands
         command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async cancel =>
         {
             var at = parse.GetValue(until) is { } text ? Time(text, "--until") : (DateTimeOffset?)null;
-            await using var romana = await OpenAsync(parse);
-            var journal = romana.Audit;
+            var settings = JournalSettingsOf(parse);
             var lateWrites = ConfigValues.Duration(LoadConfig(parse), "romana.audit.late-writes");
-            var replay = await AuditQueries.ReplayAsync(journal, at, lateWrites).WaitAsync(cancel);
+            await using var romana = await RomanaHost.StartAuditAsync(settings);
+            // The newest checkpoint at or before the time, then the tail; read-only, and no store created when there is none.
+            var (replay, source) = await AuditMaintenance.ReplayAsync(romana.Audit, AuditStore.For(settings, readOnly: true), at,
+                lateWrites, cancel);
+            Console.Error.WriteLine($"romana: {source.Note}");
             var document = ReplayDocument(replay);
             if (parse.GetValue(Json)) Console.WriteLine(document.ToJson());
             else
@@ -164,6 +169,50 @@ public static partial class AuditCommands
         return command;
     }
 
+    private static Command Rebuild()
+    {
+        var command = new Command("rebuild", """
+            Drops the audit's derived data (the checkpoints, and every other projection's) and makes it again from the journal,
+            up to its current end: after deleting the audit store, after a change of a projection's format, or to have
+            checkpoints of a journal that had none. It writes the audit store only (romana.audit.db beside a SQLite journal,
+            tables romana_audit_* on PostgreSQL), never the journal. A daemon's projections may keep running meanwhile: every
+            checkpoint either writes is the state of the journal up to its own offsets, so both sets are right, and replays
+            use whichever is newest.
+            """) { Journal, Config, Json };
+        command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async cancel =>
+        {
+            var settings = JournalSettingsOf(parse);
+            var audit = AuditSettings.From(LoadConfig(parse));
+            var json = parse.GetValue(Json);
+            var started = DateTimeOffset.UtcNow;
+            ImmutableArray<ProjectionRun> runs = [];
+            if (json) runs = await AuditMaintenance.CatchUpAsync(settings, audit, reset: true, null, cancel);
+            else
+                await AnsiConsole.Status().StartAsync("rebuilding the audit store", async context =>
+                    runs = await AuditMaintenance.CatchUpAsync(settings, audit, reset: true,
+                        (name, events) => context.Status(Markup.Escape($"{name}: {events:N0} events applied")), cancel));
+            var where = AuditStore.For(settings, readOnly: true)?.Describe ?? "";
+            if (json)
+                Print(new
+                {
+                    Store = where,
+                    Seconds = (DateTimeOffset.UtcNow - started).TotalSeconds,
+                    Projections = runs.Select(r => new { r.Projection, r.Events, r.Checkpoints, r.Seconds, r.LastPayloadBytes }),
+                });
+            else
+            {
+                var table = new Table().Title(Markup.Escape(where)).AddColumns("projection", "events", "checkpoints", "last checkpoint",
+                    "time");
+                foreach (var r in runs)
+                    table.AddRow(r.Projection, $"{r.Events:N0}", $"{r.Checkpoints:N0}", $"{r.LastPayloadBytes / 1024.0:N1} KiB",
+                        $"{r.Seconds:0.0} s");
+                AnsiConsole.Write(table);
+            }
+            return CommandLineGuard.Ok;
+        }));
+        return command;
+    }
+
     public static PlanDocument ReplayDocument(JournalReplay replay)
     {
         var ipam = replay.Ipam();
@@ -176,9 +225,9 @@ public static partial class AuditCommands
             plan.Tables, plan.ForwardedFraction);
     }
 
-    private static Task<RomanaHost> OpenAsync(ParseResult parse) => RomanaHost.StartAuditAsync(Settings(parse));
+    private static Task<RomanaHost> OpenAsync(ParseResult parse) => RomanaHost.StartAuditAsync(JournalSettingsOf(parse));
 
-    private static JournalSettings Settings(ParseResult parse) => parse.GetValue(Journal) is { } file
+    private static JournalSettings JournalSettingsOf(ParseResult parse) => parse.GetValue(Journal) is { } file
         ? JournalSettings.Sqlite(file)
         : JournalSettings.From(LoadConfig(parse));
 

@@ -209,22 +209,32 @@ public static class BenchCommands
         var json = new Option<bool>("--json") { Description = "Print the figures as JSON" };
         var keep = new Option<string?>("--journal")
         {
-            Description = "Write the generated journal to this new SQLite file and keep it (to try `romana audit` on)"
+            Description = "Write the generated journal to this new SQLite file and keep it (to try `romana audit` on); with " +
+                "--postgresql, the name of the database to create and keep"
+        };
+        var postgreSql = new Option<string?>("--postgresql")
+        {
+            Description = "A PostgreSQL server's connection string: the journal goes into a database the benchmark creates " +
+                "there (dropped at the end unless --journal names it), instead of a SQLite file"
         };
         events.Within(1, 100_000_000);
         runs.Within(1, 1_000);
         var command = new Command("audit", """
-            Audit questions through Akka.Persistence.Query on a SQLite journal of a million events (a month of pod churn on
-            300 nodes): who held an address, and the whole state replayed to the middle and to the end of the month.
-            """) { events, runs, json, keep };
+            Audit questions through Akka.Persistence.Query on a journal of a million events (a month of pod churn on 300
+            nodes; --events more is more months), SQLite or PostgreSQL: who held an address, and the whole state replayed to
+            --runs random moments of the history and to its end.
+            """) { events, runs, json, keep, postgreSql };
         command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async _ =>
         {
             var result = await AuditBenchmark.RunAsync(parse.GetValue(events), parse.GetValue(runs), parse.GetValue(keep),
+                parse.GetValue(postgreSql),
                 parse.GetValue(json) ? null : m => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(m)}[/]"));
             if (parse.GetValue(json)) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions.Indented));
             else
             {
-                AnsiConsole.MarkupLine(Markup.Escape($"{result.Events:N0} events, written in {result.WriteSeconds:0.0} s"));
+                AnsiConsole.MarkupLine(
+                    Markup.Escape($"{result.Events:N0} events in {result.Journal}, " +
+                        (result.WriteSeconds is { } seconds ? $"written in {seconds:0.0} s" : "kept from an earlier run")));
                 var table = new Table().AddColumns("question", "median ms", "runs ms", "found");
                 foreach (var q in result.Questions)
                     table.AddRow(Markup.Escape(q.Name), q.MedianMs.ToString("0"), string.Join(", ", q.RunsMs.Select(r => r.ToString("0"))),

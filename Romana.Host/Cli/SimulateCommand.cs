@@ -146,14 +146,15 @@ public static class SimulateCommand
     }
 
     /// <summary>
-    /// A run starts from an empty journal: the file and its snapshot file are replaced, never while another process (a
+    /// A run starts from an empty journal: the file, its snapshot file and its audit store are replaced, never while another process (a
     /// daemon, another run) has it: its lock is taken first and held for the run.
     /// </summary>
     private static Persistence.JournalLock? TakeOverJournal(string journal)
     {
         var settings = Persistence.JournalSettings.Sqlite(journal);
         var journalLock = Persistence.JournalLock.Acquire(settings);
-        foreach (var file in new[] { settings.SqlitePath, settings.SqliteSnapshotPath }
+        // The audit store goes with them: checkpoints of the old journal would be taken for the new one's.
+        foreach (var file in new[] { settings.SqlitePath, settings.SqliteSnapshotPath, settings.SqliteAuditPath }
             .SelectMany(f => new[] { f, f + "-wal", f + "-shm" }))
             File.Delete(file);
         return journalLock;

@@ -95,12 +95,13 @@ public sealed class RomanaHost : IAsyncDisposable
     /// but a Romana journal (no such file, an empty file, not a database, no journal table) is a
     /// <see cref="ConfigurationError"/> that says what it is (<see cref="JournalProbe"/>).
     /// </summary>
-    public static async Task<RomanaHost> StartAuditAsync(JournalSettings journal)
+    /// <param name="oneShot">Reads of what is in the journal now (questions), not a catch-up that must wait for writes in
+    /// flight (<see cref="PersistenceHosting.AddRomanaAudit"/>).</param>
+    public static async Task<RomanaHost> StartAuditAsync(JournalSettings journal, bool oneShot = true)
     {
         JournalProbe.Check(journal);
         return await StartAsync(ConfigurationFactory.ParseString("akka.loglevel = WARNING"),
-            akka => akka.AddRomanaPersistence(journal, readOnly: true).AddRomanaAudit(journal, once: true),
-            name: "romana-audit");
+            akka => akka.AddRomanaPersistence(journal, readOnly: true).AddRomanaAudit(journal, oneShot), name: "romana-audit");
     }
 
     public static async Task<RomanaHost> StartAsync(HostApplicationBuilder builder)

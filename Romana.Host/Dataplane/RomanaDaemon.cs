@@ -7,6 +7,7 @@ using Romana.Actors.Dataplane;
 using Romana.Actors.Health;
 using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
+using Romana.Host.Audit;
 using Romana.Host.Aws;
 using Romana.Host.Composition;
 using Romana.Host.Health;
@@ -84,6 +85,7 @@ public sealed class RomanaDaemon : IAsyncDisposable
             throw ConfigValues.Error(config, "romana.kubernetes.enabled", "on with romana.cluster.enabled = off; the Node watch is a " +
                 "cluster singleton (turn the cluster on)");
         var policy = PolicySettings.From(config);
+        var auditSettings = AuditSettings.From(config);
         if (policy is { Runs: true, Source: PolicySourceKind.Kubernetes } && !kubernetes.Enabled)
             throw ConfigValues.Error(config, "romana.policy.source", "kubernetes with romana.kubernetes.enabled = off (turn the watches " +
                 "on, or use source = files)");
@@ -120,6 +122,9 @@ public sealed class RomanaDaemon : IAsyncDisposable
                 if (kubernetes.Enabled) akka.AddRomanaKubernetes(kubernetes, topology, node.Name);
                 // NetworkPolicy: this node's agent, fed by the Kubernetes view (a singleton) or by policy files.
                 akka.AddRomanaPolicy(policy, node.Name, topology, kubernetes.Enabled ? kubernetes : null);
+                // The audit's projections (checkpoints): one runner per journal, so a cluster singleton in a cluster.
+                akka.AddRomanaProjections(journal, auditSettings,
+                    cluster.Enabled ? ProjectionPlacement.ClusterSingleton : ProjectionPlacement.Local);
             }, services =>
             {
                 // The HTTP endpoint first: bound before anything else starts, and stopped last (/healthz answers throughout).

@@ -150,6 +150,7 @@ public sealed class PolicyMetricsFeed : ReceiveActor
 {
     public PolicyMetricsFeed(RomanaMetrics metrics)
     {
+        var dropped = new KernelCounterFeed();
         Receive<PolicyAgentMessages.ApplyDone>(done =>
         {
             metrics.PolicyApplies.WithLabels(done.Ok ? "ok" : "failed").Inc();
@@ -164,8 +165,10 @@ public sealed class PolicyMetricsFeed : ReceiveActor
             foreach (var drop in read.Drops)
             {
                 var direction = drop.Direction.ToString().ToLowerInvariant();
-                metrics.PolicyDroppedPackets.WithLabels(drop.Pod, direction).IncTo(drop.Packets);
-                metrics.PolicyDroppedBytes.WithLabels(drop.Pod, direction).IncTo(drop.Bytes);
+                metrics.PolicyDroppedPackets.WithLabels(drop.Pod, direction)
+                    .Inc(dropped.Increase((drop.Pod, direction, "packets"), drop.Packets));
+                metrics.PolicyDroppedBytes.WithLabels(drop.Pod, direction)
+                    .Inc(dropped.Increase((drop.Pod, direction, "bytes"), drop.Bytes));
             }
         });
     }
@@ -174,5 +177,23 @@ public sealed class PolicyMetricsFeed : ReceiveActor
     {
         Context.System.EventStream.Subscribe(Self, typeof(PolicyAgentMessages.ApplyDone));
         Context.System.EventStream.Subscribe(Self, typeof(PolicyAgentMessages.DropsRead));
+    }
+}
+
+/// <summary>
+/// How much kernel counters grew between two reads. A kernel counter starts again at 0 when its chain is made anew (a
+/// table replaced whole, a pod's chain removed and added); a Prometheus counter never goes down. A value below the last
+/// one read is therefore a restart, and all of it is new: setting the Prometheus counter to the kernel's value instead
+/// would leave it stalled until the kernel passed the old figure.
+/// </summary>
+public sealed class KernelCounterFeed
+{
+    private readonly Dictionary<(string Pod, string Direction, string Unit), long> _last = new();
+
+    public long Increase((string Pod, string Direction, string Unit) counter, long value)
+    {
+        var last = _last.GetValueOrDefault(counter);
+        _last[counter] = value;
+        return value >= last ? value - last : value;
     }
 }

@@ -13,6 +13,7 @@ using Romana.Actors.Health;
 using Romana.Actors.Ipam;
 using Romana.Actors.Routing;
 using Romana.Actors.Topology;
+using Romana.Host.Audit;
 using Romana.Host.Composition;
 using Romana.Host.Documents;
 using Romana.Host.Ec2;
@@ -29,7 +30,8 @@ namespace Romana.Host.Simulation;
 /// EC2's latency, the step, a callback as virtual time advances, and what stops the run (an interrupted command).
 /// </summary>
 public sealed record SimulationOptions(string? JournalPath = null, TimeSpan? Ec2Latency = null, TimeSpan? Step = null,
-    Action<TimeSpan>? OnTime = null, IReadOnlyList<TimeSpan>? CaptureAt = null, CancellationToken Cancel = default);
+    Action<TimeSpan>? OnTime = null, IReadOnlyList<TimeSpan>? CaptureAt = null, CancellationToken Cancel = default,
+    AuditSettings? Audit = null);
 
 /// <summary>The live state at a moment: what the IPAM actors and the route manager answered.</summary>
 public sealed record Capture(DateTimeOffset At, IpamMessages.IpamStateView Ipam, ImmutableArray<(string Table, OwnedRoute Route)> Routes);
@@ -135,8 +137,18 @@ public sealed class SimulationRun : IAsyncDisposable
 
     public static async Task<SimulationResult> RunAsync(Scenario scenario, SimulationOptions options, Action<string>? progress = null)
     {
-        await using var run = new SimulationRun(scenario, options);
-        return await run.RunAsync(progress);
+        SimulationResult result;
+        await using (var run = new SimulationRun(scenario, options)) result = await run.RunAsync(progress);
+        // A kept journal gets its checkpoints (romana.audit.db beside it), so `romana audit replay` on it starts from one. They
+        // are written once the run is over, not live: the run's actor system lives in virtual time (Akka's test scheduler),
+        // where the live query's polling and the batches' timers would only move as the scenario advances the clock.
+        var audit = options.Audit ?? AuditSettings.From(Config.Empty);
+        if (options.JournalPath is { } path && audit.Projections.Enabled)
+        {
+            progress?.Invoke("audit: writing the journal's checkpoints");
+            await AuditMaintenance.CatchUpAsync(JournalSettings.Sqlite(path), audit, reset: false, null, options.Cancel);
+        }
+        return result;
     }
 
     private async Task<SimulationResult> RunAsync(Action<string>? progress)
