@@ -180,7 +180,7 @@ public class CheckpointTests(AuditFixture simulation) : IClassFixture<AuditFixtu
     {
         var journal = CopyJournal();
         var runs = await AuditMaintenance.CatchUpAsync(journal, EveryEvents(7), reset: true, null, default);
-        var run = Assert.Single(runs);
+        var run = Assert.Single(runs, r => r.Projection == "checkpoints"); // the address index runs too
         Assert.True(run.Checkpoints > 5, $"{run.Checkpoints} checkpoints");
         var store = AuditStore.For(journal, readOnly: true)!;
         await using var romana = await RomanaHost.StartAuditAsync(journal);
@@ -336,7 +336,7 @@ public abstract class LiveCheckpointTests
             live = await NewestViewsAsync(store);
         }
         var runs = await AuditMaintenance.CatchUpAsync(journal, Settings, reset: true, null, default);
-        Assert.Equal(events.Length, Assert.Single(runs).Events);
+        Assert.Equal(events.Length, Assert.Single(runs, r => r.Projection == "checkpoints").Events);
         Assert.Equal(live, await NewestViewsAsync(store));
         await ReplayViews.CheckEveryCheckpointAsync(store, events);
     }

@@ -52,40 +52,39 @@ public static class AuditQueries
                 {
                     case NodeJoined joined when joined.Node == node:
                         subnet = joined.Subnet;
-                        changes.Add(new NodeChange(e.At, "joined",
-                            $"subnet {joined.Subnet}, IP {joined.Ip}{(joined.Eni is null ? "" : $", {joined.Eni}")}", e.Reason));
+                        changes.Add(AddressIndexFold.ChangeOf(e)!);
                         break;
                     case NodeLeft left when left.Node == node:
-                        changes.Add(new NodeChange(e.At, "left", $"subnet {left.Subnet}", e.Reason));
+                        changes.Add(AddressIndexFold.ChangeOf(e)!);
                         break;
                 }
         var events = await journal.ByPersistenceIdAsync($"node-{node.Value}");
-        foreach (var e in events)
+        changes.AddRange(events.Where(e => e is BlockAdopted or BlockReturned).Select(e => AddressIndexFold.ChangeOf(e)!));
+        if (subnet is { } s) changes.AddRange(await HealthChangesAsync(journal, s, node));
+        return new NodeHistory(node, subnet, [.. changes.OrderBy(c => c.At)], [.. Holdings(node, events, null).OrderBy(h => h.From)]);
+    }
+
+    /// <summary>The health judgements of a node by its subnet's supervisor (the subnet's health stream, an index seek).</summary>
+    public static async Task<List<NodeChange>> HealthChangesAsync(AuditJournal journal, SubnetId subnet, NodeName node)
+    {
+        var changes = new List<NodeChange>();
+        foreach (var e in await journal.ByPersistenceIdAsync($"health-{subnet.Value}"))
             switch (e)
             {
-                case BlockAdopted adopted: changes.Add(new NodeChange(e.At, "block adopted", adopted.Block.ToString(), e.Reason)); break;
-                case BlockReturned returned:
-                    changes.Add(new NodeChange(e.At, "block returned", returned.Block.ToString(), e.Reason));
+                case ForwarderFailed failed when failed.Node == node:
+                    changes.Add(new NodeChange(e.At, "judged failed", "", e.Reason));
+                    break;
+                case ForwarderRecovered recovered when recovered.Node == node:
+                    changes.Add(new NodeChange(e.At, "judged recovered", "", e.Reason));
+                    break;
+                case ForwarderRoutesMovedByStandby moved when moved.Node == node || moved.To == node:
+                    changes.Add(new NodeChange(e.At,
+                        moved.Node == node ? "routes moved away by standby" : "routes moved here by standby",
+                        $"{moved.Routes.Length} routes from {moved.Node} to {moved.To}: "
+                            + string.Join(", ", moved.Routes.Select(r => $"{r.Cidr} in {r.Table}")), e.Reason));
                     break;
             }
-        if (subnet is { } s)
-            foreach (var e in await journal.ByPersistenceIdAsync($"health-{s.Value}"))
-                switch (e)
-                {
-                    case ForwarderFailed failed when failed.Node == node:
-                        changes.Add(new NodeChange(e.At, "judged failed", "", e.Reason));
-                        break;
-                    case ForwarderRecovered recovered when recovered.Node == node:
-                        changes.Add(new NodeChange(e.At, "judged recovered", "", e.Reason));
-                        break;
-                    case ForwarderRoutesMovedByStandby moved when moved.Node == node || moved.To == node:
-                        changes.Add(new NodeChange(e.At,
-                            moved.Node == node ? "routes moved away by standby" : "routes moved here by standby",
-                            $"{moved.Routes.Length} routes from {moved.Node} to {moved.To}: "
-                                + string.Join(", ", moved.Routes.Select(r => $"{r.Cidr} in {r.Table}")), e.Reason));
-                        break;
-                }
-        return new NodeHistory(node, subnet, [.. changes.OrderBy(c => c.At)], [.. Holdings(node, events, null).OrderBy(h => h.From)]);
+        return changes;
     }
 
     /// <summary>

@@ -154,5 +154,6 @@ public static class ProjectionCatchUp
     public static ImmutableArray<IAuditProjection> Registered(AuditStore store, AuditSettings settings, Action<string>? log) =>
     [
         new CheckpointProjection(store, settings.Checkpoints, log),
+        new AddressIndexProjection(store, log),
     ];
 }

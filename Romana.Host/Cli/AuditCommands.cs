@@ -57,9 +57,12 @@ public static partial class AuditCommands
             if (!Ipv4.TryParse(parse.GetValue(address), out var ip))
                 return Bad($"ADDRESS: {Quoting.Quote(parse.GetValue(address))} is not an IPv4 address");
             var when = parse.GetValue(at) is { } text ? Time(text, "--at") : (DateTimeOffset?)null;
-            await using var romana = await OpenAsync(parse);
+            var settings = JournalSettingsOf(parse);
+            await using var romana = await RomanaHost.StartAuditAsync(settings);
             var journal = romana.Audit;
-            var holdings = (await AuditQueries.AddressAsync(journal, ip).WaitAsync(cancel))
+            var indexed = await IndexedAudit.AddressAsync(settings, journal, ip, MaxTail(parse), cancel).WaitAsync(cancel);
+            Source(indexed);
+            var holdings = (indexed.Value ?? await AuditQueries.AddressAsync(journal, ip).WaitAsync(cancel))
                 .Where(h => when is null || (h.From <= when && (h.To is null || when < h.To))).ToList();
             if (parse.GetValue(Json)) Print(holdings);
             else
@@ -78,9 +81,13 @@ public static partial class AuditCommands
         var command = new Command("node", "A node's membership, blocks, addresses and health over time.") { name, Journal, Config, Json };
         command.SetAction((parse, _) => CommandLineGuard.RunInterruptibleAsync(async cancel =>
         {
-            await using var romana = await OpenAsync(parse);
+            var settings = JournalSettingsOf(parse);
+            await using var romana = await RomanaHost.StartAuditAsync(settings);
             var journal = romana.Audit;
-            var history = await AuditQueries.NodeAsync(journal, new NodeName(parse.GetValue(name)!)).WaitAsync(cancel);
+            var node = new NodeName(parse.GetValue(name)!);
+            var indexed = await IndexedAudit.NodeAsync(settings, journal, node, MaxTail(parse), cancel).WaitAsync(cancel);
+            Source(indexed);
+            var history = indexed.Value ?? await AuditQueries.NodeAsync(journal, node).WaitAsync(cancel);
             if (history.Subnet is null && history.Changes.IsEmpty)
                 return Bad($"NAME: no node {Quoting.Quote(history.Node.Value)} in the journal");
             if (parse.GetValue(Json)) Print(history);
@@ -223,6 +230,12 @@ public static partial class AuditCommands
     private static JournalSettings JournalSettingsOf(ParseResult parse) => parse.GetValue(Journal) is { } file
         ? JournalSettings.Sqlite(file)
         : JournalSettings.From(LoadConfig(parse));
+
+    private static int MaxTail(ParseResult parse) => ConfigValues.Int(LoadConfig(parse), "romana.audit.index.max-tail-events");
+
+    /// <summary>Where an answer came from (the address index, or the journal and why), on stderr: the output stays the same.</summary>
+    private static void Source<T>(IndexedAudit.Answer<T> answer) =>
+        Console.Error.WriteLine(answer.Value is null ? $"romana: answered from the journal: {answer.Note}" : $"romana: {answer.Note}");
 
     private static Akka.Configuration.Config LoadConfig(ParseResult parse) =>
         RomanaConfig.Load(parse.GetValue(Config) ?? (File.Exists("hocon/romana.conf") ? "hocon/romana.conf" : null));
