@@ -9,6 +9,7 @@ using Romana.Actors.Configuration;
 using Romana.Actors.Ipam;
 using Romana.Actors.Persistence;
 using Romana.Actors.Topology;
+using Romana.Host.Audit;
 using Romana.Host.Composition;
 using Romana.Host.Ipam;
 using Romana.Host.Persistence;
@@ -30,7 +31,13 @@ public static class AuditBenchmark
     public sealed record Question(string Name, double MedianMs, IReadOnlyList<double> RunsMs, string Found);
 
     /// <summary><see cref="WriteSeconds"/> is null for a kept journal asked again.</summary>
-    public sealed record Result(string Journal, long Events, double? WriteSeconds, IReadOnlyList<Question> Questions);
+    public sealed record Result(string Journal, long Events, double? WriteSeconds, IReadOnlyList<Question> Questions)
+    {
+        /// <summary>How long the projections took to reach the journal's end before the questions (all of it on a new journal).</summary>
+        public double ProjectSeconds { get; init; }
+
+        public IReadOnlyList<ProjectionRun> Projections { get; init; } = [];
+    }
 
     /// <summary>
     /// <paramref name="keep"/>: a SQLite file to write and keep. <paramref name="postgreSql"/>: a server to write a journal
@@ -65,10 +72,26 @@ public static class AuditBenchmark
             written = Write(rows, events, progress);
         }
         double? writeSeconds = existing ? null : clock.Elapsed.TotalSeconds;
-        var (start, probe) = (Start, Probe);
 
+        // The derived data as a daemon's projections keep it: brought to the journal's end (all of it on a new journal;
+        // nothing on a kept one whose store is current).
+        var settings = AuditSettings.From(Akka.Configuration.Config.Empty);
+        clock.Restart();
+        var projected = await AuditMaintenance.CatchUpAsync(fresh.Settings, settings, reset: false,
+            (name, applied) =>
+            {
+                if (applied % 1_000_000 < settings.Checkpoints.EveryEvents) progress?.Invoke($"{name}: {applied:N0} events");
+            },
+            CancellationToken.None);
+        var projectSeconds = clock.Elapsed.TotalSeconds;
+        progress?.Invoke($"projections brought to the end in {projectSeconds:0.0} s: " +
+            string.Join(", ", projected.Select(p => $"{p.Projection} {p.Events:N0} events in {p.Seconds:0.0} s")));
+
+        // Then the questions as `romana audit` asks them: a one-shot read journal, the audit store read-only.
         await using var romana = await RomanaHost.StartAuditAsync(fresh.Settings);
         var journal = romana.Audit;
+        var store = AuditStore.For(fresh.Settings, readOnly: true);
+        var maxTail = ConfigValues.Int(RomanaConfig.Reference, "romana.audit.index.max-tail-events");
         async Task<Question> Measure(string name, Func<int, Task<string>> ask)
         {
             var times = new List<double>();
@@ -82,17 +105,38 @@ public static class AuditBenchmark
             }
             return new Question(name, BenchStatistics.Median(times), times, string.Join("; ", found.Distinct()));
         }
-        static string Replayed(JournalReplay replay) => $"{replay.Applied:N0} events applied, {replay.Ipam().Nodes.Length} nodes";
+        async Task<string> Replayed(DateTimeOffset? until)
+        {
+            var (replay, source) = await AuditMaintenance.ReplayAsync(journal, store, until, settings.LateWrites, CancellationToken.None);
+            return $"{replay.Applied:N0} events applied, {replay.Ipam().Nodes.Length} nodes, " +
+                (source.Checkpoint is { } checkpoint
+                    ? $"checkpoint of {checkpoint.Events:N0} + {source.TailRead:N0} read"
+                    : "no checkpoint");
+        }
+        static string Source<T>(IndexedAudit.Answer<T> answer) => answer.Value is null ? $"the journal ({answer.Note})" : "the index";
         // The moments of "any moment": spread over the whole history, the same ones on every journal of this size.
         var span = Step * written;
         var random = new Random(16);
-        var moments = Enumerable.Range(0, runs).Select(_ => start + span * random.NextDouble()).ToArray();
+        var moments = Enumerable.Range(0, runs).Select(_ => Start + span * random.NextDouble()).ToArray();
+        var node = new NodeName("subnet-00-node-00");
         return new Result(fresh.Settings.Describe(), written, writeSeconds,
         [
-            await Measure($"address {probe}", async _ => $"{(await AuditQueries.AddressAsync(journal, probe)).Length} holdings"),
-            await Measure("replay to a random moment", async run => Replayed(await AuditQueries.ReplayAsync(journal, moments[run]))),
-            await Measure("replay to the end", async _ => Replayed(await AuditQueries.ReplayAsync(journal, null))),
-        ]);
+            await Measure($"address {Probe}", async _ =>
+            {
+                var answer = await IndexedAudit.AddressAsync(fresh.Settings, journal, Probe, maxTail, CancellationToken.None);
+                var holdings = answer.Value ?? await AuditQueries.AddressAsync(journal, Probe);
+                return $"{holdings.Length} holdings from {Source(answer)}";
+            }),
+            await Measure($"node {node}", async _ =>
+            {
+                var answer = await IndexedAudit.NodeAsync(fresh.Settings, journal, node, maxTail, CancellationToken.None);
+                var history = answer.Value ?? await AuditQueries.NodeAsync(journal, node);
+                return $"{history.Addresses.Length} holdings, {history.Changes.Length} changes from {Source(answer)}";
+            }),
+            await Measure("replay to a random moment", run => Replayed(moments[run])),
+            await Measure("replay to the end", _ => Replayed(null)),
+        ])
+        { ProjectSeconds = projectSeconds, Projections = projected };
     }
 
     private static readonly DateTimeOffset Start = new(2026, 10, 1, 0, 0, 0, TimeSpan.Zero);
