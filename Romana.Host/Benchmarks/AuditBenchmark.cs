@@ -147,10 +147,10 @@ public static class AuditBenchmark
 
     private static async Task<long> CountAsync(JournalSettings settings)
     {
+        var readOnly = PersistenceHosting.ReadOnlyConnectionString(settings);
         await using System.Data.Common.DbConnection connection = settings.Journal == JournalKind.PostgreSql
-            ? new NpgsqlConnection(settings.PostgreSqlConnectionString)
-            : new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = settings.SqlitePath, Mode = SqliteOpenMode.ReadOnly }
-                .ToString());
+            ? new NpgsqlConnection(readOnly)
+            : new SqliteConnection(readOnly);
         await connection.OpenAsync();
         await using var count = connection.CreateCommand();
         count.CommandText = "SELECT coalesce(max(ordering), 0) FROM journal";
