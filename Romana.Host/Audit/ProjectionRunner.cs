@@ -10,12 +10,12 @@ using Romana.Host.Persistence;
 namespace Romana.Host.Audit;
 
 /// <summary>
-/// Runs every registered projection live: from its stored offsets, the journal read with AllEvents (the live query, which
-/// goes on with what is written later) and filed by tag as the tagging adapter tags, in batches of
-/// <see cref="ProjectionSettings.BatchEvents"/> events or <see cref="ProjectionSettings.BatchTime"/>, each batch stored by the
-/// projection with its offsets as one transaction. A failure (the database away, a transaction refused) starts that
-/// projection again from its stored offsets after a backoff that doubles up to <see cref="ProjectionSettings.MaxBackoff"/>.
-/// One per journal: in a cluster, a singleton.
+/// Runs every registered projection live from one shared read (<see cref="ProjectionFanOut"/>): from the lowest of their
+/// stored offsets, the journal read with AllEvents (the live query, which goes on with what is written later) in batches of
+/// <see cref="ProjectionSettings.BatchEvents"/> events or <see cref="ProjectionSettings.BatchTime"/>, each batch handed to
+/// every projection, which stores its tags' events with its offsets as one transaction. A projection that fails is left out
+/// for a backoff and then catches up alone; a failure of the read itself starts the read again after a backoff that
+/// doubles up to <see cref="ProjectionSettings.MaxBackoff"/>. One per journal: in a cluster, a singleton.
 /// </summary>
 public sealed class ProjectionRunner : ReceiveActor
 {
@@ -23,58 +23,62 @@ public sealed class ProjectionRunner : ReceiveActor
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CancellationTokenSource _stop = new();
-    private readonly List<UniqueKillSwitch> _streams = new();
+    private UniqueKillSwitch? _stream;
+    private ProjectionFanOut? _fanOut;
 
     public ProjectionRunner(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings)
     {
         _projections = projections;
         _settings = settings;
-        Receive<Applied>(applied => _log.Debug("projection {0}: stored a batch of {1} events", applied.Projection, applied.Events));
+        Receive<Applied>(applied => _log.Debug("projections: applied {0} events of a batch", applied.Events));
+        Receive<GetProgress>(_ => Sender.Tell(new Progress(_fanOut?.Progress() ?? ImmutableDictionary<string, long>.Empty)));
     }
 
     public static Props Props(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings) =>
         Akka.Actor.Props.Create(() => new ProjectionRunner(projections, settings));
 
-    private sealed record Applied(string Projection, int Events) : INoSerializationVerificationNeeded;
+    /// <summary>Asks how far each projection has been handed the journal (benchmarks, tests).</summary>
+    public sealed record GetProgress : INoSerializationVerificationNeeded
+    {
+        public static readonly GetProgress Instance = new();
+    }
+
+    /// <param name="ReadThrough">Each projection's lowest offset: every event up to it was handed to it.</param>
+    public sealed record Progress(ImmutableDictionary<string, long> ReadThrough) : INoSerializationVerificationNeeded;
+
+    private sealed record Applied(int Events) : INoSerializationVerificationNeeded;
 
     protected override void PreStart()
     {
         var journal = new AuditJournal(Context.System, PersistenceHosting.ReadJournalId);
-        var materializer = Context.Materializer();
-        var self = Self;
+        var log = _log;
+        var fanOut = _fanOut = new ProjectionFanOut(_projections, _settings,
+            (after, each, cancel) => journal.AllAfterAsync(after, each).WaitAsync(cancel), () => DateTimeOffset.UtcNow,
+            message => log.Warning(message));
         foreach (var projection in _projections)
-        {
             _log.Info("projection {0}: running live on tags {1}", projection.Name, string.Join(", ", projection.Tags));
-            var restart = RestartSettings.Create(_settings.MinBackoff, _settings.MaxBackoff, 0.2);
-            var (stream, _) = RestartSource.OnFailuresWithBackoff(() => Run(journal, projection), restart)
-                .ViaMaterialized(KillSwitches.Single<int>(), Keep.Right)
-                .ToMaterialized(Sink.ForEach<int>(n => self.Tell(new Applied(projection.Name, n))), Keep.Both)
-                .Run(materializer);
-            _streams.Add(stream);
-        }
+        var self = Self;
+        var stop = _stop.Token;
+        // Nothing new for a while still gives a projection that failed its moment to try again.
+        var idle = Source.Tick(_settings.MinBackoff, _settings.MinBackoff, (IReadOnlyList<(long, IRomanaEvent?)>)[])
+            .MapMaterializedValue(_ => NotUsed.Instance);
+        var restart = RestartSettings.Create(_settings.MinBackoff, _settings.MaxBackoff, 0.2);
+        _stream = RestartSource.OnFailuresWithBackoff(() =>
+                Source.FromTask(Logged("starting the read", () => fanOut.StartAsync(stop)))
+                    .ConcatMany(from => journal.LiveAll(from)
+                        .GroupedWithin(_settings.BatchEvents, _settings.BatchTime)
+                        .Select(IReadOnlyList<(long, IRomanaEvent?)> (batch) => batch.ToList())
+                        .Merge(idle))
+                    .SelectAsync(1, read => fanOut.ApplyAsync(read, stop)), restart)
+            .ViaMaterialized(KillSwitches.Single<int>(), Keep.Right)
+            .To(Sink.ForEach<int>(n =>
+            {
+                if (n > 0) self.Tell(new Applied(n));
+            }))
+            .Run(Context.Materializer());
     }
 
-    /// <summary>
-    /// One run of a projection: its offsets, then the journal live in its order from the lowest of them (one query, not one
-    /// per tag: a tag with few events would keep a read by tag polling far behind), its tags' events in batches, each
-    /// stored with how far the journal was read.
-    /// </summary>
-    private Source<int, NotUsed> Run(AuditJournal journal, IAuditProjection projection) =>
-        Source.FromTask(Logged(projection, "reading its offsets", () => projection.OffsetsAsync(_stop.Token)))
-            .ConcatMany(offsets => journal.LiveAll(projection.Tags.Min(t => offsets.GetValueOrDefault(t)))
-                .GroupedWithin(_settings.BatchEvents, _settings.BatchTime)
-                .SelectAsync(1, async read =>
-                {
-                    var (events, through) = ProjectionCatchUp.Of(projection, offsets, read);
-                    await Logged(projection, $"storing a batch of {events.Count} events", async () =>
-                    {
-                        await projection.ApplyAsync(events, through, _stop.Token);
-                        return 0;
-                    });
-                    return events.Count;
-                }));
-
-    private async Task<T> Logged<T>(IAuditProjection projection, string what, Func<Task<T>> step)
+    private async Task<T> Logged<T>(string what, Func<Task<T>> step)
     {
         try
         {
@@ -82,8 +86,8 @@ public sealed class ProjectionRunner : ReceiveActor
         }
         catch (Exception e) when (!_stop.IsCancellationRequested)
         {
-            _log.Warning("projection {0}: failed {1} ({2}: {3}); it starts again from its stored offsets after a backoff of " +
-                "{4} to {5}", projection.Name, what, e.GetType().Name, e.Message, _settings.MinBackoff, _settings.MaxBackoff);
+            _log.Warning("projections: failed {0} ({1}: {2}); the shared read starts again after a backoff of {3} to {4}", what,
+                e.GetType().Name, e.Message, _settings.MinBackoff, _settings.MaxBackoff);
             throw;
         }
     }
@@ -91,7 +95,7 @@ public sealed class ProjectionRunner : ReceiveActor
     protected override void PostStop()
     {
         _stop.Cancel();
-        foreach (var stream in _streams) stream.Shutdown();
+        _stream?.Shutdown();
         _stop.Dispose();
         _log.Info("projection runner stopped");
     }

@@ -315,6 +315,17 @@ public static class BenchCommands
             table.AddRow("with the projections: latency p99 (ms)", $"{with.P99Ms:0.00}", string.Join(", ",
                 with.Runs.Select(r => r.P99Ms.ToString("0.00"))));
             table.AddRow("throughput the projections cost", $"{with.CostPercent:0.0} %", "");
+            table.AddRow("CPU ms per 1,000 allocations, without",
+                $"{BenchStatistics.Median(result.Runs.Select(r => r.CpuMsPerThousand)):0}",
+                Runs(result, r => r.CpuMsPerThousand, "0"));
+            table.AddRow("CPU ms per 1,000 allocations, with", $"{BenchStatistics.Median(with.Runs.Select(r => r.CpuMsPerThousand)):0}",
+                string.Join(", ", with.Runs.Select(r => r.CpuMsPerThousand.ToString("0"))));
+            table.AddRow("CPU the projections add", $"{with.CpuCostPercent:0.0} %", "");
+            table.AddRow("projections behind at the end (events)",
+                $"{BenchStatistics.Median(with.Runs.Select(r => (double)r.BehindEvents)):N0}",
+                string.Join(", ", with.Runs.Select(r => r.BehindEvents.ToString("N0"))));
+            table.AddRow("projections' catch-up after the end (ms)", $"{BenchStatistics.Median(with.Runs.Select(r => r.CatchUpMs)):0}",
+                string.Join(", ", with.Runs.Select(r => r.CatchUpMs.ToString("0"))));
         }
         table.AddRow($"recovery of {result.RecoveryEvents:N0} events (ms)", $"{result.RecoveryMs:0.0}",
             string.Join(", ", result.RecoveryRunsMs.Select(r => $"{r:0.0}")));
