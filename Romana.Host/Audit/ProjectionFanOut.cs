@@ -35,6 +35,9 @@ public sealed class ProjectionFanOut
         _warn = warn;
     }
 
+    /// <summary>The last ordering the shared read handed over.</summary>
+    public long ReadThrough => _readThrough;
+
     /// <summary>How far each projection has been handed the journal (its lowest tag offset); 0 before it read its offsets.</summary>
     public ImmutableDictionary<string, long> Progress() =>
         _lanes.ToImmutableDictionary(l => l.Projection.Name, l => Volatile.Read(ref l.Position));

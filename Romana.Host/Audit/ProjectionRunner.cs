@@ -21,21 +21,31 @@ public sealed class ProjectionRunner : ReceiveActor
 {
     private readonly IReadOnlyList<IAuditProjection> _projections;
     private readonly ProjectionSettings _settings;
+    private readonly Func<CancellationToken, Task<long>>? _journalEnd;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CancellationTokenSource _stop = new();
     private UniqueKillSwitch? _stream;
     private ProjectionFanOut? _fanOut;
+    private WriteYield? _yield;
 
-    public ProjectionRunner(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings)
+    /// <param name="journalEnd">The journal's last ordering, for yielding to bursts of writes (null: never yield).</param>
+    public ProjectionRunner(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings,
+        Func<CancellationToken, Task<long>>? journalEnd)
     {
         _projections = projections;
         _settings = settings;
+        _journalEnd = journalEnd;
         Receive<Applied>(applied => _log.Debug("projections: applied {0} events of a batch", applied.Events));
-        Receive<GetProgress>(_ => Sender.Tell(new Progress(_fanOut?.Progress() ?? ImmutableDictionary<string, long>.Empty)));
+        Receive<GetProgress>(_ => Sender.Tell(new Progress(_fanOut?.Progress() ?? ImmutableDictionary<string, long>.Empty)
+        {
+            Yields = _yield?.Waited.Waits ?? 0,
+            Yielded = _yield?.Waited.Waited ?? TimeSpan.Zero,
+        }));
     }
 
-    public static Props Props(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings) =>
-        Akka.Actor.Props.Create(() => new ProjectionRunner(projections, settings));
+    public static Props Props(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings,
+        Func<CancellationToken, Task<long>>? journalEnd = null) =>
+        Akka.Actor.Props.Create(() => new ProjectionRunner(projections, settings, journalEnd));
 
     /// <summary>Asks how far each projection has been handed the journal (benchmarks, tests).</summary>
     public sealed record GetProgress : INoSerializationVerificationNeeded
@@ -44,7 +54,13 @@ public sealed class ProjectionRunner : ReceiveActor
     }
 
     /// <param name="ReadThrough">Each projection's lowest offset: every event up to it was handed to it.</param>
-    public sealed record Progress(ImmutableDictionary<string, long> ReadThrough) : INoSerializationVerificationNeeded;
+    public sealed record Progress(ImmutableDictionary<string, long> ReadThrough) : INoSerializationVerificationNeeded
+    {
+        /// <summary>The bursts of writes the runner waited for since it started, and how long it waited in all.</summary>
+        public long Yields { get; init; }
+
+        public TimeSpan Yielded { get; init; }
+    }
 
     private sealed record Applied(int Events) : INoSerializationVerificationNeeded;
 
@@ -59,6 +75,10 @@ public sealed class ProjectionRunner : ReceiveActor
             _log.Info("projection {0}: running live on tags {1}", projection.Name, string.Join(", ", projection.Tags));
         var self = Self;
         var stop = _stop.Token;
+        var batchEvents = _settings.BatchEvents;
+        var yield = _yield = _journalEnd is { } end && _settings.Yield.MaxBehindEvents > 0
+            ? new WriteYield(_settings.Yield, batchEvents, end, Task.Delay)
+            : null;
         // Nothing new for a while still gives a projection that failed its moment to try again.
         var idle = Source.Tick(_settings.MinBackoff, _settings.MinBackoff, (IReadOnlyList<(long, IRomanaEvent?)>)[])
             .MapMaterializedValue(_ => NotUsed.Instance);
@@ -69,7 +89,12 @@ public sealed class ProjectionRunner : ReceiveActor
                         .GroupedWithin(_settings.BatchEvents, _settings.BatchTime)
                         .Select(IReadOnlyList<(long, IRomanaEvent?)> (batch) => batch.ToList())
                         .Merge(idle))
-                    .SelectAsync(1, read => fanOut.ApplyAsync(read, stop)), restart)
+                    .SelectAsync(1, async read =>
+                    {
+                        var applied = await fanOut.ApplyAsync(read, stop);
+                        if (yield is not null) await yield.AfterBatchAsync(read.Count, fanOut.ReadThrough, stop);
+                        return applied;
+                    }), restart)
             .ViaMaterialized(KillSwitches.Single<int>(), Keep.Right)
             .To(Sink.ForEach<int>(n =>
             {

@@ -324,6 +324,8 @@ public static class BenchCommands
             table.AddRow("projections behind at the end (events)",
                 $"{BenchStatistics.Median(with.Runs.Select(r => (double)r.BehindEvents)):N0}",
                 string.Join(", ", with.Runs.Select(r => r.BehindEvents.ToString("N0"))));
+            table.AddRow("projections waiting for the writes (ms)", $"{BenchStatistics.Median(with.Runs.Select(r => r.YieldedMs)):0}",
+                string.Join(", ", with.Runs.Select(r => r.YieldedMs.ToString("0"))));
             table.AddRow("projections' catch-up after the end (ms)", $"{BenchStatistics.Median(with.Runs.Select(r => r.CatchUpMs)):0}",
                 string.Join(", ", with.Runs.Select(r => r.CatchUpMs.ToString("0"))));
         }
