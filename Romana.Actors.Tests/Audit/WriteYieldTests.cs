@@ -26,7 +26,7 @@ public class WriteYieldTests
         var journalAsked = false;
         var yield = new WriteYield(Settings, BatchEvents, _ => { journalAsked = true; return Task.FromResult(0L); },
             (_, _) => Task.CompletedTask);
-        Assert.False(await yield.AfterBatchAsync(0, 100, default));
+        Assert.False(await yield.BeforeBatchAsync(0, 100, default));
         Assert.False(journalAsked);
     }
 
@@ -36,17 +36,17 @@ public class WriteYieldTests
         var yield = Yield();
         _end = 1_000;
         _growth = 300; // 3,000 events a second: a burst
-        Assert.True(await yield.AfterBatchAsync(50, 1_000, default));
+        Assert.True(await yield.BeforeBatchAsync(50, 1_000, default));
         // It stopped waiting at the first check that found the journal the bound or more past what it read.
         Assert.Equal(7, _checks);
         Assert.InRange(_end - 1_000, Settings.MaxBehindEvents, Settings.MaxBehindEvents + _growth - 1);
         Assert.Equal(1, yield.Waited.Waits);
 
         // Catching up: the writes still going, and no wait however far behind, until within a batch of the end.
-        for (var read = 1_100L; read < _end - BatchEvents; read += 100) Assert.False(await yield.AfterBatchAsync(100, read, default));
+        for (var read = 1_100L; read < _end - BatchEvents; read += 100) Assert.False(await yield.BeforeBatchAsync(100, read, default));
         Assert.Equal(7, _checks);
         // Within a batch of the end, the burst that goes on is waited for again.
-        Assert.True(await yield.AfterBatchAsync(100, _end - 50, default));
+        Assert.True(await yield.BeforeBatchAsync(100, _end - 50, default));
         Assert.Equal(14, _checks);
         Assert.Equal(2, yield.Waited.Waits);
     }
@@ -57,8 +57,8 @@ public class WriteYieldTests
         var yield = Yield();
         _end = 5_000;
         _growth = 9; // 90 events a second: no burst
-        Assert.False(await yield.AfterBatchAsync(20, 4_990, default));
-        Assert.False(await yield.AfterBatchAsync(9, 5_009, default));
+        Assert.False(await yield.BeforeBatchAsync(20, 4_990, default));
+        Assert.False(await yield.BeforeBatchAsync(9, 5_009, default));
         Assert.Equal(2, _checks);
         Assert.Equal(0, yield.Waited.Waits);
     }
@@ -68,8 +68,8 @@ public class WriteYieldTests
     {
         _growth = 1_000;
         _end = 10_000;
-        Assert.False(await Yield().AfterBatchAsync(100, 8_000, default));
-        Assert.False(await Yield(YieldSettings.Off).AfterBatchAsync(100, 9_999, default));
+        Assert.False(await Yield().BeforeBatchAsync(100, 8_000, default));
+        Assert.False(await Yield(YieldSettings.Off).BeforeBatchAsync(100, 9_999, default));
         Assert.Equal(0, _checks);
     }
 }

@@ -91,9 +91,9 @@ public sealed class ProjectionRunner : ReceiveActor
                         .Merge(idle))
                     .SelectAsync(1, async read =>
                     {
-                        var applied = await fanOut.ApplyAsync(read, stop);
-                        if (yield is not null) await yield.AfterBatchAsync(read.Count, fanOut.ReadThrough, stop);
-                        return applied;
+                        // Before the batch: the first batch of a burst already waits.
+                        if (yield is not null) await yield.BeforeBatchAsync(read.Count, fanOut.ReadThrough, stop);
+                        return await fanOut.ApplyAsync(read, stop);
                     }), restart)
             .ViaMaterialized(KillSwitches.Single<int>(), Keep.Right)
             .To(Sink.ForEach<int>(n =>

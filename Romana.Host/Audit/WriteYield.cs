@@ -2,8 +2,8 @@ namespace Romana.Host.Audit;
 
 /// <summary>
 /// The projections give way to a burst of writes: they are derived data, a real cluster writes a few events a second, and
-/// on a small machine the reading, folding and indexing of every event takes CPU from the writes themselves. After each
-/// batch the runner checks how fast the journal grows and, while it grows by more than
+/// on a small machine the folding and indexing of every event takes CPU from the writes themselves. Before each batch
+/// the runner checks how fast the journal grows and, while it grows by more than
 /// <see cref="YieldSettings.BusyEventsPerSecond"/>, reads nothing. Bounded: once the journal is
 /// <see cref="YieldSettings.MaxBehindEvents"/> past what the runner read, or when the writes slow down, the runner reads on
 /// and does not wait again until it is within a batch of the journal's end. Under sustained load it is thus never further
@@ -20,11 +20,11 @@ public sealed class WriteYield(YieldSettings settings, int batchEvents, Func<Can
     public (long Waits, TimeSpan Waited) Waited => (Interlocked.Read(ref _waits), TimeSpan.FromTicks(Interlocked.Read(ref _waitedTicks)));
 
     /// <summary>
-    /// Waits (or not) after a batch of <paramref name="events"/> events; <paramref name="readThrough"/>: the last ordering the
-    /// runner has read. An empty batch (nothing written) never waits.
+    /// Waits (or not) before a batch of <paramref name="events"/> events is applied; <paramref name="readThrough"/>: the last
+    /// ordering the runner applied before it. An empty batch (nothing written) never waits.
     /// </summary>
     /// <returns>Whether it waited.</returns>
-    public async Task<bool> AfterBatchAsync(int events, long readThrough, CancellationToken cancel)
+    public async Task<bool> BeforeBatchAsync(int events, long readThrough, CancellationToken cancel)
     {
         if (settings.MaxBehindEvents <= 0 || events == 0) return false;
         var previous = await journalEnd(cancel);
