@@ -20,20 +20,23 @@ namespace Romana.Host.Audit;
 public sealed class ProjectionRunner : ReceiveActor
 {
     private readonly IReadOnlyList<IAuditProjection> _projections;
+    private readonly JournalMarks _marks;
     private readonly ProjectionSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CancellationTokenSource _stop = new();
     private readonly List<UniqueKillSwitch> _streams = new();
 
-    public ProjectionRunner(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings)
+    public ProjectionRunner(IReadOnlyList<IAuditProjection> projections, JournalMarks marks, ProjectionSettings settings)
     {
         _projections = projections;
+        _marks = marks;
         _settings = settings;
         Receive<Applied>(applied => _log.Debug("projection {0}: stored a batch of {1} events", applied.Projection, applied.Events));
     }
 
-    public static Props Props(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings) =>
-        Akka.Actor.Props.Create(() => new ProjectionRunner(projections, settings));
+    /// <param name="marks">Where the runner notes which journal the projections were made from, and checks it.</param>
+    public static Props Props(IReadOnlyList<IAuditProjection> projections, JournalMarks marks, ProjectionSettings settings) =>
+        Akka.Actor.Props.Create(() => new ProjectionRunner(projections, marks, settings));
 
     private sealed record Applied(string Projection, int Events) : INoSerializationVerificationNeeded;
 
@@ -60,7 +63,8 @@ public sealed class ProjectionRunner : ReceiveActor
     /// stored with how far the journal was read.
     /// </summary>
     private Source<int, NotUsed> Run(AuditJournal journal, IAuditProjection projection) =>
-        Source.FromTask(Logged(projection, "reading its offsets", () => projection.OffsetsAsync(_stop.Token)))
+        Source.FromTask(Logged(projection, "reading its offsets",
+                () => ProjectionCatchUp.TrustedOffsetsAsync(journal, projection, _marks, message => _log.Warning(message), _stop.Token)))
             .ConcatMany(offsets => journal.LiveAll(projection.Tags.Min(t => offsets.GetValueOrDefault(t)))
                 .GroupedWithin(_settings.BatchEvents, _settings.BatchTime)
                 .SelectAsync(1, async read =>
@@ -69,6 +73,7 @@ public sealed class ProjectionRunner : ReceiveActor
                     await Logged(projection, $"storing a batch of {events.Count} events", async () =>
                     {
                         await projection.ApplyAsync(events, through, _stop.Token);
+                        await _marks.MarkAsync(journal, projection.Name, through, _stop.Token);
                         return 0;
                     });
                     return events.Count;
@@ -105,10 +110,10 @@ public sealed class ProjectionRunner : ReceiveActor
 public static class ProjectionCatchUp
 {
     /// <returns>The events applied.</returns>
-    public static async Task<long> RunAsync(AuditJournal journal, IAuditProjection projection, int window, Action<long>? progress,
-        CancellationToken cancel)
+    public static async Task<long> RunAsync(AuditJournal journal, IAuditProjection projection, JournalMarks marks, int window,
+        Action<long>? progress, CancellationToken cancel, Action<string>? log = null)
     {
-        var offsets = await projection.OffsetsAsync(cancel);
+        var offsets = await TrustedOffsetsAsync(journal, projection, marks, log, cancel);
         var position = projection.Tags.Min(t => offsets.GetValueOrDefault(t));
         long applied = 0;
         while (true)
@@ -125,6 +130,7 @@ public static class ProjectionCatchUp
             if (read.Count == 0) break;
             var (events, through) = Of(projection, offsets, read);
             await projection.ApplyAsync(events, through, cancel);
+            await marks.MarkAsync(journal, projection.Name, through, cancel);
             applied += events.Count;
             position = through;
             progress?.Invoke(applied);
@@ -132,6 +138,23 @@ public static class ProjectionCatchUp
         }
         if (projection is CheckpointProjection checkpoints) await checkpoints.FlushAsync(cancel);
         return applied;
+    }
+
+    /// <summary>
+    /// The projection's stored offsets, when what it derived comes from this journal (<see cref="JournalMarks"/>); otherwise
+    /// (a journal replaced by hand beside its old store) it is reset, with one line saying why, and goes from the start.
+    /// </summary>
+    public static async Task<ImmutableDictionary<string, long>> TrustedOffsetsAsync(AuditJournal journal, IAuditProjection projection,
+        JournalMarks marks, Action<string>? log, CancellationToken cancel)
+    {
+        var offsets = await projection.OffsetsAsync(cancel);
+        if (offsets.IsEmpty
+            || await marks.MismatchAsync(journal, projection.Name, offsets.Values.Max(), cancel) is not { } mismatch)
+            return offsets;
+        log?.Invoke($"{mismatch}: it is made again from the journal's start");
+        await projection.ResetAsync(cancel);
+        await marks.ForgetAsync(projection.Name, cancel);
+        return await projection.OffsetsAsync(cancel);
     }
 
     /// <summary>Of what was read in the journal's order, the projection's events it has not applied, and how far it goes.</summary>
