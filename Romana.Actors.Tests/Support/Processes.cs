@@ -37,6 +37,8 @@ public static class Processes
     public static ProcessStartInfo Describe(string program, IEnumerable<string> arguments, IDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // An unexpected error of romana's shows its stack in a test's failure (no expected error is "unexpected").
+        start.Environment["ROMANA_TRACE"] = "1";
         foreach (var arg in arguments) start.ArgumentList.Add(arg);
         if (environment is not null) foreach (var (key, value) in environment) start.Environment[key] = value;
         return start;
