@@ -104,8 +104,17 @@ public static class IndexChecks
         return events;
     }
 
+    /// <summary>A batch applied and marked as the runner does (<see cref="JournalMarks"/>): what the questions then trust.</summary>
+    public static async Task ApplyAsync(AuditStore store, AuditJournal journal, AddressIndexProjection projection,
+        List<TaggedEvent> batch)
+    {
+        await projection.ApplyAsync(batch, default);
+        await new JournalMarks(store).MarkAsync(journal, projection.Name, batch[^1].Ordering, default);
+    }
+
     public static Task<long> BuildAsync(JournalSettings settings, AuditJournal journal, int batch = 7) =>
-        ProjectionCatchUp.RunAsync(journal, new AddressIndexProjection(AuditStore.For(settings, readOnly: false)!), batch, null, default);
+        ProjectionCatchUp.RunAsync(journal, new AddressIndexProjection(AuditStore.For(settings, readOnly: false)!),
+            new JournalMarks(AuditStore.For(settings, readOnly: false)!), batch, null, default);
 
     /// <summary>Every address and node the journal knows (and one address it does not), asked both ways; the notes of the index.</summary>
     public static async Task<List<string>> AssertSameAnswersAsync(JournalSettings settings, AuditJournal journal, int maxTail = 10_000)
@@ -189,8 +198,9 @@ public class AddressIndexTests(IndexWorkloadFixture workload) : IClassFixture<In
         await using (var romana = await RomanaHost.StartAuditAsync(settings))
         {
             var events = await IndexChecks.EventsAsync(romana.Audit);
-            var projection = new AddressIndexProjection(AuditStore.For(settings, readOnly: false)!);
-            await projection.ApplyAsync(events[..(events.Count / 2)], default);
+            var store = AuditStore.For(settings, readOnly: false)!;
+            var projection = new AddressIndexProjection(store);
+            await IndexChecks.ApplyAsync(store, romana.Audit, projection, events[..(events.Count / 2)]);
             var behind = events.Count - events.Count / 2;
             var notes = await IndexChecks.AssertSameAnswersAsync(settings, romana.Audit);
             Assert.All(notes, n => Assert.EndsWith($"and the {behind} ipam events after it", n));
@@ -263,7 +273,7 @@ public class AddressIndexTests(IndexWorkloadFixture workload) : IClassFixture<In
             Assert.Empty(await projection.OffsetsAsync(default));
             Assert.Contains("holds format 99", Assert.Single(logged));
             Assert.Equal(0L, await CountAsync(store, AddressIndexProjection.HoldingsTable));
-            await ProjectionCatchUp.RunAsync(romana.Audit, projection, 1000, null, default);
+            await ProjectionCatchUp.RunAsync(romana.Audit, projection, new JournalMarks(store), 1000, null, default);
             await IndexChecks.AssertSameAnswersAsync(settings, romana.Audit);
         }
         SqliteConnection.ClearAllPools();
@@ -280,7 +290,7 @@ public class AddressIndexTests(IndexWorkloadFixture workload) : IClassFixture<In
             var events = await IndexChecks.EventsAsync(romana.Audit);
             var projection = new AddressIndexProjection(store);
             var first = events.Count / 3;
-            await projection.ApplyAsync(events[..first], default);
+            await IndexChecks.ApplyAsync(store, romana.Audit, projection, events[..first]);
             var rows = await CountAsync(store, AddressIndexProjection.HoldingsTable);
             var closed = await CountAsync(store, AddressIndexProjection.HoldingsTable, "to_ticks IS NOT NULL");
             // The offset is written last in the transaction: the batch's rows are in it when this fails.
@@ -295,7 +305,8 @@ public class AddressIndexTests(IndexWorkloadFixture workload) : IClassFixture<In
 
             await ExecuteAsync(store, "DROP TRIGGER fail_offsets");
             // The same projection (its fold ran ahead and is dropped), from the stored offset.
-            Assert.Equal(events.Count - first, await ProjectionCatchUp.RunAsync(romana.Audit, projection, 5, null, default));
+            Assert.Equal(events.Count - first,
+                await ProjectionCatchUp.RunAsync(romana.Audit, projection, new JournalMarks(store), 5, null, default));
             await IndexChecks.AssertSameAnswersAsync(settings, romana.Audit);
             // Batches handed again (a runner that retries what did commit) change nothing, in this projection or a new one.
             var all = await CountAsync(store, AddressIndexProjection.HoldingsTable);
@@ -394,7 +405,7 @@ public class PostgreSqlAddressIndexTests(PostgreSqlServer server)
         var store = AuditStore.For(fresh.Settings, readOnly: false)!;
         var projection = new AddressIndexProjection(store);
         var first = events.Count / 2;
-        await projection.ApplyAsync(events[..first], default);
+        await IndexChecks.ApplyAsync(store, romana.Audit, projection, events[..first]);
         Assert.All(await IndexChecks.AssertSameAnswersAsync(fresh.Settings, romana.Audit),
             n => Assert.EndsWith($"and the {events.Count - first} ipam events after it", n));
 
@@ -411,7 +422,7 @@ public class PostgreSqlAddressIndexTests(PostgreSqlServer server)
             await using var drop = new NpgsqlCommand("DROP TRIGGER fail_offsets ON romana_audit_offsets", connection);
             await drop.ExecuteNonQueryAsync();
         }
-        await ProjectionCatchUp.RunAsync(romana.Audit, projection, 5, null, default);
+        await ProjectionCatchUp.RunAsync(romana.Audit, projection, new JournalMarks(store), 5, null, default);
         Assert.All(await IndexChecks.AssertSameAnswersAsync(fresh.Settings, romana.Audit),
             n => Assert.EndsWith("and the 0 ipam events after it", n));
     }

@@ -37,8 +37,76 @@ public static class Processes
     public static ProcessStartInfo Describe(string program, IEnumerable<string> arguments, IDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // An unexpected error of romana's shows its stack in a test's failure (no expected error is "unexpected").
+        start.Environment["ROMANA_TRACE"] = "1";
         foreach (var arg in arguments) start.ArgumentList.Add(arg);
         if (environment is not null) foreach (var (key, value) in environment) start.Environment[key] = value;
         return start;
+    }
+
+    /// <summary>
+    /// The managed threads' stacks of a .NET process and of its .NET children, from dotnet-stack where it is installed (a
+    /// global tool); empty otherwise. For the failure message of a test whose process hangs.
+    /// </summary>
+    public static string Stacks(int pid)
+    {
+        var tool = new[] { Path.Combine(Environment.GetEnvironmentVariable("HOME") ?? "/root", ".dotnet", "tools", "dotnet-stack") }
+            .Concat((Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(dir => Path.Combine(dir, "dotnet-stack")))
+            .FirstOrDefault(File.Exists);
+        if (tool is null) return "";
+        var pids = new List<int> { pid };
+        try
+        {
+            for (var i = 0; i < pids.Count; i++)
+                pids.AddRange(Directory.EnumerateDirectories($"/proc/{pids[i]}/task")
+                    .SelectMany(task => File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                    .Select(int.Parse));
+        }
+        catch (IOException)
+        {
+            // one of them exited meanwhile: the stacks of those found
+        }
+        return string.Concat(pids.Select(p =>
+        {
+            try
+            {
+                var (_, output, error) = Run(tool, ["report", "-p", p.ToString()], timeout: TimeSpan.FromSeconds(30));
+                return $"\n--- stacks of {p}:\n{output}{error}";
+            }
+            catch (Exception e) when (e is TimeoutException or System.ComponentModel.Win32Exception or IOException)
+            {
+                return $"\n--- stacks of {p}: {e.Message}";
+            }
+        }));
+    }
+
+    /// <summary>
+    /// What a process that did not exit was doing, for a test's failure message: its state, its signal masks (blocked,
+    /// ignored, caught) and its threads' states and wait channels, and the same for each of its children.
+    /// </summary>
+    public static string Inspect(int pid)
+    {
+        try
+        {
+            var status = File.ReadAllLines($"/proc/{pid}/status")
+                .Where(line => line.StartsWith("State:") || line.StartsWith("Sig") || line.StartsWith("ShdPnd"))
+                .Select(line => line.Replace('\t', ' '));
+            var threads = Directory.EnumerateDirectories($"/proc/{pid}/task").Select(task =>
+            {
+                var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                var name = stat[(stat.IndexOf('(') + 1)..stat.LastIndexOf(')')];
+                var state = stat[stat.LastIndexOf(')') + 2];
+                var blocked = File.ReadAllLines(Path.Combine(task, "status")).First(l => l.StartsWith("SigBlk:"))[7..].Trim();
+                return $"{name}:{state}:{File.ReadAllText(Path.Combine(task, "wchan"))}:{blocked}";
+            });
+            var children = Directory.EnumerateDirectories($"/proc/{pid}/task")
+                .SelectMany(task => File.ReadAllText(Path.Combine(task, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            return $"[{pid} {string.Join(' ', status)} threads {string.Join(", ", threads)}]"
+                + string.Concat(children.Select(child => " child " + Inspect(int.Parse(child))));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            return $"[{pid} gone]";
+        }
     }
 }

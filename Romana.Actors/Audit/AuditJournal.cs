@@ -59,6 +59,20 @@ public sealed class AuditJournal
             .TakeWhile(e => each(((Sequence)e.Offset).Value, Upgraded(e.Event) as IRomanaEvent))
             .RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
 
+    /// <summary>
+    /// Who wrote the event at exactly <paramref name="ordering"/> (one seek along the ordering column); null when the journal
+    /// has no event there. What the audit store keeps to know that it was made from this journal (JournalMarks).
+    /// </summary>
+    public async Task<JournalPosition?> AtAsync(long ordering)
+    {
+        if (ordering < 1) return null;
+        var found = await _all.CurrentAllEvents(ordering == 1 ? Offset.NoOffset() : Offset.Sequence(ordering - 1))
+            .Take(1).RunWith(Sink.FirstOrDefault<EventEnvelope>(), _materializer);
+        return found is not null && ((Sequence)found.Offset).Value == ordering
+            ? new JournalPosition(ordering, found.PersistenceId, found.SequenceNr)
+            : null;
+    }
+
     /// <summary>Every event after <paramref name="afterOrdering"/>, live (see <see cref="AllAfterAsync"/>).</summary>
     public Source<(long Ordering, IRomanaEvent? Event), NotUsed> LiveAll(long afterOrdering) =>
         ((IAllEventsQuery)_journal).AllEvents(afterOrdering <= 0 ? Offset.NoOffset() : Offset.Sequence(afterOrdering))
@@ -73,4 +87,10 @@ public sealed class AuditJournal
 
     public async Task<IReadOnlyList<string>> PersistenceIdsAsync() =>
         [.. await _persistenceIds.CurrentPersistenceIds().RunWith(Sink.Seq<string>(), _materializer)];
+}
+
+/// <summary>An event's place in the journal (the ordering column) and who wrote it: its persistence id and sequence number.</summary>
+public sealed record JournalPosition(long Ordering, string PersistenceId, long SequenceNr)
+{
+    public override string ToString() => $"{PersistenceId} #{SequenceNr} at ordering {Ordering:N0}";
 }

@@ -2,6 +2,8 @@ using System.Collections.Immutable;
 using System.Data;
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
+using Npgsql;
+using NpgsqlTypes;
 using Romana.Actors.Addressing;
 using Romana.Actors.Audit;
 
@@ -10,8 +12,8 @@ namespace Romana.Host.Audit;
 /// <summary>
 /// The address index: every holding of every address (key, pod, node, from, to, why released) and every node's
 /// membership and block changes, kept from the ipam tag by <see cref="AddressIndexFold"/> in the audit store. A batch's
-/// rows and its offset are one transaction, written with prepared commands. Derived data: <see cref="ResetAsync"/> drops
-/// it and the next batches rebuild it from the journal.
+/// rows (<see cref="IndexRows"/>: set-wise, by binary COPY on PostgreSQL, prepared commands on SQLite) and its offset are
+/// one transaction. Derived data: <see cref="ResetAsync"/> drops it and the next batches rebuild it from the journal.
 /// </summary>
 public sealed class AddressIndexProjection(AuditStore store, Action<string>? log = null) : IAuditProjection
 {
@@ -88,11 +90,24 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
             if (events.Count == 0) return;
             var changes = new List<IndexChange>();
             foreach (var e in events) _fold.Apply(e, changes);
+            var rows = IndexRows.Of(changes);
             await using var transaction = await connection.BeginTransactionAsync(cancel);
-            await using (var writer = new Writer(connection, transaction))
+            if (connection is NpgsqlConnection postgreSql) await WritePostgreSqlAsync(postgreSql, rows, cancel);
+            else
+                await using (var writer = new SqliteWriter(connection, transaction))
+                    await writer.WriteAsync(rows, cancel);
+            // The offset last: a batch whose rows failed to store leaves it where it was.
+            await using (var offset = AddressIndex.Command(connection, """
+                INSERT INTO romana_audit_offsets (projection, tag, ordering, format) VALUES (@projection, @tag, @ordering, @format)
+                ON CONFLICT (projection, tag) DO UPDATE SET ordering = excluded.ordering, format = excluded.format
+                """))
             {
-                foreach (var change in changes) await writer.WriteAsync(change, cancel);
-                await writer.OffsetAsync(events[^1].Ordering, cancel);
+                offset.Transaction = transaction;
+                AddressIndex.Parameter(offset, "@projection", ProjectionName);
+                AddressIndex.Parameter(offset, "@tag", EventTags.Ipam);
+                AddressIndex.Parameter(offset, "@ordering", events[^1].Ordering);
+                AddressIndex.Parameter(offset, "@format", Format);
+                await offset.ExecuteNonQueryAsync(cancel);
             }
             await transaction.CommitAsync(cancel);
             _applied = events[^1].Ordering;
@@ -163,56 +178,124 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
         return open;
     }
 
-    /// <summary>One prepared command per kind of row, created on first use within the batch's transaction.</summary>
-    private sealed class Writer(DbConnection connection, DbTransaction transaction) : IAsyncDisposable
+    /// <summary>
+    /// PostgreSQL: a batch is a few round trips whatever its size. The new holdings and node changes go by binary COPY
+    /// (inside the batch's transaction, so they commit or roll back with the offset); releases and drops of earlier rows
+    /// are one UPDATE and one DELETE joined to arrays.
+    /// </summary>
+    private static async Task WritePostgreSqlAsync(NpgsqlConnection connection, IndexRows rows, CancellationToken cancel)
     {
-        private DbCommand? _open, _close, _drop, _node, _offset;
-
-        public async Task WriteAsync(IndexChange change, CancellationToken cancel)
+        if (rows.Dropped.Count > 0)
         {
-            switch (change)
-            {
-                case HoldingOpened opened:
-                    var h = opened.Holding;
-                    _open ??= Prepare($"""
-                        INSERT INTO {HoldingsTable} (opened, position, address, node, holder, pod, from_ticks)
-                        VALUES (@opened, @position, @address, @node, @holder, @pod, @from)
-                        """, L("@opened"), I("@position"), L("@address"), S("@node"), S("@holder"), S("@pod"), L("@from"));
-                    await RunAsync(_open, cancel, opened.Id.Opened, opened.Id.Position, (long)h.Address.Value, h.Node.Value, h.Key.Value,
-                        h.Pod, h.From.UtcTicks);
-                    break;
-                case HoldingClosed closed:
-                    _close ??= Prepare($"""
-                        UPDATE {HoldingsTable} SET to_ticks = @to, reason = @reason, closed = @closed
-                        WHERE opened = @opened AND position = @position
-                        """, L("@to"), S("@reason"), L("@closed"), L("@opened"), I("@position"));
-                    await RunAsync(_close, cancel, closed.To.UtcTicks, closed.Reason, closed.Ordering, closed.Id.Opened,
-                        closed.Id.Position);
-                    break;
-                case HoldingDropped dropped:
-                    _drop ??= Prepare($"DELETE FROM {HoldingsTable} WHERE opened = @opened AND position = @position",
-                        L("@opened"), I("@position"));
-                    await RunAsync(_drop, cancel, dropped.Id.Opened, dropped.Id.Position);
-                    break;
-                case NodeChanged node:
-                    _node ??= Prepare($"""
-                        INSERT INTO {NodeChangesTable} (ordering, node, subnet, at_ticks, what, detail, reason)
-                        VALUES (@ordering, @node, @subnet, @at, @what, @detail, @reason)
-                        """, L("@ordering"), S("@node"), S("@subnet"), L("@at"), S("@what"), S("@detail"), S("@reason"));
-                    await RunAsync(_node, cancel, node.Ordering, node.Node.Value, node.Subnet?.Value, node.Change.At.UtcTicks,
-                        node.Change.What,
-                        node.Change.Detail, node.Change.Reason);
-                    break;
-            }
+            await using var delete = new NpgsqlCommand($"""
+                DELETE FROM {HoldingsTable} h USING unnest(@opened, @position) AS d(opened, position)
+                WHERE h.opened = d.opened AND h.position = d.position
+                """, connection);
+            delete.Parameters.AddWithValue("opened", rows.Dropped.Select(d => d.Opened).ToArray());
+            delete.Parameters.AddWithValue("position", rows.Dropped.Select(d => d.Position).ToArray());
+            await delete.ExecuteNonQueryAsync(cancel);
         }
-
-        public async Task OffsetAsync(long ordering, CancellationToken cancel)
+        if (rows.Closed.Count > 0)
         {
-            _offset ??= Prepare("""
-                INSERT INTO romana_audit_offsets (projection, tag, ordering, format) VALUES (@projection, @tag, @ordering, @format)
-                ON CONFLICT (projection, tag) DO UPDATE SET ordering = excluded.ordering, format = excluded.format
-                """, S("@projection"), S("@tag"), L("@ordering"), I("@format"));
-            await RunAsync(_offset, cancel, ProjectionName, EventTags.Ipam, ordering, Format);
+            await using var update = new NpgsqlCommand($"""
+                UPDATE {HoldingsTable} h SET to_ticks = c.to_ticks, reason = c.reason, closed = c.closed
+                FROM unnest(@opened, @position, @to, @reason, @closed) AS c(opened, position, to_ticks, reason, closed)
+                WHERE h.opened = c.opened AND h.position = c.position
+                """, connection);
+            update.Parameters.AddWithValue("opened", rows.Closed.Select(c => c.Id.Opened).ToArray());
+            update.Parameters.AddWithValue("position", rows.Closed.Select(c => c.Id.Position).ToArray());
+            update.Parameters.AddWithValue("to", rows.Closed.Select(c => c.To.UtcTicks).ToArray());
+            update.Parameters.AddWithValue("reason", rows.Closed.Select(c => c.Reason).ToArray());
+            update.Parameters.AddWithValue("closed", rows.Closed.Select(c => c.Ordering).ToArray());
+            await update.ExecuteNonQueryAsync(cancel);
+        }
+        if (rows.Inserted.Count > 0)
+        {
+            await using var copy = await connection.BeginBinaryImportAsync($"""
+                COPY {HoldingsTable} (opened, position, address, node, holder, pod, from_ticks, to_ticks, reason, closed)
+                FROM STDIN (FORMAT BINARY)
+                """, cancel);
+            foreach (var row in rows.Inserted)
+            {
+                var h = row.Holding;
+                await copy.StartRowAsync(cancel);
+                await copy.WriteAsync(row.Id.Opened, NpgsqlDbType.Bigint, cancel);
+                await copy.WriteAsync(row.Id.Position, NpgsqlDbType.Integer, cancel);
+                await copy.WriteAsync((long)h.Address.Value, NpgsqlDbType.Bigint, cancel);
+                await copy.WriteAsync(h.Node.Value, NpgsqlDbType.Text, cancel);
+                await copy.WriteAsync(h.Key.Value, NpgsqlDbType.Text, cancel);
+                await WriteOrNullAsync(copy, h.Pod, NpgsqlDbType.Text, cancel);
+                await copy.WriteAsync(h.From.UtcTicks, NpgsqlDbType.Bigint, cancel);
+                await WriteOrNullAsync(copy, h.To?.UtcTicks, NpgsqlDbType.Bigint, cancel);
+                await WriteOrNullAsync(copy, h.ReleaseReason, NpgsqlDbType.Text, cancel);
+                await WriteOrNullAsync(copy, row.Closed, NpgsqlDbType.Bigint, cancel);
+            }
+            await copy.CompleteAsync(cancel);
+        }
+        if (rows.NodeChanges.Count > 0)
+        {
+            await using var copy = await connection.BeginBinaryImportAsync($"""
+                COPY {NodeChangesTable} (ordering, node, subnet, at_ticks, what, detail, reason) FROM STDIN (FORMAT BINARY)
+                """, cancel);
+            foreach (var node in rows.NodeChanges)
+            {
+                await copy.StartRowAsync(cancel);
+                await copy.WriteAsync(node.Ordering, NpgsqlDbType.Bigint, cancel);
+                await copy.WriteAsync(node.Node.Value, NpgsqlDbType.Text, cancel);
+                await WriteOrNullAsync(copy, node.Subnet?.Value, NpgsqlDbType.Text, cancel);
+                await copy.WriteAsync(node.Change.At.UtcTicks, NpgsqlDbType.Bigint, cancel);
+                await copy.WriteAsync(node.Change.What, NpgsqlDbType.Text, cancel);
+                await copy.WriteAsync(node.Change.Detail, NpgsqlDbType.Text, cancel);
+                await copy.WriteAsync(node.Change.Reason, NpgsqlDbType.Text, cancel);
+            }
+            await copy.CompleteAsync(cancel);
+        }
+    }
+
+    private static Task WriteOrNullAsync<T>(NpgsqlBinaryImporter copy, T? value, NpgsqlDbType type, CancellationToken cancel) =>
+        value is null ? copy.WriteNullAsync(cancel) : copy.WriteAsync(value, type, cancel);
+
+    /// <summary>SQLite: one prepared command per kind of row, created on first use and reused within the batch's transaction.</summary>
+    private sealed class SqliteWriter(DbConnection connection, DbTransaction transaction) : IAsyncDisposable
+    {
+        private DbCommand? _insert, _close, _drop, _node;
+
+        public async Task WriteAsync(IndexRows rows, CancellationToken cancel)
+        {
+            foreach (var id in rows.Dropped)
+            {
+                _drop ??= Prepare($"DELETE FROM {HoldingsTable} WHERE opened = @opened AND position = @position",
+                    L("@opened"), I("@position"));
+                await RunAsync(_drop, cancel, id.Opened, id.Position);
+            }
+            foreach (var closed in rows.Closed)
+            {
+                _close ??= Prepare($"""
+                    UPDATE {HoldingsTable} SET to_ticks = @to, reason = @reason, closed = @closed
+                    WHERE opened = @opened AND position = @position
+                    """, L("@to"), S("@reason"), L("@closed"), L("@opened"), I("@position"));
+                await RunAsync(_close, cancel, closed.To.UtcTicks, closed.Reason, closed.Ordering, closed.Id.Opened, closed.Id.Position);
+            }
+            foreach (var row in rows.Inserted)
+            {
+                var h = row.Holding;
+                _insert ??= Prepare($"""
+                    INSERT INTO {HoldingsTable} (opened, position, address, node, holder, pod, from_ticks, to_ticks, reason, closed)
+                    VALUES (@opened, @position, @address, @node, @holder, @pod, @from, @to, @reason, @closed)
+                    """, L("@opened"), I("@position"), L("@address"), S("@node"), S("@holder"), S("@pod"), L("@from"), L("@to"),
+                    S("@reason"), L("@closed"));
+                await RunAsync(_insert, cancel, row.Id.Opened, row.Id.Position, (long)h.Address.Value, h.Node.Value, h.Key.Value, h.Pod,
+                    h.From.UtcTicks, h.To?.UtcTicks, h.ReleaseReason, row.Closed);
+            }
+            foreach (var node in rows.NodeChanges)
+            {
+                _node ??= Prepare($"""
+                    INSERT INTO {NodeChangesTable} (ordering, node, subnet, at_ticks, what, detail, reason)
+                    VALUES (@ordering, @node, @subnet, @at, @what, @detail, @reason)
+                    """, L("@ordering"), S("@node"), S("@subnet"), L("@at"), S("@what"), S("@detail"), S("@reason"));
+                await RunAsync(_node, cancel, node.Ordering, node.Node.Value, node.Subnet?.Value, node.Change.At.UtcTicks, node.Change.What,
+                    node.Change.Detail, node.Change.Reason);
+            }
         }
 
         private static (string, DbType) L(string name) => (name, DbType.Int64);
@@ -243,7 +326,7 @@ public sealed class AddressIndexProjection(AuditStore store, Action<string>? log
 
         public async ValueTask DisposeAsync()
         {
-            foreach (var command in new[] { _open, _close, _drop, _node, _offset })
+            foreach (var command in new[] { _insert, _close, _drop, _node })
                 if (command is not null) await command.DisposeAsync();
         }
     }

@@ -26,7 +26,7 @@ public static class AuditHosting
         {
             var store = AuditStore.For(journal, readOnly: false)!;
             return ProjectionRunner.Props(ProjectionCatchUp.Registered(store, settings, message => system.Log.Info(message)),
-                settings.Projections, cancel => PersistenceHosting.LastOrderingAsync(journal, cancel));
+                new JournalMarks(store), settings.Projections, cancel => PersistenceHosting.LastOrderingAsync(journal, cancel));
         }
         if (placement == ProjectionPlacement.ClusterSingleton)
             return akka.WithSingleton<ProjectionRunner>(RunnerName, (system, _, _) => Runner(system), new ClusterSingletonOptions(),

@@ -28,14 +28,23 @@ public static class AuditMaintenance
         var clock = Stopwatch.StartNew();
         var notes = new List<string>();
         (CheckpointRow Row, byte[] Payload)? checkpoint = null;
+        var untrusted = false;
         if (store is null) notes.Add("no audit store beside the journal");
         else
             try
             {
                 checkpoint = await CheckpointStore.NewestAsync(store, CheckpointProjection.Format, until, cancel);
+                if (checkpoint is { } candidate && await new JournalMarks(store).MismatchAsync(journal,
+                        CheckpointProjection.ProjectionName, candidate.Row.Offsets.Values.DefaultIfEmpty().Max(), cancel) is { } mismatch)
+                {
+                    notes.Add($"{mismatch}; its checkpoints are not used (`romana audit rebuild` makes them again)");
+                    checkpoint = null;
+                    untrusted = true;
+                }
                 var others = await CheckpointStore.OtherFormatsAsync(store, CheckpointProjection.Format, cancel);
                 if (others > 0) notes.Add($"{others} checkpoints of another format than {CheckpointProjection.Format} ignored");
-                if (checkpoint is null) notes.Add(until is null ? "no checkpoint yet" : "no checkpoint at or before that time");
+                if (checkpoint is null && !untrusted)
+                    notes.Add(until is null ? "no checkpoint yet" : "no checkpoint at or before that time");
             }
             catch (DbException e)
             {
@@ -63,20 +72,25 @@ public static class AuditMaintenance
     /// journal is opened read-only: only the audit store is written.
     /// </summary>
     public static async Task<ImmutableArray<ProjectionRun>> CatchUpAsync(JournalSettings journal, AuditSettings settings, bool reset,
-        Action<string, long>? progress, CancellationToken cancel)
+        Action<string, long>? progress, CancellationToken cancel, Action<string>? log = null)
     {
         await using var audit = await RomanaHost.StartAuditAsync(journal, oneShot: false);
         var store = AuditStore.For(journal, readOnly: false)
             ?? throw new ArgumentException("a journal in memory has no audit store", nameof(journal));
+        var marks = new JournalMarks(store);
         var runs = ImmutableArray.CreateBuilder<ProjectionRun>();
         foreach (var projection in ProjectionCatchUp.Registered(store, settings, null))
         {
             var clock = Stopwatch.StartNew();
-            if (reset) await projection.ResetAsync(cancel);
+            if (reset)
+            {
+                await projection.ResetAsync(cancel);
+                await marks.ForgetAsync(projection.Name, cancel);
+            }
             // Windows as long as a checkpoint's stretch: one checkpoint a window, and few queries.
-            var events = await ProjectionCatchUp.RunAsync(audit.Audit, projection,
+            var events = await ProjectionCatchUp.RunAsync(audit.Audit, projection, marks,
                 Math.Max(settings.Checkpoints.EveryEvents, settings.Projections.BatchEvents),
-                applied => progress?.Invoke(projection.Name, applied), cancel);
+                applied => progress?.Invoke(projection.Name, applied), cancel, log);
             var checkpoints = projection as CheckpointProjection;
             runs.Add(new ProjectionRun(projection.Name, events, checkpoints?.Written ?? 0, clock.Elapsed.TotalSeconds,
                 checkpoints?.LastPayloadBytes ?? 0));

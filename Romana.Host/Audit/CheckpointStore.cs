@@ -126,7 +126,7 @@ public static class CheckpointStore
         new DateTimeOffset(Convert.ToInt64(reader.GetValue(3)), TimeSpan.Zero),
         new DateTimeOffset(Convert.ToInt64(reader.GetValue(4)), TimeSpan.Zero), payloadBytes);
 
-    private static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql,
+    internal static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql,
         params (string Name, object Value)[] parameters)
     {
         var command = connection.CreateCommand();
@@ -142,7 +142,7 @@ public static class CheckpointStore
         return command;
     }
 
-    private static async Task ExecuteAsync(DbConnection connection, DbTransaction? transaction, string sql, CancellationToken cancel,
+    internal static async Task ExecuteAsync(DbConnection connection, DbTransaction? transaction, string sql, CancellationToken cancel,
         params (string Name, object Value)[] parameters)
     {
         await using var command = Command(connection, transaction, sql, parameters);

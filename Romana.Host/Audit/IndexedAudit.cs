@@ -20,7 +20,7 @@ public static class IndexedAudit
     public static async Task<Answer<ImmutableArray<AddressHolding>?>> AddressAsync(JournalSettings settings, AuditJournal journal,
         Ipv4 address, int maxTail, CancellationToken cancel)
     {
-        var read = await ReadAsync(settings, (connection, transaction) =>
+        var read = await ReadAsync(settings, journal, (connection, transaction) =>
             AddressIndex.HoldingsAsync(connection, transaction, "address", (long)address.Value, cancel), cancel);
         if (!read.Found) return new(null, read.Note);
         var rows = read.Rows!;
@@ -33,7 +33,7 @@ public static class IndexedAudit
     public static async Task<Answer<NodeHistory>> NodeAsync(JournalSettings settings, AuditJournal journal, NodeName node, int maxTail,
         CancellationToken cancel)
     {
-        var read = await ReadAsync(settings, async (connection, transaction) =>
+        var read = await ReadAsync(settings, journal, async (connection, transaction) =>
             (Holdings: await AddressIndex.HoldingsAsync(connection, transaction, "node", node.Value, cancel),
                 Changes: await AddressIndex.NodeChangesAsync(connection, transaction, node, cancel)), cancel);
         if (!read.Found) return new(null, read.Note);
@@ -56,8 +56,8 @@ public static class IndexedAudit
     }
 
     /// <summary>The offset and the rows, read in one snapshot of the index; rows null when there is no index to read.</summary>
-    private static async Task<Read<T>> ReadAsync<T>(JournalSettings settings, Func<DbConnection, DbTransaction, Task<T>> rows,
-        CancellationToken cancel)
+    private static async Task<Read<T>> ReadAsync<T>(JournalSettings settings, AuditJournal journal,
+        Func<DbConnection, DbTransaction, Task<T>> rows, CancellationToken cancel)
     {
         var store = AuditStore.For(settings, readOnly: true);
         if (store is null) return new(default, 0, "", $"no address index: {Path.GetFullPath(settings.SqliteAuditPath)} does not exist");
@@ -66,14 +66,20 @@ public static class IndexedAudit
             await using var connection = await store.OpenAsync(cancel);
             if (!await AddressIndex.HasOffsetsAsync(connection, store, cancel)) return new(default, 0, store.Describe, NoIndex(store));
             await using var transaction = await AddressIndex.SnapshotAsync(connection, cancel);
-            return await AddressIndex.OffsetAsync(connection, cancel, transaction) switch
+            switch (await AddressIndex.OffsetAsync(connection, cancel, transaction))
             {
-                null => new(default, 0, store.Describe, NoIndex(store)),
-                { Format: not AddressIndexProjection.Format } other => new(default, 0, store.Describe,
-                    $"the address index in {store.Describe} is of format {other.Format}, this romana reads format "
-                        + $"{AddressIndexProjection.Format} (the projection rebuilds it)"),
-                var offset => new(await rows(connection, transaction), offset.Ordering, store.Describe, "") { Found = true },
-            };
+                case null:
+                    return new(default, 0, store.Describe, NoIndex(store));
+                case { Format: not AddressIndexProjection.Format } other:
+                    return new(default, 0, store.Describe, $"the address index in {store.Describe} is of format {other.Format}, "
+                        + $"this romana reads format {AddressIndexProjection.Format} (the projection rebuilds it)");
+                case var offset:
+                    var found = await rows(connection, transaction);
+                    if (await new JournalMarks(store).MismatchAsync(journal, AddressIndexProjection.ProjectionName, offset.Ordering, cancel)
+                        is { } mismatch)
+                        return new(default, 0, store.Describe, $"{mismatch} (`romana audit rebuild` makes it again)");
+                    return new(found, offset.Ordering, store.Describe, "") { Found = true };
+            }
         }
         catch (DbException e)
         {

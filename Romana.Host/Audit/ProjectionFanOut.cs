@@ -35,6 +35,13 @@ public sealed class ProjectionFanOut
         _warn = warn;
     }
 
+    /// <summary>How a projection's stored offsets are read (the runner: checked against the journal's marks).</summary>
+    public Func<IAuditProjection, CancellationToken, Task<ImmutableDictionary<string, long>>> OffsetsOf { get; init; } =
+        (projection, cancel) => projection.OffsetsAsync(cancel);
+
+    /// <summary>What follows a batch a projection stored, up to an ordering (the runner: marks the journal it read).</summary>
+    public Func<IAuditProjection, long, CancellationToken, Task> Stored { get; init; } = (_, _, _) => Task.CompletedTask;
+
     /// <summary>The last ordering the shared read handed over.</summary>
     public long ReadThrough => _readThrough;
 
@@ -78,21 +85,22 @@ public sealed class ProjectionFanOut
         return applied;
     }
 
-    private static async Task LoadAsync(Lane lane, CancellationToken cancel)
+    private async Task LoadAsync(Lane lane, CancellationToken cancel)
     {
-        var offsets = await lane.Projection.OffsetsAsync(cancel);
+        var offsets = await OffsetsOf(lane.Projection, cancel);
         // Every tag the projection reads: a tag it has no offset for is read from the start.
         lane.Offsets = lane.Projection.Tags.ToImmutableDictionary(t => t, t => offsets.GetValueOrDefault(t));
         Volatile.Write(ref lane.Position, lane.Offsets.Values.Min());
     }
 
     /// <summary>The events of <paramref name="read"/> the projection has not applied, stored with how far the read went.</summary>
-    private static async Task<int> ApplyToAsync(Lane lane, IEnumerable<(long Ordering, IRomanaEvent? Event)> read, long through,
+    private async Task<int> ApplyToAsync(Lane lane, IEnumerable<(long Ordering, IRomanaEvent? Event)> read, long through,
         CancellationToken cancel)
     {
         var offsets = lane.Offsets!;
         var (events, _) = ProjectionCatchUp.Of(lane.Projection, offsets, read);
         await lane.Projection.ApplyAsync(events, through, cancel);
+        await Stored(lane.Projection, through, cancel);
         // Every event of its tags up to here was handed over: the offsets move on even for a tag that had none.
         lane.Offsets = offsets.ToImmutableDictionary(o => o.Key, o => Math.Max(o.Value, through));
         Volatile.Write(ref lane.Position, lane.Offsets.Values.Min());

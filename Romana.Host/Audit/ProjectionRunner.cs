@@ -22,6 +22,7 @@ public sealed class ProjectionRunner : ReceiveActor
     private readonly IReadOnlyList<IAuditProjection> _projections;
     private readonly ProjectionSettings _settings;
     private readonly Func<CancellationToken, Task<long>>? _journalEnd;
+    private readonly JournalMarks _marks;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly CancellationTokenSource _stop = new();
     private UniqueKillSwitch? _stream;
@@ -29,9 +30,10 @@ public sealed class ProjectionRunner : ReceiveActor
     private WriteYield? _yield;
 
     /// <param name="journalEnd">The journal's last ordering, for yielding to bursts of writes (null: never yield).</param>
-    public ProjectionRunner(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings,
+    public ProjectionRunner(IReadOnlyList<IAuditProjection> projections, JournalMarks marks, ProjectionSettings settings,
         Func<CancellationToken, Task<long>>? journalEnd)
     {
+        _marks = marks;
         _projections = projections;
         _settings = settings;
         _journalEnd = journalEnd;
@@ -43,9 +45,10 @@ public sealed class ProjectionRunner : ReceiveActor
         }));
     }
 
-    public static Props Props(IReadOnlyList<IAuditProjection> projections, ProjectionSettings settings,
+    /// <param name="marks">Where the runner notes which journal the projections were made from, and checks it.</param>
+    public static Props Props(IReadOnlyList<IAuditProjection> projections, JournalMarks marks, ProjectionSettings settings,
         Func<CancellationToken, Task<long>>? journalEnd = null) =>
-        Akka.Actor.Props.Create(() => new ProjectionRunner(projections, settings, journalEnd));
+        Akka.Actor.Props.Create(() => new ProjectionRunner(projections, marks, settings, journalEnd));
 
     /// <summary>Asks how far each projection has been handed the journal (benchmarks, tests).</summary>
     public sealed record GetProgress : INoSerializationVerificationNeeded
@@ -68,9 +71,15 @@ public sealed class ProjectionRunner : ReceiveActor
     {
         var journal = new AuditJournal(Context.System, PersistenceHosting.ReadJournalId);
         var log = _log;
+        var marks = _marks;
         var fanOut = _fanOut = new ProjectionFanOut(_projections, _settings,
             (after, each, cancel) => journal.AllAfterAsync(after, each).WaitAsync(cancel), () => DateTimeOffset.UtcNow,
-            message => log.Warning(message));
+            message => log.Warning(message))
+        {
+            OffsetsOf = (projection, cancel) =>
+                ProjectionCatchUp.TrustedOffsetsAsync(journal, projection, marks, message => log.Warning(message), cancel),
+            Stored = (projection, through, cancel) => marks.MarkAsync(journal, projection.Name, through, cancel),
+        };
         foreach (var projection in _projections)
             _log.Info("projection {0}: running live on tags {1}", projection.Name, string.Join(", ", projection.Tags));
         var self = Self;
@@ -134,10 +143,10 @@ public sealed class ProjectionRunner : ReceiveActor
 public static class ProjectionCatchUp
 {
     /// <returns>The events applied.</returns>
-    public static async Task<long> RunAsync(AuditJournal journal, IAuditProjection projection, int window, Action<long>? progress,
-        CancellationToken cancel)
+    public static async Task<long> RunAsync(AuditJournal journal, IAuditProjection projection, JournalMarks marks, int window,
+        Action<long>? progress, CancellationToken cancel, Action<string>? log = null)
     {
-        var offsets = await projection.OffsetsAsync(cancel);
+        var offsets = await TrustedOffsetsAsync(journal, projection, marks, log, cancel);
         var position = projection.Tags.Min(t => offsets.GetValueOrDefault(t));
         long applied = 0;
         while (true)
@@ -154,6 +163,7 @@ public static class ProjectionCatchUp
             if (read.Count == 0) break;
             var (events, through) = Of(projection, offsets, read);
             await projection.ApplyAsync(events, through, cancel);
+            await marks.MarkAsync(journal, projection.Name, through, cancel);
             applied += events.Count;
             position = through;
             progress?.Invoke(applied);
@@ -161,6 +171,23 @@ public static class ProjectionCatchUp
         }
         if (projection is CheckpointProjection checkpoints) await checkpoints.FlushAsync(cancel);
         return applied;
+    }
+
+    /// <summary>
+    /// The projection's stored offsets, when what it derived comes from this journal (<see cref="JournalMarks"/>); otherwise
+    /// (a journal replaced by hand beside its old store) it is reset, with one line saying why, and goes from the start.
+    /// </summary>
+    public static async Task<ImmutableDictionary<string, long>> TrustedOffsetsAsync(AuditJournal journal, IAuditProjection projection,
+        JournalMarks marks, Action<string>? log, CancellationToken cancel)
+    {
+        var offsets = await projection.OffsetsAsync(cancel);
+        if (offsets.IsEmpty
+            || await marks.MismatchAsync(journal, projection.Name, offsets.Values.Max(), cancel) is not { } mismatch)
+            return offsets;
+        log?.Invoke($"{mismatch}: it is made again from the journal's start");
+        await projection.ResetAsync(cancel);
+        await marks.ForgetAsync(projection.Name, cancel);
+        return await projection.OffsetsAsync(cancel);
     }
 
     /// <summary>Of what was read in the journal's order, the projection's events it has not applied, and how far it goes.</summary>

@@ -82,7 +82,7 @@ public static class AuditBenchmark
             {
                 if (applied % 1_000_000 < settings.Checkpoints.EveryEvents) progress?.Invoke($"{name}: {applied:N0} events");
             },
-            CancellationToken.None);
+            CancellationToken.None, progress);
         var projectSeconds = clock.Elapsed.TotalSeconds;
         progress?.Invoke($"projections brought to the end in {projectSeconds:0.0} s: " +
             string.Join(", ", projected.Select(p => $"{p.Projection} {p.Events:N0} events in {p.Seconds:0.0} s")));

@@ -57,6 +57,8 @@ public static class CommandLineGuard
         catch (Exception e)
         {
             Console.Error.WriteLine($"romana: unexpected {e.GetType().Name}: {Romana.Contracts.Cni.Printable.Text(e.Message)}");
+            // A bug report needs where it came from; a user sees one line unless asking for more.
+            if (Environment.GetEnvironmentVariable("ROMANA_TRACE") is "1" or "true") Console.Error.WriteLine(e);
             return Failed;
         }
     }

@@ -8,8 +8,10 @@ namespace Romana.Host.Cli;
 /// vectors, the demo, benchmarks). The first signal cancels <see cref="Token"/>: the command stops where it is, its actor
 /// system stops, and its temporary folders are removed on the way out, as on any other exit; it then exits with 128 plus
 /// the signal's number (143, 130, 131). A command that has not ended <see cref="Grace"/> after the signal, or a second
-/// signal, removes the temporary folders still registered and exits at once. The daemon and `ec2 serve` handle their
-/// own signals: they run until stopped.
+/// signal, runs the cleanups registered with <see cref="OnForcedExit"/> (temporary folders, network namespaces) and ends
+/// the process at once, without the runtime's exit handlers: an actor system that is still busy would hold a normal exit
+/// for as long as its coordinated shutdown allows. The daemon and `ec2 serve` handle their own signals: they run until
+/// stopped.
 /// </summary>
 public sealed class Interruption : IDisposable
 {
@@ -63,13 +65,37 @@ public sealed class Interruption : IDisposable
         _ = Task.Delay(Grace).ContinueWith(_ => Exit(), TaskScheduler.Default);
     }
 
+    private static readonly ConcurrentQueue<Action> ForcedExitCleanups = new();
+
+    /// <summary>
+    /// What must be undone also when the grace runs out (what a process leaves on the machine: folders, namespaces). Each is
+    /// also what its owner runs at a normal exit; it must be quick and may run twice.
+    /// </summary>
+    public static void OnForcedExit(Action cleanup) => ForcedExitCleanups.Enqueue(cleanup);
+
     private void Exit()
     {
         if (_disposed) return; // the command ended in time and reports the interruption itself
-        TemporaryFolder.RemoveAll();
+        foreach (var cleanup in ForcedExitCleanups)
+        {
+            try
+            {
+                cleanup();
+            }
+            catch (Exception e)
+            {
+                Console.Error.WriteLine($"romana: cleaning up on the way out: {e.Message}");
+            }
+        }
         Report();
-        Environment.Exit(ExitCode);
+        Console.Error.Flush();
+        Console.Out.Flush();
+        ExitNow(ExitCode);
     }
+
+    /// <summary>The process ends here: no exit handler runs (libc's _exit).</summary>
+    [DllImport("libc", EntryPoint = "_exit")]
+    private static extern void ExitNow(int status);
 
     /// <summary>
     /// Writes the one line, once: the command ending on its own and the grace running out may both come to it.
@@ -109,7 +135,11 @@ public sealed class TemporaryFolder : IDisposable
 {
     private static readonly ConcurrentDictionary<string, TemporaryFolder> Live = new();
 
-    static TemporaryFolder() => AppDomain.CurrentDomain.ProcessExit += (_, _) => RemoveAll();
+    static TemporaryFolder()
+    {
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => RemoveAll();
+        Interruption.OnForcedExit(RemoveAll);
+    }
 
     private TemporaryFolder(string path) => Path = path;
 

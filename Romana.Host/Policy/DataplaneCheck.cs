@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using Romana.Actors.Configuration;
 using Romana.Actors.Policy;
+using Romana.Host.Cli;
 using Romana.Host.Dataplane;
 using Romana.Host.Lab;
 using Romana.Netlink;
@@ -306,7 +307,11 @@ public static class CheckNamespaces
 {
     private static readonly ConcurrentDictionary<string, byte> Live = new();
 
-    static CheckNamespaces() => AppDomain.CurrentDomain.ProcessExit += (_, _) => RemoveAll();
+    static CheckNamespaces()
+    {
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => RemoveAll();
+        Interruption.OnForcedExit(RemoveAll);
+    }
 
     public static IReadOnlyCollection<string> Remaining => [.. Live.Keys];
 

@@ -146,7 +146,7 @@ public sealed class SimulationRun : IAsyncDisposable
         if (options.JournalPath is { } path && audit.Projections.Enabled)
         {
             progress?.Invoke("audit: writing the journal's checkpoints");
-            await AuditMaintenance.CatchUpAsync(JournalSettings.Sqlite(path), audit, reset: false, null, options.Cancel);
+            await AuditMaintenance.CatchUpAsync(JournalSettings.Sqlite(path), audit, reset: false, null, options.Cancel, progress);
         }
         return result;
     }
