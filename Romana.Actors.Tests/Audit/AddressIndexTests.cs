@@ -109,7 +109,7 @@ public static class IndexChecks
         List<TaggedEvent> batch)
     {
         await projection.ApplyAsync(batch, default);
-        await new JournalMarks(store).MarkAsync(journal, projection.Name, batch[^1].Ordering, default);
+        await new JournalMarks(store).MarkAsync(projection.Name, batch[^1].Ordering, default);
     }
 
     public static Task<long> BuildAsync(JournalSettings settings, AuditJournal journal, int batch = 7) =>

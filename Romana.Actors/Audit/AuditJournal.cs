@@ -59,20 +59,6 @@ public sealed class AuditJournal
             .TakeWhile(e => each(((Sequence)e.Offset).Value, Upgraded(e.Event) as IRomanaEvent))
             .RunWith(Sink.Ignore<EventEnvelope>(), _materializer);
 
-    /// <summary>
-    /// Who wrote the event at exactly <paramref name="ordering"/> (one seek along the ordering column); null when the journal
-    /// has no event there. What the audit store keeps to know that it was made from this journal (JournalMarks).
-    /// </summary>
-    public async Task<JournalPosition?> AtAsync(long ordering)
-    {
-        if (ordering < 1) return null;
-        var found = await _all.CurrentAllEvents(ordering == 1 ? Offset.NoOffset() : Offset.Sequence(ordering - 1))
-            .Take(1).RunWith(Sink.FirstOrDefault<EventEnvelope>(), _materializer);
-        return found is not null && ((Sequence)found.Offset).Value == ordering
-            ? new JournalPosition(ordering, found.PersistenceId, found.SequenceNr)
-            : null;
-    }
-
     /// <summary>Every event after <paramref name="afterOrdering"/>, live (see <see cref="AllAfterAsync"/>).</summary>
     public Source<(long Ordering, IRomanaEvent? Event), NotUsed> LiveAll(long afterOrdering) =>
         ((IAllEventsQuery)_journal).AllEvents(afterOrdering <= 0 ? Offset.NoOffset() : Offset.Sequence(afterOrdering))

@@ -34,7 +34,7 @@ public static class AuditMaintenance
             try
             {
                 checkpoint = await CheckpointStore.NewestAsync(store, CheckpointProjection.Format, until, cancel);
-                if (checkpoint is { } candidate && await new JournalMarks(store).MismatchAsync(journal,
+                if (checkpoint is { } candidate && await new JournalMarks(store).MismatchAsync(
                         CheckpointProjection.ProjectionName, candidate.Row.Offsets.Values.DefaultIfEmpty().Max(), cancel) is { } mismatch)
                 {
                     notes.Add($"{mismatch}; its checkpoints are not used (`romana audit rebuild` makes them again)");

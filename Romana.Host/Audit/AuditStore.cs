@@ -14,13 +14,17 @@ public sealed class AuditStore
 {
     private readonly string _connectionString;
 
-    private AuditStore(bool isPostgreSql, bool readOnly, string connectionString, string describe)
+    private AuditStore(JournalSettings journal, bool isPostgreSql, bool readOnly, string connectionString, string describe)
     {
+        Journal = journal;
         IsPostgreSql = isPostgreSql;
         ReadOnly = readOnly;
         _connectionString = connectionString;
         Describe = describe;
     }
+
+    /// <summary>The journal this store is beside: what its data was derived from (<see cref="JournalMarks"/> checks it).</summary>
+    public JournalSettings Journal { get; }
 
     public bool IsPostgreSql { get; }
 
@@ -36,12 +40,13 @@ public sealed class AuditStore
     public static AuditStore? For(JournalSettings settings, bool readOnly) => settings.Journal switch
     {
         JournalKind.Sqlite when readOnly => File.Exists(settings.SqliteAuditPath)
-            ? new AuditStore(false, true, PersistenceHosting.SqlDatabase.ReadOnlySqlite(settings.SqliteAuditPath), Where(settings))
+            ? new AuditStore(settings, false, true, PersistenceHosting.SqlDatabase.ReadOnlySqlite(settings.SqliteAuditPath),
+                Where(settings))
             : null,
-        JournalKind.Sqlite => new AuditStore(false, false,
+        JournalKind.Sqlite => new AuditStore(settings, false, false,
             PersistenceHosting.SqlDatabase.PrepareSqlite(settings, settings.SqliteAuditPath, "the audit store beside the journal"),
             Where(settings)),
-        JournalKind.PostgreSql => new AuditStore(true, readOnly, readOnly
+        JournalKind.PostgreSql => new AuditStore(settings, true, readOnly, readOnly
             ? PersistenceHosting.SqlDatabase.ReadOnlyPostgreSql(settings.PostgreSqlConnectionString)
             : settings.PostgreSqlConnectionString, "tables romana_audit_* of the PostgreSQL journal's database"),
         _ => null,

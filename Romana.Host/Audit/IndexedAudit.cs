@@ -75,7 +75,7 @@ public static class IndexedAudit
                         + $"this romana reads format {AddressIndexProjection.Format} (the projection rebuilds it)");
                 case var offset:
                     var found = await rows(connection, transaction);
-                    if (await new JournalMarks(store).MismatchAsync(journal, AddressIndexProjection.ProjectionName, offset.Ordering, cancel)
+                    if (await new JournalMarks(store).MismatchAsync(AddressIndexProjection.ProjectionName, offset.Ordering, cancel)
                         is { } mismatch)
                         return new(default, 0, store.Describe, $"{mismatch} (`romana audit rebuild` makes it again)");
                     return new(found, offset.Ordering, store.Describe, "") { Found = true };

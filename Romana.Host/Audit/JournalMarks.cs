@@ -1,5 +1,6 @@
 using System.Data.Common;
 using Romana.Actors.Audit;
+using Romana.Host.Persistence;
 
 namespace Romana.Host.Audit;
 
@@ -23,9 +24,9 @@ public sealed class JournalMarks(AuditStore store)
         """;
 
     /// <summary>Marks the event at <paramref name="ordering"/> as read by <paramref name="projection"/> (none there: nothing).</summary>
-    public async Task MarkAsync(AuditJournal journal, string projection, long ordering, CancellationToken cancel)
+    public async Task MarkAsync(string projection, long ordering, CancellationToken cancel)
     {
-        if (await journal.AtAsync(ordering).WaitAsync(cancel) is not { } position) return;
+        if (await PersistenceHosting.EventAtAsync(store.Journal, ordering, cancel) is not { } position) return;
         await using var connection = await store.OpenAsync(cancel);
         await CreateAsync(connection, cancel);
         await CheckpointStore.ExecuteAsync(connection, null, """
@@ -50,7 +51,7 @@ public sealed class JournalMarks(AuditStore store)
     /// Null when what <paramref name="projection"/> derived up to <paramref name="coveredThrough"/> (its highest offset; 0:
     /// nothing yet) comes from this journal; otherwise why it cannot be trusted, for a log or a question's note.
     /// </summary>
-    public async Task<string?> MismatchAsync(AuditJournal journal, string projection, long coveredThrough, CancellationToken cancel)
+    public async Task<string?> MismatchAsync(string projection, long coveredThrough, CancellationToken cancel)
     {
         if (coveredThrough <= 0) return null;
         JournalPosition? marked;
@@ -60,11 +61,11 @@ public sealed class JournalMarks(AuditStore store)
         if (marked is null)
             return $"{where} does not say which journal it was made from (made by an older romana, or before its first batch " +
                 "was marked)";
-        var found = await journal.AtAsync(marked.Ordering).WaitAsync(cancel);
+        var found = await PersistenceHosting.EventAtAsync(store.Journal, marked.Ordering, cancel);
         if (found != marked)
             return $"{where} was made from another journal: it read {marked}, this journal has " +
                 (found is null ? $"no event at ordering {marked.Ordering:N0}" : $"{found.PersistenceId} #{found.SequenceNr} there");
-        if (await journal.AtAsync(coveredThrough).WaitAsync(cancel) is null)
+        if (await PersistenceHosting.EventAtAsync(store.Journal, coveredThrough, cancel) is null)
             return $"{where} covers the journal up to ordering {coveredThrough:N0}, and this journal has no event there (a journal " +
                 "restored from an older copy?)";
         return null;

@@ -78,7 +78,7 @@ public sealed class ProjectionRunner : ReceiveActor
         {
             OffsetsOf = (projection, cancel) =>
                 ProjectionCatchUp.TrustedOffsetsAsync(journal, projection, marks, message => log.Warning(message), cancel),
-            Stored = (projection, through, cancel) => marks.MarkAsync(journal, projection.Name, through, cancel),
+            Stored = (projection, through, cancel) => marks.MarkAsync(projection.Name, through, cancel),
         };
         foreach (var projection in _projections)
             _log.Info("projection {0}: running live on tags {1}", projection.Name, string.Join(", ", projection.Tags));
@@ -163,7 +163,7 @@ public static class ProjectionCatchUp
             if (read.Count == 0) break;
             var (events, through) = Of(projection, offsets, read);
             await projection.ApplyAsync(events, through, cancel);
-            await marks.MarkAsync(journal, projection.Name, through, cancel);
+            await marks.MarkAsync(projection.Name, through, cancel);
             applied += events.Count;
             position = through;
             progress?.Invoke(applied);
@@ -182,7 +182,7 @@ public static class ProjectionCatchUp
     {
         var offsets = await projection.OffsetsAsync(cancel);
         if (offsets.IsEmpty
-            || await marks.MismatchAsync(journal, projection.Name, offsets.Values.Max(), cancel) is not { } mismatch)
+            || await marks.MismatchAsync(projection.Name, offsets.Values.Max(), cancel) is not { } mismatch)
             return offsets;
         log?.Invoke($"{mismatch}: it is made again from the journal's start");
         await projection.ResetAsync(cancel);
