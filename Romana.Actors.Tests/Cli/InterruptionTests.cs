@@ -124,19 +124,7 @@ public class InterruptionTests
             int[] receivers = signal == "INT" ? [process.Id, .. Children(process.Id)] : [process.Id];
             Assert.Equal(0, Processes.Run("kill", [$"-{signal}", .. receivers.Select(p => p.ToString())]).Exit);
 
-            // Within the grace: a command that needs it all is forced out, and had not stopped by itself. What it is doing then
-            // is what a failure needs to show: looked at just before the grace runs out.
-            var grace = Interruption.Grace - TimeSpan.FromSeconds(1);
-            using var timeout = new CancellationTokenSource(grace);
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                Assert.Fail($"not ended {grace.TotalSeconds:0} s after the signal: {Processes.Inspect(process.Id)}; the tests' "
-                    + $"process: {Processes.Inspect(Environment.ProcessId)}{Processes.Stacks(process.Id)}");
-            }
+            await Processes.EndsWithinGraceAsync(process);
         }
         finally
         {

@@ -4,7 +4,6 @@ using System.Text.Json.Nodes;
 using Romana.Actors.Policy;
 using Romana.Actors.Tests.Conformance;
 using Romana.Actors.Tests.Support;
-using Romana.Host.Cli;
 
 namespace Romana.Actors.Tests.Cli;
 
@@ -209,19 +208,7 @@ public class PolicyCheckCommandTests
             await Task.Delay(2000); // the probes are waiting on dropped packets
             Assert.False(process.HasExited, "finished before it was interrupted");
             Assert.Equal(0, Processes.Run("kill", ["-INT", process.Id.ToString()]).Exit);
-            // Within the grace: a command that needs it all is forced out, and had not stopped by itself. What it is doing then
-            // is what a failure needs to show: looked at just before the grace runs out.
-            var grace = Interruption.Grace - TimeSpan.FromSeconds(1);
-            using var timeout = new CancellationTokenSource(grace);
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                Assert.Fail($"not ended {grace.TotalSeconds:0} s after the signal: {Processes.Inspect(process.Id)}; the tests' "
-                    + $"process: {Processes.Inspect(Environment.ProcessId)}{Processes.Stacks(process.Id)}");
-            }
+            await Processes.EndsWithinGraceAsync(process);
         }
         finally
         {

@@ -45,6 +45,26 @@ public static class Processes
     }
 
     /// <summary>
+    /// Waits for an interrupted romana to end by itself, within its grace (<see cref="Romana.Host.Cli.Interruption.Grace"/>):
+    /// a command that needs it all is forced out, and had not stopped by itself. What it is doing then is what a failure
+    /// needs to show, so it is looked at just before the grace runs out.
+    /// </summary>
+    public static async Task EndsWithinGraceAsync(Process process)
+    {
+        var grace = Romana.Host.Cli.Interruption.Grace - TimeSpan.FromSeconds(1);
+        using var timeout = new CancellationTokenSource(grace);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"not ended {grace.TotalSeconds:0} s after the signal: {Inspect(process.Id)}; the tests' process: "
+                + $"{Inspect(Environment.ProcessId)}{Stacks(process.Id)}");
+        }
+    }
+
+    /// <summary>
     /// The managed threads' stacks of a .NET process and of its .NET children, from dotnet-stack where it is installed (a
     /// global tool); empty otherwise. For the failure message of a test whose process hangs.
     /// </summary>
