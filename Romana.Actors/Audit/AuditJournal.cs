@@ -74,9 +74,3 @@ public sealed class AuditJournal
     public async Task<IReadOnlyList<string>> PersistenceIdsAsync() =>
         [.. await _persistenceIds.CurrentPersistenceIds().RunWith(Sink.Seq<string>(), _materializer)];
 }
-
-/// <summary>An event's place in the journal (the ordering column) and who wrote it: its persistence id and sequence number.</summary>
-public sealed record JournalPosition(long Ordering, string PersistenceId, long SequenceNr)
-{
-    public override string ToString() => $"{PersistenceId} #{SequenceNr} at ordering {Ordering:N0}";
-}

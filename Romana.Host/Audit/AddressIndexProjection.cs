@@ -352,14 +352,8 @@ public static class AddressIndex
         command.Parameters.Add(parameter);
     }
 
-    public static async Task<bool> HasOffsetsAsync(DbConnection connection, AuditStore store, CancellationToken cancel)
-    {
-        await using var query = Command(connection, store.IsPostgreSql
-            ? "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = @name"
-            : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = @name");
-        Parameter(query, "@name", "romana_audit_offsets");
-        return Convert.ToInt64(await query.ExecuteScalarAsync(cancel), System.Globalization.CultureInfo.InvariantCulture) > 0;
-    }
+    public static Task<bool> HasOffsetsAsync(DbConnection connection, AuditStore store, CancellationToken cancel) =>
+        store.HasTableAsync(connection, "romana_audit_offsets", cancel);
 
     /// <summary>The index's offset in the ipam tag and its format; null: no index (never built, or reset).</summary>
     public static async Task<Offset?> OffsetAsync(DbConnection connection, CancellationToken cancel, DbTransaction? transaction = null)

@@ -61,6 +61,20 @@ public sealed class AuditStore
         return connection;
     }
 
+    /// <summary>Whether the store has this table: one opened read-only cannot create it, and an older store may lack it.</summary>
+    public async Task<bool> HasTableAsync(DbConnection connection, string table, CancellationToken cancel)
+    {
+        await using var query = connection.CreateCommand();
+        query.CommandText = IsPostgreSql
+            ? "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = @name"
+            : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = @name";
+        var name = query.CreateParameter();
+        name.ParameterName = "@name";
+        name.Value = table;
+        query.Parameters.Add(name);
+        return Convert.ToInt64(await query.ExecuteScalarAsync(cancel), System.Globalization.CultureInfo.InvariantCulture) > 0;
+    }
+
     /// <summary>
     /// The offsets of every projection, one row per projection and tag. <c>format</c> is the projection's data format: a
     /// projection that finds another format than its own drops its data and rebuilds it (never trusts it).

@@ -80,7 +80,7 @@ public sealed class JournalMarks(AuditStore store)
 
     private async Task<JournalPosition?> ReadAsync(DbConnection connection, string projection, CancellationToken cancel)
     {
-        if (!await TableExistsAsync(connection, cancel)) return null;
+        if (!await store.HasTableAsync(connection, "romana_audit_marks", cancel)) return null;
         await using var query = CheckpointStore.Command(connection, null,
             "SELECT ordering, persistence_id, sequence_nr FROM romana_audit_marks WHERE projection = @projection",
             ("projection", projection));
@@ -89,13 +89,10 @@ public sealed class JournalMarks(AuditStore store)
             ? new JournalPosition(Convert.ToInt64(reader.GetValue(0)), reader.GetString(1), Convert.ToInt64(reader.GetValue(2)))
             : null;
     }
+}
 
-    /// <summary>A store opened read-only (`romana audit`) cannot create the table: an older store may not have it.</summary>
-    private async Task<bool> TableExistsAsync(DbConnection connection, CancellationToken cancel)
-    {
-        await using var query = CheckpointStore.Command(connection, null, store.IsPostgreSql
-            ? "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = @name"
-            : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = @name", ("name", "romana_audit_marks"));
-        return Convert.ToInt64(await query.ExecuteScalarAsync(cancel)) > 0;
-    }
+/// <summary>An event's place in the journal (the ordering column) and who wrote it: its persistence id and sequence number.</summary>
+public sealed record JournalPosition(long Ordering, string PersistenceId, long SequenceNr)
+{
+    public override string ToString() => $"{PersistenceId} #{SequenceNr} at ordering {Ordering:N0}";
 }

@@ -6,6 +6,7 @@ using Akka.Persistence.Sql;
 using Microsoft.Data.Sqlite;
 using Romana.Actors.Audit;
 using Romana.Actors.Persistence;
+using Romana.Host.Audit;
 
 namespace Romana.Host.Persistence;
 
